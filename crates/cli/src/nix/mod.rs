@@ -1,0 +1,19 @@
+//! The new-style CLI (`nivis <subcommand>`, or `nix <subcommand>` through a link):
+//! one file per subcommand, its help text beside it.
+
+use std::ffi::OsString;
+
+pub fn run(args: Vec<OsString>) -> crate::CommandResult {
+    let subcommand = args.first().map(|a| a.to_string_lossy().into_owned());
+    match subcommand.as_deref() {
+        None => {
+            eprintln!("usage: nivis <subcommand> [args...]");
+            Ok(std::process::ExitCode::from(1))
+        }
+        Some("--version") => {
+            println!("nivis {}", env!("CARGO_PKG_VERSION"));
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Some(other) => crate::not_implemented::not_implemented(&format!("nix {other}")),
+    }
+}

@@ -1,0 +1,6 @@
+//! Nix's formats, exact to the byte: hashes and their encodings (base16, nix32,
+//! base64, SRI), store paths, NAR archives, ATerm `.drv` files and
+//! `hashDerivationModulo`, narinfo files and ed25519 signatures.
+//!
+//! This crate depends on no other crate of the workspace and does no I/O beyond
+//! what a caller hands it (readers, writers, file-system paths to serialise).
