@@ -1,0 +1,1 @@
+let s = { a = { b = { c = "deep"; }; }; }; in s.a.b.c

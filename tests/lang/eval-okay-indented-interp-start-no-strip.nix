@@ -1,0 +1,4 @@
+let x = "  inner"; in ''
+${x}
+  a
+''

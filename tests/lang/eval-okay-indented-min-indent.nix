@@ -1,0 +1,10 @@
+[ ''
+    four
+      six
+    four
+'' ''
+      six
+    four
+'' ''
+  x
+ '' ]

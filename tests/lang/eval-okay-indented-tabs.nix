@@ -1,0 +1,7 @@
+[ ''
+	no strip tab
+	  x
+'' ''
+  a
+	b
+'' ]

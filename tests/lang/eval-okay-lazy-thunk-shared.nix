@@ -1,0 +1,1 @@
+let x = builtins.trace "forced once" 5; in x + x

@@ -1,0 +1,1 @@
+[ (baseNameOf (./lib + "/sub")) (builtins.typeOf (./lib + "/x")) (baseNameOf (./. + "/lib")) (builtins.typeOf ("a" + ./lib)) ]

@@ -1,0 +1,3 @@
+let a = "outer"; in
+[ { a = "inner"; b = a; }.b
+  (rec { a = "inner"; b = a; }).b ]

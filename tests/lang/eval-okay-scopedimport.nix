@@ -1,0 +1,1 @@
+builtins.scopedImport { extra = "scoped"; } ./lib/uses-free-var.nix

@@ -1,0 +1,1 @@
+"p=${{ outPath = "out-value"; }}"

@@ -1,0 +1,2 @@
+[ "line1
+line2" "a	b" ]

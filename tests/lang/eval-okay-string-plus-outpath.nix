@@ -1,0 +1,1 @@
+[ ("a" + { outPath = "b"; }) ("${{ outPath = "c"; }}d") ]

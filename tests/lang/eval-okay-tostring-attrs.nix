@@ -1,0 +1,1 @@
+[ (toString { __toString = s: "ts"; }) (toString { outPath = "op"; }) (toString { __toString = s: "wins"; outPath = "loses"; }) ]

@@ -1,0 +1,1 @@
+[ (builtins.tryEval 1) (builtins.tryEval "s") (builtins.tryEval [ (throw "lazy inside") ]).success ]

@@ -1,0 +1,4 @@
+{
+  name = "lib-default";
+  fromSub = import ./sub/value.nix;
+}
