@@ -4,3 +4,12 @@
 //!
 //! This crate depends on no other crate of the workspace and does no I/O beyond
 //! what a caller hands it (readers, writers, file-system paths to serialise).
+
+pub mod hash;
+pub mod nixbase32;
+pub mod store_path;
+
+pub use hash::{Hash, HashAlgorithm, HashEncoding, HashError, Hasher, compress_hash};
+pub use store_path::{
+    FileIngestionMethod, StoreDir, StorePath, StorePathError, StorePathSet, check_name, output_path_name,
+};

@@ -1,0 +1,139 @@
+//! Store path parsing and computation against CppNix 2.8: fixed-output paths from
+//! `nix-store --add-fixed`, text paths from `builtins.toFile` (with references),
+//! and name validation from `nix-store --add`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use common::{Rng, cppnix};
+use nivis_formats::{FileIngestionMethod, Hash, HashAlgorithm, StoreDir, StorePath, StorePathError, StorePathSet};
+
+#[test]
+fn flat_fixed_output_paths_match_cppnix() {
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("store");
+    let store = store.to_str().unwrap();
+    let store_dir = StoreDir::default();
+    let mut rng = Rng::new(10);
+    for (index, algorithm) in HashAlgorithm::ALL.into_iter().enumerate() {
+        let data = rng.bytes(100 + index * 37);
+        let name = format!("file-{index}.dat");
+        let file = work.path().join(&name);
+        std::fs::write(&file, &data).unwrap();
+        let theirs = cppnix("nix-store", &["--store", store, "--add-fixed", algorithm.name(), file.to_str().unwrap()]);
+        let hash = Hash::of_bytes(algorithm, &data);
+        let ours = store_dir
+            .make_fixed_output_path(FileIngestionMethod::Flat, &hash, &name, &BTreeSet::new(), false)
+            .unwrap();
+        assert_eq!(store_dir.print_path(&ours), theirs, "{algorithm}");
+        assert_eq!(store_dir.parse_path(&theirs).unwrap(), ours);
+    }
+}
+
+/// `builtins.toFile` through nix-instantiate: a text path whose references are the
+/// other text files its contents mention.
+#[test]
+fn text_paths_with_references_match_cppnix() {
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("store");
+    let store = store.to_str().unwrap();
+    let store_dir = StoreDir::default();
+    let expression = r#"
+      let a = builtins.toFile "a.txt" "first";
+          b = builtins.toFile "b" "second\n";
+          c = builtins.toFile "c-with-refs" "uses ${a} and ${b}";
+      in "${a} ${b} ${c}"
+    "#;
+    let output = cppnix("nix-instantiate", &["--store", store, "--eval", "--expr", expression]);
+    let paths: Vec<&str> = output.trim_matches('"').split(' ').collect();
+    let a = store_dir.compute_text_path("a.txt", b"first", &BTreeSet::new()).unwrap();
+    let b = store_dir.compute_text_path("b", b"second\n", &BTreeSet::new()).unwrap();
+    let contents = format!("uses {} and {}", store_dir.print_path(&a), store_dir.print_path(&b));
+    let references: StorePathSet = [a.clone(), b.clone()].into_iter().collect();
+    let c = store_dir.compute_text_path("c-with-refs", contents.as_bytes(), &references).unwrap();
+    assert_eq!(paths, [store_dir.print_path(&a), store_dir.print_path(&b), store_dir.print_path(&c)]);
+}
+
+/// A custom store directory enters the hash.
+#[test]
+fn store_dir_enters_the_hash() {
+    let work = tempfile::tempdir().unwrap();
+    let custom = StoreDir::new("/custom/store/").unwrap();
+    assert_eq!(custom.as_str(), "/custom/store");
+    let output = Command::new("/usr/bin/nix-instantiate")
+        .args(["--store", &format!("local?store=/custom/store&root={}", work.path().display())])
+        .args(["--eval", "--expr", r#"builtins.toFile "x" "y""#])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let theirs = String::from_utf8(output.stdout).unwrap();
+    let ours = custom.compute_text_path("x", b"y", &BTreeSet::new()).unwrap();
+    assert_eq!(theirs.trim().trim_matches('"'), custom.print_path(&ours));
+}
+
+#[test]
+fn name_validation_agrees_with_cppnix_add() {
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("store");
+    let store = store.to_str().unwrap();
+    let long_ok = "n".repeat(211);
+    let long_bad = "n".repeat(212);
+    let cases: Vec<(&str, bool)> = vec![
+        ("plain", true),
+        ("A-Z_a.z+0?9=", true),
+        (".hidden", true),
+        ("-leading-dash", true),
+        (&long_ok, true),
+        (&long_bad, false),
+        ("with space", false),
+        ("uni\u{e9}", false),
+        ("colon:", false),
+        ("tilde~", false),
+    ];
+    for (name, valid) in cases {
+        let file = work.path().join(name);
+        std::fs::write(&file, name).unwrap();
+        let status = Command::new("/usr/bin/nix-store")
+            .args(["--store", store, "--add"])
+            .arg(&file)
+            .output()
+            .unwrap()
+            .status;
+        assert_eq!(status.success(), valid, "CppNix on {name:?}");
+        let base_name = format!("{}-{}", "0".repeat(32), name);
+        assert_eq!(StorePath::from_base_name(&base_name).is_ok(), valid, "nivis on {name:?}");
+    }
+    // Stricter than 2.8, as current CppNix: `.` and `..` as the first component.
+    for name in [".", "..", ".-x", "..-x"] {
+        let base_name = format!("{}-{}", "0".repeat(32), name);
+        assert!(matches!(StorePath::from_base_name(&base_name), Err(StorePathError::InvalidName { .. })));
+    }
+}
+
+#[test]
+fn parsing_store_paths() {
+    let store_dir = StoreDir::default();
+    let text = "/nix/store/7h7qgvs4kgzsn8a6rb273saxyqh4jxlz-konsole-18.12.3";
+    let path = store_dir.parse_path(text).unwrap();
+    assert_eq!(path.hash_part(), "7h7qgvs4kgzsn8a6rb273saxyqh4jxlz");
+    assert_eq!(path.name(), "konsole-18.12.3");
+    assert_eq!(StorePath::from_digest(&path.digest(), path.name()).unwrap(), path);
+    assert_eq!(store_dir.print_path(&path), text);
+    let inside = format!("{text}/bin/konsole");
+    let (inner, rest) = store_dir.split_path(&inside).unwrap();
+    assert_eq!((inner, rest), (path.clone(), "/bin/konsole"));
+    assert!(matches!(store_dir.parse_path("/nix/store"), Err(StorePathError::NotInStore(_))));
+    assert!(matches!(store_dir.parse_path(&format!("{text}/bin")), Err(StorePathError::NotInStore(_))));
+    assert!(matches!(store_dir.parse_path("/other/7h7qgvs4kgzsn8a6rb273saxyqh4jxlz-x"), Err(StorePathError::NotInStore(_))));
+    assert!(matches!(StorePath::from_base_name("short"), Err(StorePathError::TooShort(_))));
+    assert!(matches!(
+        StorePath::from_base_name("7h7qgvs4kgzsn8a6rb273saxyqh4jxle-x"),
+        Err(StorePathError::InvalidHashCharacter { character: 'e', .. })
+    ));
+    assert!(matches!(StorePath::from_base_name("7h7qgvs4kgzsn8a6rb273saxyqh4jxlz_x"), Err(StorePathError::MissingDash(_))));
+    assert!(matches!(StorePath::from_base_name("7h7qgvs4kgzsn8a6rb273saxyqh4jxlz-"), Err(StorePathError::EmptyName(_))));
+    assert!(StoreDir::new("relative").is_err());
+    assert!(StoreDir::new("/a/../b").is_err());
+}
