@@ -1,0 +1,1 @@
+with builtins; [ (appendContext "abc" { }) (hasContext (appendContext "abc" { })) ]

@@ -1,0 +1,1 @@
+with builtins; [ (hasContext "plain") (getContext "plain") (hasContext (unsafeDiscardStringContext "x")) ]

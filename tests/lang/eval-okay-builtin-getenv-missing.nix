@@ -1,0 +1,1 @@
+builtins.getEnv "NIVIS_TEST_SURELY_UNSET_VARIABLE"

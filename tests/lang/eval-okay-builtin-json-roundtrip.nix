@@ -1,0 +1,1 @@
+let v = { a = [ 1 "two" { three = null; } ]; b = true; }; in builtins.fromJSON (builtins.toJSON v) == v

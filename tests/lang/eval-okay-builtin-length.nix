@@ -1,0 +1,1 @@
+map builtins.length [ [ ] [ 1 ] [ 1 [ 2 3 ] ] ]

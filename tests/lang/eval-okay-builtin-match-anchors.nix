@@ -1,0 +1,1 @@
+with builtins; [ (match "^a$" "a") (match "a|^b" "b") (match "x^" "x") ]

@@ -1,0 +1,1 @@
+with builtins; [ (match "[[:alpha:]]+" "abcXYZ") (match "[[:digit:]]+" "0123") (match "[[:alnum:]_]+" "a_1") (match "[[:upper:]][[:lower:]]*" "Hello") (match "[[:space:]]*x" " \t\nx") (match "[[:punct:]]+" "!?.,") (match "[[:xdigit:]]+" "deadBEEF") (match "[^[:digit:]]+" "abc") ]

@@ -1,0 +1,1 @@
+[ (builtins.readDir ./lib/dir) (builtins.readDir ./lib/dir/subdir) ]

@@ -1,0 +1,1 @@
+with builtins; [ (split "," "a,b,c") (split "x" "abc") (split "," "") (split "," ",") (split "(,)" "a,b") (split "([ab])(c)?" "xaycbz") ]

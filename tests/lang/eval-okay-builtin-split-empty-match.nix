@@ -1,0 +1,1 @@
+with builtins; [ (split "" "ab") (split "x*" "axxb") (split "(a)|b" "ab") ]

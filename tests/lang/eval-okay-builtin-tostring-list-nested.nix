@@ -1,0 +1,1 @@
+builtins.toString [ [ "a" [ "b" ] ] [ ] "c" ]
