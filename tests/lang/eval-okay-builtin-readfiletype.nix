@@ -1,0 +1,1 @@
+with builtins; [ (readFileType ./lib/data.txt) (readFileType ./lib/dir) (readFileType ./lib/dir/link-to-a) ]

@@ -1,0 +1,1 @@
+builtins.warn "a warning on stderr" 7
