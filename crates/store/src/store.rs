@@ -1,0 +1,234 @@
+//! The `Store` trait: what every backend (local, dummy; later binary caches and the
+//! daemon client) answers, plus the value types that cross it.
+//!
+//! The trait is object-safe and synchronous: callers hold a `Box<dyn Store>` made
+//! by [`crate::open_store`] from a URI, and byte streams pass as `&mut dyn Read` /
+//! `&mut dyn Write`. Operations a backend cannot do return
+//! [`StoreError::Unsupported`], never a silent empty answer.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use nivis_formats::{FileIngestionMethod, Hash, HashAlgorithm, HashEncoding, StoreDir, StorePath, StorePathSet};
+
+use crate::error::StoreError;
+
+/// How a path's contents are determined by a hash (`ValidPaths.ca`), CppNix's
+/// `ContentAddress`: rendered `text:sha256:<nix32>` or `fixed:[r:]<algo>:<nix32>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ContentAddress {
+    /// `builtins.toFile` and `.drv` files: SHA-256 of the flat contents.
+    Text(Hash),
+    /// Fixed-output: the hash of the flat file or of its NAR.
+    Fixed(FileIngestionMethod, Hash),
+}
+
+impl ContentAddress {
+    pub fn render(&self) -> String {
+        match self {
+            ContentAddress::Text(hash) => format!("text:{}", hash.encode(HashEncoding::Nix32, true)),
+            ContentAddress::Fixed(method, hash) => {
+                format!("fixed:{}{}", method.prefix(), hash.encode(HashEncoding::Nix32, true))
+            }
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<ContentAddress, StoreError> {
+        let bad = |why: &str| StoreError::BadInput(format!("invalid content address '{s}': {why}"));
+        if let Some(rest) = s.strip_prefix("text:") {
+            let hash = Hash::parse_prefixed(rest).map_err(|e| bad(&e.to_string()))?;
+            return Ok(ContentAddress::Text(hash));
+        }
+        if let Some(rest) = s.strip_prefix("fixed:") {
+            let (method, rest) = match rest.strip_prefix("r:") {
+                Some(rest) => (FileIngestionMethod::Recursive, rest),
+                None => (FileIngestionMethod::Flat, rest),
+            };
+            let hash = Hash::parse_prefixed(rest).map_err(|e| bad(&e.to_string()))?;
+            return Ok(ContentAddress::Fixed(method, hash));
+        }
+        Err(bad("expected 'text:' or 'fixed:'"))
+    }
+
+    pub fn hash(&self) -> &Hash {
+        match self {
+            ContentAddress::Text(hash) | ContentAddress::Fixed(_, hash) => hash,
+        }
+    }
+
+    /// The store path this content address gives `name` with `references`.
+    pub fn store_path(
+        &self,
+        store_dir: &StoreDir,
+        name: &str,
+        references: &StorePathSet,
+        has_self_reference: bool,
+    ) -> Result<StorePath, StoreError> {
+        let result = match self {
+            ContentAddress::Text(hash) => store_dir.make_text_path(name, hash, references),
+            ContentAddress::Fixed(method, hash) => {
+                store_dir.make_fixed_output_path(*method, hash, name, references, has_self_reference)
+            }
+        };
+        result.map_err(|e| StoreError::BadPath(e.to_string()))
+    }
+}
+
+/// Everything the store knows about a valid path (CppNix's `ValidPathInfo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidPathInfo {
+    pub path: StorePath,
+    pub deriver: Option<StorePath>,
+    /// SHA-256 of the path's NAR serialisation.
+    pub nar_hash: Hash,
+    pub references: StorePathSet,
+    /// Seconds since the epoch.
+    pub registration_time: i64,
+    pub nar_size: u64,
+    /// Built locally (trusted without signatures).
+    pub ultimate: bool,
+    /// `keyname:base64sig` strings.
+    pub sigs: BTreeSet<String>,
+    pub ca: Option<ContentAddress>,
+}
+
+impl ValidPathInfo {
+    /// A fresh info with no deriver, signatures or CA, registered now.
+    pub fn new(path: StorePath, nar_hash: Hash, nar_size: u64) -> Self {
+        ValidPathInfo {
+            path,
+            deriver: None,
+            nar_hash,
+            references: StorePathSet::new(),
+            registration_time: now(),
+            nar_size,
+            ultimate: false,
+            sigs: BTreeSet::new(),
+            ca: None,
+        }
+    }
+}
+
+/// Seconds since the epoch (registration times).
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The outcome of a verification pass over the whole store.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Paths registered as valid whose contents are missing from disk.
+    pub missing: Vec<String>,
+    /// Paths whose NAR hash differs from the recorded one: (path, recorded, actual).
+    pub hash_mismatches: Vec<(String, String, String)>,
+    /// Paths fixed by `--repair` (hash or size updated, or invalidated).
+    pub repaired: Vec<String>,
+    /// Whether errors remain (CppNix then exits 1 from `--verify`).
+    pub errors: bool,
+}
+
+/// One backend. Every method is synchronous and may block on locks.
+pub trait Store {
+    /// The logical store directory paths are printed under (`/nix/store`).
+    fn store_dir(&self) -> &StoreDir;
+
+    /// The URI this store was opened from, for messages.
+    fn uri(&self) -> String;
+
+    /// Where the files of a store path are on disk, for stores that have them.
+    fn real_path(&self, path: &StorePath) -> Option<PathBuf> {
+        let _ = path;
+        None
+    }
+
+    /// The info of a valid path, or `None` if the path is not valid.
+    fn query_path_info(&self, path: &StorePath) -> Result<Option<ValidPathInfo>, StoreError>;
+
+    fn is_valid_path(&self, path: &StorePath) -> Result<bool, StoreError> {
+        Ok(self.query_path_info(path)?.is_some())
+    }
+
+    /// Valid paths that have `path` among their references.
+    fn query_referrers(&self, path: &StorePath) -> Result<StorePathSet, StoreError>;
+
+    /// Valid `.drv` paths that list `path` as one of their outputs.
+    fn query_valid_derivers(&self, path: &StorePath) -> Result<StorePathSet, StoreError>;
+
+    /// Output name to output path, for a valid input-addressed derivation.
+    fn query_derivation_outputs(
+        &self,
+        drv_path: &StorePath,
+    ) -> Result<BTreeMap<String, StorePath>, StoreError>;
+
+    fn query_all_valid_paths(&self) -> Result<StorePathSet, StoreError>;
+
+    /// Adds a file system object by content (`nix-store --add`, `--add-fixed`,
+    /// `builtins.path`): `Recursive` hashes its NAR, `Flat` the bytes of a regular
+    /// file, with `hash_algo` (store path types `source` or `fixed:out`).
+    fn add_to_store(
+        &self,
+        name: &str,
+        source: &Path,
+        method: FileIngestionMethod,
+        hash_algo: HashAlgorithm,
+        references: &StorePathSet,
+        repair: bool,
+    ) -> Result<StorePath, StoreError>;
+
+    /// Adds a text file (`builtins.toFile`, `.drv` files).
+    fn add_text_to_store(
+        &self,
+        name: &str,
+        contents: &[u8],
+        references: &StorePathSet,
+        repair: bool,
+    ) -> Result<StorePath, StoreError>;
+
+    /// Adds `info.path` from a NAR stream (imports, substitution, copying). The
+    /// stream's SHA-256 and size must equal `info.nar_hash` and `info.nar_size`
+    /// (when non-zero); otherwise nothing is registered.
+    fn add_nar(&self, info: &ValidPathInfo, nar: &mut dyn Read, repair: bool) -> Result<(), StoreError>;
+
+    /// Writes the NAR serialisation of a valid path.
+    fn nar_from_path(&self, path: &StorePath, sink: &mut dyn Write) -> Result<(), StoreError>;
+
+    /// Adds signatures (`keyname:sig`) to a valid path's info.
+    fn add_signatures(&self, path: &StorePath, sigs: &[String]) -> Result<(), StoreError>;
+
+    /// Deletes the given paths, refusing any that another valid path (outside the
+    /// set) still refers to or that a GC root keeps alive. Returns what was deleted
+    /// and the number of bytes freed.
+    fn delete_paths(&self, paths: &StorePathSet) -> Result<(Vec<StorePath>, u64), StoreError> {
+        let _ = paths;
+        Err(StoreError::Unsupported { operation: "deletePaths".into(), store: self.uri() })
+    }
+
+    /// Checks that every valid path exists (and, with `check_contents`, that its
+    /// NAR hash matches); `repair` fixes the database where it can.
+    fn verify_store(&self, check_contents: bool, repair: bool) -> Result<VerifyReport, StoreError> {
+        let _ = (check_contents, repair);
+        Err(StoreError::Unsupported { operation: "verifyStore".into(), store: self.uri() })
+    }
+
+    /// Reads a `nix-store --export` stream and adds every path in it; returns
+    /// the imported paths in stream order.
+    fn import_paths(&self, source: &mut dyn Read) -> Result<Vec<StorePath>, StoreError> {
+        let _ = source;
+        Err(StoreError::Unsupported { operation: "importPaths".into(), store: self.uri() })
+    }
+
+    /// Parses a printed path (`/nix/store/<hash>-<name>`) of this store.
+    fn parse_store_path(&self, printed: &str) -> Result<StorePath, StoreError> {
+        self.store_dir()
+            .parse_path(printed)
+            .map_err(|e| StoreError::BadPath(e.to_string()))
+    }
+
+    fn print_store_path(&self, path: &StorePath) -> String {
+        self.store_dir().print_path(path)
+    }
+}
