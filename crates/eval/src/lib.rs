@@ -2,3 +2,4 @@
 //!
 //! This crate knows nothing of the store: every file-system and store operation
 //! goes through a trait that the embedding program implements.
+pub mod support;
