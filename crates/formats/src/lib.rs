@@ -6,6 +6,7 @@
 //! what a caller hands it (readers, writers, file-system paths to serialise).
 
 pub mod hash;
+pub mod nar;
 pub mod nixbase32;
 pub mod store_path;
 
