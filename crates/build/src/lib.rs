@@ -1,0 +1,37 @@
+//! Building derivations on Linux, the lowest layer: run one builder in a
+//! sandbox laid out exactly as CppNix 2.8 lays it out, then prepare its outputs
+//! for registration. No store database, no locks, no scheduling: the caller
+//! (the scheduler and `nix-store --realise`, later) reads the `.drv`, computes
+//! the input closure, takes the output locks, and registers the results.
+//!
+//! The flow:
+//! 1. [`run_build`] with a [`BuildRequest`]: creates the build directory and the
+//!    chroot, starts the builder in new user/mount/pid/ipc/uts(/network)
+//!    namespaces (rootless: the sandbox's uid 1000 maps to the caller), streams
+//!    its output to a log sink, enforces `timeout`, `max-silent-time` and the log
+//!    limit, and returns a [`BuildOutcome`] with the [`BuildStatus`].
+//! 2. [`BuildOutcome::move_outputs_to_store`]: outputs move from the chroot's
+//!    store directory into the real one.
+//! 3. [`canonicalise_path_metadata`] and [`scan_and_hash_output`] on each
+//!    output: canonical permissions and times, then NAR hash, NAR size and
+//!    references in one pass.
+//!
+//! Assumptions: Linux with user namespaces (see [`BuildError::NamespacesUnavailable`]),
+//! the chroot is created in the real store directory so outputs can be renamed
+//! into place, and the real store is writable by the caller.
+
+mod env;
+mod error;
+mod nar;
+mod outputs;
+mod refs;
+mod request;
+mod sandbox;
+
+pub use env::{BuilderEnvironment, HOMELESS_SHELTER, builder_environment};
+pub use error::BuildError;
+pub use nar::dump_path;
+pub use outputs::{OutputInfo, STORE_MTIME, canonicalise_path_metadata, scan_and_hash_output};
+pub use refs::{HASH_PART_LEN, ReferenceScanner};
+pub use request::{BuildRequest, BuildStatus, BuildUser, SANDBOX_GID, SANDBOX_UID, SandboxPath};
+pub use sandbox::{BuildOutcome, run_build};

@@ -1,0 +1,151 @@
+//! After the builder: making outputs look like every other store path
+//! (canonical metadata), and computing what registration needs (NAR hash, NAR
+//! size, references) in one pass over the output.
+
+use std::collections::BTreeSet;
+use std::ffi::CString;
+use std::fs;
+use std::io::{self, BufWriter, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::BuildError;
+use crate::nar::dump_path;
+use crate::refs::ReferenceScanner;
+
+/// The modification time of everything in the store (CppNix's `mtimeStore`).
+pub const STORE_MTIME: i64 = 1;
+
+/// Extended attributes that may stay: the kernel or the security module
+/// manages them, and removing them fails or does harm (CppNix keeps the same).
+const KEPT_XATTRS: [&[u8]; 2] = [b"security.selinux", b"system.nfs4_acl"];
+
+/// Gives every file below `path` the metadata of a store path, as CppNix's
+/// `canonicalisePathMetaData`: permissions 0444, or 0555 for directories and
+/// files executable by their owner (no setuid, setgid, sticky or write bits),
+/// modification time 1, no extended attributes, owned by `owner` (uid, gid)
+/// when given (the store's owner, for builds that ran as a build user).
+pub fn canonicalise_path_metadata(path: &Path, owner: Option<(u32, u32)>) -> Result<(), BuildError> {
+    let metadata = fs::symlink_metadata(path).map_err(|e| BuildError::io("getting status of", path, e))?;
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| BuildError::InvalidRequest(format!("path '{}' contains a NUL byte", path.display())))?;
+
+    remove_extended_attributes(path, &c_path)?;
+
+    if let Some((uid, gid)) = owner
+        && (metadata.uid() != uid || metadata.gid() != gid)
+    {
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(|e| BuildError::io("changing ownership of", path, e))?;
+    }
+
+    let file_type = metadata.file_type();
+    if !file_type.is_symlink() {
+        let mode = metadata.permissions().mode() & 0o7777;
+        if mode != 0o444 && mode != 0o555 {
+            let canonical = 0o444 | if mode & 0o100 != 0 { 0o111 } else { 0 };
+            fs::set_permissions(path, fs::Permissions::from_mode(canonical)).map_err(|e| BuildError::io("changing mode of", path, e))?;
+        }
+    }
+
+    if metadata.mtime() != STORE_MTIME {
+        let times = [
+            libc::timespec { tv_sec: metadata.atime(), tv_nsec: metadata.atime_nsec() },
+            libc::timespec { tv_sec: STORE_MTIME, tv_nsec: 0 },
+        ];
+        // SAFETY: a NUL-terminated path and a two-element array, as utimensat expects.
+        if unsafe { libc::utimensat(libc::AT_FDCWD, c_path.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+            return Err(BuildError::io("changing modification time of", path, io::Error::last_os_error()));
+        }
+    }
+
+    if file_type.is_dir() {
+        for entry in fs::read_dir(path).map_err(|e| BuildError::io("reading directory", path, e))? {
+            let entry = entry.map_err(|e| BuildError::io("reading directory", path, e))?;
+            canonicalise_path_metadata(&entry.path(), owner)?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_extended_attributes(path: &Path, c_path: &CString) -> Result<(), BuildError> {
+    // SAFETY: a size query with a null buffer.
+    let size = unsafe { libc::llistxattr(c_path.as_ptr(), std::ptr::null_mut(), 0) };
+    if size < 0 {
+        let error = io::Error::last_os_error();
+        // File systems without xattr support have nothing to remove.
+        if matches!(error.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::ENOSYS)) {
+            return Ok(());
+        }
+        return Err(BuildError::io("listing extended attributes of", path, error));
+    }
+    if size == 0 {
+        return Ok(());
+    }
+    let mut names = vec![0u8; size as usize];
+    // SAFETY: the buffer is as large as the kernel said the list is.
+    let size = unsafe { libc::llistxattr(c_path.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    if size < 0 {
+        return Err(BuildError::io("listing extended attributes of", path, io::Error::last_os_error()));
+    }
+    names.truncate(size as usize);
+    for name in names.split(|&byte| byte == 0).filter(|name| !name.is_empty()) {
+        if KEPT_XATTRS.contains(&name) {
+            continue;
+        }
+        let c_name = CString::new(name).expect("split at NUL bytes");
+        // SAFETY: two NUL-terminated strings.
+        if unsafe { libc::lremovexattr(c_path.as_ptr(), c_name.as_ptr()) } != 0 {
+            return Err(BuildError::io("removing extended attribute of", path, io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+/// What registering an output needs to know about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputInfo {
+    /// SHA-256 of the output's NAR serialisation.
+    pub nar_sha256: [u8; 32],
+    pub nar_size: u64,
+    /// The candidate store paths the output refers to (possibly itself).
+    pub references: BTreeSet<String>,
+}
+
+/// Serialises `path` as a NAR once, hashing it, counting it and scanning it for
+/// the hash parts of `reference_candidates` (the input closure and the
+/// derivation's own outputs, as CppNix passes).
+pub fn scan_and_hash_output<I, S>(path: &Path, reference_candidates: I) -> Result<OutputInfo, BuildError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    struct Tee {
+        hasher: Sha256,
+        size: u64,
+        scanner: ReferenceScanner,
+    }
+    impl Write for Tee {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.hasher.update(buf);
+            self.size += buf.len() as u64;
+            self.scanner.feed(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let tee = Tee { hasher: Sha256::new(), size: 0, scanner: ReferenceScanner::new(reference_candidates) };
+    // The NAR writer emits many small pieces (lengths, padding); batch them.
+    let mut sink = BufWriter::with_capacity(256 * 1024, tee);
+    dump_path(path, &mut sink)?;
+    let tee = sink.into_inner().map_err(|e| BuildError::io("serialising", path, e.into_error()))?;
+    Ok(OutputInfo {
+        nar_sha256: tee.hasher.finalize().into(),
+        nar_size: tee.size,
+        references: tee.scanner.found_paths(),
+    })
+}

@@ -1,0 +1,197 @@
+//! What a caller asks for ([`BuildRequest`]) and what it gets back
+//! ([`BuildStatus`]). The request is plain data: the caller (the scheduler, later)
+//! has already read the `.drv`, computed the input closure and taken the output
+//! locks; this crate only runs the builder.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::BuildError;
+
+/// One entry of the `sandbox-paths` setting: `target=source`, or `path` for the
+/// same path on both sides; a trailing `?` on the source makes it optional (a
+/// missing source is skipped instead of failing the build).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SandboxPath {
+    /// Where the path appears inside the sandbox (absolute).
+    pub target: PathBuf,
+    /// Where it lives on the host (absolute).
+    pub source: PathBuf,
+    pub optional: bool,
+}
+
+impl SandboxPath {
+    /// Parses one whitespace-free item of `sandbox-paths` the way CppNix does:
+    /// `/bin/sh=/nix/store/...-busybox/bin/sh`, `/dev/kvm?`, `/etc/ssl=/etc/ssl?`.
+    pub fn parse(item: &str) -> Result<SandboxPath, BuildError> {
+        let (item, optional) = match item.strip_suffix('?') {
+            Some(rest) => (rest, true),
+            None => (item, false),
+        };
+        let (target, source) = match item.split_once('=') {
+            Some((target, source)) => (target, source),
+            None => (item, item),
+        };
+        if !target.starts_with('/') || !source.starts_with('/') {
+            return Err(BuildError::InvalidRequest(format!("sandbox path '{item}' is not absolute")));
+        }
+        Ok(SandboxPath { target: target.into(), source: source.into(), optional })
+    }
+
+    /// Parses the whole `sandbox-paths` setting (whitespace-separated items).
+    pub fn parse_list(setting: &str) -> Result<Vec<SandboxPath>, BuildError> {
+        setting.split_whitespace().map(SandboxPath::parse).collect()
+    }
+}
+
+/// The host identity the builder runs as. Inside the sandbox it is always uid
+/// 1000 and gid 100 (`nixbld`), as in CppNix; this is what those ids map to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuildUser {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl BuildUser {
+    /// The effective ids of this process: the rootless default.
+    pub fn current() -> BuildUser {
+        // SAFETY: geteuid/getegid cannot fail and touch no memory of ours.
+        unsafe { BuildUser { uid: libc::geteuid(), gid: libc::getegid() } }
+    }
+}
+
+/// The uid and gid of the build user inside the sandbox (CppNix's `sandboxUid()`
+/// and `sandboxGid()` without the `uid-range` feature).
+pub const SANDBOX_UID: u32 = 1000;
+pub const SANDBOX_GID: u32 = 100;
+
+/// Everything needed to run one derivation's builder in the sandbox.
+#[derive(Clone, Debug)]
+pub struct BuildRequest {
+    /// The logical path of the `.drv` (`/nix/store/<hash>-<name>.drv`). Names the
+    /// temporary build directory (`nix-build-<name>.drv-<n>`) and the chroot
+    /// (`<real store>/<hash>-<name>.drv.chroot`), as CppNix does.
+    pub drv_path: String,
+    /// The builder executable, as seen inside the sandbox.
+    pub builder: String,
+    pub args: Vec<String>,
+    /// The derivation's environment exactly as in the `.drv` (`out`, `name`,
+    /// `system`, `passAsFile`, ...). The builder's final environment is derived
+    /// from it by [`crate::builder_environment`].
+    pub env: BTreeMap<String, String>,
+    /// `Some(attrs)` for `__structuredAttrs = true` derivations: the parsed
+    /// `__json` object. It is written, with `outputs` filled in, to
+    /// `.attrs.json` and `.attrs.sh` in the build directory, and `env` is then
+    /// not passed through the environment.
+    pub structured_attrs: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The logical store paths of the whole input closure (inputSrcs plus the
+    /// closures of the input derivations' outputs). Only these are visible.
+    pub input_paths: Vec<String>,
+    /// Output name to logical store path.
+    pub outputs: BTreeMap<String, String>,
+    /// The logical store directory (`/nix/store`).
+    pub store_dir: PathBuf,
+    /// Where the store really is on this machine: `store_dir` itself, or
+    /// `DIR/nix/store` for a chroot store. The chroot is created here, so outputs
+    /// can be renamed into place.
+    pub real_store_dir: PathBuf,
+    /// Where the temporary build directory is created (CppNix: `build-dir`,
+    /// `$TMPDIR` or `/tmp`).
+    pub tmp_root: PathBuf,
+    /// The build directory as the builder sees it (`sandbox-build-dir`).
+    pub sandbox_build_dir: PathBuf,
+    /// The `sandbox-paths` and `extra-sandbox-paths` settings.
+    pub sandbox_paths: Vec<SandboxPath>,
+    /// Fixed-output derivations keep the host's network (and get
+    /// `/etc/resolv.conf`, `/etc/services`, `/etc/hosts` from the host).
+    pub fixed_output: bool,
+    /// The values of the derivation's `impureEnvVars` taken from the caller's
+    /// environment; only used when `fixed_output`.
+    pub impure_env: BTreeMap<String, String>,
+    /// `NIX_BUILD_CORES` (the `cores` setting).
+    pub build_cores: u32,
+    /// The `timeout` setting: wall-clock limit for the whole build.
+    pub timeout: Option<Duration>,
+    /// The `max-silent-time` setting: limit on time without any output.
+    pub max_silent_time: Option<Duration>,
+    /// The `max-build-log-size` setting, in bytes.
+    pub max_log_size: Option<u64>,
+    /// The `sandbox-dev-shm-size` setting (tmpfs `size=` option).
+    pub dev_shm_size: String,
+    /// Make `/dev/kvm` visible (the `kvm` system feature was required).
+    pub kvm: bool,
+    /// Host ids the sandbox's uid 1000 / gid 100 map to; `None` for this
+    /// process's own ids (rootless). Root callers should pass an unprivileged
+    /// build user so the builder cannot write root-owned host files that are
+    /// bind-mounted in (sandbox paths are mounted writable, as in CppNix).
+    pub build_user: Option<BuildUser>,
+    /// Keep the temporary build directory afterwards (`--keep-failed`).
+    pub keep_build_dir: bool,
+}
+
+impl BuildRequest {
+    /// A request with CppNix's defaults for everything that is a setting.
+    pub fn new(drv_path: impl Into<String>, builder: impl Into<String>, real_store_dir: impl Into<PathBuf>) -> BuildRequest {
+        BuildRequest {
+            drv_path: drv_path.into(),
+            builder: builder.into(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            structured_attrs: None,
+            input_paths: Vec::new(),
+            outputs: BTreeMap::new(),
+            store_dir: PathBuf::from("/nix/store"),
+            real_store_dir: real_store_dir.into(),
+            tmp_root: std::env::temp_dir(),
+            sandbox_build_dir: PathBuf::from("/build"),
+            sandbox_paths: Vec::new(),
+            fixed_output: false,
+            impure_env: BTreeMap::new(),
+            build_cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            timeout: None,
+            max_silent_time: None,
+            max_log_size: None,
+            dev_shm_size: "50%".to_string(),
+            kvm: false,
+            build_user: None,
+            keep_build_dir: false,
+        }
+    }
+}
+
+/// How the builder ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BuildStatus {
+    /// The builder exited with this code (0 is success).
+    Exited(i32),
+    /// The builder was killed by this signal (not by us).
+    Signaled(i32),
+    /// Killed by us: the `timeout` expired.
+    TimedOut(Duration),
+    /// Killed by us: no output for `max-silent-time`.
+    SilentTooLong(Duration),
+    /// Killed by us: the log grew beyond `max-build-log-size`.
+    LogLimitExceeded(u64),
+}
+
+impl BuildStatus {
+    pub fn success(&self) -> bool {
+        *self == BuildStatus::Exited(0)
+    }
+
+    /// The message CppNix prints for a failed build, after
+    /// `builder for '<drv>' ...`.
+    pub fn describe(&self) -> String {
+        match self {
+            BuildStatus::Exited(0) => "succeeded".to_string(),
+            BuildStatus::Exited(code) => format!("failed with exit code {code}"),
+            BuildStatus::Signaled(signal) => format!("failed due to signal {signal}"),
+            BuildStatus::TimedOut(limit) => format!("timed out after {} seconds", limit.as_secs()),
+            BuildStatus::SilentTooLong(limit) => {
+                format!("timed out after {} seconds of silence", limit.as_secs())
+            }
+            BuildStatus::LogLimitExceeded(limit) => format!("killed after writing more than {limit} bytes of log output"),
+        }
+    }
+}

@@ -1,0 +1,1065 @@
+//! The Linux sandbox: a child in new user, mount, pid, ipc, uts (and, except for
+//! fixed-output derivations, network) namespaces, whose root is a chroot that
+//! holds only the input closure, the build directory, a minimal `/dev`, `/proc`
+//! and the configured sandbox paths. The layout follows CppNix 2.8's
+//! `LocalDerivationGoal::startBuilder`, checked by building the same derivations
+//! with both and comparing what the builder sees.
+//!
+//! How it works:
+//! 1. The parent prepares everything on disk: the build directory, the chroot
+//!    tree with `/etc/passwd`, `/etc/group`, `/etc/hosts`, mount points and
+//!    symlinks, and a list of mount operations with every path already a
+//!    `CString`.
+//! 2. It clones the child with all namespace flags at once (`clone` is allowed
+//!    in a multi-threaded process, unlike `unshare(CLONE_NEWUSER)`), then writes
+//!    the child's uid/gid maps (sandbox uid 1000 and gid 100 map to the build
+//!    user's host ids) and releases it through a pipe.
+//! 3. The child, pid 1 of its pid namespace, performs the mounts, pivots into the
+//!    chroot, drops to uid 1000/gid 100 and execs the builder with stdout and
+//!    stderr on a pseudo-terminal (CppNix 2.8 also uses a pty, in raw mode).
+//!    Between clone and exec the child must not allocate (another thread of the
+//!    parent may have held the allocator's lock at clone time), so it only makes
+//!    system calls on data prepared in step 1. Failures are reported to the
+//!    parent as (step, errno) on a close-on-exec pipe: EOF there means the exec
+//!    succeeded.
+//! 4. The parent streams the pty to the log sink and enforces the time and log
+//!    limits by killing pid 1 of the namespace, which makes the kernel kill every
+//!    other process in it.
+//!
+//! Input store paths are bind-mounted read-only (CppNix relies on them being
+//! owned by root; in a rootless store they are owned by the very uid the builder
+//! maps to, so only the mount flag protects them).
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt, symlink};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::env::builder_environment;
+use crate::error::BuildError;
+use crate::request::{BuildRequest, BuildStatus, BuildUser, SANDBOX_GID, SANDBOX_UID};
+
+/// What `run_build` hands back: how the builder ended, and where its outputs
+/// are. The chroot (with any outputs not yet moved) and the build directory are
+/// removed when this is dropped.
+#[derive(Debug)]
+pub struct BuildOutcome {
+    pub status: BuildStatus,
+    /// Wall-clock time from starting the builder to its end.
+    pub duration: Duration,
+    /// Bytes the builder wrote to stdout and stderr.
+    pub log_size: u64,
+    /// Output name to logical store path, as requested.
+    pub outputs: BTreeMap<String, String>,
+    /// The host path of the chroot's store directory, where the outputs are
+    /// until [`BuildOutcome::move_outputs_to_store`].
+    pub chroot_store_dir: PathBuf,
+    real_store_dir: PathBuf,
+    cleanup: Cleanup,
+}
+
+impl BuildOutcome {
+    /// The host directory the builder saw as `/build`, if it is being kept.
+    pub fn build_dir(&self) -> &Path {
+        &self.cleanup.build_dir
+    }
+
+    /// Where output `name` currently is on the host.
+    pub fn output_location(&self, name: &str) -> Option<PathBuf> {
+        let path = self.outputs.get(name)?;
+        Some(self.chroot_store_dir.join(base_name(path)))
+    }
+
+    /// Moves every output from the chroot into the real store directory and
+    /// returns name to final host path. Whatever is already at a destination is
+    /// deleted first (the caller holds the output locks and has checked the path
+    /// is not valid, as CppNix does). Fails with `MissingOutput` if the builder
+    /// did not create an output.
+    pub fn move_outputs_to_store(&mut self) -> Result<BTreeMap<String, PathBuf>, BuildError> {
+        let mut moved = BTreeMap::new();
+        for (name, path) in &self.outputs {
+            let base = base_name(path);
+            let source = self.chroot_store_dir.join(base);
+            let destination = self.real_store_dir.join(base);
+            if fs::symlink_metadata(&source).is_err() {
+                if moved_already(&destination, &moved) {
+                    continue;
+                }
+                return Err(BuildError::MissingOutput { output: name.clone(), path: PathBuf::from(path) });
+            }
+            if fs::symlink_metadata(&destination).is_ok() {
+                remove_tree(&destination)?;
+            }
+            move_path(&source, &destination)?;
+            moved.insert(name.clone(), destination);
+        }
+        Ok(moved)
+    }
+}
+
+fn moved_already(destination: &Path, moved: &BTreeMap<String, PathBuf>) -> bool {
+    moved.values().any(|path| path == destination)
+}
+
+/// Renames `source` to `destination`; a directory must be writable for rename
+/// to update its `..` entry, so it is made writable for the move if needed.
+fn move_path(source: &Path, destination: &Path) -> Result<(), BuildError> {
+    let metadata = fs::symlink_metadata(source).map_err(|e| BuildError::io("getting status of", source, e))?;
+    let made_writable = metadata.is_dir() && metadata.permissions().mode() & 0o200 == 0;
+    if made_writable {
+        let mode = metadata.permissions().mode() | 0o200;
+        fs::set_permissions(source, fs::Permissions::from_mode(mode)).map_err(|e| BuildError::io("making writable", source, e))?;
+    }
+    fs::rename(source, destination).map_err(|e| BuildError::io("moving output to", destination, e))?;
+    if made_writable {
+        fs::set_permissions(destination, fs::Permissions::from_mode(metadata.permissions().mode()))
+            .map_err(|e| BuildError::io("restoring permissions of", destination, e))?;
+    }
+    Ok(())
+}
+
+/// Removes the chroot and the build directory when the build is over.
+#[derive(Debug)]
+struct Cleanup {
+    chroot_root: PathBuf,
+    build_dir: PathBuf,
+    keep_build_dir: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = remove_tree(&self.chroot_root);
+        if !self.keep_build_dir {
+            let _ = remove_tree(&self.build_dir);
+        }
+    }
+}
+
+/// Deletes a tree, making directories writable as needed (outputs are
+/// canonicalised read-only) and never crossing into another file system, so a
+/// bind mount that somehow outlived its namespace is left alone rather than
+/// emptied.
+pub(crate) fn remove_tree(path: &Path) -> Result<(), BuildError> {
+    let metadata = match fs::symlink_metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(BuildError::io("getting status of", path, e)),
+    };
+    use std::os::unix::fs::MetadataExt;
+    remove_tree_on_device(path, metadata.dev())
+}
+
+fn remove_tree_on_device(path: &Path, device: u64) -> Result<(), BuildError> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = fs::symlink_metadata(path).map_err(|e| BuildError::io("getting status of", path, e))?;
+    if metadata.dev() != device {
+        return Err(BuildError::io("deleting", path, io::Error::other("refusing to delete across a mount point")));
+    }
+    if metadata.is_dir() {
+        if metadata.permissions().mode() & 0o700 != 0o700 {
+            fs::set_permissions(path, fs::Permissions::from_mode(metadata.permissions().mode() | 0o700))
+                .map_err(|e| BuildError::io("making writable", path, e))?;
+        }
+        for entry in fs::read_dir(path).map_err(|e| BuildError::io("reading directory", path, e))? {
+            let entry = entry.map_err(|e| BuildError::io("reading directory", path, e))?;
+            remove_tree_on_device(&entry.path(), device)?;
+        }
+        fs::remove_dir(path).map_err(|e| BuildError::io("deleting", path, e))
+    } else {
+        fs::remove_file(path).map_err(|e| BuildError::io("deleting", path, e))
+    }
+}
+
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn cstring(bytes: impl AsRef<[u8]>, what: &str) -> Result<CString, BuildError> {
+    CString::new(bytes.as_ref()).map_err(|_| BuildError::InvalidRequest(format!("{what} contains a NUL byte")))
+}
+
+fn path_cstring(path: &Path) -> Result<CString, BuildError> {
+    cstring(path.as_os_str().as_bytes(), "path")
+}
+
+/// Joins an absolute in-sandbox path below the chroot root.
+fn in_chroot(chroot_root: &Path, absolute: &Path) -> PathBuf {
+    let relative = absolute.strip_prefix("/").unwrap_or(absolute);
+    chroot_root.join(relative)
+}
+
+/// One mount the child performs, all paths on the host side (before pivot_root).
+#[derive(Debug)]
+enum MountOp {
+    Bind { source: CString, target: CString, read_only: bool },
+    Proc { target: CString },
+    Tmpfs { target: CString, data: CString },
+    /// A private devpts instance; if the kernel refuses (EINVAL), the host's
+    /// `/dev/pts` is bound instead, as CppNix does.
+    Devpts { target: CString, ptmx: CString, host_pts: CString },
+}
+
+impl MountOp {
+    fn describe(&self) -> String {
+        match self {
+            MountOp::Bind { source, target, read_only } => format!(
+                "bind-mounting '{}' to '{}'{}",
+                source.to_string_lossy(),
+                target.to_string_lossy(),
+                if *read_only { " read-only" } else { "" }
+            ),
+            MountOp::Proc { target } => format!("mounting /proc at '{}'", target.to_string_lossy()),
+            MountOp::Tmpfs { target, .. } => format!("mounting tmpfs at '{}'", target.to_string_lossy()),
+            MountOp::Devpts { target, .. } => format!("mounting devpts at '{}'", target.to_string_lossy()),
+        }
+    }
+}
+
+/// Child steps other than the mount list, numbered above any mount index.
+#[derive(Clone, Copy, Debug)]
+#[repr(u32)]
+enum Step {
+    Hostname = 1_000_000,
+    Domainname,
+    Loopback,
+    MakePrivate,
+    BindRoot,
+    BindStore,
+    ChdirRoot,
+    MkdirOldRoot,
+    PivotRoot,
+    ChrootDot,
+    UnmountOldRoot,
+    RemoveOldRoot,
+    ChdirBuild,
+    Setgid,
+    Setuid,
+    Setsid,
+    Stdio,
+    Exec,
+}
+
+const STEP_NAMES: [&str; 18] = [
+    "setting the host name",
+    "setting the domain name",
+    "bringing up the loopback interface",
+    "making / private",
+    "bind-mounting the chroot onto itself",
+    "bind-mounting the chroot's store onto itself",
+    "entering the chroot directory",
+    "creating real-root",
+    "pivot_root",
+    "chroot",
+    "unmounting the old root",
+    "removing real-root",
+    "entering the build directory",
+    "setgid",
+    "setuid",
+    "setsid",
+    "setting up stdin/stdout/stderr",
+    "executing the builder",
+];
+
+/// Everything the child needs, prepared by the parent so the child does not
+/// allocate.
+struct ChildPlan {
+    chroot_root: CString,
+    chroot_store_dir: CString,
+    build_dir_in_sandbox: CString,
+    ops: Vec<MountOp>,
+    private_network: bool,
+    builder: CString,
+    argv: Vec<CString>,
+    argv_pointers: Vec<*const libc::c_char>,
+    envp: Vec<CString>,
+    envp_pointers: Vec<*const libc::c_char>,
+    sync_read: RawFd,
+    error_write: RawFd,
+    stdin_fd: RawFd,
+    log_fd: RawFd,
+}
+
+/// Runs the builder of `request` in the sandbox, streaming its output to `log`.
+pub fn run_build(request: &BuildRequest, log: &mut dyn Write) -> Result<BuildOutcome, BuildError> {
+    validate(request)?;
+    let build_user = request.build_user.unwrap_or_else(BuildUser::current);
+    let current = BuildUser::current();
+    let environment = builder_environment(request);
+
+    let drv_base = base_name(&request.drv_path);
+    let drv_name = drv_base.get(33..).filter(|_| drv_base.len() > 33).unwrap_or(drv_base);
+    let build_dir = create_build_dir(&request.tmp_root, drv_name)?;
+    let chroot_root = request.real_store_dir.join(format!("{drv_base}.chroot"));
+    // From here on the directories are removed on every exit path.
+    let cleanup = Cleanup { chroot_root: chroot_root.clone(), build_dir: build_dir.clone(), keep_build_dir: request.keep_build_dir };
+
+    for (name, contents) in &environment.files {
+        let path = build_dir.join(name);
+        fs::write(&path, contents).map_err(|e| BuildError::io("writing", &path, e))?;
+        chown_if_needed(&path, build_user, current)?;
+    }
+    chown_if_needed(&build_dir, build_user, current)?;
+
+    remove_tree(&chroot_root)?;
+    let ops = prepare_chroot(request, &chroot_root, &build_dir, build_user, current)?;
+    let chroot_store_dir = in_chroot(&chroot_root, &request.store_dir);
+
+    let argv: Vec<CString> = std::iter::once(cstring(base_name(&request.builder), "builder")?)
+        .chain(request.args.iter().map(|arg| cstring(arg, "builder argument")).collect::<Result<Vec<_>, _>>()?)
+        .collect();
+    let envp: Vec<CString> = environment
+        .vars
+        .iter()
+        .map(|(name, value)| cstring(format!("{name}={value}"), "environment variable"))
+        .collect::<Result<_, _>>()?;
+
+    let pty = Pty::open()?;
+    let stdin = open_dev_null()?;
+    let (sync_read, sync_write) = pipe()?;
+    let (error_read, error_write) = pipe()?;
+
+    let mut plan = ChildPlan {
+        chroot_root: path_cstring(&chroot_root)?,
+        chroot_store_dir: path_cstring(&chroot_store_dir)?,
+        build_dir_in_sandbox: path_cstring(&request.sandbox_build_dir)?,
+        ops,
+        private_network: !request.fixed_output,
+        builder: cstring(&request.builder, "builder")?,
+        argv_pointers: Vec::new(),
+        argv,
+        envp_pointers: Vec::new(),
+        envp,
+        sync_read: sync_read.as_raw_fd(),
+        error_write: error_write.as_raw_fd(),
+        stdin_fd: stdin.as_raw_fd(),
+        log_fd: pty.slave.as_raw_fd(),
+    };
+    plan.argv_pointers = plan.argv.iter().map(|arg| arg.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    plan.envp_pointers = plan.envp.iter().map(|var| var.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+
+    let mut flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+    if plan.private_network {
+        flags |= libc::CLONE_NEWNET;
+    }
+    // SAFETY: clone without CLONE_VM and without a new stack behaves like fork:
+    // the child gets a copy-on-write copy of this stack and only runs
+    // `child_main`, which makes system calls on memory prepared above and never
+    // returns.
+    let pid = unsafe {
+        libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+    };
+    if pid < 0 {
+        let error = io::Error::last_os_error();
+        return Err(match error.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EINVAL) | Some(libc::ENOSPC) | Some(libc::EUSERS) => {
+                BuildError::NamespacesUnavailable(error)
+            }
+            _ => BuildError::Sandbox { step: "cloning the builder process".to_string(), source: error },
+        });
+    }
+    if pid == 0 {
+        // SAFETY: we are the freshly cloned child; see `child_main`.
+        unsafe { child_main(&plan) }
+    }
+    let pid = pid as libc::pid_t;
+    let child = ChildGuard { pid, reaped: false };
+
+    // The parent's copies of the child's ends.
+    drop(sync_read);
+    drop(error_write);
+    drop(stdin);
+    let Pty { master, slave } = pty;
+    drop(slave);
+
+    write_id_maps(pid, build_user)?;
+    write_all_fd(sync_write.as_raw_fd(), b"x").map_err(|e| BuildError::Sandbox { step: "releasing the child".to_string(), source: e })?;
+    drop(sync_write);
+    if let Some((step, errno)) = read_child_error(error_read.as_raw_fd()) {
+        let source = io::Error::from_raw_os_error(errno);
+        let mut child = child;
+        child.reap();
+        if step == Step::Exec as u32 {
+            return Err(BuildError::Exec { builder: request.builder.clone(), source });
+        }
+        let step = if step >= Step::Hostname as u32 {
+            STEP_NAMES.get((step - Step::Hostname as u32) as usize).map_or("setup", |name| name).to_string()
+        } else {
+            plan.ops.get(step as usize).map_or_else(|| "setup".to_string(), MountOp::describe)
+        };
+        return Err(BuildError::Sandbox { step, source });
+    }
+
+    let started = Instant::now();
+    let (status, log_size) = monitor(child, master, request, log, started)?;
+    Ok(BuildOutcome {
+        status,
+        duration: started.elapsed(),
+        log_size,
+        outputs: request.outputs.clone(),
+        chroot_store_dir,
+        real_store_dir: request.real_store_dir.clone(),
+        cleanup,
+    })
+}
+
+fn validate(request: &BuildRequest) -> Result<(), BuildError> {
+    for (what, path) in [
+        ("store_dir", &request.store_dir),
+        ("real_store_dir", &request.real_store_dir),
+        ("tmp_root", &request.tmp_root),
+        ("sandbox_build_dir", &request.sandbox_build_dir),
+    ] {
+        if !path.is_absolute() {
+            return Err(BuildError::InvalidRequest(format!("{what} '{}' is not absolute", path.display())));
+        }
+    }
+    let store_prefix = format!("{}/", request.store_dir.display());
+    for path in request.input_paths.iter().chain(request.outputs.values()).chain(std::iter::once(&request.drv_path)) {
+        let Some(base) = path.strip_prefix(&store_prefix) else {
+            return Err(BuildError::InvalidRequest(format!("'{path}' is not in the store directory {}", request.store_dir.display())));
+        };
+        if base.is_empty() || base.contains('/') || base == "." || base == ".." {
+            return Err(BuildError::InvalidRequest(format!("'{path}' is not a store path")));
+        }
+    }
+    Ok(())
+}
+
+/// `<tmp_root>/nix-build-<name>.drv-<n>` with the first free `n`, mode 0700.
+fn create_build_dir(tmp_root: &Path, drv_name: &str) -> Result<PathBuf, BuildError> {
+    for counter in 0.. {
+        let path = tmp_root.join(format!("nix-build-{drv_name}-{counter}"));
+        match fs::DirBuilder::new().mode(0o700).create(&path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(BuildError::io("creating build directory", &path, e)),
+        }
+    }
+    unreachable!("an unbounded counter always finds a free name or fails")
+}
+
+fn chown_if_needed(path: &Path, build_user: BuildUser, current: BuildUser) -> Result<(), BuildError> {
+    if build_user != current {
+        std::os::unix::fs::lchown(path, Some(build_user.uid), Some(build_user.gid))
+            .map_err(|e| BuildError::io("changing ownership of", path, e))?;
+    }
+    Ok(())
+}
+
+/// Creates the chroot tree and returns the mounts the child must perform.
+fn prepare_chroot(
+    request: &BuildRequest,
+    chroot_root: &Path,
+    build_dir: &Path,
+    build_user: BuildUser,
+    current: BuildUser,
+) -> Result<Vec<MountOp>, BuildError> {
+    let mkdir = |path: &Path, mode: u32| -> Result<(), BuildError> {
+        fs::DirBuilder::new().recursive(true).mode(0o755).create(path).map_err(|e| BuildError::io("creating directory", path, e))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| BuildError::io("changing mode of", path, e))
+    };
+    let write_file = |path: &Path, contents: &str| -> Result<(), BuildError> {
+        fs::write(path, contents).map_err(|e| BuildError::io("writing", path, e))
+    };
+    let make_symlink = |target: &str, link: &Path| -> Result<(), BuildError> {
+        symlink(target, link).map_err(|e| BuildError::io("creating symlink", link, e))
+    };
+
+    fs::DirBuilder::new().mode(0o750).create(chroot_root).map_err(|e| BuildError::io("creating directory", chroot_root, e))?;
+    if build_user != current {
+        // The builder's group must be able to enter the chroot root (0750).
+        std::os::unix::fs::lchown(chroot_root, Some(current.uid), Some(build_user.gid))
+            .map_err(|e| BuildError::io("changing ownership of", chroot_root, e))?;
+    }
+    // A writable /tmp: many builders need one even though they should use $TMPDIR.
+    mkdir(&chroot_root.join("tmp"), 0o1777)?;
+
+    let etc = chroot_root.join("etc");
+    mkdir(&etc, 0o755)?;
+    let build_top = request.sandbox_build_dir.display();
+    write_file(
+        &etc.join("passwd"),
+        &format!(
+            "root:x:0:0:Nix build user:{build_top}:/noshell\n\
+             nixbld:x:{SANDBOX_UID}:{SANDBOX_GID}:Nix build user:{build_top}:/noshell\n\
+             nobody:x:65534:65534:Nobody:/:/noshell\n"
+        ),
+    )?;
+    write_file(&etc.join("group"), &format!("root:x:0:\nnixbld:!:{SANDBOX_GID}:\nnogroup:x:65534:\n"))?;
+
+    // Target (inside the sandbox) to (host source, read-only). Sorted, so a
+    // parent directory is mounted before anything below it.
+    let mut binds: BTreeMap<PathBuf, (PathBuf, bool)> = BTreeMap::new();
+    if request.fixed_output {
+        // Fixed-output derivations may use the network: give them name
+        // resolution, restricted to files and DNS.
+        write_file(&etc.join("nsswitch.conf"), "hosts: files dns\nservices: files\n")?;
+        for path in ["/etc/resolv.conf", "/etc/services", "/etc/hosts"] {
+            if Path::new(path).exists() {
+                binds.insert(PathBuf::from(path), (PathBuf::from(path), false));
+            }
+        }
+    } else {
+        write_file(&etc.join("hosts"), "127.0.0.1 localhost\n::1 localhost\n")?;
+    }
+
+    // The store: writable by the builder (outputs are created here), sticky.
+    let chroot_store_dir = in_chroot(chroot_root, &request.store_dir);
+    mkdir(&chroot_store_dir, 0o1775)?;
+    if build_user != current {
+        std::os::unix::fs::lchown(&chroot_store_dir, Some(current.uid), Some(build_user.gid))
+            .map_err(|e| BuildError::io("changing ownership of", &chroot_store_dir, e))?;
+    }
+    for input in &request.input_paths {
+        let base = base_name(input);
+        let source = request.real_store_dir.join(base);
+        let metadata = fs::symlink_metadata(&source).map_err(|e| BuildError::io("getting status of input", &source, e))?;
+        if metadata.file_type().is_symlink() {
+            // A symlink store path is immutable and cannot be bind-mounted (mount
+            // follows it): a copy behaves the same.
+            let target = fs::read_link(&source).map_err(|e| BuildError::io("reading symlink", &source, e))?;
+            let link = chroot_store_dir.join(base);
+            symlink(&target, &link).map_err(|e| BuildError::io("creating symlink", &link, e))?;
+        } else {
+            binds.insert(request.store_dir.join(base), (source, true));
+        }
+    }
+
+    binds.insert(request.sandbox_build_dir.clone(), (build_dir.to_path_buf(), false));
+
+    let dev = chroot_root.join("dev");
+    mkdir(&dev, 0o755)?;
+    let mut devices = vec!["/dev/full", "/dev/null", "/dev/random", "/dev/tty", "/dev/urandom", "/dev/zero"];
+    if request.kvm && Path::new("/dev/kvm").exists() {
+        devices.push("/dev/kvm");
+    }
+    for device in devices {
+        binds.insert(PathBuf::from(device), (PathBuf::from(device), false));
+    }
+    make_symlink("/proc/self/fd", &dev.join("fd"))?;
+    make_symlink("/proc/self/fd/0", &dev.join("stdin"))?;
+    make_symlink("/proc/self/fd/1", &dev.join("stdout"))?;
+    make_symlink("/proc/self/fd/2", &dev.join("stderr"))?;
+
+    for sandbox_path in &request.sandbox_paths {
+        if !sandbox_path.source.exists() {
+            if sandbox_path.optional {
+                continue;
+            }
+            return Err(BuildError::MissingSandboxPath(sandbox_path.source.clone()));
+        }
+        binds.insert(sandbox_path.target.clone(), (sandbox_path.source.clone(), false));
+    }
+
+    let mut ops = Vec::new();
+    for (target, (source, read_only)) in &binds {
+        let host_target = in_chroot(chroot_root, target);
+        let is_dir = fs::metadata(source).map_err(|e| BuildError::io("getting status of", source, e))?.is_dir();
+        if is_dir {
+            fs::DirBuilder::new().recursive(true).mode(0o755).create(&host_target).map_err(|e| BuildError::io("creating directory", &host_target, e))?;
+        } else {
+            if let Some(parent) = host_target.parent() {
+                fs::DirBuilder::new().recursive(true).mode(0o755).create(parent).map_err(|e| BuildError::io("creating directory", parent, e))?;
+            }
+            if fs::symlink_metadata(&host_target).is_err() {
+                fs::File::create(&host_target).map_err(|e| BuildError::io("creating mount point", &host_target, e))?;
+            }
+        }
+        ops.push(MountOp::Bind { source: path_cstring(source)?, target: path_cstring(&host_target)?, read_only: *read_only });
+    }
+
+    let proc_dir = chroot_root.join("proc");
+    mkdir(&proc_dir, 0o555)?;
+    ops.push(MountOp::Proc { target: path_cstring(&proc_dir)? });
+    if Path::new("/dev/shm").exists() {
+        let shm = dev.join("shm");
+        mkdir(&shm, 0o755)?;
+        ops.push(MountOp::Tmpfs { target: path_cstring(&shm)?, data: cstring(format!("size={}", request.dev_shm_size), "dev-shm-size")? });
+    }
+    if Path::new("/dev/pts/ptmx").exists() && !binds.contains_key(Path::new("/dev/pts")) {
+        let pts = dev.join("pts");
+        mkdir(&pts, 0o755)?;
+        make_symlink("/dev/pts/ptmx", &dev.join("ptmx"))?;
+        ops.push(MountOp::Devpts {
+            target: path_cstring(&pts)?,
+            ptmx: path_cstring(&pts.join("ptmx"))?,
+            host_pts: cstring("/dev/pts", "path")?,
+        });
+    }
+    Ok(ops)
+}
+
+/// The sandbox uid 1000 and gid 100 map to the build user's host ids; nothing
+/// else is mapped (files of other owners appear as nobody/nogroup).
+fn write_id_maps(pid: libc::pid_t, build_user: BuildUser) -> Result<(), BuildError> {
+    let write = |file: &str, contents: String| -> Result<(), BuildError> {
+        let path = format!("/proc/{pid}/{file}");
+        fs::write(&path, contents).map_err(|e| BuildError::Sandbox { step: format!("writing {path}"), source: e })
+    };
+    write("setgroups", "deny".to_string())?;
+    write("uid_map", format!("{SANDBOX_UID} {} 1", build_user.uid))?;
+    write("gid_map", format!("{SANDBOX_GID} {} 1", build_user.gid))
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), BuildError> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(BuildError::Sandbox { step: "creating a pipe".to_string(), source: io::Error::last_os_error() });
+    }
+    // SAFETY: both descriptors are fresh and owned by nobody else.
+    unsafe { Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
+}
+
+fn open_dev_null() -> Result<OwnedFd, BuildError> {
+    let file = fs::File::open("/dev/null").map_err(|e| BuildError::io("opening", "/dev/null", e))?;
+    Ok(file.into())
+}
+
+fn write_all_fd(fd: RawFd, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: writing from a live slice to a descriptor we own.
+        let written = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if written < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(error);
+        }
+        bytes = &bytes[written as usize..];
+    }
+    Ok(())
+}
+
+/// Reads the child's (step, errno) report; `None` when the pipe closed without
+/// one, which means the builder was executed.
+fn read_child_error(fd: RawFd) -> Option<(u32, i32)> {
+    let mut buffer = [0u8; 8];
+    let mut filled = 0;
+    while filled < buffer.len() {
+        // SAFETY: reading into the unfilled part of a local buffer.
+        let got = unsafe { libc::read(fd, buffer[filled..].as_mut_ptr().cast(), buffer.len() - filled) };
+        if got < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if got <= 0 {
+            break;
+        }
+        filled += got as usize;
+    }
+    (filled == buffer.len()).then(|| {
+        (
+            u32::from_le_bytes(buffer[..4].try_into().expect("four bytes")),
+            i32::from_le_bytes(buffer[4..].try_into().expect("four bytes")),
+        )
+    })
+}
+
+/// A pseudo-terminal for the builder's output.
+struct Pty {
+    master: OwnedFd,
+    slave: OwnedFd,
+}
+
+impl Pty {
+    fn open() -> Result<Pty, BuildError> {
+        let error = |step: &str| BuildError::Sandbox { step: step.to_string(), source: io::Error::last_os_error() };
+        // SAFETY: plain libc calls on descriptors this function owns; ptsname_r
+        // writes a NUL-terminated name into our buffer.
+        unsafe {
+            let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+            if master < 0 {
+                return Err(error("opening a pseudo-terminal"));
+            }
+            let master = OwnedFd::from_raw_fd(master);
+            if libc::grantpt(master.as_raw_fd()) != 0 || libc::unlockpt(master.as_raw_fd()) != 0 {
+                return Err(error("unlocking the pseudo-terminal"));
+            }
+            let mut name = [0 as libc::c_char; 128];
+            if libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()) != 0 {
+                return Err(error("naming the pseudo-terminal"));
+            }
+            let slave = libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+            if slave < 0 {
+                return Err(error("opening the pseudo-terminal's slave"));
+            }
+            let slave = OwnedFd::from_raw_fd(slave);
+            // Raw mode: no "\n" to "\r\n" translation, no echo.
+            let mut term: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(slave.as_raw_fd(), &mut term) != 0 {
+                return Err(error("reading the pseudo-terminal's attributes"));
+            }
+            libc::cfmakeraw(&mut term);
+            if libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &term) != 0 {
+                return Err(error("putting the pseudo-terminal into raw mode"));
+            }
+            Ok(Pty { master, slave })
+        }
+    }
+}
+
+/// Kills (the whole pid namespace of) the child and reaps it if the build is
+/// abandoned on an error path.
+struct ChildGuard {
+    pid: libc::pid_t,
+    reaped: bool,
+}
+
+impl ChildGuard {
+    fn kill(&self) {
+        // SAFETY: the pid is our unreaped child, so it cannot have been reused.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+    }
+
+    /// Waits for the child and returns its wait status.
+    fn reap(&mut self) -> i32 {
+        let mut status = 0;
+        loop {
+            // SAFETY: waiting for our own child into a local.
+            let result = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+            if result == self.pid {
+                break;
+            }
+            if result < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                break;
+            }
+        }
+        self.reaped = true;
+        status
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if !self.reaped {
+            self.kill();
+            self.reap();
+        }
+    }
+}
+
+fn monitor(
+    mut child: ChildGuard,
+    master: OwnedFd,
+    request: &BuildRequest,
+    log: &mut dyn Write,
+    started: Instant,
+) -> Result<(BuildStatus, u64), BuildError> {
+    // SAFETY: pidfd_open on our own unreaped child.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.pid, 0) };
+    let pidfd = if pidfd >= 0 {
+        // SAFETY: a fresh descriptor owned by nobody else.
+        Some(unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) })
+    } else {
+        None
+    };
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut log_size = 0u64;
+    let mut last_output = Instant::now();
+    let mut killed_because: Option<BuildStatus> = None;
+    let mut output_open = true;
+    let mut exited = false;
+    let mut exited_at: Option<Instant> = None;
+    let kill_for = |child: &ChildGuard, reason: BuildStatus, killed_because: &mut Option<BuildStatus>| {
+        if killed_because.is_none() {
+            *killed_because = Some(reason);
+        }
+        child.kill();
+    };
+
+    while output_open || !exited {
+        let now = Instant::now();
+        let mut wait = Duration::from_secs(3600);
+        if killed_because.is_none() {
+            if let Some(timeout) = request.timeout {
+                let deadline = started + timeout;
+                if now >= deadline {
+                    kill_for(&child, BuildStatus::TimedOut(timeout), &mut killed_because);
+                } else {
+                    wait = wait.min(deadline - now);
+                }
+            }
+            if let Some(silence) = request.max_silent_time {
+                let deadline = last_output + silence;
+                if now >= deadline {
+                    kill_for(&child, BuildStatus::SilentTooLong(silence), &mut killed_because);
+                } else {
+                    wait = wait.min(deadline - now);
+                }
+            }
+        }
+        if pidfd.is_none() && !exited {
+            // Without pidfds (Linux < 5.3), poll for the child's exit.
+            wait = wait.min(Duration::from_millis(50));
+        }
+        if exited {
+            // The namespace is gone, so the pty's slave side is closing; do not
+            // wait forever for data that cannot come.
+            let since_exit = exited_at.map_or(Duration::ZERO, |at| at.elapsed());
+            if since_exit > Duration::from_secs(2) {
+                break;
+            }
+            wait = wait.min(Duration::from_millis(100));
+        }
+
+        let mut fds = [
+            libc::pollfd { fd: if output_open { master.as_raw_fd() } else { -1 }, events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: match (&pidfd, exited) {
+                    (Some(fd), false) => fd.as_raw_fd(),
+                    _ => -1,
+                },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let timeout_ms = wait.as_millis().min(i32::MAX as u128) as i32 + 1;
+        // SAFETY: polling a local array of two pollfds.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
+        if ready < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(BuildError::Monitor(error));
+        }
+
+        if fds[0].revents != 0 {
+            // SAFETY: reading into our buffer from the pty master we own.
+            let got = unsafe { libc::read(master.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) };
+            if got > 0 {
+                let chunk = &buffer[..got as usize];
+                last_output = Instant::now();
+                log_size += chunk.len() as u64;
+                if let Err(error) = log.write_all(chunk) {
+                    return Err(BuildError::Monitor(error));
+                }
+                if let Some(limit) = request.max_log_size
+                    && log_size > limit
+                {
+                    kill_for(&child, BuildStatus::LogLimitExceeded(limit), &mut killed_because);
+                }
+            } else {
+                let error = io::Error::last_os_error();
+                if got < 0 && matches!(error.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock) {
+                    continue;
+                }
+                // EIO: every slave descriptor is closed.
+                output_open = false;
+            }
+        }
+
+        if !exited {
+            let pid_ready = fds[1].revents != 0;
+            if pid_ready || pidfd.is_none() {
+                // SAFETY: non-blocking check on our own child. We only peek
+                // (WNOWAIT) so the final reap below gets the status.
+                let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                let result = unsafe {
+                    libc::waitid(libc::P_PID, child.pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
+                };
+                // SAFETY: si_pid is valid for a waitid result.
+                if result == 0 && unsafe { info.si_pid() } == child.pid {
+                    exited = true;
+                    exited_at = Some(Instant::now());
+                }
+            }
+        }
+    }
+    let _ = log.flush();
+    let status = child.reap();
+    let status = match killed_because {
+        Some(reason) => reason,
+        None if libc::WIFEXITED(status) => BuildStatus::Exited(libc::WEXITSTATUS(status)),
+        None if libc::WIFSIGNALED(status) => BuildStatus::Signaled(libc::WTERMSIG(status)),
+        None => BuildStatus::Exited(-1),
+    };
+    Ok((status, log_size))
+}
+
+/// The child between clone and exec. It never returns and never allocates.
+///
+/// # Safety
+/// Must only be called in the child of `clone`, with `plan` fully prepared.
+unsafe fn child_main(plan: &ChildPlan) -> ! {
+    unsafe {
+        let fail = |step: u32| -> ! { child_fail(plan.error_write, step) };
+        let check = |result: libc::c_int, step: Step| {
+            if result != 0 {
+                fail(step as u32);
+            }
+        };
+
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+        // Wait until the parent has written our uid/gid maps.
+        let mut byte = 0u8;
+        if libc::read(plan.sync_read, (&mut byte as *mut u8).cast(), 1) != 1 {
+            libc::_exit(1);
+        }
+
+        check(libc::sethostname(c"localhost".as_ptr(), 9), Step::Hostname);
+        check(libc::setdomainname(c"(none)".as_ptr(), 6), Step::Domainname);
+        if plan.private_network {
+            bring_up_loopback(plan.error_write);
+        }
+
+        check(libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_PRIVATE | libc::MS_REC, std::ptr::null()), Step::MakePrivate);
+        // pivot_root needs the new root to be a mount point.
+        check(
+            libc::mount(plan.chroot_root.as_ptr(), plan.chroot_root.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()),
+            Step::BindRoot,
+        );
+        // The store is a mount of its own, as in CppNix (which needs that to add
+        // paths to a running sandbox); the builder sees the same mount table.
+        check(
+            libc::mount(plan.chroot_store_dir.as_ptr(), plan.chroot_store_dir.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()),
+            Step::BindStore,
+        );
+        for (index, op) in plan.ops.iter().enumerate() {
+            let step = index as u32;
+            match op {
+                MountOp::Bind { source, target, read_only } => {
+                    if libc::mount(source.as_ptr(), target.as_ptr(), std::ptr::null(), libc::MS_BIND | libc::MS_REC, std::ptr::null()) != 0 {
+                        fail(step);
+                    }
+                    if *read_only {
+                        remount_read_only(target, step, plan.error_write);
+                    }
+                }
+                MountOp::Proc { target } => {
+                    if libc::mount(c"none".as_ptr(), target.as_ptr(), c"proc".as_ptr(), 0, std::ptr::null()) != 0 {
+                        fail(step);
+                    }
+                }
+                MountOp::Tmpfs { target, data } => {
+                    if libc::mount(c"none".as_ptr(), target.as_ptr(), c"tmpfs".as_ptr(), 0, data.as_ptr().cast()) != 0 {
+                        fail(step);
+                    }
+                }
+                MountOp::Devpts { target, ptmx, host_pts } => {
+                    let data = c"newinstance,mode=0620";
+                    if libc::mount(c"none".as_ptr(), target.as_ptr(), c"devpts".as_ptr(), 0, data.as_ptr().cast()) == 0 {
+                        // Some kernels create ptmx with mode 0; where the
+                        // namespace may not change it the default stays.
+                        libc::chmod(ptmx.as_ptr(), 0o666);
+                    } else if *libc::__errno_location() == libc::EINVAL {
+                        if libc::mount(host_pts.as_ptr(), target.as_ptr(), std::ptr::null(), libc::MS_BIND | libc::MS_REC, std::ptr::null()) != 0 {
+                            fail(step);
+                        }
+                    } else {
+                        fail(step);
+                    }
+                }
+            }
+        }
+
+        check(libc::chdir(plan.chroot_root.as_ptr()), Step::ChdirRoot);
+        check(libc::mkdir(c"real-root".as_ptr(), 0o500), Step::MkdirOldRoot);
+        if libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c"real-root".as_ptr()) != 0 {
+            fail(Step::PivotRoot as u32);
+        }
+        check(libc::chroot(c".".as_ptr()), Step::ChrootDot);
+        check(libc::umount2(c"real-root".as_ptr(), libc::MNT_DETACH), Step::UnmountOldRoot);
+        check(libc::rmdir(c"real-root".as_ptr()), Step::RemoveOldRoot);
+        check(libc::chdir(plan.build_dir_in_sandbox.as_ptr()), Step::ChdirBuild);
+
+        // Drop to the build user inside the namespace; as it is not uid 0, the
+        // capabilities we had for setting up are gone after exec.
+        if libc::setgroups(0, std::ptr::null()) != 0 && *libc::__errno_location() != libc::EPERM {
+            fail(Step::Setgid as u32);
+        }
+        check(libc::setgid(SANDBOX_GID), Step::Setgid);
+        check(libc::setuid(SANDBOX_UID), Step::Setuid);
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+
+        // No core dumps (CppNix's default `enable-core-dumps = false`).
+        let no_core = libc::rlimit { rlim_cur: 0, rlim_max: libc::RLIM_INFINITY };
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+        libc::umask(0o022);
+        if libc::setsid() < 0 {
+            fail(Step::Setsid as u32);
+        }
+        if libc::dup2(plan.stdin_fd, 0) < 0 || libc::dup2(plan.log_fd, 1) < 0 || libc::dup2(plan.log_fd, 2) < 0 {
+            fail(Step::Stdio as u32);
+        }
+        // Nothing of the parent's leaks into the builder, whatever other threads
+        // opened without O_CLOEXEC. Best effort: close_range is Linux 5.11+.
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+        libc::execve(plan.builder.as_ptr(), plan.argv_pointers.as_ptr(), plan.envp_pointers.as_ptr());
+        fail(Step::Exec as u32)
+    }
+}
+
+/// Reports (step, errno) to the parent and exits; the child's only way out
+/// besides exec.
+fn child_fail(error_fd: RawFd, step: u32) -> ! {
+    // SAFETY: reading errno and writing a local array to our own pipe.
+    unsafe {
+        let errno = *libc::__errno_location();
+        let mut report = [0u8; 8];
+        report[..4].copy_from_slice(&step.to_le_bytes());
+        report[4..].copy_from_slice(&errno.to_le_bytes());
+        libc::write(error_fd, report.as_ptr().cast(), report.len());
+        libc::_exit(1)
+    }
+}
+
+/// Remounts a fresh bind mount read-only, keeping the flags the kernel locks
+/// for mounts inherited into a user namespace (nosuid, nodev, noexec, atime
+/// flags); dropping any of those would make the remount fail with EPERM.
+unsafe fn remount_read_only(target: &CString, step: u32, error_fd: RawFd) {
+    let fail = |step: u32| -> ! { child_fail(error_fd, step) };
+    unsafe {
+        let mut stat: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(target.as_ptr(), &mut stat) != 0 {
+            fail(step);
+        }
+        let mut flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+        for (statvfs_flag, mount_flag) in [
+            (libc::ST_NOSUID, libc::MS_NOSUID),
+            (libc::ST_NODEV, libc::MS_NODEV),
+            (libc::ST_NOEXEC, libc::MS_NOEXEC),
+            (libc::ST_NOATIME, libc::MS_NOATIME),
+            (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+            (libc::ST_RELATIME, libc::MS_RELATIME),
+        ] {
+            if stat.f_flag & statvfs_flag != 0 {
+                flags |= mount_flag;
+            }
+        }
+        if libc::mount(std::ptr::null(), target.as_ptr(), std::ptr::null(), flags, std::ptr::null()) != 0 {
+            fail(step);
+        }
+    }
+}
+
+/// `struct ifreq` with the flags member of its union, as SIOCSIFFLAGS reads it.
+#[repr(C)]
+struct InterfaceFlagsRequest {
+    name: [u8; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _padding: [u8; 22],
+}
+
+unsafe fn bring_up_loopback(error_fd: RawFd) {
+    let fail = |step: u32| -> ! { child_fail(error_fd, step) };
+    unsafe {
+        let socket = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, libc::IPPROTO_IP);
+        if socket < 0 {
+            fail(Step::Loopback as u32);
+        }
+        let mut request = InterfaceFlagsRequest { name: [0; libc::IFNAMSIZ], flags: 0, _padding: [0; 22] };
+        request.name[..2].copy_from_slice(b"lo");
+        request.flags = (libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as libc::c_short;
+        if libc::ioctl(socket, libc::SIOCSIFFLAGS, &request) != 0 {
+            fail(Step::Loopback as u32);
+        }
+        libc::close(socket);
+    }
+}
