@@ -5,12 +5,18 @@
 //! This crate depends on no other crate of the workspace and does no I/O beyond
 //! what a caller hands it (readers, writers, file-system paths to serialise).
 
+pub mod derivation;
 pub mod hash;
 pub mod nar;
+pub mod narinfo;
 pub mod nixbase32;
+pub mod signature;
 pub mod store_path;
 
 pub use hash::{Hash, HashAlgorithm, HashEncoding, HashError, Hasher, compress_hash};
 pub use store_path::{
     FileIngestionMethod, StoreDir, StorePath, StorePathError, StorePathSet, check_name, output_path_name,
 };
+pub use derivation::{Derivation, DerivationError, DerivationOutput, DrvHashCache, DrvHashModulo};
+pub use narinfo::{ContentAddress, ContentAddressError, NarInfo, NarInfoError};
+pub use signature::{Keyring, PublicKey, SecretKey, Signature, SignatureError};
