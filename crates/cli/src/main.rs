@@ -8,6 +8,7 @@
 mod legacy;
 mod nix;
 mod not_implemented;
+mod store_args;
 
 use std::ffi::OsString;
 use std::path::Path;

@@ -20,6 +20,7 @@ mod store;
 
 pub use closure::{ClosureOptions, compute_closure, topo_sort_paths};
 pub use config::{LocalStoreConfig, StoreSettings, StoreUri};
+pub use drv_outputs::parse_output_paths as derivation_output_paths;
 pub use dummy::DummyStore;
 pub use error::StoreError;
 pub use export::export_paths;

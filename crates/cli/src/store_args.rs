@@ -1,0 +1,74 @@
+//! Opening the store the way every command does: `--store URI`, else
+//! `NIX_REMOTE`, else `auto` (the local store), with locations from
+//! `NIX_STORE_DIR`, `NIX_STATE_DIR`, `NIX_LOG_DIR`; and turning command-line
+//! arguments into store paths as CppNix's `followLinksToStorePath` does.
+
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context, bail};
+use nivis_formats::StorePath;
+use nivis_store::{Store, StoreSettings};
+
+/// The store URI to use: the flag, else `NIX_REMOTE`, else `auto`.
+pub fn store_uri(flag: Option<&str>) -> String {
+    match flag {
+        Some(uri) => uri.to_string(),
+        None => std::env::var("NIX_REMOTE").unwrap_or_default(),
+    }
+}
+
+/// Opens the store named by `flag` / `NIX_REMOTE`.
+pub fn open_store(flag: Option<&str>) -> anyhow::Result<Box<dyn Store>> {
+    let uri = store_uri(flag);
+    let settings = StoreSettings::from_env();
+    Ok(nivis_store::open_store(&uri, &settings)?)
+}
+
+/// Makes `path` absolute and removes `.`, `..` and repeated slashes, without
+/// resolving symlinks (CppNix's `absPath`).
+pub fn absolute_path(path: &str) -> anyhow::Result<PathBuf> {
+    let joined = if Path::new(path).is_absolute() {
+        PathBuf::from(path)
+    } else {
+        std::env::current_dir().context("getting the current directory")?.join(path)
+    };
+    Ok(canon_path(&joined))
+}
+
+fn canon_path(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(c) => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The store path named by a command-line argument: a store path, a path inside
+/// one, or a symlink (chain) leading into the store.
+pub fn follow_links_to_store_path(store: &dyn Store, arg: &str) -> anyhow::Result<StorePath> {
+    let store_dir = store.store_dir();
+    let mut path = absolute_path(arg)?;
+    for _ in 0..1024 {
+        let printed = path.to_string_lossy().into_owned();
+        if store_dir.is_in_store(&printed) {
+            let (store_path, _) = store_dir.split_path(&printed)?;
+            return Ok(store_path);
+        }
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = std::fs::read_link(&path)
+                    .with_context(|| format!("reading symbolic link '{}'", path.display()))?;
+                let parent = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+                path = canon_path(&parent.join(target));
+            }
+            _ => break,
+        }
+    }
+    bail!("path '{}' is not in the Nix store", path.display())
+}
