@@ -87,7 +87,7 @@ pub fn builder_environment(request: &BuildRequest) -> BuilderEnvironment {
 /// SHA-256 of `data` in nix32, as CppNix's `hashString(htSHA256, s).to_string(Base32, false)`.
 fn nix32_sha256(data: &[u8]) -> String {
     let digest = Sha256::digest(data);
-    crate::refs::nix32_encode(&digest)
+    nivis_formats::nixbase32::encode(&digest)
 }
 
 /// A copy of `object` with keys in byte order at every level: nlohmann::json,

@@ -45,6 +45,10 @@ pub enum BuildError {
     #[error("builder failed to produce output path for output '{output}' at '{path}'")]
     MissingOutput { output: String, path: PathBuf },
 
+    /// Serialising an output as a NAR failed.
+    #[error(transparent)]
+    Nar(#[from] nivis_formats::nar::NarError),
+
     /// Anything else the kernel said no to while monitoring the builder.
     #[error("monitoring the builder: {0}")]
     Monitor(io::Error),

@@ -22,7 +22,6 @@
 
 mod env;
 mod error;
-mod nar;
 mod outputs;
 mod refs;
 mod request;
@@ -30,7 +29,6 @@ mod sandbox;
 
 pub use env::{BuilderEnvironment, HOMELESS_SHELTER, builder_environment};
 pub use error::BuildError;
-pub use nar::dump_path;
 pub use outputs::{OutputInfo, STORE_MTIME, canonicalise_path_metadata, scan_and_hash_output};
 pub use refs::{HASH_PART_LEN, ReferenceScanner};
 pub use request::{BuildRequest, BuildStatus, BuildUser, SANDBOX_GID, SANDBOX_UID, SandboxPath};

@@ -1,19 +1,21 @@
 //! After the builder: making outputs look like every other store path
 //! (canonical metadata), and computing what registration needs (NAR hash, NAR
-//! size, references) in one pass over the output.
+//! size, references) in one pass over the output: `nivis-formats`' NAR writer
+//! feeds a hasher and the reference scanner at once.
 
 use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::fs;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use nivis_formats::nar::dump_path;
+use nivis_formats::{Hash, HashAlgorithm};
 use sha2::{Digest, Sha256};
 
 use crate::error::BuildError;
-use crate::nar::dump_path;
 use crate::refs::ReferenceScanner;
 
 /// The modification time of everything in the store (CppNix's `mtimeStore`).
@@ -108,7 +110,7 @@ fn remove_extended_attributes(path: &Path, c_path: &CString) -> Result<(), Build
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputInfo {
     /// SHA-256 of the output's NAR serialisation.
-    pub nar_sha256: [u8; 32],
+    pub nar_hash: Hash,
     pub nar_size: u64,
     /// The candidate store paths the output refers to (possibly itself).
     pub references: BTreeSet<String>,
@@ -139,12 +141,11 @@ where
         }
     }
     let tee = Tee { hasher: Sha256::new(), size: 0, scanner: ReferenceScanner::new(reference_candidates) };
-    // The NAR writer emits many small pieces (lengths, padding); batch them.
-    let mut sink = BufWriter::with_capacity(256 * 1024, tee);
-    dump_path(path, &mut sink)?;
-    let tee = sink.into_inner().map_err(|e| BuildError::io("serialising", path, e.into_error()))?;
+    let mut tee = tee;
+    dump_path(path, &mut tee)?;
+    let nar_hash = Hash::from_digest(HashAlgorithm::Sha256, &tee.hasher.finalize()).expect("a SHA-256 digest has the SHA-256 size");
     Ok(OutputInfo {
-        nar_sha256: tee.hasher.finalize().into(),
+        nar_hash,
         nar_size: tee.size,
         references: tee.scanner.found_paths(),
     })

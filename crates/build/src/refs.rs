@@ -26,25 +26,6 @@ const IS_NIX32: [bool; 256] = {
     table
 };
 
-/// Nix's base-32 encoding (least significant 5 bits last), used for the
-/// `passAsFile` file names. `nivis-formats` has the canonical one; this copy
-/// keeps the sandbox free of workspace dependencies.
-pub(crate) fn nix32_encode(bytes: &[u8]) -> String {
-    if bytes.is_empty() {
-        return String::new();
-    }
-    let len = (bytes.len() * 8 - 1) / 5 + 1;
-    let mut out = String::with_capacity(len);
-    for n in (0..len).rev() {
-        let bit = n * 5;
-        let (index, shift) = (bit / 8, bit % 8);
-        let low = (bytes[index] as u16) >> shift;
-        let high = if index + 1 < bytes.len() { (bytes[index + 1] as u16) << (8 - shift) } else { 0 };
-        out.push(NIX32_ALPHABET[((low | high) & 0x1f) as usize] as char);
-    }
-    out
-}
-
 /// A streaming scanner for references to candidate store paths.
 #[derive(Clone, Debug)]
 pub struct ReferenceScanner {
@@ -147,7 +128,7 @@ mod tests {
     fn nix32_of_sha256_matches_cppnix() {
         // `nix-hash --type sha256 --flat --base32` of a file containing "big".
         use sha2::{Digest, Sha256};
-        assert_eq!(nix32_encode(&Sha256::digest(b"big")), "1lak0mvllw8rv9i9ygkglvhqsq19qi9ynl4bi7gbf69ab5nzw89a");
+        assert_eq!(nivis_formats::nixbase32::encode(&Sha256::digest(b"big")), "1lak0mvllw8rv9i9ygkglvhqsq19qi9ynl4bi7gbf69ab5nzw89a");
     }
 
     #[test]

@@ -119,7 +119,9 @@ pub struct BuildRequest {
     pub max_log_size: Option<u64>,
     /// The `sandbox-dev-shm-size` setting (tmpfs `size=` option).
     pub dev_shm_size: String,
-    /// Make `/dev/kvm` visible (the `kvm` system feature was required).
+    /// Make `/dev/kvm` visible if the host has it. CppNix does so whenever the
+    /// `system-features` setting contains `kvm` (its default on hosts with
+    /// `/dev/kvm`), whatever the derivation requires.
     pub kvm: bool,
     /// Host ids the sandbox's uid 1000 / gid 100 map to; `None` for this
     /// process's own ids (rootless). Root callers should pass an unprivileged

@@ -493,7 +493,9 @@ fn prepare_chroot(
     write_file(&etc.join("group"), &format!("root:x:0:\nnixbld:!:{SANDBOX_GID}:\nnogroup:x:65534:\n"))?;
 
     // Target (inside the sandbox) to (host source, read-only). Sorted, so a
-    // parent directory is mounted before anything below it.
+    // parent directory is mounted before anything below it. The input closure
+    // is mounted first, then the rest: the order CppNix 2.8's mount table shows.
+    let mut input_binds: BTreeMap<PathBuf, (PathBuf, bool)> = BTreeMap::new();
     let mut binds: BTreeMap<PathBuf, (PathBuf, bool)> = BTreeMap::new();
     if request.fixed_output {
         // Fixed-output derivations may use the network: give them name
@@ -526,7 +528,7 @@ fn prepare_chroot(
             let link = chroot_store_dir.join(base);
             symlink(&target, &link).map_err(|e| BuildError::io("creating symlink", &link, e))?;
         } else {
-            binds.insert(request.store_dir.join(base), (source, true));
+            input_binds.insert(request.store_dir.join(base), (source, true));
         }
     }
 
@@ -557,7 +559,7 @@ fn prepare_chroot(
     }
 
     let mut ops = Vec::new();
-    for (target, (source, read_only)) in &binds {
+    for (target, (source, read_only)) in input_binds.iter().chain(&binds) {
         let host_target = in_chroot(chroot_root, target);
         let is_dir = fs::metadata(source).map_err(|e| BuildError::io("getting status of", source, e))?.is_dir();
         if is_dir {

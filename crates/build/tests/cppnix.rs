@@ -1,0 +1,185 @@
+//! The builder's world compared with CppNix 2.8's: the same derivation is
+//! built by CppNix (`nix-store --realise` with `sandbox = true` in a chroot
+//! store) and by `run_build`, and what the builder saw is compared file by file.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use nivis_build::{BuildRequest, BuildUser};
+
+/// What the builder records about its world, one file per aspect.
+const DUMP_SCRIPT: &str = r#"
+mkdir -p $out $dev
+env | sort > $out/env
+id > $out/id
+hostname > $out/hostname
+cat /proc/sys/kernel/domainname > $out/domainname
+pwd > $out/pwd
+cat /etc/passwd > $out/passwd
+cat /etc/group > $out/group
+cat /etc/hosts > $out/hosts 2>&1
+ls -a /etc > $out/etc
+cut_mounts() { while read -r a b c d mountpoint rest; do echo "$mountpoint"; done; }
+cut_mounts < /proc/self/mountinfo > $out/mountpoints
+for d in / /dev /dev/pts /dev/shm /tmp /build /nix /nix/store; do stat -c '%n %A' $d; done > $out/modes
+ls -a / > $out/root
+ls -a /dev > $out/dev
+for l in /dev/fd /dev/stdin /dev/stdout /dev/stderr /dev/ptmx; do echo "$l -> $(readlink $l)"; done > $out/links
+cat /proc/self/uid_map /proc/self/gid_map | while read -r inside outside count; do echo "$inside $count"; done > $out/idmaps
+grep -E '^(Max core file size|Max stack size)' /proc/self/limits > $out/limits
+umask > $out/umask
+echo "$$" > $out/pid
+echo "$0|$1|$2" > $out/args
+if [ -t 1 ]; then echo stdout-is-a-tty; else echo stdout-is-not-a-tty; fi > $out/tty
+cat $bigPath > $out/passasfile
+ls -a /build > $out/buildls
+ifconfig -a | grep -E '^[a-z]|inet ' > $out/network
+"#;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn cppnix_available(test: &str) -> bool {
+    if !is_root() {
+        eprintln!("SKIPPED {test}: CppNix's sandbox needs root here (build users); nivis' own tests still run");
+        return false;
+    }
+    if !Command::new("nix-store").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED {test}: CppNix (nix-store) is not installed");
+        return false;
+    }
+    true
+}
+
+struct Derivation {
+    drv_path: String,
+    builder: String,
+    args: Vec<String>,
+    env: BTreeMap<String, String>,
+    outputs: BTreeMap<String, String>,
+    input_srcs: Vec<String>,
+}
+
+/// Instantiates `expression` into the chroot store at `store_root` and reads
+/// the derivation back with `nix show-derivation`.
+fn instantiate(store_root: &Path, expression: &str) -> Derivation {
+    let output = Command::new("nix-instantiate")
+        .args(["--store", store_root.to_str().expect("utf-8"), "-E", expression])
+        .output()
+        .expect("nix-instantiate");
+    assert!(output.status.success(), "nix-instantiate: {}", String::from_utf8_lossy(&output.stderr));
+    let drv_path = String::from_utf8(output.stdout).expect("utf-8").trim().to_string();
+    let output = Command::new("nix")
+        .args(["--extra-experimental-features", "nix-command", "show-derivation", "--store"])
+        .arg(store_root)
+        .arg(&drv_path)
+        .output()
+        .expect("nix show-derivation");
+    assert!(output.status.success(), "nix show-derivation: {}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let drv = &json[&drv_path];
+    let strings = |value: &serde_json::Value| -> Vec<String> {
+        value.as_array().expect("array").iter().map(|v| v.as_str().expect("string").to_string()).collect()
+    };
+    Derivation {
+        drv_path: drv_path.clone(),
+        builder: drv["builder"].as_str().expect("builder").to_string(),
+        args: strings(&drv["args"]),
+        env: drv["env"].as_object().expect("env").iter().map(|(k, v)| (k.clone(), v.as_str().expect("str").to_string())).collect(),
+        outputs: drv["outputs"]
+            .as_object()
+            .expect("outputs")
+            .iter()
+            .map(|(k, v)| (k.clone(), v["path"].as_str().expect("path").to_string()))
+            .collect(),
+        input_srcs: strings(&drv["inputSrcs"]),
+    }
+}
+
+fn read_dir_files(dir: &Path) -> BTreeMap<String, String> {
+    fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| {
+            let entry = entry.expect("entry");
+            (entry.file_name().to_string_lossy().into_owned(), fs::read_to_string(entry.path()).expect("dump file"))
+        })
+        .collect()
+}
+
+fn busybox_source(dir: &Path) -> PathBuf {
+    let bin = dir.join("busybox/bin");
+    fs::create_dir_all(&bin).expect("bin");
+    fs::copy(BUSYBOX, bin.join("busybox")).expect("copy busybox");
+    for applet in ["sh", "env", "sort", "id", "hostname", "cat", "pwd", "ls", "stat", "readlink", "grep", "umask", "mkdir", "ifconfig"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("applet");
+    }
+    dir.join("busybox")
+}
+
+#[test]
+fn builder_world_matches_cppnix() {
+    if !sandbox_available("builder_world_matches_cppnix") || !cppnix_available("builder_world_matches_cppnix") {
+        return;
+    }
+    let root = tempfile::Builder::new().prefix("nivis-build-cppnix").tempdir().expect("temp dir");
+    let source = busybox_source(root.path());
+    let store_root = root.path().join("store");
+    let script = DUMP_SCRIPT.replace("''", "'''").replace("${", "''${");
+    let expression = format!(
+        r#"let bb = builtins.path {{ path = {source}; name = "busybox"; }}; in
+        derivation {{
+          name = "world"; system = "x86_64-linux";
+          builder = "${{bb}}/bin/sh"; args = [ "-c" ''{script}'' "first" "second" ];
+          PATH = "${{bb}}/bin";
+          outputs = [ "out" "dev" ];
+          passAsFile = [ "big" ]; big = "contents passed as a file";
+          plain = "a plain attribute";
+        }}"#,
+        source = source.display(),
+    );
+    let drv = instantiate(&store_root, &expression);
+    let real_store_dir = store_root.join("nix/store");
+
+    // nivis first, reading the dump from the chroot before it is cleaned up.
+    let mut request = BuildRequest::new(drv.drv_path.clone(), drv.builder.clone(), real_store_dir.clone());
+    request.args = drv.args.clone();
+    request.env = drv.env.clone();
+    request.outputs = drv.outputs.clone();
+    request.input_paths = drv.input_srcs.clone();
+    request.tmp_root = PathBuf::from("/tmp");
+    request.build_cores = 2;
+    // CppNix's default system-features include kvm where /dev/kvm exists.
+    request.kvm = true;
+    // As root, build as an unprivileged user as CppNix does with build users,
+    // so root-owned files look the same (unmapped) from inside.
+    request.build_user = Some(BuildUser { uid: 30001, gid: 30001 });
+    let (outcome, log) = build(&request);
+    assert!(outcome.status.success(), "nivis build failed: {:?}\n{log}", outcome.status);
+    let ours = read_dir_files(&outcome.output_location("out").expect("out"));
+    drop(outcome);
+
+    let cores = Command::new("nix-store")
+        .args(["--store", store_root.to_str().expect("utf-8"), "--option", "sandbox", "true", "--option", "substituters", ""])
+        .args(["--option", "cores", "2", "--realise", &drv.drv_path])
+        .output()
+        .expect("nix-store --realise");
+    assert!(cores.status.success(), "CppNix build failed: {}", String::from_utf8_lossy(&cores.stderr));
+    let out_base = drv.outputs["out"].rsplit('/').next().expect("base").to_string();
+    let theirs = read_dir_files(&real_store_dir.join(out_base));
+
+    assert_eq!(ours.keys().collect::<Vec<_>>(), theirs.keys().collect::<Vec<_>>());
+    let mut differences = Vec::new();
+    for (file, their_contents) in &theirs {
+        if ours[file] != *their_contents {
+            differences.push(format!("== {file}\n-- CppNix:\n{their_contents}-- nivis:\n{}", ours[file]));
+        }
+    }
+    assert!(differences.is_empty(), "the builder's world differs from CppNix's:\n{}", differences.join("\n"));
+}
