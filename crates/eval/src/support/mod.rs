@@ -5,3 +5,7 @@
 //! escaping) and is unit-tested against outputs of CppNix 2.8 or, for later
 //! changes, against CppNix's documentation.
 pub mod posix_regex;
+pub mod versions;
+pub mod float_format;
+pub mod json_string;
+pub mod toml;
