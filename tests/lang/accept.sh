@@ -8,6 +8,8 @@
 #
 # Usage: tests/lang/accept.sh [NAME-GLOB]    (default: all cases)
 # Environment: NIX_INSTANTIATE (default /usr/bin/nix-instantiate).
+# --readonly-mode: store paths (derivation, toFile, path interpolation) are
+# computed without writing to /nix/store.
 set -u
 cd "$(dirname "$0")" || exit 1
 nix_instantiate=${NIX_INSTANTIATE:-/usr/bin/nix-instantiate}
@@ -32,7 +34,7 @@ for file in $pattern.nix; do
     fi
     case "$name" in
         eval-okay-*)
-            if "$nix_instantiate" --eval --strict "$file" > "$name.exp.tmp" 2> "$name.err.tmp"; then
+            if "$nix_instantiate" --readonly-mode --eval --strict "$file" > "$name.exp.tmp" 2> "$name.err.tmp"; then
                 mv "$name.exp.tmp" "$name.exp"
             else
                 echo "FAIL (expected success): $name"; sed 's/^/    /' "$name.err.tmp" | head -8
@@ -42,19 +44,19 @@ for file in $pattern.nix; do
             rm -f "$name.err.tmp"
             ;;
         eval-fail-*)
-            if "$nix_instantiate" --eval --strict "$file" > /dev/null 2>&1; then
+            if "$nix_instantiate" --readonly-mode --eval --strict "$file" > /dev/null 2>&1; then
                 echo "UNEXPECTED SUCCESS: $name"; status=1
             fi
             ;;
         parse-okay-*)
-            if ! "$nix_instantiate" --parse "$file" > /dev/null 2> "$name.err.tmp"; then
+            if ! "$nix_instantiate" --readonly-mode --parse "$file" > /dev/null 2> "$name.err.tmp"; then
                 echo "FAIL (expected parse): $name"; sed 's/^/    /' "$name.err.tmp" | head -8
                 status=1
             fi
             rm -f "$name.err.tmp"
             ;;
         parse-fail-*)
-            if "$nix_instantiate" --parse "$file" > /dev/null 2>&1; then
+            if "$nix_instantiate" --readonly-mode --parse "$file" > /dev/null 2>&1; then
                 echo "UNEXPECTED PARSE SUCCESS: $name"; status=1
             fi
             ;;

@@ -1,0 +1,1 @@
+let s = { a = s.b; b = s.a; }; in s.a

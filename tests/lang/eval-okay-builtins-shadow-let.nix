@@ -1,0 +1,1 @@
+let map = "mine"; in [ map (builtins.map (x: x) [ 1 ]) ]

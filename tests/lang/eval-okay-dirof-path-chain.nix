@@ -1,0 +1,1 @@
+baseNameOf (dirOf (dirOf ./lib/sub/value.nix))

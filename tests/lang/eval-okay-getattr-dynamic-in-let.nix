@@ -1,0 +1,1 @@
+let k = "x"; s = { x = 1; }; in s.${k} + builtins.getAttr k s

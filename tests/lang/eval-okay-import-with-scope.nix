@@ -1,0 +1,1 @@
+let x = 1; in (import ./lib/id.nix) x

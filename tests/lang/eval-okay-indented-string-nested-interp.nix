@@ -1,0 +1,5 @@
+let x = "X"; in ''
+  a ${''
+    nested ${x}
+  ''} b
+''

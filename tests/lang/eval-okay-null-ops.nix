@@ -1,0 +1,1 @@
+[ (null == null) (null != false) (builtins.isNull null) (toString null) ([ null ] == [ null ]) ]

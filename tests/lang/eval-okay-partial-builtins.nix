@@ -1,0 +1,1 @@
+let m = builtins.map (x: x * 2); in [ (m [ 1 2 ]) (m [ ]) ]

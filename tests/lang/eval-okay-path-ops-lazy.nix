@@ -1,0 +1,1 @@
+let p = ./does-not-exist; in builtins.typeOf p

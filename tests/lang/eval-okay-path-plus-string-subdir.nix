@@ -1,0 +1,1 @@
+baseNameOf (./lib + "/sub" + "/value.nix")

@@ -1,0 +1,1 @@
+[ "${./lib/data.txt}" "${./lib/dir}" (builtins.toString ./lib/data.txt == "${./lib/data.txt}") ]

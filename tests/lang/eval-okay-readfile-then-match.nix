@@ -1,0 +1,1 @@
+builtins.match "line (.*)\n.*" (builtins.readFile ./lib/data.txt)

@@ -1,0 +1,1 @@
+builtins.seq { a = throw "lazy"; } (builtins.seq [ (throw "lazy") ] "fine")

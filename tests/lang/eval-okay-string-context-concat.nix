@@ -1,0 +1,1 @@
+let d = derivation { name = "c"; builder = "/bin/sh"; system = "x86_64-linux"; }; s = "prefix-${d}-suffix"; in [ (builtins.hasContext s) (builtins.stringLength s > 20) (builtins.attrNames (builtins.getContext (s + "x"))) ]

@@ -1,0 +1,4 @@
+''
+  literal ''${not interpolated}
+  dollar $ sign and $$ two
+''

@@ -1,0 +1,1 @@
+builtins.toJSON { list = [ [ ] [ [ ] ] { } ]; obj = { nested = { deep = [ 1 ]; }; }; str = "x"; }

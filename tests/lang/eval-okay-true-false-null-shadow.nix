@@ -1,0 +1,1 @@
+let true = false; in [ true (with { null = 1; }; null) ]

@@ -1,0 +1,1 @@
+with { toString = x: "shadowed"; }; [ (toString 1) (builtins.toString 1) ]
