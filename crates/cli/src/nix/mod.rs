@@ -1,6 +1,8 @@
 //! The new-style CLI (`nivis <subcommand>`, or `nix <subcommand>` through a link):
 //! one file per subcommand, its help text beside it.
 
+mod key;
+
 use std::ffi::OsString;
 
 pub fn run(args: Vec<OsString>) -> crate::CommandResult {
@@ -14,6 +16,7 @@ pub fn run(args: Vec<OsString>) -> crate::CommandResult {
             println!("nivis {}", env!("CARGO_PKG_VERSION"));
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Some("key") => key::run(&args[1..]),
         Some(other) => crate::not_implemented::not_implemented(&format!("nix {other}")),
     }
 }
