@@ -184,16 +184,7 @@ impl Hash {
     /// Prints in `encoding`; with `include_algorithm`, prefixes `algo:` (SRI always
     /// carries its `algo-` prefix). This is CppNix's `Hash::to_string`.
     pub fn encode(&self, encoding: HashEncoding, include_algorithm: bool) -> String {
-        let body = match encoding {
-            HashEncoding::Base16 => data_encoding::HEXLOWER.encode(self.digest()),
-            HashEncoding::Nix32 => nixbase32::encode(self.digest()),
-            HashEncoding::Base64 | HashEncoding::Sri => data_encoding::BASE64.encode(self.digest()),
-        };
-        match encoding {
-            HashEncoding::Sri => format!("{}-{}", self.algorithm, body),
-            _ if include_algorithm => format!("{}:{}", self.algorithm, body),
-            _ => body,
-        }
+        encode_digest(self.algorithm, self.digest(), encoding, include_algorithm)
     }
 
     /// Lower-case hex, without prefix.
@@ -290,6 +281,22 @@ impl Hash {
             return Err(HashError::WrongLength { hash: rest.to_string(), algorithm });
         }
         Ok(Hash { algorithm, digest })
+    }
+}
+
+/// Encodes raw digest bytes labelled with `algorithm`, like [`Hash::encode`] but
+/// for digests whose length need not match the algorithm: CppNix prints
+/// `nix-hash --truncate` results (a SHA-256 folded to 20 bytes) this way.
+pub fn encode_digest(algorithm: HashAlgorithm, digest: &[u8], encoding: HashEncoding, include_algorithm: bool) -> String {
+    let body = match encoding {
+        HashEncoding::Base16 => data_encoding::HEXLOWER.encode(digest),
+        HashEncoding::Nix32 => nixbase32::encode(digest),
+        HashEncoding::Base64 | HashEncoding::Sri => data_encoding::BASE64.encode(digest),
+    };
+    match encoding {
+        HashEncoding::Sri => format!("{algorithm}-{body}"),
+        _ if include_algorithm => format!("{algorithm}:{body}"),
+        _ => body,
     }
 }
 

@@ -13,7 +13,7 @@ pub mod nixbase32;
 pub mod signature;
 pub mod store_path;
 
-pub use hash::{Hash, HashAlgorithm, HashEncoding, HashError, Hasher, compress_hash};
+pub use hash::{Hash, HashAlgorithm, HashEncoding, HashError, Hasher, compress_hash, encode_digest};
 pub use store_path::{
     FileIngestionMethod, StoreDir, StorePath, StorePathError, StorePathSet, check_name, output_path_name,
 };

@@ -3,6 +3,8 @@
 
 mod key;
 
+pub mod hash;
+
 use std::ffi::OsString;
 
 pub fn run(args: Vec<OsString>) -> crate::CommandResult {
@@ -17,6 +19,7 @@ pub fn run(args: Vec<OsString>) -> crate::CommandResult {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Some("key") => key::run(&args[1..]),
+        Some("hash") => hash::run(args[1..].to_vec()),
         Some(other) => crate::not_implemented::not_implemented(&format!("nix {other}")),
     }
 }

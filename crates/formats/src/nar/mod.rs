@@ -55,12 +55,13 @@ pub const MAX_TARGET_LEN: usize = 4095;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum NarError {
-    /// A file system operation failed; `path` says on what.
-    #[error("{action} '{path}': {source}")]
-    Io { action: &'static str, path: PathBuf, source: io::Error },
+    /// A file system operation failed; `path` says on what. The message is
+    /// CppNix's (`getting status of '/x': No such file or directory`).
+    #[error("{action} '{}': {}", path.display(), IoMessage(error))]
+    Io { action: &'static str, path: PathBuf, error: io::Error },
     /// Reading the archive stream or writing the output stream failed.
-    #[error("{0}")]
-    Stream(#[source] io::Error),
+    #[error("{}", IoMessage(.0))]
+    Stream(io::Error),
     #[error("file '{0}' has an unsupported type")]
     UnsupportedFileType(PathBuf),
     #[error("file '{path}' changed size while it was being archived (expected {expected} bytes)")]
@@ -90,12 +91,26 @@ pub enum NarError {
 impl NarError {
     fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> NarError {
         let path = path.into();
-        move |source| NarError::Io { action, path, source }
+        move |error| NarError::Io { action, path, error }
     }
 
     /// An error of the input stream: running out of bytes is [`NarError::Truncated`].
     fn stream(error: io::Error) -> NarError {
         if error.kind() == io::ErrorKind::UnexpectedEof { NarError::Truncated } else { NarError::Stream(error) }
+    }
+}
+
+/// Shows an I/O error as CppNix does: the system's message without Rust's
+/// ` (os error N)` suffix.
+struct IoMessage<'a>(&'a io::Error);
+
+impl std::fmt::Display for IoMessage<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.0.to_string();
+        match text.rfind(" (os error ") {
+            Some(at) if text.ends_with(')') => f.write_str(&text[..at]),
+            _ => f.write_str(&text),
+        }
     }
 }
 

@@ -127,7 +127,7 @@ fn rename_no_replace(from: &Path, to: &Path) -> Result<(), NarError> {
             }
             fs::rename(from, to).map_err(NarError::io("renaming into place", to))
         }
-        _ => Err(NarError::Io { action: "renaming into place", path: to.to_path_buf(), source: error }),
+        _ => Err(NarError::Io { action: "renaming into place", path: to.to_path_buf(), error }),
     }
 }
 
