@@ -1,0 +1,1 @@
+builtins.findFile [ { prefix = "l"; path = ./lib; } ] "nope/x.nix"

@@ -1,0 +1,1 @@
+let __lessThan = a: b: "lt"; in 1 <= 2

@@ -1,0 +1,1 @@
+<nixpkgs-surely-missing-from-search-path>

@@ -1,0 +1,1 @@
+let __findFile = sp: p: "found ${p}"; in [ <foo/bar> <x> ]

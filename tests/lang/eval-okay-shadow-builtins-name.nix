@@ -1,0 +1,1 @@
+let builtins = { }; in builtins.x or 1

@@ -1,0 +1,1 @@
+let true = 1; null = 2; in [ true null ]

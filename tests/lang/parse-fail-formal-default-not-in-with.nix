@@ -1,0 +1,1 @@
+let f = { a ? b, ... }@args: with args; a; in f { b = "from-args"; }
