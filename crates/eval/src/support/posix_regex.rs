@@ -37,10 +37,10 @@ use std::ops::Range;
 /// (`_GLIBCXX_REGEX_STATE_LIMIT`) with "memory limit exceeded".
 const STATE_LIMIT: usize = 100_000;
 
-/// The depth-first executor recurses once per NFA transition; beyond this
-/// depth we report an error instead of overflowing the stack (libstdc++
-/// would crash with a segmentation fault somewhat later).
-const MAX_DEPTH: usize = 100_000;
+/// The depth-first executor keeps its own stack (on the heap) with a frame
+/// per pending continuation; beyond this many frames we report an error
+/// (libstdc++, which recurses on the machine stack, crashes far earlier).
+const MAX_FRAMES: usize = 2_000_000;
 
 /// Why a pattern was rejected or a match could not be completed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,6 +77,10 @@ pub struct CompiledRegex {
     /// `\A(?:P)\z` in `regex::bytes` syntax, when it gives the same captures
     /// as libstdc++ for every input.
     fast_full: Option<regex::bytes::Regex>,
+    /// `(?:P)` unanchored: finds where the leftmost match starts (the same
+    /// position for every matching discipline), so `split` runs the
+    /// depth-first executor only where a match begins.
+    start_finder: Option<regex::bytes::Regex>,
 }
 
 /// Compiles `pattern` with libstdc++'s `std::regex::extended` rules.
@@ -93,19 +97,16 @@ pub fn compile(pattern: &[u8]) -> Result<CompiledRegex, RegexError> {
     let group_count = parser.group_count;
     let mut builder = NfaBuilder { states: Vec::new() };
     let nfa = builder.build(&ast).ok_or_else(|| RegexError::TooLarge { pattern: pattern_text.clone() })?;
+    let mut translated = String::new();
+    ast.write_rust_syntax(&mut translated);
+    let build = |text: String| regex::bytes::RegexBuilder::new(&text).unicode(false).size_limit(64 << 20).build().ok();
     let fast_full = if ast.has_group_in_nullable_loop(false) {
         None
     } else {
-        let mut translated = String::from("(?s-u)\\A(?:");
-        ast.write_rust_syntax(&mut translated);
-        translated.push_str(")\\z");
-        regex::bytes::RegexBuilder::new(&translated)
-            .unicode(false)
-            .size_limit(64 << 20)
-            .build()
-            .ok()
+        build(format!("(?s-u)\\A(?:{translated})\\z"))
     };
-    Ok(CompiledRegex { pattern: pattern_text, nfa, group_count, fast_full })
+    let start_finder = build(format!("(?s-u)(?:{translated})"));
+    Ok(CompiledRegex { pattern: pattern_text, nfa, group_count, fast_full, start_finder })
 }
 
 impl CompiledRegex {
@@ -130,8 +131,8 @@ impl CompiledRegex {
         self.full_match_slow(haystack)
     }
 
-    /// The depth-first executor in exact mode; public to the tests so the
-    /// fast path can be checked against it.
+    /// The depth-first executor in exact mode (the fast path is checked
+    /// against it in the tests).
     fn full_match_slow(&self, haystack: &[u8]) -> Result<Option<Groups>, RegexError> {
         let mut executor = Executor::new(&self.nfa, haystack, 0, true, false);
         executor.run().map_err(|()| self.too_complex())?;
@@ -147,6 +148,15 @@ impl CompiledRegex {
     /// `std::regex_search` from `start`: the first position at or after
     /// `start` where a match begins, and the match found there.
     fn search_from(&self, haystack: &[u8], start: usize) -> Result<Option<SplitMatch>, RegexError> {
+        let mut start = start;
+        if let Some(finder) = &self.start_finder {
+            // A match exists at a position for libstdc++ exactly when one
+            // exists for `regex` (same language), so skip to the first one.
+            match finder.find_at(haystack, start) {
+                None => return Ok(None),
+                Some(found) => start = found.start(),
+            }
+        }
         for position in start..=haystack.len() {
             // Positions after the first one are searched with
             // `match_prev_avail`, so `^` matches only at offset 0.
@@ -864,7 +874,22 @@ struct Executor<'a> {
     current_results: Results,
     /// Per repeat state: position of the last iteration start, and count.
     rep_count: Vec<(usize, u32)>,
-    depth: usize,
+}
+
+/// What remains to be done when the subtree below returns: libstdc++'s
+/// recursive `_M_dfs` turned inside out.
+enum Frame {
+    Enter(StateId),
+    /// After one more iteration of a loop: restore its counter, then leave
+    /// the loop unless a solution was found.
+    AfterIteration { state: StateId, saved: Option<(usize, u32)>, next: StateId },
+    /// After the left branch of an alternative: try the right one.
+    AfterLeft { next: StateId },
+    /// After the right branch: merge the "found a solution" flags.
+    AfterRight { had_sol: bool },
+    RestoreFirst { group: usize, first: usize },
+    RestoreSub { group: usize, sub: SubMatch },
+    RestoreCurrent,
 }
 
 impl<'a> Executor<'a> {
@@ -881,60 +906,85 @@ impl<'a> Executor<'a> {
             best: None,
             current_results: Results(vec![SubMatch::default(); nfa.group_slots]),
             rep_count: vec![(usize::MAX, 0); nfa.states.len()],
-            depth: 0,
         }
     }
 
     fn run(&mut self) -> Result<(), ()> {
-        self.dfs(self.nfa.start)
-    }
-
-    fn dfs(&mut self, state: StateId) -> Result<(), ()> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(());
+        let mut stack = vec![Frame::Enter(self.nfa.start)];
+        while let Some(frame) = stack.pop() {
+            if stack.len() > MAX_FRAMES {
+                return Err(());
+            }
+            match frame {
+                Frame::Enter(state) => self.enter(state, &mut stack),
+                Frame::AfterIteration { state, saved, next } => {
+                    match saved {
+                        Some(saved) => self.rep_count[state] = saved,
+                        None => self.rep_count[state].1 -= 1,
+                    }
+                    if !self.has_sol {
+                        stack.push(Frame::Enter(next));
+                    }
+                }
+                Frame::AfterLeft { next } => {
+                    let had_sol = self.has_sol;
+                    self.has_sol = false;
+                    stack.push(Frame::AfterRight { had_sol });
+                    stack.push(Frame::Enter(next));
+                }
+                Frame::AfterRight { had_sol } => self.has_sol |= had_sol,
+                Frame::RestoreFirst { group, first } => self.current_results.0[group].first = first,
+                Frame::RestoreSub { group, sub } => self.current_results.0[group] = sub,
+                Frame::RestoreCurrent => self.current -= 1,
+            }
         }
-        let result = self.step(state);
-        self.depth -= 1;
-        result
+        Ok(())
     }
 
-    fn step(&mut self, state: StateId) -> Result<(), ()> {
+    fn enter(&mut self, state: StateId, stack: &mut Vec<Frame>) {
         match self.nfa.states[state] {
             State::Repeat { alt, next } => {
-                self.rep_once_more(state, alt)?;
-                if !self.has_sol {
-                    self.dfs(next)?;
+                // `_M_rep_once_more`: an iteration may start at the same
+                // position at most twice.
+                let (position, count) = self.rep_count[state];
+                if count == 0 || position != self.current {
+                    let saved = self.rep_count[state];
+                    self.rep_count[state] = (self.current, 1);
+                    stack.push(Frame::AfterIteration { state, saved: Some(saved), next });
+                    stack.push(Frame::Enter(alt));
+                } else if count < 2 {
+                    self.rep_count[state].1 += 1;
+                    stack.push(Frame::AfterIteration { state, saved: None, next });
+                    stack.push(Frame::Enter(alt));
+                } else if !self.has_sol {
+                    stack.push(Frame::Enter(next));
                 }
             }
             State::Alternative { alt, next } => {
-                self.dfs(alt)?;
-                let had_sol = self.has_sol;
-                self.has_sol = false;
-                self.dfs(next)?;
-                self.has_sol |= had_sol;
+                stack.push(Frame::AfterLeft { next });
+                stack.push(Frame::Enter(alt));
             }
             State::SubexprBegin { group, next } => {
-                let saved = self.current_results.0[group].first;
+                let first = self.current_results.0[group].first;
                 self.current_results.0[group].first = self.current;
-                self.dfs(next)?;
-                self.current_results.0[group].first = saved;
+                stack.push(Frame::RestoreFirst { group, first });
+                stack.push(Frame::Enter(next));
             }
             State::SubexprEnd { group, next } => {
-                let saved = self.current_results.0[group];
+                let sub = self.current_results.0[group];
                 self.current_results.0[group].second = self.current;
                 self.current_results.0[group].matched = true;
-                self.dfs(next)?;
-                self.current_results.0[group] = saved;
+                stack.push(Frame::RestoreSub { group, sub });
+                stack.push(Frame::Enter(next));
             }
             State::LineBegin { next } => {
                 if self.current == 0 && !self.prev_avail {
-                    self.dfs(next)?;
+                    stack.push(Frame::Enter(next));
                 }
             }
             State::LineEnd { next } => {
                 if self.current == self.input.len() {
-                    self.dfs(next)?;
+                    stack.push(Frame::Enter(next));
                 }
             }
             State::Match { set, next } => {
@@ -942,29 +992,13 @@ impl<'a> Executor<'a> {
                     && set.contains(byte)
                 {
                     self.current += 1;
-                    self.dfs(next)?;
-                    self.current -= 1;
+                    stack.push(Frame::RestoreCurrent);
+                    stack.push(Frame::Enter(next));
                 }
             }
-            State::Dummy { next } => self.dfs(next)?,
+            State::Dummy { next } => stack.push(Frame::Enter(next)),
             State::Accept => self.accept(),
         }
-        Ok(())
-    }
-
-    fn rep_once_more(&mut self, state: StateId, alt: StateId) -> Result<(), ()> {
-        let (position, count) = self.rep_count[state];
-        if count == 0 || position != self.current {
-            let saved = self.rep_count[state];
-            self.rep_count[state] = (self.current, 1);
-            self.dfs(alt)?;
-            self.rep_count[state] = saved;
-        } else if count < 2 {
-            self.rep_count[state].1 += 1;
-            self.dfs(alt)?;
-            self.rep_count[state].1 -= 1;
-        }
-        Ok(())
     }
 
     fn accept(&mut self) {

@@ -317,3 +317,31 @@ fn random_patterns_agree_with_cppnix() {
         panic!("outputs differ but no single case does (seed {seed})");
     }
 }
+
+#[test]
+fn split_of_a_long_text_is_fast() {
+    let text: Vec<u8> = (0..200_000).map(|i| if i % 80 == 79 { b'\n' } else { b'a' + (i % 26) as u8 }).collect();
+    let regex = compile(b"\n").unwrap();
+    let started = std::time::Instant::now();
+    let count = regex.split_matches(&text).count();
+    assert_eq!(count, 2500);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+    // Without a start finder the executor still finds the same matches.
+    let mut slow = compile(b"([b-d]+)(x)?").unwrap();
+    let expected: Vec<SplitMatch> = slow.split_matches(&text[..5000]).map(Result::unwrap).collect();
+    slow.start_finder = None;
+    let actual: Vec<SplitMatch> = slow.split_matches(&text[..5000]).map(Result::unwrap).collect();
+    assert_eq!(actual, expected);
+}
+
+#[test]
+fn deep_matches_work_and_deeper_ones_are_an_error_not_a_crash() {
+    let regex = compile(b"(a|b)*").unwrap();
+    let text = vec![b'a'; 100_000];
+    let matches: Vec<SplitMatch> = regex.split_matches(&text).map(Result::unwrap).collect();
+    assert_eq!(matches[0].range, 0..100_000);
+    assert_eq!(matches[0].groups, vec![Some(99_999..100_000)]);
+    let text = vec![b'a'; 1_000_000];
+    let result: Result<Vec<SplitMatch>, RegexError> = regex.split_matches(&text).collect();
+    assert!(matches!(result, Err(RegexError::TooComplex { .. })), "{result:?}");
+}
