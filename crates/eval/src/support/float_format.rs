@@ -116,7 +116,9 @@ fn strip_trailing_zeros(text: &str) -> &str {
 mod tests {
     use super::*;
 
-    /// Values and outputs recorded from CppNix 2.8: `[ fs (map toString fs) ]`.
+    /// Values and outputs recorded from CppNix 2.8: `[ fs (map toString fs) ]`
+    /// (3.14159265 is a literal from that test, not an approximation of pi).
+    #[allow(clippy::approx_constant)]
     const VALUES: &[f64] = &[
         0.0, 1.0, -1.0, 0.5, 0.1, 0.3, 1.5, 2.5, 100.0, 123456.0, 1234567.0, 999999.0, 999999.5, 9999995.0, 0.0001,
         0.00001, 0.000123456789, 0.00099999999, 1.0e10, 1.5e-5, 3.14159265, 2.5e300, 1.23456789, 1.0e21, 1.5e16,

@@ -854,7 +854,7 @@ impl Results {
         (1..=group_count)
             .map(|index| {
                 let sub = self.0.get(index).copied().unwrap_or_default();
-                sub.matched.then(|| sub.first..sub.second)
+                sub.matched.then_some(sub.first..sub.second)
             })
             .collect()
     }
