@@ -5,6 +5,7 @@
 //! This is the only crate that knows about terminals and `anyhow`: libraries return
 //! typed errors, and `main` renders them.
 
+mod eval_io;
 mod legacy;
 mod nix;
 mod not_implemented;

@@ -1,7 +1,213 @@
-//! `nix-instantiate`: not built yet.
+//! `nix-instantiate`: with `--eval`, evaluates expressions and prints them as
+//! CppNix does (`--strict`, `--json`, `--xml`, `-A`, `--arg`, `--argstr`, `-E`,
+//! `-I`, `--show-trace`); `--parse` prints the parsed expression; `--find-file`
+//! looks paths up in the search path. Instantiating derivations (writing `.drv`
+//! files) needs the store glue and is refused for now.
 
 use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
-pub fn run(_args: Vec<OsString>) -> crate::CommandResult {
-    crate::not_implemented::not_implemented("nix-instantiate")
+use crate::eval_io::{AutoArg, EVAL_STACK_BYTES, auto_args, auto_call, find_along_attr_path, new_eval};
+use nivis_eval::Pos;
+
+#[derive(Default)]
+struct Options {
+    eval: bool,
+    strict: bool,
+    json: bool,
+    xml: bool,
+    parse: bool,
+    find_file: bool,
+    from_args: bool,
+    show_trace: bool,
+    attr_paths: Vec<String>,
+    auto_args: Vec<(String, AutoArg)>,
+    include: Vec<String>,
+    files: Vec<String>,
+}
+
+fn parse_args(args: Vec<OsString>) -> anyhow::Result<Options> {
+    let mut o = Options::default();
+    let args: Vec<String> = args.into_iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let mut i = 0;
+    let next = |i: &mut usize, flag: &str| -> anyhow::Result<String> {
+        *i += 1;
+        args.get(*i).cloned().ok_or_else(|| anyhow::anyhow!("flag '{flag}' requires an argument"))
+    };
+    while i < args.len() {
+        let a = args[i].clone();
+        match a.as_str() {
+            "--eval" | "--eval-only" => o.eval = true,
+            "--strict" => o.strict = true,
+            "--json" => o.json = true,
+            "--xml" => o.xml = true,
+            "--parse" | "--parse-only" => o.parse = true,
+            "--find-file" => o.find_file = true,
+            "-E" | "--expr" => o.from_args = true,
+            "--show-trace" => o.show_trace = true,
+            "--read-write-mode" | "--readonly-mode" | "--no-location" | "--dry-run" => {}
+            "-A" | "--attr" => o.attr_paths.push(next(&mut i, &a)?),
+            "--arg" => {
+                let name = next(&mut i, &a)?;
+                let value = next(&mut i, &a)?;
+                o.auto_args.push((name, AutoArg::Expr(value)));
+            }
+            "--argstr" => {
+                let name = next(&mut i, &a)?;
+                let value = next(&mut i, &a)?;
+                o.auto_args.push((name, AutoArg::Str(value)));
+            }
+            "-I" | "--include" => o.include.push(next(&mut i, &a)?),
+            "--option" => {
+                next(&mut i, &a)?;
+                next(&mut i, &a)?;
+            }
+            "--add-root" | "--indirect" => {
+                if a == "--add-root" {
+                    next(&mut i, &a)?;
+                }
+            }
+            s if s.starts_with("-I") && s.len() > 2 => o.include.push(s[2..].to_string()),
+            s if s.starts_with('-') && s != "-" => {
+                anyhow::bail!("unrecognised flag '{s}'\nTry 'nix-instantiate --help' for more information.")
+            }
+            _ => o.files.push(a),
+        }
+        i += 1;
+    }
+    Ok(o)
+}
+
+pub fn run(args: Vec<OsString>) -> crate::CommandResult {
+    let o = parse_args(args)?;
+    if !o.eval && !o.parse && !o.find_file {
+        return crate::not_implemented::not_implemented("nix-instantiate without --eval (writing derivations)");
+    }
+    let code = nivis_eval::run_with_big_stack(EVAL_STACK_BYTES, move || run_in_thread(o));
+    Ok(ExitCode::from(code))
+}
+
+fn run_in_thread(mut o: Options) -> u8 {
+    let mut ev = new_eval(&o.include);
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+
+    if o.find_file {
+        for f in &o.files {
+            let src = format!("__findFile __nixPath \"{}\"", f.replace('\\', "\\\\").replace('"', "\\\"").replace("${", "\\${"));
+            let result = ev.parse_string(&src, &cwd).and_then(|e| ev.eval_expr(e));
+            match result {
+                Ok(v) => {
+                    let shown = nivis_eval::print::print_value_bytes(&mut ev, &v);
+                    let _ = out.write_all(&shown);
+                    let _ = out.write_all(b"\n");
+                }
+                Err(e) => {
+                    eprintln!("{}", e.render(o.show_trace));
+                    return 1;
+                }
+            }
+        }
+        return 0;
+    }
+
+    if o.files.is_empty() && !o.from_args {
+        o.files.push("./default.nix".to_string());
+    }
+    if o.attr_paths.is_empty() {
+        o.attr_paths.push(String::new());
+    }
+    let auto = match auto_args(&mut ev, &o.auto_args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{}", e.render(o.show_trace));
+            return 1;
+        }
+    };
+    for f in &o.files {
+        let parsed = if o.from_args {
+            ev.parse_string(f, &cwd)
+        } else if f == "-" {
+            let mut src = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut src);
+            ev.parse_stdin(&src, &cwd)
+        } else {
+            lookup_file_arg(&mut ev, f, &cwd).and_then(|p| ev.parse_file(&p))
+        };
+        let expr = match parsed {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("{}", e.render(o.show_trace));
+                return 1;
+            }
+        };
+        if o.parse {
+            let _ = writeln!(out, "{}", nivis_eval::print::show_expr(expr));
+            continue;
+        }
+        let result = (|| -> nivis_eval::error::Result<()> {
+            let root = ev.eval_expr(expr)?;
+            for attr_path in &o.attr_paths {
+                let v = find_along_attr_path(&mut ev, attr_path, auto.as_ref(), &root)?;
+                let mut v = ev.force(&v, Pos::NONE)?;
+                if let Some(a) = &auto {
+                    v = auto_call(&mut ev, &v, a)?;
+                }
+                if o.xml {
+                    let mut ctx = Default::default();
+                    if o.strict {
+                        v = ev.force_deep(&v, Pos::NONE)?;
+                    }
+                    let s = nivis_eval::print::to_xml_opts(&mut ev, &v, Pos::NONE, &mut ctx, o.strict)?;
+                    let _ = out.write_all(s.as_bytes());
+                } else if o.json {
+                    let mut buf = Vec::new();
+                    let mut ctx = Default::default();
+                    nivis_eval::print::to_json(&mut ev, &v, Pos::NONE, &mut buf, &mut ctx)?;
+                    buf.push(b'\n');
+                    let _ = out.write_all(&buf);
+                } else {
+                    if o.strict {
+                        v = ev.force_deep(&v, Pos::NONE)?;
+                    }
+                    let mut shown = nivis_eval::print::print_value_bytes(&mut ev, &v);
+                    shown.push(b'\n');
+                    let _ = out.write_all(&shown);
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = out.flush();
+            eprintln!("{}", e.render(o.show_trace));
+            return 1;
+        }
+    }
+    0
+}
+
+/// A file argument: `<nixpkgs>` is looked up in the search path; directories mean
+/// their `default.nix`.
+pub fn lookup_file_arg(ev: &mut nivis_eval::Eval, arg: &str, cwd: &Path) -> nivis_eval::error::Result<PathBuf> {
+    let mut path = if arg.starts_with('<') && arg.ends_with('>') && arg.len() > 2 {
+        let e = ev.parse_string(arg, cwd)?;
+        let v = ev.eval_expr(e)?;
+        match v {
+            nivis_eval::Value::Path(p) => PathBuf::from(p.to_str_lossy().into_owned()),
+            _ => PathBuf::from(arg),
+        }
+    } else {
+        let p = Path::new(arg);
+        if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) }
+    };
+    if path.is_dir() {
+        path.push("default.nix");
+    }
+    // CppNix canonicalises the path lexically (no symlink resolution).
+    use std::os::unix::ffi::OsStrExt;
+    let canon = nivis_eval::parser::canon_path(path.as_os_str().as_bytes());
+    Ok(PathBuf::from(std::ffi::OsStr::from_bytes(&canon)))
 }

@@ -1,0 +1,155 @@
+//! The syntax tree, which is also the evaluator's IR: after parsing, the
+//! resolver ([`crate::resolve`]) fills in every variable's static location, and
+//! the tree is leaked (`&'static Expr`) so thunks can point into it cheaply, as
+//! CppNix's never-freed ASTs do.
+
+use crate::pos::Pos;
+use crate::symbol::Sym;
+use crate::value::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum VarLoc {
+    /// Not resolved yet (only between parsing and resolution).
+    Unresolved,
+    /// `depth` environments up, slot `slot`.
+    Local { depth: u32, slot: u32 },
+    /// Looked up at run time in the `with` scopes, starting `depth` environments up.
+    With { depth: u32 },
+}
+
+pub struct Var {
+    pub name: Sym,
+    pub pos: Pos,
+    pub loc: VarLoc,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinOp {
+    Eq,
+    Neq,
+    /// `a < b`; `>` `<=` `>=` are rewritten with swapped operands and/or `!`.
+    Lt,
+    And,
+    Or,
+    Impl,
+    Update,
+    Concat,
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+pub enum AttrName {
+    Static(Sym),
+    Dynamic(Expr),
+}
+
+pub enum Expr {
+    /// A literal (int, float, string without context, path).
+    Const(Value),
+    Var(Var),
+    Select { expr: Box<Expr>, path: Vec<AttrName>, default: Option<Box<Expr>>, pos: Pos },
+    HasAttr { expr: Box<Expr>, path: Vec<AttrName>, pos: Pos },
+    Attrs(Box<AttrsExpr>),
+    List(Vec<Expr>),
+    Lambda(Box<Lambda>),
+    /// `f a b c`: one node for a chain of applications.
+    Call { func: Box<Expr>, args: Vec<Expr>, pos: Pos },
+    Let { attrs: Box<AttrsExpr>, body: Box<Expr> },
+    /// `prev_with`: how many environments up from this `with`'s own environment the
+    /// next enclosing `with` environment is (0: none).
+    With { attrs: Box<Expr>, body: Box<Expr>, pos: Pos, prev_with: u32 },
+    If { cond: Box<Expr>, then: Box<Expr>, else_: Box<Expr>, pos: Pos },
+    Assert { cond: Box<Expr>, body: Box<Expr>, pos: Pos },
+    Not { expr: Box<Expr>, pos: Pos },
+    Neg { expr: Box<Expr>, pos: Pos },
+    BinOp { op: BinOp, lhs: Box<Expr>, rhs: Box<Expr>, pos: Pos },
+    /// String interpolation or interpolated path. `force_string` is false for
+    /// paths, where the first part decides the result type.
+    ConcatStrings { force_string: bool, parts: Vec<(Pos, Expr)>, pos: Pos },
+    CurPos(Pos),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AttrKind {
+    Plain,
+    /// `inherit x;`: evaluated in the enclosing scope, even in `rec` and `let`.
+    Inherited,
+    /// `inherit (e) x;`: select `x` from the `index`-th inherit-from expression.
+    InheritFrom(u32),
+}
+
+pub struct AttrDef {
+    pub name: Sym,
+    pub value: Expr,
+    pub kind: AttrKind,
+    pub pos: Pos,
+}
+
+pub struct DynamicAttr {
+    pub name: Expr,
+    pub value: Expr,
+    pub pos: Pos,
+}
+
+pub struct AttrsExpr {
+    pub rec: bool,
+    /// Static attributes in definition order; the evaluator sorts them.
+    pub attrs: Vec<AttrDef>,
+    pub dynamic: Vec<DynamicAttr>,
+    /// The `e` of each `inherit (e) ...;`, evaluated once per set.
+    pub inherit_from: Vec<Expr>,
+    pub pos: Pos,
+}
+
+pub struct Formal {
+    pub name: Sym,
+    pub default: Option<Expr>,
+    pub pos: Pos,
+}
+
+pub struct Formals {
+    pub entries: Vec<Formal>,
+    pub ellipsis: bool,
+}
+
+pub struct Lambda {
+    /// The name it is bound to (`f = x: ...;`), for messages.
+    pub name: Option<Sym>,
+    /// `x: ...` or the `@args` name.
+    pub arg: Option<Sym>,
+    pub formals: Option<Formals>,
+    pub body: Expr,
+    pub pos: Pos,
+}
+
+impl Lambda {
+    /// Number of environment slots: one per formal plus one for the argument name.
+    pub fn env_size(&self) -> usize {
+        self.formals.as_ref().map_or(0, |f| f.entries.len()) + self.arg.is_some() as usize
+    }
+}
+
+impl Expr {
+    pub fn pos(&self) -> Pos {
+        match self {
+            Expr::Var(v) => v.pos,
+            Expr::Select { pos, .. }
+            | Expr::HasAttr { pos, .. }
+            | Expr::Call { pos, .. }
+            | Expr::With { pos, .. }
+            | Expr::If { pos, .. }
+            | Expr::Assert { pos, .. }
+            | Expr::Not { pos, .. }
+            | Expr::Neg { pos, .. }
+            | Expr::BinOp { pos, .. }
+            | Expr::ConcatStrings { pos, .. } => *pos,
+            Expr::CurPos(p) => *p,
+            Expr::Attrs(a) => a.pos,
+            Expr::Lambda(l) => l.pos,
+            Expr::Let { body, .. } => body.pos(),
+            _ => Pos::NONE,
+        }
+    }
+}

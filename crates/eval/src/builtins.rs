@@ -1,0 +1,1316 @@
+//! The built-in functions, each declared once in [`PRIMOPS`]: name, arity,
+//! implementation and a short doc. Names listed in [`GLOBALS`] are also visible
+//! without the `builtins.` prefix; every built-in is visible as `__name`.
+
+use std::rc::Rc;
+
+use crate::ast::BinOp;
+use crate::error::{ErrorKind, EvalError, Result};
+use crate::eval::{AddTrace, Coerce, Eval, Settings, context_store_path, eval_error, io_error, type_error};
+use crate::io::{EvalIO, FileType};
+use crate::pos::Pos;
+use crate::resolve::Scope;
+use crate::symbol::Sym;
+use crate::value::*;
+
+pub type PrimOpFn = fn(&mut Eval, &[Value], Pos) -> Result<Value>;
+
+pub struct PrimOp {
+    pub name: &'static str,
+    pub arity: usize,
+    pub func: PrimOpFn,
+    pub doc: &'static str,
+}
+
+/// Built-ins reachable without `builtins.` (besides `true`, `false`, `null`, `builtins`).
+pub const GLOBALS: &[&str] = &[
+    "abort", "baseNameOf", "derivation", "derivationStrict", "dirOf", "fetchGit", "fetchMercurial", "fetchTarball",
+    "fetchTree", "fromTOML", "import", "isNull", "map", "placeholder", "removeAttrs", "scopedImport", "throw",
+    "toString",
+];
+
+macro_rules! p {
+    ($name:expr, $arity:expr, $func:expr, $doc:expr) => {
+        PrimOp { name: $name, arity: $arity, func: $func, doc: $doc }
+    };
+}
+
+pub static PRIMOPS: &[PrimOp] = &[
+    p!("abort", 1, prim_abort, "Abort evaluation with a message (not catchable by tryEval)."),
+    p!("add", 2, |e, a, p| e.arith(BinOp::Add, a[0].clone(), a[1].clone(), p), "Add two numbers."),
+    p!("sub", 2, |e, a, p| e.arith(BinOp::Sub, a[0].clone(), a[1].clone(), p), "Subtract two numbers."),
+    p!("mul", 2, |e, a, p| e.arith(BinOp::Mul, a[0].clone(), a[1].clone(), p), "Multiply two numbers."),
+    p!("div", 2, |e, a, p| e.arith(BinOp::Div, a[0].clone(), a[1].clone(), p), "Divide two numbers."),
+    p!("addErrorContext", 2, prim_add_error_context, "Add a frame to the trace of errors raised by the second argument."),
+    p!("all", 2, prim_all, "Whether the predicate holds for all list elements."),
+    p!("any", 2, prim_any, "Whether the predicate holds for some list element."),
+    p!("appendContext", 2, prim_append_context, "Add string context elements to a string."),
+    p!("attrNames", 1, prim_attr_names, "The names of a set's attributes, sorted."),
+    p!("attrValues", 1, prim_attr_values, "The values of a set's attributes, in name order."),
+    p!("baseNameOf", 1, prim_base_name_of, "The last component of a path or string."),
+    p!("bitAnd", 2, |e, a, p| bit(e, a, p, |x, y| x & y), "Bitwise and."),
+    p!("bitOr", 2, |e, a, p| bit(e, a, p, |x, y| x | y), "Bitwise or."),
+    p!("bitXor", 2, |e, a, p| bit(e, a, p, |x, y| x ^ y), "Bitwise exclusive or."),
+    p!("break", 1, |e, a, p| e.force(&a[0], p), "In a debugger, pause; here, the identity."),
+    p!("catAttrs", 2, prim_cat_attrs, "The values of attribute `name` in each set of a list that has it."),
+    p!("ceil", 1, |e, a, p| round(e, a, p, f64::ceil), "Round a number up to an integer."),
+    p!("floor", 1, |e, a, p| round(e, a, p, f64::floor), "Round a number down to an integer."),
+    p!("compareVersions", 2, prim_compare_versions, "Compare two version strings: -1, 0 or 1."),
+    p!("concatLists", 1, prim_concat_lists, "Concatenate a list of lists."),
+    p!("concatMap", 2, prim_concat_map, "Map a function returning lists and concatenate."),
+    p!("concatStringsSep", 2, prim_concat_strings_sep, "Join strings with a separator."),
+    p!("convertHash", 1, prim_convert_hash, "Convert a hash between base16, nix32, base64 and SRI."),
+    p!("deepSeq", 2, prim_deep_seq, "Force the first argument completely, return the second."),
+    p!("derivationStrict", 1, crate::derivation::prim_derivation_strict, "Instantiate a derivation (needs a store)."),
+    p!("dirOf", 1, prim_dir_of, "The directory part of a path or string."),
+    p!("elem", 2, prim_elem, "Whether a list contains a value."),
+    p!("elemAt", 2, prim_elem_at, "The n-th element of a list."),
+    p!("fetchGit", 1, |e, a, p| fetch(e, "git", a, p), "Fetch a Git repository (needs a store)."),
+    p!("fetchMercurial", 1, |e, a, p| fetch(e, "hg", a, p), "Fetch a Mercurial repository (needs a store)."),
+    p!("fetchTarball", 1, |e, a, p| fetch(e, "tarball", a, p), "Fetch and unpack a tarball (needs a store)."),
+    p!("fetchTree", 1, |e, a, p| fetch(e, "tree", a, p), "Fetch a source tree (needs a store)."),
+    p!("fetchurl", 1, |e, a, p| fetch(e, "file", a, p), "Fetch a file (needs a store)."),
+    p!("filter", 2, prim_filter, "The elements of a list for which the predicate holds."),
+    p!("filterSource", 2, prim_filter_source, "Copy a path to the store, keeping what the filter accepts."),
+    p!("findFile", 2, prim_find_file, "Look a path up in a search path (`<nixpkgs>`)."),
+    p!("foldl'", 3, prim_foldl, "Strict left fold."),
+    p!("fromJSON", 1, prim_from_json, "Parse JSON into a value."),
+    p!("fromTOML", 1, prim_from_toml, "Parse TOML into a value."),
+    p!("functionArgs", 1, prim_function_args, "The formal arguments of a function and whether they have defaults."),
+    p!("genList", 2, prim_gen_list, "A list of `f 0` ... `f (n-1)`."),
+    p!("genericClosure", 1, prim_generic_closure, "The closure of a start set under an operator, by `key`."),
+    p!("getAttr", 2, prim_get_attr, "The value of an attribute."),
+    p!("getContext", 1, prim_get_context, "The string context of a string as a set."),
+    p!("getEnv", 1, prim_get_env, "The value of an environment variable, or \"\"."),
+    p!("groupBy", 2, prim_group_by, "Group list elements by the string a function returns."),
+    p!("hasAttr", 2, prim_has_attr, "Whether a set has an attribute."),
+    p!("hasContext", 1, prim_has_context, "Whether a string has a context."),
+    p!("hashFile", 2, prim_hash_file, "The base-16 hash of a file."),
+    p!("hashString", 2, prim_hash_string, "The base-16 hash of a string."),
+    p!("head", 1, prim_head, "The first element of a list."),
+    p!("import", 1, prim_import, "Evaluate a Nix file."),
+    p!("intersectAttrs", 2, prim_intersect_attrs, "The attributes of the second set whose names are in the first."),
+    p!("isAttrs", 1, |e, a, p| is_type(e, a, p, |v| matches!(v, Value::Attrs(_))), "Whether a value is a set."),
+    p!("isBool", 1, |e, a, p| is_type(e, a, p, |v| matches!(v, Value::Bool(_))), "Whether a value is a Boolean."),
+    p!("isFloat", 1, |e, a, p| is_type(e, a, p, |v| matches!(v, Value::Float(_))), "Whether a value is a float."),
+    p!("isFunction", 1, |e, a, p| is_type(e, a, p, |v| v.is_function()), "Whether a value is a function."),
+    p!("isInt", 1, |e, a, p| is_type(e, a, p, |v| matches!(v, Value::Int(_))), "Whether a value is an integer."),
+    p!("isList", 1, |e, a, p| is_type(e, a, p, |v| matches!(v, Value::List(_))), "Whether a value is a list."),
+    p!("isNull", 1, |e, a, p| is_type(e, a, p, |v| matches!(v, Value::Null)), "Whether a value is null."),
+    p!("isPath", 1, |e, a, p| is_type(e, a, p, |v| matches!(v, Value::Path(_))), "Whether a value is a path."),
+    p!("isString", 1, |e, a, p| is_type(e, a, p, |v| matches!(v, Value::String(_))), "Whether a value is a string."),
+    p!("length", 1, |e, a, p| Ok(Value::Int(e.force_list(&a[0], p)?.len() as i64)), "The length of a list."),
+    p!("lessThan", 2, |e, a, p| Ok(Value::Bool(e.less_than(&a[0], &a[1], p)?)), "`a < b`."),
+    p!("listToAttrs", 1, prim_list_to_attrs, "A set from a list of `{ name; value; }`."),
+    p!("map", 2, prim_map, "Apply a function to each list element (lazily)."),
+    p!("mapAttrs", 2, prim_map_attrs, "Apply `f name value` to each attribute (lazily)."),
+    p!("match", 2, crate::strings::prim_match, "Match a POSIX extended regular expression against a whole string."),
+    p!("parseDrvName", 1, prim_parse_drv_name, "Split a package name into name and version."),
+    p!("partition", 2, prim_partition, "Split a list into `right` and `wrong` by a predicate."),
+    p!("path", 1, prim_path, "Copy a path to the store with a name, filter and expected hash."),
+    p!("pathExists", 1, prim_path_exists, "Whether a path exists."),
+    p!("placeholder", 1, prim_placeholder, "The placeholder for a derivation output."),
+    p!("readDir", 1, prim_read_dir, "The entries of a directory and their types."),
+    p!("readFile", 1, prim_read_file, "The contents of a file."),
+    p!("readFileType", 1, prim_read_file_type, "The type of a file: regular, directory, symlink or unknown."),
+    p!("removeAttrs", 2, prim_remove_attrs, "A set without the named attributes."),
+    p!("replaceStrings", 3, crate::strings::prim_replace_strings, "Replace substrings."),
+    p!("scopedImport", 2, prim_scoped_import, "Import a file with extra variables in scope."),
+    p!("seq", 2, |e, a, p| {
+        e.force(&a[0], p)?;
+        e.force(&a[1], p)
+    }, "Force the first argument to weak head normal form, return the second."),
+    p!("sort", 2, prim_sort, "Stable sort with a less-than function."),
+    p!("split", 2, crate::strings::prim_split, "Split a string by a POSIX extended regular expression."),
+    p!("splitVersion", 1, prim_split_version, "Split a version string into components."),
+    p!("storePath", 1, prim_store_path, "A store path as a string with context."),
+    p!("stringLength", 1, prim_string_length, "The length of a string in bytes."),
+    p!("substring", 3, crate::strings::prim_substring, "A substring by byte offset and length."),
+    p!("tail", 1, prim_tail, "A list without its first element."),
+    p!("throw", 1, prim_throw, "Raise an error that tryEval catches."),
+    p!("toFile", 2, prim_to_file, "Write a string to a file in the store."),
+    p!("toJSON", 1, prim_to_json, "Serialise a value as JSON."),
+    p!("toPath", 1, prim_to_path, "Deprecated: a string as an absolute path string."),
+    p!("toString", 1, prim_to_string, "Convert a value to a string."),
+    p!("toXML", 1, prim_to_xml, "Serialise a value as XML."),
+    p!("trace", 2, prim_trace, "Print a value to stderr, return the second argument."),
+    p!("traceVerbose", 2, prim_trace_verbose, "Like trace when `trace-verbose` is set."),
+    p!("tryEval", 1, prim_try_eval, "Evaluate, catching throw and assert failures."),
+    p!("typeOf", 1, |e, a, p| Ok(Value::string(e.force(&a[0], p)?.type_name().as_bytes())), "The type of a value."),
+    p!("unsafeDiscardOutputDependency", 1, prim_discard_output_dep, "Turn `=drv` context into plain drv context."),
+    p!("addDrvOutputDependencies", 1, prim_add_drv_output_deps, "Turn a plain drv context into `=drv` context."),
+    p!("unsafeDiscardStringContext", 1, prim_discard_context, "A string without its context."),
+    p!("unsafeGetAttrPos", 2, prim_unsafe_get_attr_pos, "The position where an attribute was defined."),
+    p!("warn", 2, prim_warn, "Print a warning to stderr, return the second argument."),
+    p!("zipAttrsWith", 2, prim_zip_attrs_with, "Merge a list of sets, applying f name [values]."),
+];
+
+/// Builds the base environment and its static scope.
+/// The third result is the placeholder thunk for `derivation`, which
+/// [`Eval::new`] fills with the parsed Nix definition.
+pub fn make_base_env(settings: &Settings, io: &dyn EvalIO) -> (Rc<Env>, Scope, Value) {
+    let mut names: Vec<Sym> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let mut builtins_attrs = Attrs::new();
+    let mut add = |name: &str, v: Value, global: bool, names: &mut Vec<Sym>, values: &mut Vec<Value>| {
+        builtins_attrs.entries.push(Attr { name: Sym::from_str(name), value: v.clone(), pos: Pos::NONE });
+        if global {
+            names.push(Sym::from_str(name));
+            values.push(v.clone());
+        }
+        names.push(Sym::from_str(&format!("__{name}")));
+        values.push(v);
+    };
+    for op in PRIMOPS {
+        add(op.name, Value::PrimOp(op), GLOBALS.contains(&op.name), &mut names, &mut values);
+    }
+    add("true", Value::Bool(true), true, &mut names, &mut values);
+    add("false", Value::Bool(false), true, &mut names, &mut values);
+    add("null", Value::Null, true, &mut names, &mut values);
+    add("currentSystem", Value::string(settings.system.as_bytes()), false, &mut names, &mut values);
+    add("currentTime", Value::Int(settings.current_time), false, &mut names, &mut values);
+    add("langVersion", Value::Int(6), false, &mut names, &mut values);
+    add("nixVersion", Value::string(&b"2.18.0"[..]), false, &mut names, &mut values);
+    add("storeDir", Value::string(io.store_dir().into_bytes()), false, &mut names, &mut values);
+    let nix_path: Vec<Value> = settings
+        .nix_path
+        .iter()
+        .map(|entry| {
+            let (prefix, path) = match entry.split_once('=') {
+                Some((p, rest)) => (p.to_string(), rest.to_string()),
+                None => (String::new(), entry.clone()),
+            };
+            let mut a = Attrs::new();
+            a.insert(Sym::from_str("path"), Value::string(path.into_bytes()), Pos::NONE);
+            a.insert(Sym::from_str("prefix"), Value::string(prefix.into_bytes()), Pos::NONE);
+            Value::attrs(a)
+        })
+        .collect();
+    add("nixPath", Value::list(nix_path), false, &mut names, &mut values);
+    let base_env = Env::new(None, names.len() + 2);
+    // `derivation` is written in Nix over `derivationStrict`; it is a thunk in the
+    // base environment, evaluated on first use.
+    let derivation = Value::thunk(ThunkState::Done(Value::Null));
+    add("derivation", derivation.clone(), true, &mut names, &mut values);
+    builtins_attrs.sort();
+    let builtins_value = Value::attrs(Attrs::new());
+    names.push(Sym::from_str("builtins"));
+    values.push(builtins_value);
+    // `builtins` contains itself.
+    let slot = values.len() - 1;
+    *base_env.values.borrow_mut() = values;
+    let builtins_thunk = Value::thunk(ThunkState::Done(Value::Null));
+    builtins_attrs.insert(Sym::from_str("builtins"), builtins_thunk.clone(), Pos::NONE);
+    let builtins_set = Value::attrs(builtins_attrs);
+    if let Value::Thunk(t) = &builtins_thunk {
+        *t.0.borrow_mut() = ThunkState::Done(builtins_set.clone());
+    }
+    base_env.values.borrow_mut()[slot] = builtins_set;
+    (base_env, Scope::new_static(names), derivation)
+}
+
+// ----- helpers -----
+
+fn bool_v(b: bool) -> Value {
+    Value::Bool(b)
+}
+
+fn is_type(e: &mut Eval, a: &[Value], p: Pos, f: fn(&Value) -> bool) -> Result<Value> {
+    let v = e.force(&a[0], p)?;
+    Ok(bool_v(f(&v)))
+}
+
+fn bit(e: &mut Eval, a: &[Value], p: Pos, f: fn(i64, i64) -> i64) -> Result<Value> {
+    let x = e.force_int(&a[0], p)?;
+    let y = e.force_int(&a[1], p)?;
+    Ok(Value::Int(f(x, y)))
+}
+
+fn round(e: &mut Eval, a: &[Value], p: Pos, f: fn(f64) -> f64) -> Result<Value> {
+    match e.force(&a[0], p)? {
+        Value::Int(n) => Ok(Value::Int(n)),
+        Value::Float(x) => Ok(Value::Int(f(x) as i64)),
+        other => Err(type_error(&other, "a float", p)),
+    }
+}
+
+fn call_pred(e: &mut Eval, f: &Value, x: &Value, p: Pos) -> Result<bool> {
+    let r = e.call(f, x.clone(), p)?;
+    e.force_bool(&r, p)
+}
+
+pub fn to_string_plain(e: &mut Eval, v: &Value, p: Pos) -> Result<NixString> {
+    e.coerce_to_string(v, p, Coerce { more: true, copy_to_store: false })
+}
+
+// ----- errors and control -----
+
+fn prim_abort(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = e.coerce_to_string(&a[0], p, Coerce { more: false, copy_to_store: true })?;
+    Err(EvalError::new(
+        ErrorKind::Abort,
+        format!("evaluation aborted with the following error message: '{}'", s.to_str_lossy()),
+        p,
+    ))
+}
+
+fn prim_throw(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = e.coerce_to_string(&a[0], p, Coerce { more: false, copy_to_store: true })?;
+    Err(EvalError::new(ErrorKind::Throw, s.to_str_lossy().into_owned(), Pos::NONE))
+}
+
+fn prim_add_error_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    match e.force(&a[1], p) {
+        Ok(v) => Ok(v),
+        Err(mut err) => {
+            if let Ok(s) = e.coerce_to_string(&a[0], p, Coerce { more: false, copy_to_store: false }) {
+                err.trace.push(crate::error::TraceFrame { pos: Pos::NONE, msg: s.to_str_lossy().into_owned() });
+            }
+            Err(err)
+        }
+    }
+}
+
+fn prim_try_eval(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let mut out = Attrs::with_capacity(2);
+    match e.force(&a[0], p) {
+        Ok(v) => {
+            out.insert(e.s.success, Value::Bool(true), Pos::NONE);
+            out.insert(e.s.value, v, Pos::NONE);
+        }
+        Err(err) if err.is_catchable() => {
+            out.insert(e.s.success, Value::Bool(false), Pos::NONE);
+            out.insert(e.s.value, Value::Bool(false), Pos::NONE);
+        }
+        Err(err) => return Err(err),
+    }
+    Ok(Value::attrs(out))
+}
+
+fn prim_deep_seq(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    e.force_deep(&a[0], p)?;
+    e.force(&a[1], p)
+}
+
+fn prim_trace(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let v = e.force(&a[0], p)?;
+    let shown = match &v {
+        Value::String(s) => s.to_str_lossy().into_owned(),
+        other => crate::print::print_value(e, other, false)?,
+    };
+    eprintln!("trace: {shown}");
+    e.force(&a[1], p)
+}
+
+fn prim_trace_verbose(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    if e.settings.trace_verbose {
+        return prim_trace(e, a, p);
+    }
+    e.force(&a[1], p)
+}
+
+fn prim_warn(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = e.force_string(&a[0], p)?;
+    eprintln!("evaluation warning: {}", s.to_str_lossy());
+    e.force(&a[1], p)
+}
+
+// ----- attribute sets -----
+
+fn prim_attr_names(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let attrs = e.force_attrs(&a[0], p)?;
+    let names = attrs.sorted_by_name().iter().map(|x| Value::string(x.name.as_bytes())).collect();
+    Ok(Value::list(names))
+}
+
+fn prim_attr_values(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let attrs = e.force_attrs(&a[0], p)?;
+    let values = attrs.sorted_by_name().iter().map(|x| x.value.clone()).collect();
+    Ok(Value::list(values))
+}
+
+fn prim_get_attr(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let name = e.force_string_no_ctx(&a[0], p)?;
+    let attrs = e.force_attrs(&a[1], p)?;
+    let sym = Sym::new(name.as_bytes());
+    match attrs.find(sym) {
+        Some(attr) => {
+            let (v, apos) = (attr.value.clone(), attr.pos);
+            e.force(&v, p).trace(apos, || format!("while evaluating the attribute '{sym}'"))
+        }
+        None => Err(eval_error(format!("attribute '{sym}' missing"), p)),
+    }
+}
+
+fn prim_has_attr(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let name = e.force_string_no_ctx(&a[0], p)?;
+    let attrs = e.force_attrs(&a[1], p)?;
+    Ok(bool_v(attrs.get(Sym::new(name.as_bytes())).is_some()))
+}
+
+fn prim_unsafe_get_attr_pos(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let name = e.force_string_no_ctx(&a[0], p)?;
+    let attrs = e.force_attrs(&a[1], p)?;
+    match attrs.find(Sym::new(name.as_bytes())) {
+        Some(attr) => Ok(e.pos_to_value(attr.pos)),
+        None => Ok(Value::Null),
+    }
+}
+
+fn prim_remove_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let attrs = e.force_attrs(&a[0], p)?;
+    let list = e.force_list(&a[1], p)?;
+    let mut remove: Vec<Sym> = Vec::with_capacity(list.len());
+    for item in list.iter() {
+        let s = e.force_string_no_ctx(item, p)?;
+        remove.push(Sym::new(s.as_bytes()));
+    }
+    let mut out = Attrs::with_capacity(attrs.len());
+    for x in &attrs.entries {
+        if !remove.contains(&x.name) {
+            out.entries.push(Attr { name: x.name, value: x.value.clone(), pos: x.pos });
+        }
+    }
+    Ok(Value::attrs(out))
+}
+
+fn prim_list_to_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let list = e.force_list(&a[0], p)?;
+    let mut out = Attrs::with_capacity(list.len());
+    for item in list.iter() {
+        let entry = e.force_attrs(item, p)?;
+        let Some(name_v) = entry.get(e.s.name).cloned() else {
+            return Err(eval_error("attribute 'name' missing", p));
+        };
+        let name = e.force_string_no_ctx(&name_v, p)?;
+        let sym = Sym::new(name.as_bytes());
+        // The first definition of a name wins.
+        if out.find(sym).is_some() {
+            continue;
+        }
+        let Some(value) = entry.find(e.s.value) else {
+            return Err(eval_error("attribute 'value' missing", p));
+        };
+        out.insert(sym, value.value.clone(), value.pos);
+    }
+    Ok(Value::attrs(out))
+}
+
+fn prim_intersect_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let x = e.force_attrs(&a[0], p)?;
+    let y = e.force_attrs(&a[1], p)?;
+    let mut out = Attrs::new();
+    for attr in &y.entries {
+        if x.get(attr.name).is_some() {
+            out.entries.push(Attr { name: attr.name, value: attr.value.clone(), pos: attr.pos });
+        }
+    }
+    Ok(Value::attrs(out))
+}
+
+fn prim_cat_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let name = e.force_string_no_ctx(&a[0], p)?;
+    let sym = Sym::new(name.as_bytes());
+    let list = e.force_list(&a[1], p)?;
+    let mut out = Vec::new();
+    for item in list.iter() {
+        let attrs = e.force_attrs(item, p)?;
+        if let Some(v) = attrs.get(sym) {
+            out.push(v.clone());
+        }
+    }
+    Ok(Value::list(out))
+}
+
+fn prim_map_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let attrs = e.force_attrs(&a[1], p)?;
+    let f = a[0].clone();
+    let mut out = Attrs::with_capacity(attrs.len());
+    for x in &attrs.entries {
+        let partial = Value::apply_thunk(f.clone(), Value::string(x.name.as_bytes()));
+        out.entries.push(Attr { name: x.name, value: Value::apply_thunk(partial, x.value.clone()), pos: x.pos });
+    }
+    Ok(Value::attrs(out))
+}
+
+fn prim_zip_attrs_with(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let list = e.force_list(&a[1], p)?;
+    let mut groups: Vec<(Sym, Vec<Value>)> = Vec::new();
+    let mut index: std::collections::HashMap<Sym, usize> = std::collections::HashMap::new();
+    for item in list.iter() {
+        let attrs = e.force_attrs(item, p)?;
+        for x in &attrs.entries {
+            let i = *index.entry(x.name).or_insert_with(|| {
+                groups.push((x.name, Vec::new()));
+                groups.len() - 1
+            });
+            groups[i].1.push(x.value.clone());
+        }
+    }
+    let mut out = Attrs::with_capacity(groups.len());
+    for (name, values) in groups {
+        let partial = Value::apply_thunk(a[0].clone(), Value::string(name.as_bytes()));
+        out.entries.push(Attr { name, value: Value::apply_thunk(partial, Value::list(values)), pos: Pos::NONE });
+    }
+    out.sort();
+    Ok(Value::attrs(out))
+}
+
+fn prim_function_args(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let f = e.force(&a[0], p)?;
+    match &f {
+        Value::Lambda(c) => {
+            let mut out = Attrs::new();
+            if let Some(formals) = &c.lambda.formals {
+                for formal in &formals.entries {
+                    out.insert(formal.name, Value::Bool(formal.default.is_some()), formal.pos);
+                }
+            }
+            Ok(Value::attrs(out))
+        }
+        Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(Value::attrs(Attrs::new())),
+        other => Err(type_error(other, "a function", p)),
+    }
+}
+
+fn prim_group_by(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let list = e.force_list(&a[1], p)?;
+    let mut groups: Vec<(Sym, Vec<Value>)> = Vec::new();
+    let mut index: std::collections::HashMap<Sym, usize> = std::collections::HashMap::new();
+    let f = e.force(&a[0], p)?;
+    for item in list.iter() {
+        let k = e.call(&f, item.clone(), p)?;
+        let k = e.force_string_no_ctx(&k, p)?;
+        let sym = Sym::new(k.as_bytes());
+        let i = *index.entry(sym).or_insert_with(|| {
+            groups.push((sym, Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push(item.clone());
+    }
+    let mut out = Attrs::with_capacity(groups.len());
+    for (name, values) in groups {
+        out.entries.push(Attr { name, value: Value::list(values), pos: Pos::NONE });
+    }
+    out.sort();
+    Ok(Value::attrs(out))
+}
+
+// ----- lists -----
+
+fn prim_map(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let list = e.force_list(&a[1], p)?;
+    let out = list.iter().map(|x| Value::apply_thunk(a[0].clone(), x.clone())).collect();
+    Ok(Value::list(out))
+}
+
+fn prim_filter(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let f = e.force_function(&a[0], p)?;
+    let list = e.force_list(&a[1], p)?;
+    let mut out = Vec::new();
+    for x in list.iter() {
+        if call_pred(e, &f, x, p)? {
+            out.push(x.clone());
+        }
+    }
+    if out.len() == list.len() {
+        return Ok(Value::List(list));
+    }
+    Ok(Value::list(out))
+}
+
+fn prim_all(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let f = e.force_function(&a[0], p)?;
+    let list = e.force_list(&a[1], p)?;
+    for x in list.iter() {
+        if !call_pred(e, &f, x, p)? {
+            return Ok(bool_v(false));
+        }
+    }
+    Ok(bool_v(true))
+}
+
+fn prim_any(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let f = e.force_function(&a[0], p)?;
+    let list = e.force_list(&a[1], p)?;
+    for x in list.iter() {
+        if call_pred(e, &f, x, p)? {
+            return Ok(bool_v(true));
+        }
+    }
+    Ok(bool_v(false))
+}
+
+fn prim_elem(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let list = e.force_list(&a[1], p)?;
+    for x in list.iter() {
+        if e.equal(&a[0], x, p)? {
+            return Ok(bool_v(true));
+        }
+    }
+    Ok(bool_v(false))
+}
+
+fn prim_elem_at(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let list = e.force_list(&a[0], p)?;
+    let n = e.force_int(&a[1], p)?;
+    if n < 0 || n as usize >= list.len() {
+        return Err(eval_error(format!("list index {n} is out of bounds"), p));
+    }
+    e.force(&list[n as usize], p)
+}
+
+fn prim_head(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let list = e.force_list(&a[0], p)?;
+    match list.first() {
+        Some(v) => e.force(v, p),
+        None => Err(eval_error("list index 0 is out of bounds", p)),
+    }
+}
+
+fn prim_tail(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let list = e.force_list(&a[0], p)?;
+    if list.is_empty() {
+        return Err(eval_error("'tail' called on an empty list", p));
+    }
+    Ok(Value::list(list[1..].to_vec()))
+}
+
+fn prim_concat_lists(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let lists = e.force_list(&a[0], p)?;
+    let mut out = Vec::new();
+    for l in lists.iter() {
+        let l = e.force_list(l, p)?;
+        out.extend(l.iter().cloned());
+    }
+    Ok(Value::list(out))
+}
+
+fn prim_concat_map(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let f = e.force_function(&a[0], p)?;
+    let list = e.force_list(&a[1], p)?;
+    let mut out = Vec::new();
+    for x in list.iter() {
+        let r = e.call(&f, x.clone(), p)?;
+        let l = e.force_list(&r, p)?;
+        out.extend(l.iter().cloned());
+    }
+    Ok(Value::list(out))
+}
+
+fn prim_foldl(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let f = e.force_function(&a[0], p)?;
+    let list = e.force_list(&a[2], p)?;
+    let mut acc = a[1].clone();
+    for x in list.iter() {
+        let g = e.call(&f, acc, p)?;
+        let g = e.force(&g, p)?;
+        acc = e.call(&g, x.clone(), p)?;
+        acc = e.force(&acc, p)?;
+    }
+    e.force(&acc, p)
+}
+
+fn prim_gen_list(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let n = e.force_int(&a[1], p)?;
+    if n < 0 {
+        return Err(eval_error(format!("cannot create list of size {n}"), p));
+    }
+    let out = (0..n).map(|i| Value::apply_thunk(a[0].clone(), Value::Int(i))).collect();
+    Ok(Value::list(out))
+}
+
+fn prim_partition(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let f = e.force_function(&a[0], p)?;
+    let list = e.force_list(&a[1], p)?;
+    let (mut right, mut wrong) = (Vec::new(), Vec::new());
+    for x in list.iter() {
+        if call_pred(e, &f, x, p)? {
+            right.push(x.clone());
+        } else {
+            wrong.push(x.clone());
+        }
+    }
+    let mut out = Attrs::new();
+    out.insert(e.s.right, Value::list(right), Pos::NONE);
+    out.insert(e.s.wrong, Value::list(wrong), Pos::NONE);
+    Ok(Value::attrs(out))
+}
+
+fn prim_sort(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let f = e.force_function(&a[0], p)?;
+    let list = e.force_list(&a[1], p)?;
+    let mut items: Vec<Value> = list.iter().cloned().collect();
+    for it in items.iter_mut() {
+        *it = e.force(it, p)?;
+    }
+    // A merge sort that can stop on the first error from the comparator.
+    let mut error = None;
+    let mut less = |x: &Value, y: &Value, e: &mut Eval| -> bool {
+        if error.is_some() {
+            return false;
+        }
+        let r = e.call(&f, x.clone(), p).and_then(|g| e.call(&g, y.clone(), p)).and_then(|r| e.force_bool(&r, p));
+        match r {
+            Ok(b) => b,
+            Err(err) => {
+                error = Some(err);
+                false
+            }
+        }
+    };
+    let sorted = merge_sort(items, &mut |x, y| less(x, y, e));
+    if let Some(err) = error {
+        return Err(err);
+    }
+    Ok(Value::list(sorted))
+}
+
+fn merge_sort(v: Vec<Value>, less: &mut dyn FnMut(&Value, &Value) -> bool) -> Vec<Value> {
+    if v.len() <= 1 {
+        return v;
+    }
+    let mut v = v;
+    let right = v.split_off(v.len() / 2);
+    let left = merge_sort(v, less);
+    let right = merge_sort(right, less);
+    let mut out = Vec::with_capacity(left.len() + right.len());
+    let (mut i, mut j) = (0, 0);
+    while i < left.len() && j < right.len() {
+        // Stable: take from the right only when it is strictly less.
+        if less(&right[j], &left[i]) {
+            out.push(right[j].clone());
+            j += 1;
+        } else {
+            out.push(left[i].clone());
+            i += 1;
+        }
+    }
+    out.extend_from_slice(&left[i..]);
+    out.extend_from_slice(&right[j..]);
+    out
+}
+
+fn prim_generic_closure(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let args = e.force_attrs(&a[0], p)?;
+    let Some(start) = args.get(e.s.start_set).cloned() else {
+        return Err(eval_error("attribute 'startSet' missing", p));
+    };
+    let Some(op) = args.get(e.s.operator).cloned() else {
+        return Err(eval_error("attribute 'operator' missing", p));
+    };
+    let op = e.force_function(&op, p)?;
+    let start = e.force_list(&start, p)?;
+    let mut work: std::collections::VecDeque<Value> = start.iter().cloned().collect();
+    let mut seen_keys: Vec<Value> = Vec::new();
+    let mut seen_fast: std::collections::HashSet<(u8, Vec<u8>)> = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    while let Some(item) = work.pop_front() {
+        let attrs = e.force_attrs(&item, p)?;
+        let Some(key) = attrs.get(e.s.key).cloned() else {
+            return Err(eval_error("attribute 'key' required", p));
+        };
+        let key = e.force(&key, p)?;
+        // Keys must be mutually comparable, as CppNix keeps them in an ordered set.
+        if let Some(first) = seen_keys.first().cloned() {
+            e.less_than(&first, &key, p)?;
+        }
+        let fast = match &key {
+            Value::Int(n) => Some((0u8, n.to_le_bytes().to_vec())),
+            Value::String(s) => Some((1, s.as_bytes().to_vec())),
+            Value::Path(s) => Some((2, s.as_bytes().to_vec())),
+            _ => None,
+        };
+        let is_new = match fast {
+            Some(k) => seen_fast.insert(k),
+            None => {
+                let mut found = false;
+                for k in &seen_keys {
+                    if e.equal(k, &key, p)? {
+                        found = true;
+                        break;
+                    }
+                }
+                !found
+            }
+        };
+        if !is_new {
+            continue;
+        }
+        seen_keys.push(key);
+        out.push(item.clone());
+        let next = e.call(&op, item, p)?;
+        let next = e.force_list(&next, p)?;
+        work.extend(next.iter().cloned());
+    }
+    Ok(Value::list(out))
+}
+
+// ----- strings -----
+
+fn prim_string_length(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = e.coerce_to_string(&a[0], p, Coerce { more: false, copy_to_store: false })?;
+    Ok(Value::Int(s.as_bytes().len() as i64))
+}
+
+fn prim_to_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = e.coerce_to_string(&a[0], p, Coerce { more: true, copy_to_store: false })?;
+    Ok(Value::String(Rc::new(s)))
+}
+
+fn prim_concat_strings_sep(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let sep = e.force_string(&a[0], p)?;
+    let list = e.force_list(&a[1], p)?;
+    let mut buf = Vec::new();
+    let mut ctx = sep.context().cloned().unwrap_or_default();
+    for (i, x) in list.iter().enumerate() {
+        if i > 0 {
+            buf.extend_from_slice(sep.as_bytes());
+        }
+        e.coerce_to_string_into(x, p, Coerce { more: false, copy_to_store: true }, &mut buf, &mut ctx)?;
+    }
+    Ok(Value::string_ctx(buf, ctx))
+}
+
+fn prim_base_name_of(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = e.coerce_to_string(&a[0], p, Coerce { more: false, copy_to_store: false })?;
+    let mut bytes = s.as_bytes();
+    if bytes.ends_with(b"/") {
+        bytes = &bytes[..bytes.len() - 1];
+    }
+    let base = match bytes.iter().rposition(|c| *c == b'/') {
+        Some(i) => &bytes[i + 1..],
+        None => bytes,
+    };
+    Ok(Value::string_ctx(base.to_vec(), s.context().cloned().unwrap_or_default()))
+}
+
+fn prim_dir_of(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let v = e.force(&a[0], p)?;
+    let is_path = matches!(v, Value::Path(_));
+    let s = e.coerce_to_string(&v, p, Coerce { more: false, copy_to_store: false })?;
+    let bytes = s.as_bytes();
+    let dir: Vec<u8> = match bytes.iter().rposition(|c| *c == b'/') {
+        None => b".".to_vec(),
+        Some(0) => b"/".to_vec(),
+        Some(i) => bytes[..i].to_vec(),
+    };
+    if is_path {
+        Ok(Value::path(crate::parser::canon_path(&dir)))
+    } else {
+        Ok(Value::string_ctx(dir, s.context().cloned().unwrap_or_default()))
+    }
+}
+
+fn prim_to_path(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let (path, ctx) = e.coerce_to_path(&a[0], p)?;
+    Ok(Value::string_ctx(crate::parser::canon_path(&path), ctx))
+}
+
+fn prim_compare_versions(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let x = e.force_string_no_ctx(&a[0], p)?;
+    let y = e.force_string_no_ctx(&a[1], p)?;
+    Ok(Value::Int(crate::strings::compare_versions(x.as_bytes(), y.as_bytes()) as i64))
+}
+
+fn prim_split_version(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = e.force_string_no_ctx(&a[0], p)?;
+    let parts = crate::strings::split_version(s.as_bytes()).into_iter().map(Value::string).collect();
+    Ok(Value::list(parts))
+}
+
+fn prim_parse_drv_name(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = e.force_string_no_ctx(&a[0], p)?;
+    let (name, version) = crate::strings::parse_drv_name(s.as_bytes());
+    let mut out = Attrs::new();
+    out.insert(e.s.name, Value::string(name), Pos::NONE);
+    out.insert(e.s.version, Value::string(version), Pos::NONE);
+    Ok(Value::attrs(out))
+}
+
+fn prim_hash_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let algo = e.force_string_no_ctx(&a[0], p)?;
+    let s = e.force_string(&a[1], p)?;
+    let digest = crate::hash::digest(&algo.to_str_lossy(), s.as_bytes()).ok_or_else(|| {
+        eval_error(format!("unknown hash algorithm '{}'", algo.to_str_lossy()), p)
+    })?;
+    Ok(Value::string(crate::hash::base16(&digest).into_bytes()))
+}
+
+fn prim_hash_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let algo = e.force_string_no_ctx(&a[0], p)?;
+    let path = e.realise_path(&a[1], p)?;
+    let data = e.io.read_file(&path).map_err(|err| io_error(err, p))?;
+    let digest = crate::hash::digest(&algo.to_str_lossy(), &data).ok_or_else(|| {
+        eval_error(format!("unknown hash algorithm '{}'", algo.to_str_lossy()), p)
+    })?;
+    Ok(Value::string(crate::hash::base16(&digest).into_bytes()))
+}
+
+fn prim_convert_hash(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let args = e.force_attrs(&a[0], p)?;
+    let get = |e: &mut Eval, name: &str| -> Result<Option<String>> {
+        match args.get(Sym::from_str(name)).cloned() {
+            Some(v) => Ok(Some(e.force_string_no_ctx(&v, p)?.to_str_lossy().into_owned())),
+            None => Ok(None),
+        }
+    };
+    let Some(hash) = get(e, "hash")? else { return Err(eval_error("attribute 'hash' missing", p)) };
+    let algo = get(e, "hashAlgo")?;
+    let Some(format) = get(e, "toHashFormat")? else {
+        return Err(eval_error("attribute 'toHashFormat' missing", p));
+    };
+    let (algo, digest) = crate::hash::parse_any(&hash, algo.as_deref()).map_err(|m| eval_error(m, p))?;
+    let out = crate::hash::format(&algo, &digest, &format).map_err(|m| eval_error(m, p))?;
+    Ok(Value::string(out.into_bytes()))
+}
+
+// ----- string context -----
+
+fn prim_has_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = e.force_string(&a[0], p)?;
+    Ok(bool_v(s.has_context()))
+}
+
+fn prim_discard_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = e.coerce_to_string(&a[0], p, Coerce { more: false, copy_to_store: false })?;
+    Ok(Value::string(s.as_bytes().to_vec()))
+}
+
+fn prim_discard_output_dep(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = e.coerce_to_string(&a[0], p, Coerce { more: false, copy_to_store: false })?;
+    let mut ctx = Context::new();
+    for c in s.context().into_iter().flatten() {
+        match c.strip_prefix(b"=") {
+            Some(rest) => ctx.insert(rest.to_vec().into_boxed_slice()),
+            None => ctx.insert(c.clone()),
+        };
+    }
+    Ok(Value::string_ctx(s.as_bytes().to_vec(), ctx))
+}
+
+fn prim_add_drv_output_deps(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = e.coerce_to_string(&a[0], p, Coerce { more: false, copy_to_store: false })?;
+    let ctx = s.context().cloned().unwrap_or_default();
+    if ctx.len() != 1 {
+        return Err(eval_error(
+            format!("context of string '{}' must have exactly one element, but has {}", s.to_str_lossy(), ctx.len()),
+            p,
+        ));
+    }
+    let only = ctx.iter().next().cloned().unwrap_or_default();
+    if only.starts_with(b"=") || only.starts_with(b"!") || !only.ends_with(b".drv") {
+        return Err(eval_error(
+            format!("path '{}' is not a derivation", String::from_utf8_lossy(context_store_path(&String::from_utf8_lossy(&only)).as_bytes())),
+            p,
+        ));
+    }
+    let mut new_ctx = Context::new();
+    let mut elem = b"=".to_vec();
+    elem.extend_from_slice(&only);
+    new_ctx.insert(elem.into_boxed_slice());
+    Ok(Value::string_ctx(s.as_bytes().to_vec(), new_ctx))
+}
+
+fn prim_get_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = e.force_string(&a[0], p)?;
+    // path -> (path: bool, allOutputs: bool, outputs: [names])
+    let mut info: std::collections::BTreeMap<Vec<u8>, (bool, bool, Vec<Vec<u8>>)> = Default::default();
+    for c in s.context().into_iter().flatten() {
+        if let Some(rest) = c.strip_prefix(b"=") {
+            info.entry(rest.to_vec()).or_default().1 = true;
+        } else if let Some(rest) = c.strip_prefix(b"!") {
+            let i = rest.iter().position(|b| *b == b'!').unwrap_or(rest.len());
+            let output = rest[..i].to_vec();
+            let drv = rest.get(i + 1..).unwrap_or(&[]).to_vec();
+            info.entry(drv).or_default().2.push(output);
+        } else {
+            info.entry(c.to_vec()).or_default().0 = true;
+        }
+    }
+    let mut out = Attrs::new();
+    for (path, (is_path, all, outputs)) in info {
+        let mut entry = Attrs::new();
+        if is_path {
+            entry.insert(e.s.path, Value::Bool(true), Pos::NONE);
+        }
+        if all {
+            entry.insert(e.s.all_outputs, Value::Bool(true), Pos::NONE);
+        }
+        if !outputs.is_empty() {
+            let mut outputs = outputs;
+            outputs.sort();
+            entry.insert(e.s.outputs, Value::list(outputs.into_iter().map(Value::string).collect()), Pos::NONE);
+        }
+        out.insert(Sym::new(&path), Value::attrs(entry), Pos::NONE);
+    }
+    Ok(Value::attrs(out))
+}
+
+fn prim_append_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = e.force_string(&a[0], p)?;
+    let attrs = e.force_attrs(&a[1], p)?;
+    let mut ctx = s.context().cloned().unwrap_or_default();
+    let store_dir = e.io.store_dir();
+    for entry in &attrs.entries {
+        let path = entry.name.as_bytes();
+        if !path.starts_with(store_dir.as_bytes()) {
+            return Err(eval_error(
+                format!("context key '{}' is not a store path", String::from_utf8_lossy(path)),
+                entry.pos,
+            ));
+        }
+        let info = e.force_attrs(&entry.value, p)?;
+        if let Some(v) = info.get(e.s.path).cloned() {
+            if e.force_bool(&v, p)? {
+                ctx.insert(path.to_vec().into_boxed_slice());
+            }
+        }
+        if let Some(v) = info.get(e.s.all_outputs).cloned() {
+            if e.force_bool(&v, p)? {
+                if !path.ends_with(b".drv") {
+                    return Err(eval_error(
+                        format!("tried to add all-outputs context of {}, which is not a derivation, to a string", String::from_utf8_lossy(path)),
+                        p,
+                    ));
+                }
+                let mut elem = b"=".to_vec();
+                elem.extend_from_slice(path);
+                ctx.insert(elem.into_boxed_slice());
+            }
+        }
+        if let Some(v) = info.get(e.s.outputs).cloned() {
+            let outputs = e.force_list(&v, p)?;
+            if !outputs.is_empty() && !path.ends_with(b".drv") {
+                return Err(eval_error(
+                    format!("tried to add derivation output context of {}, which is not a derivation, to a string", String::from_utf8_lossy(path)),
+                    p,
+                ));
+            }
+            for o in outputs.iter() {
+                let name = e.force_string_no_ctx(o, p)?;
+                let mut elem = b"!".to_vec();
+                elem.extend_from_slice(name.as_bytes());
+                elem.push(b'!');
+                elem.extend_from_slice(path);
+                ctx.insert(elem.into_boxed_slice());
+            }
+        }
+    }
+    Ok(Value::string_ctx(s.as_bytes().to_vec(), ctx))
+}
+
+// ----- files, paths, imports -----
+
+fn prim_import(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let path = e.realise_path(&a[0], p)?;
+    e.eval_file(&path, p)
+}
+
+fn prim_scoped_import(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let scope_attrs = e.force_attrs(&a[0], p)?;
+    let mut path = e.realise_path(&a[1], p)?;
+    if e.io.is_directory(&path).map_err(|err| io_error(err, p))? {
+        path.push("default.nix");
+    }
+    let src = e.io.read_file(&path).map_err(|err| io_error(err, p))?;
+    let names: Vec<Sym> = scope_attrs.entries.iter().map(|x| x.name).collect();
+    let scope = Scope::new_static(names);
+    let base = path.parent().unwrap_or(std::path::Path::new("/")).to_path_buf();
+    let expr = e.parse_with_scope(&src, crate::pos::Origin::File(path.clone()), &base, Some(&scope))?;
+    let env = Env::new(Some(e.base_env.clone()), scope_attrs.len());
+    env.values.borrow_mut().extend(scope_attrs.entries.iter().map(|x| x.value.clone()));
+    e.eval(expr, &env)
+}
+
+fn prim_read_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let path = e.realise_path(&a[0], p)?;
+    let data = e.io.read_file(&path).map_err(|err| {
+        eval_error(format!("opening file '{}': {}", path.display(), err), p)
+    })?;
+    // A file in the store keeps its references as context.
+    let mut ctx = Context::new();
+    let (raw, _) = e.coerce_to_path(&a[0], p)?;
+    let store_dir = e.io.store_dir();
+    if raw.starts_with(store_dir.as_bytes()) && raw.len() > store_dir.len() + 1 {
+        let rest = &raw[store_dir.len() + 1..];
+        let end = rest.iter().position(|c| *c == b'/').unwrap_or(rest.len());
+        let _ = &mut ctx;
+        let _ = end;
+    }
+    Ok(Value::string_ctx(data, ctx))
+}
+
+fn prim_read_dir(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let path = e.realise_path(&a[0], p)?;
+    let entries = e.io.read_dir(&path).map_err(|err| eval_error(format!("reading directory '{}': {}", path.display(), err), p))?;
+    let mut out = Attrs::with_capacity(entries.len());
+    for (name, ft) in entries {
+        out.entries.push(Attr { name: Sym::new(&name), value: Value::string(ft.nix_name().as_bytes()), pos: Pos::NONE });
+    }
+    out.sort();
+    Ok(Value::attrs(out))
+}
+
+fn prim_read_file_type(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let path = e.realise_path(&a[0], p)?;
+    let ft = e.io.file_type(&path).map_err(|err| eval_error(format!("getting status of '{}': {}", path.display(), err), p))?;
+    Ok(Value::string(ft.nix_name().as_bytes()))
+}
+
+fn prim_path_exists(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let v = e.force(&a[0], p)?;
+    let path = e.realise_path(&v, p)?;
+    // A trailing slash (or `/.`) requires a directory, as CppNix checks.
+    let raw = match &v {
+        Value::String(s) => s.as_bytes().to_vec(),
+        _ => Vec::new(),
+    };
+    let must_be_dir = raw.ends_with(b"/") || raw.ends_with(b"/.");
+    if must_be_dir {
+        return Ok(bool_v(e.io.is_directory(&path).unwrap_or(false)));
+    }
+    Ok(bool_v(e.io.path_exists(&path).map_err(|err| io_error(err, p))?))
+}
+
+fn prim_find_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let search_path = e.force_list(&a[0], p)?;
+    let wanted = e.force_string_no_ctx(&a[1], p)?;
+    let wanted = wanted.as_bytes().to_vec();
+    for entry in search_path.iter() {
+        let attrs = e.force_attrs(entry, p)?;
+        let prefix = match attrs.get(e.s.prefix).cloned() {
+            Some(v) => e.force_string_no_ctx(&v, p)?.as_bytes().to_vec(),
+            None => Vec::new(),
+        };
+        let Some(path_v) = attrs.get(e.s.path).cloned() else {
+            return Err(eval_error("attribute 'path' missing", p));
+        };
+        let path = e.coerce_to_string(&path_v, p, Coerce { more: false, copy_to_store: false })?;
+        let rest: Vec<u8> = if prefix.is_empty() {
+            wanted.clone()
+        } else if wanted == prefix {
+            Vec::new()
+        } else if wanted.starts_with(&prefix) && wanted.get(prefix.len()) == Some(&b'/') {
+            wanted[prefix.len() + 1..].to_vec()
+        } else {
+            continue;
+        };
+        let mut candidate = path.as_bytes().to_vec();
+        if !rest.is_empty() {
+            candidate.push(b'/');
+            candidate.extend_from_slice(&rest);
+        }
+        if !candidate.starts_with(b"/") {
+            // Relative search path entries (and URLs) are not resolved here.
+            continue;
+        }
+        use std::os::unix::ffi::OsStrExt;
+        let cp = std::path::Path::new(std::ffi::OsStr::from_bytes(&candidate));
+        if e.io.path_exists(cp).unwrap_or(false) {
+            return Ok(Value::path(crate::parser::canon_path(&candidate)));
+        }
+    }
+    Err(eval_error(
+        format!(
+            "file '{}' was not found in the Nix search path (add it using $NIX_PATH or -I)",
+            String::from_utf8_lossy(&wanted)
+        ),
+        p,
+    ))
+}
+
+fn prim_filter_source(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let (path, _) = e.coerce_to_path(&a[1], p)?;
+    let name = std::path::Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&path))
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    add_path(e, &path, &name, Some(a[0].clone()), true, None, p)
+}
+
+fn prim_path(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let args = e.force_attrs(&a[0], p)?;
+    let Some(path_v) = args.get(e.s.path).cloned() else {
+        return Err(eval_error("missing required 'path' attribute in the first argument to builtins.path", p));
+    };
+    let (path, _) = e.coerce_to_path(&path_v, p)?;
+    let name = match args.get(e.s.name).cloned() {
+        Some(v) => e.force_string_no_ctx(&v, p)?.to_str_lossy().into_owned(),
+        None => std::path::Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&path))
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    let filter = args.get(e.s.filter).cloned();
+    let recursive = match args.get(e.s.recursive).cloned() {
+        Some(v) => e.force_bool(&v, p)?,
+        None => true,
+    };
+    let sha256 = match args.get(e.s.sha256).cloned() {
+        Some(v) => Some(e.force_string_no_ctx(&v, p)?.to_str_lossy().into_owned()),
+        None => None,
+    };
+    add_path(e, &path, &name, filter, recursive, sha256, p)
+}
+
+fn add_path(
+    e: &mut Eval,
+    path: &[u8],
+    name: &str,
+    filter: Option<Value>,
+    recursive: bool,
+    _expected_sha256: Option<String>,
+    p: Pos,
+) -> Result<Value> {
+    use std::os::unix::ffi::OsStrExt;
+    let fs_path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(path));
+    let io = e.io.clone();
+    let store_path = match filter {
+        None => io.add_to_store(&fs_path, name, recursive, None).map_err(|err| io_error(err, p))?,
+        Some(f) => {
+            let f = e.force_function(&f, p)?;
+            let mut failure: Option<Box<EvalError>> = None;
+            let mut cb = |child: &std::path::Path, ft: FileType| -> std::result::Result<bool, crate::io::IoError> {
+                let child_v = Value::string(child.as_os_str().as_bytes().to_vec());
+                let type_v = Value::string(ft.nix_name().as_bytes());
+                match e.call_n(&f, &[child_v, type_v], p).and_then(|r| e.force_bool(&r, p)) {
+                    Ok(b) => Ok(b),
+                    Err(err) => {
+                        let msg = err.msg.clone();
+                        failure = Some(err);
+                        Err(crate::io::IoError::Message(msg))
+                    }
+                }
+            };
+            let r = io.add_to_store(&fs_path, name, recursive, Some(&mut cb));
+            if let Some(err) = failure {
+                return Err(err);
+            }
+            r.map_err(|err| io_error(err, p))?
+        }
+    };
+    let mut ctx = Context::new();
+    ctx.insert(store_path.clone().into_bytes().into_boxed_slice());
+    Ok(Value::string_ctx(store_path.into_bytes(), ctx))
+}
+
+fn prim_store_path(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let (path, _) = e.coerce_to_path(&a[0], p)?;
+    let s = String::from_utf8_lossy(&path).into_owned();
+    let store_dir = e.io.store_dir();
+    if !s.starts_with(&format!("{store_dir}/")) {
+        return Err(eval_error(format!("path '{s}' is not in the Nix store"), p));
+    }
+    let rest = &s[store_dir.len() + 1..];
+    let base = format!("{}/{}", store_dir, rest.split('/').next().unwrap_or(""));
+    if !e.io.is_valid_store_path(&base).map_err(|err| io_error(err, p))? {
+        return Err(eval_error(format!("path '{base}' is not valid"), p));
+    }
+    let mut ctx = Context::new();
+    ctx.insert(base.into_bytes().into_boxed_slice());
+    Ok(Value::string_ctx(path, ctx))
+}
+
+fn prim_to_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let name = e.force_string_no_ctx(&a[0], p)?;
+    let contents = e.force_string(&a[1], p)?;
+    let mut refs = Vec::new();
+    for c in contents.context().into_iter().flatten() {
+        let c = String::from_utf8_lossy(c).into_owned();
+        if c.starts_with('=') || c.starts_with('!') {
+            return Err(eval_error(
+                format!("in 'toFile': the file '{}' cannot refer to derivation outputs", name.to_str_lossy()),
+                p,
+            ));
+        }
+        refs.push(c);
+    }
+    let path = e.io.to_file(&name.to_str_lossy(), contents.as_bytes(), &refs).map_err(|err| io_error(err, p))?;
+    let mut ctx = Context::new();
+    ctx.insert(path.clone().into_bytes().into_boxed_slice());
+    Ok(Value::string_ctx(path.into_bytes(), ctx))
+}
+
+fn prim_get_env(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let name = e.force_string_no_ctx(&a[0], p)?;
+    if e.settings.pure_eval {
+        return Ok(Value::string(Vec::new()));
+    }
+    let v = std::env::var_os(&*name.to_str_lossy()).unwrap_or_default();
+    use std::os::unix::ffi::OsStrExt;
+    Ok(Value::string(v.as_bytes().to_vec()))
+}
+
+fn prim_placeholder(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let output = e.force_string_no_ctx(&a[0], p)?;
+    let mut input = b"nix-output:".to_vec();
+    input.extend_from_slice(output.as_bytes());
+    let digest = crate::hash::digest("sha256", &input).unwrap_or_default();
+    Ok(Value::string(format!("/{}", crate::hash::nix32(&digest)).into_bytes()))
+}
+
+fn fetch(e: &mut Eval, kind: &str, a: &[Value], p: Pos) -> Result<Value> {
+    let v = e.force(&a[0], p)?;
+    let mut args = Vec::new();
+    match &v {
+        Value::Attrs(attrs) => {
+            for x in &attrs.entries {
+                let s = to_string_plain(e, &x.value, p)?;
+                args.push((x.name.to_string(), s.to_str_lossy().into_owned()));
+            }
+        }
+        other => {
+            let s = to_string_plain(e, other, p)?;
+            args.push(("url".to_string(), s.to_str_lossy().into_owned()));
+        }
+    }
+    let result = e.io.fetch(kind, &args).map_err(|err| io_error(err, p))?;
+    let store_dir = e.io.store_dir();
+    let mut out = Attrs::new();
+    let mut out_path = None;
+    for (k, val) in result {
+        let v = if val.starts_with(&store_dir) {
+            let mut ctx = Context::new();
+            ctx.insert(val.clone().into_bytes().into_boxed_slice());
+            Value::string_ctx(val.clone().into_bytes(), ctx)
+        } else if let Ok(n) = val.parse::<i64>() {
+            Value::Int(n)
+        } else {
+            Value::string(val.clone().into_bytes())
+        };
+        if k == "outPath" {
+            out_path = Some(v.clone());
+        }
+        out.insert(Sym::from_str(&k), v, Pos::NONE);
+    }
+    if kind == "file" || kind == "tarball" {
+        return Ok(out_path.unwrap_or(Value::Null));
+    }
+    Ok(Value::attrs(out))
+}
+
+// ----- serialisation -----
+
+fn prim_to_json(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let mut ctx = Context::new();
+    let mut out = Vec::new();
+    crate::print::to_json(e, &a[0], p, &mut out, &mut ctx)?;
+    Ok(Value::string_ctx(out, ctx))
+}
+
+fn prim_to_xml(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let mut ctx = Context::new();
+    let out = crate::print::to_xml(e, &a[0], p, &mut ctx)?;
+    Ok(Value::string_ctx(out.into_bytes(), ctx))
+}
+
+fn prim_from_json(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = e.force_string(&a[0], p)?;
+    crate::json::from_json(s.as_bytes()).map_err(|m| eval_error(m, p))
+}
+
+fn prim_from_toml(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = e.force_string(&a[0], p)?;
+    crate::json::from_toml(s.as_bytes()).map_err(|m| eval_error(m, p))
+}

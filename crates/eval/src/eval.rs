@@ -1,0 +1,1270 @@
+//! The evaluator: forces expressions to weak head normal form, applies
+//! functions, and implements the language's coercions and comparisons.
+//!
+//! Assumptions: every expression is resolved and `'static` (leaked); values are
+//! `Rc`-based so all evaluation happens on one thread (run it on a thread with a
+//! big stack, see [`crate::run_with_big_stack`]).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use crate::ast::*;
+use crate::builtins;
+use crate::error::{ErrorKind, EvalError, Result, TraceFrame};
+use crate::io::{EvalIO, IoError};
+use crate::pos::{Origin, Pos, add_source};
+use crate::resolve::{Scope, resolve};
+use crate::symbol::Sym;
+use crate::value::*;
+
+/// Evaluation settings (what `nix.conf` and the command line decide).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Search path entries, `prefix=path` or `path`, in lookup order.
+    pub nix_path: Vec<String>,
+    pub system: String,
+    pub max_call_depth: usize,
+    /// Restricts impure builtins (`currentTime`, `getEnv`, ...) when true.
+    pub pure_eval: bool,
+    pub current_time: i64,
+    pub trace_verbose: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        let current_time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        Settings {
+            nix_path: Vec::new(),
+            system: "x86_64-linux".to_string(),
+            max_call_depth: 10000,
+            pure_eval: false,
+            current_time,
+            trace_verbose: false,
+        }
+    }
+}
+
+/// Symbols the evaluator looks up often, interned once.
+pub struct Syms {
+    pub out_path: Sym,
+    pub type_: Sym,
+    pub functor: Sym,
+    pub to_string: Sym,
+    pub drv_path: Sym,
+    pub name: Sym,
+    pub value: Sym,
+    pub outputs: Sym,
+    pub out: Sym,
+    pub file: Sym,
+    pub line: Sym,
+    pub column: Sym,
+    pub key: Sym,
+    pub success: Sym,
+    pub path: Sym,
+    pub prefix: Sym,
+    pub right: Sym,
+    pub wrong: Sym,
+    pub output_name: Sym,
+    pub ignore_nulls: Sym,
+    pub structured_attrs: Sym,
+    pub args: Sym,
+    pub builder: Sym,
+    pub system: Sym,
+    pub operator: Sym,
+    pub start_set: Sym,
+    pub all_outputs: Sym,
+    pub version: Sym,
+    pub filter: Sym,
+    pub recursive: Sym,
+    pub sha256: Sym,
+    pub url: Sym,
+}
+
+impl Syms {
+    fn new() -> Syms {
+        let s = Sym::from_str;
+        Syms {
+            out_path: s("outPath"),
+            type_: s("type"),
+            functor: s("__functor"),
+            to_string: s("__toString"),
+            drv_path: s("drvPath"),
+            name: s("name"),
+            value: s("value"),
+            outputs: s("outputs"),
+            out: s("out"),
+            file: s("file"),
+            line: s("line"),
+            column: s("column"),
+            key: s("key"),
+            success: s("success"),
+            path: s("path"),
+            prefix: s("prefix"),
+            right: s("right"),
+            wrong: s("wrong"),
+            output_name: s("outputName"),
+            ignore_nulls: s("__ignoreNulls"),
+            structured_attrs: s("__structuredAttrs"),
+            args: s("args"),
+            builder: s("builder"),
+            system: s("system"),
+            operator: s("operator"),
+            start_set: s("startSet"),
+            all_outputs: s("allOutputs"),
+            version: s("version"),
+            filter: s("filter"),
+            recursive: s("recursive"),
+            sha256: s("sha256"),
+            url: s("url"),
+        }
+    }
+}
+
+pub struct Eval {
+    pub io: Rc<dyn EvalIO>,
+    pub settings: Settings,
+    pub s: Syms,
+    pub(crate) base_env: Rc<Env>,
+    pub(crate) base_scope: Scope,
+    pub(crate) import_cache: HashMap<Vec<u8>, Value>,
+    pub(crate) store_copies: HashMap<Vec<u8>, String>,
+    call_depth: usize,
+    force_depth: usize,
+}
+
+/// How deep thunk forcing may nest before we report a stack overflow rather than
+/// crash (the evaluation thread's stack is sized for this).
+const MAX_FORCE_DEPTH: usize = 120_000;
+
+pub fn type_error(v: &Value, expected: &str, pos: Pos) -> Box<EvalError> {
+    EvalError::new(ErrorKind::Type, format!("value is {} while {} was expected", v.show_type(), expected), pos)
+}
+
+pub fn eval_error(msg: impl Into<String>, pos: Pos) -> Box<EvalError> {
+    EvalError::new(ErrorKind::Eval, msg, pos)
+}
+
+pub fn io_error(e: IoError, pos: Pos) -> Box<EvalError> {
+    let kind = match e {
+        IoError::Unsupported(_) => ErrorKind::Unsupported,
+        _ => ErrorKind::Io,
+    };
+    EvalError::new(kind, e.to_string(), pos)
+}
+
+/// Adds a trace frame to an error on its way up.
+pub trait AddTrace<T> {
+    fn trace(self, pos: Pos, msg: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> AddTrace<T> for Result<T> {
+    fn trace(self, pos: Pos, msg: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|mut e| {
+            if e.trace.len() < 64 {
+                e.trace.push(TraceFrame { pos, msg: msg() });
+            }
+            e
+        })
+    }
+}
+
+fn env_at(env: &Rc<Env>, depth: u32) -> &Rc<Env> {
+    let mut e = env;
+    for _ in 0..depth {
+        e = e.parent.as_ref().expect("resolver guarantees the depth exists");
+    }
+    e
+}
+
+impl Eval {
+    pub fn new(io: Rc<dyn EvalIO>, settings: Settings) -> Eval {
+        let s = Syms::new();
+        let (base_env, base_scope, derivation) = builtins::make_base_env(&settings, &*io);
+        let mut ev = Eval {
+            io,
+            settings,
+            s,
+            base_env,
+            base_scope,
+            import_cache: HashMap::new(),
+            store_copies: HashMap::new(),
+            call_depth: 0,
+            force_depth: 0,
+        };
+        let expr = ev
+            .parse_with_scope(crate::derivation::DERIVATION_NIX.as_bytes(), Origin::String, Path::new("/"), None)
+            .expect("the built-in definition of `derivation` parses");
+        if let Value::Thunk(t) = &derivation {
+            *t.0.borrow_mut() = ThunkState::Pending { expr, env: ev.base_env.clone() };
+        }
+        ev
+    }
+
+    // ----- parsing -----
+
+    /// Parses and resolves `src` in the base scope (plus `extra` scopes).
+    pub fn parse_with_scope(
+        &mut self,
+        src: &[u8],
+        origin: Origin,
+        base_dir: &Path,
+        extra: Option<&Scope>,
+    ) -> Result<&'static Expr> {
+        let file = add_source(origin, Rc::from(src));
+        let mut e = crate::parser::parse(src, file, base_dir)?;
+        let mut scopes: Vec<&Scope> = vec![&self.base_scope];
+        if let Some(x) = extra {
+            scopes.push(x);
+        }
+        resolve(&mut e, &scopes)?;
+        Ok(Box::leak(Box::new(e)))
+    }
+
+    /// Parses an expression given as a string (`-E`), relative paths resolved
+    /// against `base_dir`.
+    pub fn parse_string(&mut self, src: &str, base_dir: &Path) -> Result<&'static Expr> {
+        self.parse_with_scope(src.as_bytes(), Origin::String, base_dir, None)
+    }
+
+    pub fn parse_stdin(&mut self, src: &[u8], base_dir: &Path) -> Result<&'static Expr> {
+        self.parse_with_scope(src, Origin::Stdin, base_dir, None)
+    }
+
+    /// Reads and parses a file.
+    pub fn parse_file(&mut self, path: &Path) -> Result<&'static Expr> {
+        let src = self.io.read_file(path).map_err(|e| {
+            EvalError::new(ErrorKind::Io, format!("opening file '{}': {}", path.display(), e), Pos::NONE)
+        })?;
+        let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+        self.parse_with_scope(&src, Origin::File(path.to_path_buf()), &base, None)
+    }
+
+    /// Evaluates a resolved top-level expression in the base environment.
+    pub fn eval_expr(&mut self, e: &'static Expr) -> Result<Value> {
+        let env = self.base_env.clone();
+        self.eval(e, &env)
+    }
+
+    /// `import path`: evaluates a file (a directory means its `default.nix`), cached.
+    pub fn eval_file(&mut self, path: &Path, pos: Pos) -> Result<Value> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut path = path.to_path_buf();
+        if self.io.is_directory(&path).map_err(|e| io_error(e, pos))? {
+            path.push("default.nix");
+        }
+        let key = path.as_os_str().as_bytes().to_vec();
+        if let Some(v) = self.import_cache.get(&key) {
+            return Ok(v.clone());
+        }
+        let e = self.parse_file(&path).map_err(|mut e| {
+            if e.pos.is_none() {
+                e.pos = pos;
+            }
+            e
+        })?;
+        let v = self.eval_expr(e).trace(pos, || format!("while evaluating the file '{}':", path.display()))?;
+        self.import_cache.insert(key, v.clone());
+        Ok(v)
+    }
+
+    // ----- forcing -----
+
+    #[inline]
+    pub fn force(&mut self, v: &Value, pos: Pos) -> Result<Value> {
+        match v {
+            Value::Thunk(t) => self.force_thunk(t, pos),
+            other => Ok(other.clone()),
+        }
+    }
+
+    fn force_thunk(&mut self, t: &Rc<Thunk>, pos: Pos) -> Result<Value> {
+        let state = {
+            let mut st = t.0.borrow_mut();
+            match &*st {
+                ThunkState::Done(v) => return Ok(v.clone()),
+                ThunkState::BlackHole => {
+                    return Err(EvalError::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered", pos));
+                }
+                _ => std::mem::replace(&mut *st, ThunkState::BlackHole),
+            }
+        };
+        self.force_depth += 1;
+        if self.force_depth > MAX_FORCE_DEPTH {
+            self.force_depth -= 1;
+            *t.0.borrow_mut() = state;
+            return Err(EvalError::new(ErrorKind::StackOverflow, "stack overflow (possible infinite recursion)", pos));
+        }
+        let result = match &state {
+            ThunkState::Pending { expr, env } => self.eval(expr, env),
+            ThunkState::Apply { func, arg } => {
+                let f = self.force(func, pos);
+                match f {
+                    Ok(f) => self.call(&f, arg.clone(), pos),
+                    Err(e) => Err(e),
+                }
+            }
+            ThunkState::Select { from, name, pos: spos } => self.select_attr(from, *name, *spos),
+            ThunkState::BlackHole | ThunkState::Done(_) => unreachable!("handled above"),
+        };
+        self.force_depth -= 1;
+        match result {
+            Ok(v) => {
+                *t.0.borrow_mut() = ThunkState::Done(v.clone());
+                Ok(v)
+            }
+            Err(e) => {
+                // Put the thunk back so that forcing it again re-raises the error.
+                *t.0.borrow_mut() = state;
+                Err(e)
+            }
+        }
+    }
+
+    fn select_attr(&mut self, from: &Value, name: Sym, pos: Pos) -> Result<Value> {
+        let attrs = self.force_attrs(from, pos)?;
+        match attrs.get(name) {
+            Some(v) => self.force(v, pos),
+            None => Err(eval_error(format!("attribute '{name}' missing"), pos)),
+        }
+    }
+
+    /// Forces `v` and everything inside it (`deepSeq`, `--strict`).
+    pub fn force_deep(&mut self, v: &Value, pos: Pos) -> Result<Value> {
+        let mut seen = std::collections::HashSet::new();
+        self.force_deep_inner(v, pos, &mut seen)
+    }
+
+    fn force_deep_inner(&mut self, v: &Value, pos: Pos, seen: &mut std::collections::HashSet<usize>) -> Result<Value> {
+        let v = self.force(v, pos)?;
+        match &v {
+            Value::Attrs(a) => {
+                if !seen.insert(Rc::as_ptr(a) as usize) {
+                    return Ok(v);
+                }
+                for attr in &a.entries {
+                    self.force_deep_inner(&attr.value, attr.pos, seen)
+                        .trace(attr.pos, || format!("while evaluating the attribute '{}'", attr.name))?;
+                }
+            }
+            Value::List(l) => {
+                if !seen.insert(Rc::as_ptr(l) as usize) {
+                    return Ok(v);
+                }
+                for item in l.iter() {
+                    self.force_deep_inner(item, pos, seen)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(v)
+    }
+
+    /// A value for `e` in `env` without evaluating it: constants and already
+    /// bound variables directly, everything else as a thunk.
+    #[inline]
+    pub fn maybe_thunk(&self, e: &'static Expr, env: &Rc<Env>) -> Value {
+        match e {
+            Expr::Const(v) => v.clone(),
+            Expr::Var(Var { loc: VarLoc::Local { depth, slot }, .. }) => {
+                let target = env_at(env, *depth);
+                let values = target.values.borrow();
+                match values.get(*slot as usize) {
+                    Some(v) => v.clone(),
+                    None => Value::thunk(ThunkState::Pending { expr: e, env: env.clone() }),
+                }
+            }
+            _ => Value::thunk(ThunkState::Pending { expr: e, env: env.clone() }),
+        }
+    }
+
+    // ----- typed forcing -----
+
+    pub fn force_int(&mut self, v: &Value, pos: Pos) -> Result<i64> {
+        match self.force(v, pos)? {
+            Value::Int(n) => Ok(n),
+            other => Err(type_error(&other, "an integer", pos)),
+        }
+    }
+    pub fn force_float(&mut self, v: &Value, pos: Pos) -> Result<f64> {
+        match self.force(v, pos)? {
+            Value::Int(n) => Ok(n as f64),
+            Value::Float(f) => Ok(f),
+            other => Err(type_error(&other, "a float", pos)),
+        }
+    }
+    pub fn force_bool(&mut self, v: &Value, pos: Pos) -> Result<bool> {
+        match self.force(v, pos)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(type_error(&other, "a Boolean", pos)),
+        }
+    }
+    pub fn force_attrs(&mut self, v: &Value, pos: Pos) -> Result<Rc<Attrs>> {
+        match self.force(v, pos)? {
+            Value::Attrs(a) => Ok(a),
+            other => Err(type_error(&other, "a set", pos)),
+        }
+    }
+    pub fn force_list(&mut self, v: &Value, pos: Pos) -> Result<Rc<Vec<Value>>> {
+        match self.force(v, pos)? {
+            Value::List(l) => Ok(l),
+            other => Err(type_error(&other, "a list", pos)),
+        }
+    }
+    pub fn force_function(&mut self, v: &Value, pos: Pos) -> Result<Value> {
+        let f = self.force(v, pos)?;
+        match &f {
+            Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(f),
+            Value::Attrs(a) if a.get(self.s.functor).is_some() => Ok(f),
+            other => Err(type_error(other, "a function", pos)),
+        }
+    }
+    /// A string value as is (no coercion), with its context.
+    pub fn force_string(&mut self, v: &Value, pos: Pos) -> Result<Rc<NixString>> {
+        match self.force(v, pos)? {
+            Value::String(s) => Ok(s),
+            other => Err(type_error(&other, "a string", pos)),
+        }
+    }
+    /// A string that must not have a context.
+    pub fn force_string_no_ctx(&mut self, v: &Value, pos: Pos) -> Result<Rc<NixString>> {
+        let s = self.force_string(v, pos)?;
+        if let Some(ctx) = s.context() {
+            let first = ctx.iter().next().map(|c| String::from_utf8_lossy(c).into_owned()).unwrap_or_default();
+            return Err(eval_error(
+                format!("the string '{}' is not allowed to refer to a store path (such as '{}')", s.to_str_lossy(), first),
+                pos,
+            ));
+        }
+        Ok(s)
+    }
+
+    pub fn is_derivation(&mut self, attrs: &Attrs) -> Result<bool> {
+        match attrs.get(self.s.type_) {
+            Some(t) => match self.force(t, Pos::NONE)? {
+                Value::String(s) => Ok(s.as_bytes() == b"derivation"),
+                _ => Ok(false),
+            },
+            None => Ok(false),
+        }
+    }
+
+    // ----- the evaluator proper -----
+
+    pub fn eval(&mut self, e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
+        match e {
+            Expr::Const(v) => Ok(v.clone()),
+            Expr::Var(var) => {
+                let v = self.lookup_var(var, env)?;
+                self.force(&v, var.pos)
+            }
+            Expr::Select { expr, path, default, pos } => self.eval_select(expr, path, default.as_deref(), *pos, env),
+            Expr::HasAttr { expr, path, .. } => self.eval_has_attr(expr, path, env),
+            Expr::Attrs(a) => self.eval_attrs(a, env),
+            Expr::List(items) => {
+                let values: Vec<Value> = items.iter().map(|i| self.maybe_thunk(i, env)).collect();
+                Ok(Value::list(values))
+            }
+            Expr::Lambda(l) => Ok(Value::Lambda(Rc::new(Closure { lambda: l, env: env.clone() }))),
+            Expr::Call { func, args, pos } => {
+                let mut f = self.eval(func, env)?;
+                let mut i = 0;
+                while i < args.len() {
+                    // A built-in given all its remaining arguments at once is called directly.
+                    if let Value::PrimOp(op) = f {
+                        if op.arity > 1 && args.len() - i >= op.arity {
+                            let argv: Vec<Value> = args[i..i + op.arity].iter().map(|a| self.maybe_thunk(a, env)).collect();
+                            f = self.call_primop(op, &argv, *pos)?;
+                            i += op.arity;
+                            continue;
+                        }
+                    }
+                    let arg = self.maybe_thunk(&args[i], env);
+                    f = self.call(&f, arg, *pos)?;
+                    i += 1;
+                }
+                Ok(f)
+            }
+            Expr::Let { attrs, body } => {
+                let new_env = self.rec_env(attrs, env, None);
+                self.eval(body, &new_env)
+            }
+            Expr::With { attrs, body, prev_with, .. } => {
+                let value = self.maybe_thunk(attrs, env);
+                let new_env =
+                    Rc::new(Env { parent: Some(env.clone()), values: std::cell::RefCell::new(vec![value]), prev_with: *prev_with });
+                self.eval(body, &new_env)
+            }
+            Expr::If { cond, then, else_, pos } => {
+                let c = self.eval(cond, env)?;
+                match c {
+                    Value::Bool(true) => self.eval(then, env),
+                    Value::Bool(false) => self.eval(else_, env),
+                    other => Err(type_error(&other, "a Boolean", *pos)),
+                }
+            }
+            Expr::Assert { cond, body, pos } => {
+                let c = self.eval(cond, env)?;
+                match c {
+                    Value::Bool(true) => self.eval(body, env),
+                    Value::Bool(false) => {
+                        let shown = crate::print::show_expr(cond);
+                        Err(EvalError::new(ErrorKind::Assert, format!("assertion '{shown}' failed"), *pos))
+                    }
+                    other => Err(type_error(&other, "a Boolean", *pos)),
+                }
+            }
+            Expr::Not { expr, pos } => {
+                let v = self.eval(expr, env)?;
+                match v {
+                    Value::Bool(b) => Ok(Value::Bool(!b)),
+                    other => Err(type_error(&other, "a Boolean", *pos)),
+                }
+            }
+            Expr::Neg { expr, pos } => {
+                let v = self.eval(expr, env)?;
+                self.arith(BinOp::Sub, Value::Int(0), v, *pos)
+            }
+            Expr::BinOp { op, lhs, rhs, pos } => self.eval_binop(*op, lhs, rhs, *pos, env),
+            Expr::ConcatStrings { force_string, parts, pos } => self.eval_concat(*force_string, parts, *pos, env),
+            Expr::CurPos(pos) => Ok(self.pos_to_value(*pos)),
+        }
+    }
+
+    pub fn pos_to_value(&self, pos: Pos) -> Value {
+        match pos.resolve() {
+            None => Value::Null,
+            Some(loc) => {
+                let mut a = Attrs::with_capacity(3);
+                let file = match &loc.origin {
+                    Origin::File(p) => {
+                        use std::os::unix::ffi::OsStrExt;
+                        p.as_os_str().as_bytes().to_vec()
+                    }
+                    other => other.to_string().into_bytes(),
+                };
+                a.insert(self.s.file, Value::string(file), Pos::NONE);
+                a.insert(self.s.line, Value::Int(loc.line as i64), Pos::NONE);
+                a.insert(self.s.column, Value::Int(loc.column as i64), Pos::NONE);
+                Value::attrs(a)
+            }
+        }
+    }
+
+    fn lookup_var(&mut self, var: &Var, env: &Rc<Env>) -> Result<Value> {
+        match var.loc {
+            VarLoc::Local { depth, slot } => {
+                let target = env_at(env, depth);
+                let values = target.values.borrow();
+                match values.get(slot as usize) {
+                    Some(v) => Ok(v.clone()),
+                    // Only reachable while a recursive scope is being built.
+                    None => Err(EvalError::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered", var.pos)),
+                }
+            }
+            VarLoc::With { depth } => {
+                let mut with_env = env_at(env, depth).clone();
+                loop {
+                    let scope_value = with_env.values.borrow()[0].clone();
+                    let attrs = self.force_attrs(&scope_value, var.pos)?;
+                    if let Some(v) = attrs.get(var.name) {
+                        return Ok(v.clone());
+                    }
+                    if with_env.prev_with == 0 {
+                        return Err(eval_error(format!("undefined variable '{}'", var.name), var.pos));
+                    }
+                    let next = env_at(&with_env, with_env.prev_with).clone();
+                    with_env = next;
+                }
+            }
+            VarLoc::Unresolved => Err(eval_error(format!("undefined variable '{}'", var.name), var.pos)),
+        }
+    }
+
+    fn attr_name_sym(&mut self, name: &'static AttrName, env: &Rc<Env>) -> Result<Sym> {
+        match name {
+            AttrName::Static(s) => Ok(*s),
+            AttrName::Dynamic(e) => {
+                let v = self.eval(e, env)?;
+                let s = self.force_string_no_ctx(&v, e.pos())?;
+                Ok(Sym::new(s.as_bytes()))
+            }
+        }
+    }
+
+    fn eval_select(
+        &mut self,
+        expr: &'static Expr,
+        path: &'static [AttrName],
+        default: Option<&'static Expr>,
+        pos: Pos,
+        env: &Rc<Env>,
+    ) -> Result<Value> {
+        let mut v = self.eval(expr, env)?;
+        for name in path {
+            let sym = self.attr_name_sym(name, env)?;
+            match &v {
+                Value::Attrs(a) => match a.find(sym) {
+                    Some(attr) => {
+                        let (value, apos) = (attr.value.clone(), attr.pos);
+                        v = self.force(&value, pos).trace(apos, || format!("while evaluating the attribute '{sym}'"))?;
+                    }
+                    None => {
+                        if let Some(d) = default {
+                            return self.eval(d, env);
+                        }
+                        return Err(eval_error(format!("attribute '{sym}' missing"), pos));
+                    }
+                },
+                other => {
+                    if let Some(d) = default {
+                        return self.eval(d, env);
+                    }
+                    return Err(type_error(other, "a set", pos));
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    fn eval_has_attr(&mut self, expr: &'static Expr, path: &'static [AttrName], env: &Rc<Env>) -> Result<Value> {
+        let mut v = self.eval(expr, env)?;
+        for name in path {
+            let sym = self.attr_name_sym(name, env)?;
+            match &v {
+                Value::Attrs(a) => match a.get(sym) {
+                    Some(x) => {
+                        let x = x.clone();
+                        v = self.force(&x, Pos::NONE)?;
+                    }
+                    None => return Ok(Value::Bool(false)),
+                },
+                _ => return Ok(Value::Bool(false)),
+            }
+        }
+        Ok(Value::Bool(true))
+    }
+
+    fn eval_attrs(&mut self, a: &'static AttrsExpr, env: &Rc<Env>) -> Result<Value> {
+        let mut attrs = Attrs::with_capacity(a.attrs.len() + a.dynamic.len());
+        let scope_env;
+        if a.rec {
+            scope_env = self.rec_env(a, env, Some(&mut attrs));
+        } else {
+            let froms: Vec<Value> = a.inherit_from.iter().map(|f| self.maybe_thunk(f, env)).collect();
+            for def in &a.attrs {
+                let value = match def.kind {
+                    AttrKind::Plain | AttrKind::Inherited => self.maybe_thunk(&def.value, env),
+                    AttrKind::InheritFrom(k) => {
+                        Value::thunk(ThunkState::Select { from: froms[k as usize].clone(), name: def.name, pos: def.pos })
+                    }
+                };
+                attrs.entries.push(Attr { name: def.name, value, pos: def.pos });
+            }
+            scope_env = env.clone();
+        }
+        for d in &a.dynamic {
+            let name_value = self.eval(&d.name, &scope_env)?;
+            let name = match &name_value {
+                Value::Null => continue,
+                Value::String(_) => self.force_string_no_ctx(&name_value, d.pos)?,
+                other => return Err(type_error(other, "a string", d.pos)),
+            };
+            let sym = Sym::new(name.as_bytes());
+            if let Some(prev) = attrs.find(sym) {
+                let at = prev.pos.resolve().map(|l| l.to_string()).unwrap_or_default();
+                return Err(eval_error(format!("dynamic attribute '{sym}' already defined at {at}"), d.pos));
+            }
+            let value = self.maybe_thunk(&d.value, &scope_env);
+            attrs.insert(sym, value, d.pos);
+        }
+        Ok(Value::attrs(attrs))
+    }
+
+    /// Builds the environment of a `rec` set or `let`; also fills `out` with the
+    /// set's static attributes (the definitions are sorted by symbol already).
+    fn rec_env(&mut self, a: &'static AttrsExpr, env: &Rc<Env>, mut out: Option<&mut Attrs>) -> Rc<Env> {
+        let new_env = Env::new(Some(env.clone()), a.attrs.len());
+        let froms: Vec<Value> = a.inherit_from.iter().map(|f| self.maybe_thunk(f, &new_env)).collect();
+        for def in &a.attrs {
+            let value = match def.kind {
+                AttrKind::Plain => self.maybe_thunk(&def.value, &new_env),
+                AttrKind::Inherited => self.maybe_thunk(&def.value, env),
+                AttrKind::InheritFrom(k) => {
+                    Value::thunk(ThunkState::Select { from: froms[k as usize].clone(), name: def.name, pos: def.pos })
+                }
+            };
+            if let Some(o) = out.as_deref_mut() {
+                o.entries.push(Attr { name: def.name, value: value.clone(), pos: def.pos });
+            }
+            new_env.values.borrow_mut().push(value);
+        }
+        new_env
+    }
+
+    fn eval_binop(&mut self, op: BinOp, lhs: &'static Expr, rhs: &'static Expr, pos: Pos, env: &Rc<Env>) -> Result<Value> {
+        match op {
+            BinOp::And => {
+                if !self.eval_bool(lhs, pos, env)? {
+                    return Ok(Value::Bool(false));
+                }
+                Ok(Value::Bool(self.eval_bool(rhs, pos, env)?))
+            }
+            BinOp::Or => {
+                if self.eval_bool(lhs, pos, env)? {
+                    return Ok(Value::Bool(true));
+                }
+                Ok(Value::Bool(self.eval_bool(rhs, pos, env)?))
+            }
+            BinOp::Impl => {
+                if !self.eval_bool(lhs, pos, env)? {
+                    return Ok(Value::Bool(true));
+                }
+                Ok(Value::Bool(self.eval_bool(rhs, pos, env)?))
+            }
+            BinOp::Eq | BinOp::Neq => {
+                let l = self.eval(lhs, env)?;
+                let r = self.eval(rhs, env)?;
+                let eq = self.equal(&l, &r, pos)?;
+                Ok(Value::Bool(eq == (op == BinOp::Eq)))
+            }
+            BinOp::Lt => {
+                let l = self.eval(lhs, env)?;
+                let r = self.eval(rhs, env)?;
+                Ok(Value::Bool(self.less_than(&l, &r, pos)?))
+            }
+            BinOp::Update => {
+                let l = self.eval(lhs, env)?;
+                let r = self.eval(rhs, env)?;
+                let la = self.force_attrs(&l, pos)?;
+                let ra = self.force_attrs(&r, pos)?;
+                Ok(Value::Attrs(update_attrs(&la, &ra)))
+            }
+            BinOp::Concat => {
+                let l = self.eval(lhs, env)?;
+                let r = self.eval(rhs, env)?;
+                let ll = self.force_list(&l, pos)?;
+                let rl = self.force_list(&r, pos)?;
+                if rl.is_empty() {
+                    return Ok(Value::List(ll));
+                }
+                if ll.is_empty() {
+                    return Ok(Value::List(rl));
+                }
+                let mut v = Vec::with_capacity(ll.len() + rl.len());
+                v.extend(ll.iter().cloned());
+                v.extend(rl.iter().cloned());
+                Ok(Value::list(v))
+            }
+            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => {
+                let l = self.eval(lhs, env)?;
+                let r = self.eval(rhs, env)?;
+                self.arith(op, l, r, pos)
+            }
+        }
+    }
+
+    fn eval_bool(&mut self, e: &'static Expr, pos: Pos, env: &Rc<Env>) -> Result<bool> {
+        match self.eval(e, env)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(type_error(&other, "a Boolean", pos)),
+        }
+    }
+
+    /// Integer/float arithmetic with CppNix's promotion and (current) overflow errors.
+    pub fn arith(&mut self, op: BinOp, l: Value, r: Value, pos: Pos) -> Result<Value> {
+        let l = self.force(&l, pos)?;
+        let r = self.force(&r, pos)?;
+        match (&l, &r) {
+            (Value::Int(a), Value::Int(b)) => {
+                let (a, b) = (*a, *b);
+                let (res, verb, sym) = match op {
+                    BinOp::Add => (a.checked_add(b), "adding", "+"),
+                    BinOp::Sub => (a.checked_sub(b), "subtracting", "-"),
+                    BinOp::Mul => (a.checked_mul(b), "multiplying", "*"),
+                    BinOp::Div => {
+                        if b == 0 {
+                            return Err(eval_error("division by zero", pos));
+                        }
+                        (a.checked_div(b), "dividing", "/")
+                    }
+                    _ => unreachable!("arith is only called for arithmetic operators"),
+                };
+                match res {
+                    Some(n) => Ok(Value::Int(n)),
+                    None => Err(eval_error(format!("integer overflow in {verb} {a} {sym} {b}"), pos)),
+                }
+            }
+            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+                let a = match l {
+                    Value::Int(n) => n as f64,
+                    Value::Float(f) => f,
+                    _ => unreachable!(),
+                };
+                let b = match r {
+                    Value::Int(n) => n as f64,
+                    Value::Float(f) => f,
+                    _ => unreachable!(),
+                };
+                Ok(Value::Float(match op {
+                    BinOp::Add => a + b,
+                    BinOp::Sub => a - b,
+                    BinOp::Mul => a * b,
+                    BinOp::Div => {
+                        if b == 0.0 {
+                            return Err(eval_error("division by zero", pos));
+                        }
+                        a / b
+                    }
+                    _ => unreachable!(),
+                }))
+            }
+            (Value::Int(_) | Value::Float(_), other) => Err(type_error(other, "an integer", pos)),
+            (other, _) => Err(type_error(other, "an integer", pos)),
+        }
+    }
+
+    fn eval_concat(&mut self, force_string: bool, parts: &'static [(Pos, Expr)], pos: Pos, env: &Rc<Env>) -> Result<Value> {
+        #[derive(PartialEq, Clone, Copy)]
+        enum First {
+            Str,
+            Path,
+            Int,
+            Float,
+        }
+        let mut first_type = First::Str;
+        let mut n: i64 = 0;
+        let mut nf: f64 = 0.0;
+        let mut buf: Vec<u8> = Vec::new();
+        let mut ctx = Context::new();
+        for (i, (part_pos, part)) in parts.iter().enumerate() {
+            let v = self.eval(part, env)?;
+            if i == 0 && !force_string {
+                first_type = match v {
+                    Value::Int(_) => First::Int,
+                    Value::Float(_) => First::Float,
+                    Value::Path(_) => First::Path,
+                    _ => First::Str,
+                };
+            }
+            match first_type {
+                First::Int => match v {
+                    Value::Int(x) => {
+                        n = n.checked_add(x).ok_or_else(|| {
+                            eval_error(format!("integer overflow in adding {n} + {x}"), pos)
+                        })?;
+                    }
+                    Value::Float(x) => {
+                        first_type = First::Float;
+                        nf = n as f64 + x;
+                    }
+                    other => {
+                        return Err(eval_error(format!("cannot add {} to an integer", other.show_type()), *part_pos));
+                    }
+                },
+                First::Float => match v {
+                    Value::Int(x) => nf += x as f64,
+                    Value::Float(x) => nf += x,
+                    other => return Err(eval_error(format!("cannot add {} to a float", other.show_type()), *part_pos)),
+                },
+                First::Str | First::Path => {
+                    let opts = Coerce { more: false, copy_to_store: first_type == First::Str };
+                    self.coerce_to_string_into(&v, *part_pos, opts, &mut buf, &mut ctx)?;
+                }
+            }
+        }
+        Ok(match first_type {
+            First::Int => Value::Int(n),
+            First::Float => Value::Float(nf),
+            First::Path => {
+                if !ctx.is_empty() {
+                    return Err(eval_error("a string that refers to a store path cannot be appended to a path", pos));
+                }
+                Value::path(crate::parser::canon_path(&buf))
+            }
+            First::Str => Value::string_ctx(buf, ctx),
+        })
+    }
+
+    // ----- function application -----
+
+    /// Applies `f` (already forced) to `arg`.
+    pub fn call(&mut self, f: &Value, arg: Value, pos: Pos) -> Result<Value> {
+        match f {
+            Value::Lambda(c) => self.call_lambda(c, arg, pos),
+            Value::PrimOp(op) => {
+                if op.arity == 1 {
+                    self.call_primop(op, &[arg], pos)
+                } else {
+                    Ok(Value::PrimOpApp(Rc::new(PrimOpApp { op, args: vec![arg] })))
+                }
+            }
+            Value::PrimOpApp(app) => {
+                let mut args = Vec::with_capacity(app.args.len() + 1);
+                args.extend(app.args.iter().cloned());
+                args.push(arg);
+                if args.len() == app.op.arity {
+                    self.call_primop(app.op, &args, pos)
+                } else {
+                    Ok(Value::PrimOpApp(Rc::new(PrimOpApp { op: app.op, args })))
+                }
+            }
+            Value::Attrs(a) if a.get(self.s.functor).is_some() => {
+                let functor = a.get(self.s.functor).cloned().unwrap_or(Value::Null);
+                let functor = self.force(&functor, pos)?;
+                let g = self.call(&functor, f.clone(), pos)?;
+                let g = self.force(&g, pos)?;
+                self.call(&g, arg, pos)
+            }
+            Value::Thunk(_) => {
+                let forced = self.force(f, pos)?;
+                self.call(&forced, arg, pos)
+            }
+            other => Err(EvalError::new(
+                ErrorKind::Type,
+                format!("attempt to call something which is not a function but {}", other.show_type()),
+                pos,
+            )),
+        }
+    }
+
+    /// Applies a function value (forcing it first) to several arguments.
+    pub fn call_n(&mut self, f: &Value, args: &[Value], pos: Pos) -> Result<Value> {
+        let mut f = self.force(f, pos)?;
+        for a in args {
+            f = self.call(&f, a.clone(), pos)?;
+            f = self.force(&f, pos)?;
+        }
+        Ok(f)
+    }
+
+    fn call_primop(&mut self, op: &'static builtins::PrimOp, args: &[Value], pos: Pos) -> Result<Value> {
+        (op.func)(self, args, pos).trace(pos, || format!("while calling the '{}' builtin", op.name))
+    }
+
+    fn call_lambda(&mut self, c: &Rc<Closure>, arg: Value, pos: Pos) -> Result<Value> {
+        let lambda = c.lambda;
+        let env = Env::new(Some(c.env.clone()), lambda.env_size());
+        match &lambda.formals {
+            None => env.values.borrow_mut().push(arg),
+            Some(formals) => {
+                let attrs = self.force_attrs(&arg, pos)?;
+                let mut used = 0;
+                for formal in &formals.entries {
+                    let v = match attrs.get(formal.name) {
+                        Some(v) => {
+                            used += 1;
+                            v.clone()
+                        }
+                        None => match &formal.default {
+                            Some(d) => self.maybe_thunk(d, &env),
+                            None => {
+                                return Err(eval_error(
+                                    format!(
+                                        "function '{}' called without required argument '{}'",
+                                        lambda_name(lambda),
+                                        formal.name
+                                    ),
+                                    pos,
+                                ));
+                            }
+                        },
+                    };
+                    env.values.borrow_mut().push(v);
+                }
+                if !formals.ellipsis && used != attrs.len() {
+                    for a in &attrs.entries {
+                        if !formals.entries.iter().any(|f| f.name == a.name) {
+                            return Err(eval_error(
+                                format!("function '{}' called with unexpected argument '{}'", lambda_name(lambda), a.name),
+                                pos,
+                            ));
+                        }
+                    }
+                }
+                if lambda.arg.is_some() {
+                    env.values.borrow_mut().push(Value::Attrs(attrs));
+                }
+            }
+        }
+        self.call_depth += 1;
+        if self.call_depth > self.settings.max_call_depth {
+            self.call_depth -= 1;
+            return Err(EvalError::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded", pos));
+        }
+        let result = self.eval(&lambda.body, &env);
+        self.call_depth -= 1;
+        result.trace(pos, || format!("while calling '{}'", lambda_name(lambda)))
+    }
+
+    // ----- coercion -----
+
+    /// `toString`-style coercion (`more`: also bools, ints, floats, null, lists)
+    /// appending to `buf` and `ctx`.
+    pub fn coerce_to_string_into(
+        &mut self,
+        v: &Value,
+        pos: Pos,
+        opts: Coerce,
+        buf: &mut Vec<u8>,
+        ctx: &mut Context,
+    ) -> Result<()> {
+        let v = self.force(v, pos)?;
+        match &v {
+            Value::String(s) => {
+                buf.extend_from_slice(s.as_bytes());
+                if let Some(c) = s.context() {
+                    ctx.extend(c.iter().cloned());
+                }
+                Ok(())
+            }
+            Value::Path(p) => {
+                if opts.copy_to_store {
+                    let store_path = self.copy_path_to_store(p.as_bytes(), pos)?;
+                    buf.extend_from_slice(store_path.as_bytes());
+                    ctx.insert(store_path.into_bytes().into_boxed_slice());
+                } else {
+                    buf.extend_from_slice(p.as_bytes());
+                }
+                Ok(())
+            }
+            Value::Attrs(a) => {
+                if let Some(f) = a.get(self.s.to_string) {
+                    let f = self.force(&f.clone(), pos)?;
+                    let r = self.call(&f, v.clone(), pos)?;
+                    return self.coerce_to_string_into(&r, pos, opts, buf, ctx);
+                }
+                if let Some(out) = a.get(self.s.out_path) {
+                    let out = out.clone();
+                    return self.coerce_to_string_into(&out, pos, opts, buf, ctx);
+                }
+                Err(EvalError::new(ErrorKind::Type, "cannot coerce a set to a string", pos))
+            }
+            Value::Int(n) if opts.more => {
+                buf.extend_from_slice(n.to_string().as_bytes());
+                Ok(())
+            }
+            Value::Float(f) if opts.more => {
+                buf.extend_from_slice(format!("{f:.6}").as_bytes());
+                Ok(())
+            }
+            Value::Bool(b) if opts.more => {
+                if *b {
+                    buf.push(b'1');
+                }
+                Ok(())
+            }
+            Value::Null if opts.more => Ok(()),
+            Value::List(l) if opts.more => {
+                let n = l.len();
+                for (i, item) in l.iter().enumerate() {
+                    self.coerce_to_string_into(item, pos, opts, buf, ctx)?;
+                    if i + 1 < n {
+                        let item = self.force(item, pos)?;
+                        let empty_list = matches!(&item, Value::List(x) if x.is_empty());
+                        if !empty_list {
+                            buf.push(b' ');
+                        }
+                    }
+                }
+                Ok(())
+            }
+            other => Err(EvalError::new(ErrorKind::Type, format!("cannot coerce {} to a string", other.show_type()), pos)),
+        }
+    }
+
+    pub fn coerce_to_string(&mut self, v: &Value, pos: Pos, opts: Coerce) -> Result<NixString> {
+        let mut buf = Vec::new();
+        let mut ctx = Context::new();
+        self.coerce_to_string_into(v, pos, opts, &mut buf, &mut ctx)?;
+        Ok(NixString::with_context(buf, ctx))
+    }
+
+    /// Coerces to an absolute path (a path value, or a string starting with `/`).
+    pub fn coerce_to_path(&mut self, v: &Value, pos: Pos) -> Result<(Vec<u8>, Context)> {
+        let s = self.coerce_to_string(v, pos, Coerce { more: false, copy_to_store: false })?;
+        if !s.as_bytes().starts_with(b"/") {
+            return Err(eval_error(format!("string '{}' doesn't represent an absolute path", s.to_str_lossy()), pos));
+        }
+        Ok((s.as_bytes().to_vec(), s.context().cloned().unwrap_or_default()))
+    }
+
+    /// A path to read from: coerced, with any store paths in its context realised.
+    pub fn realise_path(&mut self, v: &Value, pos: Pos) -> Result<PathBuf> {
+        use std::os::unix::ffi::OsStrExt;
+        let (p, ctx) = self.coerce_to_path(v, pos)?;
+        for c in &ctx {
+            let s = String::from_utf8_lossy(c);
+            let path = context_store_path(&s);
+            self.io.realise(path).map_err(|e| io_error(e, pos))?;
+        }
+        Ok(PathBuf::from(std::ffi::OsStr::from_bytes(&p)))
+    }
+
+    pub fn copy_path_to_store(&mut self, path: &[u8], pos: Pos) -> Result<String> {
+        use std::os::unix::ffi::OsStrExt;
+        if let Some(p) = self.store_copies.get(path) {
+            return Ok(p.clone());
+        }
+        let p = Path::new(std::ffi::OsStr::from_bytes(path));
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let store_path = self.io.add_to_store(p, &name, true, None).map_err(|e| io_error(e, pos))?;
+        self.store_copies.insert(path.to_vec(), store_path.clone());
+        Ok(store_path)
+    }
+
+    // ----- equality and ordering -----
+
+    pub fn equal(&mut self, a: &Value, b: &Value, pos: Pos) -> Result<bool> {
+        let a = self.force(a, pos)?;
+        let b = self.force(b, pos)?;
+        match (&a, &b) {
+            (Value::Int(x), Value::Float(y)) => Ok((*x as f64) == *y),
+            (Value::Float(x), Value::Int(y)) => Ok(*x == (*y as f64)),
+            (Value::Int(x), Value::Int(y)) => Ok(x == y),
+            (Value::Float(x), Value::Float(y)) => Ok(x == y),
+            (Value::Bool(x), Value::Bool(y)) => Ok(x == y),
+            (Value::String(x), Value::String(y)) => Ok(x.as_bytes() == y.as_bytes()),
+            (Value::Path(x), Value::Path(y)) => Ok(x.as_bytes() == y.as_bytes()),
+            (Value::Null, Value::Null) => Ok(true),
+            (Value::List(x), Value::List(y)) => {
+                if x.len() != y.len() {
+                    return Ok(false);
+                }
+                for (i, j) in x.iter().zip(y.iter()) {
+                    if !same_value(i, j) && !self.equal(i, j, pos)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            (Value::Attrs(x), Value::Attrs(y)) => {
+                if self.is_derivation(x)? && self.is_derivation(y)? {
+                    if let (Some(i), Some(j)) = (x.get(self.s.out_path), y.get(self.s.out_path)) {
+                        let (i, j) = (i.clone(), j.clone());
+                        return self.equal(&i, &j, pos);
+                    }
+                }
+                if x.len() != y.len() {
+                    return Ok(false);
+                }
+                for (i, j) in x.entries.iter().zip(y.entries.iter()) {
+                    if i.name != j.name {
+                        return Ok(false);
+                    }
+                    if !same_value(&i.value, &j.value) && !self.equal(&i.value, &j.value, pos)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// `a < b` as CppNix's `CompareValues`: numbers, strings, paths, and lists
+    /// lexicographically.
+    pub fn less_than(&mut self, a: &Value, b: &Value, pos: Pos) -> Result<bool> {
+        let a = self.force(a, pos)?;
+        let b = self.force(b, pos)?;
+        match (&a, &b) {
+            (Value::Int(x), Value::Int(y)) => Ok(x < y),
+            (Value::Float(x), Value::Float(y)) => Ok(x < y),
+            (Value::Int(x), Value::Float(y)) => Ok((*x as f64) < *y),
+            (Value::Float(x), Value::Int(y)) => Ok(*x < (*y as f64)),
+            (Value::String(x), Value::String(y)) => Ok(x.as_bytes() < y.as_bytes()),
+            (Value::Path(x), Value::Path(y)) => Ok(x.as_bytes() < y.as_bytes()),
+            (Value::List(x), Value::List(y)) => {
+                let mut i = 0;
+                loop {
+                    if i == y.len() {
+                        return Ok(false);
+                    }
+                    if i == x.len() {
+                        return Ok(true);
+                    }
+                    if !self.equal(&x[i], &y[i], pos)? {
+                        return self.less_than(&x[i], &y[i], pos);
+                    }
+                    i += 1;
+                }
+            }
+            _ => Err(eval_error(format!("cannot compare {} with {}", a.show_type(), b.show_type()), pos)),
+        }
+    }
+}
+
+/// The store path a context element refers to (`!out!/nix/store/x.drv` → the .drv).
+pub fn context_store_path(elem: &str) -> &str {
+    if let Some(rest) = elem.strip_prefix('=') {
+        rest
+    } else if let Some(rest) = elem.strip_prefix('!') {
+        rest.find('!').map(|i| &rest[i + 1..]).unwrap_or(rest)
+    } else {
+        elem
+    }
+}
+
+/// Pointer identity of two stored values (CppNix treats a value as equal to
+/// itself, even a function, when compared inside lists and sets).
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Thunk(x), Value::Thunk(y)) => Rc::ptr_eq(x, y),
+        (Value::Lambda(x), Value::Lambda(y)) => Rc::ptr_eq(x, y),
+        (Value::Attrs(x), Value::Attrs(y)) => Rc::ptr_eq(x, y),
+        (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y),
+        (Value::PrimOp(x), Value::PrimOp(y)) => std::ptr::eq(*x, *y),
+        (Value::PrimOpApp(x), Value::PrimOpApp(y)) => Rc::ptr_eq(x, y),
+        _ => false,
+    }
+}
+
+pub fn lambda_name(l: &Lambda) -> String {
+    match l.name {
+        Some(n) => n.to_string(),
+        None => "anonymous lambda".to_string(),
+    }
+}
+
+/// `a // b`: a merge of two sorted vectors.
+pub fn update_attrs(a: &Rc<Attrs>, b: &Rc<Attrs>) -> Rc<Attrs> {
+    if b.is_empty() {
+        return a.clone();
+    }
+    if a.is_empty() {
+        return b.clone();
+    }
+    let mut out = Attrs::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.entries.len() && j < b.entries.len() {
+        let (x, y) = (&a.entries[i], &b.entries[j]);
+        if x.name < y.name {
+            out.entries.push(Attr { name: x.name, value: x.value.clone(), pos: x.pos });
+            i += 1;
+        } else {
+            if x.name == y.name {
+                i += 1;
+            }
+            out.entries.push(Attr { name: y.name, value: y.value.clone(), pos: y.pos });
+            j += 1;
+        }
+    }
+    for x in &a.entries[i..] {
+        out.entries.push(Attr { name: x.name, value: x.value.clone(), pos: x.pos });
+    }
+    for y in &b.entries[j..] {
+        out.entries.push(Attr { name: y.name, value: y.value.clone(), pos: y.pos });
+    }
+    Rc::new(out)
+}
+
+#[derive(Clone, Copy)]
+pub struct Coerce {
+    /// `toString` semantics: also bools, numbers, null and lists.
+    pub more: bool,
+    /// Paths are copied to the store (interpolation into strings).
+    pub copy_to_store: bool,
+}

@@ -1,0 +1,155 @@
+//! The evaluator's edge: every file-system and store operation goes through
+//! [`EvalIO`], which the embedding program implements (the CLI over the real file
+//! system, the glue crate over a store). Operations without an implementation fail
+//! with [`IoError::Unsupported`], which the evaluator turns into a clear error.
+
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FileType {
+    Regular,
+    Directory,
+    Symlink,
+    Unknown,
+}
+
+impl FileType {
+    /// The name `builtins.readDir` and `readFileType` use.
+    pub fn nix_name(self) -> &'static str {
+        match self {
+            FileType::Regular => "regular",
+            FileType::Directory => "directory",
+            FileType::Symlink => "symlink",
+            FileType::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Message(String),
+    #[error("{0} is not available in this evaluator (no store is configured)")]
+    Unsupported(&'static str),
+}
+
+/// What `derivationStrict` hands to the store side after evaluating the attributes:
+/// every attribute already coerced to a string (or JSON for `__structuredAttrs`).
+#[derive(Debug, Clone, Default)]
+pub struct DerivationRequest {
+    pub name: String,
+    pub system: String,
+    pub builder: String,
+    pub args: Vec<String>,
+    pub outputs: Vec<String>,
+    /// Attributes that become environment variables (all but `args`), in name order.
+    pub env: Vec<(String, String)>,
+    /// The JSON of all attributes when `__structuredAttrs = true`.
+    pub structured_attrs: Option<String>,
+    /// The union of the string contexts of all attributes (CppNix encoding).
+    pub context: Vec<String>,
+}
+
+/// What the store side returns: the `.drv` path and each output's path.
+#[derive(Debug, Clone)]
+pub struct DerivationResult {
+    pub drv_path: String,
+    pub outputs: Vec<(String, String)>,
+}
+
+/// A filter for `builtins.path`/`filterSource`: called with each path and its
+/// type; returns whether to include it.
+pub type PathFilter<'a> = dyn FnMut(&Path, FileType) -> Result<bool, IoError> + 'a;
+
+pub trait EvalIO {
+    fn read_file(&self, path: &Path) -> Result<Vec<u8>, IoError>;
+    /// Entries of a directory (names only, sorted), with their types.
+    fn read_dir(&self, path: &Path) -> Result<Vec<(Vec<u8>, FileType)>, IoError>;
+    fn path_exists(&self, path: &Path) -> Result<bool, IoError>;
+    /// The type of `path` without following a final symlink.
+    fn file_type(&self, path: &Path) -> Result<FileType, IoError>;
+    /// Whether `path` is a directory, following symlinks (for `import ./dir`).
+    fn is_directory(&self, path: &Path) -> Result<bool, IoError> {
+        Ok(self.file_type(path)? == FileType::Directory)
+    }
+    fn store_dir(&self) -> String {
+        "/nix/store".to_string()
+    }
+    /// Copies `path` into the store as `name` (recursive/NAR ingestion unless
+    /// `recursive` is false), keeping only what `filter` accepts; returns the store path.
+    fn add_to_store(
+        &self,
+        _path: &Path,
+        _name: &str,
+        _recursive: bool,
+        _filter: Option<&mut PathFilter<'_>>,
+    ) -> Result<String, IoError> {
+        Err(IoError::Unsupported("copying paths to the store"))
+    }
+    /// `builtins.toFile`: a text file in the store with the given references.
+    fn to_file(&self, _name: &str, _contents: &[u8], _references: &[String]) -> Result<String, IoError> {
+        Err(IoError::Unsupported("builtins.toFile"))
+    }
+    /// `derivationStrict`: writes the `.drv` and computes the output paths.
+    fn derivation_strict(&self, _request: &DerivationRequest) -> Result<DerivationResult, IoError> {
+        Err(IoError::Unsupported("derivationStrict"))
+    }
+    /// Makes sure a store path is valid (built or substituted) before it is read,
+    /// for import-from-derivation.
+    fn realise(&self, _store_path: &str) -> Result<(), IoError> {
+        Ok(())
+    }
+    /// `builtins.storePath`: checks that the path is a valid store path.
+    fn is_valid_store_path(&self, _store_path: &str) -> Result<bool, IoError> {
+        Err(IoError::Unsupported("builtins.storePath"))
+    }
+    /// `fetchurl`, `fetchTarball`, `fetchGit`, `fetchTree`: given the evaluated
+    /// arguments as (name, string) pairs, returns the result attributes as strings.
+    fn fetch(&self, kind: &str, _args: &[(String, String)]) -> Result<Vec<(String, String)>, IoError> {
+        let _ = kind;
+        Err(IoError::Unsupported("fetchers"))
+    }
+}
+
+/// An [`EvalIO`] that reads the real file system and has no store.
+#[derive(Default)]
+pub struct FsIO;
+
+fn file_type_of(ft: std::fs::FileType) -> FileType {
+    if ft.is_symlink() {
+        FileType::Symlink
+    } else if ft.is_dir() {
+        FileType::Directory
+    } else if ft.is_file() {
+        FileType::Regular
+    } else {
+        FileType::Unknown
+    }
+}
+
+impl EvalIO for FsIO {
+    fn read_file(&self, path: &Path) -> Result<Vec<u8>, IoError> {
+        Ok(std::fs::read(path)?)
+    }
+    fn read_dir(&self, path: &Path) -> Result<Vec<(Vec<u8>, FileType)>, IoError> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(path)? {
+            let entry = entry?;
+            out.push((entry.file_name().as_bytes().to_vec(), file_type_of(entry.file_type()?)));
+        }
+        out.sort();
+        Ok(out)
+    }
+    fn path_exists(&self, path: &Path) -> Result<bool, IoError> {
+        Ok(std::fs::symlink_metadata(path).is_ok())
+    }
+    fn file_type(&self, path: &Path) -> Result<FileType, IoError> {
+        Ok(file_type_of(std::fs::symlink_metadata(path)?.file_type()))
+    }
+    fn is_directory(&self, path: &Path) -> Result<bool, IoError> {
+        Ok(std::fs::metadata(path).map(|m| m.is_dir()).unwrap_or(false))
+    }
+}

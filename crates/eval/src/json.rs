@@ -1,0 +1,244 @@
+//! `fromJSON` (our own parser, with CppNix's number mapping: integers that fit
+//! an i64 stay integers, the rest become floats) and `fromTOML` (through the
+//! `toml` crate, TOML 1.0).
+
+use crate::pos::Pos;
+use crate::symbol::Sym;
+use crate::value::*;
+
+struct P<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+fn err(p: &P, what: &str) -> String {
+    let line = p.s[..p.i.min(p.s.len())].iter().filter(|c| **c == b'\n').count() + 1;
+    format!("[json.exception.parse_error.101] parse error at line {line}, column {}: syntax error while parsing value - {what}", p.i + 1)
+}
+
+impl<'a> P<'a> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+            self.i += 1;
+        }
+    }
+    fn value(&mut self, depth: usize) -> Result<Value, String> {
+        if depth > 10000 {
+            return Err(err(self, "nesting too deep"));
+        }
+        self.ws();
+        let Some(&c) = self.s.get(self.i) else { return Err(err(self, "unexpected end of input")) };
+        match c {
+            b'{' => {
+                self.i += 1;
+                let mut attrs = Attrs::new();
+                self.ws();
+                if self.s.get(self.i) == Some(&b'}') {
+                    self.i += 1;
+                    return Ok(Value::attrs(attrs));
+                }
+                loop {
+                    self.ws();
+                    if self.s.get(self.i) != Some(&b'"') {
+                        return Err(err(self, "expected string literal"));
+                    }
+                    let k = self.string()?;
+                    self.ws();
+                    if self.s.get(self.i) != Some(&b':') {
+                        return Err(err(self, "expected ':'"));
+                    }
+                    self.i += 1;
+                    let v = self.value(depth + 1)?;
+                    attrs.insert(Sym::new(&k), v, Pos::NONE);
+                    self.ws();
+                    match self.s.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b'}') => {
+                            self.i += 1;
+                            return Ok(Value::attrs(attrs));
+                        }
+                        _ => return Err(err(self, "expected '}'")),
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                let mut items = Vec::new();
+                self.ws();
+                if self.s.get(self.i) == Some(&b']') {
+                    self.i += 1;
+                    return Ok(Value::list(items));
+                }
+                loop {
+                    items.push(self.value(depth + 1)?);
+                    self.ws();
+                    match self.s.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(Value::list(items));
+                        }
+                        _ => return Err(err(self, "expected ']'")),
+                    }
+                }
+            }
+            b'"' => Ok(Value::string(self.string()?)),
+            b't' if self.s[self.i..].starts_with(b"true") => {
+                self.i += 4;
+                Ok(Value::Bool(true))
+            }
+            b'f' if self.s[self.i..].starts_with(b"false") => {
+                self.i += 5;
+                Ok(Value::Bool(false))
+            }
+            b'n' if self.s[self.i..].starts_with(b"null") => {
+                self.i += 4;
+                Ok(Value::Null)
+            }
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => Err(err(self, "invalid literal")),
+        }
+    }
+    fn number(&mut self) -> Result<Value, String> {
+        let start = self.i;
+        if self.s.get(self.i) == Some(&b'-') {
+            self.i += 1;
+        }
+        let int_start = self.i;
+        while self.i < self.s.len() && self.s[self.i].is_ascii_digit() {
+            self.i += 1;
+        }
+        if self.i == int_start || (self.s[int_start] == b'0' && self.i - int_start > 1) {
+            return Err(err(self, "invalid number"));
+        }
+        let mut is_float = false;
+        if self.s.get(self.i) == Some(&b'.') {
+            is_float = true;
+            self.i += 1;
+            let f = self.i;
+            while self.i < self.s.len() && self.s[self.i].is_ascii_digit() {
+                self.i += 1;
+            }
+            if f == self.i {
+                return Err(err(self, "invalid number"));
+            }
+        }
+        if matches!(self.s.get(self.i), Some(b'e') | Some(b'E')) {
+            is_float = true;
+            self.i += 1;
+            if matches!(self.s.get(self.i), Some(b'+') | Some(b'-')) {
+                self.i += 1;
+            }
+            let f = self.i;
+            while self.i < self.s.len() && self.s[self.i].is_ascii_digit() {
+                self.i += 1;
+            }
+            if f == self.i {
+                return Err(err(self, "invalid number"));
+            }
+        }
+        let text = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("0");
+        if !is_float {
+            if let Ok(n) = text.parse::<i64>() {
+                return Ok(Value::Int(n));
+            }
+            if let Ok(n) = text.parse::<u64>() {
+                return Ok(Value::Int(n as i64));
+            }
+        }
+        text.parse::<f64>().map(Value::Float).map_err(|_| err(self, "invalid number"))
+    }
+    fn hex4(&mut self) -> Result<u32, String> {
+        let h = self.s.get(self.i..self.i + 4).ok_or_else(|| err(self, "invalid string"))?;
+        let v = u32::from_str_radix(std::str::from_utf8(h).unwrap_or("x"), 16).map_err(|_| err(self, "invalid string: '\\u' must be followed by 4 hex digits"))?;
+        self.i += 4;
+        Ok(v)
+    }
+    fn string(&mut self) -> Result<Vec<u8>, String> {
+        self.i += 1;
+        let mut out = Vec::new();
+        loop {
+            let Some(&c) = self.s.get(self.i) else { return Err(err(self, "invalid string: missing closing quote")) };
+            self.i += 1;
+            match c {
+                b'"' => return Ok(out),
+                b'\\' => {
+                    let Some(&e) = self.s.get(self.i) else { return Err(err(self, "invalid string")) };
+                    self.i += 1;
+                    match e {
+                        b'"' => out.push(b'"'),
+                        b'\\' => out.push(b'\\'),
+                        b'/' => out.push(b'/'),
+                        b'b' => out.push(8),
+                        b'f' => out.push(12),
+                        b'n' => out.push(b'\n'),
+                        b'r' => out.push(b'\r'),
+                        b't' => out.push(b'\t'),
+                        b'u' => {
+                            let mut cp = self.hex4()?;
+                            if (0xD800..0xDC00).contains(&cp) {
+                                if self.s.get(self.i..self.i + 2) != Some(b"\\u") {
+                                    return Err(err(self, "invalid string: surrogate U+D800..U+DBFF must be followed by U+DC00..U+DFFF"));
+                                }
+                                self.i += 2;
+                                let lo = self.hex4()?;
+                                if !(0xDC00..0xE000).contains(&lo) {
+                                    return Err(err(self, "invalid string: surrogate U+D800..U+DBFF must be followed by U+DC00..U+DFFF"));
+                                }
+                                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                            }
+                            let ch = char::from_u32(cp).ok_or_else(|| err(self, "invalid string"))?;
+                            let mut buf = [0u8; 4];
+                            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                        }
+                        _ => return Err(err(self, "invalid string: forbidden character after backslash")),
+                    }
+                }
+                c if c < 0x20 => return Err(err(self, "invalid string: control character must be escaped")),
+                c => out.push(c),
+            }
+        }
+    }
+}
+
+pub fn from_json(s: &[u8]) -> Result<Value, String> {
+    let mut p = P { s, i: 0 };
+    let v = p.value(0)?;
+    p.ws();
+    if p.i != s.len() {
+        return Err(format!(
+            "[json.exception.parse_error.101] parse error at line 1, column {}: syntax error while parsing value - unexpected '{}'; expected end of input",
+            p.i + 1,
+            s[p.i] as char
+        ));
+    }
+    Ok(v)
+}
+
+fn toml_to_value(v: toml::Value) -> Result<Value, String> {
+    Ok(match v {
+        toml::Value::String(s) => Value::string(s.into_bytes()),
+        toml::Value::Integer(n) => Value::Int(n),
+        toml::Value::Float(f) => Value::Float(f),
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(_) => {
+            return Err("while parsing TOML: Dates and times are not supported".to_string());
+        }
+        toml::Value::Array(items) => Value::list(items.into_iter().map(toml_to_value).collect::<Result<_, _>>()?),
+        toml::Value::Table(t) => table_to_value(t)?,
+    })
+}
+
+fn table_to_value(t: toml::Table) -> Result<Value, String> {
+    let mut attrs = Attrs::with_capacity(t.len());
+    for (k, v) in t {
+        attrs.insert(Sym::new(k.as_bytes()), toml_to_value(v)?, Pos::NONE);
+    }
+    Ok(Value::attrs(attrs))
+}
+
+pub fn from_toml(s: &[u8]) -> Result<Value, String> {
+    let text = std::str::from_utf8(s).map_err(|e| format!("while parsing TOML: {e}"))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| format!("while parsing TOML: {}", e.message()))?;
+    table_to_value(table)
+}

@@ -1,0 +1,946 @@
+//! A recursive-descent (Pratt for operators) parser for the Nix language that
+//! follows CppNix's grammar (`parser.y`) and builds [`crate::ast::Expr`] directly.
+//!
+//! Operator precedence, loosest first: `->` (right), `||`, `&&`, `==` `!=`
+//! (non-associative), `<` `>` `<=` `>=` (non-associative), `//` (right), `!`,
+//! `+` `-`, `*` `/`, `++` (right), `?` (non-associative), unary `-`.
+//! Application binds tighter than all of them and selection tighter still.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::rc::Rc;
+
+use crate::ast::*;
+use crate::error::ParseError;
+use crate::lexer::{Lexer, Tok, Token};
+use crate::pos::Pos;
+use crate::symbol::Sym;
+use crate::value::{NixString, Value};
+
+pub struct Parser<'a> {
+    tokens: Vec<Token>,
+    i: usize,
+    file: u32,
+    base_dir: &'a Path,
+    home: Option<Vec<u8>>,
+}
+
+/// Parses `src` (registered as file `file`); relative paths are resolved against
+/// `base_dir`.
+pub fn parse(src: &[u8], file: u32, base_dir: &Path) -> Result<Expr, ParseError> {
+    let tokens = Lexer::tokenize(src, file)?;
+    let home = std::env::var_os("HOME").map(|h| {
+        use std::os::unix::ffi::OsStrExt;
+        h.as_bytes().to_vec()
+    });
+    let mut p = Parser { tokens, i: 0, file, base_dir, home };
+    let e = p.parse_expr()?;
+    if p.peek() != &Tok::Eof {
+        return Err(p.unexpected());
+    }
+    Ok(e)
+}
+
+fn tok_name(t: &Tok) -> String {
+    match t {
+        Tok::Id(s) => format!("identifier '{}'", String::from_utf8_lossy(s)),
+        Tok::Int(_) => "integer".into(),
+        Tok::Float(_) => "floating-point number".into(),
+        Tok::StrOpen | Tok::StrClose => "'\"'".into(),
+        Tok::StrText(_) | Tok::IndText { .. } | Tok::PathText(_) => "string".into(),
+        Tok::IndOpen => "start of an indented string".into(),
+        Tok::IndClose => "end of an indented string".into(),
+        Tok::DollarCurly => "'${'".into(),
+        Tok::Path(_) | Tok::HPath(_) => "path".into(),
+        Tok::PathEnd => "end of path".into(),
+        Tok::SPath(_) => "search path".into(),
+        Tok::Uri(_) => "URI".into(),
+        Tok::If => "'if'".into(),
+        Tok::Then => "'then'".into(),
+        Tok::Else => "'else'".into(),
+        Tok::Assert => "'assert'".into(),
+        Tok::With => "'with'".into(),
+        Tok::Let => "'let'".into(),
+        Tok::In => "'in'".into(),
+        Tok::Rec => "'rec'".into(),
+        Tok::Inherit => "'inherit'".into(),
+        Tok::OrKw => "'or'".into(),
+        Tok::Ellipsis => "'...'".into(),
+        Tok::Eq => "'=='".into(),
+        Tok::Neq => "'!='".into(),
+        Tok::Leq => "'<='".into(),
+        Tok::Geq => "'>='".into(),
+        Tok::And => "'&&'".into(),
+        Tok::Or => "'||'".into(),
+        Tok::Impl => "'->'".into(),
+        Tok::Update => "'//'".into(),
+        Tok::Concat => "'++'".into(),
+        Tok::Lt => "'<'".into(),
+        Tok::Gt => "'>'".into(),
+        Tok::Plus => "'+'".into(),
+        Tok::Minus => "'-'".into(),
+        Tok::Star => "'*'".into(),
+        Tok::Slash => "'/'".into(),
+        Tok::Not => "'!'".into(),
+        Tok::Dot => "'.'".into(),
+        Tok::Question => "'?'".into(),
+        Tok::At => "'@'".into(),
+        Tok::Colon => "':'".into(),
+        Tok::Semi => "';'".into(),
+        Tok::Comma => "','".into(),
+        Tok::Assign => "'='".into(),
+        Tok::LBrace => "'{'".into(),
+        Tok::RBrace => "'}'".into(),
+        Tok::LBrack => "'['".into(),
+        Tok::RBrack => "']'".into(),
+        Tok::LParen => "'('".into(),
+        Tok::RParen => "')'".into(),
+        Tok::Eof => "end of file".into(),
+    }
+}
+
+/// Canonicalises an absolute path lexically: removes `.`, `..` and repeated or
+/// trailing slashes (no symlink resolution), like CppNix's `canonPath`.
+pub fn canon_path(path: &[u8]) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::with_capacity(path.len());
+    for comp in path.split(|c| *c == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => {
+                while let Some(c) = out.pop() {
+                    if c == b'/' {
+                        break;
+                    }
+                }
+            }
+            c => {
+                out.push(b'/');
+                out.extend_from_slice(c);
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+fn const_str(s: Vec<u8>) -> Expr {
+    Expr::Const(Value::String(Rc::new(NixString::plain(s))))
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> &Tok {
+        &self.tokens[self.i].tok
+    }
+    fn peek_at(&self, n: usize) -> &Tok {
+        let j = (self.i + n).min(self.tokens.len() - 1);
+        &self.tokens[j].tok
+    }
+    fn pos(&self) -> Pos {
+        Pos { file: self.file, offset: self.tokens[self.i].start }
+    }
+    fn bump(&mut self) -> Tok {
+        let t = self.tokens[self.i].tok.clone();
+        if self.i + 1 < self.tokens.len() {
+            self.i += 1;
+        }
+        t
+    }
+    fn unexpected(&self) -> ParseError {
+        ParseError { msg: format!("syntax error, unexpected {}", tok_name(self.peek())), pos: self.pos() }
+    }
+    fn expect(&mut self, t: Tok) -> Result<(), ParseError> {
+        if *self.peek() == t {
+            self.bump();
+            Ok(())
+        } else {
+            Err(ParseError {
+                msg: format!("syntax error, unexpected {}, expecting {}", tok_name(self.peek()), tok_name(&t)),
+                pos: self.pos(),
+            })
+        }
+    }
+    fn err_at(&self, pos: Pos, msg: String) -> ParseError {
+        ParseError { msg, pos }
+    }
+
+    pub fn parse_expr(&mut self) -> Result<Expr, ParseError> {
+        let pos = self.pos();
+        match self.peek().clone() {
+            Tok::Id(name) if matches!(self.peek_at(1), Tok::Colon) => {
+                self.bump();
+                self.bump();
+                let body = self.parse_expr()?;
+                Ok(Expr::Lambda(Box::new(Lambda { name: None, arg: Some(Sym::new(&name)), formals: None, body, pos })))
+            }
+            Tok::Id(name) if matches!(self.peek_at(1), Tok::At) => {
+                self.bump();
+                self.bump();
+                if *self.peek() != Tok::LBrace {
+                    return Err(self.unexpected());
+                }
+                self.bump();
+                let formals = self.parse_formals()?;
+                self.expect(Tok::Colon)?;
+                let body = self.parse_expr()?;
+                self.make_lambda(Some(Sym::new(&name)), formals, body, pos)
+            }
+            Tok::LBrace if self.looks_like_formals() => {
+                self.bump();
+                let formals = self.parse_formals()?;
+                let mut arg = None;
+                if *self.peek() == Tok::At {
+                    self.bump();
+                    match self.bump() {
+                        Tok::Id(n) => arg = Some(Sym::new(&n)),
+                        _ => {
+                            self.i -= 1;
+                            return Err(self.unexpected());
+                        }
+                    }
+                }
+                self.expect(Tok::Colon)?;
+                let body = self.parse_expr()?;
+                self.make_lambda(arg, formals, body, pos)
+            }
+            Tok::Assert => {
+                self.bump();
+                let cond = self.parse_expr()?;
+                self.expect(Tok::Semi)?;
+                let body = self.parse_expr()?;
+                Ok(Expr::Assert { cond: Box::new(cond), body: Box::new(body), pos })
+            }
+            Tok::With => {
+                self.bump();
+                let attrs = self.parse_expr()?;
+                self.expect(Tok::Semi)?;
+                let body = self.parse_expr()?;
+                Ok(Expr::With { attrs: Box::new(attrs), body: Box::new(body), pos, prev_with: 0 })
+            }
+            Tok::Let if *self.peek_at(1) != Tok::LBrace => {
+                self.bump();
+                let attrs = self.parse_binds(Tok::In, false, pos)?;
+                self.expect(Tok::In)?;
+                let body = self.parse_expr()?;
+                if let Some(d) = attrs.dynamic.first() {
+                    return Err(self.err_at(d.pos, "dynamic attributes not allowed in let".into()));
+                }
+                Ok(Expr::Let { attrs: Box::new(attrs), body: Box::new(body) })
+            }
+            Tok::If => {
+                self.bump();
+                let cond = self.parse_expr()?;
+                self.expect(Tok::Then)?;
+                let then = self.parse_expr()?;
+                self.expect(Tok::Else)?;
+                let else_ = self.parse_expr()?;
+                Ok(Expr::If { cond: Box::new(cond), then: Box::new(then), else_: Box::new(else_), pos })
+            }
+            _ => self.parse_op(0),
+        }
+    }
+
+    fn make_lambda(&mut self, arg: Option<Sym>, formals: Formals, body: Expr, pos: Pos) -> Result<Expr, ParseError> {
+        let mut seen: Vec<Sym> = Vec::with_capacity(formals.entries.len());
+        for f in &formals.entries {
+            if seen.contains(&f.name) {
+                return Err(self.err_at(f.pos, format!("duplicate formal function argument '{}'", f.name)));
+            }
+            seen.push(f.name);
+        }
+        if let Some(a) = arg {
+            if seen.contains(&a) {
+                return Err(self.err_at(pos, format!("duplicate formal function argument '{a}'")));
+            }
+        }
+        Ok(Expr::Lambda(Box::new(Lambda { name: None, arg, formals: Some(formals), body, pos })))
+    }
+
+    /// Decides whether `{` starts a formal argument list rather than a set.
+    fn looks_like_formals(&self) -> bool {
+        match self.peek_at(1) {
+            Tok::RBrace => matches!(self.peek_at(2), Tok::Colon | Tok::At),
+            Tok::Ellipsis => true,
+            Tok::Id(_) => match self.peek_at(2) {
+                Tok::Comma | Tok::Question => true,
+                Tok::RBrace => matches!(self.peek_at(3), Tok::Colon | Tok::At),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// Parses formals after the `{`, through the closing `}`.
+    fn parse_formals(&mut self) -> Result<Formals, ParseError> {
+        let mut entries = Vec::new();
+        let mut ellipsis = false;
+        loop {
+            match self.peek().clone() {
+                Tok::RBrace => {
+                    self.bump();
+                    break;
+                }
+                Tok::Ellipsis => {
+                    self.bump();
+                    ellipsis = true;
+                    self.expect(Tok::RBrace)?;
+                    break;
+                }
+                Tok::Id(name) => {
+                    let pos = self.pos();
+                    self.bump();
+                    let default = if *self.peek() == Tok::Question {
+                        self.bump();
+                        Some(self.parse_expr()?)
+                    } else {
+                        None
+                    };
+                    entries.push(Formal { name: Sym::new(&name), default, pos });
+                    match self.peek() {
+                        Tok::Comma => {
+                            self.bump();
+                        }
+                        Tok::RBrace => {}
+                        _ => return Err(self.unexpected()),
+                    }
+                }
+                _ => return Err(self.unexpected()),
+            }
+        }
+        Ok(Formals { entries, ellipsis })
+    }
+
+    fn infix(&self) -> Option<(u8, u8)> {
+        // (precedence, associativity: 0 left, 1 right, 2 none)
+        Some(match self.peek() {
+            Tok::Impl => (1, 1),
+            Tok::Or => (2, 0),
+            Tok::And => (3, 0),
+            Tok::Eq | Tok::Neq => (4, 2),
+            Tok::Lt | Tok::Gt | Tok::Leq | Tok::Geq => (5, 2),
+            Tok::Update => (6, 1),
+            Tok::Plus | Tok::Minus => (8, 0),
+            Tok::Star | Tok::Slash => (9, 0),
+            Tok::Concat => (10, 1),
+            Tok::Question => (11, 2),
+            _ => return None,
+        })
+    }
+
+    fn parse_op(&mut self, min: u8) -> Result<Expr, ParseError> {
+        let start = self.pos();
+        let mut lhs = match self.peek() {
+            Tok::Not => {
+                self.bump();
+                let e = self.parse_op(8)?;
+                Expr::Not { expr: Box::new(e), pos: start }
+            }
+            Tok::Minus => {
+                self.bump();
+                let e = self.parse_op(12)?;
+                Expr::Neg { expr: Box::new(e), pos: start }
+            }
+            _ => self.parse_app()?,
+        };
+        while let Some((prec, assoc)) = self.infix() {
+            if prec < min {
+                break;
+            }
+            let op_tok = self.bump();
+            if op_tok == Tok::Question {
+                let path = self.parse_attrpath()?;
+                lhs = Expr::HasAttr { expr: Box::new(lhs), path, pos: start };
+            } else {
+                let rhs_pos = self.pos();
+                let rhs = self.parse_op(if assoc == 1 { prec } else { prec + 1 })?;
+                let (l, r) = (Box::new(lhs), Box::new(rhs));
+                let bin = |op, lhs, rhs| Expr::BinOp { op, lhs, rhs, pos: start };
+                lhs = match op_tok {
+                    Tok::Impl => bin(BinOp::Impl, l, r),
+                    Tok::Or => bin(BinOp::Or, l, r),
+                    Tok::And => bin(BinOp::And, l, r),
+                    Tok::Eq => bin(BinOp::Eq, l, r),
+                    Tok::Neq => bin(BinOp::Neq, l, r),
+                    Tok::Lt => bin(BinOp::Lt, l, r),
+                    Tok::Gt => bin(BinOp::Lt, r, l),
+                    Tok::Leq => Expr::Not { expr: Box::new(bin(BinOp::Lt, r, l)), pos: start },
+                    Tok::Geq => Expr::Not { expr: Box::new(bin(BinOp::Lt, l, r)), pos: start },
+                    Tok::Update => bin(BinOp::Update, l, r),
+                    Tok::Concat => bin(BinOp::Concat, l, r),
+                    Tok::Plus => {
+                        Expr::ConcatStrings { force_string: false, parts: vec![(start, *l), (rhs_pos, *r)], pos: start }
+                    }
+                    Tok::Minus => bin(BinOp::Sub, l, r),
+                    Tok::Star => bin(BinOp::Mul, l, r),
+                    Tok::Slash => bin(BinOp::Div, l, r),
+                    _ => unreachable!("infix() only returns operators"),
+                };
+            }
+            if assoc == 2 {
+                if let Some((p2, _)) = self.infix() {
+                    if p2 == prec {
+                        return Err(self.unexpected());
+                    }
+                }
+            }
+        }
+        Ok(lhs)
+    }
+
+    fn starts_simple(&self) -> bool {
+        match self.peek() {
+            Tok::Id(_)
+            | Tok::Int(_)
+            | Tok::Float(_)
+            | Tok::StrOpen
+            | Tok::IndOpen
+            | Tok::Path(_)
+            | Tok::HPath(_)
+            | Tok::SPath(_)
+            | Tok::Uri(_)
+            | Tok::LParen
+            | Tok::LBrace
+            | Tok::LBrack
+            | Tok::Rec => true,
+            Tok::Let => *self.peek_at(1) == Tok::LBrace,
+            _ => false,
+        }
+    }
+
+    fn parse_app(&mut self) -> Result<Expr, ParseError> {
+        let pos = self.pos();
+        let func = self.parse_select()?;
+        if !self.starts_simple() {
+            return Ok(func);
+        }
+        let mut args = Vec::new();
+        while self.starts_simple() {
+            args.push(self.parse_select()?);
+        }
+        Ok(Expr::Call { func: Box::new(func), args, pos })
+    }
+
+    fn parse_select(&mut self) -> Result<Expr, ParseError> {
+        let pos = self.pos();
+        let e = self.parse_simple()?;
+        match self.peek() {
+            Tok::Dot => {
+                self.bump();
+                let path = self.parse_attrpath()?;
+                let default = if *self.peek() == Tok::OrKw {
+                    self.bump();
+                    Some(Box::new(self.parse_select()?))
+                } else {
+                    None
+                };
+                Ok(Expr::Select { expr: Box::new(e), path, default, pos })
+            }
+            Tok::OrKw => {
+                // `f or`: CppNix applies `f` to a variable named `or` (nixpkgs once
+                // had a function of that name).
+                let or_pos = self.pos();
+                self.bump();
+                let arg = Expr::Var(Var { name: Sym::from_str("or"), pos: or_pos, loc: VarLoc::Unresolved });
+                Ok(Expr::Call { func: Box::new(e), args: vec![arg], pos })
+            }
+            _ => Ok(e),
+        }
+    }
+
+    fn parse_attrpath(&mut self) -> Result<Vec<AttrName>, ParseError> {
+        let mut path = vec![self.parse_attr_name()?];
+        while *self.peek() == Tok::Dot {
+            self.bump();
+            path.push(self.parse_attr_name()?);
+        }
+        Ok(path)
+    }
+
+    fn parse_attr_name(&mut self) -> Result<AttrName, ParseError> {
+        match self.peek().clone() {
+            Tok::Id(n) => {
+                self.bump();
+                Ok(AttrName::Static(Sym::new(&n)))
+            }
+            Tok::OrKw => {
+                self.bump();
+                Ok(AttrName::Static(Sym::from_str("or")))
+            }
+            Tok::StrOpen => {
+                self.bump();
+                let e = self.parse_string_body()?;
+                Ok(match e {
+                    Expr::Const(Value::String(s)) => AttrName::Static(Sym::new(s.as_bytes())),
+                    other => AttrName::Dynamic(other),
+                })
+            }
+            Tok::DollarCurly => {
+                self.bump();
+                let e = self.parse_expr()?;
+                self.expect(Tok::RBrace)?;
+                Ok(match e {
+                    Expr::Const(Value::String(s)) => AttrName::Static(Sym::new(s.as_bytes())),
+                    other => AttrName::Dynamic(other),
+                })
+            }
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    /// After `"`: string parts through the closing `"`.
+    fn parse_string_body(&mut self) -> Result<Expr, ParseError> {
+        let pos = Pos { file: self.file, offset: self.tokens[self.i.saturating_sub(1)].start };
+        let mut parts: Vec<(Pos, Expr)> = Vec::new();
+        let mut literal_only = true;
+        loop {
+            let part_pos = self.pos();
+            match self.bump() {
+                Tok::StrText(t) => parts.push((part_pos, const_str(t))),
+                Tok::DollarCurly => {
+                    literal_only = false;
+                    parts.push((part_pos, self.parse_expr()?));
+                    self.expect(Tok::RBrace)?;
+                }
+                Tok::StrClose => break,
+                _ => {
+                    self.i -= 1;
+                    return Err(self.unexpected());
+                }
+            }
+        }
+        if literal_only {
+            let mut s = Vec::new();
+            for (_, p) in parts {
+                if let Expr::Const(Value::String(t)) = p {
+                    s.extend_from_slice(t.as_bytes());
+                }
+            }
+            return Ok(const_str(s));
+        }
+        Ok(Expr::ConcatStrings { force_string: true, parts, pos })
+    }
+
+    /// After `''`: the indented string through the closing `''`, with CppNix's
+    /// indentation stripping.
+    fn parse_ind_string(&mut self, pos: Pos) -> Result<Expr, ParseError> {
+        enum Part {
+            Text(Vec<u8>, bool),
+            Interp(Expr),
+        }
+        let mut parts = Vec::new();
+        loop {
+            let part_pos = self.pos();
+            match self.bump() {
+                Tok::IndText { text, indented } => parts.push((part_pos, Part::Text(text, indented))),
+                Tok::DollarCurly => {
+                    parts.push((part_pos, Part::Interp(self.parse_expr()?)));
+                    self.expect(Tok::RBrace)?;
+                }
+                Tok::IndClose => break,
+                _ => {
+                    self.i -= 1;
+                    return Err(self.unexpected());
+                }
+            }
+        }
+        if parts.is_empty() {
+            return Ok(const_str(Vec::new()));
+        }
+        // The minimum indentation over lines that have something besides spaces.
+        let mut at_start = true;
+        let mut min_indent = usize::MAX;
+        let mut cur_indent = 0;
+        for (_, p) in &parts {
+            match p {
+                Part::Text(t, true) => {
+                    for &c in t {
+                        if at_start {
+                            if c == b' ' {
+                                cur_indent += 1;
+                            } else if c == b'\n' {
+                                cur_indent = 0;
+                            } else {
+                                at_start = false;
+                                min_indent = min_indent.min(cur_indent);
+                            }
+                        } else if c == b'\n' {
+                            at_start = true;
+                            cur_indent = 0;
+                        }
+                    }
+                }
+                _ => {
+                    if at_start {
+                        at_start = false;
+                        min_indent = min_indent.min(cur_indent);
+                    }
+                }
+            }
+        }
+        if min_indent == usize::MAX {
+            min_indent = 1000000;
+        }
+        let mut out: Vec<(Pos, Expr)> = Vec::new();
+        at_start = true;
+        let mut cur_dropped = 0;
+        let n = parts.len();
+        for (idx, (part_pos, p)) in parts.into_iter().enumerate() {
+            match p {
+                Part::Interp(e) => {
+                    at_start = false;
+                    cur_dropped = 0;
+                    out.push((part_pos, e));
+                }
+                Part::Text(t, _) => {
+                    let mut s2 = Vec::with_capacity(t.len());
+                    for &c in &t {
+                        if at_start {
+                            if c == b' ' {
+                                if cur_dropped >= min_indent {
+                                    s2.push(c);
+                                }
+                                cur_dropped += 1;
+                            } else if c == b'\n' {
+                                cur_dropped = 0;
+                                s2.push(c);
+                            } else {
+                                at_start = false;
+                                cur_dropped = 0;
+                                s2.push(c);
+                            }
+                        } else {
+                            s2.push(c);
+                            if c == b'\n' {
+                                at_start = true;
+                            }
+                        }
+                    }
+                    // Drop a last line consisting only of spaces.
+                    if idx == n - 1 {
+                        if let Some(p) = s2.iter().rposition(|c| *c == b'\n') {
+                            if s2[p + 1..].iter().all(|c| *c == b' ') {
+                                s2.truncate(p + 1);
+                            }
+                        }
+                    }
+                    out.push((part_pos, const_str(s2)));
+                }
+            }
+        }
+        if out.len() == 1 && matches!(out[0].1, Expr::Const(_)) {
+            return Ok(out.pop().expect("one part").1);
+        }
+        Ok(Expr::ConcatStrings { force_string: true, parts: out, pos })
+    }
+
+    fn abs_path(&self, text: &[u8]) -> Vec<u8> {
+        use std::os::unix::ffi::OsStrExt;
+        if text.starts_with(b"/") {
+            canon_path(text)
+        } else {
+            let mut full = self.base_dir.as_os_str().as_bytes().to_vec();
+            full.push(b'/');
+            full.extend_from_slice(text);
+            canon_path(&full)
+        }
+    }
+
+    fn parse_path(&mut self, first: Tok, pos: Pos) -> Result<Expr, ParseError> {
+        let (text, home) = match first {
+            Tok::Path(t) => (t, false),
+            Tok::HPath(t) => (t, true),
+            _ => unreachable!("parse_path is called on path tokens"),
+        };
+        let mut path = if home {
+            let Some(h) = &self.home else {
+                return Err(self.err_at(pos, "the contents of $HOME are needed for a '~/' path".into()));
+            };
+            let mut p = h.clone();
+            p.extend_from_slice(&text[1..]);
+            p
+        } else {
+            let mut p = self.abs_path(&text);
+            if text.len() > 1 && text.ends_with(b"/") && !p.ends_with(b"/") {
+                p.push(b'/');
+            }
+            p
+        };
+        let mut parts = Vec::new();
+        loop {
+            let part_pos = self.pos();
+            match self.bump() {
+                Tok::PathEnd => break,
+                Tok::PathText(t) => parts.push((part_pos, const_str(t))),
+                Tok::DollarCurly => {
+                    parts.push((part_pos, self.parse_expr()?));
+                    self.expect(Tok::RBrace)?;
+                }
+                _ => {
+                    self.i -= 1;
+                    return Err(self.unexpected());
+                }
+            }
+        }
+        if parts.is_empty() {
+            if home {
+                path = canon_path(&path);
+            }
+            return Ok(Expr::Const(Value::Path(Rc::new(NixString::plain(path)))));
+        }
+        let mut all = vec![(pos, Expr::Const(Value::Path(Rc::new(NixString::plain(path)))))];
+        all.extend(parts);
+        Ok(Expr::ConcatStrings { force_string: false, parts: all, pos })
+    }
+
+    fn parse_simple(&mut self) -> Result<Expr, ParseError> {
+        let pos = self.pos();
+        let t = self.bump();
+        Ok(match t {
+            Tok::Id(name) => {
+                if name == b"__curPos" {
+                    Expr::CurPos(pos)
+                } else {
+                    Expr::Var(Var { name: Sym::new(&name), pos, loc: VarLoc::Unresolved })
+                }
+            }
+            Tok::Int(n) => Expr::Const(Value::Int(n)),
+            Tok::Float(f) => Expr::Const(Value::Float(f)),
+            Tok::StrOpen => self.parse_string_body()?,
+            Tok::IndOpen => self.parse_ind_string(pos)?,
+            t @ (Tok::Path(_) | Tok::HPath(_)) => self.parse_path(t, pos)?,
+            Tok::SPath(p) => Expr::Call {
+                func: Box::new(Expr::Var(Var { name: Sym::from_str("__findFile"), pos, loc: VarLoc::Unresolved })),
+                args: vec![
+                    Expr::Var(Var { name: Sym::from_str("__nixPath"), pos, loc: VarLoc::Unresolved }),
+                    const_str(p),
+                ],
+                pos,
+            },
+            Tok::Uri(u) => const_str(u),
+            Tok::LParen => {
+                let e = self.parse_expr()?;
+                self.expect(Tok::RParen)?;
+                e
+            }
+            Tok::LBrace => {
+                let a = self.parse_binds(Tok::RBrace, false, pos)?;
+                self.expect(Tok::RBrace)?;
+                Expr::Attrs(Box::new(a))
+            }
+            Tok::Rec => {
+                self.expect(Tok::LBrace)?;
+                let a = self.parse_binds(Tok::RBrace, true, pos)?;
+                self.expect(Tok::RBrace)?;
+                Expr::Attrs(Box::new(a))
+            }
+            Tok::Let => {
+                // Legacy `let { ...; body = e; }`: `(rec { ... }).body`.
+                self.expect(Tok::LBrace)?;
+                let a = self.parse_binds(Tok::RBrace, true, pos)?;
+                self.expect(Tok::RBrace)?;
+                Expr::Select {
+                    expr: Box::new(Expr::Attrs(Box::new(a))),
+                    path: vec![AttrName::Static(Sym::from_str("body"))],
+                    default: None,
+                    pos,
+                }
+            }
+            Tok::LBrack => {
+                let mut items = Vec::new();
+                while *self.peek() != Tok::RBrack {
+                    if !self.starts_simple() {
+                        return Err(self.unexpected());
+                    }
+                    items.push(self.parse_select()?);
+                }
+                self.bump();
+                Expr::List(items)
+            }
+            _ => {
+                self.i -= 1;
+                return Err(self.unexpected());
+            }
+        })
+    }
+
+    fn parse_binds(&mut self, end: Tok, rec: bool, pos: Pos) -> Result<AttrsExpr, ParseError> {
+        let mut attrs = AttrsExpr { rec, attrs: Vec::new(), dynamic: Vec::new(), inherit_from: Vec::new(), pos };
+        let mut index: HashMap<Sym, usize> = HashMap::new();
+        while *self.peek() != end {
+            if *self.peek() == Tok::Inherit {
+                let ipos = self.pos();
+                self.bump();
+                let from = if *self.peek() == Tok::LParen {
+                    self.bump();
+                    let e = self.parse_expr()?;
+                    self.expect(Tok::RParen)?;
+                    attrs.inherit_from.push(e);
+                    Some(attrs.inherit_from.len() as u32 - 1)
+                } else {
+                    None
+                };
+                while *self.peek() != Tok::Semi {
+                    let apos = self.pos();
+                    let name = match self.parse_attr_name()? {
+                        AttrName::Static(s) => s,
+                        AttrName::Dynamic(_) => {
+                            return Err(self.err_at(apos, "dynamic attributes not allowed in inherit".into()));
+                        }
+                    };
+                    if let Some(&j) = index.get(&name) {
+                        return Err(self.dup_attr(&[name], apos, attrs.attrs[j].pos));
+                    }
+                    let (value, kind) = match from {
+                        None => (Expr::Var(Var { name, pos: apos, loc: VarLoc::Unresolved }), AttrKind::Inherited),
+                        Some(k) => (Expr::Const(Value::Null), AttrKind::InheritFrom(k)),
+                    };
+                    index.insert(name, attrs.attrs.len());
+                    attrs.attrs.push(AttrDef { name, value, kind, pos: apos });
+                }
+                let _ = ipos;
+                self.bump();
+                continue;
+            }
+            let apos = self.pos();
+            let path = self.parse_attrpath()?;
+            self.expect(Tok::Assign)?;
+            let value = self.parse_expr()?;
+            self.expect(Tok::Semi)?;
+            self.add_attr(&mut attrs, Some(&mut index), path, value, apos)?;
+        }
+        Ok(attrs)
+    }
+
+    fn dup_attr(&self, path: &[Sym], pos: Pos, prev: Pos) -> ParseError {
+        let shown: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        let prev_loc = prev.resolve().map(|l| l.to_string()).unwrap_or_default();
+        self.err_at(pos, format!("attribute '{}' already defined at {}", shown.join("."), prev_loc))
+    }
+
+    fn add_attr(
+        &self,
+        mut attrs: &mut AttrsExpr,
+        mut index: Option<&mut HashMap<Sym, usize>>,
+        path: Vec<AttrName>,
+        value: Expr,
+        pos: Pos,
+    ) -> Result<(), ParseError> {
+        let shown_path = |upto: usize, path: &[AttrName]| -> Vec<Sym> {
+            path[..upto]
+                .iter()
+                .map(|a| match a {
+                    AttrName::Static(s) => *s,
+                    AttrName::Dynamic(_) => Sym::from_str("\"${...}\""),
+                })
+                .collect()
+        };
+        let names: Vec<Sym> = shown_path(path.len(), &path);
+        let n = path.len();
+        let mut iter = path.into_iter();
+        for _ in 0..n - 1 {
+            let name = iter.next().expect("attrpath has n elements");
+            match name {
+                AttrName::Static(sym) => {
+                    let found = match index.as_deref() {
+                        Some(ix) => ix.get(&sym).copied(),
+                        None => attrs.attrs.iter().position(|a| a.name == sym),
+                    };
+                    match found {
+                        Some(j) => {
+                            let def = &mut attrs.attrs[j];
+                            if def.kind != AttrKind::Plain {
+                                return Err(self.dup_attr(&names, pos, def.pos));
+                            }
+                            let prev = def.pos;
+                            match &mut def.value {
+                                Expr::Attrs(inner) => attrs = inner,
+                                _ => return Err(self.dup_attr(&names, pos, prev)),
+                            }
+                        }
+                        None => {
+                            let nested = AttrsExpr {
+                                rec: false,
+                                attrs: Vec::new(),
+                                dynamic: Vec::new(),
+                                inherit_from: Vec::new(),
+                                pos,
+                            };
+                            if let Some(ix) = index.as_deref_mut() {
+                                ix.insert(sym, attrs.attrs.len());
+                            }
+                            attrs.attrs.push(AttrDef {
+                                name: sym,
+                                value: Expr::Attrs(Box::new(nested)),
+                                kind: AttrKind::Plain,
+                                pos,
+                            });
+                            let last = attrs.attrs.len() - 1;
+                            match &mut attrs.attrs[last].value {
+                                Expr::Attrs(inner) => attrs = inner,
+                                _ => unreachable!("just pushed a set"),
+                            }
+                        }
+                    }
+                }
+                AttrName::Dynamic(e) => {
+                    let nested =
+                        AttrsExpr { rec: false, attrs: Vec::new(), dynamic: Vec::new(), inherit_from: Vec::new(), pos };
+                    attrs.dynamic.push(DynamicAttr { name: e, value: Expr::Attrs(Box::new(nested)), pos });
+                    let last = attrs.dynamic.len() - 1;
+                    match &mut attrs.dynamic[last].value {
+                        Expr::Attrs(inner) => attrs = inner,
+                        _ => unreachable!("just pushed a set"),
+                    }
+                }
+            }
+            index = None;
+        }
+        let last = iter.next().expect("attrpath is never empty");
+        match last {
+            AttrName::Static(sym) => {
+                let found = match index.as_deref() {
+                    Some(ix) => ix.get(&sym).copied(),
+                    None => attrs.attrs.iter().position(|a| a.name == sym),
+                };
+                match found {
+                    Some(j) => {
+                        let def = &mut attrs.attrs[j];
+                        let prev = def.pos;
+                        // Two set literals for the same name are merged.
+                        match (&mut def.value, value, def.kind) {
+                            (Expr::Attrs(existing), Expr::Attrs(new), AttrKind::Plain) => {
+                                let new = *new;
+                                let offset = existing.inherit_from.len() as u32;
+                                existing.inherit_from.extend(new.inherit_from);
+                                for mut ad in new.attrs {
+                                    if let Some(p) = existing.attrs.iter().find(|a| a.name == ad.name) {
+                                        return Err(self.dup_attr(&[ad.name], ad.pos, p.pos));
+                                    }
+                                    if let AttrKind::InheritFrom(k) = ad.kind {
+                                        ad.kind = AttrKind::InheritFrom(k + offset);
+                                    }
+                                    existing.attrs.push(ad);
+                                }
+                                existing.dynamic.extend(new.dynamic);
+                            }
+                            _ => return Err(self.dup_attr(&names, pos, prev)),
+                        }
+                    }
+                    None => {
+                        let mut value = value;
+                        if let Expr::Lambda(l) = &mut value {
+                            l.name = Some(sym);
+                        }
+                        if let Some(ix) = index.as_deref_mut() {
+                            ix.insert(sym, attrs.attrs.len());
+                        }
+                        attrs.attrs.push(AttrDef { name: sym, value, kind: AttrKind::Plain, pos });
+                    }
+                }
+            }
+            AttrName::Dynamic(e) => attrs.dynamic.push(DynamicAttr { name: e, value, pos }),
+        }
+        Ok(())
+    }
+}

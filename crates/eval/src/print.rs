@@ -1,0 +1,563 @@
+//! Printing values the way CppNix does: `nix-instantiate --eval` output (with
+//! `<CODE>` for unevaluated thunks and `«repeated»` for sets already shown),
+//! `toJSON`, `toXML`, and expressions shown in assertion messages.
+
+use std::collections::HashSet;
+use std::fmt::Write;
+use std::rc::Rc;
+
+use crate::ast::*;
+use crate::error::Result;
+use crate::eval::{Coerce, Eval, eval_error};
+use crate::pos::Pos;
+use crate::support_glue::{format_float_g, format_float_json};
+use crate::value::*;
+
+/// A string literal as CppNix prints it.
+pub fn escape_string(s: &[u8], out: &mut Vec<u8>) {
+    escape_string_opts(s, out, false)
+}
+
+/// `all_dollars`: escape every `$` (as expressions are shown), not only `${`.
+fn escape_string_opts(s: &[u8], out: &mut Vec<u8>, all_dollars: bool) {
+    out.push(b'"');
+    for (i, &c) in s.iter().enumerate() {
+        match c {
+            b'"' | b'\\' => {
+                out.push(b'\\');
+                out.push(c);
+            }
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'$' if all_dollars || s.get(i + 1) == Some(&b'{') => out.extend_from_slice(b"\\$"),
+            c => out.push(c),
+        }
+    }
+    out.push(b'"');
+}
+
+/// Prints a value for `nix-instantiate --eval` (the value itself should be
+/// forced; nested values are printed as far as they are evaluated).
+pub fn print_value(e: &mut Eval, v: &Value, _strict: bool) -> Result<String> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    print_inner(e, v, &mut out, &mut seen);
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Bytes version of [`print_value`] (strings are bytes, not UTF-8).
+pub fn print_value_bytes(e: &mut Eval, v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    print_inner(e, v, &mut out, &mut seen);
+    out
+}
+
+fn print_inner(e: &mut Eval, v: &Value, out: &mut Vec<u8>, seen: &mut HashSet<usize>) {
+    match v {
+        Value::Thunk(t) => {
+            let inner = match &*t.0.borrow() {
+                ThunkState::Done(v) => Some(v.clone()),
+                _ => None,
+            };
+            match inner {
+                Some(v) => print_inner(e, &v, out, seen),
+                None => out.extend_from_slice(b"<CODE>"),
+            }
+        }
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Value::Float(f) => out.extend_from_slice(format_float_g(*f).as_bytes()),
+        Value::String(s) => escape_string(s.as_bytes(), out),
+        Value::Path(p) => out.extend_from_slice(p.as_bytes()),
+        Value::Attrs(a) => {
+            if !a.is_empty() && !seen.insert(Rc::as_ptr(a) as usize) {
+                out.extend_from_slice("«repeated»".as_bytes());
+                return;
+            }
+            out.extend_from_slice(b"{ ");
+            for attr in a.sorted_by_name() {
+                out.extend_from_slice(attr.name.as_bytes());
+                out.extend_from_slice(b" = ");
+                print_inner(e, &attr.value, out, seen);
+                out.extend_from_slice(b"; ");
+            }
+            out.push(b'}');
+        }
+        Value::List(l) => {
+            out.extend_from_slice(b"[ ");
+            for item in l.iter() {
+                print_inner(e, item, out, seen);
+                out.push(b' ');
+            }
+            out.push(b']');
+        }
+        Value::Lambda(_) => out.extend_from_slice(b"<LAMBDA>"),
+        Value::PrimOp(_) => out.extend_from_slice(b"<PRIMOP>"),
+        Value::PrimOpApp(_) => out.extend_from_slice(b"<PRIMOP-APP>"),
+    }
+}
+
+/// A JSON string literal, escaped as CppNix 2.8 escapes it.
+pub fn json_string(s: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &c in s {
+        match c {
+            b'"' | b'\\' => {
+                out.push(b'\\');
+                out.push(c);
+            }
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            c if c < 0x20 => out.extend_from_slice(format!("\\u{:04x}", c).as_bytes()),
+            c => out.push(c),
+        }
+    }
+    out.push(b'"');
+}
+
+/// `builtins.toJSON` / `--json`: forces the value completely.
+pub fn to_json(e: &mut Eval, v: &Value, pos: Pos, out: &mut Vec<u8>, ctx: &mut Context) -> Result<()> {
+    let v = e.force(v, pos)?;
+    match &v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Value::Float(f) => out.extend_from_slice(format_float_json(*f).as_bytes()),
+        Value::String(s) => {
+            json_string(s.as_bytes(), out);
+            if let Some(c) = s.context() {
+                ctx.extend(c.iter().cloned());
+            }
+        }
+        Value::Path(p) => {
+            let store_path = e.copy_path_to_store(p.as_bytes(), pos)?;
+            json_string(store_path.as_bytes(), out);
+            ctx.insert(store_path.into_bytes().into_boxed_slice());
+        }
+        Value::Attrs(a) => {
+            if a.get(e.s.to_string).is_some() {
+                let s = e.coerce_to_string(&v, pos, Coerce { more: false, copy_to_store: true })?;
+                json_string(s.as_bytes(), out);
+                if let Some(c) = s.context() {
+                    ctx.extend(c.iter().cloned());
+                }
+                return Ok(());
+            }
+            if let Some(o) = a.get(e.s.out_path) {
+                let o = o.clone();
+                return to_json(e, &o, pos, out, ctx);
+            }
+            out.push(b'{');
+            for (i, attr) in a.sorted_by_name().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json_string(attr.name.as_bytes(), out);
+                out.push(b':');
+                let value = attr.value.clone();
+                let name = attr.name;
+                crate::eval::AddTrace::trace(to_json(e, &value, attr.pos, out, ctx), attr.pos, || {
+                    format!("while evaluating attribute '{name}'")
+                })?;
+            }
+            out.push(b'}');
+        }
+        Value::List(l) => {
+            out.push(b'[');
+            for (i, item) in l.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                to_json(e, item, pos, out, ctx)?;
+            }
+            out.push(b']');
+        }
+        other => return Err(eval_error(format!("cannot convert {} to JSON", other.show_type()), pos)),
+    }
+    Ok(())
+}
+
+fn xml_escape(s: &[u8]) -> String {
+    let mut out = String::new();
+    for ch in String::from_utf8_lossy(s).chars() {
+        match ch {
+            '"' => out.push_str("&quot;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' => out.push_str("&#xA;"),
+            '\r' => out.push_str("&#xD;"),
+            '\t' => out.push_str("&#x9;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+struct Xml {
+    out: String,
+    depth: usize,
+    strict: bool,
+}
+
+impl Xml {
+    fn attrs(attrs: &[(&str, String)]) -> String {
+        let mut sorted: Vec<&(&str, String)> = attrs.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        let mut s = String::new();
+        for (k, v) in sorted {
+            let _ = write!(s, " {}=\"{}\"", k, xml_escape(v.as_bytes()));
+        }
+        s
+    }
+    fn open(&mut self, name: &str, attrs: &[(&str, String)]) {
+        let _ = writeln!(self.out, "{}<{}{}>", "  ".repeat(self.depth), name, Xml::attrs(attrs));
+        self.depth += 1;
+    }
+    fn close(&mut self, name: &str) {
+        self.depth -= 1;
+        let _ = writeln!(self.out, "{}</{}>", "  ".repeat(self.depth), name);
+    }
+    fn empty(&mut self, name: &str, attrs: &[(&str, String)]) {
+        let _ = writeln!(self.out, "{}<{}{} />", "  ".repeat(self.depth), name, Xml::attrs(attrs));
+    }
+}
+
+/// `builtins.toXML` (and `--xml`): CppNix's XML layout, forcing everything.
+pub fn to_xml(e: &mut Eval, v: &Value, pos: Pos, ctx: &mut Context) -> Result<String> {
+    to_xml_opts(e, v, pos, ctx, true)
+}
+
+/// `strict = false` prints values not evaluated yet as `<unevaluated />`, as
+/// `nix-instantiate --eval --xml` without `--strict` does.
+pub fn to_xml_opts(e: &mut Eval, v: &Value, pos: Pos, ctx: &mut Context, strict: bool) -> Result<String> {
+    let mut x = Xml { out: "<?xml version='1.0' encoding='utf-8'?>\n".to_string(), depth: 0, strict };
+    x.open("expr", &[]);
+    let mut drvs_seen = HashSet::new();
+    xml_value(e, v, pos, &mut x, ctx, &mut drvs_seen)?;
+    x.close("expr");
+    Ok(x.out)
+}
+
+fn xml_attrs(e: &mut Eval, a: &Attrs, pos: Pos, x: &mut Xml, ctx: &mut Context, seen: &mut HashSet<Vec<u8>>) -> Result<()> {
+    for attr in a.sorted_by_name() {
+        x.open("attr", &[("name", attr.name.to_string())]);
+        let value = attr.value.clone();
+        xml_value(e, &value, pos, x, ctx, seen)?;
+        x.close("attr");
+    }
+    Ok(())
+}
+
+fn xml_value(e: &mut Eval, v: &Value, pos: Pos, x: &mut Xml, ctx: &mut Context, seen: &mut HashSet<Vec<u8>>) -> Result<()> {
+    if !x.strict {
+        if let Value::Thunk(t) = v {
+            if !matches!(&*t.0.borrow(), ThunkState::Done(_)) {
+                x.empty("unevaluated", &[]);
+                return Ok(());
+            }
+        }
+    }
+    let v = e.force(v, pos)?;
+    match &v {
+        Value::Int(n) => x.empty("int", &[("value", n.to_string())]),
+        Value::Bool(b) => x.empty("bool", &[("value", if *b { "true" } else { "false" }.to_string())]),
+        Value::String(s) => {
+            if let Some(c) = s.context() {
+                ctx.extend(c.iter().cloned());
+            }
+            x.empty("string", &[("value", String::from_utf8_lossy(s.as_bytes()).into_owned())])
+        }
+        Value::Path(p) => x.empty("path", &[("value", String::from_utf8_lossy(p.as_bytes()).into_owned())]),
+        Value::Null => x.empty("null", &[]),
+        Value::Float(f) => x.empty("float", &[("value", format_float_g(*f))]),
+        Value::Attrs(a) => {
+            if e.is_derivation(a)? {
+                let mut attrs: Vec<(&str, String)> = Vec::new();
+                let mut drv_path = None;
+                if let Some(d) = a.get(e.s.drv_path).cloned() {
+                    let d = e.force_string(&d, pos)?;
+                    drv_path = Some(d.as_bytes().to_vec());
+                    attrs.push(("drvPath", d.to_str_lossy().into_owned()));
+                }
+                if let Some(o) = a.get(e.s.out_path).cloned() {
+                    let o = e.force_string(&o, pos)?;
+                    attrs.push(("outPath", o.to_str_lossy().into_owned()));
+                }
+                x.open("derivation", &attrs);
+                let repeated = match drv_path {
+                    Some(d) => !seen.insert(d),
+                    None => false,
+                };
+                if repeated {
+                    x.empty("repeated", &[]);
+                } else {
+                    xml_attrs(e, a, pos, x, ctx, seen)?;
+                }
+                x.close("derivation");
+            } else if a.is_empty() {
+                x.empty("attrs", &[]);
+            } else {
+                x.open("attrs", &[]);
+                xml_attrs(e, a, pos, x, ctx, seen)?;
+                x.close("attrs");
+            }
+        }
+        Value::List(l) => {
+            if l.is_empty() {
+                x.empty("list", &[]);
+            } else {
+                x.open("list", &[]);
+                for item in l.iter() {
+                    xml_value(e, item, pos, x, ctx, seen)?;
+                }
+                x.close("list");
+            }
+        }
+        Value::Lambda(c) => {
+            x.open("function", &[]);
+            let l = c.lambda;
+            match &l.formals {
+                Some(f) => {
+                    let mut attrs = Vec::new();
+                    if f.ellipsis {
+                        attrs.push(("ellipsis", "1".to_string()));
+                    }
+                    if let Some(a) = l.arg {
+                        attrs.push(("name", a.to_string()));
+                    }
+                    x.open("attrspat", &attrs);
+                    for formal in &f.entries {
+                        x.empty("attr", &[("name", formal.name.to_string())]);
+                    }
+                    x.close("attrspat");
+                }
+                None => x.empty("varpat", &[("name", l.arg.map(|a| a.to_string()).unwrap_or_default())]),
+            }
+            x.close("function");
+        }
+        Value::PrimOp(_) | Value::PrimOpApp(_) => x.empty("unevaluated", &[]),
+        Value::Thunk(_) => x.empty("unevaluated", &[]),
+    }
+    Ok(())
+}
+
+// ----- showing expressions (assertion messages) -----
+
+fn show_attr_path(path: &[AttrName], out: &mut String) {
+    for (i, a) in path.iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        match a {
+            AttrName::Static(s) => out.push_str(&s.as_str()),
+            AttrName::Dynamic(e) => {
+                out.push_str("\"${");
+                show(e, out);
+                out.push_str("}\"");
+            }
+        }
+    }
+}
+
+pub fn show_expr(e: &Expr) -> String {
+    let mut out = String::new();
+    show(e, &mut out);
+    out
+}
+
+fn show(e: &Expr, out: &mut String) {
+    match e {
+        Expr::Const(v) => match v {
+            Value::Int(n) => out.push_str(&n.to_string()),
+            Value::Float(f) => out.push_str(&format_float_g(*f)),
+            Value::String(s) => {
+                let mut b = Vec::new();
+                escape_string_opts(s.as_bytes(), &mut b, true);
+                out.push_str(&String::from_utf8_lossy(&b));
+            }
+            Value::Path(p) => out.push_str(&p.to_str_lossy()),
+            _ => out.push_str("null"),
+        },
+        Expr::Var(v) => out.push_str(&v.name.as_str()),
+        Expr::Select { expr, path, default, .. } => {
+            out.push('(');
+            show(expr, out);
+            out.push_str(").");
+            show_attr_path(path, out);
+            if let Some(d) = default {
+                out.push_str(" or (");
+                show(d, out);
+                out.push(')');
+            }
+        }
+        Expr::HasAttr { expr, path, .. } => {
+            out.push_str("((");
+            show(expr, out);
+            out.push_str(") ? ");
+            show_attr_path(path, out);
+            out.push(')');
+        }
+        Expr::Attrs(a) => {
+            if a.rec {
+                out.push_str("rec ");
+            }
+            out.push_str("{ ");
+            for d in &a.attrs {
+                if d.kind == AttrKind::Inherited {
+                    let _ = write!(out, "inherit {}; ", d.name);
+                } else {
+                    let _ = write!(out, "{} = ", d.name);
+                    show(&d.value, out);
+                    out.push_str("; ");
+                }
+            }
+            out.push('}');
+        }
+        Expr::List(items) => {
+            out.push_str("[ ");
+            for i in items {
+                out.push('(');
+                show(i, out);
+                out.push_str(") ");
+            }
+            out.push(']');
+        }
+        Expr::Lambda(l) => {
+            out.push('(');
+            if let Some(f) = &l.formals {
+                out.push_str("{ ");
+                let mut first = true;
+                for formal in &f.entries {
+                    if !first {
+                        out.push_str(", ");
+                    }
+                    first = false;
+                    out.push_str(&formal.name.as_str());
+                    if let Some(d) = &formal.default {
+                        out.push_str(" ? ");
+                        show(d, out);
+                    }
+                }
+                if f.ellipsis {
+                    if !first {
+                        out.push_str(", ");
+                    }
+                    out.push_str("...");
+                }
+                out.push_str(" }");
+                if let Some(a) = l.arg {
+                    let _ = write!(out, " @ {a}");
+                }
+            } else if let Some(a) = l.arg {
+                out.push_str(&a.as_str());
+            }
+            out.push_str(": ");
+            show(&l.body, out);
+            out.push(')');
+        }
+        Expr::Call { func, args, .. } => {
+            out.push('(');
+            show(func, out);
+            for a in args {
+                out.push(' ');
+                show(a, out);
+            }
+            out.push(')');
+        }
+        Expr::Let { attrs, body } => {
+            out.push_str("(let ");
+            for d in &attrs.attrs {
+                let _ = write!(out, "{} = ", d.name);
+                show(&d.value, out);
+                out.push_str("; ");
+            }
+            out.push_str("in ");
+            show(body, out);
+            out.push(')');
+        }
+        Expr::With { attrs, body, .. } => {
+            out.push_str("(with ");
+            show(attrs, out);
+            out.push_str("; ");
+            show(body, out);
+            out.push(')');
+        }
+        Expr::If { cond, then, else_, .. } => {
+            out.push_str("(if ");
+            show(cond, out);
+            out.push_str(" then ");
+            show(then, out);
+            out.push_str(" else ");
+            show(else_, out);
+            out.push(')');
+        }
+        Expr::Assert { cond, body, .. } => {
+            out.push_str("assert ");
+            show(cond, out);
+            out.push_str("; ");
+            show(body, out);
+        }
+        Expr::Not { expr, .. } => {
+            out.push_str("(! ");
+            show(expr, out);
+            out.push(')');
+        }
+        Expr::Neg { expr, .. } => {
+            out.push_str("(__sub 0 ");
+            show(expr, out);
+            out.push(')');
+        }
+        Expr::BinOp { op, lhs, rhs, .. } => {
+            let sym = match op {
+                BinOp::Eq => "==",
+                BinOp::Neq => "!=",
+                BinOp::Lt => "<",
+                BinOp::And => "&&",
+                BinOp::Or => "||",
+                BinOp::Impl => "->",
+                BinOp::Update => "//",
+                BinOp::Concat => "++",
+                BinOp::Add => "+",
+                BinOp::Sub => "-",
+                BinOp::Mul => "*",
+                BinOp::Div => "/",
+            };
+            if *op == BinOp::Lt || matches!(op, BinOp::Sub | BinOp::Mul | BinOp::Div) {
+                let name = match op {
+                    BinOp::Lt => "__lessThan",
+                    BinOp::Sub => "__sub",
+                    BinOp::Mul => "__mul",
+                    _ => "__div",
+                };
+                let _ = write!(out, "({name} ");
+                show(lhs, out);
+                out.push(' ');
+                show(rhs, out);
+                out.push(')');
+                return;
+            }
+            out.push('(');
+            show(lhs, out);
+            let _ = write!(out, " {sym} ");
+            show(rhs, out);
+            out.push(')');
+        }
+        Expr::ConcatStrings { parts, .. } => {
+            out.push('(');
+            for (i, (_, p)) in parts.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(" + ");
+                }
+                show(p, out);
+            }
+            out.push(')');
+        }
+        Expr::CurPos(_) => out.push_str("__curPos"),
+    }
+}

@@ -1,0 +1,237 @@
+//! Static scope resolution: after parsing, every variable gets its location
+//! (`depth` environments up, slot `slot`), or is marked as a run-time lookup in
+//! the enclosing `with` scopes. Static bindings always win over `with`, however
+//! deeply nested the `with` is, as in CppNix. A variable that is neither bound
+//! nor under a `with` is an "undefined variable" error here, before evaluation.
+
+use std::collections::HashMap;
+
+use crate::ast::*;
+use crate::error::ParseError;
+use crate::symbol::Sym;
+
+pub enum Scope {
+    Static { names: Vec<Sym>, map: Option<HashMap<Sym, u32>> },
+    With,
+}
+
+impl Scope {
+    pub fn new_static(names: Vec<Sym>) -> Scope {
+        let map = if names.len() > 8 {
+            Some(names.iter().enumerate().map(|(i, s)| (*s, i as u32)).collect())
+        } else {
+            None
+        };
+        Scope::Static { names, map }
+    }
+    fn find(&self, name: Sym) -> Option<u32> {
+        match self {
+            Scope::Static { map: Some(m), .. } => m.get(&name).copied(),
+            Scope::Static { names, map: None } => names.iter().rposition(|s| *s == name).map(|i| i as u32),
+            Scope::With => None,
+        }
+    }
+}
+
+pub struct Resolver<'a> {
+    pub scopes: Vec<&'a Scope>,
+    owned: Vec<Box<Scope>>,
+}
+
+fn undefined(v: &Var) -> ParseError {
+    ParseError { msg: format!("undefined variable '{}'", v.name), pos: v.pos }
+}
+
+/// Resolves `e` against the given outer scopes (innermost last).
+pub fn resolve(e: &mut Expr, outer: &[&Scope]) -> Result<(), ParseError> {
+    let mut r = Resolver { scopes: outer.to_vec(), owned: Vec::new() };
+    let _ = &r.owned;
+    r.expr(e)
+}
+
+impl<'a> Resolver<'a> {
+    fn lookup(&self, v: &mut Var) -> Result<(), ParseError> {
+        let n = self.scopes.len();
+        let mut with_depth = None;
+        for (i, scope) in self.scopes.iter().enumerate().rev() {
+            let depth = (n - 1 - i) as u32;
+            match scope {
+                Scope::With => {
+                    if with_depth.is_none() {
+                        with_depth = Some(depth);
+                    }
+                }
+                s => {
+                    if let Some(slot) = s.find(v.name) {
+                        v.loc = VarLoc::Local { depth, slot };
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        match with_depth {
+            Some(depth) => {
+                v.loc = VarLoc::With { depth };
+                Ok(())
+            }
+            None => Err(undefined(v)),
+        }
+    }
+
+    fn with_scope<T>(&mut self, scope: Scope, f: impl FnOnce(&mut Resolver<'_>) -> T) -> T {
+        // The scope only lives for the duration of `f`; a child resolver borrows it.
+        let mut child = Resolver { scopes: Vec::with_capacity(self.scopes.len() + 1), owned: Vec::new() };
+        child.scopes.extend(self.scopes.iter().copied());
+        child.scopes.push(&scope);
+        f(&mut child)
+    }
+
+    fn attr_names(&mut self, path: &mut [AttrName]) -> Result<(), ParseError> {
+        for a in path {
+            if let AttrName::Dynamic(e) = a {
+                self.expr(e)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn expr(&mut self, e: &mut Expr) -> Result<(), ParseError> {
+        match e {
+            Expr::Const(_) | Expr::CurPos(_) => Ok(()),
+            Expr::Var(v) => self.lookup(v),
+            Expr::Select { expr, path, default, .. } => {
+                self.expr(expr)?;
+                self.attr_names(path)?;
+                if let Some(d) = default {
+                    self.expr(d)?;
+                }
+                Ok(())
+            }
+            Expr::HasAttr { expr, path, .. } => {
+                self.expr(expr)?;
+                self.attr_names(path)
+            }
+            Expr::Attrs(a) => {
+                // Definitions sorted by symbol: the evaluator then builds sorted sets
+                // directly, and a `rec` slot is the index in this order.
+                a.attrs.sort_by_key(|d| d.name);
+                if a.rec {
+                    self.rec_attrs(a, None)
+                } else {
+                    for def in &mut a.attrs {
+                        self.expr(&mut def.value)?;
+                    }
+                    for d in &mut a.dynamic {
+                        self.expr(&mut d.name)?;
+                        self.expr(&mut d.value)?;
+                    }
+                    for f in &mut a.inherit_from {
+                        self.expr(f)?;
+                    }
+                    Ok(())
+                }
+            }
+            Expr::Let { attrs, body } => {
+                attrs.attrs.sort_by_key(|d| d.name);
+                self.rec_attrs(attrs, Some(body))
+            }
+            Expr::List(items) => {
+                for i in items {
+                    self.expr(i)?;
+                }
+                Ok(())
+            }
+            Expr::Lambda(l) => {
+                let mut names = Vec::with_capacity(l.env_size());
+                if let Some(f) = &l.formals {
+                    names.extend(f.entries.iter().map(|f| f.name));
+                }
+                if let Some(a) = l.arg {
+                    names.push(a);
+                }
+                let scope = Scope::new_static(names);
+                let lambda = &mut **l;
+                self.with_scope(scope, |r| {
+                    if let Some(f) = &mut lambda.formals {
+                        for formal in &mut f.entries {
+                            if let Some(d) = &mut formal.default {
+                                r.expr(d)?;
+                            }
+                        }
+                    }
+                    r.expr(&mut lambda.body)
+                })
+            }
+            Expr::Call { func, args, .. } => {
+                self.expr(func)?;
+                for a in args {
+                    self.expr(a)?;
+                }
+                Ok(())
+            }
+            Expr::With { attrs, body, prev_with, .. } => {
+                self.expr(attrs)?;
+                // Distance from the new `with` environment to the next enclosing one.
+                let n = self.scopes.len();
+                *prev_with = 0;
+                for (i, s) in self.scopes.iter().enumerate().rev() {
+                    if matches!(s, Scope::With) {
+                        *prev_with = (n - i) as u32;
+                        break;
+                    }
+                }
+                self.with_scope(Scope::With, |r| r.expr(body))
+            }
+            Expr::If { cond, then, else_, .. } => {
+                self.expr(cond)?;
+                self.expr(then)?;
+                self.expr(else_)
+            }
+            Expr::Assert { cond, body, .. } => {
+                self.expr(cond)?;
+                self.expr(body)
+            }
+            Expr::Not { expr, .. } | Expr::Neg { expr, .. } => self.expr(expr),
+            Expr::BinOp { lhs, rhs, .. } => {
+                self.expr(lhs)?;
+                self.expr(rhs)
+            }
+            Expr::ConcatStrings { parts, .. } => {
+                for (_, p) in parts {
+                    self.expr(p)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `rec { ... }` and `let ... in body`: one new scope with every static name;
+    /// plain `inherit x;` still refers to the enclosing scope.
+    fn rec_attrs(&mut self, a: &mut AttrsExpr, body: Option<&mut Box<Expr>>) -> Result<(), ParseError> {
+        for def in &mut a.attrs {
+            if def.kind == AttrKind::Inherited {
+                self.expr(&mut def.value)?;
+            }
+        }
+        let names: Vec<Sym> = a.attrs.iter().map(|d| d.name).collect();
+        let scope = Scope::new_static(names);
+        self.with_scope(scope, |r| {
+            for def in &mut a.attrs {
+                if def.kind == AttrKind::Plain {
+                    r.expr(&mut def.value)?;
+                }
+            }
+            for d in &mut a.dynamic {
+                r.expr(&mut d.name)?;
+                r.expr(&mut d.value)?;
+            }
+            for f in &mut a.inherit_from {
+                r.expr(f)?;
+            }
+            if let Some(b) = body {
+                r.expr(b)?;
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,216 @@
+//! Runtime values. A [`Value`] is 16 bytes: a tag plus either an immediate
+//! (int, float, bool) or one `Rc` pointer. Attribute sets are vectors sorted by
+//! symbol id (binary search), lists are shared vectors, strings are bytes with an
+//! optional string context. Thunks are updated in place once forced.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+
+use crate::ast::{Expr, Lambda};
+use crate::builtins::PrimOp;
+use crate::pos::Pos;
+use crate::symbol::Sym;
+
+/// A string context: the store paths a string refers to, encoded as CppNix does:
+/// `/nix/store/...` (a plain path), `=/nix/store/x.drv` (a derivation with all
+/// its outputs), `!out!/nix/store/x.drv` (one output of a derivation).
+pub type Context = BTreeSet<Box<[u8]>>;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NixString {
+    bytes: Box<[u8]>,
+    context: Option<Box<Context>>,
+}
+
+impl NixString {
+    pub fn plain(bytes: impl Into<Box<[u8]>>) -> NixString {
+        NixString { bytes: bytes.into(), context: None }
+    }
+    pub fn with_context(bytes: impl Into<Box<[u8]>>, context: Context) -> NixString {
+        let context = if context.is_empty() { None } else { Some(Box::new(context)) };
+        NixString { bytes: bytes.into(), context }
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    pub fn context(&self) -> Option<&Context> {
+        self.context.as_deref()
+    }
+    pub fn has_context(&self) -> bool {
+        self.context.is_some()
+    }
+    pub fn to_str_lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.bytes)
+    }
+}
+
+pub struct Attr {
+    pub name: Sym,
+    pub value: Value,
+    pub pos: Pos,
+}
+
+/// An attribute set: entries sorted by symbol id.
+#[derive(Default)]
+pub struct Attrs {
+    pub entries: Vec<Attr>,
+}
+
+impl Attrs {
+    pub fn new() -> Attrs {
+        Attrs { entries: Vec::new() }
+    }
+    pub fn with_capacity(n: usize) -> Attrs {
+        Attrs { entries: Vec::with_capacity(n) }
+    }
+    pub fn get(&self, name: Sym) -> Option<&Value> {
+        self.find(name).map(|a| &a.value)
+    }
+    pub fn find(&self, name: Sym) -> Option<&Attr> {
+        self.entries.binary_search_by_key(&name, |a| a.name).ok().map(|i| &self.entries[i])
+    }
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+    /// Sorts after pushing in arbitrary order; later duplicates are dropped.
+    pub fn sort(&mut self) {
+        self.entries.sort_by_key(|a| a.name);
+    }
+    /// Inserts or replaces, keeping the order.
+    pub fn insert(&mut self, name: Sym, value: Value, pos: Pos) {
+        match self.entries.binary_search_by_key(&name, |a| a.name) {
+            Ok(i) => self.entries[i] = Attr { name, value, pos },
+            Err(i) => self.entries.insert(i, Attr { name, value, pos }),
+        }
+    }
+    /// Entries in lexicographic order of their names (the order users see).
+    pub fn sorted_by_name(&self) -> Vec<&Attr> {
+        let mut v: Vec<&Attr> = self.entries.iter().collect();
+        v.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        v
+    }
+}
+
+/// An evaluation environment: the values of one scope and a link to the
+/// enclosing one. `with` environments hold the (unforced) set in slot 0.
+pub struct Env {
+    pub parent: Option<Rc<Env>>,
+    pub values: RefCell<Vec<Value>>,
+    /// For a `with` environment: distance to the next enclosing `with` (0: none).
+    pub prev_with: u32,
+}
+
+impl Env {
+    pub fn new(parent: Option<Rc<Env>>, capacity: usize) -> Rc<Env> {
+        Rc::new(Env { parent, values: RefCell::new(Vec::with_capacity(capacity)), prev_with: 0 })
+    }
+}
+
+pub struct Closure {
+    pub lambda: &'static Lambda,
+    pub env: Rc<Env>,
+}
+
+/// A built-in applied to fewer arguments than its arity.
+pub struct PrimOpApp {
+    pub op: &'static PrimOp,
+    pub args: Vec<Value>,
+}
+
+pub enum ThunkState {
+    Pending { expr: &'static Expr, env: Rc<Env> },
+    /// `f arg`, created lazily by builtins such as `map`.
+    Apply { func: Value, arg: Value },
+    /// `from.name`, for `inherit (from) name;`.
+    Select { from: Value, name: Sym, pos: Pos },
+    /// Under evaluation: forcing it again is infinite recursion.
+    BlackHole,
+    Done(Value),
+}
+
+pub struct Thunk(pub RefCell<ThunkState>);
+
+#[derive(Clone)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    String(Rc<NixString>),
+    /// An absolute, canonical path (bytes, never a context).
+    Path(Rc<NixString>),
+    Attrs(Rc<Attrs>),
+    List(Rc<Vec<Value>>),
+    Lambda(Rc<Closure>),
+    PrimOp(&'static PrimOp),
+    PrimOpApp(Rc<PrimOpApp>),
+    Thunk(Rc<Thunk>),
+}
+
+impl Value {
+    pub fn string(bytes: impl Into<Box<[u8]>>) -> Value {
+        Value::String(Rc::new(NixString::plain(bytes)))
+    }
+    pub fn string_ctx(bytes: impl Into<Box<[u8]>>, context: Context) -> Value {
+        Value::String(Rc::new(NixString::with_context(bytes, context)))
+    }
+    pub fn path(bytes: impl Into<Box<[u8]>>) -> Value {
+        Value::Path(Rc::new(NixString::plain(bytes)))
+    }
+    pub fn list(items: Vec<Value>) -> Value {
+        Value::List(Rc::new(items))
+    }
+    pub fn attrs(attrs: Attrs) -> Value {
+        Value::Attrs(Rc::new(attrs))
+    }
+    pub fn thunk(state: ThunkState) -> Value {
+        Value::Thunk(Rc::new(Thunk(RefCell::new(state))))
+    }
+    pub fn apply_thunk(func: Value, arg: Value) -> Value {
+        Value::thunk(ThunkState::Apply { func, arg })
+    }
+
+    /// CppNix's `showType`: "an integer", "a set", ...
+    pub fn show_type(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a Boolean",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a float",
+            Value::String(_) => "a string",
+            Value::Path(_) => "a path",
+            Value::Attrs(_) => "a set",
+            Value::List(_) => "a list",
+            Value::Lambda(_) => "a function",
+            Value::PrimOp(_) => "a built-in function",
+            Value::PrimOpApp(_) => "a partially applied built-in function",
+            Value::Thunk(_) => "a thunk",
+        }
+    }
+
+    /// `builtins.typeOf`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::String(_) => "string",
+            Value::Path(_) => "path",
+            Value::Attrs(_) => "set",
+            Value::List(_) => "list",
+            Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_) => "lambda",
+            Value::Thunk(_) => "thunk",
+        }
+    }
+
+    pub fn is_function(&self) -> bool {
+        matches!(self, Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_))
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<Value>() == 16);
