@@ -72,3 +72,40 @@ pub fn follow_links_to_store_path(store: &dyn Store, arg: &str) -> anyhow::Resul
     }
     bail!("path '{}' is not in the Nix store", path.display())
 }
+
+/// For `nix [global flags] <subcommand> ...`: moves the global flags CppNix
+/// accepts before the subcommand (`--store URI`) after it, and drops those that
+/// only switch features on (`--extra-experimental-features X`, `--option N V`),
+/// so each subcommand sees its name first.
+pub fn hoist_global_flags(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut leading = Vec::new();
+    let mut iter = args.into_iter();
+    let mut rest = Vec::new();
+    while let Some(arg) = iter.next() {
+        match arg.to_str() {
+            Some("--store") => {
+                leading.push(arg);
+                leading.extend(iter.next());
+            }
+            Some("--extra-experimental-features" | "--experimental-features") => {
+                iter.next();
+            }
+            Some("--option") => {
+                iter.next();
+                iter.next();
+            }
+            _ => {
+                rest.push(arg);
+                break;
+            }
+        }
+    }
+    rest.extend(iter);
+    if rest.is_empty() {
+        return leading;
+    }
+    let mut out = vec![rest.remove(0)];
+    out.extend(leading);
+    out.extend(rest);
+    out
+}

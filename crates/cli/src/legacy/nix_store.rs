@@ -574,10 +574,7 @@ fn query(store: &dyn Store, flags: &[String], args: &[String], out: &mut dyn Wri
                             paths.extend(nivis_store::compute_closure(store, &StorePathSet::from([path]), options)?);
                         }
                         QueryType::References => paths.extend(query_info(store, &path)?.references),
-                        QueryType::Referrers => {
-                            query_info(store, &path)?;
-                            paths.extend(store.query_referrers(&path)?);
-                        }
+                        QueryType::Referrers => paths.extend(store.query_referrers(&path)?),
                         _ => {
                             let options = ClosureOptions { flip: true, ..Default::default() };
                             paths.extend(nivis_store::compute_closure(store, &StorePathSet::from([path]), options)?);

@@ -4,10 +4,13 @@
 mod key;
 
 pub mod hash;
+mod path_info;
+mod store;
 
 use std::ffi::OsString;
 
 pub fn run(args: Vec<OsString>) -> crate::CommandResult {
+    let args = crate::store_args::hoist_global_flags(args);
     let subcommand = args.first().map(|a| a.to_string_lossy().into_owned());
     match subcommand.as_deref() {
         None => {
@@ -20,6 +23,8 @@ pub fn run(args: Vec<OsString>) -> crate::CommandResult {
         }
         Some("key") => key::run(&args[1..]),
         Some("hash") => hash::run(args[1..].to_vec()),
+        Some("store") => store::run(&args[1..]),
+        Some("path-info") => path_info::run(&args[1..]),
         Some(other) => crate::not_implemented::not_implemented(&format!("nix {other}")),
     }
 }
