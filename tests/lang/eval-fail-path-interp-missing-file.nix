@@ -1,0 +1,1 @@
+"${/surely/not/existing/path}c"

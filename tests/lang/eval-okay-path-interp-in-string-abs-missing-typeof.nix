@@ -1,0 +1,1 @@
+builtins.typeOf "${toString /a/b}c"

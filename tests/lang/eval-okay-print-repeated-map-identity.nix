@@ -1,0 +1,1 @@
+let x = { v = 1; }; in map (y: y) [ x x ]

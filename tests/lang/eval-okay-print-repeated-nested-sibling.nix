@@ -1,0 +1,1 @@
+let inner = [ "s" ]; outer = { a = inner; }; in [ outer inner ]
