@@ -1,0 +1,222 @@
+//! `derivationStrict` on the store side: from the evaluated attributes to a
+//! written `.drv` and its output paths, as CppNix's `prim_derivationStrict` does.
+
+use std::collections::BTreeSet;
+
+use nivis_eval::io::{DerivationRequest, DerivationResult};
+use nivis_eval::IoError;
+use nivis_formats::derivation::downstream_placeholder;
+use nivis_formats::{
+    Derivation, DerivationError, DerivationOutput, FileIngestionMethod, Hash, HashAlgorithm, StorePath,
+    StorePathError, StorePathSet, check_name,
+};
+use nivis_store::{ClosureOptions, compute_closure};
+
+use crate::{StoreEvalIO, store_error};
+
+/// Errors inside hash-modulo computation: either reading an input derivation
+/// failed or the derivation itself is malformed.
+struct GlueError(IoError);
+
+impl From<DerivationError> for GlueError {
+    fn from(error: DerivationError) -> Self {
+        GlueError(IoError::Message(error.to_string()))
+    }
+}
+
+impl From<StorePathError> for GlueError {
+    fn from(error: StorePathError) -> Self {
+        GlueError(IoError::Message(error.to_string()))
+    }
+}
+
+fn message(text: impl Into<String>) -> IoError {
+    IoError::Message(text.into())
+}
+
+/// The value of a derivation attribute as a string: from the environment, or from
+/// the JSON of structured attributes (where the environment holds only `__json`).
+fn attribute(request: &DerivationRequest, structured: Option<&serde_json::Value>, name: &str) -> Option<String> {
+    match structured {
+        Some(json) => json.get(name).map(|value| match value {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Bool(true) => "1".to_string(),
+            serde_json::Value::Bool(false) => String::new(),
+            other => other.to_string(),
+        }),
+        None => request.env.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone()),
+    }
+}
+
+fn is_true(value: Option<String>) -> bool {
+    value.is_some_and(|v| !v.is_empty())
+}
+
+pub(crate) fn derivation_strict(io: &StoreEvalIO, request: &DerivationRequest) -> Result<DerivationResult, IoError> {
+    let store_dir = io.store_dir().clone();
+    let name = request.name.as_str();
+    if name.ends_with(".drv") {
+        return Err(message("derivation names are not allowed to end in '.drv'"));
+    }
+    check_name(name, name).map_err(|e| message(e.to_string()))?;
+
+    let structured = match &request.structured_attrs {
+        Some(text) => Some(
+            serde_json::from_str::<serde_json::Value>(text)
+                .map_err(|e| message(format!("internal error: structured attributes are not JSON: {e}")))?,
+        ),
+        None => None,
+    };
+
+    let mut drv = Derivation {
+        platform: request.system.clone().into_bytes(),
+        builder: request.builder.clone().into_bytes(),
+        args: request.args.iter().map(|a| a.clone().into_bytes()).collect(),
+        ..Derivation::default()
+    };
+    if let Some(json) = &request.structured_attrs {
+        drv.env.insert(b"__json".to_vec(), json.clone().into_bytes());
+    } else {
+        for (key, value) in &request.env {
+            drv.env.insert(key.clone().into_bytes(), value.clone().into_bytes());
+        }
+    }
+
+    add_context_inputs(io, request, &mut drv)?;
+    declare_outputs(request, structured.as_ref(), name, &mut drv)?;
+
+    let hashes = &io.drv_hashes;
+    drv.fill_output_paths(&store_dir, name, |input: &StorePath| {
+        hashes
+            .borrow_mut()
+            .hash_of(&store_dir, input, &mut |path| read_derivation(io, path).map_err(GlueError))
+    })
+    .map_err(|GlueError(e)| e)?;
+
+    let drv_path = drv.drv_path(&store_dir, name).map_err(|e| message(e.to_string()))?;
+    if !io.read_only {
+        let aterm = drv.to_aterm(&store_dir);
+        io.store
+            .add_text_to_store(&format!("{name}.drv"), &aterm, &drv.references(), false)
+            .map_err(store_error)?;
+    }
+
+    // Remember the hash of the unmasked derivation for the derivations that will
+    // depend on this one, as CppNix does right after writing it.
+    let own_hash = drv
+        .hash_modulo(&store_dir, false, |input: &StorePath| {
+            hashes
+                .borrow_mut()
+                .hash_of(&store_dir, input, &mut |path| read_derivation(io, path).map_err(GlueError))
+        })
+        .map_err(|GlueError(e)| e)?;
+    hashes.borrow_mut().insert(drv_path.clone(), own_hash);
+
+    let outputs = drv
+        .outputs
+        .iter()
+        .map(|(output_name, output)| {
+            let printed = match output.path() {
+                Some(path) => store_dir.print_path(path),
+                None => downstream_placeholder(&drv_path, output_name),
+            };
+            (output_name.clone(), printed)
+        })
+        .collect();
+    io.computed_derivations.borrow_mut().insert(drv_path.clone(), drv);
+    Ok(DerivationResult { drv_path: store_dir.print_path(&drv_path), outputs })
+}
+
+/// Turns the string context of the attributes into input derivations and
+/// sources: `!out!drv` needs one output, `=drv` the derivation's whole closure
+/// (what `unsafeDiscardOutputDependency` leaves), a plain path itself.
+fn add_context_inputs(io: &StoreEvalIO, request: &DerivationRequest, drv: &mut Derivation) -> Result<(), IoError> {
+    for element in &request.context {
+        if let Some(drv_path) = element.strip_prefix('=') {
+            let drv_path = io.parse_path(drv_path)?;
+            let closure = compute_closure(io.store(), &StorePathSet::from([drv_path]), ClosureOptions::default())
+                .map_err(store_error)?;
+            for path in closure {
+                if path.is_derivation() {
+                    let outputs: BTreeSet<String> = read_derivation(io, &path)?.outputs.keys().cloned().collect();
+                    drv.input_derivations.insert(path.clone(), outputs);
+                }
+                drv.input_sources.insert(path);
+            }
+        } else if let Some(rest) = element.strip_prefix('!') {
+            let (output, drv_path) = rest
+                .split_once('!')
+                .ok_or_else(|| message(format!("invalid string context element '{element}'")))?;
+            let drv_path = io.parse_path(drv_path)?;
+            drv.input_derivations.entry(drv_path).or_default().insert(output.to_string());
+        } else {
+            drv.input_sources.insert(io.parse_path(element)?);
+        }
+    }
+    Ok(())
+}
+
+/// Declares each output's kind: fixed (`outputHash`), floating content-addressed
+/// (`__contentAddressed`) or input-addressed; paths are filled in later.
+fn declare_outputs(
+    request: &DerivationRequest,
+    structured: Option<&serde_json::Value>,
+    name: &str,
+    drv: &mut Derivation,
+) -> Result<(), IoError> {
+    let method = match attribute(request, structured, "outputHashMode").as_deref() {
+        None | Some("flat") => FileIngestionMethod::Flat,
+        Some("recursive") => FileIngestionMethod::Recursive,
+        Some(other) => return Err(message(format!("invalid value '{other}' for 'outputHashMode' attribute"))),
+    };
+    let algorithm = match attribute(request, structured, "outputHashAlgo").as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(
+            HashAlgorithm::from_name(text).ok_or_else(|| message(format!("unknown hash algorithm '{text}'")))?,
+        ),
+    };
+    if let Some(output_hash) = attribute(request, structured, "outputHash") {
+        if request.outputs.len() != 1 || request.outputs[0] != "out" {
+            return Err(message(format!(
+                "multiple outputs are not supported in fixed-output derivations, in derivation '{name}'"
+            )));
+        }
+        let hash = if output_hash.is_empty() {
+            let algorithm = algorithm.ok_or_else(|| message("empty hash requires explicit hash type"))?;
+            let zero = Hash::from_digest(algorithm, &vec![0u8; algorithm.size()]).map_err(|e| message(e.to_string()))?;
+            eprintln!("warning: found empty hash, assuming '{}'", zero.to_sri());
+            zero
+        } else {
+            Hash::parse_any(&output_hash, algorithm).map_err(|e| message(e.to_string()))?
+        };
+        // The placeholder path is replaced by `fill_output_paths`.
+        let placeholder = StorePath::from_digest(&[0; 20], name).map_err(|e| message(e.to_string()))?;
+        drv.outputs.insert("out".to_string(), DerivationOutput::Fixed { method, hash, path: placeholder });
+        return Ok(());
+    }
+    if is_true(attribute(request, structured, "__contentAddressed")) {
+        return Err(message("experimental Nix feature 'ca-derivations' is disabled; enable it with '--extra-experimental-features ca-derivations'"));
+    }
+    if is_true(attribute(request, structured, "__impure")) {
+        return Err(message("experimental Nix feature 'impure-derivations' is disabled; enable it with '--extra-experimental-features impure-derivations'"));
+    }
+    for output in &request.outputs {
+        drv.outputs.insert(output.clone(), DerivationOutput::Deferred);
+    }
+    Ok(())
+}
+
+/// Reads a derivation: one computed in this evaluation, or a `.drv` in the store.
+fn read_derivation(io: &StoreEvalIO, path: &StorePath) -> Result<Derivation, IoError> {
+    if let Some(drv) = io.computed_derivations.borrow().get(path) {
+        return Ok(drv.clone());
+    }
+    let store_dir = io.store_dir();
+    let printed = store_dir.print_path(path);
+    let real = io
+        .store()
+        .real_path(path)
+        .ok_or_else(|| message(format!("cannot read derivation '{printed}' from store '{}'", io.store().uri())))?;
+    let bytes = std::fs::read(&real).map_err(|e| message(format!("cannot read derivation '{printed}': {e}")))?;
+    Derivation::parse(store_dir, &bytes).map_err(|e| message(format!("invalid derivation '{printed}': {e}")))
+}
