@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs every evaluation workload with CppNix 2.8 and with nivis, side by side in
+# one run, and prints wall time, peak RSS and the two ratios for each.
+#   bench/eval/run.sh            all workloads, best of 3 runs each
+#   RUNS=1 bench/eval/run.sh     one run each (quicker, noisier)
+# Both evaluate in read-only mode over a dummy store, so no store is touched.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+runs=${RUNS:-3}
+cppnix=/usr/bin/nix-instantiate
+[ -x "$cppnix" ] || { echo "CppNix is not installed (apt-get install -y nix-bin)" >&2; exit 1; }
+
+cargo build --quiet --release -p nivis --manifest-path "$repo/Cargo.toml"
+target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$repo/Cargo.toml" \
+    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+ln -s "$target_dir/release/nivis" "$work/nix-instantiate"
+nivis="$work/nix-instantiate"
+
+# The import workload reads 2000 generated files.
+rm -rf "$here/generated-imports"
+mkdir -p "$here/generated-imports"
+for i in $(seq 1 2000); do
+    printf '{ value = %d; name = "file%d"; list = [ 1 2 3 ]; }\n' "$i" "$i" > "$here/generated-imports/f$i.nix"
+done
+trap 'rm -rf "$work" "$here/generated-imports"' EXIT
+
+# measure BINARY ARGS...: prints "seconds kilobytes" (best time, max RSS over runs)
+# and leaves the output of the last run in $work/out.
+measure() {
+    local best="" rss=0
+    for _ in $(seq 1 "$runs"); do
+        /usr/bin/time -f "%e %M" -o "$work/time" "$@" > "$work/out" 2> "$work/err" || {
+            echo "FAILED: $*" >&2; cat "$work/err" >&2; return 1; }
+        read -r secs kb < "$work/time"
+        if [ -z "$best" ] || awk "BEGIN{exit !($secs < $best)}"; then best=$secs; fi
+        [ "$kb" -gt "$rss" ] && rss=$kb
+    done
+    echo "$best $rss"
+}
+
+printf '%-18s %9s %9s %8s %10s %10s %8s %s\n' workload "CppNix-s" "nivis-s" speedup "CppNix-MB" "nivis-MB" mem% agree
+row() {
+    local name=$1; shift
+    local common=(--store dummy:// --readonly-mode --eval --strict "$@")
+    read -r c_s c_kb < <(measure "$cppnix" "${common[@]}")
+    cp "$work/out" "$work/cppnix.out"
+    if ! read -r n_s n_kb < <(measure "$nivis" "${common[@]}"); then
+        printf '%-18s %9s %9s\n' "$name" "$c_s" FAILED; return 0
+    fi
+    local agree=yes
+    cmp -s "$work/out" "$work/cppnix.out" || agree=NO
+    awk -v n="$name" -v cs="$c_s" -v ns="$n_s" -v ck="$c_kb" -v nk="$n_kb" -v a="$agree" 'BEGIN{
+        if (ns == 0) ns = 0.005;
+        printf "%-18s %9.2f %9.2f %7.1fx %10.1f %10.1f %7.0f%% %s\n", n, cs, ns, cs/ns, ck/1024, nk/1024, 100*nk/ck, a }'
+}
+
+cd "$here"
+for workload in fib attrset-build merge mapattrs list-fold strings tojson imports; do
+    row "$workload" "$workload.nix"
+done
+row "pkgset-10k" pkgset.nix --arg n 10000
+row "pkgset-20k" pkgset.nix --arg n 20000
