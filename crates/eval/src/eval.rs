@@ -632,11 +632,14 @@ impl Eval {
 
     fn eval_has_attr(&mut self, expr: &'static Expr, path: &'static [AttrName], env: &Rc<Env>) -> Result<Value> {
         let mut v = self.eval(expr, env)?;
-        for name in path {
+        for (i, name) in path.iter().enumerate() {
             let sym = self.attr_name_sym(name, env)?;
             match &v {
                 Value::Attrs(a) => match a.get(sym) {
                     Some(x) => {
+                        if i + 1 == path.len() {
+                            return Ok(Value::Bool(true));
+                        }
                         let x = x.clone();
                         v = self.force(&x, Pos::NONE)?;
                     }
@@ -748,12 +751,8 @@ impl Eval {
                 let r = self.eval(rhs, env)?;
                 let ll = self.force_list(&l, pos)?;
                 let rl = self.force_list(&r, pos)?;
-                if rl.is_empty() {
-                    return Ok(Value::List(ll));
-                }
-                if ll.is_empty() {
-                    return Ok(Value::List(rl));
-                }
+                // Always a new list, even with an empty side (CppNix prints the
+                // result as a distinct value, never «repeated»).
                 let mut v = Vec::with_capacity(ll.len() + rl.len());
                 v.extend(ll.iter().cloned());
                 v.extend(rl.iter().cloned());
@@ -1048,7 +1047,7 @@ impl Eval {
                 Ok(())
             }
             Value::Float(f) if opts.more => {
-                buf.extend_from_slice(format!("{f:.6}").as_bytes());
+                buf.extend_from_slice(crate::support::float_format::format_float_for_to_string(*f).as_bytes());
                 Ok(())
             }
             Value::Bool(b) if opts.more => {

@@ -215,30 +215,28 @@ pub fn from_json(s: &[u8]) -> Result<Value, String> {
     Ok(v)
 }
 
-fn toml_to_value(v: toml::Value) -> Result<Value, String> {
+fn toml_to_value(v: crate::support::toml::TomlValue) -> Result<Value, String> {
+    use crate::support::toml::TomlValue;
     Ok(match v {
-        toml::Value::String(s) => Value::string(s.into_bytes()),
-        toml::Value::Integer(n) => Value::Int(n),
-        toml::Value::Float(f) => Value::Float(f),
-        toml::Value::Boolean(b) => Value::Bool(b),
-        toml::Value::Datetime(_) => {
+        TomlValue::String(s) => Value::string(s.into_bytes()),
+        TomlValue::Int(n) => Value::Int(n),
+        TomlValue::Float(f) => Value::Float(f),
+        TomlValue::Bool(b) => Value::Bool(b),
+        TomlValue::Datetime(_) => {
             return Err("while parsing TOML: Dates and times are not supported".to_string());
         }
-        toml::Value::Array(items) => Value::list(items.into_iter().map(toml_to_value).collect::<Result<_, _>>()?),
-        toml::Value::Table(t) => table_to_value(t)?,
+        TomlValue::Array(items) => Value::list(items.into_iter().map(toml_to_value).collect::<Result<_, _>>()?),
+        TomlValue::Table(t) => {
+            let mut attrs = Attrs::with_capacity(t.len());
+            for (k, v) in t {
+                attrs.insert(Sym::new(k.as_bytes()), toml_to_value(v)?, Pos::NONE);
+            }
+            Value::attrs(attrs)
+        }
     })
 }
 
-fn table_to_value(t: toml::Table) -> Result<Value, String> {
-    let mut attrs = Attrs::with_capacity(t.len());
-    for (k, v) in t {
-        attrs.insert(Sym::new(k.as_bytes()), toml_to_value(v)?, Pos::NONE);
-    }
-    Ok(Value::attrs(attrs))
-}
-
 pub fn from_toml(s: &[u8]) -> Result<Value, String> {
-    let text = std::str::from_utf8(s).map_err(|e| format!("while parsing TOML: {e}"))?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| format!("while parsing TOML: {}", e.message()))?;
-    table_to_value(table)
+    let v = crate::support::toml::parse(s).map_err(|e| format!("while parsing TOML: {e}"))?;
+    toml_to_value(v)
 }

@@ -456,9 +456,17 @@ impl<'a> Lexer<'a> {
             if float_len == best {
                 self.pos += best;
                 let text = std::str::from_utf8(&s[..best]).unwrap_or("");
+                // Like strtod's ERANGE: overflow and underflow (also to subnormals) are errors.
                 return match text.parse::<f64>() {
-                    Ok(f) => Ok(Tok::Float(f)),
-                    Err(_) => Err(self.err(start, format!("invalid float '{text}'"))),
+                    Ok(f) if f.is_finite() && (f == 0.0 || f.abs() >= f64::MIN_POSITIVE) => {
+                        let has_nonzero_digit = text.split(['e', 'E']).next().unwrap_or("").bytes().any(|b| (b'1'..=b'9').contains(&b));
+                        if f == 0.0 && has_nonzero_digit {
+                            Err(self.err(start, format!("invalid float '{text}'")))
+                        } else {
+                            Ok(Tok::Float(f))
+                        }
+                    }
+                    _ => Err(self.err(start, format!("invalid float '{text}'"))),
                 };
             }
             if path_dollar > 0 && path_dollar + 2 == best {
@@ -659,14 +667,15 @@ impl<'a> Lexer<'a> {
             self.states.push(State::Default);
             return Ok(Tok::DollarCurly);
         }
+        if slash {
+            // After a segment ending in `/`, only an interpolation may follow.
+            return Err(self.err(self.pos, "path has a trailing slash"));
+        }
         let n = rest.iter().take_while(|c| is_path_char(**c) || **c == b'/').count();
         if n > 0 {
             self.pos += n;
             self.set_state(State::InPath { slash: rest[n - 1] == b'/' });
             return Ok(Tok::PathText(rest[..n].to_vec()));
-        }
-        if slash {
-            return Err(self.err(self.pos, "path has a trailing slash"));
         }
         self.states.pop();
         Ok(Tok::PathEnd)

@@ -35,7 +35,6 @@ pub mod print;
 pub mod resolve;
 mod strings;
 pub mod support;
-mod support_glue;
 pub mod symbol;
 pub mod value;
 

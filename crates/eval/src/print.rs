@@ -10,7 +10,8 @@ use crate::ast::*;
 use crate::error::Result;
 use crate::eval::{Coerce, Eval, eval_error};
 use crate::pos::Pos;
-use crate::support_glue::{format_float_g, format_float_json};
+use crate::support::float_format::{format_float_for_json as format_float_json, format_float_for_print as format_float_g};
+use crate::support::json_string::{write_attr_name, write_nix_string};
 use crate::value::*;
 
 /// A string literal as CppNix prints it.
@@ -70,7 +71,7 @@ fn print_inner(e: &mut Eval, v: &Value, out: &mut Vec<u8>, seen: &mut HashSet<us
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
         Value::Float(f) => out.extend_from_slice(format_float_g(*f).as_bytes()),
-        Value::String(s) => escape_string(s.as_bytes(), out),
+        Value::String(s) => write_nix_string(out, s.as_bytes()),
         Value::Path(p) => out.extend_from_slice(p.as_bytes()),
         Value::Attrs(a) => {
             if !a.is_empty() && !seen.insert(Rc::as_ptr(a) as usize) {
@@ -79,7 +80,7 @@ fn print_inner(e: &mut Eval, v: &Value, out: &mut Vec<u8>, seen: &mut HashSet<us
             }
             out.extend_from_slice(b"{ ");
             for attr in a.sorted_by_name() {
-                out.extend_from_slice(attr.name.as_bytes());
+                write_attr_name(out, attr.name.as_bytes());
                 out.extend_from_slice(b" = ");
                 print_inner(e, &attr.value, out, seen);
                 out.extend_from_slice(b"; ");
@@ -87,6 +88,10 @@ fn print_inner(e: &mut Eval, v: &Value, out: &mut Vec<u8>, seen: &mut HashSet<us
             out.push(b'}');
         }
         Value::List(l) => {
+            if !l.is_empty() && !seen.insert(Rc::as_ptr(l) as usize) {
+                out.extend_from_slice("«repeated»".as_bytes());
+                return;
+            }
             out.extend_from_slice(b"[ ");
             for item in l.iter() {
                 print_inner(e, item, out, seen);
@@ -300,8 +305,6 @@ fn xml_value(e: &mut Eval, v: &Value, pos: Pos, x: &mut Xml, ctx: &mut Context, 
                     xml_attrs(e, a, pos, x, ctx, seen)?;
                 }
                 x.close("derivation");
-            } else if a.is_empty() {
-                x.empty("attrs", &[]);
             } else {
                 x.open("attrs", &[]);
                 xml_attrs(e, a, pos, x, ctx, seen)?;
@@ -309,15 +312,11 @@ fn xml_value(e: &mut Eval, v: &Value, pos: Pos, x: &mut Xml, ctx: &mut Context, 
             }
         }
         Value::List(l) => {
-            if l.is_empty() {
-                x.empty("list", &[]);
-            } else {
-                x.open("list", &[]);
-                for item in l.iter() {
-                    xml_value(e, item, pos, x, ctx, seen)?;
-                }
-                x.close("list");
+            x.open("list", &[]);
+            for item in l.iter() {
+                xml_value(e, item, pos, x, ctx, seen)?;
             }
+            x.close("list");
         }
         Value::Lambda(c) => {
             x.open("function", &[]);

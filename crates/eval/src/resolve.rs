@@ -78,6 +78,45 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// Whether `name` is bound statically in a scope other than the base
+    /// environment (index 0), i.e. a builtin like `__sub` is shadowed.
+    fn shadows_builtin(&self, name: Sym) -> bool {
+        for (i, scope) in self.scopes.iter().enumerate().rev() {
+            if scope.find(name).is_some() {
+                return i != 0;
+            }
+        }
+        false
+    }
+
+    /// `a < b`, `a - b`, `a * b`, `a / b` and `-a` are calls of `__lessThan`,
+    /// `__sub`, `__mul`, `__div` in CppNix; when one of those names is rebound,
+    /// the operator becomes a real call of that binding.
+    fn desugar_shadowed(&self, e: &mut Expr) {
+        let name = match e {
+            Expr::BinOp { op: BinOp::Lt, .. } => "__lessThan",
+            Expr::BinOp { op: BinOp::Sub, .. } | Expr::Neg { .. } => "__sub",
+            Expr::BinOp { op: BinOp::Mul, .. } => "__mul",
+            Expr::BinOp { op: BinOp::Div, .. } => "__div",
+            _ => return,
+        };
+        let sym = Sym::from_str(name);
+        if !self.shadows_builtin(sym) {
+            return;
+        }
+        let old = std::mem::replace(e, Expr::CurPos(crate::pos::Pos::NONE));
+        let (args, pos) = match old {
+            Expr::BinOp { lhs, rhs, pos, .. } => (vec![*lhs, *rhs], pos),
+            Expr::Neg { expr, pos } => (vec![Expr::Const(crate::value::Value::Int(0)), *expr], pos),
+            other => {
+                *e = other;
+                return;
+            }
+        };
+        let func = Expr::Var(Var { name: sym, pos, loc: VarLoc::Unresolved });
+        *e = Expr::Call { func: Box::new(func), args, pos };
+    }
+
     fn with_scope<T>(&mut self, scope: Scope, f: impl FnOnce(&mut Resolver<'_>) -> T) -> T {
         // The scope only lives for the duration of `f`; a child resolver borrows it.
         let mut child = Resolver { scopes: Vec::with_capacity(self.scopes.len() + 1), owned: Vec::new() };
@@ -96,6 +135,9 @@ impl<'a> Resolver<'a> {
     }
 
     fn expr(&mut self, e: &mut Expr) -> Result<(), ParseError> {
+        if matches!(e, Expr::Neg { .. } | Expr::BinOp { op: BinOp::Lt | BinOp::Sub | BinOp::Mul | BinOp::Div, .. }) {
+            self.desugar_shadowed(e);
+        }
         match e {
             Expr::Const(_) | Expr::CurPos(_) => Ok(()),
             Expr::Var(v) => self.lookup(v),
