@@ -145,11 +145,6 @@ pub fn new_eval(include: &[String]) -> Eval {
     Eval::new(Rc::new(CliEvalIO::new()), settings(include))
 }
 
-/// Renders an evaluation error as CppNix prints it to stderr.
-pub fn render_error(e: &EvalError, show_trace: bool) -> String {
-    e.render(show_trace)
-}
-
 /// `--arg`/`--argstr` values, bound lazily.
 pub enum AutoArg {
     Expr(String),

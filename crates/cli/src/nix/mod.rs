@@ -1,6 +1,7 @@
 //! The new-style CLI (`nivis <subcommand>`, or `nix <subcommand>` through a link):
 //! one file per subcommand, its help text beside it.
 
+mod eval;
 mod key;
 
 pub mod hash;
@@ -21,6 +22,7 @@ pub fn run(args: Vec<OsString>) -> crate::CommandResult {
             println!("nivis {}", env!("CARGO_PKG_VERSION"));
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Some("eval") => eval::run(&args[1..]),
         Some("key") => key::run(&args[1..]),
         Some("hash") => hash::run(args[1..].to_vec()),
         Some("store") => store::run(&args[1..]),
