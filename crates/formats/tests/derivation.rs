@@ -339,3 +339,166 @@ fn hash_modulo_of_a_deep_chain_reads_each_derivation_once() {
     assert_eq!(reads, drvs.len(), "each derivation read exactly once");
     assert_eq!(Some(&hash), building_cache.get(&top));
 }
+
+// ---------------------------------------------------------------------------
+// Random derivations, instantiated by CppNix: each must round-trip and get the
+// same .drv path and output paths from us.
+
+/// xorshift64*, seeded, so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// A random string as a Nix string literal: escapes, unicode, `$`, quotes.
+fn random_nix_string(rng: &mut Rng) -> String {
+    const PIECES: &[&str] = &[
+        "a", "Z", "0", " ", "\\n", "\\t", "\\r", "\\\"", "\\\\", "\\$", "$", "ü", "☃", "🎉", ",", "(", ")", "[", "]",
+        "'",
+    ];
+    let len = rng.below(12);
+    let mut out = String::from("\"");
+    for _ in 0..len {
+        out.push_str(PIECES[rng.below(PIECES.len())]);
+    }
+    out.push('"');
+    out
+}
+
+/// A Nix file defining `count` random derivations, and which of them have an
+/// odd platform (CppNix fails on those after writing them).
+fn random_cases(seed: u64, count: usize) -> (String, Vec<bool>) {
+    let mut rng = Rng(seed | 1);
+    let mut nix = String::from("let mk = attrs: derivation ({ builder = \"/bin/sh\"; } // attrs); in rec {\n");
+    // (attribute name, output names) of derivations defined so far, for references.
+    let mut defined: Vec<(String, Vec<String>)> = Vec::new();
+    let mut odd = Vec::new();
+    for i in 0..count {
+        let attr = format!("d{i}");
+        // A random platform may hold a quote, which makes a .drv nobody can read
+        // back; nothing refers to such derivations, or it would fail too.
+        let odd_platform = rng.below(4) == 0;
+        let system = if odd_platform { random_nix_string(&mut rng) } else { "\"x86_64-linux\"".to_string() };
+        let mut fields = vec![format!("name = \"r{i}\";"), format!("system = {system};")];
+        let mut outputs = vec!["out".to_string()];
+        let fixed = rng.below(4) == 0;
+        if fixed {
+            let algo = *rng.pick(&["md5", "sha1", "sha256", "sha512"]);
+            let len = match algo {
+                "md5" => 32,
+                "sha1" => 40,
+                "sha256" => 64,
+                _ => 128,
+            };
+            let hex: String = (0..len).map(|_| *rng.pick(&['0', '1', '7', 'a', 'f'])).collect();
+            let mode = *rng.pick(&["flat", "recursive"]);
+            fields.push(format!("outputHashAlgo = \"{algo}\"; outputHash = \"{hex}\"; outputHashMode = \"{mode}\";"));
+        } else if rng.below(2) == 0 {
+            outputs = ["out", "dev", "bin", "lib", "doc", "x-1", "a.b"]
+                .iter()
+                .filter(|_| rng.below(2) == 0)
+                .map(|s| s.to_string())
+                .collect();
+            if outputs.is_empty() {
+                outputs.push("out".into());
+            }
+            let quoted: Vec<String> = outputs.iter().map(|o| format!("\"{o}\"")).collect();
+            fields.push(format!("outputs = [ {} ];", quoted.join(" ")));
+        }
+        for v in 0..rng.below(4) {
+            fields.push(format!("v{v} = {};", random_nix_string(&mut rng)));
+        }
+        let args: Vec<String> = (0..rng.below(3)).map(|_| random_nix_string(&mut rng)).collect();
+        fields.push(format!("args = [ {} ];", args.join(" ")));
+        if !defined.is_empty() {
+            for r in 0..rng.below(4) {
+                let (dep, dep_outputs) = defined[rng.below(defined.len())].clone();
+                let output = rng.pick(&dep_outputs).clone();
+                fields.push(format!("ref{r} = \"x ${{{dep}.\"{output}\"}} y\";"));
+            }
+        }
+        if rng.below(5) == 0 {
+            fields.push(format!("src = builtins.toFile \"f{i}\" {};", random_nix_string(&mut rng)));
+        }
+        nix.push_str(&format!("  {attr} = mk {{ {} }};\n", fields.join(" ")));
+        if !odd_platform {
+            defined.push((attr, outputs));
+        }
+        odd.push(odd_platform);
+    }
+    nix.push_str("}\n");
+    (nix, odd)
+}
+
+#[test]
+fn random_derivations_match_cppnix() {
+    let store_dir = StoreDir::default();
+    for seed in [1u64, 2, 3] {
+        let store = PeerStore::new();
+        let (nix, odd) = random_cases(seed, 40);
+        store.write("random.nix", nix.as_bytes());
+        let attrs: Vec<String> = (0..odd.len()).map(|i| format!("d{i}")).collect();
+        let mut args = vec!["random.nix"];
+        for (attr, _) in attrs.iter().zip(&odd).filter(|(_, odd)| !**odd) {
+            args.extend(["-A", attr.as_str()]);
+        }
+        store.run("nix-instantiate", &args);
+        // CppNix writes a .drv with an odd platform, then fails to read it back.
+        for (attr, _) in attrs.iter().zip(&odd).filter(|(_, odd)| **odd) {
+            let _ = std::process::Command::new("/usr/bin/nix-instantiate")
+                .args(["--store", &store.uri(), "random.nix", "-A", attr])
+                .current_dir(store.root())
+                .output()
+                .unwrap();
+        }
+        let drvs = store.derivations();
+        assert!(drvs.len() >= 20, "seed {seed}: only {} derivations\n{nix}", drvs.len());
+        let mut cache = DrvHashCache::new();
+        let mut read = |path: &StorePath| -> Result<Derivation, DerivationError> {
+            Derivation::parse(&store_dir, &fs::read(store.real_path(path.base_name())).unwrap())
+        };
+        let mut checked = 0;
+        for (base_name, contents) in &drvs {
+            let Ok(drv) = Derivation::parse(&store_dir, contents) else {
+                // CppNix must fail to read it too (a platform with a quote).
+                let path = format!("/nix/store/{base_name}");
+                let cppnix = std::process::Command::new("/usr/bin/nix")
+                    .args(["show-derivation", "--store", &store.uri(), &path])
+                    .env("NIX_CONFIG", "experimental-features = nix-command")
+                    .output()
+                    .unwrap();
+                assert!(!cppnix.status.success(), "CppNix reads {base_name}, we do not");
+                continue;
+            };
+            let printed = drv.to_aterm(&store_dir);
+            if printed != *contents {
+                // Only an unescaped platform may change on a round trip.
+                assert!(drv.platform.iter().any(|&b| b == b'\\' || b == b'"'), "{base_name} changed");
+                continue;
+            }
+            let name = drv_name(base_name);
+            assert_eq!(drv.drv_path(&store_dir, name).unwrap().base_name(), base_name);
+            let mut fresh = as_fresh(&drv);
+            fresh
+                .fill_output_paths::<DerivationError>(&store_dir, name, |input| {
+                    cache.hash_of(&store_dir, input, &mut read)
+                })
+                .unwrap();
+            assert_eq!(fresh, drv, "seed {seed}: output paths of {base_name}");
+            checked += 1;
+        }
+        assert!(checked >= 20, "seed {seed}: only {checked} checked");
+    }
+}
