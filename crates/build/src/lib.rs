@@ -31,5 +31,5 @@ pub use env::{BuilderEnvironment, HOMELESS_SHELTER, builder_environment};
 pub use error::BuildError;
 pub use outputs::{OutputInfo, STORE_MTIME, canonicalise_path_metadata, scan_and_hash_output};
 pub use refs::{HASH_PART_LEN, ReferenceScanner};
-pub use request::{BuildRequest, BuildStatus, BuildUser, SANDBOX_GID, SANDBOX_UID, SandboxPath};
+pub use request::{AUTO_BUILD_ID, BuildRequest, BuildStatus, BuildUser, SANDBOX_GID, SANDBOX_UID, SandboxPath};
 pub use sandbox::{BuildOutcome, run_build};

@@ -54,12 +54,25 @@ pub struct BuildUser {
 }
 
 impl BuildUser {
-    /// The effective ids of this process: the rootless default.
+    /// The effective ids of this process.
     pub fn current() -> BuildUser {
         // SAFETY: geteuid/getegid cannot fail and touch no memory of ours.
         unsafe { BuildUser { uid: libc::geteuid(), gid: libc::getegid() } }
     }
+
+    /// The build user when the request names none: the caller itself, except
+    /// for root. A builder whose ids are the host's root would pass every
+    /// permission check on root-owned files it can reach (`/proc/sysrq-trigger`
+    /// for one), capabilities or not; so root builds as [`AUTO_BUILD_ID`], the
+    /// first id of CppNix's `auto-allocate-uids` range.
+    pub fn default_for_caller() -> BuildUser {
+        let current = BuildUser::current();
+        if current.uid == 0 { BuildUser { uid: AUTO_BUILD_ID, gid: AUTO_BUILD_ID } } else { current }
+    }
 }
+
+/// The host uid and gid root callers build as by default (CppNix's `start-id`).
+pub const AUTO_BUILD_ID: u32 = 872_415_232;
 
 /// The uid and gid of the build user inside the sandbox (CppNix's `sandboxUid()`
 /// and `sandboxGid()` without the `uid-range` feature).
@@ -123,10 +136,11 @@ pub struct BuildRequest {
     /// `system-features` setting contains `kvm` (its default on hosts with
     /// `/dev/kvm`), whatever the derivation requires.
     pub kvm: bool,
-    /// Host ids the sandbox's uid 1000 / gid 100 map to; `None` for this
-    /// process's own ids (rootless). Root callers should pass an unprivileged
-    /// build user so the builder cannot write root-owned host files that are
-    /// bind-mounted in (sandbox paths are mounted writable, as in CppNix).
+    /// Host ids the sandbox's uid 1000 / gid 100 map to; `None` for
+    /// [`BuildUser::default_for_caller`] (the caller's own ids, or
+    /// [`AUTO_BUILD_ID`] for root). When the build user is the caller (the
+    /// rootless case), the builder owns the chroot skeleton, so the chroot's
+    /// root is mounted read-only except `/tmp`, the store and `/build`.
     pub build_user: Option<BuildUser>,
     /// Keep the temporary build directory afterwards (`--keep-failed`).
     pub keep_build_dir: bool,

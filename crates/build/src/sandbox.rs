@@ -31,7 +31,7 @@
 //! maps to, so only the mount flag protects them).
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -236,6 +236,7 @@ enum Step {
     ChrootDot,
     UnmountOldRoot,
     RemoveOldRoot,
+    ReadOnlyRoot,
     ChdirBuild,
     Setgid,
     Setuid,
@@ -244,7 +245,7 @@ enum Step {
     Exec,
 }
 
-const STEP_NAMES: [&str; 18] = [
+const STEP_NAMES: [&str; 19] = [
     "setting the host name",
     "setting the domain name",
     "bringing up the loopback interface",
@@ -257,6 +258,7 @@ const STEP_NAMES: [&str; 18] = [
     "chroot",
     "unmounting the old root",
     "removing real-root",
+    "making / read-only",
     "entering the build directory",
     "setgid",
     "setuid",
@@ -268,6 +270,8 @@ const STEP_NAMES: [&str; 18] = [
 /// Everything the child needs, prepared by the parent so the child does not
 /// allocate.
 struct ChildPlan {
+    /// The builder owns the chroot skeleton (rootless): make `/` read-only.
+    read_only_root: bool,
     chroot_root: CString,
     chroot_store_dir: CString,
     build_dir_in_sandbox: CString,
@@ -287,7 +291,7 @@ struct ChildPlan {
 /// Runs the builder of `request` in the sandbox, streaming its output to `log`.
 pub fn run_build(request: &BuildRequest, log: &mut dyn Write) -> Result<BuildOutcome, BuildError> {
     validate(request)?;
-    let build_user = request.build_user.unwrap_or_else(BuildUser::current);
+    let build_user = request.build_user.unwrap_or_else(BuildUser::default_for_caller);
     let current = BuildUser::current();
     let environment = builder_environment(request);
 
@@ -324,6 +328,7 @@ pub fn run_build(request: &BuildRequest, log: &mut dyn Write) -> Result<BuildOut
     let (error_read, error_write) = pipe()?;
 
     let mut plan = ChildPlan {
+        read_only_root: build_user == current,
         chroot_root: path_cstring(&chroot_root)?,
         chroot_store_dir: path_cstring(&chroot_store_dir)?,
         build_dir_in_sandbox: path_cstring(&request.sandbox_build_dir)?,
@@ -478,6 +483,12 @@ fn prepare_chroot(
     }
     // A writable /tmp: many builders need one even though they should use $TMPDIR.
     mkdir(&chroot_root.join("tmp"), 0o1777)?;
+    let mut ops = Vec::new();
+    if build_user == current {
+        // `/` will be read-only; /tmp stays writable as a mount of its own.
+        let tmp = path_cstring(&chroot_root.join("tmp"))?;
+        ops.push(MountOp::Bind { source: tmp.clone(), target: tmp, read_only: false });
+    }
 
     let etc = chroot_root.join("etc");
     mkdir(&etc, 0o755)?;
@@ -558,7 +569,6 @@ fn prepare_chroot(
         binds.insert(sandbox_path.target.clone(), (sandbox_path.source.clone(), false));
     }
 
-    let mut ops = Vec::new();
     for (target, (source, read_only)) in input_binds.iter().chain(&binds) {
         let host_target = in_chroot(chroot_root, target);
         let is_dir = fs::metadata(source).map_err(|e| BuildError::io("getting status of", source, e))?.is_dir();
@@ -969,15 +979,27 @@ unsafe fn child_main(plan: &ChildPlan) -> ! {
         check(libc::chroot(c".".as_ptr()), Step::ChrootDot);
         check(libc::umount2(c"real-root".as_ptr(), libc::MNT_DETACH), Step::UnmountOldRoot);
         check(libc::rmdir(c"real-root".as_ptr()), Step::RemoveOldRoot);
+        if plan.read_only_root {
+            remount_read_only(c"/", Step::ReadOnlyRoot as u32, plan.error_write);
+        }
         check(libc::chdir(plan.build_dir_in_sandbox.as_ptr()), Step::ChdirBuild);
 
         // Drop to the build user inside the namespace; as it is not uid 0, the
-        // capabilities we had for setting up are gone after exec.
-        if libc::setgroups(0, std::ptr::null()) != 0 && *libc::__errno_location() != libc::EPERM {
+        // capabilities we had for setting up are gone after exec. Raw system
+        // calls: glibc's wrappers would try to change the credentials of every
+        // thread it believes exists, and the threads of the parent it still
+        // knows about are not here to answer (a hang).
+        if libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()) != 0
+            && *libc::__errno_location() != libc::EPERM
+        {
             fail(Step::Setgid as u32);
         }
-        check(libc::setgid(SANDBOX_GID), Step::Setgid);
-        check(libc::setuid(SANDBOX_UID), Step::Setuid);
+        if libc::syscall(libc::SYS_setgid, SANDBOX_GID as libc::c_long) != 0 {
+            fail(Step::Setgid as u32);
+        }
+        if libc::syscall(libc::SYS_setuid, SANDBOX_UID as libc::c_long) != 0 {
+            fail(Step::Setuid as u32);
+        }
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
 
         // No core dumps (CppNix's default `enable-core-dumps = false`).
@@ -1015,11 +1037,13 @@ fn child_fail(error_fd: RawFd, step: u32) -> ! {
 /// Remounts a fresh bind mount read-only, keeping the flags the kernel locks
 /// for mounts inherited into a user namespace (nosuid, nodev, noexec, atime
 /// flags); dropping any of those would make the remount fail with EPERM.
-unsafe fn remount_read_only(target: &CString, step: u32, error_fd: RawFd) {
+unsafe fn remount_read_only(target: &CStr, step: u32, error_fd: RawFd) {
     let fail = |step: u32| -> ! { child_fail(error_fd, step) };
     unsafe {
-        let mut stat: libc::statvfs = std::mem::zeroed();
-        if libc::statvfs(target.as_ptr(), &mut stat) != 0 {
+        // The raw statfs system call, not glibc's statvfs, which may read
+        // /proc/mounts through stdio (and so allocate).
+        let mut stat: KernelStatfs = std::mem::zeroed();
+        if libc::syscall(libc::SYS_statfs, target.as_ptr(), &mut stat as *mut KernelStatfs) != 0 {
             fail(step);
         }
         let mut flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
@@ -1031,7 +1055,7 @@ unsafe fn remount_read_only(target: &CString, step: u32, error_fd: RawFd) {
             (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
             (libc::ST_RELATIME, libc::MS_RELATIME),
         ] {
-            if stat.f_flag & statvfs_flag != 0 {
+            if stat.flags as libc::c_ulong & statvfs_flag != 0 {
                 flags |= mount_flag;
             }
         }
@@ -1039,6 +1063,18 @@ unsafe fn remount_read_only(target: &CString, step: u32, error_fd: RawFd) {
             fail(step);
         }
     }
+}
+
+/// The kernel's `struct statfs` on 64-bit Linux, whose `f_flags` libc's
+/// binding does not expose.
+#[repr(C)]
+struct KernelStatfs {
+    counts: [i64; 7],
+    fsid: [i32; 2],
+    name_len: i64,
+    fragment_size: i64,
+    flags: i64,
+    spare: [i64; 4],
 }
 
 /// `struct ifreq` with the flags member of its union, as SIOCSIFFLAGS reads it.
