@@ -70,10 +70,11 @@ pub fn export_paths(store: &dyn Store, paths: &StorePathSet, sink: &mut dyn Writ
     let mut sorted = crate::closure::topo_sort_paths(store, paths)?;
     sorted.reverse();
     for path in &sorted {
+        // CppNix writes the marker before it finds out the path is invalid.
+        write_u64(sink, 1).map_err(wrap)?;
         let info = store
             .query_path_info(path)?
             .ok_or_else(|| StoreError::InvalidPath(store.print_store_path(path)))?;
-        write_u64(sink, 1).map_err(wrap)?;
         store.nar_from_path(path, sink)?;
         write_u64(sink, EXPORT_MAGIC).map_err(wrap)?;
         write_string(sink, store.print_store_path(path).as_bytes()).map_err(wrap)?;

@@ -504,6 +504,31 @@ impl LocalStore {
         Ok(path)
     }
 
+    /// Removes temporary entries (`.nivis-tmp-<pid>-<n>`) left in the store
+    /// directory by processes that died mid-add; returns how many were removed.
+    /// Entries of live processes are left alone.
+    pub fn remove_stale_temporaries(&self) -> Result<usize, StoreError> {
+        self.check_writable("removeStaleTemporaries")?;
+        let mut removed = 0;
+        let entries = fs::read_dir(&self.config.real_store_dir)
+            .map_err(io_err(format!("reading '{}'", self.config.real_store_dir.display())))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(".nivis-tmp-") else { continue };
+            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<libc::pid_t>().ok()) else {
+                continue;
+            };
+            // SAFETY: kill with signal 0 only checks whether the process exists.
+            let alive = unsafe { libc::kill(pid, 0) } == 0
+                || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+            if !alive {
+                nar::delete_path(&entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Live roots: symlinks under `gcroots` (direct, or through one indirect
     /// link) and other processes' temporary roots. (`/proc` is not scanned.)
     fn find_roots(&self) -> Result<BTreeSet<String>, StoreError> {
@@ -817,6 +842,7 @@ impl Store for LocalStore {
     fn verify_store(&self, check_contents: bool, repair: bool) -> Result<VerifyReport, StoreError> {
         self.check_writable("verifyStore")?;
         let mut report = VerifyReport::default();
+        self.remove_stale_temporaries()?;
         eprintln!("reading the Nix store...");
         let on_disk: BTreeSet<String> = fs::read_dir(&self.config.real_store_dir)
             .map_err(io_err(format!("reading '{}'", self.config.real_store_dir.display())))?

@@ -394,9 +394,6 @@ fn run_store_operation(
             for arg in args {
                 paths.insert(follow_links_to_store_path(store, arg)?);
             }
-            for path in &paths {
-                query_info(store, path)?;
-            }
             nivis_store::export_paths(store, &paths, out)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -97,12 +97,14 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
     for arg in &options.paths {
         start.insert(follow_links_to_store_path(store, arg)?);
     }
-    let paths: Vec<StorePath> = if options.recursive {
-        let closure = nivis_store::compute_closure(store, &start, ClosureOptions::default())?;
-        closure.into_iter().collect()
+    let set = if options.recursive {
+        nivis_store::compute_closure(store, &start, ClosureOptions::default())?
     } else {
-        start.into_iter().collect()
+        start
     };
+    // Dependencies first, as CppNix prints them.
+    let mut paths: Vec<StorePath> = nivis_store::topo_sort_paths(store, &set)?;
+    paths.reverse();
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     if options.json {
