@@ -168,3 +168,33 @@ fn shell_simple_value(value: &Value) -> Option<String> {
 fn shell_escape(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
+
+/// The values of the variables a fixed-output derivation lists in
+/// `impureEnvVars`, taken from this process's environment; an unset variable
+/// is passed as the empty string, as CppNix does. For
+/// [`BuildRequest::impure_env`].
+pub fn impure_environment(drv_env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let names = drv_env.get("impureEnvVars").map(String::as_str).unwrap_or("");
+    names
+        .split([' ', '\t', '\n', '\r'])
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            let value = std::env::var_os(name).map(|value| value.to_string_lossy().into_owned()).unwrap_or_default();
+            (name.to_string(), value)
+        })
+        .collect()
+}
+
+/// The structured attributes of a derivation: its `__json` variable parsed,
+/// or `None` for a derivation without `__structuredAttrs`. For
+/// [`BuildRequest::structured_attrs`].
+pub fn structured_attrs_from_env(drv_env: &BTreeMap<String, String>) -> Result<Option<Map<String, Value>>, crate::BuildError> {
+    let Some(json) = drv_env.get("__json") else {
+        return Ok(None);
+    };
+    match serde_json::from_str::<Value>(json) {
+        Ok(Value::Object(object)) => Ok(Some(object)),
+        Ok(_) => Err(crate::BuildError::InvalidRequest("__json is not a JSON object".to_string())),
+        Err(error) => Err(crate::BuildError::InvalidRequest(format!("__json is not valid JSON: {error}"))),
+    }
+}

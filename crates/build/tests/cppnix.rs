@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use nivis_build::{BuildRequest, BuildUser};
+use nivis_build::{BuildRequest, BuildUser, impure_environment, structured_attrs_from_env};
 
 /// What the builder records about its world, one file per aspect.
 const DUMP_SCRIPT: &str = r#"
@@ -123,63 +123,176 @@ fn busybox_source(dir: &Path) -> PathBuf {
     dir.join("busybox")
 }
 
-#[test]
-fn builder_world_matches_cppnix() {
-    if !sandbox_available("builder_world_matches_cppnix") || !cppnix_available("builder_world_matches_cppnix") {
-        return;
+/// A chroot store for CppNix with busybox available as a source path.
+struct Peer {
+    _root: tempfile::TempDir,
+    store_root: PathBuf,
+    real_store_dir: PathBuf,
+    busybox_source: PathBuf,
+}
+
+impl Peer {
+    fn new() -> Peer {
+        let root = tempfile::Builder::new().prefix("nivis-build-cppnix").tempdir().expect("temp dir");
+        let busybox_source = busybox_source(root.path());
+        let store_root = root.path().join("store");
+        let real_store_dir = store_root.join("nix/store");
+        Peer { _root: root, store_root, real_store_dir, busybox_source }
     }
-    let root = tempfile::Builder::new().prefix("nivis-build-cppnix").tempdir().expect("temp dir");
-    let source = busybox_source(root.path());
-    let store_root = root.path().join("store");
-    let script = DUMP_SCRIPT.replace("''", "'''").replace("${", "''${");
-    let expression = format!(
-        r#"let bb = builtins.path {{ path = {source}; name = "busybox"; }}; in
-        derivation {{
-          name = "world"; system = "x86_64-linux";
-          builder = "${{bb}}/bin/sh"; args = [ "-c" ''{script}'' "first" "second" ];
-          PATH = "${{bb}}/bin";
-          outputs = [ "out" "dev" ];
-          passAsFile = [ "big" ]; big = "contents passed as a file";
-          plain = "a plain attribute";
-        }}"#,
-        source = source.display(),
-    );
-    let drv = instantiate(&store_root, &expression);
-    let real_store_dir = store_root.join("nix/store");
 
-    // nivis first, reading the dump from the chroot before it is cleaned up.
-    let mut request = BuildRequest::new(drv.drv_path.clone(), drv.builder.clone(), real_store_dir.clone());
-    request.args = drv.args.clone();
-    request.env = drv.env.clone();
-    request.outputs = drv.outputs.clone();
-    request.input_paths = drv.input_srcs.clone();
-    request.tmp_root = PathBuf::from("/tmp");
-    request.build_cores = 2;
-    // CppNix's default system-features include kvm where /dev/kvm exists.
-    request.kvm = true;
-    // As root, build as an unprivileged user as CppNix does with build users,
-    // so root-owned files look the same (unmapped) from inside.
-    request.build_user = Some(BuildUser { uid: 30001, gid: 30001 });
-    let (outcome, log) = build(&request);
-    assert!(outcome.status.success(), "nivis build failed: {:?}\n{log}", outcome.status);
-    let ours = read_dir_files(&outcome.output_location("out").expect("out"));
-    drop(outcome);
+    /// A derivation with busybox `sh -c script` as its builder and `attrs` (Nix
+    /// attribute bindings) besides.
+    fn instantiate(&self, script: &str, attrs: &str) -> Derivation {
+        let script = script.replace("''", "'''").replace("${", "''${");
+        let expression = format!(
+            r#"let bb = builtins.path {{ path = {source}; name = "busybox"; }}; in
+            derivation ({{
+              system = "x86_64-linux";
+              builder = "${{bb}}/bin/sh"; args = [ "-c" ''{script}'' "first" "second" ];
+              PATH = "${{bb}}/bin";
+            }} // {{ {attrs} }})"#,
+            source = self.busybox_source.display(),
+        );
+        instantiate(&self.store_root, &expression)
+    }
 
-    let cores = Command::new("nix-store")
-        .args(["--store", store_root.to_str().expect("utf-8"), "--option", "sandbox", "true", "--option", "substituters", ""])
-        .args(["--option", "cores", "2", "--realise", &drv.drv_path])
-        .output()
-        .expect("nix-store --realise");
-    assert!(cores.status.success(), "CppNix build failed: {}", String::from_utf8_lossy(&cores.stderr));
-    let out_base = drv.outputs["out"].rsplit('/').next().expect("base").to_string();
-    let theirs = read_dir_files(&real_store_dir.join(out_base));
+    /// The request nivis builds the same derivation from.
+    fn request(&self, drv: &Derivation) -> BuildRequest {
+        let mut request = BuildRequest::new(drv.drv_path.clone(), drv.builder.clone(), self.real_store_dir.clone());
+        request.args = drv.args.clone();
+        request.env = drv.env.clone();
+        request.structured_attrs = structured_attrs_from_env(&drv.env).expect("__json");
+        request.outputs = drv.outputs.clone();
+        request.input_paths = drv.input_srcs.clone();
+        request.tmp_root = PathBuf::from("/tmp");
+        request.build_cores = 2;
+        // CppNix's default system-features include kvm where /dev/kvm exists.
+        request.kvm = true;
+        // Build as an unprivileged user as CppNix does with build users, so
+        // root-owned files look the same (unmapped) from inside.
+        request.build_user = Some(BuildUser { uid: 30001, gid: 30001 });
+        request
+    }
 
+    /// Builds with CppNix and returns its build log.
+    fn realise(&self, drv: &Derivation, extra_env: &[(&str, &str)]) -> String {
+        let store = self.store_root.to_str().expect("utf-8");
+        let output = Command::new("nix-store")
+            .args(["--store", store, "--option", "sandbox", "true", "--option", "substituters", ""])
+            .args(["--option", "cores", "2", "--realise", &drv.drv_path])
+            .envs(extra_env.iter().copied())
+            .output()
+            .expect("nix-store --realise");
+        assert!(output.status.success(), "CppNix build failed: {}", String::from_utf8_lossy(&output.stderr));
+        let log = Command::new("nix-store").args(["--store", store, "--read-log", &drv.drv_path]).output().expect("nix-store -l");
+        String::from_utf8_lossy(&log.stdout).into_owned()
+    }
+
+    fn real_output(&self, drv: &Derivation, name: &str) -> PathBuf {
+        self.real_store_dir.join(drv.outputs[name].rsplit('/').next().expect("base"))
+    }
+}
+
+fn assert_same_files(ours: &BTreeMap<String, String>, theirs: &BTreeMap<String, String>) {
     assert_eq!(ours.keys().collect::<Vec<_>>(), theirs.keys().collect::<Vec<_>>());
     let mut differences = Vec::new();
-    for (file, their_contents) in &theirs {
+    for (file, their_contents) in theirs {
         if ours[file] != *their_contents {
             differences.push(format!("== {file}\n-- CppNix:\n{their_contents}-- nivis:\n{}", ours[file]));
         }
     }
     assert!(differences.is_empty(), "the builder's world differs from CppNix's:\n{}", differences.join("\n"));
+}
+
+#[test]
+fn builder_world_matches_cppnix() {
+    if !sandbox_available("builder_world_matches_cppnix") || !cppnix_available("builder_world_matches_cppnix") {
+        return;
+    }
+    let peer = Peer::new();
+    let drv = peer.instantiate(
+        DUMP_SCRIPT,
+        r#"name = "world"; outputs = [ "out" "dev" ];
+           passAsFile = [ "big" ]; big = "contents passed as a file";
+           plain = "a plain attribute";"#,
+    );
+    // nivis first, reading the dump from the chroot before it is cleaned up.
+    let (outcome, log) = build(&peer.request(&drv));
+    assert!(outcome.status.success(), "nivis build failed: {:?}\n{log}", outcome.status);
+    let ours = read_dir_files(&outcome.output_location("out").expect("out"));
+    drop(outcome);
+    peer.realise(&drv, &[]);
+    assert_same_files(&ours, &read_dir_files(&peer.real_output(&drv, "out")));
+}
+
+#[test]
+fn structured_attrs_match_cppnix() {
+    if !sandbox_available("structured_attrs_match_cppnix") || !cppnix_available("structured_attrs_match_cppnix") {
+        return;
+    }
+    let peer = Peer::new();
+    // CppNix 2.8 points NIX_ATTRS_*_FILE at the host's build directory (fixed
+    // later to the sandbox path, which nivis uses), so those two are left out.
+    let script = r#"
+out=$(sed -n 's/.*"outputs":{"out":"\([^"]*\)".*/\1/p' /build/.attrs.json)
+mkdir $out
+env | grep -v '^NIX_ATTRS_' | sort > $out/env
+cp /build/.attrs.json $out/json
+cp /build/.attrs.sh $out/sh
+ls -a /build > $out/buildls
+"#;
+    let drv = peer.instantiate(
+        script,
+        r#"name = "structured"; __structuredAttrs = true; outputs = [ "out" ];
+           str = "it's \"quoted\"\n"; int = 42; big = 5000000000; neg = -7; float = 1.5; whole = 2.0;
+           yes = true; no = false; nothing = null;
+           list = [ 1 "two" true null ]; nestedList = [ [ 1 ] ];
+           set = { a = 1; b = "x'y"; c = null; }; nestedSet = { a = { b = 1; }; };
+           "not-a-shell-name" = "skipped in .attrs.sh"; passAsFile = [ "str" ];"#,
+    );
+    let request = peer.request(&drv);
+    assert!(request.structured_attrs.is_some());
+    assert!(!request.env.contains_key("out") && request.env.contains_key("__json"));
+    let (outcome, log) = build(&request);
+    assert!(outcome.status.success(), "nivis build failed: {:?}\n{log}", outcome.status);
+    let ours = read_dir_files(&outcome.output_location("out").expect("out"));
+    drop(outcome);
+    peer.realise(&drv, &[]);
+    assert_same_files(&ours, &read_dir_files(&peer.real_output(&drv, "out")));
+}
+
+#[test]
+fn fixed_output_world_matches_cppnix() {
+    if !sandbox_available("fixed_output_world_matches_cppnix") || !cppnix_available("fixed_output_world_matches_cppnix") {
+        return;
+    }
+    let peer = Peer::new();
+    let script = r#"
+env | sort >&2
+ls -a /etc >&2
+cat /etc/nsswitch.conf >&2
+ifconfig -a | grep -E '^[a-z]' | while read -r name rest; do echo "interface $name" >&2; done
+printf hi > $out
+"#;
+    // sha256 of "hi": `printf hi | sha256sum`.
+    let drv = peer.instantiate(
+        script,
+        r#"name = "fixed"; outputHashMode = "flat"; outputHashAlgo = "sha256";
+           outputHash = "8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4";
+           impureEnvVars = [ "NIVIS_TEST_IMPURE" "NIVIS_TEST_UNSET" ];"#,
+    );
+    let mut request = peer.request(&drv);
+    request.fixed_output = true;
+    // What `impure_environment` would read from a process that has the
+    // variable set, as the CppNix run below does.
+    request.impure_env = impure_environment(&drv.env);
+    request.impure_env.insert("NIVIS_TEST_IMPURE".to_string(), "from the caller".to_string());
+    let (outcome, our_log) = build(&request);
+    assert!(outcome.status.success(), "nivis build failed: {:?}\n{our_log}", outcome.status);
+    drop(outcome);
+    let their_log = peer.realise(&drv, &[("NIVIS_TEST_IMPURE", "from the caller")]);
+    assert_eq!(our_log, their_log);
+    for expected in ["NIX_OUTPUT_CHECKED=1\n", "NIVIS_TEST_IMPURE=from the caller\n", "NIVIS_TEST_UNSET=\n", "hosts: files dns\n", "resolv.conf\n"] {
+        assert!(our_log.contains(expected), "{expected:?} missing from the log:\n{our_log}");
+    }
 }
