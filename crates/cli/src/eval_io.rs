@@ -23,6 +23,83 @@ impl CliEvalIO {
     }
 }
 
+/// The message part of an I/O error as CppNix words it (strerror).
+fn io_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+fn nar_str(out: &mut nivis_formats::hash::Hasher, s: &[u8]) {
+    out.update(&(s.len() as u64).to_le_bytes());
+    out.update(s);
+    let pad = (8 - s.len() % 8) % 8;
+    out.update(&[0u8; 8][..pad]);
+}
+
+/// Serialises `path` as a NAR into `out`, leaving out what `filter` rejects
+/// (the root itself is always included), for `builtins.path`/`filterSource`.
+fn nar_filtered(
+    path: &Path,
+    filter: &mut PathFilter<'_>,
+    out: &mut nivis_formats::hash::Hasher,
+    root: bool,
+) -> Result<(), IoError> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    if root {
+        nar_str(out, b"nix-archive-1");
+    }
+    let meta = std::fs::symlink_metadata(path)?;
+    nar_str(out, b"(");
+    nar_str(out, b"type");
+    if meta.file_type().is_symlink() {
+        nar_str(out, b"symlink");
+        nar_str(out, b"target");
+        nar_str(out, std::fs::read_link(path)?.as_os_str().as_bytes());
+    } else if meta.is_dir() {
+        nar_str(out, b"directory");
+        let mut names: Vec<std::ffi::OsString> =
+            std::fs::read_dir(path)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        for name in names {
+            let child = path.join(&name);
+            let ft = std::fs::symlink_metadata(&child)?.file_type();
+            let kind = if ft.is_symlink() {
+                FileType::Symlink
+            } else if ft.is_dir() {
+                FileType::Directory
+            } else if ft.is_file() {
+                FileType::Regular
+            } else {
+                FileType::Unknown
+            };
+            if !filter(&child, kind)? {
+                continue;
+            }
+            nar_str(out, b"entry");
+            nar_str(out, b"(");
+            nar_str(out, b"name");
+            nar_str(out, name.as_bytes());
+            nar_str(out, b"node");
+            nar_filtered(&child, filter, out, false)?;
+            nar_str(out, b")");
+        }
+    } else {
+        nar_str(out, b"regular");
+        if meta.permissions().mode() & 0o100 != 0 {
+            nar_str(out, b"executable");
+            nar_str(out, b"");
+        }
+        nar_str(out, b"contents");
+        nar_str(out, &std::fs::read(path)?);
+    }
+    nar_str(out, b")");
+    Ok(())
+}
+
 fn msg(e: impl std::fmt::Display) -> IoError {
     IoError::Message(e.to_string())
 }
@@ -53,13 +130,14 @@ impl EvalIO for CliEvalIO {
         recursive: bool,
         filter: Option<&mut PathFilter<'_>>,
     ) -> Result<String, IoError> {
-        if filter.is_some() {
-            return Err(IoError::Unsupported("copying a filtered path to the store"));
+        if let Err(e) = std::fs::symlink_metadata(path) {
+            return Err(IoError::Message(format!("getting status of '{}': {}", path.display(), io_reason(&e))));
         }
-        if std::fs::symlink_metadata(path).is_err() {
-            return Err(IoError::Message(format!("path '{}' does not exist", path.display())));
-        }
-        let hash = if recursive {
+        let hash = if let Some(filter) = filter {
+            let mut hasher = nivis_formats::hash::Hasher::new(HashAlgorithm::Sha256);
+            nar_filtered(path, filter, &mut hasher, true)?;
+            hasher.finish()
+        } else if recursive {
             nivis_formats::nar::hash_path(path, HashAlgorithm::Sha256).map_err(msg)?.0
         } else {
             let data = std::fs::read(path)?;
@@ -132,17 +210,12 @@ pub fn search_path(include: &[String]) -> Vec<String> {
         .collect()
 }
 
-pub fn settings(include: &[String]) -> Settings {
-    let mut s = Settings { nix_path: search_path(include), ..Settings::default() };
-    if let Ok(v) = std::env::var("NIX_SHOW_TRACE") {
-        let _ = v;
-    }
-    s.trace_verbose = false;
-    s
+pub fn settings(include: &[String], show_trace: bool) -> Settings {
+    Settings { nix_path: search_path(include), show_trace, ..Settings::default() }
 }
 
-pub fn new_eval(include: &[String]) -> Eval {
-    Eval::new(Rc::new(CliEvalIO::new()), settings(include))
+pub fn new_eval(include: &[String], show_trace: bool) -> Eval {
+    Eval::new(Rc::new(CliEvalIO::new()), settings(include, show_trace))
 }
 
 /// `--arg`/`--argstr` values, bound lazily.

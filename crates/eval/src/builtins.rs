@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use crate::ast::BinOp;
 use crate::error::{ErrorKind, EvalError, Result};
-use crate::eval::{AddTrace, Coerce, Eval, Settings, context_store_path, eval_error, io_error, type_error};
+use crate::eval::{Coerce, Eval, Settings, context_store_path, eval_error, io_error, type_error};
 use crate::io::{EvalIO, FileType};
 use crate::pos::Pos;
 use crate::resolve::Scope;
@@ -250,7 +250,7 @@ fn prim_abort(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     Err(EvalError::new(
         ErrorKind::Abort,
         format!("evaluation aborted with the following error message: '{}'", s.to_str_lossy()),
-        p,
+        Pos::NONE,
     ))
 }
 
@@ -335,8 +335,8 @@ fn prim_get_attr(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let sym = Sym::new(name.as_bytes());
     match attrs.find(sym) {
         Some(attr) => {
-            let (v, apos) = (attr.value.clone(), attr.pos);
-            e.force(&v, p).trace(apos, || format!("while evaluating the attribute '{sym}'"))
+            let v = attr.value.clone();
+            e.force(&v, p)
         }
         None => Err(eval_error(format!("attribute '{sym}' missing"), p)),
     }

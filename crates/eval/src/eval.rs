@@ -29,6 +29,9 @@ pub struct Settings {
     pub pure_eval: bool,
     pub current_time: i64,
     pub trace_verbose: bool,
+    /// Record function-call frames in error traces (`--show-trace`); CppNix
+    /// only collects them then.
+    pub show_trace: bool,
 }
 
 impl Default for Settings {
@@ -44,6 +47,7 @@ impl Default for Settings {
             pure_eval: false,
             current_time,
             trace_verbose: false,
+            show_trace: false,
         }
     }
 }
@@ -517,11 +521,12 @@ impl Eval {
                     other => Err(type_error(&other, "a Boolean", *pos)),
                 }
             }
-            Expr::Not { expr, pos } => {
+            Expr::Not { expr, .. } => {
                 let v = self.eval(expr, env)?;
                 match v {
                     Value::Bool(b) => Ok(Value::Bool(!b)),
-                    other => Err(type_error(&other, "a Boolean", *pos)),
+                    // CppNix reports this one without a position.
+                    other => Err(type_error(&other, "a Boolean", Pos::NONE)),
                 }
             }
             Expr::Neg { expr, pos } => {
@@ -604,26 +609,51 @@ impl Eval {
         env: &Rc<Env>,
     ) -> Result<Value> {
         let mut v = self.eval(expr, env)?;
+        // Once an attribute has been found, errors get a frame naming the path,
+        // as CppNix's ExprSelect does.
+        let mut found_pos: Option<Pos> = None;
         for name in path {
-            let sym = self.attr_name_sym(name, env)?;
-            match &v {
-                Value::Attrs(a) => match a.find(sym) {
-                    Some(attr) => {
-                        let (value, apos) = (attr.value.clone(), attr.pos);
-                        v = self.force(&value, pos).trace(apos, || format!("while evaluating the attribute '{sym}'"))?;
-                    }
-                    None => {
-                        if let Some(d) = default {
-                            return self.eval(d, env);
+            let step = (|| -> Result<Option<Value>> {
+                let sym = self.attr_name_sym(name, env)?;
+                match &v {
+                    Value::Attrs(a) => match a.find(sym) {
+                        Some(attr) => {
+                            let (value, apos) = (attr.value.clone(), attr.pos);
+                            found_pos = Some(apos);
+                            Ok(Some(self.force(&value, pos)?))
                         }
-                        return Err(eval_error(format!("attribute '{sym}' missing"), pos));
+                        None => {
+                            if default.is_some() {
+                                return Ok(None);
+                            }
+                            Err(eval_error(format!("attribute '{sym}' missing"), pos))
+                        }
+                    },
+                    other => {
+                        if default.is_some() {
+                            return Ok(None);
+                        }
+                        Err(type_error(other, "a set", pos))
                     }
-                },
-                other => {
-                    if let Some(d) = default {
-                        return self.eval(d, env);
-                    }
-                    return Err(type_error(other, "a set", pos));
+                }
+            })();
+            match step {
+                Ok(Some(next)) => v = next,
+                Ok(None) => return self.eval(default.expect("checked above"), env),
+                Err(e) => {
+                    return match found_pos {
+                        Some(apos) => Err(e).trace(apos, || {
+                            let shown: Vec<String> = path
+                                .iter()
+                                .map(|a| match a {
+                                    AttrName::Static(s) => s.to_string(),
+                                    AttrName::Dynamic(_) => "\"${...}\"".to_string(),
+                                })
+                                .collect();
+                            format!("while evaluating the attribute '{}'", shown.join("."))
+                        }),
+                        None => Err(e),
+                    };
                 }
             }
         }
@@ -941,7 +971,11 @@ impl Eval {
     }
 
     fn call_primop(&mut self, op: &'static builtins::PrimOp, args: &[Value], pos: Pos) -> Result<Value> {
-        (op.func)(self, args, pos).trace(pos, || format!("while calling the '{}' builtin", op.name))
+        let result = (op.func)(self, args, pos);
+        if self.settings.show_trace {
+            return result.trace(pos, || format!("while calling the '{}' builtin", op.name));
+        }
+        result
     }
 
     fn call_lambda(&mut self, c: &Rc<Closure>, arg: Value, pos: Pos) -> Result<Value> {
@@ -996,7 +1030,14 @@ impl Eval {
         }
         let result = self.eval(&lambda.body, &env);
         self.call_depth -= 1;
-        result.trace(pos, || format!("while calling '{}'", lambda_name(lambda)))
+        if self.settings.show_trace && result.is_err() {
+            let name = match lambda.name {
+                Some(n) => format!("'{n}'"),
+                None => "anonymous lambda".to_string(),
+            };
+            return result.trace(lambda.pos, || format!("while evaluating {name}")).trace(pos, || "from call site".to_string());
+        }
+        result
     }
 
     // ----- coercion -----
@@ -1191,7 +1232,7 @@ impl Eval {
                     i += 1;
                 }
             }
-            _ => Err(eval_error(format!("cannot compare {} with {}", a.show_type(), b.show_type()), pos)),
+            _ => Err(eval_error(format!("cannot compare {} with {}", a.show_type(), b.show_type()), Pos::NONE)),
         }
     }
 }

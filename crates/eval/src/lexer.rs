@@ -609,7 +609,7 @@ impl<'a> Lexer<'a> {
         let s = self.src;
         let rest = &s[self.pos..];
         if rest.is_empty() {
-            return Err(self.err(self.pos, "syntax error, unexpected end of file, expecting IND_STRING_CLOSE"));
+            return Err(self.err(self.pos, "syntax error, unexpected end of file, expecting IND_STR or DOLLAR_CURLY or IND_STRING_CLOSE"));
         }
         if rest.starts_with(b"''$") {
             self.pos += 3;

@@ -23,6 +23,8 @@ pub struct Parser<'a> {
     file: u32,
     base_dir: &'a Path,
     home: Option<Vec<u8>>,
+    /// Whether the last `bump` moved forward (it never moves past the end).
+    advanced: bool,
 }
 
 /// Parses `src` (registered as file `file`); relative paths are resolved against
@@ -33,7 +35,7 @@ pub fn parse(src: &[u8], file: u32, base_dir: &Path) -> Result<Expr, ParseError>
         use std::os::unix::ffi::OsStrExt;
         h.as_bytes().to_vec()
     });
-    let mut p = Parser { tokens, i: 0, file, base_dir, home };
+    let mut p = Parser { tokens, i: 0, file, base_dir, home, advanced: false };
     let e = p.parse_expr()?;
     if p.peek() != &Tok::Eof {
         return Err(p.unexpected());
@@ -142,11 +144,19 @@ impl<'a> Parser<'a> {
     }
     fn bump(&mut self) -> Tok {
         let t = self.tokens[self.i].tok.clone();
-        if self.i + 1 < self.tokens.len() {
+        self.advanced = self.i + 1 < self.tokens.len();
+        if self.advanced {
             self.i += 1;
         }
         t
     }
+    /// Steps back over a token taken by `bump` (the end of file is never consumed).
+    fn unbump(&mut self) {
+        if self.tokens[self.i].tok != Tok::Eof || self.i + 1 < self.tokens.len() {
+            self.unbump();
+        }
+    }
+
     fn unexpected(&self) -> ParseError {
         ParseError { msg: format!("syntax error, unexpected {}", tok_name(self.peek())), pos: self.pos() }
     }
@@ -195,7 +205,7 @@ impl<'a> Parser<'a> {
                     match self.bump() {
                         Tok::Id(n) => arg = Some(Sym::new(&n)),
                         _ => {
-                            self.i -= 1;
+                            self.unbump();
                             return Err(self.unexpected());
                         }
                     }
@@ -504,7 +514,7 @@ impl<'a> Parser<'a> {
                 }
                 Tok::StrClose => break,
                 _ => {
-                    self.i -= 1;
+                    self.unbump();
                     return Err(self.unexpected());
                 }
             }
@@ -539,7 +549,7 @@ impl<'a> Parser<'a> {
                 }
                 Tok::IndClose => break,
                 _ => {
-                    self.i -= 1;
+                    self.unbump();
                     return Err(self.unexpected());
                 }
             }
@@ -677,7 +687,7 @@ impl<'a> Parser<'a> {
                     self.expect(Tok::RBrace)?;
                 }
                 _ => {
-                    self.i -= 1;
+                    self.unbump();
                     return Err(self.unexpected());
                 }
             }
@@ -758,7 +768,7 @@ impl<'a> Parser<'a> {
                 Expr::List(items)
             }
             _ => {
-                self.i -= 1;
+                self.unbump();
                 return Err(self.unexpected());
             }
         })

@@ -90,7 +90,7 @@ pub fn run(args: Vec<OsString>) -> crate::CommandResult {
 }
 
 fn run_in_thread(mut o: Options) -> u8 {
-    let mut ev = new_eval(&o.include);
+    let mut ev = new_eval(&o.include, o.show_trace);
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -79,7 +79,7 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
 }
 
 fn run_in_thread(o: Options) -> u8 {
-    let mut ev = new_eval(&o.include);
+    let mut ev = new_eval(&o.include, o.show_trace);
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let result = (|| -> nivis_eval::error::Result<Vec<u8>> {
         let expr = match (&o.expr, &o.file) {
