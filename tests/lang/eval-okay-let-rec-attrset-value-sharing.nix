@@ -1,0 +1,1 @@
+let s = rec { a = [ b ]; b = 1; }; in s.a

@@ -1,0 +1,1 @@
+builtins.split "(\n)+" "a\n\nb\nc"

@@ -1,0 +1,1 @@
+toString { type = "derivation"; outPath = "/nix/store/abc-x"; }
