@@ -26,6 +26,7 @@ mod outputs;
 mod refs;
 mod request;
 mod sandbox;
+mod seccomp;
 
 pub use env::{BuilderEnvironment, HOMELESS_SHELTER, builder_environment, impure_environment, structured_attrs_from_env};
 pub use error::BuildError;

@@ -144,6 +144,12 @@ pub struct BuildRequest {
     pub build_user: Option<BuildUser>,
     /// Keep the temporary build directory afterwards (`--keep-failed`).
     pub keep_build_dir: bool,
+    /// The `filter-syscalls` setting: forbid setuid/setgid files and extended
+    /// attributes with a seccomp filter.
+    pub filter_syscalls: bool,
+    /// The `allow-new-privileges` setting: when false (the default) and the
+    /// filter is on, the builder runs with `PR_SET_NO_NEW_PRIVS`.
+    pub allow_new_privileges: bool,
 }
 
 impl BuildRequest {
@@ -172,6 +178,8 @@ impl BuildRequest {
             kvm: false,
             build_user: None,
             keep_build_dir: false,
+            filter_syscalls: true,
+            allow_new_privileges: false,
         }
     }
 }

@@ -241,11 +241,12 @@ enum Step {
     Setgid,
     Setuid,
     Setsid,
+    Seccomp,
     Stdio,
     Exec,
 }
 
-const STEP_NAMES: [&str; 19] = [
+const STEP_NAMES: [&str; 20] = [
     "setting the host name",
     "setting the domain name",
     "bringing up the loopback interface",
@@ -263,6 +264,7 @@ const STEP_NAMES: [&str; 19] = [
     "setgid",
     "setuid",
     "setsid",
+    "installing the system-call filter",
     "setting up stdin/stdout/stderr",
     "executing the builder",
 ];
@@ -282,6 +284,9 @@ struct ChildPlan {
     argv_pointers: Vec<*const libc::c_char>,
     envp: Vec<CString>,
     envp_pointers: Vec<*const libc::c_char>,
+    /// `Some` to install CppNix's system-call filter before exec.
+    seccomp_filter: Option<Vec<crate::seccomp::Instruction>>,
+    no_new_privileges: bool,
     sync_read: RawFd,
     error_write: RawFd,
     stdin_fd: RawFd,
@@ -339,6 +344,8 @@ pub fn run_build(request: &BuildRequest, log: &mut dyn Write) -> Result<BuildOut
         argv,
         envp_pointers: Vec::new(),
         envp,
+        seccomp_filter: request.filter_syscalls.then(crate::seccomp::filter),
+        no_new_privileges: request.filter_syscalls && !request.allow_new_privileges,
         sync_read: sync_read.as_raw_fd(),
         error_write: error_write.as_raw_fd(),
         stdin_fd: stdin.as_raw_fd(),
@@ -1008,6 +1015,15 @@ unsafe fn child_main(plan: &ChildPlan) -> ! {
         libc::umask(0o022);
         if libc::setsid() < 0 {
             fail(Step::Setsid as u32);
+        }
+        if plan.no_new_privileges && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) != 0 {
+            fail(Step::Seccomp as u32);
+        }
+        if let Some(filter) = &plan.seccomp_filter {
+            let program = libc::sock_fprog { len: filter.len() as libc::c_ushort, filter: filter.as_ptr() as *mut libc::sock_filter };
+            if libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER as libc::c_ulong, &program as *const libc::sock_fprog) != 0 {
+                fail(Step::Seccomp as u32);
+            }
         }
         if libc::dup2(plan.stdin_fd, 0) < 0 || libc::dup2(plan.log_fd, 1) < 0 || libc::dup2(plan.log_fd, 2) < 0 {
             fail(Step::Stdio as u32);

@@ -32,6 +32,9 @@ ls -a /dev > $out/dev
 for l in /dev/fd /dev/stdin /dev/stdout /dev/stderr /dev/ptmx; do echo "$l -> $(readlink $l)"; done > $out/links
 cat /proc/self/uid_map /proc/self/gid_map | while read -r inside outside count; do echo "$inside $count"; done > $out/idmaps
 grep -E '^(Max core file size|Max stack size)' /proc/self/limits > $out/limits
+grep -E '^(NoNewPrivs|Seccomp|Seccomp_filters|CapEff|CapPrm):' /proc/self/status > $out/status
+touch $out/setuid; if chmod 4755 $out/setuid 2>/dev/null; then echo chmod-setuid-allowed; else echo chmod-setuid-denied; fi > $out/setuid-attempt
+if chmod 755 $out/setuid; then echo chmod-allowed; else echo chmod-denied; fi >> $out/setuid-attempt
 umask > $out/umask
 echo "$$" > $out/pid
 echo "$0|$1|$2" > $out/args

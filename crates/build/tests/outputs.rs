@@ -47,6 +47,9 @@ fn outputs_are_canonicalised_scanned_and_hashed() {
     let mut request = store.shell_request("outputs", &script);
     request.input_paths.push(data.clone());
     request.input_paths.push(unreferenced.clone());
+    // Without the system-call filter the builder can make a setuid file, which
+    // canonicalisation must then neutralise.
+    request.filter_syscalls = false;
     let (mut outcome, log) = build(&request);
     assert_eq!(outcome.status, BuildStatus::Exited(0), "log: {log}");
     let moved = outcome.move_outputs_to_store().expect("move outputs");
@@ -54,6 +57,8 @@ fn outputs_are_canonicalised_scanned_and_hashed() {
     assert_eq!(out_path, &store.real_path(&request.outputs["out"]));
     drop(outcome);
     assert!(out_path.join("plain").exists(), "the output survives the cleanup of the chroot");
+    let setuid_mode = fs::metadata(out_path.join("bin/setuid")).expect("setuid").permissions().mode();
+    assert_eq!(setuid_mode & 0o7777, 0o4755, "the builder could not create the setuid file");
 
     // An extended attribute the canonicalisation must remove (tmpfs and ext4
     // take user.* attributes).

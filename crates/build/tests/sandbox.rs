@@ -229,6 +229,26 @@ fn log_limit_kills_a_chatty_build() {
 }
 
 #[test]
+fn setuid_files_and_xattrs_are_filtered() {
+    if !sandbox_available("setuid_files_and_xattrs_are_filtered") {
+        return;
+    }
+    let store = Store::new();
+    let script = "mkdir $out; touch $out/f; \
+        for mode in 4755 2755 6755 1755 755; do if chmod $mode $out/f 2>/dev/null; then echo \"$mode allowed\"; else echo \"$mode denied\"; fi; done > $out/result; \
+        grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status >> $out/result";
+    let result = run_and_read(&store, "seccomp", script);
+    assert_eq!(result, "4755 denied\n2755 denied\n6755 denied\n1755 allowed\n755 allowed\nNoNewPrivs:\t1\nSeccomp:\t2\n");
+    let mut request = store.shell_request("no-seccomp", script);
+    request.filter_syscalls = false;
+    let (outcome, _) = build(&request);
+    assert_eq!(
+        read_output_file(&outcome, "result"),
+        "4755 allowed\n2755 allowed\n6755 allowed\n1755 allowed\n755 allowed\nNoNewPrivs:\t0\nSeccomp:\t0\n"
+    );
+}
+
+#[test]
 fn exit_status_and_signals_are_reported() {
     if !sandbox_available("exit_status_and_signals_are_reported") {
         return;
