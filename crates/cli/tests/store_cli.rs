@@ -473,3 +473,45 @@ fn prefetch_url_matches_cppnix_for_file_urls() {
     assert_eq!(wrong.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("hash mismatch"));
 }
+
+#[test]
+fn derivations_print_env_outputs_and_derivation_outputs_rows() {
+    let env = Env::new();
+    let source = store_arg(&env.path("source"));
+    let expr = env.path("drv.nix");
+    std::fs::write(
+        &expr,
+        r#"let dep = derivation { name = "dep"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "echo it's > $out" ]; };
+in derivation { name = "multi"; system = "x86_64-linux"; builder = "/bin/sh"; outputs = [ "out" "dev" ]; args = [ "-c" "a 'b' c" "${dep}" ]; quote = "it's \"q\"\n$x"; }"#,
+    )
+    .unwrap();
+    let drv = stdout(&env.cppnix("nix-instantiate", &["--store", &source, expr.to_str().unwrap()]));
+    let drv = drv.trim();
+    for args in [vec!["--print-env", drv], vec!["-q", "--outputs", drv], vec!["-q", "-R", drv], vec!["-q", "--tree", drv]] {
+        let mut full = vec!["--store", source.as_str()];
+        full.extend(&args);
+        assert_eq!(stdout(&env.nivis("nix-store", &full)), stdout(&env.cppnix("nix-store", &full)), "{args:?}");
+    }
+    // nivis registers the .drv files it imports with the DerivationOutputs rows
+    // CppNix would write.
+    let closure = stdout(&env.cppnix("nix-store", &["--store", &source, "-qR", drv]));
+    let mut export_args = vec!["--store", source.as_str(), "--export"];
+    export_args.extend(closure.lines());
+    let export = env.cppnix("nix-store", &export_args).stdout;
+    let target = env.path("target");
+    stdout(&env.nivis_stdin("nix-store", &["--store", &store_arg(&target), "--import"], &export));
+    let rows = |root: &Path| {
+        let output = Command::new("sqlite3")
+            .arg(root.join("nix/var/nix/db/db.sqlite"))
+            .arg("select v.path, d.id, d.path from DerivationOutputs d join ValidPaths v on v.id = d.drv order by 1, 2")
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let expected = rows(&env.path("source"));
+    assert_eq!(expected.lines().count(), 3);
+    assert_eq!(rows(&target), expected);
+    let out_path = stdout(&env.cppnix("nix-store", &["--store", &source, "-q", "--outputs", drv]));
+    let derivers = stdout(&env.nivis("nix-store", &["--store", &store_arg(&target), "-q", "--valid-derivers", out_path.lines().next().unwrap()]));
+    assert_eq!(derivers.trim(), drv);
+}

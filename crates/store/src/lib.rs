@@ -9,7 +9,6 @@
 mod closure;
 mod config;
 mod db;
-mod drv_outputs;
 mod dummy;
 mod error;
 mod export;
@@ -20,14 +19,14 @@ mod store;
 
 pub use closure::{ClosureOptions, compute_closure, topo_sort_paths};
 pub use config::{LocalStoreConfig, StoreSettings, StoreUri};
-pub use drv_outputs::parse_output_paths as derivation_output_paths;
 pub use dummy::DummyStore;
 pub use error::StoreError;
 pub use export::export_paths;
 pub use local::LocalStore;
 pub use locks::{LockType, PathLock};
 pub use nar::{delete_path, dump_path, restore_path, restore_path_plain};
-pub use store::{ContentAddress, Store, ValidPathInfo, VerifyReport};
+pub use nivis_formats::ContentAddress;
+pub use store::{Store, ValidPathInfo, VerifyReport};
 
 /// The schema version this crate reads and writes (CppNix 2.8's).
 pub use db::SCHEMA_VERSION;

@@ -33,7 +33,8 @@ use crate::db::{self, NewPathRow};
 use crate::error::StoreError;
 use crate::locks::{self, LockType, PathLock, TempRoots};
 use crate::nar;
-use crate::store::{ContentAddress, Store, ValidPathInfo, VerifyReport};
+use crate::store::{Store, ValidPathInfo, VerifyReport};
+use nivis_formats::ContentAddress;
 
 /// Bytes CppNix keeps in `db/reserved` so a full disk can still be collected.
 const RESERVED_SIZE: u64 = 8 * 1024 * 1024;
@@ -345,7 +346,7 @@ impl LocalStore {
             let nar_hash = info.nar_hash.encode(HashEncoding::Base16, true);
             let deriver = info.deriver.as_ref().map(|d| self.printed(d));
             let sigs: Vec<String> = info.sigs.iter().cloned().collect();
-            let ca = info.ca.as_ref().map(ContentAddress::render);
+            let ca = info.ca.as_ref().map(ContentAddress::to_string);
             let row = NewPathRow {
                 path: &printed,
                 hash: &nar_hash,
@@ -408,11 +409,13 @@ impl LocalStore {
         drv_path: &StorePath,
     ) -> Result<(), StoreError> {
         let real = self.to_real_path(drv_path);
-        let text = fs::read_to_string(&real)
-            .map_err(io_err(format!("reading derivation '{}'", real.display())))?;
-        for (output_name, output_path) in crate::drv_outputs::parse_output_paths(&text)? {
-            if !output_path.is_empty() {
-                db::insert_derivation_output(conn, drv_id, &output_name, &output_path)?;
+        let bytes = fs::read(&real).map_err(io_err(format!("reading derivation '{}'", real.display())))?;
+        let derivation = nivis_formats::Derivation::parse(&self.store_dir, &bytes).map_err(|e| {
+            StoreError::BadInput(format!("error parsing derivation '{}': {e}", self.printed(drv_path)))
+        })?;
+        for (output_name, output) in &derivation.outputs {
+            if let Some(output_path) = output.path() {
+                db::insert_derivation_output(conn, drv_id, output_name, &self.printed(output_path))?;
             }
         }
         Ok(())
@@ -432,7 +435,9 @@ impl LocalStore {
             None => None,
         };
         let ca = match &row.ca {
-            Some(ca) => Some(ContentAddress::parse(ca)?),
+            Some(ca) => Some(ContentAddress::parse(ca).map_err(|e| {
+                StoreError::BadInput(format!("bad content address of '{}' in the database: {e}", row.path))
+            })?),
             None => None,
         };
         Ok(ValidPathInfo {
@@ -474,10 +479,9 @@ impl LocalStore {
                 hasher.finish()
             }
         };
-        let self_reference = info.references.contains(&info.path);
-        let mut references = info.references.clone();
-        references.remove(&info.path);
-        let expected_path = ca.store_path(&self.store_dir, info.path.name(), &references, self_reference)?;
+        let expected_path = ca
+            .store_path(&self.store_dir, info.path.name(), &info.references, Some(&info.path))
+            .map_err(|e| StoreError::BadPath(e.to_string()))?;
         if &actual != ca.hash() || expected_path != info.path {
             return Err(StoreError::BadInput(format!(
                 "ca hash mismatch importing path '{}';\n  specified: {}\n  got:       {}",
@@ -691,7 +695,9 @@ impl Store for LocalStore {
         let nar_hash = nar_hasher.finish();
         let ca_hash = ca_hash.unwrap_or_else(|| nar_hash.clone());
         let ca = ContentAddress::Fixed(method, ca_hash);
-        let path = ca.store_path(&self.store_dir, name, references, false)?;
+        let path = ca
+            .store_path(&self.store_dir, name, references, None)
+            .map_err(|e| StoreError::BadPath(e.to_string()))?;
         let mut info = ValidPathInfo::new(path.clone(), nar_hash, nar_size);
         info.references = references.clone();
         info.ca = Some(ca);

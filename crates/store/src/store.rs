@@ -10,70 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use nivis_formats::{FileIngestionMethod, Hash, HashAlgorithm, HashEncoding, StoreDir, StorePath, StorePathSet};
+use nivis_formats::{ContentAddress, FileIngestionMethod, Hash, HashAlgorithm, StoreDir, StorePath, StorePathSet};
 
 use crate::error::StoreError;
-
-/// How a path's contents are determined by a hash (`ValidPaths.ca`), CppNix's
-/// `ContentAddress`: rendered `text:sha256:<nix32>` or `fixed:[r:]<algo>:<nix32>`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ContentAddress {
-    /// `builtins.toFile` and `.drv` files: SHA-256 of the flat contents.
-    Text(Hash),
-    /// Fixed-output: the hash of the flat file or of its NAR.
-    Fixed(FileIngestionMethod, Hash),
-}
-
-impl ContentAddress {
-    pub fn render(&self) -> String {
-        match self {
-            ContentAddress::Text(hash) => format!("text:{}", hash.encode(HashEncoding::Nix32, true)),
-            ContentAddress::Fixed(method, hash) => {
-                format!("fixed:{}{}", method.prefix(), hash.encode(HashEncoding::Nix32, true))
-            }
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<ContentAddress, StoreError> {
-        let bad = |why: &str| StoreError::BadInput(format!("invalid content address '{s}': {why}"));
-        if let Some(rest) = s.strip_prefix("text:") {
-            let hash = Hash::parse_prefixed(rest).map_err(|e| bad(&e.to_string()))?;
-            return Ok(ContentAddress::Text(hash));
-        }
-        if let Some(rest) = s.strip_prefix("fixed:") {
-            let (method, rest) = match rest.strip_prefix("r:") {
-                Some(rest) => (FileIngestionMethod::Recursive, rest),
-                None => (FileIngestionMethod::Flat, rest),
-            };
-            let hash = Hash::parse_prefixed(rest).map_err(|e| bad(&e.to_string()))?;
-            return Ok(ContentAddress::Fixed(method, hash));
-        }
-        Err(bad("expected 'text:' or 'fixed:'"))
-    }
-
-    pub fn hash(&self) -> &Hash {
-        match self {
-            ContentAddress::Text(hash) | ContentAddress::Fixed(_, hash) => hash,
-        }
-    }
-
-    /// The store path this content address gives `name` with `references`.
-    pub fn store_path(
-        &self,
-        store_dir: &StoreDir,
-        name: &str,
-        references: &StorePathSet,
-        has_self_reference: bool,
-    ) -> Result<StorePath, StoreError> {
-        let result = match self {
-            ContentAddress::Text(hash) => store_dir.make_text_path(name, hash, references),
-            ContentAddress::Fixed(method, hash) => {
-                store_dir.make_fixed_output_path(*method, hash, name, references, has_self_reference)
-            }
-        };
-        result.map_err(|e| StoreError::BadPath(e.to_string()))
-    }
-}
 
 /// Everything the store knows about a valid path (CppNix's `ValidPathInfo`).
 #[derive(Debug, Clone, PartialEq, Eq)]

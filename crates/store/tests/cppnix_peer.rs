@@ -118,7 +118,7 @@ fn paths_registered_by_nivis_are_valid_for_cppnix() {
     let store = open(&root);
     let info = store.query_path_info(&top).unwrap().unwrap();
     assert_eq!(their_hash.trim(), info.nar_hash.encode(HashEncoding::Nix32, true));
-    assert_eq!(info.ca.as_ref().unwrap().render().split(':').next(), Some("text"));
+    assert_eq!(info.ca.as_ref().unwrap().to_string().split(':').next(), Some("text"));
     // CppNix's full check agrees with the contents we wrote.
     assert!(cppnix_status(&root, &["--verify", "--check-contents"]));
 }

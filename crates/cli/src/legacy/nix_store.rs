@@ -462,29 +462,32 @@ fn query_info(store: &dyn Store, path: &StorePath) -> anyhow::Result<nivis_store
     }
 }
 
-/// The outputs of a valid `.drv`, read from the file itself.
-fn derivation_outputs(store: &dyn Store, drv_path: &StorePath) -> anyhow::Result<StorePathSet> {
+/// A valid `.drv`, read from the store.
+fn read_derivation(store: &dyn Store, drv_path: &StorePath) -> anyhow::Result<nivis_formats::Derivation> {
     query_info(store, drv_path)?;
-    let real = store
-        .real_path(drv_path)
-        .ok_or_else(|| anyhow::anyhow!("cannot read derivation '{}' from this store", store.print_store_path(drv_path)))?;
-    let text = std::fs::read_to_string(&real).with_context(|| format!("reading '{}'", real.display()))?;
-    let mut outputs = StorePathSet::new();
-    for (_, output_path) in read_output_paths(&text)? {
-        if output_path.is_empty() {
-            return usage(
-                "Cannot use output path of floating content-addressed derivation until we know what it is (e.g. by building it)",
-            );
-        }
-        outputs.insert(store.parse_store_path(&output_path)?);
-    }
-    Ok(outputs)
+    let bytes = match store.real_path(drv_path) {
+        Some(real) => std::fs::read(&real).with_context(|| format!("reading '{}'", real.display()))?,
+        None => bail!("cannot read derivation '{}' from this store", store.print_store_path(drv_path)),
+    };
+    Ok(nivis_formats::Derivation::parse(store.store_dir(), &bytes)
+        .with_context(|| format!("parsing derivation '{}'", store.print_store_path(drv_path)))?)
 }
 
-/// Output (name, path) pairs of a derivation's ATerm text.
-fn read_output_paths(text: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let env = nivis_store::derivation_output_paths(text)?;
-    Ok(env)
+/// The outputs of a valid `.drv`, read from the file itself.
+fn derivation_outputs(store: &dyn Store, drv_path: &StorePath) -> anyhow::Result<StorePathSet> {
+    let derivation = read_derivation(store, drv_path)?;
+    let mut outputs = StorePathSet::new();
+    for output in derivation.outputs.values() {
+        match output.path() {
+            Some(path) => outputs.insert(path.clone()),
+            None => {
+                return usage(
+                    "Cannot use output path of floating content-addressed derivation until we know what it is (e.g. by building it)",
+                );
+            }
+        };
+    }
+    Ok(outputs)
 }
 
 /// CppNix's `maybeUseOutputs`: a `.drv` stands for its outputs when `use_output`.
@@ -760,11 +763,48 @@ fn generate_binary_cache_key(name: &str, secret_file: &Path, public_file: &Path)
     Ok(())
 }
 
+/// `--print-env DRV`: the derivation's environment as shell assignments, then
+/// its arguments in `_args` (each quoted, inside one more pair of quotes, as
+/// CppNix prints them).
 fn print_env(store: &dyn Store, flags: &[String], args: &[String], out: &mut dyn Write) -> crate::CommandResult {
-    no_flags(flags)?;
+    if !flags.is_empty() {
+        return usage("unknown flag");
+    }
     if args.len() != 1 {
         return usage("'--print-env' requires one derivation store path");
     }
-    let _ = (store, out);
-    crate::not_implemented::not_implemented("nix-store --print-env")
+    let drv_path = store.parse_store_path(&args[0])?;
+    let derivation = read_derivation(store, &drv_path)?;
+    for (name, value) in &derivation.env {
+        out.write_all(b"export ")?;
+        out.write_all(name)?;
+        out.write_all(b"; ")?;
+        out.write_all(name)?;
+        out.write_all(b"=")?;
+        out.write_all(&shell_escape(value))?;
+        out.write_all(b"\n")?;
+    }
+    out.write_all(b"export _args; _args='")?;
+    for (i, arg) in derivation.args.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b" ")?;
+        }
+        out.write_all(&shell_escape(arg))?;
+    }
+    out.write_all(b"'\n")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Single-quotes `value` for sh, as CppNix's `shellEscape`.
+fn shell_escape(value: &[u8]) -> Vec<u8> {
+    let mut escaped = vec![b'\''];
+    for &byte in value {
+        if byte == b'\'' {
+            escaped.extend_from_slice(b"'\\''");
+        } else {
+            escaped.push(byte);
+        }
+    }
+    escaped.push(b'\'');
+    escaped
 }

@@ -116,7 +116,7 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
                 continue;
             };
             let mut entry = Map::new();
-            entry.insert("ca".into(), info.ca.as_ref().map(|c| json!(c.render())).unwrap_or(Value::Null));
+            entry.insert("ca".into(), info.ca.as_ref().map(|c| json!(c.to_string())).unwrap_or(Value::Null));
             entry.insert(
                 "deriver".into(),
                 info.deriver.as_ref().map(|d| json!(store.print_store_path(d))).unwrap_or(Value::Null),
@@ -162,7 +162,7 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
                 words.push("ultimate".to_string());
             }
             if let Some(ca) = &info.ca {
-                words.push(format!("ca:{}", ca.render()));
+                words.push(format!("ca:{}", ca));
             }
             words.extend(info.sigs.iter().cloned());
             line.push('\t');

@@ -343,10 +343,8 @@ fn verify(args: &Args) -> crate::CommandResult {
             } else {
                 let content_addressed = match &info.ca {
                     Some(ca) => {
-                        let self_ref = info.references.contains(&path);
-                        let mut others = info.references.clone();
-                        others.remove(&path);
-                        ca.store_path(store.store_dir(), path.name(), &others, self_ref).ok().as_ref() == Some(&path)
+                        ca.store_path(store.store_dir(), path.name(), &info.references, Some(&path)).ok().as_ref()
+                            == Some(&path)
                     }
                     None => false,
                 };
