@@ -146,7 +146,10 @@ impl<'a> P<'a> {
                 return Ok(Value::Int(n as i64));
             }
         }
-        text.parse::<f64>().map(Value::Float).map_err(|_| err(self, "invalid number"))
+        match text.parse::<f64>() {
+            Ok(f) if f.is_finite() => Ok(Value::Float(f)),
+            _ => Err(format!("[json.exception.out_of_range.406] number overflow parsing '{text}'")),
+        }
     }
     fn hex4(&mut self) -> Result<u32, String> {
         let h = self.s.get(self.i..self.i + 4).ok_or_else(|| err(self, "invalid string"))?;

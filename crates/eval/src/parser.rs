@@ -152,8 +152,9 @@ impl<'a> Parser<'a> {
     }
     /// Steps back over a token taken by `bump` (the end of file is never consumed).
     fn unbump(&mut self) {
-        if self.tokens[self.i].tok != Tok::Eof || self.i + 1 < self.tokens.len() {
-            self.unbump();
+        if self.advanced {
+            self.i -= 1;
+            self.advanced = false;
         }
     }
 
