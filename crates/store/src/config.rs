@@ -214,6 +214,7 @@ impl StoreUri {
             Ok(StoreUri::Local(config))
         };
         match base {
+            "" | "auto" if params.is_empty() => Ok(StoreUri::Local(auto_local_config(settings))),
             "" | "auto" | "local" => local_from_params(None),
             "dummy://" | "dummy" => Ok(StoreUri::Dummy),
             _ if base.starts_with('/') || base.starts_with("./") => {
@@ -233,6 +234,44 @@ impl StoreUri {
                 uri: uri.to_string(),
                 reason: "don't know how to open this store".to_string(),
             }),
+        }
+    }
+}
+
+/// `auto`: the local store at the settings' locations when this user may write
+/// there (or create it), otherwise a rooted store under
+/// `$XDG_DATA_HOME/nivis/root` (`~/.local/share/nivis/root`), so that nivis works
+/// without root and without a daemon.
+fn auto_local_config(settings: &StoreSettings) -> LocalStoreConfig {
+    let default = LocalStoreConfig::from_settings(settings);
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } == 0 || writable_or_creatable(&default.state_dir) {
+        return default;
+    }
+    let data_home = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")));
+    match data_home {
+        Some(data_home) => LocalStoreConfig::with_root(settings, &data_home.join("nivis/root")),
+        None => default,
+    }
+}
+
+/// Whether `dir` is writable, or could be created by us (its nearest existing
+/// ancestor is writable).
+fn writable_or_creatable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let mut candidate = dir;
+    loop {
+        if candidate.exists() {
+            let Ok(c_path) = std::ffi::CString::new(candidate.as_os_str().as_bytes()) else { return false };
+            // SAFETY: c_path is a valid NUL-terminated string.
+            return unsafe { libc::access(c_path.as_ptr(), libc::W_OK) } == 0;
+        }
+        match candidate.parent() {
+            Some(parent) => candidate = parent,
+            None => return false,
         }
     }
 }
