@@ -676,6 +676,22 @@ impl DrvHashCache {
         self.hashes.insert(drv_path, hash);
     }
 
+    /// Records the hash of a derivation just written at `drv_path`, from the
+    /// hashes of its inputs already in the table (so a derivation built during
+    /// evaluation is never read back from the store to hash what uses it).
+    pub fn insert_derivation(
+        &mut self,
+        store_dir: &StoreDir,
+        drv_path: &StorePath,
+        drv: &Derivation,
+    ) -> Result<DrvHashModulo, DerivationError> {
+        let hash = drv.hash_modulo(store_dir, false, |input| {
+            self.hashes.get(input).cloned().ok_or_else(|| DerivationError::MissingInputHash(store_dir.print_path(input)))
+        })?;
+        self.hashes.insert(drv_path.clone(), hash.clone());
+        Ok(hash)
+    }
+
     pub fn get(&self, drv_path: &StorePath) -> Option<&DrvHashModulo> {
         self.hashes.get(drv_path)
     }
