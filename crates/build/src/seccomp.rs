@@ -32,7 +32,8 @@ const fn fail_with(errno: i32) -> u32 {
     0x0005_0000 | (errno as u32 & 0xffff) // SECCOMP_RET_ERRNO
 }
 
-const SETUID_OR_SETGID: u32 = (libc::S_ISUID | libc::S_ISGID) as u32;
+/// S_ISUID | S_ISGID.
+const SETUID_OR_SETGID: u32 = 0o6000;
 
 /// The system calls of one architecture the filter looks at.
 struct Table {

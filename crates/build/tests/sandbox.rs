@@ -301,3 +301,56 @@ fn missing_output_is_reported_and_everything_is_cleaned_up() {
     left.sort();
     assert_eq!(left, vec![store.busybox.rsplit('/').next().expect("base").to_string()]);
 }
+
+#[test]
+fn sandbox_paths_are_mounted_and_optional_ones_may_be_missing() {
+    if !sandbox_available("sandbox_paths_are_mounted_and_optional_ones_may_be_missing") {
+        return;
+    }
+    let store = Store::new();
+    let extra = store.root.path().join("extra");
+    fs::create_dir_all(&extra).expect("extra");
+    fs::write(extra.join("file"), "from the host").expect("extra file");
+    let single = store.root.path().join("single-file");
+    fs::write(&single, "single").expect("single file");
+    let mut request = store.shell_request(
+        "sandbox-paths",
+        "mkdir $out; cat /opt/extra/file > $out/result; echo >> $out/result; cat /etc/single >> $out/result; echo >> $out/result; \
+         if ls /missing 2>/dev/null; then echo missing-visible; else echo missing-absent; fi >> $out/result",
+    );
+    let setting = format!("/opt/extra={} /etc/single={} /missing=/does/not/exist?", extra.display(), single.display());
+    request.sandbox_paths = nivis_build::SandboxPath::parse_list(&setting).expect("parse");
+    assert_eq!(request.sandbox_paths.len(), 3);
+    assert!(request.sandbox_paths[2].optional);
+    let (outcome, log) = build(&request);
+    assert_eq!(outcome.status, BuildStatus::Exited(0), "log: {log}");
+    assert_eq!(read_output_file(&outcome, "result"), "from the host\nsingle\nmissing-absent\n");
+
+    // The same path without `?` is an error before anything runs.
+    request.sandbox_paths = nivis_build::SandboxPath::parse_list("/missing=/does/not/exist").expect("parse");
+    let error = nivis_build::run_build(&request, &mut Vec::new()).expect_err("missing sandbox path");
+    assert!(matches!(error, BuildError::MissingSandboxPath(_)), "{error}");
+}
+
+#[test]
+fn symlink_and_file_store_paths_are_inputs_too() {
+    if !sandbox_available("symlink_and_file_store_paths_are_inputs_too") {
+        return;
+    }
+    let store = Store::new();
+    let data = store.add_data("target-data", "pointed at");
+    let link_base = format!("{}-link", fake_hash_part("link"));
+    std::os::unix::fs::symlink(format!("{data}/data"), store.real_store_dir.join(&link_base)).expect("symlink path");
+    let file_base = format!("{}-file", fake_hash_part("file"));
+    fs::write(store.real_store_dir.join(&file_base), "a file store path").expect("file path");
+    let link = format!("/nix/store/{link_base}");
+    let file = format!("/nix/store/{file_base}");
+    let mut request = store.shell_request(
+        "odd-inputs",
+        &format!("mkdir $out; readlink {link} > $out/result; cat {link} >> $out/result; echo >> $out/result; cat {file} >> $out/result"),
+    );
+    request.input_paths.extend([data.clone(), link, file]);
+    let (outcome, log) = build(&request);
+    assert_eq!(outcome.status, BuildStatus::Exited(0), "log: {log}");
+    assert_eq!(read_output_file(&outcome, "result"), format!("{data}/data\npointed at\na file store path"));
+}
