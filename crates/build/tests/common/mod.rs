@@ -23,8 +23,8 @@ const APPLETS: &[&str] = &[
 /// Whether sandboxed builds can run here. Prints why not, so a skipped test is
 /// visible in the output rather than silently green.
 pub fn sandbox_available(test: &str) -> bool {
-    if !Path::new(BUSYBOX).exists() {
-        eprintln!("SKIPPED {test}: {BUSYBOX} is missing (apt-get install busybox-static)");
+    if !is_static_executable(Path::new(BUSYBOX)) {
+        eprintln!("SKIPPED {test}: {BUSYBOX} is missing or not statically linked (apt-get install busybox-static)");
         return false;
     }
     let unshare = Command::new("unshare").args(["-U", "-m", "-p", "-f", "-n", "-i", "-u", "true"]).status();
@@ -33,6 +33,23 @@ pub fn sandbox_available(test: &str) -> bool {
         return false;
     }
     true
+}
+
+/// Whether `path` is a 64-bit ELF executable without a program interpreter
+/// (statically linked), so it runs in a sandbox that has no libc.
+fn is_static_executable(path: &Path) -> bool {
+    let Ok(elf) = fs::read(path) else { return false };
+    if elf.len() < 64 || &elf[..4] != b"\x7fELF" || elf[4] != 2 {
+        return false;
+    }
+    let read_u16 = |at: usize| u16::from_le_bytes([elf[at], elf[at + 1]]) as usize;
+    let program_headers = u64::from_le_bytes(elf[0x20..0x28].try_into().expect("eight bytes")) as usize;
+    let (entry_size, count) = (read_u16(0x36), read_u16(0x38));
+    const PT_INTERP: u32 = 3;
+    (0..count).all(|index| {
+        let at = program_headers + index * entry_size;
+        elf.get(at..at + 4).is_some_and(|p_type| u32::from_le_bytes(p_type.try_into().expect("four bytes")) != PT_INTERP)
+    })
 }
 
 /// A hash part that looks like a real one (32 nix32 characters), derived from `seed`.
