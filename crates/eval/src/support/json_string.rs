@@ -84,13 +84,27 @@ pub fn is_bare_attr_name(name: &[u8]) -> bool {
     name != b"if" && name.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'\'' | b'-'))
 }
 
-/// Appends an attribute name as `nix-instantiate --eval` prints it.
+/// Appends an attribute name as `nix-instantiate --eval` prints it. A quoted
+/// name escapes every `$` (CppNix 2.8 prints `{ "a$" = 1; }` as
+/// `{ "a\$" = 1; }`), unlike a string value.
 pub fn write_attr_name(out: &mut Vec<u8>, name: &[u8]) {
     if is_bare_attr_name(name) {
         out.extend_from_slice(name);
-    } else {
-        write_nix_string(out, name);
+        return;
     }
+    out.push(b'"');
+    for &byte in name {
+        match byte {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'$' => out.extend_from_slice(b"\\$"),
+            _ => out.push(byte),
+        }
+    }
+    out.push(b'"');
 }
 
 #[cfg(test)]
@@ -156,6 +170,24 @@ mod tests {
         }
         for name in quoted {
             assert!(!is_bare_attr_name(name), "{:?}", String::from_utf8_lossy(name));
+        }
+    }
+
+    #[test]
+    fn quoted_attr_names_escape_every_dollar() {
+        // Recorded from CppNix 2.8: { "$a" = 1; "a$" = 2; "$" = 3; "${" = 4; "q\"\n" = 5; }.
+        let cases: &[(&[u8], &str)] = &[
+            (b"$a", r#""\$a""#),
+            (b"a$", r#""a\$""#),
+            (b"$", r#""\$""#),
+            (b"${", r#""\${""#),
+            (b"q\"\n", r#""q\"\n""#),
+            (b"plain", "plain"),
+        ];
+        for (name, expected) in cases {
+            let mut out = Vec::new();
+            write_attr_name(&mut out, name);
+            assert_eq!(String::from_utf8(out).unwrap(), *expected);
         }
     }
 }

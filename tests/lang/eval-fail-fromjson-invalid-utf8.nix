@@ -1,0 +1,1 @@
+builtins.fromJSON "\"${builtins.substring 0 1 "é"}\""
