@@ -5,7 +5,7 @@
 //! Adding a path (from the file system, a NAR stream or text) always goes:
 //! 1. write the contents under a temporary name in the real store directory
 //!    (`.nivis-tmp-<pid>-<n>`, which never parses as a store path, so CppNix's GC
-//!    leaves it alone), with canonical metadata, every file and directory fsync'd;
+//!    leaves it alone), with canonical metadata, then made durable (`syncfs`);
 //! 2. compute the hashes from what was written, hence the store path;
 //! 3. record a temporary GC root, take `<path>.lock`, and if the path became valid
 //!    meanwhile throw the temporary copy away (a valid path is never rewritten);
@@ -303,6 +303,9 @@ impl LocalStore {
     /// Steps 3 to 5 of adding a path (see the module comment): `temp` holds the
     /// finished contents of `info.path`.
     fn move_into_place(&self, mut temp: TempEntry, info: ValidPathInfo, repair: bool) -> Result<(), StoreError> {
+        // The contents must be on disk before the name (and later the database
+        // row) says they are there.
+        nar::sync_tree(&temp.path)?;
         self.add_temp_root(&info.path)?;
         if !repair && self.is_valid_path(&info.path)? {
             return Ok(());
@@ -730,7 +733,6 @@ impl Store for LocalStore {
                 .open(&temp.path)
                 .map_err(io_err(format!("creating '{}'", temp.path.display())))?;
             file.write_all(contents).map_err(io_err("writing text to the store"))?;
-            file.sync_all().map_err(io_err("syncing text in the store"))?;
         }
         fs::set_permissions(&temp.path, fs::Permissions::from_mode(0o444))
             .map_err(io_err("setting permissions"))?;
