@@ -30,7 +30,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Without NIVIS_FUZZ_STRICT=1, up to this share of expressions may disagree
 /// (lower it as the evaluator improves; see the printed report).
-const MAX_DISAGREEMENT_PERCENT: usize = 15;
+const MAX_DISAGREEMENT_PERCENT: usize = 5;
 
 /// A small deterministic random generator (SplitMix64).
 struct Rng(u64);
@@ -108,7 +108,7 @@ impl Generator {
         }
         let d = depth - 1;
         match ty {
-            Ty::Int => match self.rng.below(16) {
+            Ty::Int => match self.rng.below(23) {
                 0 => format!("({} + {})", self.expr(Ty::Int, d), self.expr(Ty::Int, d)),
                 1 => format!("({} - {})", self.expr(Ty::Int, d), self.expr(Ty::Int, d)),
                 2 => format!("({} * {})", self.expr(Ty::Int, d), self.expr(Ty::Int, d)),
@@ -124,6 +124,13 @@ impl Generator {
                 12 => format!("(builtins.head {})", self.expr(Ty::IntList, d)),
                 13 => format!("(-{})", self.expr(Ty::Int, d)),
                 14 => format!("(builtins.length (builtins.attrNames {}))", self.expr(Ty::Attrs, d)),
+                15 => format!("(let a = {}; in with {{ a = {}; }}; a)", self.expr(Ty::Int, d), self.expr(Ty::Int, d)),
+                16 => format!("(builtins.seq {} {})", self.expr(Ty::IntList, d), self.expr(Ty::Int, d)),
+                17 => format!("(assert {}; {})", self.expr(Ty::Bool, d), self.expr(Ty::Int, d)),
+                18 => format!("({}.a.b or {})", self.expr(Ty::Attrs, d), self.expr(Ty::Int, d)),
+                19 => format!("(builtins.length (builtins.catAttrs \"a\" [ {} {} ]))", self.expr(Ty::Attrs, d), self.expr(Ty::Attrs, d)),
+                20 => format!("(let f = x: y: x - y; in f {} {})", self.expr(Ty::Int, d), self.expr(Ty::Int, d)),
+                21 => format!("(builtins.add {} {})", self.expr(Ty::Int, d), self.expr(Ty::Int, d)),
                 _ => format!("(builtins.bitAnd {} {})", self.expr(Ty::Int, d), self.expr(Ty::Int, d)),
             },
             Ty::Float => match self.rng.below(6) {
@@ -134,7 +141,7 @@ impl Generator {
                 4 => format!("(builtins.div {} {})", self.expr(Ty::Float, d), self.expr(Ty::Int, d)),
                 _ => format!("(0.5 + builtins.ceil {})", self.expr(Ty::Float, d)),
             },
-            Ty::Bool => match self.rng.below(14) {
+            Ty::Bool => match self.rng.below(19) {
                 0 => format!("({} < {})", self.expr(Ty::Int, d), self.expr(Ty::Float, d)),
                 1 => format!("({} == {})", self.expr(Ty::Str, d), self.expr(Ty::Str, d)),
                 2 => format!("({} == {})", self.expr(Ty::IntList, d), self.expr(Ty::IntList, d)),
@@ -148,9 +155,17 @@ impl Generator {
                 10 => format!("({} == {})", self.expr(Ty::Attrs, d), self.expr(Ty::Attrs, d)),
                 11 => format!("(builtins.all (x: x > 1) {})", self.expr(Ty::IntList, d)),
                 12 => format!("({} >= {})", self.expr(Ty::Str, d), self.expr(Ty::Str, d)),
+                13 => {
+                    let ty = ALL_TYPES[self.rng.below(ALL_TYPES.len())];
+                    format!("(builtins.tryEval (if {} then throw \"t\" else {})).success", self.expr(Ty::Bool, d), self.expr(ty, d))
+                }
+                14 => format!("({} < {})", self.expr(Ty::Float, d), self.expr(Ty::Float, d)),
+                15 => format!("({} ? a.b)", self.expr(Ty::Attrs, d)),
+                16 => format!("(builtins.any (x: x == {}) {})", self.expr(Ty::Int, d), self.expr(Ty::IntList, d)),
+                17 => format!("(builtins.deepSeq {} {})", self.expr(Ty::Attrs, d), self.expr(Ty::Bool, d)),
                 _ => format!("(builtins.isString {})", self.expr(Ty::Str, d)),
             },
-            Ty::Str => match self.rng.below(17) {
+            Ty::Str => match self.rng.below(22) {
                 0 => format!("({} + {})", self.expr(Ty::Str, d), self.expr(Ty::Str, d)),
                 1 => format!("\"<${{{}}}>\"", self.expr(Ty::Str, d)),
                 2 => format!("(toString {})", self.expr(Ty::Int, d)),
@@ -179,6 +194,11 @@ impl Generator {
                 13 => format!("(builtins.unsafeDiscardStringContext {})", self.expr(Ty::Str, d)),
                 14 => format!("(dirOf {})", self.expr(Ty::Str, d)),
                 15 => format!("''\n  ind ${{{}}}\n    more\n''", self.expr(Ty::Str, d)),
+                16 => format!("(builtins.toXML {})", self.expr(Ty::Attrs, d)),
+                17 => format!("\"${{toString {}}}/${{{}}}\"", self.expr(Ty::Int, d), self.expr(Ty::Str, d)),
+                18 => format!("(builtins.toJSON (builtins.fromJSON (builtins.toJSON {})))", self.expr(Ty::StrList, d)),
+                19 => format!("(toString {})", self.expr(Ty::StrList, d)),
+                20 => format!("(builtins.hashString \"sha512\" {})", self.expr(Ty::Str, d)),
                 _ => format!("(toString {})", self.expr(Ty::Bool, d)),
             },
             Ty::IntList => match self.rng.below(11) {
@@ -210,7 +230,7 @@ impl Generator {
                     format!("[ {} ]", items.join(" "))
                 }
             },
-            Ty::Attrs => match self.rng.below(10) {
+            Ty::Attrs => match self.rng.below(14) {
                 0 => format!("({} // {})", self.expr(Ty::Attrs, d), self.expr(Ty::Attrs, d)),
                 1 => format!("(rec {{ a = {}; b = a + 1; }})", self.expr(Ty::Int, d)),
                 2 => format!("(builtins.mapAttrs (name: value: name) {})", self.expr(Ty::Attrs, d)),
@@ -220,6 +240,10 @@ impl Generator {
                 6 => format!("(builtins.listToAttrs (map (n: {{ name = n; value = n; }}) {}))", self.expr(Ty::StrList, d)),
                 7 => format!("(builtins.groupBy (s: builtins.substring 0 1 s) {})", self.expr(Ty::StrList, d)),
                 8 => format!("(builtins.fromJSON (builtins.toJSON {}))", self.expr(Ty::Attrs, d)),
+                9 => format!("(builtins.zipAttrsWith (n: vs: builtins.length vs) [ {} {} ])", self.expr(Ty::Attrs, d), self.expr(Ty::Attrs, d)),
+                10 => format!("(builtins.partition (x: x > {}) {})", self.expr(Ty::Int, d), self.expr(Ty::IntList, d)),
+                11 => format!("(let s = {}; in {{ inherit (s) a; b = s.b or 0; }})", self.expr(Ty::Attrs, d)),
+                12 => format!("(rec {{ x = {}; y = [ x x ]; }})", self.expr(Ty::Str, d)),
                 _ => {
                     let mut fields = String::new();
                     for key in ["a", "b", "name", "\"c d\""] {
