@@ -198,7 +198,7 @@ pub fn make_base_env(settings: &Settings, io: &dyn EvalIO) -> (Rc<Env>, Scope, V
     values.push(builtins_value);
     // `builtins` contains itself.
     let slot = values.len() - 1;
-    *base_env.values.borrow_mut() = values;
+    *base_env.values.borrow_mut() = EnvValues::from_vec(values);
     let builtins_thunk = Value::thunk(ThunkState::Done(Value::Null));
     builtins_attrs.insert(Sym::from_str("builtins"), builtins_thunk.clone(), Pos::NONE);
     let builtins_set = Value::attrs(builtins_attrs);

@@ -499,7 +499,7 @@ impl Eval {
             Expr::With { attrs, body, prev_with, .. } => {
                 let value = self.maybe_thunk(attrs, env);
                 let new_env =
-                    Rc::new(Env { parent: Some(env.clone()), values: std::cell::RefCell::new(vec![value]), prev_with: *prev_with });
+                    Rc::new(Env { parent: Some(env.clone()), values: std::cell::RefCell::new(smallvec::smallvec![value]), prev_with: *prev_with });
                 self.eval(body, &new_env)
             }
             Expr::If { cond, then, else_, pos } => {

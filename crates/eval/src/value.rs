@@ -99,14 +99,18 @@ impl Attrs {
 /// enclosing one. `with` environments hold the (unforced) set in slot 0.
 pub struct Env {
     pub parent: Option<Rc<Env>>,
-    pub values: RefCell<Vec<Value>>,
+    /// Most environments (a lambda's argument, a `with`) hold one or two values:
+    /// those stay inline, one allocation per environment.
+    pub values: RefCell<EnvValues>,
     /// For a `with` environment: distance to the next enclosing `with` (0: none).
     pub prev_with: u32,
 }
 
+pub type EnvValues = smallvec::SmallVec<[Value; 2]>;
+
 impl Env {
     pub fn new(parent: Option<Rc<Env>>, capacity: usize) -> Rc<Env> {
-        Rc::new(Env { parent, values: RefCell::new(Vec::with_capacity(capacity)), prev_with: 0 })
+        Rc::new(Env { parent, values: RefCell::new(EnvValues::with_capacity(capacity)), prev_with: 0 })
     }
 }
 
