@@ -345,3 +345,83 @@ fn deep_matches_work_and_deeper_ones_are_an_error_not_a_crash() {
     let result: Result<Vec<SplitMatch>, RegexError> = regex.split_matches(&text).collect();
     assert!(matches!(result, Err(RegexError::TooComplex { .. })), "{result:?}");
 }
+
+/// Random token soup (mostly invalid patterns): CppNix 2.8 and this module
+/// must agree on which patterns are valid, and on `match`/`split` results
+/// for the valid ones.
+#[test]
+fn random_token_soup_agrees_with_cppnix() {
+    let nix_instantiate = std::path::Path::new("/usr/bin/nix-instantiate");
+    if !nix_instantiate.exists() {
+        eprintln!("skipped: /usr/bin/nix-instantiate not installed");
+        return;
+    }
+    const TOKENS: &[&str] = &[
+        "a", "b", "(", ")", "|", "*", "+", "?", "[", "]", "^", "$", ".", "{", "}", ",", "1", "2", "-", "\\", "[:alpha:]",
+        "[:digit:]", "[.a.]", "[=b=]", "\\.", "\\(", "\\d", "[^", "a-", "{1}", "{0,1}", "{2,}",
+    ];
+    let run = |expression: &str| {
+        std::process::Command::new(nix_instantiate)
+            .args(["--eval", "--strict", "-E", expression])
+            .output()
+            .expect("running nix-instantiate")
+    };
+    let mut rng = Lcg(std::env::var("NIVIS_REGEX_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(77));
+    let mut valid = Vec::new();
+    let mut invalid_checked = 0;
+    for _ in 0..400 {
+        let pattern: String = (0..1 + rng.below(6)).map(|_| TOKENS[rng.below(TOKENS.len())]).collect();
+        match compile(pattern.as_bytes()) {
+            Ok(_) => valid.push(pattern),
+            Err(RegexError::Invalid { .. }) if invalid_checked < 40 => {
+                invalid_checked += 1;
+                let output = run(&format!("builtins.match {} \"\"", nix_string_literal(&pattern)));
+                assert!(!output.status.success(), "CppNix accepts {pattern:?}, we reject it");
+            }
+            Err(_) => {}
+        }
+    }
+    let inputs = ["", "a", "ab", "1-b", "a.b(", "ba1", "[]", "aab2"];
+    let mut expression = String::from("[\n");
+    let mut ours = String::from("[ ");
+    for pattern in &valid {
+        for input in inputs {
+            let _ = writeln!(
+                expression,
+                "(builtins.match {p} {i}) (builtins.split {p} {i})",
+                p = nix_string_literal(pattern),
+                i = nix_string_literal(input)
+            );
+            ours.push_str(&nix_match(pattern, input));
+            ours.push(' ');
+            ours.push_str(&nix_split(pattern, input).replace("[  ]", "[ ]"));
+            ours.push(' ');
+        }
+    }
+    expression.push(']');
+    ours.push(']');
+    let output = run(&expression);
+    if !output.status.success() {
+        // Find the pattern CppNix rejects.
+        for pattern in &valid {
+            let output = run(&format!("builtins.match {} \"\"", nix_string_literal(pattern)));
+            assert!(output.status.success(), "we accept {pattern:?}, CppNix rejects it");
+        }
+    }
+    assert!(valid.len() > 20, "only {} valid patterns", valid.len());
+    let theirs = String::from_utf8_lossy(&output.stdout).trim_end().to_string();
+    if ours != theirs {
+        for pattern in &valid {
+            for input in inputs {
+                let single = format!(
+                    "[ (builtins.match {p} {i}) (builtins.split {p} {i}) ]",
+                    p = nix_string_literal(pattern),
+                    i = nix_string_literal(input)
+                );
+                let theirs = String::from_utf8_lossy(&run(&single).stdout).trim_end().to_string();
+                let ours = format!("[ {} {} ]", nix_match(pattern, input), nix_split(pattern, input).replace("[  ]", "[ ]"));
+                assert_eq!(ours, theirs, "pattern {pattern:?} input {input:?}");
+            }
+        }
+    }
+}
