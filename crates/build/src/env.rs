@@ -63,7 +63,10 @@ pub fn builder_environment(request: &BuildRequest) -> BuilderEnvironment {
                 request.outputs.iter().map(|(name, path)| (name.clone(), Value::String(path.clone()))).collect();
             json.insert("outputs".to_string(), Value::Object(outputs));
             let json = sorted_object(&json);
-            files.push((".attrs.json".to_string(), serde_json::to_string(&Value::Object(json.clone())).unwrap_or_default().into_bytes()));
+            files.push((
+                ".attrs.json".to_string(),
+                serde_json::to_string(&Value::Object(json.clone())).unwrap_or_default().into_bytes(),
+            ));
             files.push((".attrs.sh".to_string(), structured_attrs_shell(&json).into_bytes()));
             vars.insert("NIX_ATTRS_JSON_FILE".to_string(), format!("{build_top}/.attrs.json"));
             vars.insert("NIX_ATTRS_SH_FILE".to_string(), format!("{build_top}/.attrs.sh"));
@@ -188,7 +191,9 @@ pub fn impure_environment(drv_env: &BTreeMap<String, String>) -> BTreeMap<String
 /// The structured attributes of a derivation: its `__json` variable parsed,
 /// or `None` for a derivation without `__structuredAttrs`. For
 /// [`BuildRequest::structured_attrs`].
-pub fn structured_attrs_from_env(drv_env: &BTreeMap<String, String>) -> Result<Option<Map<String, Value>>, crate::BuildError> {
+pub fn structured_attrs_from_env(
+    drv_env: &BTreeMap<String, String>,
+) -> Result<Option<Map<String, Value>>, crate::BuildError> {
     let Some(json) = drv_env.get("__json") else {
         return Ok(None);
     };

@@ -28,7 +28,9 @@ mod request;
 mod sandbox;
 mod seccomp;
 
-pub use env::{BuilderEnvironment, HOMELESS_SHELTER, builder_environment, impure_environment, structured_attrs_from_env};
+pub use env::{
+    BuilderEnvironment, HOMELESS_SHELTER, builder_environment, impure_environment, structured_attrs_from_env,
+};
 pub use error::BuildError;
 pub use outputs::{OutputInfo, STORE_MTIME, canonicalise_path_metadata, scan_and_hash_output};
 pub use refs::{HASH_PART_LEN, ReferenceScanner};

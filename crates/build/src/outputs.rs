@@ -40,7 +40,8 @@ pub fn canonicalise_path_metadata(path: &Path, owner: Option<(u32, u32)>) -> Res
     if let Some((uid, gid)) = owner
         && (metadata.uid() != uid || metadata.gid() != gid)
     {
-        std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(|e| BuildError::io("changing ownership of", path, e))?;
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+            .map_err(|e| BuildError::io("changing ownership of", path, e))?;
     }
 
     let file_type = metadata.file_type();
@@ -48,7 +49,8 @@ pub fn canonicalise_path_metadata(path: &Path, owner: Option<(u32, u32)>) -> Res
         let mode = metadata.permissions().mode() & 0o7777;
         if mode != 0o444 && mode != 0o555 {
             let canonical = 0o444 | if mode & 0o100 != 0 { 0o111 } else { 0 };
-            fs::set_permissions(path, fs::Permissions::from_mode(canonical)).map_err(|e| BuildError::io("changing mode of", path, e))?;
+            fs::set_permissions(path, fs::Permissions::from_mode(canonical))
+                .map_err(|e| BuildError::io("changing mode of", path, e))?;
         }
     }
 
@@ -143,10 +145,7 @@ where
     let tee = Tee { hasher: Sha256::new(), size: 0, scanner: ReferenceScanner::new(reference_candidates) };
     let mut tee = tee;
     dump_path(path, &mut tee)?;
-    let nar_hash = Hash::from_digest(HashAlgorithm::Sha256, &tee.hasher.finalize()).expect("a SHA-256 digest has the SHA-256 size");
-    Ok(OutputInfo {
-        nar_hash,
-        nar_size: tee.size,
-        references: tee.scanner.found_paths(),
-    })
+    let nar_hash = Hash::from_digest(HashAlgorithm::Sha256, &tee.hasher.finalize())
+        .expect("a SHA-256 digest has the SHA-256 size");
+    Ok(OutputInfo { nar_hash, nar_size: tee.size, references: tee.scanner.found_paths() })
 }

@@ -7,7 +7,9 @@
 //! The scan skips ahead Boyer-Moore style: a window of 32 bytes can only be a
 //! hash part if every byte is a nix32 character, so on a non-nix32 byte at
 //! offset `j` of the window the next candidate window starts after it. Text
-//! that is mostly not nix32 is scanned in a fraction of its bytes.
+//! that is mostly not nix32 is scanned in a fraction of its bytes. Inside a
+//! long nix32 run the window slides a byte at a time, and a bitmap of the
+//! candidates' two-byte prefixes avoids hashing most windows.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -32,6 +34,8 @@ pub struct ReferenceScanner {
     /// Hash part to the candidate store path it came from.
     candidates: HashMap<[u8; HASH_PART_LEN], String>,
     found: BTreeSet<[u8; HASH_PART_LEN]>,
+    /// A bit for each two-byte prefix some candidate starts with.
+    prefixes: Box<[u64; 1024]>,
     /// The last bytes seen, so a hash part split across two `feed` calls is found.
     tail: Vec<u8>,
 }
@@ -46,16 +50,19 @@ impl ReferenceScanner {
         S: AsRef<str>,
     {
         let mut candidates = HashMap::new();
+        let mut prefixes = Box::new([0u64; 1024]);
         for path in candidate_paths {
             let path = path.as_ref();
             let base_name = path.rsplit('/').next().unwrap_or(path);
             if let Some(hash_part) = base_name.as_bytes().get(..HASH_PART_LEN) {
                 let mut key = [0u8; HASH_PART_LEN];
                 key.copy_from_slice(hash_part);
+                let prefix = usize::from(key[0]) << 8 | usize::from(key[1]);
+                prefixes[prefix / 64] |= 1 << (prefix % 64);
                 candidates.insert(key, path.to_string());
             }
         }
-        ReferenceScanner { candidates, found: BTreeSet::new(), tail: Vec::with_capacity(2 * HASH_PART_LEN) }
+        ReferenceScanner { candidates, found: BTreeSet::new(), prefixes, tail: Vec::with_capacity(2 * HASH_PART_LEN) }
     }
 
     /// Scans the next bytes of the stream.
@@ -87,19 +94,42 @@ impl ReferenceScanner {
     fn scan(&mut self, buffer: &[u8]) {
         let mut start = 0;
         'windows: while start + HASH_PART_LEN <= buffer.len() {
-            // Check the window from its end: a bad byte late in the window lets
-            // us skip the most.
+            // Check a fresh window from its end: a bad byte late in the window
+            // lets us skip the most.
             for offset in (0..HASH_PART_LEN).rev() {
                 if !IS_NIX32[buffer[start + offset] as usize] {
                     start += offset + 1;
                     continue 'windows;
                 }
             }
-            let window: &[u8; HASH_PART_LEN] = buffer[start..start + HASH_PART_LEN].try_into().expect("window length");
-            if self.candidates.contains_key(window) {
-                self.found.insert(*window);
+            // A valid window; slide it one byte at a time while the byte
+            // entering it is valid too, so a long nix32 run costs one table
+            // look-up per byte instead of 32.
+            loop {
+                self.check_window(&buffer[start..start + HASH_PART_LEN]);
+                let entering = start + HASH_PART_LEN;
+                if entering >= buffer.len() {
+                    break 'windows;
+                }
+                if !IS_NIX32[buffer[entering] as usize] {
+                    start = entering + 1;
+                    continue 'windows;
+                }
+                start += 1;
             }
-            start += 1;
+        }
+    }
+
+    fn check_window(&mut self, window: &[u8]) {
+        // Most windows in nix32-heavy data match no candidate: a bit per
+        // two-byte prefix rules them out before hashing all 32 bytes.
+        let prefix = usize::from(window[0]) << 8 | usize::from(window[1]);
+        if self.prefixes[prefix / 64] & (1 << (prefix % 64)) == 0 {
+            return;
+        }
+        let window: &[u8; HASH_PART_LEN] = window.try_into().expect("window length");
+        if self.candidates.contains_key(window) {
+            self.found.insert(*window);
         }
     }
 
@@ -128,7 +158,10 @@ mod tests {
     fn nix32_of_sha256_matches_cppnix() {
         // `nix-hash --type sha256 --flat --base32` of a file containing "big".
         use sha2::{Digest, Sha256};
-        assert_eq!(nivis_formats::nixbase32::encode(&Sha256::digest(b"big")), "1lak0mvllw8rv9i9ygkglvhqsq19qi9ynl4bi7gbf69ab5nzw89a");
+        assert_eq!(
+            nivis_formats::nixbase32::encode(&Sha256::digest(b"big")),
+            "1lak0mvllw8rv9i9ygkglvhqsq19qi9ynl4bi7gbf69ab5nzw89a"
+        );
     }
 
     #[test]
@@ -139,7 +172,11 @@ mod tests {
             let mut scanner = ReferenceScanner::new([path, "/nix/store/00000000000000000000000000000000-other"]);
             scanner.feed(&text[..split]);
             scanner.feed(&text[split..]);
-            assert_eq!(scanner.found_paths().into_iter().collect::<Vec<_>>(), vec![path.to_string()], "split at {split}");
+            assert_eq!(
+                scanner.found_paths().into_iter().collect::<Vec<_>>(),
+                vec![path.to_string()],
+                "split at {split}"
+            );
         }
         // Byte by byte, the worst case for the seam logic.
         let mut scanner = ReferenceScanner::new([path]);
@@ -147,6 +184,18 @@ mod tests {
             scanner.feed(std::slice::from_ref(byte));
         }
         assert_eq!(scanner.found_paths().len(), 1);
+    }
+
+    #[test]
+    fn finds_hashes_inside_long_nix32_runs() {
+        let first = "0a1b2c3d4f5g6h7i8j9k0l1m2n3p4q5r";
+        let second = "zyxwvsrqpnmlkjihgfdcba9876543210";
+        let mut scanner = ReferenceScanner::new([format!("/nix/store/{first}-a"), format!("/nix/store/{second}-b")]);
+        // Both hash parts embedded in one unbroken nix32 run, overlapping the
+        // filler on both sides.
+        let text = format!("xx{first}00{second}zz-");
+        scanner.feed(text.as_bytes());
+        assert_eq!(scanner.found_paths().len(), 2);
     }
 
     #[test]

@@ -154,7 +154,11 @@ pub struct BuildRequest {
 
 impl BuildRequest {
     /// A request with CppNix's defaults for everything that is a setting.
-    pub fn new(drv_path: impl Into<String>, builder: impl Into<String>, real_store_dir: impl Into<PathBuf>) -> BuildRequest {
+    pub fn new(
+        drv_path: impl Into<String>,
+        builder: impl Into<String>,
+        real_store_dir: impl Into<PathBuf>,
+    ) -> BuildRequest {
         BuildRequest {
             drv_path: drv_path.into(),
             builder: builder.into(),
@@ -215,7 +219,9 @@ impl BuildStatus {
             BuildStatus::SilentTooLong(limit) => {
                 format!("timed out after {} seconds of silence", limit.as_secs())
             }
-            BuildStatus::LogLimitExceeded(limit) => format!("killed after writing more than {limit} bytes of log output"),
+            BuildStatus::LogLimitExceeded(limit) => {
+                format!("killed after writing more than {limit} bytes of log output")
+            }
         }
     }
 }

@@ -34,9 +34,9 @@ use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
 use std::fs;
 use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt, symlink};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -113,7 +113,8 @@ fn move_path(source: &Path, destination: &Path) -> Result<(), BuildError> {
     let made_writable = metadata.is_dir() && metadata.permissions().mode() & 0o200 == 0;
     if made_writable {
         let mode = metadata.permissions().mode() | 0o200;
-        fs::set_permissions(source, fs::Permissions::from_mode(mode)).map_err(|e| BuildError::io("making writable", source, e))?;
+        fs::set_permissions(source, fs::Permissions::from_mode(mode))
+            .map_err(|e| BuildError::io("making writable", source, e))?;
     }
     fs::rename(source, destination).map_err(|e| BuildError::io("moving output to", destination, e))?;
     if made_writable {
@@ -196,12 +197,25 @@ fn in_chroot(chroot_root: &Path, absolute: &Path) -> PathBuf {
 /// One mount the child performs, all paths on the host side (before pivot_root).
 #[derive(Debug)]
 enum MountOp {
-    Bind { source: CString, target: CString, read_only: bool },
-    Proc { target: CString },
-    Tmpfs { target: CString, data: CString },
+    Bind {
+        source: CString,
+        target: CString,
+        read_only: bool,
+    },
+    Proc {
+        target: CString,
+    },
+    Tmpfs {
+        target: CString,
+        data: CString,
+    },
     /// A private devpts instance; if the kernel refuses (EINVAL), the host's
     /// `/dev/pts` is bound instead, as CppNix does.
-    Devpts { target: CString, ptmx: CString, host_pts: CString },
+    Devpts {
+        target: CString,
+        ptmx: CString,
+        host_pts: CString,
+    },
 }
 
 impl MountOp {
@@ -305,7 +319,11 @@ pub fn run_build(request: &BuildRequest, log: &mut dyn Write) -> Result<BuildOut
     let build_dir = create_build_dir(&request.tmp_root, drv_name)?;
     let chroot_root = request.real_store_dir.join(format!("{drv_base}.chroot"));
     // From here on the directories are removed on every exit path.
-    let cleanup = Cleanup { chroot_root: chroot_root.clone(), build_dir: build_dir.clone(), keep_build_dir: request.keep_build_dir };
+    let cleanup = Cleanup {
+        chroot_root: chroot_root.clone(),
+        build_dir: build_dir.clone(),
+        keep_build_dir: request.keep_build_dir,
+    };
 
     for (name, contents) in &environment.files {
         let path = build_dir.join(name);
@@ -354,7 +372,8 @@ pub fn run_build(request: &BuildRequest, log: &mut dyn Write) -> Result<BuildOut
     plan.argv_pointers = plan.argv.iter().map(|arg| arg.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     plan.envp_pointers = plan.envp.iter().map(|var| var.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
 
-    let mut flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+    let mut flags =
+        libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
     if plan.private_network {
         flags |= libc::CLONE_NEWNET;
     }
@@ -389,7 +408,8 @@ pub fn run_build(request: &BuildRequest, log: &mut dyn Write) -> Result<BuildOut
     drop(slave);
 
     write_id_maps(pid, build_user)?;
-    write_all_fd(sync_write.as_raw_fd(), b"x").map_err(|e| BuildError::Sandbox { step: "releasing the child".to_string(), source: e })?;
+    write_all_fd(sync_write.as_raw_fd(), b"x")
+        .map_err(|e| BuildError::Sandbox { step: "releasing the child".to_string(), source: e })?;
     drop(sync_write);
     if let Some((step, errno)) = read_child_error(error_read.as_raw_fd()) {
         let source = io::Error::from_raw_os_error(errno);
@@ -433,7 +453,10 @@ fn validate(request: &BuildRequest) -> Result<(), BuildError> {
     let store_prefix = format!("{}/", request.store_dir.display());
     for path in request.input_paths.iter().chain(request.outputs.values()).chain(std::iter::once(&request.drv_path)) {
         let Some(base) = path.strip_prefix(&store_prefix) else {
-            return Err(BuildError::InvalidRequest(format!("'{path}' is not in the store directory {}", request.store_dir.display())));
+            return Err(BuildError::InvalidRequest(format!(
+                "'{path}' is not in the store directory {}",
+                request.store_dir.display()
+            )));
         };
         if base.is_empty() || base.contains('/') || base == "." || base == ".." {
             return Err(BuildError::InvalidRequest(format!("'{path}' is not a store path")));
@@ -472,8 +495,13 @@ fn prepare_chroot(
     current: BuildUser,
 ) -> Result<Vec<MountOp>, BuildError> {
     let mkdir = |path: &Path, mode: u32| -> Result<(), BuildError> {
-        fs::DirBuilder::new().recursive(true).mode(0o755).create(path).map_err(|e| BuildError::io("creating directory", path, e))?;
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| BuildError::io("changing mode of", path, e))
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(path)
+            .map_err(|e| BuildError::io("creating directory", path, e))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .map_err(|e| BuildError::io("changing mode of", path, e))
     };
     let write_file = |path: &Path, contents: &str| -> Result<(), BuildError> {
         fs::write(path, contents).map_err(|e| BuildError::io("writing", path, e))
@@ -482,7 +510,10 @@ fn prepare_chroot(
         symlink(target, link).map_err(|e| BuildError::io("creating symlink", link, e))
     };
 
-    fs::DirBuilder::new().mode(0o750).create(chroot_root).map_err(|e| BuildError::io("creating directory", chroot_root, e))?;
+    fs::DirBuilder::new()
+        .mode(0o750)
+        .create(chroot_root)
+        .map_err(|e| BuildError::io("creating directory", chroot_root, e))?;
     if build_user != current {
         // The builder's group must be able to enter the chroot root (0750).
         std::os::unix::fs::lchown(chroot_root, Some(current.uid), Some(build_user.gid))
@@ -538,7 +569,8 @@ fn prepare_chroot(
     for input in &request.input_paths {
         let base = base_name(input);
         let source = request.real_store_dir.join(base);
-        let metadata = fs::symlink_metadata(&source).map_err(|e| BuildError::io("getting status of input", &source, e))?;
+        let metadata =
+            fs::symlink_metadata(&source).map_err(|e| BuildError::io("getting status of input", &source, e))?;
         if metadata.file_type().is_symlink() {
             // A symlink store path is immutable and cannot be bind-mounted (mount
             // follows it): a copy behaves the same.
@@ -580,16 +612,28 @@ fn prepare_chroot(
         let host_target = in_chroot(chroot_root, target);
         let is_dir = fs::metadata(source).map_err(|e| BuildError::io("getting status of", source, e))?.is_dir();
         if is_dir {
-            fs::DirBuilder::new().recursive(true).mode(0o755).create(&host_target).map_err(|e| BuildError::io("creating directory", &host_target, e))?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(&host_target)
+                .map_err(|e| BuildError::io("creating directory", &host_target, e))?;
         } else {
             if let Some(parent) = host_target.parent() {
-                fs::DirBuilder::new().recursive(true).mode(0o755).create(parent).map_err(|e| BuildError::io("creating directory", parent, e))?;
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(parent)
+                    .map_err(|e| BuildError::io("creating directory", parent, e))?;
             }
             if fs::symlink_metadata(&host_target).is_err() {
                 fs::File::create(&host_target).map_err(|e| BuildError::io("creating mount point", &host_target, e))?;
             }
         }
-        ops.push(MountOp::Bind { source: path_cstring(source)?, target: path_cstring(&host_target)?, read_only: *read_only });
+        ops.push(MountOp::Bind {
+            source: path_cstring(source)?,
+            target: path_cstring(&host_target)?,
+            read_only: *read_only,
+        });
     }
 
     let proc_dir = chroot_root.join("proc");
@@ -598,7 +642,10 @@ fn prepare_chroot(
     if Path::new("/dev/shm").exists() {
         let shm = dev.join("shm");
         mkdir(&shm, 0o755)?;
-        ops.push(MountOp::Tmpfs { target: path_cstring(&shm)?, data: cstring(format!("size={}", request.dev_shm_size), "dev-shm-size")? });
+        ops.push(MountOp::Tmpfs {
+            target: path_cstring(&shm)?,
+            data: cstring(format!("size={}", request.dev_shm_size), "dev-shm-size")?,
+        });
     }
     if Path::new("/dev/pts/ptmx").exists() && !binds.contains_key(Path::new("/dev/pts")) {
         let pts = dev.join("pts");
@@ -881,7 +928,12 @@ fn monitor(
                 // (WNOWAIT) so the final reap below gets the status.
                 let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
                 let result = unsafe {
-                    libc::waitid(libc::P_PID, child.pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
+                    libc::waitid(
+                        libc::P_PID,
+                        child.pid as libc::id_t,
+                        &mut info,
+                        libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+                    )
                 };
                 // SAFETY: si_pid is valid for a waitid result.
                 if result == 0 && unsafe { info.si_pid() } == child.pid {
@@ -928,23 +980,51 @@ unsafe fn child_main(plan: &ChildPlan) -> ! {
             bring_up_loopback(plan.error_write);
         }
 
-        check(libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_PRIVATE | libc::MS_REC, std::ptr::null()), Step::MakePrivate);
+        check(
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_PRIVATE | libc::MS_REC,
+                std::ptr::null(),
+            ),
+            Step::MakePrivate,
+        );
         // pivot_root needs the new root to be a mount point.
         check(
-            libc::mount(plan.chroot_root.as_ptr(), plan.chroot_root.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()),
+            libc::mount(
+                plan.chroot_root.as_ptr(),
+                plan.chroot_root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ),
             Step::BindRoot,
         );
         // The store is a mount of its own, as in CppNix (which needs that to add
         // paths to a running sandbox); the builder sees the same mount table.
         check(
-            libc::mount(plan.chroot_store_dir.as_ptr(), plan.chroot_store_dir.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()),
+            libc::mount(
+                plan.chroot_store_dir.as_ptr(),
+                plan.chroot_store_dir.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ),
             Step::BindStore,
         );
         for (index, op) in plan.ops.iter().enumerate() {
             let step = index as u32;
             match op {
                 MountOp::Bind { source, target, read_only } => {
-                    if libc::mount(source.as_ptr(), target.as_ptr(), std::ptr::null(), libc::MS_BIND | libc::MS_REC, std::ptr::null()) != 0 {
+                    if libc::mount(
+                        source.as_ptr(),
+                        target.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_BIND | libc::MS_REC,
+                        std::ptr::null(),
+                    ) != 0
+                    {
                         fail(step);
                     }
                     if *read_only {
@@ -963,12 +1043,20 @@ unsafe fn child_main(plan: &ChildPlan) -> ! {
                 }
                 MountOp::Devpts { target, ptmx, host_pts } => {
                     let data = c"newinstance,mode=0620";
-                    if libc::mount(c"none".as_ptr(), target.as_ptr(), c"devpts".as_ptr(), 0, data.as_ptr().cast()) == 0 {
+                    if libc::mount(c"none".as_ptr(), target.as_ptr(), c"devpts".as_ptr(), 0, data.as_ptr().cast()) == 0
+                    {
                         // Some kernels create ptmx with mode 0; where the
                         // namespace may not change it the default stays.
                         libc::chmod(ptmx.as_ptr(), 0o666);
                     } else if *libc::__errno_location() == libc::EINVAL {
-                        if libc::mount(host_pts.as_ptr(), target.as_ptr(), std::ptr::null(), libc::MS_BIND | libc::MS_REC, std::ptr::null()) != 0 {
+                        if libc::mount(
+                            host_pts.as_ptr(),
+                            target.as_ptr(),
+                            std::ptr::null(),
+                            libc::MS_BIND | libc::MS_REC,
+                            std::ptr::null(),
+                        ) != 0
+                        {
                             fail(step);
                         }
                     } else {
@@ -1020,8 +1108,16 @@ unsafe fn child_main(plan: &ChildPlan) -> ! {
             fail(Step::Seccomp as u32);
         }
         if let Some(filter) = &plan.seccomp_filter {
-            let program = libc::sock_fprog { len: filter.len() as libc::c_ushort, filter: filter.as_ptr() as *mut libc::sock_filter };
-            if libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER as libc::c_ulong, &program as *const libc::sock_fprog) != 0 {
+            let program = libc::sock_fprog {
+                len: filter.len() as libc::c_ushort,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+                &program as *const libc::sock_fprog,
+            ) != 0
+            {
                 fail(Step::Seccomp as u32);
             }
         }

@@ -54,9 +54,19 @@ const TABLES: &[Table] = &[
         setxattrs: &[188, 189, 190],
         x32: true,
     },
-    Table { architecture: AUDIT_ARCH_I386, chmods: &[(15, 1), (94, 1), (306, 2), (452, 2)], setxattrs: &[226, 227, 228], x32: false },
+    Table {
+        architecture: AUDIT_ARCH_I386,
+        chmods: &[(15, 1), (94, 1), (306, 2), (452, 2)],
+        setxattrs: &[226, 227, 228],
+        x32: false,
+    },
     // fchmod, fchmodat, fchmodat2 (there is no chmod)
-    Table { architecture: AUDIT_ARCH_AARCH64, chmods: &[(52, 1), (53, 2), (452, 2)], setxattrs: &[5, 6, 7], x32: false },
+    Table {
+        architecture: AUDIT_ARCH_AARCH64,
+        chmods: &[(52, 1), (53, 2), (452, 2)],
+        setxattrs: &[5, 6, 7],
+        x32: false,
+    },
 ];
 
 fn statement(code: u16, k: u32) -> Instruction {
@@ -71,7 +81,8 @@ fn jump(code: u16, k: u32, jump_if_true: u8, jump_if_false: u8) -> Instruction {
 /// path through them returns.
 fn section(table: &Table) -> Vec<Instruction> {
     let mut code = vec![statement(LOAD_WORD_ABSOLUTE, SYSCALL_NUMBER)];
-    let variants = |number: u32| -> Vec<u32> { if table.x32 { vec![number, number | X32_SYSCALL_BIT] } else { vec![number] } };
+    let variants =
+        |number: u32| -> Vec<u32> { if table.x32 { vec![number, number | X32_SYSCALL_BIT] } else { vec![number] } };
     for &(number, mode_argument) in table.chmods {
         for number in variants(number) {
             // Not this call: skip the four instructions of the check.

@@ -95,7 +95,12 @@ fn instantiate(store_root: &Path, expression: &str) -> Derivation {
         drv_path: drv_path.clone(),
         builder: drv["builder"].as_str().expect("builder").to_string(),
         args: strings(&drv["args"]),
-        env: drv["env"].as_object().expect("env").iter().map(|(k, v)| (k.clone(), v.as_str().expect("str").to_string())).collect(),
+        env: drv["env"]
+            .as_object()
+            .expect("env")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().expect("str").to_string()))
+            .collect(),
         outputs: drv["outputs"]
             .as_object()
             .expect("outputs")
@@ -120,7 +125,10 @@ fn busybox_source(dir: &Path) -> PathBuf {
     let bin = dir.join("busybox/bin");
     fs::create_dir_all(&bin).expect("bin");
     fs::copy(BUSYBOX, bin.join("busybox")).expect("copy busybox");
-    for applet in ["sh", "env", "sort", "id", "hostname", "cat", "pwd", "ls", "stat", "readlink", "grep", "umask", "mkdir", "ifconfig"] {
+    for applet in [
+        "sh", "env", "sort", "id", "hostname", "cat", "pwd", "ls", "stat", "readlink", "grep", "umask", "mkdir",
+        "ifconfig",
+    ] {
         std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("applet");
     }
     dir.join("busybox")
@@ -187,7 +195,10 @@ impl Peer {
             .output()
             .expect("nix-store --realise");
         assert!(output.status.success(), "CppNix build failed: {}", String::from_utf8_lossy(&output.stderr));
-        let log = Command::new("nix-store").args(["--store", store, "--read-log", &drv.drv_path]).output().expect("nix-store -l");
+        let log = Command::new("nix-store")
+            .args(["--store", store, "--read-log", &drv.drv_path])
+            .output()
+            .expect("nix-store -l");
         String::from_utf8_lossy(&log.stdout).into_owned()
     }
 
@@ -266,7 +277,8 @@ ls -a /build > $out/buildls
 
 #[test]
 fn fixed_output_world_matches_cppnix() {
-    if !sandbox_available("fixed_output_world_matches_cppnix") || !cppnix_available("fixed_output_world_matches_cppnix") {
+    if !sandbox_available("fixed_output_world_matches_cppnix") || !cppnix_available("fixed_output_world_matches_cppnix")
+    {
         return;
     }
     let peer = Peer::new();
@@ -295,7 +307,13 @@ printf hi > $out
     drop(outcome);
     let their_log = peer.realise(&drv, &[("NIVIS_TEST_IMPURE", "from the caller")]);
     assert_eq!(our_log, their_log);
-    for expected in ["NIX_OUTPUT_CHECKED=1\n", "NIVIS_TEST_IMPURE=from the caller\n", "NIVIS_TEST_UNSET=\n", "hosts: files dns\n", "resolv.conf\n"] {
+    for expected in [
+        "NIX_OUTPUT_CHECKED=1\n",
+        "NIVIS_TEST_IMPURE=from the caller\n",
+        "NIVIS_TEST_UNSET=\n",
+        "hosts: files dns\n",
+        "resolv.conf\n",
+    ] {
         assert!(our_log.contains(expected), "{expected:?} missing from the log:\n{our_log}");
     }
 }

@@ -73,7 +73,11 @@ fn outputs_are_canonicalised_scanned_and_hashed() {
         assert_eq!((metadata.uid(), metadata.gid()), (owner.uid, owner.gid), "owner of {}", path.display());
         if !metadata.file_type().is_symlink() {
             let mode = metadata.permissions().mode() & 0o7777;
-            let expected = if metadata.is_dir() || path.ends_with("bin/tool") || path.ends_with("bin/setuid") { 0o555 } else { 0o444 };
+            let expected = if metadata.is_dir() || path.ends_with("bin/tool") || path.ends_with("bin/setuid") {
+                0o555
+            } else {
+                0o444
+            };
             assert_eq!(mode, expected, "mode of {}", path.display());
         }
     });
@@ -84,7 +88,8 @@ fn outputs_are_canonicalised_scanned_and_hashed() {
     }
 
     let own_path = request.outputs["out"].clone();
-    let candidates = [store.busybox.clone(), data.clone(), unreferenced.clone(), not_an_input.clone(), own_path.clone()];
+    let candidates =
+        [store.busybox.clone(), data.clone(), unreferenced.clone(), not_an_input.clone(), own_path.clone()];
     let info = scan_and_hash_output(out_path, &candidates).expect("scan and hash");
     let expected: BTreeSet<String> = [store.busybox.clone(), data, not_an_input, own_path].into_iter().collect();
     assert_eq!(info.references, expected);
@@ -111,7 +116,8 @@ fn reference_scan_of_a_large_output_is_exact() {
     let referenced = format!("/nix/store/{}-one", fake_hash_part("one"));
     let in_name = format!("/nix/store/{}-two", fake_hash_part("two"));
     let absent = format!("/nix/store/{}-three", fake_hash_part("three"));
-    let mut filler: Vec<u8> = (0..3_000_000u32).map(|i| b"0123456789abcdfghijklmnpqrsvwxyz"[(i * 7 % 31) as usize]).collect();
+    let mut filler: Vec<u8> =
+        (0..3_000_000u32).map(|i| b"0123456789abcdfghijklmnpqrsvwxyz"[(i * 7 % 31) as usize]).collect();
     filler[1_048_575..1_048_575 + referenced.len()].copy_from_slice(referenced.as_bytes());
     fs::write(tree.join("sub/big"), &filler).expect("big file");
     // A hash part only in a file name is a reference too: CppNix scans the

@@ -16,10 +16,7 @@ fn builder_writes_its_output() {
         return;
     }
     let store = Store::new();
-    let request = store.shell_request(
-        "hello",
-        "mkdir $out; echo hello > $out/greeting; echo to-the-log; echo err >&2",
-    );
+    let request = store.shell_request("hello", "mkdir $out; echo hello > $out/greeting; echo to-the-log; echo err >&2");
     let (outcome, log) = build(&request);
     assert_eq!(outcome.status, BuildStatus::Exited(0), "log: {log}");
     assert_eq!(read_output_file(&outcome, "greeting"), "hello\n");
@@ -238,7 +235,10 @@ fn setuid_files_and_xattrs_are_filtered() {
         for mode in 4755 2755 6755 1755 755; do if chmod $mode $out/f 2>/dev/null; then echo \"$mode allowed\"; else echo \"$mode denied\"; fi; done > $out/result; \
         grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status >> $out/result";
     let result = run_and_read(&store, "seccomp", script);
-    assert_eq!(result, "4755 denied\n2755 denied\n6755 denied\n1755 allowed\n755 allowed\nNoNewPrivs:\t1\nSeccomp:\t2\n");
+    assert_eq!(
+        result,
+        "4755 denied\n2755 denied\n6755 denied\n1755 allowed\n755 allowed\nNoNewPrivs:\t1\nSeccomp:\t2\n"
+    );
     let mut request = store.shell_request("no-seccomp", script);
     request.filter_syscalls = false;
     let (outcome, _) = build(&request);
@@ -353,4 +353,37 @@ fn symlink_and_file_store_paths_are_inputs_too() {
     let (outcome, log) = build(&request);
     assert_eq!(outcome.status, BuildStatus::Exited(0), "log: {log}");
     assert_eq!(read_output_file(&outcome, "result"), format!("{data}/data\npointed at\na file store path"));
+}
+
+#[test]
+fn malformed_requests_are_rejected_before_anything_runs() {
+    let store = Store::new();
+    let mut request = store.shell_request("bad", "true");
+    request.input_paths.push("/usr/lib/not-in-the-store".to_string());
+    let error = nivis_build::run_build(&request, &mut Vec::new()).expect_err("input outside the store");
+    assert!(matches!(error, BuildError::InvalidRequest(_)), "{error}");
+    let mut request = store.shell_request("bad", "true");
+    request.outputs.insert("out".to_string(), "/nix/store/../etc".to_string());
+    assert!(matches!(nivis_build::run_build(&request, &mut Vec::new()), Err(BuildError::InvalidRequest(_))));
+    let mut request = store.shell_request("bad", "true");
+    request.tmp_root = "relative/tmp".into();
+    assert!(matches!(nivis_build::run_build(&request, &mut Vec::new()), Err(BuildError::InvalidRequest(_))));
+    // Nothing was created.
+    assert_eq!(fs::read_dir(&store.tmp_root).expect("tmp").count(), 0);
+}
+
+#[test]
+fn build_directory_is_kept_on_request() {
+    if !sandbox_available("build_directory_is_kept_on_request") {
+        return;
+    }
+    let store = Store::new();
+    let mut request = store.shell_request("keep", "echo left behind > scratch; exit 1");
+    request.keep_build_dir = true;
+    let (outcome, _) = build(&request);
+    assert_eq!(outcome.status, BuildStatus::Exited(1));
+    let build_dir = outcome.build_dir().to_path_buf();
+    assert_eq!(build_dir, store.tmp_root.join("nix-build-keep.drv-0"));
+    drop(outcome);
+    assert_eq!(fs::read_to_string(build_dir.join("scratch")).expect("kept file"), "left behind\n");
 }

@@ -48,7 +48,8 @@ fn is_static_executable(path: &Path) -> bool {
     const PT_INTERP: u32 = 3;
     (0..count).all(|index| {
         let at = program_headers + index * entry_size;
-        elf.get(at..at + 4).is_some_and(|p_type| u32::from_le_bytes(p_type.try_into().expect("four bytes")) != PT_INTERP)
+        elf.get(at..at + 4)
+            .is_some_and(|p_type| u32::from_le_bytes(p_type.try_into().expect("four bytes")) != PT_INTERP)
     })
 }
 
