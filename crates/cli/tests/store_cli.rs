@@ -450,6 +450,10 @@ fn new_style_commands_print_what_cppnix_prints() {
         .output()
         .unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    // CppNix signs with the secret key nivis generated; nivis then sees that signature.
+    stdout(&env.cppnix("nix", &["--store", &root, "store", "sign", "-k", secret.to_str().unwrap(), &paths[1]]));
+    let sigs = stdout(&env.nivis("nix", &["--store", &root, "path-info", "--sigs", &paths[1]]));
+    assert!(sigs.contains(" test-1:"), "{sigs}");
 }
 
 #[test]
@@ -514,4 +518,70 @@ in derivation { name = "multi"; system = "x86_64-linux"; builder = "/bin/sh"; ou
     let out_path = stdout(&env.cppnix("nix-store", &["--store", &source, "-q", "--outputs", drv]));
     let derivers = stdout(&env.nivis("nix-store", &["--store", &store_arg(&target), "-q", "--valid-derivers", out_path.lines().next().unwrap()]));
     assert_eq!(derivers.trim(), drv);
+}
+
+#[test]
+fn an_add_waits_for_a_path_lock_held_by_another_process() {
+    let env = Env::new();
+    let root = env.path("root");
+    let root_arg = store_arg(&root);
+    let file = env.path("locked.txt");
+    std::fs::write(&file, "wait for me\n").unwrap();
+    // The path CppNix would give it, computed by CppNix on a scratch store.
+    let path = stdout(&env.cppnix("nix-store", &["--store", &store_arg(&env.path("scratch")), "--add", file.to_str().unwrap()]));
+    let path = path.trim().to_string();
+    stdout(&env.nivis("nix-store", &["--store", &root_arg, "-q"]));
+    // Another process holds `<path>.lock` with flock, as CppNix's PathLocks do.
+    let lock_file = PathBuf::from(format!("{}{path}.lock", root.display()));
+    let holder = Command::new("python3")
+        .arg("-c")
+        .arg("import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(1.5)")
+        .arg(&lock_file)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut holder = holder;
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    let started = std::time::Instant::now();
+    let add = env.nivis("nix-store", &["--store", &root_arg, "--add", file.to_str().unwrap()]);
+    let waited = started.elapsed();
+    assert_eq!(stdout(&add).trim(), path);
+    assert!(waited >= std::time::Duration::from_millis(900), "did not wait for the lock: {waited:?}");
+    assert!(String::from_utf8_lossy(&add.stderr).contains(&format!("waiting for lock on '{path}'")));
+    holder.wait().unwrap();
+    assert!(env.cppnix("nix-store", &["--store", &root_arg, "--verify-path", &path]).status.success());
+}
+
+#[test]
+fn delete_respects_referrers_and_gc_roots_like_cppnix() {
+    let env = Env::new();
+    let root = env.path("root");
+    let root_arg = store_arg(&root);
+    let paths = cppnix_graph(&env, &root_arg);
+    let (a, b, c) = (paths[0].as_str(), paths[1].as_str(), paths[2].as_str());
+    // `a` is referred to by `b` and `c`: both implementations refuse.
+    for program in ["nivis", "cppnix"] {
+        let args = ["--store", root_arg.as_str(), "--delete", a];
+        let output = if program == "nivis" { env.nivis("nix-store", &args) } else { env.cppnix("nix-store", &args) };
+        assert_eq!(output.status.code(), Some(1), "{program}");
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "0 store paths deleted, 0.00 MiB freed\n");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("since it is still alive"));
+    }
+    // A GC root keeps `c` alive.
+    let gcroots = root.join("nix/var/nix/gcroots");
+    std::os::unix::fs::symlink(c, gcroots.join("keep-c")).unwrap();
+    let refused = env.nivis("nix-store", &["--store", &root_arg, "--delete", c, b, a]);
+    assert_eq!(refused.status.code(), Some(1));
+    std::fs::remove_file(gcroots.join("keep-c")).unwrap();
+    let deleted = env.nivis("nix-store", &["--store", &root_arg, "--delete", c, b, a]);
+    assert!(stdout(&deleted).starts_with("3 store paths deleted, "));
+    let invalid = stdout(&env.cppnix("nix-store", &["--store", &root_arg, "--check-validity", "--print-invalid", a, b, c]));
+    assert_eq!(invalid.lines().count(), 3);
+    for path in &paths {
+        assert!(!root.join(path.trim_start_matches('/')).exists());
+    }
+    assert!(env.cppnix("nix-store", &["--store", &root_arg, "--verify", "--check-contents"]).status.success());
 }

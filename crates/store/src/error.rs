@@ -39,7 +39,7 @@ pub enum StoreError {
     #[error("hash mismatch importing path '{path}';\n  specified: {expected}\n  got:       {actual}")]
     HashMismatch { path: String, expected: String, actual: String },
     #[error(
-        "cannot delete path '{path}' since it is still alive. To find out why, use: nix-store --query --roots"
+        "Cannot delete path '{path}' since it is still alive. To find out why, use: nix-store --query --roots"
     )]
     StillAlive { path: String },
     #[error("bad archive: {0}")]

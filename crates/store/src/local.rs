@@ -873,7 +873,7 @@ impl Store for LocalStore {
             let blocked = referrers.iter().any(|r| r != path && !invalidated.contains(r));
             let printed = self.printed(path);
             if blocked {
-                eprintln!("error: path '{printed}' disappeared, but it still has valid referrers!");
+                eprintln!("path '{printed}' disappeared, but it still has valid referrers!");
                 report.missing.push(printed);
                 report.errors = true;
             } else {
@@ -899,7 +899,7 @@ impl Store for LocalStore {
                 };
                 if actual != info.nar_hash {
                     eprintln!(
-                        "error: path '{printed}' was modified! expected hash '{}', got '{}'",
+                        "path '{printed}' was modified! expected hash '{}', got '{}'",
                         info.nar_hash.encode(HashEncoding::Nix32, true),
                         actual.encode(HashEncoding::Nix32, true)
                     );
@@ -911,7 +911,7 @@ impl Store for LocalStore {
                     // Repairing needs a substituter to fetch the right contents
                     // from; without one the path stays broken.
                     if repair {
-                        eprintln!("error: cannot repair path '{printed}': no substituters are available");
+                        eprintln!("error: cannot repair path '{printed}'");
                     }
                     report.errors = true;
                 } else if info.nar_size == 0 {
