@@ -1,0 +1,1 @@
+(builtins.tryEval (builtins.elemAt [ ] 0)).success

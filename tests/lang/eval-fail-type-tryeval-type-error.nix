@@ -1,0 +1,1 @@
+builtins.tryEval (builtins.head 1)

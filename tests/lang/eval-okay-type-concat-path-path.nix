@@ -1,0 +1,1 @@
+builtins.typeOf (./lib + ./id.nix)

@@ -1,0 +1,1 @@
+builtins.typeOf ("x" + ./lib/id.nix)

@@ -1,0 +1,1 @@
+(builtins.tryEval ((x: assert x; x) false)).success

@@ -1,0 +1,1 @@
+(builtins.tryEval ({ }.a or (throw "x"))).success
