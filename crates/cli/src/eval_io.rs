@@ -274,7 +274,7 @@ pub fn auto_call(ev: &mut Eval, v: &Value, args: &Rc<Attrs>) -> nivis_eval::erro
                              Nix attempted to evaluate a function as a top level expression; in\n\
                              this case it must have its arguments supplied either by default\n\
                              values, or passed explicitly with '--arg' or '--argstr'. See\n\
-                             https://nixos.org/manual/nix/stable/expressions/language-constructs.html#functions.",
+                             https://nixos.org/manual/nix/stable/#ss-functions.",
                             formal.name
                         ),
                         formal.pos,
@@ -298,11 +298,10 @@ pub fn find_along_attr_path(
     if attr_path.is_empty() {
         return Ok(v);
     }
+    let no_args = Rc::new(Attrs::new());
     for token in parse_attr_path(attr_path) {
-        v = match args {
-            Some(a) => auto_call(ev, &v, a)?,
-            None => ev.force(&v, Pos::NONE)?,
-        };
+        // Functions on the way are called, with the `--arg`s or with none.
+        v = auto_call(ev, &v, args.unwrap_or(&no_args))?;
         let err = |msg: String| EvalError::new(nivis_eval::ErrorKind::Eval, msg, Pos::NONE);
         if let Ok(index) = token.parse::<usize>() {
             let Value::List(l) = &v else {

@@ -96,7 +96,9 @@ pub fn render_pos(out: &mut String, pos: Pos) {
 impl EvalError {
     /// Renders the error as CppNix prints it to stderr (without a trailing newline).
     pub fn render(&self, show_trace: bool) -> String {
-        let mut out = format!("error: {}\n", self.msg);
+        // Continuation lines of a message are indented under its first line.
+        let msg = self.msg.replace("\n", "\n       ").replace("\n       \n", "\n\n");
+        let mut out = format!("error: {}\n", msg);
         render_pos(&mut out, self.pos);
         if show_trace {
             for frame in self.trace.iter().rev() {

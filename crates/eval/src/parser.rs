@@ -450,9 +450,9 @@ impl<'a> Parser<'a> {
             Tok::OrKw => {
                 // `f or`: CppNix applies `f` to a variable named `or` (nixpkgs once
                 // had a function of that name).
-                let or_pos = self.pos();
                 self.bump();
-                let arg = Expr::Var(Var { name: Sym::from_str("or"), pos: or_pos, loc: VarLoc::Unresolved });
+                // CppNix gives the variable the position of the whole rule.
+                let arg = Expr::Var(Var { name: Sym::from_str("or"), pos, loc: VarLoc::Unresolved });
                 Ok(Expr::Call { func: Box::new(e), args: vec![arg], pos })
             }
             _ => Ok(e),
