@@ -144,6 +144,9 @@ pub struct BuildRequest {
     pub build_user: Option<BuildUser>,
     /// Keep the temporary build directory afterwards (`--keep-failed`).
     pub keep_build_dir: bool,
+    /// The derivation's `system` (platform). An `i686-linux` build on an
+    /// x86_64 host runs with the 32-bit personality, so `uname` agrees.
+    pub system: String,
     /// The `filter-syscalls` setting: forbid setuid/setgid files and extended
     /// attributes with a seccomp filter.
     pub filter_syscalls: bool,
@@ -182,6 +185,7 @@ impl BuildRequest {
             kvm: false,
             build_user: None,
             keep_build_dir: false,
+            system: format!("{}-linux", std::env::consts::ARCH),
             filter_syscalls: true,
             allow_new_privileges: false,
         }

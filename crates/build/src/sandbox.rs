@@ -255,12 +255,13 @@ enum Step {
     Setgid,
     Setuid,
     Setsid,
+    Personality,
     Seccomp,
     Stdio,
     Exec,
 }
 
-const STEP_NAMES: [&str; 20] = [
+const STEP_NAMES: [&str; 21] = [
     "setting the host name",
     "setting the domain name",
     "bringing up the loopback interface",
@@ -278,6 +279,7 @@ const STEP_NAMES: [&str; 20] = [
     "setgid",
     "setuid",
     "setsid",
+    "setting the personality",
     "installing the system-call filter",
     "setting up stdin/stdout/stderr",
     "executing the builder",
@@ -301,6 +303,8 @@ struct ChildPlan {
     /// `Some` to install CppNix's system-call filter before exec.
     seccomp_filter: Option<Vec<crate::seccomp::Instruction>>,
     no_new_privileges: bool,
+    /// Run with the 32-bit personality (an i686 build on x86_64).
+    linux32: bool,
     sync_read: RawFd,
     error_write: RawFd,
     stdin_fd: RawFd,
@@ -364,6 +368,7 @@ pub fn run_build(request: &BuildRequest, log: &mut dyn Write) -> Result<BuildOut
         envp,
         seccomp_filter: request.filter_syscalls.then(crate::seccomp::filter),
         no_new_privileges: request.filter_syscalls && !request.allow_new_privileges,
+        linux32: request.system == "i686-linux" && cfg!(target_arch = "x86_64"),
         sync_read: sync_read.as_raw_fd(),
         error_write: error_write.as_raw_fd(),
         stdin_fd: stdin.as_raw_fd(),
@@ -1101,6 +1106,18 @@ unsafe fn child_main(plan: &ChildPlan) -> ! {
         let no_core = libc::rlimit { rlim_cur: 0, rlim_max: libc::RLIM_INFINITY };
         libc::setrlimit(libc::RLIMIT_CORE, &no_core);
         libc::umask(0o022);
+        // Address-space randomisation off for more deterministic builds, and
+        // 32-bit `uname` for 32-bit builds, as CppNix does.
+        let current = libc::personality(0xffff_ffff);
+        if current != -1 {
+            let mut persona = (current | libc::ADDR_NO_RANDOMIZE) as libc::c_ulong;
+            if plan.linux32 {
+                persona = (persona & !0xff) | PER_LINUX32;
+            }
+            if libc::personality(persona) == -1 {
+                fail(Step::Personality as u32);
+            }
+        }
         if libc::setsid() < 0 {
             fail(Step::Setsid as u32);
         }
@@ -1131,6 +1148,9 @@ unsafe fn child_main(plan: &ChildPlan) -> ! {
         fail(Step::Exec as u32)
     }
 }
+
+/// `PER_LINUX32` from `<sys/personality.h>`.
+const PER_LINUX32: libc::c_ulong = 0x0008;
 
 /// Reports (step, errno) to the parent and exits; the child's only way out
 /// besides exec.

@@ -36,6 +36,7 @@ grep -E '^(NoNewPrivs|Seccomp|Seccomp_filters|CapEff|CapPrm):' /proc/self/status
 touch $out/setuid; if chmod 4755 $out/setuid 2>/dev/null; then echo chmod-setuid-allowed; else echo chmod-setuid-denied; fi > $out/setuid-attempt
 if chmod 755 $out/setuid; then echo chmod-allowed; else echo chmod-denied; fi >> $out/setuid-attempt
 umask > $out/umask
+cat /proc/self/personality > $out/personality
 echo "$$" > $out/pid
 echo "$0|$1|$2" > $out/args
 if [ -t 1 ]; then echo stdout-is-a-tty; else echo stdout-is-not-a-tty; fi > $out/tty
@@ -68,6 +69,7 @@ struct Derivation {
     env: BTreeMap<String, String>,
     outputs: BTreeMap<String, String>,
     input_srcs: Vec<String>,
+    platform: String,
 }
 
 /// Instantiates `expression` into the chroot store at `store_root` and reads
@@ -108,6 +110,7 @@ fn instantiate(store_root: &Path, expression: &str) -> Derivation {
             .map(|(k, v)| (k.clone(), v["path"].as_str().expect("path").to_string()))
             .collect(),
         input_srcs: strings(&drv["inputSrcs"]),
+        platform: drv["system"].as_str().expect("system").to_string(),
     }
 }
 
@@ -127,7 +130,7 @@ fn busybox_source(dir: &Path) -> PathBuf {
     fs::copy(BUSYBOX, bin.join("busybox")).expect("copy busybox");
     for applet in [
         "sh", "env", "sort", "id", "hostname", "cat", "pwd", "ls", "stat", "readlink", "grep", "umask", "mkdir",
-        "ifconfig",
+        "ifconfig", "uname",
     ] {
         std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("applet");
     }
@@ -182,6 +185,7 @@ impl Peer {
         // Build as an unprivileged user as CppNix does with build users, so
         // root-owned files look the same (unmapped) from inside.
         request.build_user = Some(BuildUser { uid: 30001, gid: 30001 });
+        request.system = drv.platform.clone();
         request
     }
 
@@ -316,4 +320,23 @@ printf hi > $out
     ] {
         assert!(our_log.contains(expected), "{expected:?} missing from the log:\n{our_log}");
     }
+}
+
+#[test]
+fn i686_personality_matches_cppnix() {
+    if !sandbox_available("i686_personality_matches_cppnix") || !cppnix_available("i686_personality_matches_cppnix") {
+        return;
+    }
+    let peer = Peer::new();
+    let drv = peer.instantiate(
+        "mkdir $out; uname -m > $out/uname; cat /proc/self/personality > $out/personality",
+        r#"name = "i686"; system = "i686-linux";"#,
+    );
+    let (outcome, log) = build(&peer.request(&drv));
+    assert!(outcome.status.success(), "nivis build failed: {:?}\n{log}", outcome.status);
+    let ours = read_dir_files(&outcome.output_location("out").expect("out"));
+    drop(outcome);
+    peer.realise(&drv, &[]);
+    assert_same_files(&ours, &read_dir_files(&peer.real_output(&drv, "out")));
+    assert_eq!(ours["uname"], "i686\n");
 }

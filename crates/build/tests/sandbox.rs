@@ -249,6 +249,22 @@ fn setuid_files_and_xattrs_are_filtered() {
 }
 
 #[test]
+fn i686_builds_get_the_32_bit_personality() {
+    if !sandbox_available("i686_builds_get_the_32_bit_personality") || std::env::consts::ARCH != "x86_64" {
+        return;
+    }
+    let store = Store::new();
+    let script = "mkdir $out; uname -m > $out/result; cat /proc/self/personality >> $out/result";
+    let mut request = store.shell_request("i686", script);
+    request.system = "i686-linux".to_string();
+    let (outcome, log) = build(&request);
+    assert_eq!(outcome.status, BuildStatus::Exited(0), "log: {log}");
+    // PER_LINUX32 (8) | ADDR_NO_RANDOMIZE (0x40000).
+    assert_eq!(read_output_file(&outcome, "result"), "i686\n00040008\n");
+    assert_eq!(run_and_read(&store, "x86_64", script), "x86_64\n00040000\n");
+}
+
+#[test]
 fn exit_status_and_signals_are_reported() {
     if !sandbox_available("exit_status_and_signals_are_reported") {
         return;

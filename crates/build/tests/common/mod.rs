@@ -17,7 +17,7 @@ pub const BUSYBOX: &str = "/usr/bin/busybox";
 const APPLETS: &[&str] = &[
     "sh", "env", "id", "hostname", "cat", "pwd", "ls", "mkdir", "ifconfig", "echo", "touch", "chmod", "ln", "sleep",
     "nc", "readlink", "stat", "sort", "head", "dd", "rm", "cp", "true", "false", "printf", "sed", "awk", "test",
-    "wget", "mount", "ps", "kill", "find", "wc", "grep",
+    "wget", "mount", "ps", "kill", "find", "wc", "grep", "uname",
 ];
 
 /// Whether sandboxed builds can run here. Prints why not, so a skipped test is
