@@ -229,3 +229,54 @@ impl BuildStatus {
         }
     }
 }
+
+impl BuildRequest {
+    /// The request for building `drv` (read from `drv_path`) with CppNix's
+    /// defaults for every setting. `input_closure` is the closure of the
+    /// derivation's inputs (its input sources and the needed outputs of its
+    /// input derivations, with their references), which only the store can
+    /// compute. Fixed-output derivations get the `impureEnvVars` values from
+    /// this process's environment, structured-attrs derivations their parsed
+    /// `__json`.
+    ///
+    /// Limits for now: the builder, arguments and environment must be UTF-8,
+    /// and every output's path must be known before the build (input-addressed
+    /// or fixed-output; not floating content-addressed, deferred or impure).
+    pub fn from_derivation(
+        store_dir: &nivis_formats::StoreDir,
+        drv_path: &nivis_formats::StorePath,
+        drv: &nivis_formats::Derivation,
+        input_closure: &nivis_formats::StorePathSet,
+        real_store_dir: impl Into<PathBuf>,
+    ) -> Result<BuildRequest, BuildError> {
+        let text = |bytes: &[u8], what: &str| -> Result<String, BuildError> {
+            String::from_utf8(bytes.to_vec()).map_err(|_| {
+                BuildError::InvalidRequest(format!("the derivation's {what} is not UTF-8, which is not supported yet"))
+            })
+        };
+        let mut request =
+            BuildRequest::new(store_dir.print_path(drv_path), text(&drv.builder, "builder")?, real_store_dir);
+        request.store_dir = PathBuf::from(store_dir.as_str());
+        request.args = drv.args.iter().map(|arg| text(arg, "argument list")).collect::<Result<_, _>>()?;
+        for (name, value) in &drv.env {
+            request.env.insert(text(name, "environment")?, text(value, "environment")?);
+        }
+        for (name, output) in &drv.outputs {
+            let path = output.path().ok_or_else(|| {
+                BuildError::InvalidRequest(format!(
+                    "output '{name}' of '{}' has no path before the build (content-addressed, deferred or impure outputs are not supported yet)",
+                    request.drv_path
+                ))
+            })?;
+            request.outputs.insert(name.clone(), store_dir.print_path(path));
+        }
+        request.input_paths = input_closure.iter().map(|path| store_dir.print_path(path)).collect();
+        request.fixed_output = drv.is_fixed_output();
+        if request.fixed_output {
+            request.impure_env = crate::env::impure_environment(&request.env);
+        }
+        request.structured_attrs = crate::env::structured_attrs_from_env(&request.env)?;
+        request.system = text(&drv.platform, "platform")?;
+        Ok(request)
+    }
+}

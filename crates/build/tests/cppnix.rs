@@ -11,6 +11,7 @@ use std::process::Command;
 
 use common::*;
 use nivis_build::{BuildRequest, BuildUser, impure_environment, structured_attrs_from_env};
+use nivis_formats::{Derivation as ParsedDerivation, StoreDir};
 
 /// What the builder records about its world, one file per aspect.
 const DUMP_SCRIPT: &str = r#"
@@ -339,4 +340,45 @@ fn i686_personality_matches_cppnix() {
     peer.realise(&drv, &[]);
     assert_same_files(&ours, &read_dir_files(&peer.real_output(&drv, "out")));
     assert_eq!(ours["uname"], "i686\n");
+}
+
+#[test]
+fn request_from_a_parsed_drv_file() {
+    // Needs only CppNix's evaluator, not its sandbox.
+    if !Command::new("nix-instantiate").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED request_from_a_parsed_drv_file: CppNix is not installed");
+        return;
+    }
+    let peer = Peer::new();
+    for attrs in [
+        r#"name = "plain"; outputs = [ "out" "lib" ]; passAsFile = [ "x" ]; x = "y";"#,
+        r#"name = "structured"; __structuredAttrs = true; list = [ 1 2 ];"#,
+        r#"name = "fixed"; outputHashMode = "flat"; outputHashAlgo = "sha256";
+           outputHash = "8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4"; impureEnvVars = [ "HOME" ];"#,
+    ] {
+        let shown = peer.instantiate("true", attrs);
+        let store_dir = StoreDir::new("/nix/store").expect("store dir");
+        let drv_path = store_dir.parse_path(&shown.drv_path).expect("drv path");
+        let contents = fs::read(peer.real_store_dir.join(drv_path.base_name())).expect("read .drv");
+        let drv = ParsedDerivation::parse(&store_dir, &contents).expect("parse .drv");
+        let closure = drv.input_sources.clone();
+        let request = BuildRequest::from_derivation(&store_dir, &drv_path, &drv, &closure, peer.real_store_dir.clone())
+            .expect("request");
+        let expected = peer.request(&shown);
+        assert_eq!(request.drv_path, expected.drv_path);
+        assert_eq!(request.builder, expected.builder);
+        assert_eq!(request.args, expected.args);
+        assert_eq!(request.env, expected.env);
+        assert_eq!(request.outputs, expected.outputs);
+        assert_eq!(request.input_paths, expected.input_paths);
+        assert_eq!(request.structured_attrs, expected.structured_attrs);
+        assert_eq!(request.system, expected.system);
+        assert_eq!(request.fixed_output, attrs.contains("outputHash"));
+        if request.fixed_output {
+            assert_eq!(
+                request.impure_env.get("HOME").map(String::as_str),
+                std::env::var("HOME").ok().as_deref().or(Some(""))
+            );
+        }
+    }
 }

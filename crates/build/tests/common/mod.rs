@@ -27,7 +27,8 @@ pub fn sandbox_available(test: &str) -> bool {
         eprintln!("SKIPPED {test}: {BUSYBOX} is missing or not statically linked (apt-get install busybox-static)");
         return false;
     }
-    let unshare = Command::new("unshare").args(["-U", "-m", "-p", "-f", "--mount-proc", "-n", "-i", "-u", "true"]).status();
+    let unshare =
+        Command::new("unshare").args(["-U", "-m", "-p", "-f", "--mount-proc", "-n", "-i", "-u", "true"]).status();
     if !matches!(unshare, Ok(status) if status.success()) {
         eprintln!("SKIPPED {test}: user namespaces are not available (`unshare -U true` failed)");
         return false;
