@@ -5,6 +5,8 @@
 //! the input closure, takes the output locks, and registers the results.
 //!
 //! The flow:
+//! 0. [`BuildRequest::from_derivation`] from a parsed `.drv` and its input
+//!    closure, then adjust the settings (timeouts, sandbox paths, cores).
 //! 1. [`run_build`] with a [`BuildRequest`]: creates the build directory and the
 //!    chroot, starts the builder in new user/mount/pid/ipc/uts(/network)
 //!    namespaces (rootless: the sandbox's uid 1000 maps to the caller), streams
@@ -15,6 +17,12 @@
 //! 3. [`canonicalise_path_metadata`] and [`scan_and_hash_output`] on each
 //!    output: canonical permissions and times, then NAR hash, NAR size and
 //!    references in one pass.
+//!
+//! Not here (the next layer's job): the goal scheduler and `-j`, output locks,
+//! deleting stale invalid outputs before a build, registering outputs (path
+//! info, references, deriver) in the database, `--check`/`--repair`, floating
+//! content-addressed outputs (scratch paths and rewriting), recursive Nix,
+//! `exportReferencesGraph`, `__noChroot`/unsandboxed builds, build hooks.
 //!
 //! Assumptions: Linux with user namespaces (see [`BuildError::NamespacesUnavailable`]),
 //! the chroot is created in the real store directory so outputs can be renamed
