@@ -151,4 +151,55 @@ mod tests {
             assert_eq!(parse_drv_name(full.as_bytes()), (name.as_bytes(), version.as_bytes()), "parseDrvName {full:?}");
         }
     }
+
+    /// Random version strings: CppNix 2.8 and this module must agree on
+    /// compareVersions, splitVersion and parseDrvName.
+    #[test]
+    fn random_versions_agree_with_cppnix() {
+        let nix_instantiate = std::path::Path::new("/usr/bin/nix-instantiate");
+        if !nix_instantiate.exists() {
+            eprintln!("skipped: /usr/bin/nix-instantiate not installed");
+            return;
+        }
+        const PIECES: &[&str] = &["0", "1", "2", "10", "09", "2147483648", ".", "-", "a", "b", "pre", "rc", "_", "X", ""];
+        let mut state: u64 = 0xfeed;
+        let mut next = |bound: usize| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 33) % bound as u64) as usize
+        };
+        let mut versions = Vec::new();
+        for _ in 0..300 {
+            let version: String = (0..next(6)).map(|_| PIECES[next(PIECES.len())]).collect();
+            versions.push(version);
+        }
+        let mut expression = String::from("with builtins; [\n");
+        let mut ours = String::from("[ ");
+        for pair in versions.chunks(2) {
+            let (v1, v2) = (&pair[0], &pair[1]);
+            expression.push_str(&format!("(compareVersions \"{v1}\" \"{v2}\") (splitVersion \"{v1}\") (parseDrvName \"{v1}-{v2}\")\n"));
+            let ordering = match compare_versions(v1.as_bytes(), v2.as_bytes()) {
+                Ordering::Less => "-1",
+                Ordering::Equal => "0",
+                Ordering::Greater => "1",
+            };
+            let components: Vec<String> =
+                split_version(v1.as_bytes()).iter().map(|c| format!("\"{}\" ", String::from_utf8_lossy(c))).collect();
+            let full = format!("{v1}-{v2}");
+            let (name, version) = parse_drv_name(full.as_bytes());
+            ours.push_str(&format!(
+                "{ordering} [ {}] {{ name = \"{}\"; version = \"{}\"; }} ",
+                components.concat(),
+                String::from_utf8_lossy(name),
+                String::from_utf8_lossy(version)
+            ));
+        }
+        expression.push(']');
+        ours.push(']');
+        let output = std::process::Command::new(nix_instantiate)
+            .args(["--eval", "--strict", "-E", &expression])
+            .output()
+            .expect("running nix-instantiate");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(ours, String::from_utf8_lossy(&output.stdout).trim_end());
+    }
 }
