@@ -8,10 +8,12 @@
 //! `parse-toml-timestamps` turns them into `{ _type = "timestamp"; value =
 //! TEXT; }`; the caller chooses.
 //!
-//! Known differences from CppNix's toml11: a float literal too large for a
-//! double is infinity here, the largest double there; toml11 also accepts a
-//! `[table]` header after dotted keys defined that table, which TOML 1.0 (and
-//! this module) rejects.
+//! Known differences from CppNix 2.8's toml11 (tests/lang has a case for
+//! each, listed in KNOWN-FAILURES): an integer literal beyond the i64 range is
+//! an error here, while toml11 saturates it to the largest/smallest i64; a
+//! float literal too large for a double is infinity here, the largest double
+//! there; toml11 also accepts a `[table]` header after dotted keys defined
+//! that table, which TOML 1.0 (and this module) rejects.
 
 /// A TOML value.
 #[derive(Debug, Clone, PartialEq)]

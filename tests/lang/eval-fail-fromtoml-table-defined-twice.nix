@@ -1,0 +1,6 @@
+builtins.fromTOML ''
+[a]
+b = 1
+[a]
+c = 2
+''

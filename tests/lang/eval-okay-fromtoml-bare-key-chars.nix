@@ -1,0 +1,5 @@
+builtins.fromTOML ''
+A-b_c-9 = 1
+1234 = 2
+-x = 3
+''

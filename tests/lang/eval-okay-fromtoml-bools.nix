@@ -1,0 +1,4 @@
+builtins.fromTOML ''
+t = true
+f = false
+''

@@ -1,0 +1,5 @@
+builtins.fromTOML ''
+a.b = 1
+[a]
+c = 2
+''

@@ -1,0 +1,6 @@
+builtins.fromTOML ''
+[a]
+[b.c]
+[d]
+e = []
+''

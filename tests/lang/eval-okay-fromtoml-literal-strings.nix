@@ -1,0 +1,6 @@
+builtins.fromTOML ''
+a = 'no \escapes'
+b = ''''
+keep \n as is
+''''
+''

@@ -1,0 +1,3 @@
+builtins.fromTOML ''
+a = [ 1, "two", [ 3 ], { four = 4 } ]
+''

@@ -1,0 +1,7 @@
+builtins.fromTOML ''
+a = """\
+    line one \
+    continues"""
+b = """
+first newline trimmed"""
+''

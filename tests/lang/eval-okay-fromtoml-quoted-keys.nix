@@ -1,0 +1,6 @@
+builtins.fromTOML ''
+"a.b" = 1
+'c d' = 2
+"" = 3
+e."f.g".h = 4
+''

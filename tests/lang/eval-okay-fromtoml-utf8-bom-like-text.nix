@@ -1,0 +1,4 @@
+builtins.fromTOML ''
+a = "日本"
+"キー" = "値"
+''
