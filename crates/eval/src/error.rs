@@ -50,17 +50,44 @@ pub struct EvalError {
     pub msg: String,
     pub pos: Pos,
     pub trace: Vec<TraceFrame>,
+    /// "Did you mean ...?" candidates, best first.
+    pub suggestions: Vec<String>,
 }
 
 pub type Result<T> = std::result::Result<T, Box<EvalError>>;
 
 impl EvalError {
     pub fn new(kind: ErrorKind, msg: impl Into<String>, pos: Pos) -> Box<EvalError> {
-        Box::new(EvalError { kind, msg: msg.into(), pos, trace: Vec::new() })
+        Box::new(EvalError { kind, msg: msg.into(), pos, trace: Vec::new(), suggestions: Vec::new() })
+    }
+
+    /// Adds CppNix's suggestions: the names within edit distance 2 of `wanted`,
+    /// closest first (then alphabetically), at most five.
+    pub fn with_suggestions<'a>(mut self: Box<Self>, wanted: &[u8], candidates: impl Iterator<Item = &'a [u8]>) -> Box<Self> {
+        let mut scored: Vec<(usize, Vec<u8>)> =
+            candidates.map(|c| (levenshtein(wanted, c), c.to_vec())).filter(|(d, _)| *d <= 2).collect();
+        scored.sort();
+        scored.dedup();
+        scored.truncate(5);
+        self.suggestions = scored.into_iter().map(|(_, c)| String::from_utf8_lossy(&c).into_owned()).collect();
+        self
     }
     pub fn is_catchable(&self) -> bool {
         matches!(self.kind, ErrorKind::Throw | ErrorKind::Assert)
     }
+}
+
+fn levenshtein(a: &[u8], b: &[u8]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = if ca == cb { 0 } else { 1 };
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 impl From<ParseError> for Box<EvalError> {
@@ -100,9 +127,18 @@ impl EvalError {
         let msg = self.msg.replace("\n", "\n       ").replace("\n       \n", "\n\n");
         let mut out = format!("error: {}\n", msg);
         render_pos(&mut out, self.pos);
+        if !self.suggestions.is_empty() {
+            let shown = match self.suggestions.as_slice() {
+                [one] => one.clone(),
+                [first @ .., last] => format!("one of {} or {}", first.join(", "), last),
+                [] => String::new(),
+            };
+            out.push_str(&format!("       Did you mean {shown}?\n"));
+        }
         if show_trace {
-            for frame in self.trace.iter().rev() {
-                out.push_str(&format!("\n… {}\n", frame.msg));
+            // Innermost frame first, as CppNix prints them.
+            for frame in self.trace.iter() {
+                out.push_str(&format!("\n       … {}\n", frame.msg));
                 render_pos(&mut out, frame.pos);
             }
         } else if !self.trace.is_empty() {

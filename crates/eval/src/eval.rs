@@ -626,7 +626,8 @@ impl Eval {
                             if default.is_some() {
                                 return Ok(None);
                             }
-                            Err(eval_error(format!("attribute '{sym}' missing"), pos))
+                            Err(eval_error(format!("attribute '{sym}' missing"), pos)
+                                .with_suggestions(sym.as_bytes(), a.entries.iter().map(|x| x.name.as_bytes())))
                         }
                     },
                     other => {
@@ -971,11 +972,7 @@ impl Eval {
     }
 
     fn call_primop(&mut self, op: &'static builtins::PrimOp, args: &[Value], pos: Pos) -> Result<Value> {
-        let result = (op.func)(self, args, pos);
-        if self.settings.show_trace {
-            return result.trace(pos, || format!("while calling the '{}' builtin", op.name));
-        }
-        result
+        (op.func)(self, args, pos)
     }
 
     fn call_lambda(&mut self, c: &Rc<Closure>, arg: Value, pos: Pos) -> Result<Value> {
@@ -1014,7 +1011,8 @@ impl Eval {
                             return Err(eval_error(
                                 format!("function '{}' called with unexpected argument '{}'", lambda_name(lambda), a.name),
                                 pos,
-                            ));
+                            )
+                            .with_suggestions(a.name.as_bytes(), formals.entries.iter().map(|f| f.name.as_bytes())));
                         }
                     }
                 }
