@@ -95,6 +95,9 @@ pub enum DerivationError {
     FloatingWithPath(String),
     #[error("derivation has no outputs")]
     NoOutputs,
+    /// CppNix's `Derivation::type()` refuses these; `detail` is its wording.
+    #[error("invalid derivation: {0}")]
+    InvalidOutputs(&'static str),
     #[error("input derivation '{0}' has no hash to stand in for it")]
     MissingInputHash(String),
     #[error("input derivation '{drv}' has no output '{output}'")]
@@ -514,6 +517,40 @@ impl Derivation {
         !self.outputs.is_empty() && self.outputs.values().all(|o| matches!(o, DerivationOutput::Impure { .. }))
     }
 
+    /// Checks that the outputs form one of the kinds of derivation CppNix knows
+    /// (its `Derivation::type()`): all input-addressed, all deferred, one fixed
+    /// output named `out`, all floating with one hash algorithm, or all impure.
+    pub fn check_outputs(&self) -> Result<(), DerivationError> {
+        let Some(first) = self.outputs.values().next() else {
+            return Err(DerivationError::NoOutputs);
+        };
+        let same_kind = self.outputs.values().all(|o| std::mem::discriminant(o) == std::mem::discriminant(first));
+        if !same_kind {
+            return Err(DerivationError::InvalidOutputs("can't mix derivation output types"));
+        }
+        match first {
+            DerivationOutput::Fixed { .. } => {
+                if self.outputs.len() > 1 {
+                    return Err(DerivationError::InvalidOutputs("only one fixed output is allowed for now"));
+                }
+                if !self.outputs.contains_key("out") {
+                    return Err(DerivationError::InvalidOutputs("single fixed output must be named \"out\""));
+                }
+            }
+            DerivationOutput::Floating { algorithm: first_algorithm, .. } => {
+                let same_algorithm = self
+                    .outputs
+                    .values()
+                    .all(|o| matches!(o, DerivationOutput::Floating { algorithm, .. } if algorithm == first_algorithm));
+                if !same_algorithm {
+                    return Err(DerivationError::InvalidOutputs("all floating outputs must use the same hash type"));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     fn has_floating_output(&self) -> bool {
         self.outputs.values().any(|o| matches!(o, DerivationOutput::Floating { .. }))
     }
@@ -555,6 +592,7 @@ impl Derivation {
     where
         E: From<DerivationError>,
     {
+        self.check_outputs()?;
         if self.is_fixed_output() {
             let mut hashes = BTreeMap::new();
             for (name, output) in &self.outputs {
@@ -638,6 +676,7 @@ impl Derivation {
                 }
             }
         }
+        self.check_outputs()?;
         if input_addressed.is_empty() {
             return Ok(());
         }
@@ -686,7 +725,10 @@ impl DrvHashCache {
         drv: &Derivation,
     ) -> Result<DrvHashModulo, DerivationError> {
         let hash = drv.hash_modulo(store_dir, false, |input| {
-            self.hashes.get(input).cloned().ok_or_else(|| DerivationError::MissingInputHash(store_dir.print_path(input)))
+            self.hashes
+                .get(input)
+                .cloned()
+                .ok_or_else(|| DerivationError::MissingInputHash(store_dir.print_path(input)))
         })?;
         self.hashes.insert(drv_path.clone(), hash.clone());
         Ok(hash)

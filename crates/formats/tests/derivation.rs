@@ -499,3 +499,32 @@ fn random_derivations_match_cppnix() {
         assert!(checked >= 20, "seed {seed}: only {checked} checked");
     }
 }
+
+#[test]
+fn mixed_output_kinds_are_refused_as_cppnix_does() {
+    let store_dir = StoreDir::default();
+    let fixed = DerivationOutput::Fixed {
+        method: FileIngestionMethod::Flat,
+        hash: Hash::of_bytes(HashAlgorithm::Sha256, b""),
+        path: StorePath::from_base_name("00000000000000000000000000000000-x").unwrap(),
+    };
+    let floating = |algorithm| DerivationOutput::Floating { method: FileIngestionMethod::Recursive, algorithm };
+    let cases: Vec<(Vec<(&str, DerivationOutput)>, &str)> = vec![
+        (vec![], "no outputs"),
+        (vec![("out", fixed.clone()), ("dev", DerivationOutput::Deferred)], "can't mix"),
+        (vec![("out", fixed.clone()), ("dev", fixed.clone())], "only one fixed output"),
+        (vec![("dev", fixed.clone())], "must be named \"out\""),
+        (vec![("out", floating(HashAlgorithm::Sha256)), ("dev", floating(HashAlgorithm::Sha1))], "same hash type"),
+        (vec![("out", DerivationOutput::Deferred), ("dev", floating(HashAlgorithm::Sha256))], "can't mix"),
+    ];
+    for (outputs, message) in cases {
+        let drv = Derivation {
+            outputs: outputs.into_iter().map(|(n, o)| (n.to_string(), o)).collect(),
+            ..Derivation::default()
+        };
+        let error = drv.hash_modulo::<DerivationError>(&store_dir, false, |_| unreachable!()).unwrap_err();
+        assert!(error.to_string().contains(message), "got '{error}', wanted '{message}'");
+        let error = drv.clone().fill_output_paths::<DerivationError>(&store_dir, "x", |_| unreachable!()).unwrap_err();
+        assert!(error.to_string().contains(message), "fill: got '{error}', wanted '{message}'");
+    }
+}
