@@ -158,7 +158,7 @@ fn queries_print_what_cppnix_prints() {
         vec!["-q", "--outputs", c],
         vec!["-q", c],
         vec!["-q", "--hash", missing],
-        vec!["-q", "--size", "--hash", c],
+        vec!["-q", "--size", "--references", c],
         vec!["-q", "--bogus", c],
         vec!["--check-validity", "--print-invalid", c, missing],
         vec!["--check-validity", c],
@@ -173,6 +173,12 @@ fn queries_print_what_cppnix_prints() {
         assert_eq!(String::from_utf8_lossy(&ours.stdout), String::from_utf8_lossy(&theirs.stdout), "{query:?}");
         assert_eq!(ours.status.code(), theirs.status.code(), "{query:?}");
     }
+    // nivis extension (CppNix refuses it): `--hash --size` prints both per path.
+    let both = stdout(&env.nivis("nix-store", &["--store", &root, "-q", "--hash", "--size", c, a]));
+    let hashes = stdout(&env.cppnix("nix-store", &["--store", &root, "-q", "--hash", c, a]));
+    let sizes = stdout(&env.cppnix("nix-store", &["--store", &root, "-q", "--size", c, a]));
+    let expected: Vec<&str> = hashes.lines().zip(sizes.lines()).flat_map(|(h, s)| [h, s]).collect();
+    assert_eq!(both.lines().collect::<Vec<_>>(), expected);
     let hash_of_missing = env.nivis("nix-store", &["--store", &root, "-q", "--hash", missing]);
     assert_eq!(
         String::from_utf8_lossy(&hash_of_missing.stderr).trim(),

@@ -520,6 +520,7 @@ fn query(store: &dyn Store, flags: &[String], args: &[String], out: &mut dyn Wri
     let mut query = QueryType::Default;
     let mut use_output = false;
     let mut include_outputs = false;
+    let mut info_fields: Vec<QueryType> = Vec::new();
     for flag in flags {
         let previous = query;
         match flag.as_str() {
@@ -545,7 +546,14 @@ fn query(store: &dyn Store, flags: &[String], args: &[String], out: &mut dyn Wri
             "--include-outputs" => include_outputs = true,
             _ => return usage(format!("unknown flag '{flag}'")),
         }
-        if previous != QueryType::Default && previous != query {
+        if matches!(query, QueryType::Hash | QueryType::Size) && !info_fields.contains(&query) {
+            info_fields.push(query);
+        }
+        // nivis extension: `--hash` and `--size` combine (CppNix 2.8 refuses any
+        // second query type); each path then gets one line per field, in flag order.
+        let info_pair = matches!(previous, QueryType::Hash | QueryType::Size)
+            && matches!(query, QueryType::Hash | QueryType::Size);
+        if previous != QueryType::Default && previous != query && !info_pair {
             return usage(format!("query type '{flag}' conflicts with earlier flag"));
         }
     }
@@ -615,10 +623,12 @@ fn query(store: &dyn Store, flags: &[String], args: &[String], out: &mut dyn Wri
                 let start = follow_links_to_store_path(store, arg)?;
                 for path in maybe_use_outputs(store, start, use_output)? {
                     let info = query_info(store, &path)?;
-                    if query == QueryType::Hash {
-                        writeln!(out, "{}", info.nar_hash.encode(HashEncoding::Nix32, true))?;
-                    } else {
-                        writeln!(out, "{}", info.nar_size)?;
+                    for field in &info_fields {
+                        if *field == QueryType::Hash {
+                            writeln!(out, "{}", info.nar_hash.encode(HashEncoding::Nix32, true))?;
+                        } else {
+                            writeln!(out, "{}", info.nar_size)?;
+                        }
                     }
                 }
             }
