@@ -1,161 +1,16 @@
-//! The file-system [`EvalIO`] the CLI evaluates with until the glue crate joins
-//! the evaluator to a real store: files are read from disk; copying a path to the
-//! store or writing a text file only *computes* the store path (with the formats
-//! crate), which is what `nix-instantiate --eval` shows; derivations are refused.
+//! The evaluator as the CLI sets it up: the search path from `-I` and
+//! `NIX_PATH`, `--arg`/`--argstr`, auto-calling, attribute paths, and an
+//! [`EvalIO`] over the store named by `--store` (the glue crate's
+//! [`StoreEvalIO`]), read-only for `--eval` as in CppNix.
 
-use std::path::Path;
+use nivis_eval::EvalIO;
+use nivis_glue::StoreEvalIO;
 
-use nivis_eval::io::PathFilter;
-use nivis_eval::{EvalIO, FileType, FsIO, IoError};
-use nivis_formats::hash::HashAlgorithm;
-use nivis_formats::store_path::{FileIngestionMethod, StoreDir, StorePathSet};
-
-pub struct CliEvalIO {
-    fs: FsIO,
-    store_dir: StoreDir,
-}
-
-impl CliEvalIO {
-    pub fn new() -> CliEvalIO {
-        let dir = std::env::var("NIX_STORE_DIR").unwrap_or_else(|_| "/nix/store".to_string());
-        let store_dir = StoreDir::new(&dir).unwrap_or_default();
-        CliEvalIO { fs: FsIO, store_dir }
-    }
-}
-
-/// The message part of an I/O error as CppNix words it (strerror).
-fn io_reason(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
-}
-
-fn nar_str(out: &mut nivis_formats::hash::Hasher, s: &[u8]) {
-    out.update(&(s.len() as u64).to_le_bytes());
-    out.update(s);
-    let pad = (8 - s.len() % 8) % 8;
-    out.update(&[0u8; 8][..pad]);
-}
-
-/// Serialises `path` as a NAR into `out`, leaving out what `filter` rejects
-/// (the root itself is always included), for `builtins.path`/`filterSource`.
-fn nar_filtered(
-    path: &Path,
-    filter: &mut PathFilter<'_>,
-    out: &mut nivis_formats::hash::Hasher,
-    root: bool,
-) -> Result<(), IoError> {
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::PermissionsExt;
-    if root {
-        nar_str(out, b"nix-archive-1");
-    }
-    let meta = std::fs::symlink_metadata(path)?;
-    nar_str(out, b"(");
-    nar_str(out, b"type");
-    if meta.file_type().is_symlink() {
-        nar_str(out, b"symlink");
-        nar_str(out, b"target");
-        nar_str(out, std::fs::read_link(path)?.as_os_str().as_bytes());
-    } else if meta.is_dir() {
-        nar_str(out, b"directory");
-        let mut names: Vec<std::ffi::OsString> =
-            std::fs::read_dir(path)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        for name in names {
-            let child = path.join(&name);
-            let ft = std::fs::symlink_metadata(&child)?.file_type();
-            let kind = if ft.is_symlink() {
-                FileType::Symlink
-            } else if ft.is_dir() {
-                FileType::Directory
-            } else if ft.is_file() {
-                FileType::Regular
-            } else {
-                FileType::Unknown
-            };
-            if !filter(&child, kind)? {
-                continue;
-            }
-            nar_str(out, b"entry");
-            nar_str(out, b"(");
-            nar_str(out, b"name");
-            nar_str(out, name.as_bytes());
-            nar_str(out, b"node");
-            nar_filtered(&child, filter, out, false)?;
-            nar_str(out, b")");
-        }
-    } else {
-        nar_str(out, b"regular");
-        if meta.permissions().mode() & 0o100 != 0 {
-            nar_str(out, b"executable");
-            nar_str(out, b"");
-        }
-        nar_str(out, b"contents");
-        nar_str(out, &std::fs::read(path)?);
-    }
-    nar_str(out, b")");
-    Ok(())
-}
-
-fn msg(e: impl std::fmt::Display) -> IoError {
-    IoError::Message(e.to_string())
-}
-
-impl EvalIO for CliEvalIO {
-    fn read_file(&self, path: &Path) -> Result<Vec<u8>, IoError> {
-        self.fs.read_file(path)
-    }
-    fn read_dir(&self, path: &Path) -> Result<Vec<(Vec<u8>, FileType)>, IoError> {
-        self.fs.read_dir(path)
-    }
-    fn path_exists(&self, path: &Path) -> Result<bool, IoError> {
-        self.fs.path_exists(path)
-    }
-    fn file_type(&self, path: &Path) -> Result<FileType, IoError> {
-        self.fs.file_type(path)
-    }
-    fn is_directory(&self, path: &Path) -> Result<bool, IoError> {
-        self.fs.is_directory(path)
-    }
-    fn store_dir(&self) -> String {
-        self.store_dir.as_str().to_string()
-    }
-    fn add_to_store(
-        &self,
-        path: &Path,
-        name: &str,
-        recursive: bool,
-        filter: Option<&mut PathFilter<'_>>,
-    ) -> Result<String, IoError> {
-        if let Err(e) = std::fs::symlink_metadata(path) {
-            return Err(IoError::Message(format!("getting status of '{}': {}", path.display(), io_reason(&e))));
-        }
-        let hash = if let Some(filter) = filter {
-            let mut hasher = nivis_formats::hash::Hasher::new(HashAlgorithm::Sha256);
-            nar_filtered(path, filter, &mut hasher, true)?;
-            hasher.finish()
-        } else if recursive {
-            nivis_formats::nar::hash_path(path, HashAlgorithm::Sha256).map_err(msg)?.0
-        } else {
-            let data = std::fs::read(path)?;
-            nivis_formats::hash::Hash::of_bytes(HashAlgorithm::Sha256, &data)
-        };
-        let method = if recursive { FileIngestionMethod::Recursive } else { FileIngestionMethod::Flat };
-        let store_path =
-            self.store_dir.make_fixed_output_path(method, &hash, name, &StorePathSet::new(), false).map_err(msg)?;
-        Ok(self.store_dir.print_path(&store_path))
-    }
-    fn to_file(&self, name: &str, contents: &[u8], references: &[String]) -> Result<String, IoError> {
-        let mut refs = StorePathSet::new();
-        for r in references {
-            refs.insert(self.store_dir.parse_path(r).map_err(msg)?);
-        }
-        let p = self.store_dir.compute_text_path(name, contents, &refs).map_err(msg)?;
-        Ok(self.store_dir.print_path(&p))
-    }
+/// Opens the store for an evaluation: `read_only` computes store paths without
+/// writing anything (CppNix's `--readonly-mode`, the default of `--eval`).
+pub fn open_eval_io(store_flag: Option<&str>, read_only: bool) -> anyhow::Result<Rc<StoreEvalIO>> {
+    let store = crate::store_args::open_store(store_flag)?;
+    Ok(Rc::new(StoreEvalIO::new(store, read_only)))
 }
 
 // ----- helpers shared by `nix-instantiate --eval` and `nix eval` -----
@@ -214,8 +69,8 @@ pub fn settings(include: &[String], show_trace: bool) -> Settings {
     Settings { nix_path: search_path(include), show_trace, ..Settings::default() }
 }
 
-pub fn new_eval(include: &[String], show_trace: bool) -> Eval {
-    Eval::new(Rc::new(CliEvalIO::new()), settings(include, show_trace))
+pub fn new_eval(include: &[String], show_trace: bool, io: Rc<dyn EvalIO>) -> Eval {
+    Eval::new(io, settings(include, show_trace))
 }
 
 /// `--arg`/`--argstr` values, bound lazily.

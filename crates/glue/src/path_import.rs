@@ -27,6 +27,9 @@ pub(crate) fn add_path(
     recursive: bool,
     filter: Option<&mut PathFilter<'_>>,
 ) -> Result<StorePath, IoError> {
+    if let Err(error) = std::fs::symlink_metadata(path) {
+        return Err(message(format!("getting status of '{}': {}", path.display(), os_reason(&error))));
+    }
     let store_dir = io.store_dir();
     let method = if recursive { FileIngestionMethod::Recursive } else { FileIngestionMethod::Flat };
     let fixed_path = |hash: &Hash| {
@@ -68,6 +71,16 @@ fn filtered_nar(root: &Path, filter: &mut PathFilter<'_>) -> Result<Vec<u8>, IoE
     let mut writer = NarWriter::new(Vec::new()).map_err(|e| message(e.to_string()))?;
     write_node(&mut writer, root, filter)?;
     writer.finish().map_err(|e| message(e.to_string()))
+}
+
+/// The reason part of an I/O error as CppNix words it (strerror, without Rust's
+/// "(os error N)" suffix).
+fn os_reason(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error") {
+        Some(index) => text[..index].to_string(),
+        None => text,
+    }
 }
 
 fn nar_error(error: nivis_formats::nar::NarError) -> IoError {

@@ -1,15 +1,16 @@
 //! `nix-instantiate`: with `--eval`, evaluates expressions and prints them as
 //! CppNix does (`--strict`, `--json`, `--xml`, `-A`, `--arg`, `--argstr`, `-E`,
 //! `-I`, `--show-trace`); `--parse` prints the parsed expression; `--find-file`
-//! looks paths up in the search path. Instantiating derivations (writing `.drv`
-//! files) needs the store glue and is refused for now.
+//! looks paths up in the search path. Without `--eval` it instantiates: every
+//! derivation the expression yields is written to the store (`--store`) and its
+//! `.drv` path printed. `--eval` is read-only unless `--read-write-mode`.
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::eval_io::{AutoArg, EVAL_STACK_BYTES, auto_args, auto_call, find_along_attr_path, new_eval};
+use crate::eval_io::{AutoArg, EVAL_STACK_BYTES, auto_args, auto_call, find_along_attr_path, new_eval, open_eval_io};
 use nivis_eval::Pos;
 
 #[derive(Default)]
@@ -22,6 +23,9 @@ struct Options {
     find_file: bool,
     from_args: bool,
     show_trace: bool,
+    /// `Some(true)` for `--readonly-mode`, `Some(false)` for `--read-write-mode`.
+    read_only: Option<bool>,
+    store: Option<String>,
     attr_paths: Vec<String>,
     auto_args: Vec<(String, AutoArg)>,
     include: Vec<String>,
@@ -47,7 +51,11 @@ fn parse_args(args: Vec<OsString>) -> anyhow::Result<Options> {
             "--find-file" => o.find_file = true,
             "-E" | "--expr" => o.from_args = true,
             "--show-trace" => o.show_trace = true,
-            "--read-write-mode" | "--readonly-mode" | "--no-location" | "--dry-run" => {}
+            "--read-write-mode" => o.read_only = Some(false),
+            "--readonly-mode" => o.read_only = Some(true),
+            "--store" => o.store = Some(next(&mut i, &a)?),
+            "--no-location" => {}
+            "--dry-run" => o.read_only = Some(true),
             "-A" | "--attr" => o.attr_paths.push(next(&mut i, &a)?),
             "--arg" => {
                 let name = next(&mut i, &a)?;
@@ -65,9 +73,7 @@ fn parse_args(args: Vec<OsString>) -> anyhow::Result<Options> {
                 next(&mut i, &a)?;
             }
             "--add-root" | "--indirect" => {
-                if a == "--add-root" {
-                    next(&mut i, &a)?;
-                }
+                anyhow::bail!(crate::NotImplemented(format!("nix-instantiate {a} (garbage collector roots)")))
             }
             s if s.starts_with("-I") && s.len() > 2 => o.include.push(s[2..].to_string()),
             s if s.starts_with('-') && s != "-" => {
@@ -82,15 +88,22 @@ fn parse_args(args: Vec<OsString>) -> anyhow::Result<Options> {
 
 pub fn run(args: Vec<OsString>) -> crate::CommandResult {
     let o = parse_args(args)?;
-    if !o.eval && !o.parse && !o.find_file {
-        return crate::not_implemented::not_implemented("nix-instantiate without --eval (writing derivations)");
-    }
     let code = nivis_eval::run_with_big_stack(EVAL_STACK_BYTES, move || run_in_thread(o));
     Ok(ExitCode::from(code))
 }
 
 fn run_in_thread(mut o: Options) -> u8 {
-    let mut ev = new_eval(&o.include, o.show_trace);
+    // CppNix evaluates in read-only mode for `--eval` and `--parse` unless told
+    // otherwise; instantiation writes `.drv` files.
+    let read_only = o.read_only.unwrap_or(o.eval || o.parse || o.find_file);
+    let io = match open_eval_io(o.store.as_deref(), read_only) {
+        Ok(io) => io,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return 1;
+        }
+    };
+    let mut ev = new_eval(&o.include, o.show_trace, io);
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -127,6 +140,7 @@ fn run_in_thread(mut o: Options) -> u8 {
             return 1;
         }
     };
+    let mut gc_warning_printed = false;
     for f in &o.files {
         let parsed = if o.from_args {
             ev.parse_string(f, &cwd)
@@ -155,6 +169,22 @@ fn run_in_thread(mut o: Options) -> u8 {
                 let mut v = ev.force(&v, Pos::NONE)?;
                 if let Some(a) = &auto {
                     v = auto_call(&mut ev, &v, a)?;
+                }
+                if !o.eval {
+                    let mut drv_paths = Vec::new();
+                    collect_derivations(&mut ev, &v, auto.as_ref(), &mut drv_paths)?;
+                    if !drv_paths.is_empty() && !gc_warning_printed {
+                        gc_warning_printed = true;
+                        eprintln!("warning: you did not specify '--add-root'; the result might be removed by the garbage collector");
+                    }
+                    for (drv_path, output_name) in drv_paths {
+                        if output_name == "out" {
+                            let _ = writeln!(out, "{drv_path}");
+                        } else {
+                            let _ = writeln!(out, "{drv_path}!{output_name}");
+                        }
+                    }
+                    continue;
                 }
                 if o.xml {
                     let mut ctx = Default::default();
@@ -210,4 +240,85 @@ pub fn lookup_file_arg(ev: &mut nivis_eval::Eval, arg: &str, cwd: &Path) -> nivi
     use std::os::unix::ffi::OsStrExt;
     let canon = nivis_eval::parser::canon_path(path.as_os_str().as_bytes());
     Ok(PathBuf::from(std::ffi::OsStr::from_bytes(&canon)))
+}
+
+/// CppNix's `getDerivations`: the (auto-called) value is a derivation, or a
+/// list whose elements are searched, or an attribute set whose attributes are
+/// taken when they are derivations and searched only when they say
+/// `recurseForDerivations = true`. Anything else is an error. Collects each
+/// derivation's `.drv` path (which writes it) and output name, once each.
+fn collect_derivations(
+    ev: &mut nivis_eval::Eval,
+    value: &nivis_eval::Value,
+    auto: Option<&std::rc::Rc<nivis_eval::value::Attrs>>,
+    out: &mut Vec<(String, String)>,
+) -> nivis_eval::error::Result<()> {
+    use nivis_eval::{Sym, Value};
+    let no_args = std::rc::Rc::new(nivis_eval::value::Attrs::new());
+    let value = auto_call(ev, value, auto.unwrap_or(&no_args))?;
+    if take_derivation(ev, &value, out)? {
+        return Ok(());
+    }
+    match &value {
+        Value::Attrs(attrs) => {
+            for attr in attrs.sorted_by_name() {
+                let item = ev.force(&attr.value, Pos::NONE)?;
+                if take_derivation(ev, &item, out)? {
+                    continue;
+                }
+                if let Value::Attrs(inner) = &item
+                    && let Some(flag) = inner.get(Sym::from_str("recurseForDerivations")).cloned()
+                    && matches!(ev.force(&flag, Pos::NONE)?, Value::Bool(true))
+                {
+                    collect_derivations(ev, &item, auto, out)?;
+                }
+            }
+            Ok(())
+        }
+        Value::List(items) => {
+            for item in items.iter() {
+                let item = ev.force(item, Pos::NONE)?;
+                if !take_derivation(ev, &item, out)? {
+                    collect_derivations(ev, &item, auto, out)?;
+                }
+            }
+            Ok(())
+        }
+        _ => Err(nivis_eval::EvalError::new(
+            nivis_eval::ErrorKind::Eval,
+            "expression does not evaluate to a derivation (or a set or list of those)".to_string(),
+            Pos::NONE,
+        )),
+    }
+}
+
+/// If `value` is a derivation (`type = "derivation"`), records it and says so.
+fn take_derivation(
+    ev: &mut nivis_eval::Eval,
+    value: &nivis_eval::Value,
+    out: &mut Vec<(String, String)>,
+) -> nivis_eval::error::Result<bool> {
+    use nivis_eval::{Sym, Value};
+    let Value::Attrs(attrs) = value else { return Ok(false) };
+    let Some(kind) = attrs.get(Sym::from_str("type")).cloned() else { return Ok(false) };
+    let kind = ev.force(&kind, Pos::NONE)?;
+    if !matches!(&kind, Value::String(s) if s.as_bytes() == b"derivation") {
+        return Ok(false);
+    }
+    let error = |message: String| nivis_eval::EvalError::new(nivis_eval::ErrorKind::Eval, message, Pos::NONE);
+    let drv_path = attrs
+        .get(Sym::from_str("drvPath"))
+        .cloned()
+        .ok_or_else(|| error("derivation lacks a 'drvPath' attribute".to_string()))?;
+    let drv_path = ev.force_string(&drv_path, Pos::NONE)?.to_str_lossy().into_owned();
+    let output_name = attrs
+        .get(Sym::from_str("outputName"))
+        .cloned()
+        .ok_or_else(|| error(format!("derivation '{drv_path}' lacks an 'outputName' attribute")))?;
+    let output_name = ev.force_string(&output_name, Pos::NONE)?.to_str_lossy().into_owned();
+    let entry = (drv_path, output_name);
+    if !out.contains(&entry) {
+        out.push(entry);
+    }
+    Ok(true)
 }

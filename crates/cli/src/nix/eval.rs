@@ -21,6 +21,9 @@ struct Options {
     json: bool,
     raw: bool,
     show_trace: bool,
+    /// `--read-only`: compute derivation paths without writing them.
+    read_only: bool,
+    store: Option<String>,
     include: Vec<String>,
     auto_args: Vec<(String, AutoArg)>,
 }
@@ -42,7 +45,9 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
             "--json" => o.json = true,
             "--raw" => o.raw = true,
             "--show-trace" => o.show_trace = true,
-            "--impure" | "--read-only" | "--no-write-lock-file" | "--offline" => {}
+            "--read-only" => o.read_only = true,
+            "--store" => o.store = Some(next(&mut i, &a)?),
+            "--impure" | "--no-write-lock-file" | "--offline" => {}
             "-I" | "--include" => o.include.push(next(&mut i, &a)?),
             "--arg" => {
                 let name = next(&mut i, &a)?;
@@ -79,7 +84,14 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
 }
 
 fn run_in_thread(o: Options) -> u8 {
-    let mut ev = new_eval(&o.include, o.show_trace);
+    let io = match crate::eval_io::open_eval_io(o.store.as_deref(), o.read_only) {
+        Ok(io) => io,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return 1;
+        }
+    };
+    let mut ev = new_eval(&o.include, o.show_trace, io);
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let result = (|| -> nivis_eval::error::Result<Vec<u8>> {
         let expr = match (&o.expr, &o.file) {
