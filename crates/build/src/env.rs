@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::error::BuildError;
 use crate::request::BuildRequest;
 
 /// `HOME` inside the sandbox: a directory that does not exist, so builders
@@ -27,8 +28,9 @@ pub struct BuilderEnvironment {
     pub files: Vec<(String, Vec<u8>)>,
 }
 
-/// Computes the builder's environment as CppNix's `initEnv` does.
-pub fn builder_environment(request: &BuildRequest) -> BuilderEnvironment {
+/// Computes the builder's environment as CppNix's `initEnv` does. Fails only
+/// on a malformed `exportReferencesGraph`.
+pub fn builder_environment(request: &BuildRequest) -> Result<BuilderEnvironment, BuildError> {
     let build_top = request.sandbox_build_dir.to_string_lossy().into_owned();
     let mut vars = BTreeMap::new();
     let mut files = Vec::new();
@@ -47,6 +49,7 @@ pub fn builder_environment(request: &BuildRequest) -> BuilderEnvironment {
                 .get("passAsFile")
                 .map(|list| list.split([' ', '\t', '\n', '\r']).filter(|word| !word.is_empty()).collect())
                 .unwrap_or_default();
+            write_reference_graph_files(request, &mut files)?;
             for (name, value) in &request.env {
                 if pass_as_file.contains(&name.as_str()) {
                     let file_name = format!(".attr-{}", nix32_sha256(name.as_bytes()));
@@ -62,6 +65,7 @@ pub fn builder_environment(request: &BuildRequest) -> BuilderEnvironment {
             let outputs: Map<String, Value> =
                 request.outputs.iter().map(|(name, path)| (name.clone(), Value::String(path.clone()))).collect();
             json.insert("outputs".to_string(), Value::Object(outputs));
+            add_reference_graphs_to_json(request, &mut json)?;
             let json = sorted_object(&json);
             files.push((
                 ".attrs.json".to_string(),
@@ -84,7 +88,143 @@ pub fn builder_environment(request: &BuildRequest) -> BuilderEnvironment {
     }
     vars.insert("NIX_LOG_FD".to_string(), "2".to_string());
     vars.insert("TERM".to_string(), "xterm-256color".to_string());
-    BuilderEnvironment { vars, files }
+    Ok(BuilderEnvironment { vars, files })
+}
+
+/// `exportReferencesGraph` without structured attrs: pairs `name path`; the
+/// closure of each path goes to file `name` in the format of
+/// `nix-store --register-validity` (deriver left empty), as CppNix writes it.
+fn write_reference_graph_files(request: &BuildRequest, files: &mut Vec<(String, Vec<u8>)>) -> Result<(), BuildError> {
+    let Some(setting) = request.env.get("exportReferencesGraph") else {
+        return Ok(());
+    };
+    let tokens: Vec<&str> = setting.split([' ', '\t', '\n', '\r']).filter(|token| !token.is_empty()).collect();
+    if tokens.len() % 2 != 0 {
+        return Err(BuildError::InvalidRequest(format!(
+            "odd number of tokens in 'exportReferencesGraph': '{setting}'"
+        )));
+    }
+    for pair in tokens.chunks(2) {
+        let (file_name, path) = (pair[0], pair[1]);
+        if !is_export_file_name(file_name) {
+            return Err(BuildError::InvalidRequest(format!(
+                "invalid file name '{file_name}' in 'exportReferencesGraph'"
+            )));
+        }
+        let closure = exported_closure(request, [path])?;
+        let mut text = String::new();
+        for path in &closure {
+            let info = &request.input_path_infos[path];
+            text.push_str(&format!("{path}\n\n{}\n", info.references.len()));
+            for reference in &info.references {
+                text.push_str(reference);
+                text.push('\n');
+            }
+        }
+        files.push((file_name.to_string(), text.into_bytes()));
+    }
+    Ok(())
+}
+
+/// `exportReferencesGraph` with structured attrs: an object of name to list of
+/// paths; each name becomes a top-level key holding the closure's path infos
+/// (`path`, `narHash`, `narSize`, `references`, `ca`, `closureSize`).
+fn add_reference_graphs_to_json(request: &BuildRequest, json: &mut Map<String, Value>) -> Result<(), BuildError> {
+    let Some(Value::Object(graphs)) = json.get("exportReferencesGraph").cloned() else {
+        return Ok(());
+    };
+    for (name, roots) in graphs {
+        let roots: Vec<String> = match roots {
+            Value::Array(items) => items.iter().map(|item| item.as_str().unwrap_or_default().to_string()).collect(),
+            Value::String(path) => vec![path],
+            _ => Vec::new(),
+        };
+        let closure = exported_closure(request, roots.iter().map(String::as_str))?;
+        let infos = closure
+            .iter()
+            .map(|path| {
+                let info = &request.input_path_infos[path];
+                let mut object = Map::new();
+                object.insert("path".to_string(), Value::String(path.clone()));
+                object.insert(
+                    "narHash".to_string(),
+                    Value::String(info.nar_hash.encode(nivis_formats::HashEncoding::Nix32, true)),
+                );
+                object.insert("narSize".to_string(), Value::from(info.nar_size));
+                object.insert(
+                    "references".to_string(),
+                    Value::Array(info.references.iter().cloned().map(Value::String).collect()),
+                );
+                if let Some(ca) = &info.ca {
+                    object.insert("ca".to_string(), Value::String(ca.clone()));
+                }
+                let closure_size: u64 = closure_of(request, [path.as_str()])
+                    .map(|paths| paths.iter().map(|p| request.input_path_infos[p].nar_size).sum())
+                    .unwrap_or(0);
+                object.insert("closureSize".to_string(), Value::from(closure_size));
+                Value::Object(object)
+            })
+            .collect();
+        json.insert(name, Value::Array(infos));
+    }
+    Ok(())
+}
+
+fn is_export_file_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && bytes.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// The closure of `roots` within the input closure, checked as CppNix does:
+/// each root must be an input, and every path needs its info.
+fn exported_closure<'a>(
+    request: &BuildRequest,
+    roots: impl IntoIterator<Item = &'a str>,
+) -> Result<std::collections::BTreeSet<String>, BuildError> {
+    let store_prefix = format!("{}/", request.store_dir.display());
+    let mut checked_roots = Vec::new();
+    for root in roots {
+        // A path inside a store path names the store path.
+        let Some(rest) = root.strip_prefix(&store_prefix) else {
+            return Err(BuildError::InvalidRequest(format!(
+                "'exportReferencesGraph' contains a non-store path '{root}'"
+            )));
+        };
+        let store_path = format!("{store_prefix}{}", rest.split('/').next().unwrap_or(rest));
+        if !request.input_paths.contains(&store_path) {
+            return Err(BuildError::InvalidRequest(format!(
+                "cannot export references of path '{store_path}' because it is not in the input closure of the derivation"
+            )));
+        }
+        checked_roots.push(store_path);
+    }
+    let closure = closure_of(request, checked_roots.iter().map(String::as_str))?;
+    if let Some(derivation) = closure.iter().find(|path| path.ends_with(".drv")) {
+        return Err(BuildError::InvalidRequest(format!(
+            "'exportReferencesGraph' of a closure holding the derivation '{derivation}' (whose outputs CppNix adds) is not supported yet"
+        )));
+    }
+    Ok(closure)
+}
+
+fn closure_of<'a>(
+    request: &BuildRequest,
+    roots: impl IntoIterator<Item = &'a str>,
+) -> Result<std::collections::BTreeSet<String>, BuildError> {
+    let mut closure = std::collections::BTreeSet::new();
+    let mut pending: Vec<String> = roots.into_iter().map(str::to_string).collect();
+    while let Some(path) = pending.pop() {
+        if closure.contains(&path) {
+            continue;
+        }
+        let info = request.input_path_infos.get(&path).ok_or_else(|| {
+            BuildError::InvalidRequest(format!("no path info for '{path}', needed by 'exportReferencesGraph'"))
+        })?;
+        pending.extend(info.references.iter().filter(|reference| !closure.contains(*reference)).cloned());
+        closure.insert(path);
+    }
+    Ok(closure)
 }
 
 /// SHA-256 of `data` in nix32, as CppNix's `hashString(htSHA256, s).to_string(Base32, false)`.
@@ -191,15 +331,13 @@ pub fn impure_environment(drv_env: &BTreeMap<String, String>) -> BTreeMap<String
 /// The structured attributes of a derivation: its `__json` variable parsed,
 /// or `None` for a derivation without `__structuredAttrs`. For
 /// [`BuildRequest::structured_attrs`].
-pub fn structured_attrs_from_env(
-    drv_env: &BTreeMap<String, String>,
-) -> Result<Option<Map<String, Value>>, crate::BuildError> {
+pub fn structured_attrs_from_env(drv_env: &BTreeMap<String, String>) -> Result<Option<Map<String, Value>>, BuildError> {
     let Some(json) = drv_env.get("__json") else {
         return Ok(None);
     };
     match serde_json::from_str::<Value>(json) {
         Ok(Value::Object(object)) => Ok(Some(object)),
-        Ok(_) => Err(crate::BuildError::InvalidRequest("__json is not a JSON object".to_string())),
-        Err(error) => Err(crate::BuildError::InvalidRequest(format!("__json is not valid JSON: {error}"))),
+        Ok(_) => Err(BuildError::InvalidRequest("__json is not a JSON object".to_string())),
+        Err(error) => Err(BuildError::InvalidRequest(format!("__json is not valid JSON: {error}"))),
     }
 }

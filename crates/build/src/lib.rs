@@ -42,5 +42,7 @@ pub use env::{
 pub use error::BuildError;
 pub use outputs::{OutputInfo, STORE_MTIME, canonicalise_path_metadata, scan_and_hash_output};
 pub use refs::{HASH_PART_LEN, ReferenceScanner};
-pub use request::{AUTO_BUILD_ID, BuildRequest, BuildStatus, BuildUser, SANDBOX_GID, SANDBOX_UID, SandboxPath};
+pub use request::{
+    AUTO_BUILD_ID, BuildRequest, BuildStatus, BuildUser, InputPathInfo, SANDBOX_GID, SANDBOX_UID, SandboxPath,
+};
 pub use sandbox::{BuildOutcome, run_build};

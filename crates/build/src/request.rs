@@ -3,7 +3,7 @@
 //! has already read the `.drv`, computed the input closure and taken the output
 //! locks; this crate only runs the builder.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -74,6 +74,18 @@ impl BuildUser {
 /// The host uid and gid root callers build as by default (CppNix's `start-id`).
 pub const AUTO_BUILD_ID: u32 = 872_415_232;
 
+/// What the store knows about a path of the input closure; needed only for
+/// `exportReferencesGraph`, which hands this data to the builder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputPathInfo {
+    pub nar_hash: nivis_formats::Hash,
+    pub nar_size: u64,
+    /// Full store paths.
+    pub references: BTreeSet<String>,
+    /// The content address (`fixed:r:sha256:...`, `text:sha256:...`), if any.
+    pub ca: Option<String>,
+}
+
 /// The uid and gid of the build user inside the sandbox (CppNix's `sandboxUid()`
 /// and `sandboxGid()` without the `uid-range` feature).
 pub const SANDBOX_UID: u32 = 1000;
@@ -101,6 +113,10 @@ pub struct BuildRequest {
     /// The logical store paths of the whole input closure (inputSrcs plus the
     /// closures of the input derivations' outputs). Only these are visible.
     pub input_paths: Vec<String>,
+    /// Path info of the input closure's paths (full store path to info), for
+    /// `exportReferencesGraph`; may stay empty when the derivation does not
+    /// use it.
+    pub input_path_infos: BTreeMap<String, InputPathInfo>,
     /// Output name to logical store path.
     pub outputs: BTreeMap<String, String>,
     /// The logical store directory (`/nix/store`).
@@ -169,6 +185,7 @@ impl BuildRequest {
             env: BTreeMap::new(),
             structured_attrs: None,
             input_paths: Vec::new(),
+            input_path_infos: BTreeMap::new(),
             outputs: BTreeMap::new(),
             store_dir: PathBuf::from("/nix/store"),
             real_store_dir: real_store_dir.into(),

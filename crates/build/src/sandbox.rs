@@ -316,7 +316,7 @@ pub fn run_build(request: &BuildRequest, log: &mut dyn Write) -> Result<BuildOut
     validate(request)?;
     let build_user = request.build_user.unwrap_or_else(BuildUser::default_for_caller);
     let current = BuildUser::current();
-    let environment = builder_environment(request);
+    let environment = builder_environment(request)?;
 
     let drv_base = base_name(&request.drv_path);
     let drv_name = drv_base.get(33..).filter(|_| drv_base.len() > 33).unwrap_or(drv_base);

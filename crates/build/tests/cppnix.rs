@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use nivis_build::{BuildRequest, BuildUser, impure_environment, structured_attrs_from_env};
-use nivis_formats::{Derivation as ParsedDerivation, StoreDir};
+use nivis_build::{BuildRequest, BuildUser, InputPathInfo, impure_environment, structured_attrs_from_env};
+use nivis_formats::{Derivation as ParsedDerivation, Hash, StoreDir};
 
 /// What the builder records about its world, one file per aspect.
 const DUMP_SCRIPT: &str = r#"
@@ -380,5 +380,69 @@ fn request_from_a_parsed_drv_file() {
                 std::env::var("HOME").ok().as_deref().or(Some(""))
             );
         }
+    }
+}
+
+/// The path infos CppNix has for `paths`, as `exportReferencesGraph` needs them.
+fn path_infos(peer: &Peer, paths: &[String]) -> BTreeMap<String, InputPathInfo> {
+    let output = Command::new("nix")
+        .args(["--extra-experimental-features", "nix-command", "path-info", "--json", "--store"])
+        .arg(&peer.store_root)
+        .args(paths)
+        .output()
+        .expect("nix path-info");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    json.as_array()
+        .expect("array")
+        .iter()
+        .map(|entry| {
+            let info = InputPathInfo {
+                nar_hash: Hash::parse_sri(entry["narHash"].as_str().expect("narHash")).expect("SRI hash"),
+                nar_size: entry["narSize"].as_u64().expect("narSize"),
+                references: entry["references"]
+                    .as_array()
+                    .expect("references")
+                    .iter()
+                    .map(|r| r.as_str().expect("reference").to_string())
+                    .collect(),
+                ca: entry.get("ca").and_then(|ca| ca.as_str()).map(str::to_string),
+            };
+            (entry["path"].as_str().expect("path").to_string(), info)
+        })
+        .collect()
+}
+
+#[test]
+fn export_references_graph_matches_cppnix() {
+    if !sandbox_available("export_references_graph_matches_cppnix")
+        || !cppnix_available("export_references_graph_matches_cppnix")
+    {
+        return;
+    }
+    let peer = Peer::new();
+    // A text file referring to busybox, so the exported closure has an edge.
+    let cases = [
+        (
+            "mkdir $out; cat /build/graph > $out/graph; cat /build/other > $out/other",
+            r#"name = "graph"; exportReferencesGraph = [ "graph" (builtins.toFile "refers" "${bb}") "other" bb ];"#,
+        ),
+        (
+            r#"out=$(sed -n 's/.*"outputs":{"out":"\([^"]*\)".*/\1/p' /build/.attrs.json); mkdir $out; cp /build/.attrs.json $out/json"#,
+            r#"name = "graph-structured"; __structuredAttrs = true;
+               exportReferencesGraph = { closure = [ (builtins.toFile "refers" "${bb}") ]; single = "${bb}"; };"#,
+        ),
+    ];
+    for (script, attrs) in cases {
+        let drv = peer.instantiate(script, attrs);
+        let mut request = peer.request(&drv);
+        request.input_path_infos = path_infos(&peer, &request.input_paths);
+        let (outcome, log) = build(&request);
+        assert!(outcome.status.success(), "nivis build failed: {:?}\n{log}", outcome.status);
+        let ours = read_dir_files(&outcome.output_location("out").expect("out"));
+        drop(outcome);
+        peer.realise(&drv, &[]);
+        assert_same_files(&ours, &read_dir_files(&peer.real_output(&drv, "out")));
+        assert!(ours.values().any(|contents| contents.contains("-busybox")), "{ours:?}");
     }
 }
