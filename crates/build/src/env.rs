@@ -99,7 +99,7 @@ fn write_reference_graph_files(request: &BuildRequest, files: &mut Vec<(String, 
         return Ok(());
     };
     let tokens: Vec<&str> = setting.split([' ', '\t', '\n', '\r']).filter(|token| !token.is_empty()).collect();
-    if tokens.len() % 2 != 0 {
+    if !tokens.len().is_multiple_of(2) {
         return Err(BuildError::InvalidRequest(format!(
             "odd number of tokens in 'exportReferencesGraph': '{setting}'"
         )));
