@@ -325,7 +325,7 @@ impl LocalStore {
             .map_err(io_err(format!("moving '{}' into place", real.display())))?;
         temp.keep = true;
         nar::sync_dir(&self.config.real_store_dir)?;
-        if let Err(e) = self.register_valid_paths(std::slice::from_ref(&info)) {
+        if let Err(e) = self.register_valid_paths_in_db(std::slice::from_ref(&info)) {
             // Never leave unregistered contents under a store path name.
             if !self.is_valid_path(&info.path).unwrap_or(true) {
                 let _ = nar::delete_path(&real);
@@ -335,9 +335,16 @@ impl LocalStore {
         Ok(())
     }
 
+    /// Takes `<path>.lock` for a store path (waiting, with a message, if another
+    /// process holds it), as CppNix does before writing a path.
+    pub fn lock_path(&self, path: &StorePath) -> Result<PathLock, StoreError> {
+        let printed = self.printed(path);
+        PathLock::lock(&self.to_real_path(path), || eprintln!("waiting for lock on '{printed}'..."))
+    }
+
     /// Registers paths (info and references) in one transaction. Existing
     /// rows are updated. References must be valid or among `infos`.
-    pub fn register_valid_paths(&self, infos: &[ValidPathInfo]) -> Result<(), StoreError> {
+    fn register_valid_paths_in_db(&self, infos: &[ValidPathInfo]) -> Result<(), StoreError> {
         self.check_writable("registerValidPaths")?;
         let mut conn = self.db();
         let tx = conn
@@ -778,6 +785,14 @@ impl Store for LocalStore {
 
     fn import_paths(&self, source: &mut dyn Read) -> Result<Vec<StorePath>, StoreError> {
         crate::export::import_into_local(self, source)
+    }
+
+    fn register_valid_paths(&self, infos: &[ValidPathInfo]) -> Result<(), StoreError> {
+        self.register_valid_paths_in_db(infos)
+    }
+
+    fn as_local(&self) -> Option<&LocalStore> {
+        Some(self)
     }
 
     fn add_signatures(&self, path: &StorePath, sigs: &[String]) -> Result<(), StoreError> {

@@ -160,6 +160,20 @@ pub trait Store {
         Err(StoreError::Unsupported { operation: "importPaths".into(), store: self.uri() })
     }
 
+    /// Registers paths whose contents are already complete at their real
+    /// location (a build's outputs), info and references in one transaction.
+    /// The caller holds the paths' locks while writing them.
+    fn register_valid_paths(&self, infos: &[ValidPathInfo]) -> Result<(), StoreError> {
+        let _ = infos;
+        Err(StoreError::Unsupported { operation: "registerValidPaths".into(), store: self.uri() })
+    }
+
+    /// The local backend behind this store, for callers that need its file
+    /// system side (path locks, temporary roots).
+    fn as_local(&self) -> Option<&crate::LocalStore> {
+        None
+    }
+
     /// Parses a printed path (`/nix/store/<hash>-<name>`) of this store.
     fn parse_store_path(&self, printed: &str) -> Result<StorePath, StoreError> {
         self.store_dir()

@@ -285,3 +285,46 @@ fn delete_refuses_live_referrers_and_cppnix_agrees_afterwards() {
     assert!(!cppnix_status(&root, &["--check-validity", &format!("/nix/store/{}", dep.base_name())]));
     assert!(cppnix_status(&root, &["--verify", "--check-contents"]));
 }
+
+#[test]
+fn dummy_store_answers_nothing_and_refuses_to_add() {
+    let store = nivis_store::open_store("dummy://", &StoreSettings::default()).unwrap();
+    let path = store
+        .store_dir()
+        .make_text_path("x", &Hash::of_bytes(HashAlgorithm::Sha256, b"x"), &StorePathSet::new())
+        .unwrap();
+    assert!(!store.is_valid_path(&path).unwrap());
+    assert!(store.query_path_info(&path).unwrap().is_none());
+    assert!(store.query_all_valid_paths().unwrap().is_empty());
+    let error = store.add_text_to_store("x", b"x", &StorePathSet::new(), false).unwrap_err();
+    assert_eq!(error.to_string(), "operation 'addTextToStore' is not supported by store 'dummy'");
+    assert!(store.as_local().is_none());
+    assert!(nivis_store::open_store("ssh://example.org", &StoreSettings::default()).is_err());
+}
+
+#[test]
+fn a_build_style_registration_under_the_path_lock() {
+    // What a builder does: write the output at its final name under the lock,
+    // then register it; CppNix then sees it valid with the same hash.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let store = nivis_store::open_store(root.to_str().unwrap(), &StoreSettings::default()).unwrap();
+    let local = store.as_local().expect("a local store");
+    let out = store
+        .store_dir()
+        .make_text_path("built", &Hash::of_bytes(HashAlgorithm::Sha256, b"pretend output"), &StorePathSet::new())
+        .unwrap();
+    let real = store.real_path(&out).unwrap();
+    let lock = local.lock_path(&out).unwrap();
+    std::fs::write(&real, "built contents\n").unwrap();
+    let mut nar = Vec::new();
+    nivis_store::dump_path(&real, &mut nar).unwrap();
+    let mut info = ValidPathInfo::new(out.clone(), Hash::of_bytes(HashAlgorithm::Sha256, &nar), nar.len() as u64);
+    info.ultimate = true;
+    store.register_valid_paths(&[info]).unwrap();
+    drop(lock);
+    let printed = store.print_store_path(&out);
+    let hash = cppnix("nix-store", &root, &["--query", "--hash", &printed]);
+    assert_eq!(hash.trim(), Hash::of_bytes(HashAlgorithm::Sha256, &nar).encode(HashEncoding::Nix32, true));
+    assert!(cppnix_status(&root, &["--verify-path", &printed]));
+}
