@@ -150,7 +150,8 @@ pub struct BuildRequest {
     pub dev_shm_size: String,
     /// Make `/dev/kvm` visible if the host has it. CppNix does so whenever the
     /// `system-features` setting contains `kvm` (its default on hosts with
-    /// `/dev/kvm`), whatever the derivation requires.
+    /// `/dev/kvm`), whatever the derivation requires; so this defaults to true,
+    /// and a caller whose `system-features` lacks `kvm` sets it to false.
     pub kvm: bool,
     /// Host ids the sandbox's uid 1000 / gid 100 map to; `None` for
     /// [`BuildUser::default_for_caller`] (the caller's own ids, or
@@ -199,7 +200,7 @@ impl BuildRequest {
             max_silent_time: None,
             max_log_size: None,
             dev_shm_size: "50%".to_string(),
-            kvm: false,
+            kvm: true,
             build_user: None,
             keep_build_dir: false,
             system: format!("{}-linux", std::env::consts::ARCH),
