@@ -56,7 +56,8 @@ pub fn follow_links_to_store_path(store: &dyn Store, arg: &str) -> anyhow::Resul
     let mut path = absolute_path(arg)?;
     for _ in 0..1024 {
         let printed = path.to_string_lossy().into_owned();
-        if store_dir.is_in_store(&printed) {
+        // Below the store directory: a store path (or a bad one, said so).
+        if printed.strip_prefix(store_dir.as_str()).is_some_and(|rest| rest.starts_with('/') && rest.len() > 1) {
             let (store_path, _) = store_dir.split_path(&printed)?;
             return Ok(store_path);
         }

@@ -91,7 +91,7 @@ pub struct NewPathRow<'a> {
 }
 
 fn sql_error(context: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
-    move |e| StoreError::Database { context: context.to_string(), source: e }
+    move |e| StoreError::Database { context: context.to_string(), error: e }
 }
 
 /// Opens (creating when `create`) the database file and applies CppNix's pragmas.

@@ -6,18 +6,13 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{context}: {source}")]
-    Database {
-        context: String,
-        #[source]
-        source: rusqlite::Error,
-    },
+    /// Shown as CppNix shows system errors: `context: strerror text`.
+    // The underlying errors are fields, not `source`s, because the message
+    // already includes them and callers print source chains too.
+    #[error("{context}: {}", describe_io(error))]
+    Io { context: String, error: std::io::Error },
+    #[error("{context}: {error}")]
+    Database { context: String, error: rusqlite::Error },
     #[error("invalid store URI '{uri}': {reason}")]
     BadStoreUri { uri: String, reason: String },
     #[error("store '{0}' is not supported by nivis yet")]
@@ -54,8 +49,17 @@ pub enum StoreError {
     Formats(Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// The operating system's message without Rust's " (os error N)" suffix.
+pub fn describe_io(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => text[..at].to_string(),
+        _ => text,
+    }
+}
+
 impl StoreError {
     pub fn io(context: String, source: std::io::Error) -> Self {
-        StoreError::Io { context, source }
+        StoreError::Io { context, error: source }
     }
 }

@@ -349,7 +349,7 @@ impl LocalStore {
         let mut conn = self.db();
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| StoreError::Database { context: "starting a transaction".into(), source: e })?;
+            .map_err(|e| StoreError::Database { context: "starting a transaction".into(), error: e })?;
         let mut ids = BTreeMap::new();
         for info in infos {
             let printed = self.printed(&info.path);
@@ -407,7 +407,7 @@ impl LocalStore {
                 .unwrap_or_default())
         }, &self.store_dir)?;
         tx.commit()
-            .map_err(|e| StoreError::Database { context: "committing path registration".into(), source: e })
+            .map_err(|e| StoreError::Database { context: "committing path registration".into(), error: e })
     }
 
     /// Fills `DerivationOutputs` for a `.drv` just registered, as CppNix does,
@@ -800,14 +800,14 @@ impl Store for LocalStore {
         let mut conn = self.db();
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| StoreError::Database { context: "starting a transaction".into(), source: e })?;
+            .map_err(|e| StoreError::Database { context: "starting a transaction".into(), error: e })?;
         let printed = self.printed(path);
         let row = db::query_path(&tx, &printed)?.ok_or_else(|| StoreError::InvalidPath(printed.clone()))?;
         let mut all: BTreeSet<String> = row.sigs.into_iter().collect();
         all.extend(sigs.iter().cloned());
         db::set_sigs(&tx, &printed, &all.into_iter().collect::<Vec<_>>())?;
         tx.commit()
-            .map_err(|e| StoreError::Database { context: "committing signatures".into(), source: e })
+            .map_err(|e| StoreError::Database { context: "committing signatures".into(), error: e })
     }
 
     fn delete_paths(&self, paths: &StorePathSet) -> Result<(Vec<StorePath>, u64), StoreError> {
@@ -847,10 +847,10 @@ impl Store for LocalStore {
                 let mut conn = self.db();
                 let tx = conn
                     .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                    .map_err(|e| StoreError::Database { context: "starting a transaction".into(), source: e })?;
+                    .map_err(|e| StoreError::Database { context: "starting a transaction".into(), error: e })?;
                 db::delete_path(&tx, &self.printed(&path))?;
                 tx.commit()
-                    .map_err(|e| StoreError::Database { context: "invalidating a path".into(), source: e })?;
+                    .map_err(|e| StoreError::Database { context: "invalidating a path".into(), error: e })?;
             }
             // Invalid first, then gone: a crash in between leaves an invalid
             // directory entry, never a valid path with missing contents.

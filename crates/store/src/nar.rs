@@ -40,7 +40,7 @@ pub fn dump_path(path: &Path, sink: &mut dyn Write) -> Result<(), StoreError> {
 fn dump_node(path: &Path, sink: &mut dyn Write) -> Result<(), StoreError> {
     use std::os::unix::ffi::OsStrExt;
     let wrap = |e: io::Error| StoreError::io(format!("dumping '{}'", path.display()), e);
-    let metadata = fs::symlink_metadata(path).map_err(io_err("getting attributes of path", path))?;
+    let metadata = fs::symlink_metadata(path).map_err(io_err("getting status of", path))?;
     let file_type = metadata.file_type();
     write_str(sink, b"(").map_err(wrap)?;
     if file_type.is_file() {
@@ -338,7 +338,7 @@ pub fn set_mtime_one(path: &Path) -> Result<(), StoreError> {
 /// Copies a file system object to `dest` with canonical metadata (the same
 /// result as dumping it and restoring the NAR, without the intermediate stream).
 pub fn copy_canonical(source: &Path, dest: &Path) -> Result<(), StoreError> {
-    let metadata = fs::symlink_metadata(source).map_err(io_err("getting attributes of path", source))?;
+    let metadata = fs::symlink_metadata(source).map_err(io_err("getting status of", source))?;
     let file_type = metadata.file_type();
     if file_type.is_file() {
         let mut input = File::open(source).map_err(io_err("opening file", source))?;

@@ -451,7 +451,7 @@ fn base_name_of(path: &str) -> String {
 fn parse_hash_algorithm(name: &str) -> anyhow::Result<HashAlgorithm> {
     match HashAlgorithm::from_name(name) {
         Some(algo) => Ok(algo),
-        None => bail!("unknown hash algorithm '{name}'"),
+        None => usage(format!("unknown hash algorithm '{name}'")),
     }
 }
 
@@ -740,7 +740,7 @@ fn restore(dest: &str) -> anyhow::Result<()> {
     let result = nivis_store::restore_path_plain(&mut input, &temp).and_then(|()| {
         // CppNix stops at the end of the archive; trailing bytes are not its business.
         std::fs::rename(&temp, &dest)
-            .map_err(|e| nivis_store::StoreError::Io { context: format!("renaming to '{}'", dest.display()), source: e })
+            .map_err(|e| nivis_store::StoreError::io(format!("renaming to '{}'", dest.display()), e))
     });
     if let Err(e) = result {
         let _ = nivis_store::delete_path(&temp);
