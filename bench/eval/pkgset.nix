@@ -54,7 +54,9 @@ let
     stdenv.mkDerivation {
       pname = "pkg${toString i}";
       version = "1.${toString (lib.mod i 10)}";
-      buildInputs = builtins.genList (k: pkgs."pkg${toString (i - 1 - k * 7)}") (if i < 22 then 0 else 3);
+      # Dependencies spread like a real package graph: many packages share the
+      # low-numbered ones, and chains stay logarithmically short.
+      buildInputs = map (d: pkgs."pkg${toString (i / d)}") (if i < 8 then [ ] else [ 2 3 7 ]);
       enableFeature = lib.optionalString (lib.mod i 3 == 0) "yes";
       meta = { description = "synthetic package number ${toString i}"; license = "mit"; };
       passthru.index = i;
