@@ -53,11 +53,11 @@ fn is_root() -> bool {
 
 fn cppnix_available(test: &str) -> bool {
     if !is_root() {
-        eprintln!("SKIPPED {test}: CppNix's sandbox needs root here (build users); nivis' own tests still run");
+        skip_notice!("SKIPPED {test}: CppNix's sandbox needs root here (build users); nivis' own tests still run");
         return false;
     }
     if !Command::new("nix-store").arg("--version").output().is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED {test}: CppNix (nix-store) is not installed");
+        skip_notice!("SKIPPED {test}: CppNix (nix-store) is not installed");
         return false;
     }
     true
@@ -346,7 +346,7 @@ fn i686_personality_matches_cppnix() {
 fn request_from_a_parsed_drv_file() {
     // Needs only CppNix's evaluator, not its sandbox.
     if !Command::new("nix-instantiate").arg("--version").output().is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED request_from_a_parsed_drv_file: CppNix is not installed");
+        skip_notice!("SKIPPED request_from_a_parsed_drv_file: CppNix is not installed");
         return;
     }
     let peer = Peer::new();

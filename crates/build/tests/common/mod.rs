@@ -4,6 +4,16 @@
 
 #![allow(dead_code)]
 
+/// Prints a notice that bypasses libtest's output capture (which swallows
+/// `eprintln!` of passing tests), so a skipped check is visible in every run.
+#[macro_export]
+macro_rules! skip_notice {
+    ($($argument:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($argument)*);
+    }};
+}
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -24,13 +34,13 @@ const APPLETS: &[&str] = &[
 /// visible in the output rather than silently green.
 pub fn sandbox_available(test: &str) -> bool {
     if !is_static_executable(Path::new(BUSYBOX)) {
-        eprintln!("SKIPPED {test}: {BUSYBOX} is missing or not statically linked (apt-get install busybox-static)");
+        skip_notice!("SKIPPED {test}: {BUSYBOX} is missing or not statically linked (apt-get install busybox-static)");
         return false;
     }
     let unshare =
         Command::new("unshare").args(["-U", "-m", "-p", "-f", "--mount-proc", "-n", "-i", "-u", "true"]).status();
     if !matches!(unshare, Ok(status) if status.success()) {
-        eprintln!("SKIPPED {test}: user namespaces are not available (`unshare -U true` failed)");
+        skip_notice!("SKIPPED {test}: user namespaces are not available (`unshare -U true` failed)");
         return false;
     }
     true
