@@ -31,7 +31,16 @@ pub struct BuilderEnvironment {
 /// Computes the builder's environment as CppNix's `initEnv` does. Fails only
 /// on a malformed `exportReferencesGraph`.
 pub fn builder_environment(request: &BuildRequest) -> Result<BuilderEnvironment, BuildError> {
-    let build_top = request.sandbox_build_dir.to_string_lossy().into_owned();
+    builder_environment_at(request, &request.sandbox_build_dir.to_string_lossy())
+}
+
+/// The environment with `build_top` as the build directory the builder sees:
+/// `sandbox_build_dir` in the sandbox, the host directory without one.
+pub(crate) fn builder_environment_at(
+    request: &BuildRequest,
+    build_top: &str,
+) -> Result<BuilderEnvironment, BuildError> {
+    let build_top = build_top.to_string();
     let mut vars = BTreeMap::new();
     let mut files = Vec::new();
 

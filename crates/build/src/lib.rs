@@ -22,8 +22,10 @@
 //! deleting stale invalid outputs before a build, registering outputs (path
 //! info, references, deriver) in the database, `--check`/`--repair`, floating
 //! content-addressed outputs (scratch paths and rewriting), recursive Nix,
-//! `__noChroot`/unsandboxed builds, build hooks, and the outputs of `.drv`
-//! paths inside an `exportReferencesGraph` closure.
+//! deciding when to build unsandboxed (`sandbox = false`, or `relaxed` with
+//! `__noChroot`; this crate only runs what it is told, see
+//! [`BuildRequest::sandbox`]), build hooks, and the outputs of `.drv` paths
+//! inside an `exportReferencesGraph` closure.
 //!
 //! Assumptions: Linux with user namespaces (see [`BuildError::NamespacesUnavailable`]),
 //! the chroot is created in the real store directory so outputs can be renamed

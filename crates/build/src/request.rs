@@ -164,6 +164,13 @@ pub struct BuildRequest {
     /// The derivation's `system` (platform). An `i686-linux` build on an
     /// x86_64 host runs with the 32-bit personality, so `uname` agrees.
     pub system: String,
+    /// The `sandbox` setting. When false the builder runs without namespaces
+    /// or chroot, sees the whole host, writes its outputs straight into the
+    /// store, and its build directory is the host one (as CppNix with
+    /// `sandbox = false`); this needs the store at its logical location
+    /// (`real_store_dir == store_dir`). Timeouts then kill the builder's
+    /// process group.
+    pub sandbox: bool,
     /// The `filter-syscalls` setting: forbid setuid/setgid files and extended
     /// attributes with a seccomp filter.
     pub filter_syscalls: bool,
@@ -204,6 +211,7 @@ impl BuildRequest {
             build_user: None,
             keep_build_dir: false,
             system: format!("{}-linux", std::env::consts::ARCH),
+            sandbox: true,
             filter_syscalls: true,
             allow_new_privileges: false,
         }

@@ -92,6 +92,11 @@ impl BuildOutcome {
                 }
                 return Err(BuildError::MissingOutput { output: name.clone(), path: PathBuf::from(path) });
             }
+            if source == destination {
+                // Unsandboxed: the builder wrote into the store itself.
+                moved.insert(name.clone(), destination);
+                continue;
+            }
             if fs::symlink_metadata(&destination).is_ok() {
                 remove_tree(&destination)?;
             }
@@ -127,14 +132,17 @@ fn move_path(source: &Path, destination: &Path) -> Result<(), BuildError> {
 /// Removes the chroot and the build directory when the build is over.
 #[derive(Debug)]
 struct Cleanup {
-    chroot_root: PathBuf,
+    /// `None` for an unsandboxed build.
+    chroot_root: Option<PathBuf>,
     build_dir: PathBuf,
     keep_build_dir: bool,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = remove_tree(&self.chroot_root);
+        if let Some(chroot_root) = &self.chroot_root {
+            let _ = remove_tree(chroot_root);
+        }
         if !self.keep_build_dir {
             let _ = remove_tree(&self.build_dir);
         }
@@ -316,7 +324,6 @@ pub fn run_build(request: &BuildRequest, log: &mut dyn Write) -> Result<BuildOut
     validate(request)?;
     let build_user = request.build_user.unwrap_or_else(BuildUser::default_for_caller);
     let current = BuildUser::current();
-    let environment = builder_environment(request)?;
 
     let drv_base = base_name(&request.drv_path);
     let drv_name = drv_base.get(33..).filter(|_| drv_base.len() > 33).unwrap_or(drv_base);
@@ -324,10 +331,18 @@ pub fn run_build(request: &BuildRequest, log: &mut dyn Write) -> Result<BuildOut
     let chroot_root = request.real_store_dir.join(format!("{drv_base}.chroot"));
     // From here on the directories are removed on every exit path.
     let cleanup = Cleanup {
-        chroot_root: chroot_root.clone(),
+        chroot_root: request.sandbox.then(|| chroot_root.clone()),
         build_dir: build_dir.clone(),
         keep_build_dir: request.keep_build_dir,
     };
+    let environment = if request.sandbox {
+        builder_environment(request)?
+    } else {
+        crate::env::builder_environment_at(request, &build_dir.to_string_lossy())?
+    };
+    if !request.sandbox {
+        return run_unsandboxed(request, log, build_user, current, &environment, build_dir, cleanup);
+    }
 
     for (name, contents) in &environment.files {
         let path = build_dir.join(name);
@@ -403,7 +418,7 @@ pub fn run_build(request: &BuildRequest, log: &mut dyn Write) -> Result<BuildOut
         unsafe { child_main(&plan) }
     }
     let pid = pid as libc::pid_t;
-    let child = ChildGuard { pid, reaped: false };
+    let child = ChildGuard { pid, reaped: false, process_group: false };
 
     // The parent's copies of the child's ends.
     drop(sync_read);
@@ -442,6 +457,154 @@ pub fn run_build(request: &BuildRequest, log: &mut dyn Write) -> Result<BuildOut
         real_store_dir: request.real_store_dir.clone(),
         cleanup,
     })
+}
+
+/// `sandbox = false`: fork, switch to the build user if it is not us, and exec
+/// in the host's world.
+fn run_unsandboxed(
+    request: &BuildRequest,
+    log: &mut dyn Write,
+    build_user: BuildUser,
+    current: BuildUser,
+    environment: &crate::env::BuilderEnvironment,
+    build_dir: PathBuf,
+    cleanup: Cleanup,
+) -> Result<BuildOutcome, BuildError> {
+    if request.real_store_dir != request.store_dir {
+        return Err(BuildError::InvalidRequest(format!(
+            "building without a sandbox needs the store at its logical location {}, not at {}",
+            request.store_dir.display(),
+            request.real_store_dir.display()
+        )));
+    }
+    for (name, contents) in &environment.files {
+        let path = build_dir.join(name);
+        fs::write(&path, contents).map_err(|e| BuildError::io("writing", &path, e))?;
+        chown_if_needed(&path, build_user, current)?;
+    }
+    chown_if_needed(&build_dir, build_user, current)?;
+
+    let argv: Vec<CString> = std::iter::once(cstring(base_name(&request.builder), "builder")?)
+        .chain(request.args.iter().map(|arg| cstring(arg, "builder argument")).collect::<Result<Vec<_>, _>>()?)
+        .collect();
+    let envp: Vec<CString> = environment
+        .vars
+        .iter()
+        .map(|(name, value)| cstring(format!("{name}={value}"), "environment variable"))
+        .collect::<Result<_, _>>()?;
+    let pty = Pty::open()?;
+    let stdin = open_dev_null()?;
+    let (error_read, error_write) = pipe()?;
+    let mut plan = UnsandboxedPlan {
+        switch_to: (build_user != current).then_some(build_user),
+        build_dir: path_cstring(&build_dir)?,
+        builder: cstring(&request.builder, "builder")?,
+        argv_pointers: Vec::new(),
+        argv,
+        envp_pointers: Vec::new(),
+        envp,
+        seccomp_filter: request.filter_syscalls.then(crate::seccomp::filter),
+        no_new_privileges: request.filter_syscalls && !request.allow_new_privileges,
+        linux32: request.system == "i686-linux" && cfg!(target_arch = "x86_64"),
+        error_write: error_write.as_raw_fd(),
+        stdin_fd: stdin.as_raw_fd(),
+        log_fd: pty.slave.as_raw_fd(),
+    };
+    plan.argv_pointers = plan.argv.iter().map(|arg| arg.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    plan.envp_pointers = plan.envp.iter().map(|var| var.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+
+    // SAFETY: as in `run_build`: fork semantics, and the child only runs
+    // `unsandboxed_child_main`, which never returns and never allocates.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    if pid < 0 {
+        return Err(BuildError::Sandbox {
+            step: "forking the builder".to_string(),
+            source: io::Error::last_os_error(),
+        });
+    }
+    if pid == 0 {
+        // SAFETY: we are the freshly forked child.
+        unsafe { unsandboxed_child_main(&plan) }
+    }
+    let child = ChildGuard { pid: pid as libc::pid_t, reaped: false, process_group: true };
+    drop(error_write);
+    drop(stdin);
+    let Pty { master, slave } = pty;
+    drop(slave);
+    if let Some((step, errno)) = read_child_error(error_read.as_raw_fd()) {
+        let source = io::Error::from_raw_os_error(errno);
+        let mut child = child;
+        child.reap();
+        if step == Step::Exec as u32 {
+            return Err(BuildError::Exec { builder: request.builder.clone(), source });
+        }
+        let step = STEP_NAMES.get(step.wrapping_sub(Step::Hostname as u32) as usize).map_or("setup", |name| name);
+        return Err(BuildError::Sandbox { step: step.to_string(), source });
+    }
+    let started = Instant::now();
+    let (status, log_size) = monitor(child, master, request, log, started)?;
+    Ok(BuildOutcome {
+        status,
+        duration: started.elapsed(),
+        log_size,
+        outputs: request.outputs.clone(),
+        chroot_store_dir: request.real_store_dir.clone(),
+        real_store_dir: request.real_store_dir.clone(),
+        cleanup,
+    })
+}
+
+struct UnsandboxedPlan {
+    switch_to: Option<BuildUser>,
+    build_dir: CString,
+    builder: CString,
+    argv: Vec<CString>,
+    argv_pointers: Vec<*const libc::c_char>,
+    envp: Vec<CString>,
+    envp_pointers: Vec<*const libc::c_char>,
+    seccomp_filter: Option<Vec<crate::seccomp::Instruction>>,
+    no_new_privileges: bool,
+    linux32: bool,
+    error_write: RawFd,
+    stdin_fd: RawFd,
+    log_fd: RawFd,
+}
+
+/// The unsandboxed child between fork and exec; same rules as `child_main`.
+///
+/// # Safety
+/// Must only be called in the forked child, with `plan` fully prepared.
+unsafe fn unsandboxed_child_main(plan: &UnsandboxedPlan) -> ! {
+    unsafe {
+        let fail = |step: Step| -> ! { child_fail(plan.error_write, step as u32) };
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+        if let Some(user) = plan.switch_to {
+            if libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()) != 0 {
+                fail(Step::Setgid);
+            }
+            if libc::syscall(libc::SYS_setgid, user.gid as libc::c_long) != 0 {
+                fail(Step::Setgid);
+            }
+            if libc::syscall(libc::SYS_setuid, user.uid as libc::c_long) != 0 {
+                fail(Step::Setuid);
+            }
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+        }
+        if libc::chdir(plan.build_dir.as_ptr()) != 0 {
+            fail(Step::ChdirBuild);
+        }
+        finish_child_and_exec(
+            plan.error_write,
+            plan.linux32,
+            plan.no_new_privileges,
+            plan.seccomp_filter.as_deref(),
+            plan.stdin_fd,
+            plan.log_fd,
+            &plan.builder,
+            &plan.argv_pointers,
+            &plan.envp_pointers,
+        )
+    }
 }
 
 fn validate(request: &BuildRequest) -> Result<(), BuildError> {
@@ -780,12 +943,21 @@ impl Pty {
 struct ChildGuard {
     pid: libc::pid_t,
     reaped: bool,
+    /// Unsandboxed: there is no pid namespace to take everything down with
+    /// the builder, so its whole process group (its session) is killed.
+    process_group: bool,
 }
 
 impl ChildGuard {
     fn kill(&self) {
-        // SAFETY: the pid is our unreaped child, so it cannot have been reused.
-        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        // SAFETY: the pid is our unreaped child, so it (and, while it lives,
+        // its process group) cannot have been reused.
+        unsafe {
+            if self.process_group {
+                libc::kill(-self.pid, libc::SIGKILL);
+            }
+            libc::kill(self.pid, libc::SIGKILL);
+        }
     }
 
     /// Waits for the child and returns its wait status.
@@ -944,6 +1116,13 @@ fn monitor(
                 if result == 0 && unsafe { info.si_pid() } == child.pid {
                     exited = true;
                     exited_at = Some(Instant::now());
+                    if child.process_group {
+                        // What the builder left running in its session goes
+                        // too (the kernel does this for a pid namespace). The
+                        // child is not reaped yet, so its group id is still ours.
+                        // SAFETY: signalling our own unreaped child's group.
+                        unsafe { libc::kill(-child.pid, libc::SIGKILL) };
+                    }
                 }
             }
         }
@@ -1102,6 +1281,40 @@ unsafe fn child_main(plan: &ChildPlan) -> ! {
         }
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
 
+        finish_child_and_exec(
+            plan.error_write,
+            plan.linux32,
+            plan.no_new_privileges,
+            plan.seccomp_filter.as_deref(),
+            plan.stdin_fd,
+            plan.log_fd,
+            &plan.builder,
+            &plan.argv_pointers,
+            &plan.envp_pointers,
+        )
+    }
+}
+
+/// The common end of both children: resource limits, umask, personality,
+/// session, system-call filter, stdio, exec.
+///
+/// # Safety
+/// Only in a child between fork/clone and exec; the pointers are
+/// NUL-terminated arrays prepared by the parent.
+#[allow(clippy::too_many_arguments)]
+unsafe fn finish_child_and_exec(
+    error_write: RawFd,
+    linux32: bool,
+    no_new_privileges: bool,
+    seccomp_filter: Option<&[crate::seccomp::Instruction]>,
+    stdin_fd: RawFd,
+    log_fd: RawFd,
+    builder: &CStr,
+    argv_pointers: &[*const libc::c_char],
+    envp_pointers: &[*const libc::c_char],
+) -> ! {
+    let fail = |step: u32| -> ! { child_fail(error_write, step) };
+    unsafe {
         // No core dumps (CppNix's default `enable-core-dumps = false`).
         let no_core = libc::rlimit { rlim_cur: 0, rlim_max: libc::RLIM_INFINITY };
         libc::setrlimit(libc::RLIMIT_CORE, &no_core);
@@ -1111,7 +1324,7 @@ unsafe fn child_main(plan: &ChildPlan) -> ! {
         let current = libc::personality(0xffff_ffff);
         if current != -1 {
             let mut persona = (current | libc::ADDR_NO_RANDOMIZE) as libc::c_ulong;
-            if plan.linux32 {
+            if linux32 {
                 persona = (persona & !0xff) | PER_LINUX32;
             }
             if libc::personality(persona) == -1 {
@@ -1121,10 +1334,10 @@ unsafe fn child_main(plan: &ChildPlan) -> ! {
         if libc::setsid() < 0 {
             fail(Step::Setsid as u32);
         }
-        if plan.no_new_privileges && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) != 0 {
+        if no_new_privileges && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) != 0 {
             fail(Step::Seccomp as u32);
         }
-        if let Some(filter) = &plan.seccomp_filter {
+        if let Some(filter) = seccomp_filter {
             let program = libc::sock_fprog {
                 len: filter.len() as libc::c_ushort,
                 filter: filter.as_ptr() as *mut libc::sock_filter,
@@ -1138,13 +1351,13 @@ unsafe fn child_main(plan: &ChildPlan) -> ! {
                 fail(Step::Seccomp as u32);
             }
         }
-        if libc::dup2(plan.stdin_fd, 0) < 0 || libc::dup2(plan.log_fd, 1) < 0 || libc::dup2(plan.log_fd, 2) < 0 {
+        if libc::dup2(stdin_fd, 0) < 0 || libc::dup2(log_fd, 1) < 0 || libc::dup2(log_fd, 2) < 0 {
             fail(Step::Stdio as u32);
         }
         // Nothing of the parent's leaks into the builder, whatever other threads
         // opened without O_CLOEXEC. Best effort: close_range is Linux 5.11+.
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
-        libc::execve(plan.builder.as_ptr(), plan.argv_pointers.as_ptr(), plan.envp_pointers.as_ptr());
+        libc::execve(builder.as_ptr(), argv_pointers.as_ptr(), envp_pointers.as_ptr());
         fail(Step::Exec as u32)
     }
 }
