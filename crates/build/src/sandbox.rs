@@ -57,7 +57,8 @@ pub struct BuildOutcome {
     /// Output name to logical store path, as requested.
     pub outputs: BTreeMap<String, String>,
     /// The host path of the chroot's store directory, where the outputs are
-    /// until [`BuildOutcome::move_outputs_to_store`].
+    /// until [`BuildOutcome::move_outputs_to_store`] (the real store directory
+    /// itself for an unsandboxed build).
     pub chroot_store_dir: PathBuf,
     real_store_dir: PathBuf,
     cleanup: Cleanup,
@@ -319,7 +320,10 @@ struct ChildPlan {
     log_fd: RawFd,
 }
 
-/// Runs the builder of `request` in the sandbox, streaming its output to `log`.
+/// Runs the builder of `request` in the sandbox (or, with `sandbox = false`,
+/// without one), streaming its stdout and stderr to `log`, and waits for it.
+/// A builder that fails is an `Ok` outcome with a failed [`BuildStatus`];
+/// errors mean the builder could not be run at all.
 pub fn run_build(request: &BuildRequest, log: &mut dyn Write) -> Result<BuildOutcome, BuildError> {
     validate(request)?;
     let build_user = request.build_user.unwrap_or_else(BuildUser::default_for_caller);
