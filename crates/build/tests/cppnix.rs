@@ -27,7 +27,7 @@ cat /etc/hosts > $out/hosts 2>&1
 ls -a /etc > $out/etc
 cut_mounts() { while read -r a b c d mountpoint rest; do echo "$mountpoint"; done; }
 cut_mounts < /proc/self/mountinfo > $out/mountpoints
-for d in / /dev /dev/pts /dev/shm /tmp /build /nix /nix/store; do stat -c '%n %A' $d; done > $out/modes
+for d in / /dev /dev/pts /dev/pts/ptmx /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty /dev/shm /tmp /build /nix /nix/store /etc /etc/passwd /etc/group /etc/hosts /proc; do stat -c "%n %A" $d; done > $out/modes
 ls -a / > $out/root
 ls -a /dev > $out/dev
 for l in /dev/fd /dev/stdin /dev/stdout /dev/stderr /dev/ptmx; do echo "$l -> $(readlink $l)"; done > $out/links
