@@ -9,10 +9,8 @@
 //! TEXT; }`; the caller chooses.
 //!
 //! Known differences from CppNix 2.8's toml11 (tests/lang has a case for
-//! each, listed in KNOWN-FAILURES): an integer literal beyond the i64 range is
-//! an error here, while toml11 saturates it to the largest/smallest i64; a
-//! float literal too large for a double is infinity here, the largest double
-//! there; toml11 also accepts a `[table]` header after dotted keys defined
+//! each, listed in KNOWN-FAILURES): a float literal too large for a double
+//! is infinity here, the largest double there; toml11 also accepts a `[table]` header after dotted keys defined
 //! that table, which TOML 1.0 (and this module) rejects.
 
 /// A TOML value.
@@ -40,10 +38,44 @@ pub struct TomlError {
 /// Parses a whole TOML document; the result is always a [`TomlValue::Table`].
 pub fn parse(text: &[u8]) -> Result<TomlValue, TomlError> {
     let text = std::str::from_utf8(text).map_err(|error| TomlError { message: format!("invalid UTF-8: {error}") })?;
-    let table: toml::Table = text.parse().map_err(|error: toml::de::Error| TomlError {
-        message: error.message().to_string(),
-    })?;
-    Ok(convert_table(table))
+    let mut text = std::borrow::Cow::Borrowed(text);
+    // Each round replaces one out-of-range integer literal by an in-range
+    // one, so this ends; the bound is a guard.
+    for _ in 0..1000 {
+        match text.parse::<toml::Table>() {
+            Ok(table) => return Ok(convert_table(table)),
+            Err(error) => match saturated_integer(&text, &error) {
+                Some(replaced) => text = std::borrow::Cow::Owned(replaced),
+                None => return Err(TomlError { message: error.message().to_string() }),
+            },
+        }
+    }
+    Err(TomlError { message: "too many out-of-range integers".into() })
+}
+
+/// toml11 (CppNix 2.8) reads an out-of-range integer as the nearest i64;
+/// the `toml` crate rejects it. If `error` is about such a literal, returns
+/// the document with the literal replaced by that i64.
+fn saturated_integer(text: &str, error: &toml::de::Error) -> Option<String> {
+    if !error.message().contains("too large") && !error.message().contains("too small") {
+        return None;
+    }
+    // The error's span points at the literal's first character only.
+    let start = error.span()?.start;
+    let bytes = text.as_bytes();
+    let mut end = start;
+    if matches!(bytes.get(end), Some(b'+' | b'-')) {
+        end += 1;
+    }
+    let digits_start = end;
+    while matches!(bytes.get(end), Some(b'0'..=b'9' | b'_')) {
+        end += 1;
+    }
+    if end == digits_start || matches!(bytes.get(end), Some(b'.' | b'e' | b'E' | b'x' | b'o' | b'b')) {
+        return None;
+    }
+    let replacement = if bytes[start] == b'-' { i64::MIN.to_string() } else { i64::MAX.to_string() };
+    Some(format!("{}{}{}", &text[..start], replacement, &text[end..]))
 }
 
 fn convert_table(table: toml::Table) -> TomlValue {
@@ -123,6 +155,20 @@ mod tests {
                 ("a", TomlValue::Datetime("1979-05-27T07:32:00Z".into())),
                 ("b", TomlValue::Datetime("1979-05-27".into())),
                 ("c", TomlValue::Datetime("07:32:00".into())),
+            ])
+        );
+    }
+
+    #[test]
+    fn out_of_range_integers_saturate_like_toml11() {
+        // CppNix 2.8: fromTOML "a = 9223372036854775808" is { a = 9223372036854775807; }.
+        let parsed = parse(b"a = 9223372036854775808\nb = -99999999999999999999\nc = [ 1_000_000_000_000_000_000_000 ]\n").unwrap();
+        assert_eq!(
+            parsed,
+            table(&[
+                ("a", TomlValue::Int(i64::MAX)),
+                ("b", TomlValue::Int(i64::MIN)),
+                ("c", TomlValue::Array(vec![TomlValue::Int(i64::MAX)])),
             ])
         );
     }
