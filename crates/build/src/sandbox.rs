@@ -28,7 +28,20 @@
 //!
 //! Input store paths are bind-mounted read-only (CppNix relies on them being
 //! owned by root; in a rootless store they are owned by the very uid the builder
-//! maps to, so only the mount flag protects them).
+//! maps to, so only the mount flag protects them). For the same reason, when
+//! the builder maps to the caller the chroot's `/` is remounted read-only after
+//! `pivot_root`; `/tmp`, the store and `/build` are mounts of their own and stay
+//! writable. Before exec the child also disables address-space randomisation
+//! (and sets the 32-bit personality for i686 builds), sets `no_new_privs` and
+//! installs the system-call filter of `seccomp.rs`, all as CppNix does.
+//!
+//! Deliberate differences from CppNix 2.8, all invisible to well-behaved
+//! builders: inputs are bind mounts (read-only) rather than hard links for
+//! files; in rootless builds `/tmp` is its own mount and `/` is read-only.
+//!
+//! `sandbox = false` ([`run_unsandboxed`]) skips all of this: a plain fork, an
+//! optional switch to the build user, the host build directory as the working
+//! directory, and the same stdio, personality and filter.
 
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
