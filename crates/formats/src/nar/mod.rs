@@ -36,7 +36,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-pub use dump::{dump_path, hash_path};
+pub use dump::{dump_path, dump_path_with_low_water, hash_path};
 pub use reader::{NarVisitor, parse};
 pub use restore::restore_path;
 pub use writer::NarWriter;
