@@ -137,3 +137,68 @@ fn parsing_store_paths() {
     assert!(StoreDir::new("relative").is_err());
     assert!(StoreDir::new("/a/../b").is_err());
 }
+
+/// Recursive (NAR) content addressing: `nix-store --add` and `--add-fixed
+/// --recursive` give `source` paths for SHA-256 and `fixed:out:r:` paths for
+/// the other algorithms; `builtins.path` gives `source` paths too.
+#[test]
+fn recursive_fixed_output_and_source_paths_match_cppnix() {
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("store");
+    let store = store.to_str().unwrap();
+    let store_dir = StoreDir::default();
+    let tree = work.path().join("a-tree");
+    common::random_tree(&mut Rng::new(20), &tree, 0);
+    let file = work.path().join("plain-file");
+    std::fs::write(&file, Rng::new(21).bytes(5000)).unwrap();
+    for path in [&tree, &file] {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        for algorithm in HashAlgorithm::ALL {
+            let (nar_hash, _) = nivis_formats::nar::hash_path(path, algorithm).unwrap();
+            let ours = store_dir
+                .make_fixed_output_path(FileIngestionMethod::Recursive, &nar_hash, name, &BTreeSet::new(), false)
+                .unwrap();
+            let theirs = cppnix(
+                "nix-store",
+                &["--store", store, "--add-fixed", "--recursive", algorithm.name(), path.to_str().unwrap()],
+            );
+            assert_eq!(store_dir.print_path(&ours), theirs, "{algorithm} of {name}");
+        }
+        let (sha256, _) = nivis_formats::nar::hash_path(path, HashAlgorithm::Sha256).unwrap();
+        let source = store_dir.make_store_path("source", &sha256, name).unwrap();
+        assert_eq!(store_dir.print_path(&source), cppnix("nix-store", &["--store", store, "--add", path.to_str().unwrap()]));
+        let expression = format!(r#"builtins.path {{ path = {}; name = "renamed"; }}"#, path.display());
+        let evaluated = cppnix("nix-instantiate", &["--store", store, "--eval", "--expr", &expression]);
+        let renamed = store_dir.make_store_path("source", &sha256, "renamed").unwrap();
+        assert_eq!(evaluated.trim_matches('"'), store_dir.print_path(&renamed));
+    }
+}
+
+/// A `source` path with references and a self-reference: the type string lists
+/// the references' full paths in order, then `self` (first principles: this is
+/// the fingerprint CppNix hashes, spelled out).
+#[test]
+fn source_type_with_references_spells_out_the_fingerprint() {
+    let store_dir = StoreDir::default();
+    let a = StorePath::from_base_name("00000000000000000000000000000000-a").unwrap();
+    let b = StorePath::from_base_name("11111111111111111111111111111111-b").unwrap();
+    let references: StorePathSet = [b.clone(), a.clone()].into_iter().collect();
+    let path_type = store_dir.make_type("source", &references, true);
+    assert_eq!(
+        path_type,
+        "source:/nix/store/00000000000000000000000000000000-a:/nix/store/11111111111111111111111111111111-b:self"
+    );
+    let hash = Hash::of_bytes(HashAlgorithm::Sha256, b"x");
+    let with_references = store_dir
+        .make_fixed_output_path(FileIngestionMethod::Recursive, &hash, "n", &references, true)
+        .unwrap();
+    assert_eq!(with_references, store_dir.make_store_path(&path_type, &hash, "n").unwrap());
+    let fingerprint = format!("{path_type}:sha256:{}:/nix/store:n", hash.to_base16());
+    let digest = nivis_formats::compress_hash(Hash::of_bytes(HashAlgorithm::Sha256, fingerprint.as_bytes()).digest(), 20);
+    assert_eq!(with_references.hash_part(), nivis_formats::nixbase32::encode(&digest));
+    // Flat or non-SHA-256 fixed outputs cannot have references.
+    assert_eq!(
+        store_dir.make_fixed_output_path(FileIngestionMethod::Flat, &hash, "n", &references, false),
+        Err(StorePathError::ReferencesNotAllowed)
+    );
+}
