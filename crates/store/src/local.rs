@@ -233,8 +233,14 @@ impl LocalStore {
         let reserved = config.db_dir().join("reserved");
         if fs::metadata(&reserved).map(|m| m.len()).ok() != Some(RESERVED_SIZE) {
             if let Ok(file) = fs::OpenOptions::new().write(true).create(true).truncate(false).open(&reserved) {
+                use std::os::fd::AsRawFd;
                 let _ = fs::set_permissions(&reserved, fs::Permissions::from_mode(0o600));
-                let _ = file.set_len(RESERVED_SIZE);
+                // Really allocated (a sparse file would reserve nothing).
+                // SAFETY: posix_fallocate on a descriptor we own.
+                let allocated = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, RESERVED_SIZE as libc::off_t) } == 0;
+                if !allocated {
+                    let _ = file.set_len(RESERVED_SIZE);
+                }
             }
         }
         Ok(())
