@@ -461,3 +461,85 @@ fn generator_is_deterministic_and_parses() {
         .expect("running nix-instantiate");
     assert!(output.status.success(), "CppNix cannot parse generated code: {}", String::from_utf8_lossy(&output.stderr));
 }
+
+/// Random token soup (mostly invalid code): nivis's parser must accept and
+/// reject exactly what CppNix 2.8's parser does (`--parse`, which also
+/// rejects undefined variables), and both must agree on values where both
+/// parse.
+#[test]
+fn random_token_soup_parses_like_cppnix() {
+    if !Path::new(NIX_INSTANTIATE).exists() {
+        eprintln!("skipped: {NIX_INSTANTIATE} not installed");
+        return;
+    }
+    const TOKENS: &[&str] = &[
+        "a", "b", "x", "1", "2.5", ".5", "0", "\"s\"", "\"${a}\"", "\"\\n\"", "''i''", "''\n  ${b}\n''", "./p", "./p/${a}",
+        "/abs", "http://x.y/z", "<n>", "+", "-", "*", "/", "++", "//", "==", "!=", "<", "<=", ">", "&&", "||", "->", "!",
+        "?", ".", "or", "let", "in", "rec", "with", "inherit", "if", "then", "else", "assert", "{", "}", "[", "]", "(",
+        ")", ";", "=", ":", "@", ",", "...", "${", "#c\n", "/*c*/", "true", "null", "x.y", "a.${b}",
+    ];
+    let seed = std::env::var("NIVIS_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(5u64);
+    // One CppNix run per snippet, so fewer than the expression fuzzer.
+    let count: usize = std::env::var("NIVIS_FUZZ_COUNT").ok().and_then(|c| c.parse().ok()).unwrap_or(120);
+    let mut rng = Rng(seed);
+    let mut disagreements = Vec::new();
+    let mut parsed_by_both = Vec::new();
+    for _ in 0..count {
+        let body: Vec<&str> = (0..1 + rng.below(7)).map(|_| TOKENS[rng.below(TOKENS.len())]).collect();
+        let source = format!("a: b: {}", body.join(" "));
+        let theirs = std::process::Command::new(NIX_INSTANTIATE)
+            .args(["--parse", "-E", &source])
+            .current_dir("/")
+            .output()
+            .expect("running nix-instantiate")
+            .status
+            .success();
+        let ours = nivis_parses(source.clone());
+        match ours {
+            Ok(ours) if ours == theirs => {
+                if ours {
+                    parsed_by_both.push(format!("({source}) 1 2"));
+                }
+            }
+            _ => disagreements.push(format!("  {source:?}: nivis {ours:?}, CppNix parses: {theirs}")),
+        }
+    }
+    // Where both parse, the values (or both failing) must agree too.
+    let mut value_disagreements = Vec::new();
+    for chunk in parsed_by_both.chunks(50) {
+        check(chunk, &mut value_disagreements);
+    }
+    println!(
+        "token soup (seed {seed}): {} of {count} parse decisions differ, {} of {} values differ",
+        disagreements.len(),
+        value_disagreements.len(),
+        parsed_by_both.len()
+    );
+    for line in disagreements.iter().chain(&value_disagreements) {
+        println!("{line}");
+    }
+    let strict = std::env::var("NIVIS_FUZZ_STRICT").is_ok_and(|value| value == "1");
+    let allowed = if strict { 0 } else { count * MAX_DISAGREEMENT_PERCENT / 100 };
+    assert!(
+        disagreements.len() + value_disagreements.len() <= allowed,
+        "parser disagreements with CppNix 2.8 (replay: NIVIS_FUZZ_SEED={seed}):\n{}\n{}",
+        disagreements.join("\n"),
+        value_disagreements.join("\n")
+    );
+}
+
+/// Whether nivis parses `source` (`Err` on panic or timeout).
+fn nivis_parses(source: String) -> Result<bool, String> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(move || {
+            let result = std::panic::catch_unwind(move || {
+                let mut eval = nivis_eval::Eval::new(Rc::new(nivis_eval::FsIO), nivis_eval::Settings::default());
+                eval.parse_string(&source, Path::new("/")).is_ok()
+            });
+            let _ = sender.send(result.map_err(|_| "PANIC".to_string()));
+        })
+        .expect("spawning parser thread");
+    receiver.recv_timeout(TIMEOUT).unwrap_or_else(|_| Err("TIMEOUT".to_string()))
+}
