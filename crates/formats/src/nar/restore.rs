@@ -31,7 +31,7 @@ impl NarVisitor for Restorer {
         fs::create_dir(&target).map_err(NarError::io("creating directory", target))
     }
 
-    fn regular_file(&mut self, path: &Path, executable: bool, size: u64, contents: &mut dyn Read) -> Result<(), NarError> {
+    fn regular_file(&mut self, path: &Path, executable: bool, _size: u64, contents: &mut dyn Read) -> Result<(), NarError> {
         let target = self.target(path);
         // Like CppNix: 0666 minus the umask, plus execute for everyone when
         // the archive says executable.
@@ -42,11 +42,6 @@ impl NarVisitor for Restorer {
             .custom_flags(libc::O_CLOEXEC)
             .open(&target)
             .map_err(NarError::io("creating file", &target))?;
-        if size > 0 {
-            // Reserve the space up front: a full disk fails here, not half way.
-            let _ = file.set_len(size);
-            let _ = file.set_len(0);
-        }
         loop {
             let read = match contents.read(&mut self.buffer) {
                 Ok(0) => break,
