@@ -16,7 +16,8 @@
 //!    store directory into the real one.
 //! 3. [`canonicalise_path_metadata`] and [`scan_and_hash_output`] on each
 //!    output: canonical permissions and times, then NAR hash, NAR size and
-//!    references in one pass.
+//!    references in one pass. [`BuildOutcome::finish_outputs`] does 2 and 3
+//!    with CppNix's reference candidates.
 //!
 //! Not here (the next layer's job): the goal scheduler and `-j`, output locks,
 //! deleting stale invalid outputs before a build, registering outputs (path
@@ -48,4 +49,4 @@ pub use refs::{HASH_PART_LEN, ReferenceScanner};
 pub use request::{
     AUTO_BUILD_ID, BuildRequest, BuildStatus, BuildUser, InputPathInfo, SANDBOX_GID, SANDBOX_UID, SandboxPath,
 };
-pub use sandbox::{BuildOutcome, run_build};
+pub use sandbox::{BuildOutcome, FinishedOutput, run_build};

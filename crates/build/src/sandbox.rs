@@ -121,6 +121,41 @@ impl BuildOutcome {
     }
 }
 
+/// One output after [`BuildOutcome::finish_outputs`]: in the store, canonical,
+/// with what registering it needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FinishedOutput {
+    /// The logical store path.
+    pub path: String,
+    /// Where it is on the host.
+    pub real_path: PathBuf,
+    pub info: crate::outputs::OutputInfo,
+}
+
+impl BuildOutcome {
+    /// The after-build steps for every output, in CppNix's order: move it into
+    /// the store, canonicalise it (owned by `owner` when given), then hash it
+    /// and scan it for references to the input closure and to the
+    /// derivation's own outputs (CppNix's candidate set). Call only for a
+    /// successful build of `request`.
+    pub fn finish_outputs(
+        &mut self,
+        request: &BuildRequest,
+        owner: Option<(u32, u32)>,
+    ) -> Result<BTreeMap<String, FinishedOutput>, BuildError> {
+        let moved = self.move_outputs_to_store()?;
+        let candidates: Vec<&String> = request.input_paths.iter().chain(request.outputs.values()).collect();
+        let mut finished = BTreeMap::new();
+        for (name, real_path) in moved {
+            crate::outputs::canonicalise_path_metadata(&real_path, owner)?;
+            let info = crate::outputs::scan_and_hash_output(&real_path, &candidates)?;
+            let path = request.outputs[&name].clone();
+            finished.insert(name, FinishedOutput { path, real_path, info });
+        }
+        Ok(finished)
+    }
+}
+
 fn moved_already(destination: &Path, moved: &BTreeMap<String, PathBuf>) -> bool {
     moved.values().any(|path| path == destination)
 }

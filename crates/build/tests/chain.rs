@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use nivis_build::{BuildRequest, BuildUser, OutputInfo, canonicalise_path_metadata, scan_and_hash_output};
+use nivis_build::{BuildRequest, BuildUser, OutputInfo};
 use nivis_formats::{Derivation, StoreDir, StorePath, StorePathSet};
 
 fn is_root() -> bool {
@@ -34,19 +34,11 @@ fn build_derivation(
     request.tmp_root = std::env::temp_dir();
     let (mut outcome, log) = build(&request);
     assert!(outcome.status.success(), "building {}: {:?}\n{log}", request.drv_path, outcome.status);
-    let moved = outcome.move_outputs_to_store().expect("move outputs");
-    // CppNix offers the input closure and the derivation's own outputs as
-    // reference candidates.
-    let candidates: Vec<String> = request.input_paths.iter().chain(request.outputs.values()).cloned().collect();
     let owner = BuildUser::current();
-    moved
-        .iter()
-        .map(|(name, real_path)| {
-            canonicalise_path_metadata(real_path, Some((owner.uid, owner.gid))).expect("canonicalise");
-            let info = scan_and_hash_output(real_path, &candidates).expect("scan and hash");
-            let path = store_dir.parse_path(&request.outputs[name]).expect("output path");
-            (name.clone(), (path, info))
-        })
+    let finished = outcome.finish_outputs(&request, Some((owner.uid, owner.gid))).expect("finish outputs");
+    finished
+        .into_iter()
+        .map(|(name, output)| (name, (store_dir.parse_path(&output.path).expect("output path"), output.info)))
         .collect()
 }
 
