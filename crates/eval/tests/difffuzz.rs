@@ -543,3 +543,72 @@ fn nivis_parses(source: String) -> Result<bool, String> {
         .expect("spawning parser thread");
     receiver.recv_timeout(TIMEOUT).unwrap_or_else(|_| Err("TIMEOUT".to_string()))
 }
+
+/// Random string literals, especially indented strings (indentation
+/// stripping, escapes, interpolation at line starts, whitespace-only lines),
+/// must evaluate to the same bytes in nivis and CppNix 2.8.
+#[test]
+fn random_string_literals_agree_with_cppnix() {
+    if !Path::new(NIX_INSTANTIATE).exists() {
+        eprintln!("skipped: {NIX_INSTANTIATE} not installed");
+        return;
+    }
+    const INDENTS: &[&str] = &["", " ", "  ", "    ", "\t", " \t", "      "];
+    const INDENTED_PIECES: &[&str] = &[
+        "text", "$", "$$", "''$", "'''", "''\\n", "''\\t", "''\\\\", "''\\x", "${x}", "${\"s\"}", "$${x}", "'", "\\", "\"",
+        "a b", " ", "\t", "''${x}", "\r", "é",
+    ];
+    const STRING_PIECES: &[&str] = &[
+        "text", "\\n", "\\t", "\\r", "\\\\", "\\\"", "\\$", "\\${x}", "${x}", "$", "$$", "$${x}", "\\q", "'", "''", "\n", "\r\n",
+        "\r", "é", "\\\n",
+    ];
+    let seed = std::env::var("NIVIS_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(9u64);
+    let count: usize = std::env::var("NIVIS_FUZZ_COUNT").ok().and_then(|c| c.parse().ok()).unwrap_or(200);
+    let mut rng = Rng(seed);
+    let mut expressions = Vec::new();
+    for _ in 0..count {
+        let literal = if rng.below(3) == 0 {
+            let pieces: String = (0..rng.below(6)).map(|_| STRING_PIECES[rng.below(STRING_PIECES.len())]).collect();
+            format!("\"{pieces}\"")
+        } else {
+            let mut text = String::from("''");
+            if rng.below(2) == 0 {
+                text.push('\n');
+            }
+            for line in 0..1 + rng.below(5) {
+                if line > 0 {
+                    text.push('\n');
+                }
+                text.push_str(INDENTS[rng.below(INDENTS.len())]);
+                for _ in 0..rng.below(4) {
+                    text.push_str(INDENTED_PIECES[rng.below(INDENTED_PIECES.len())]);
+                }
+            }
+            if rng.below(2) == 0 {
+                text.push('\n');
+                text.push_str(INDENTS[rng.below(INDENTS.len())]);
+            }
+            text.push_str("''");
+            text
+        };
+        expressions.push(format!("let x = \"X\\nY\"; in {literal}"));
+    }
+    // Most literals must be valid, or the test would only compare errors.
+    let valid = expressions.iter().filter(|e| cppnix_eval(&format!("builtins.seq ({e}) 0")).is_ok()).take(20).count();
+    assert!(valid >= 20, "too few valid string literals generated");
+    let mut disagreements = Vec::new();
+    for chunk in expressions.chunks(50) {
+        check(chunk, &mut disagreements);
+    }
+    println!("string literals (seed {seed}): {} of {count} differ", disagreements.len());
+    for line in &disagreements {
+        println!("{line}");
+    }
+    let strict = std::env::var("NIVIS_FUZZ_STRICT").is_ok_and(|value| value == "1");
+    let allowed = if strict { 0 } else { count * MAX_DISAGREEMENT_PERCENT / 100 };
+    assert!(
+        disagreements.len() <= allowed,
+        "string literal disagreements with CppNix 2.8 (replay: NIVIS_FUZZ_SEED={seed}):\n{}",
+        disagreements.join("\n")
+    );
+}
