@@ -7,8 +7,9 @@
 //! `--graph`, `--hash`, `--size`, `--deriver`, `--valid-derivers`,
 //! `--include-outputs`, `--use-output`), `--verify`, `--verify-path`,
 //! `--check-validity`, `--dump`, `--restore`, `--export`, `--import`,
-//! `--generate-binary-cache-key`, `--print-env`, `--delete`. Others answer
-//! "not implemented yet" and exit 1.
+//! `--generate-binary-cache-key`, `--print-env`, `--delete`, `--dump-db`,
+//! `--load-db`, `--register-validity`. Others answer "not implemented yet" and
+//! exit 1. One deliberate extension: `--query --hash --size` prints both.
 
 use std::ffi::OsString;
 use std::io::{self, BufWriter, Read, Write};
@@ -52,6 +53,9 @@ enum Operation {
     GenerateBinaryCacheKey,
     PrintEnv,
     Delete,
+    DumpDb,
+    LoadDb,
+    RegisterValidity,
     Version,
     /// Known to CppNix, not built in nivis yet: the flag, for the message.
     NotBuilt(&'static str),
@@ -75,9 +79,9 @@ fn operation_of(arg: &str) -> Option<Operation> {
         "--version" => Operation::Version,
         "--realise" | "--realize" | "-r" => Operation::NotBuilt("--realise"),
         "--read-log" | "-l" => Operation::NotBuilt("--read-log"),
-        "--dump-db" => Operation::NotBuilt("--dump-db"),
-        "--load-db" => Operation::NotBuilt("--load-db"),
-        "--register-validity" => Operation::NotBuilt("--register-validity"),
+        "--dump-db" => Operation::DumpDb,
+        "--load-db" => Operation::LoadDb,
+        "--register-validity" => Operation::RegisterValidity,
         "--gc" => Operation::NotBuilt("--gc"),
         "--init" => Operation::NotBuilt("--init"),
         "--repair-path" => Operation::NotBuilt("--repair-path"),
@@ -434,11 +438,123 @@ fn run_store_operation(
             }
         }
         Operation::PrintEnv => print_env(store, flags, args, out),
+        Operation::DumpDb => {
+            no_flags(flags)?;
+            let paths = if args.is_empty() {
+                store.query_all_valid_paths()?
+            } else {
+                args.iter().map(|a| follow_links_to_store_path(store, a)).collect::<anyhow::Result<_>>()?
+            };
+            for path in &paths {
+                let info = query_info(store, path)?;
+                writeln!(out, "{}", store.print_store_path(path))?;
+                writeln!(out, "{}", info.nar_hash.encode(HashEncoding::Base16, false))?;
+                writeln!(out, "{}", info.nar_size)?;
+                let deriver = info.deriver.as_ref().map(|d| store.print_store_path(d)).unwrap_or_default();
+                writeln!(out, "{deriver}")?;
+                writeln!(out, "{}", info.references.len())?;
+                for reference in &info.references {
+                    writeln!(out, "{}", store.print_store_path(reference))?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Operation::LoadDb => {
+            no_flags(flags)?;
+            if !args.is_empty() {
+                return usage("no arguments expected");
+            }
+            register_validity(store, true, true)
+        }
+        Operation::RegisterValidity => {
+            if !args.is_empty() {
+                return usage("no arguments expected");
+            }
+            let (mut reregister, mut hash_given) = (false, false);
+            for flag in flags {
+                match flag.as_str() {
+                    "--reregister" => reregister = true,
+                    "--hash-given" => hash_given = true,
+                    _ => return usage(format!("unknown flag '{flag}'")),
+                }
+            }
+            register_validity(store, reregister, hash_given)
+        }
         Operation::Version
         | Operation::NotBuilt(_)
         | Operation::Dump
         | Operation::Restore
         | Operation::GenerateBinaryCacheKey => unreachable!("handled before opening the store"),
+    }
+}
+
+/// Reads registrations (`nix-store --dump-db` format, or without hash and size
+/// unless `hash_given`) from stdin and registers the paths in one transaction.
+/// The contents must already be at the paths' real locations; without
+/// `hash_given` their NAR hashes are computed here.
+fn register_validity(store: &dyn Store, reregister: bool, hash_given: bool) -> crate::CommandResult {
+    use std::io::BufRead;
+    let stdin = io::stdin();
+    let mut lines = stdin.lock().lines();
+    let mut next = |what: &str| -> anyhow::Result<String> {
+        match lines.next() {
+            Some(line) => Ok(line?),
+            None => bail!("premature end of registration input (expected {what})"),
+        }
+    };
+    let mut infos: Vec<nivis_store::ValidPathInfo> = Vec::new();
+    loop {
+        let printed = match lines_next_path(&mut next)? {
+            Some(p) => p,
+            None => break,
+        };
+        let path = store.parse_store_path(&printed)?;
+        let (nar_hash, nar_size) = if hash_given {
+            let hash = nivis_formats::Hash::parse_any(&next("a hash")?, Some(HashAlgorithm::Sha256))?;
+            let size: u64 = next("a NAR size")?.trim().parse().context("bad NAR size in registration")?;
+            (Some(hash), size)
+        } else {
+            (None, 0)
+        };
+        let deriver = next("a deriver")?;
+        let count: usize = next("a reference count")?.trim().parse().context("bad reference count in registration")?;
+        let mut references = StorePathSet::new();
+        for _ in 0..count {
+            references.insert(store.parse_store_path(&next("a reference")?)?);
+        }
+        if store.is_valid_path(&path)? && !reregister {
+            continue;
+        }
+        let (nar_hash, nar_size) = match nar_hash {
+            Some(hash) => (hash, nar_size),
+            None => {
+                let real = store
+                    .real_path(&path)
+                    .ok_or_else(|| anyhow::anyhow!("store '{}' has no local files", store.uri()))?;
+                let mut hasher = Hasher::new(HashAlgorithm::Sha256);
+                nivis_store::dump_path(&real, &mut hasher)?;
+                let size = hasher.bytes_hashed();
+                (hasher.finish(), size)
+            }
+        };
+        let mut info = nivis_store::ValidPathInfo::new(path, nar_hash, nar_size);
+        info.references = references;
+        if !deriver.is_empty() {
+            info.deriver = Some(store.parse_store_path(&deriver)?);
+        }
+        infos.retain(|i| i.path != info.path);
+        infos.push(info);
+    }
+    store.register_valid_paths(&infos)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The next path line of a registration, or `None` at the end (EOF or an empty line).
+fn lines_next_path(next: &mut dyn FnMut(&str) -> anyhow::Result<String>) -> anyhow::Result<Option<String>> {
+    match next("a path") {
+        Ok(line) if line.is_empty() => Ok(None),
+        Ok(line) => Ok(Some(line)),
+        Err(_) => Ok(None),
     }
 }
 
