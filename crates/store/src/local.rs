@@ -760,6 +760,11 @@ impl Store for LocalStore {
 
     fn add_nar(&self, info: &ValidPathInfo, nar_stream: &mut dyn Read, repair: bool) -> Result<(), StoreError> {
         self.check_writable("addToStore")?;
+        // A valid path is never rewritten (the stream is left unread, as CppNix does).
+        self.add_temp_root(&info.path)?;
+        if !repair && self.is_valid_path(&info.path)? {
+            return Ok(());
+        }
         let (temp, nar_hash, nar_size) = self.restore_to_temp(nar_stream)?;
         if nar_hash != info.nar_hash {
             return Err(StoreError::HashMismatch {

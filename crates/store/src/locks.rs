@@ -154,18 +154,24 @@ impl TempRoots {
         let gc_lock = open_lock_file(&self.state_dir.join("gc.lock"))?;
         let roots_path = self.state_dir.join("temproots").join(std::process::id().to_string());
         if !lock_file(&gc_lock, LockType::Read, false)? {
-            // The collector is running: tell it directly, and wait for its ack.
+            // The collector is running. CppNix's listens on a socket: tell it
+            // directly and wait for its ack. A collector without a socket (nivis's
+            // short `--delete`) is waited for instead.
             let socket_path = self.state_dir.join("gc-socket").join("socket");
-            let mut stream = UnixStream::connect(&socket_path).map_err(|e| {
-                StoreError::io(format!("connecting to '{}'", socket_path.display()), e)
-            })?;
-            stream
-                .write_all(format!("{printed_path}\n").as_bytes())
-                .map_err(|e| StoreError::io("talking to the garbage collector".into(), e))?;
-            let mut ack = [0u8; 1];
-            stream
-                .read_exact(&mut ack)
-                .map_err(|e| StoreError::io("talking to the garbage collector".into(), e))?;
+            match UnixStream::connect(&socket_path) {
+                Ok(mut stream) => {
+                    stream
+                        .write_all(format!("{printed_path}\n").as_bytes())
+                        .map_err(|e| StoreError::io("talking to the garbage collector".into(), e))?;
+                    let mut ack = [0u8; 1];
+                    stream
+                        .read_exact(&mut ack)
+                        .map_err(|e| StoreError::io("talking to the garbage collector".into(), e))?;
+                }
+                Err(_) => {
+                    lock_file(&gc_lock, LockType::Read, true)?;
+                }
+            }
         }
         let file = self.roots_file()?;
         let mut record = printed_path.as_bytes().to_vec();
