@@ -85,7 +85,7 @@ fn leftovers(root: &Path) -> Vec<String> {
     std::fs::read_dir(root.join("nix/store"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".nivis-tmp") || n.ends_with(".lock"))
+        .filter(|n| n.contains("-nivis-tmp-") || n.ends_with(".lock"))
         .collect()
 }
 
@@ -643,4 +643,43 @@ fn dump_db_matches_cppnix_and_load_db_registers_copied_contents() {
         assert_eq!(stdout(&env.cppnix("nix-store", &["--store", &target_arg, "--dump-db"])), dump, "{target_name}");
         assert!(env.cppnix("nix-store", &["--store", &target_arg, "--verify", "--check-contents"]).status.success());
     }
+}
+
+#[test]
+fn cppnix_garbage_collection_spares_an_import_in_progress() {
+    let env = Env::new();
+    let source = store_arg(&env.path("source"));
+    let big = env.path("big");
+    std::fs::write(&big, vec![7u8; 4_000_000]).unwrap();
+    let path = stdout(&env.cppnix("nix-store", &["--store", &source, "--add", big.to_str().unwrap()]));
+    let path = path.trim().to_string();
+    let export = env.cppnix("nix-store", &["--store", &source, "--export", &path]).stdout;
+
+    let target = env.path("target");
+    let target_arg = store_arg(&target);
+    let mut child = Command::new(env.dir.path().join("bin/nix-store"))
+        .args(["--store", &target_arg, "--import"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&export[..export.len() / 2]).unwrap();
+    stdin.flush().unwrap();
+    // Wait until the half-written temporary entry exists.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while leftovers(&target).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no temporary entry appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let gc = env.cppnix("nix-store", &["--store", &target_arg, "--gc"]);
+    assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
+    assert!(!leftovers(&target).is_empty(), "CppNix's GC deleted the import in progress");
+    stdin.write_all(&export[export.len() / 2..]).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&output).trim(), path);
+    assert!(env.cppnix("nix-store", &["--store", &target_arg, "--verify-path", &path]).status.success());
+    assert!(leftovers(&target).is_empty(), "{:?}", leftovers(&target));
 }

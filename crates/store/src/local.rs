@@ -4,8 +4,9 @@
 //!
 //! Adding a path (from the file system, a NAR stream or text) always goes:
 //! 1. write the contents under a temporary name in the real store directory
-//!    (`.nivis-tmp-<pid>-<n>`, which never parses as a store path, so CppNix's GC
-//!    leaves it alone), with canonical metadata, then made durable (`syncfs`);
+//!    (`<random hash>-nivis-tmp-<pid>`, recorded as a temporary GC root first, so
+//!    CppNix's collector spares it), with canonical metadata, then made durable
+//!    (`syncfs`);
 //! 2. compute the hashes from what was written, hence the store path;
 //! 3. record a temporary GC root, take `<path>.lock`, and if the path became valid
 //!    meanwhile throw the temporary copy away (a valid path is never rewritten);
@@ -35,6 +36,9 @@ use crate::locks::{self, LockType, PathLock, TempRoots};
 use crate::nar;
 use crate::store::{Store, ValidPathInfo, VerifyReport};
 use nivis_formats::ContentAddress;
+
+/// Marks temporary entries in the store directory: `<hash>-nivis-tmp-<pid>`.
+const TEMP_MARKER: &str = "nivis-tmp-";
 
 /// Bytes CppNix keeps in `db/reserved` so a full disk can still be collected.
 const RESERVED_SIZE: u64 = 8 * 1024 * 1024;
@@ -270,13 +274,28 @@ impl LocalStore {
         })
     }
 
-    fn new_temp_entry(&self) -> TempEntry {
+    /// A fresh temporary name in the real store directory, shaped like a store
+    /// path (`<random hash>-nivis-tmp-<pid>`) and recorded as a temporary root
+    /// before anything is written there: CppNix's collector deletes every entry
+    /// of the store directory that is not a live store path, and temporary roots
+    /// (matched by hash part) are what it spares.
+    fn new_temp_entry(&self) -> Result<TempEntry, StoreError> {
         let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
-        let path = self
-            .config
-            .real_store_dir
-            .join(format!(".nivis-tmp-{}-{}", std::process::id(), n));
-        TempEntry { path, keep: false }
+        let mut seed = [0u8; 20];
+        let random = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut seed));
+        if random.is_err() {
+            // Unique enough without randomness: pid, counter and time.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            let text = format!("{}-{n}-{nanos}", std::process::id());
+            seed.copy_from_slice(&Hash::of_bytes(HashAlgorithm::Sha256, text.as_bytes()).digest()[..20]);
+        }
+        let base_name = format!("{}-{TEMP_MARKER}{}", nivis_formats::nixbase32::encode(&seed), std::process::id());
+        let temp_path = StorePath::from_base_name(&base_name).map_err(|e| StoreError::BadPath(e.to_string()))?;
+        self.add_temp_root(&temp_path)?;
+        Ok(TempEntry { path: self.config.real_store_dir.join(base_name), keep: false })
     }
 
     /// Records `path` as a temporary GC root of this process.
@@ -472,7 +491,7 @@ impl LocalStore {
     /// Restores a NAR stream into a fresh temporary entry, returning its SHA-256
     /// and size as read.
     fn restore_to_temp(&self, nar_stream: &mut dyn Read) -> Result<(TempEntry, Hash, u64), StoreError> {
-        let temp = self.new_temp_entry();
+        let temp = self.new_temp_entry()?;
         let mut reader = HashingReader { inner: nar_stream, hasher: Hasher::new(HashAlgorithm::Sha256) };
         nar::restore_path(&mut reader, &temp.path)?;
         let size = reader.hasher.bytes_hashed();
@@ -524,7 +543,7 @@ impl LocalStore {
         Ok(path)
     }
 
-    /// Removes temporary entries (`.nivis-tmp-<pid>-<n>`) left in the store
+    /// Removes temporary entries (`<hash>-nivis-tmp-<pid>`) left in the store
     /// directory by processes that died mid-add; returns how many were removed.
     /// Entries of live processes are left alone.
     pub fn remove_stale_temporaries(&self) -> Result<usize, StoreError> {
@@ -534,10 +553,8 @@ impl LocalStore {
             .map_err(io_err(format!("reading '{}'", self.config.real_store_dir.display())))?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix(".nivis-tmp-") else { continue };
-            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<libc::pid_t>().ok()) else {
-                continue;
-            };
+            let Some((_, pid)) = name.split_once(&format!("-{TEMP_MARKER}")) else { continue };
+            let Ok(pid) = pid.parse::<libc::pid_t>() else { continue };
             // SAFETY: kill with signal 0 only checks whether the process exists.
             let alive = unsafe { libc::kill(pid, 0) } == 0
                 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
@@ -686,7 +703,7 @@ impl Store for LocalStore {
                 source.display()
             )));
         }
-        let temp = self.new_temp_entry();
+        let temp = self.new_temp_entry()?;
         nar::copy_canonical(source, &temp.path)?;
         let mut nar_hasher = Hasher::new(HashAlgorithm::Sha256);
         let ca_hash = match method {
@@ -738,7 +755,7 @@ impl Store for LocalStore {
             self.add_temp_root(&path)?;
             return Ok(path);
         }
-        let temp = self.new_temp_entry();
+        let temp = self.new_temp_entry()?;
         {
             let mut file = fs::OpenOptions::new()
                 .write(true)
