@@ -683,3 +683,31 @@ fn cppnix_garbage_collection_spares_an_import_in_progress() {
     assert!(env.cppnix("nix-store", &["--store", &target_arg, "--verify-path", &path]).status.success());
     assert!(leftovers(&target).is_empty(), "{:?}", leftovers(&target));
 }
+
+#[test]
+fn nix_store_add_variants_agree_with_cppnix_paths() {
+    let env = Env::new();
+    let ours = store_arg(&env.path("ours"));
+    let theirs = store_arg(&env.path("theirs"));
+    let tree = env.path("tree");
+    make_tree(&tree);
+    let file = env.path("file.txt");
+    std::fs::write(&file, "flat\n").unwrap();
+    let (tree, file) = (tree.to_str().unwrap(), file.to_str().unwrap());
+    let add_path = stdout(&env.cppnix("nix", &["--store", &theirs, "store", "add-path", tree]));
+    let add_file = stdout(&env.cppnix("nix", &["--store", &theirs, "store", "add-file", file]));
+    let named = stdout(&env.cppnix("nix", &["--store", &theirs, "store", "add-path", "--name", "renamed", tree]));
+    assert_eq!(stdout(&env.nivis("nix", &["--store", &ours, "store", "add-path", tree])), add_path);
+    assert_eq!(stdout(&env.nivis("nix", &["--store", &ours, "store", "add-file", file])), add_file);
+    assert_eq!(stdout(&env.nivis("nix", &["--store", &ours, "store", "add-path", "--name", "renamed", tree])), named);
+    // Later CppNix's `nix store add`: NAR mode by default, `--mode flat` like add-file.
+    assert_eq!(stdout(&env.nivis("nix", &["--store", &ours, "store", "add", tree])), add_path);
+    assert_eq!(stdout(&env.nivis("nix", &["--store", &ours, "store", "add", "--mode", "flat", file])), add_file);
+    let sha1 = stdout(&env.cppnix("nix-store", &["--store", &theirs, "--add-fixed", "--recursive", "sha1", tree]));
+    assert_eq!(stdout(&env.nivis("nix", &["--store", &ours, "store", "add", "--hash-algo", "sha1", tree])), sha1);
+    // And `nix store delete` removes what nothing refers to.
+    let deleted = env.nivis("nix", &["--store", &ours, "store", "delete", named.trim()]);
+    let summary = stdout(&deleted);
+    assert!(summary.starts_with("1 store paths deleted, ") && summary.ends_with(" MiB freed\n"), "{summary}");
+    assert!(!env.cppnix("nix-store", &["--store", &ours, "--check-validity", named.trim()]).status.success());
+}
