@@ -1,0 +1,1 @@
+baseNameOf ./lib/dir/link-to-a

@@ -1,0 +1,1 @@
+builtins.scopedImport { map = f: l: "my map"; } ./lib/uses-builtins.nix

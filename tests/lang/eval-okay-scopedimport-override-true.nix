@@ -1,0 +1,1 @@
+builtins.scopedImport { true = "not a bool"; } ./lib/uses-builtins.nix

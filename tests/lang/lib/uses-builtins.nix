@@ -1,0 +1,1 @@
+{ t = builtins.typeOf true; l = map (x: x) [ 1 ]; }
