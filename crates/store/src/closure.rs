@@ -48,13 +48,11 @@ pub fn compute_closure(
                     }
                 }
             }
-            if options.include_derivers {
-                if let Some(deriver) = &info.deriver {
-                    if store.is_valid_path(deriver)? {
+            if options.include_derivers
+                && let Some(deriver) = &info.deriver
+                    && store.is_valid_path(deriver)? {
                         next.insert(deriver.clone());
                     }
-                }
-            }
         }
         closure.insert(path);
         pending.extend(next.into_iter().filter(|p| !closure.contains(p)));

@@ -48,7 +48,7 @@ fn read_string(source: &mut dyn Read) -> Result<String, StoreError> {
     if len > MAX_STRING {
         return Err(bad_import("string in the export stream is too long"));
     }
-    let padded = (len + 7) / 8 * 8;
+    let padded = len.div_ceil(8) * 8;
     let mut buf = vec![0u8; padded as usize];
     source.read_exact(&mut buf).map_err(|e| {
         if e.kind() == io::ErrorKind::UnexpectedEof {

@@ -54,6 +54,10 @@ pub struct LocalStore {
     temp_counter: AtomicU64,
 }
 
+/// Reads the info of a path whose NAR was just read (given its hash and size),
+/// from what follows it in the stream.
+pub(crate) type ReadInfo<'a> = dyn FnMut(&mut dyn Read, Hash, u64) -> Result<ValidPathInfo, StoreError> + 'a;
+
 /// A temporary directory entry in the store that is removed unless handed over.
 struct TempEntry {
     path: PathBuf,
@@ -107,11 +111,10 @@ fn create_dirs(path: &Path) -> Result<(), StoreError> {
 
 /// The current user's name, as CppNix's `getUserName` (`$USER` first).
 fn user_name() -> Option<String> {
-    if let Ok(user) = std::env::var("USER") {
-        if !user.is_empty() {
+    if let Ok(user) = std::env::var("USER")
+        && !user.is_empty() {
             return Some(user);
         }
-    }
     // SAFETY: getpwuid returns a pointer into static storage or null; we copy
     // the name out immediately and this library is not used across threads here.
     unsafe {
@@ -219,8 +222,8 @@ impl LocalStore {
         }
         // A multi-user store when root and the build group exists: root:nixbld 1775.
         // SAFETY: getuid has no preconditions.
-        if unsafe { libc::getuid() } == 0 {
-            if let Some(gid) = build_users_gid() {
+        if unsafe { libc::getuid() } == 0
+            && let Some(gid) = build_users_gid() {
                 use std::os::unix::fs::MetadataExt;
                 let metadata = fs::metadata(&config.real_store_dir)
                     .map_err(io_err(format!("statting '{}'", config.real_store_dir.display())))?;
@@ -232,11 +235,10 @@ impl LocalStore {
                     );
                 }
             }
-        }
         // Space to free before a GC when the disk is full; errors do not matter.
         let reserved = config.db_dir().join("reserved");
-        if fs::metadata(&reserved).map(|m| m.len()).ok() != Some(RESERVED_SIZE) {
-            if let Ok(file) = fs::OpenOptions::new().write(true).create(true).truncate(false).open(&reserved) {
+        if fs::metadata(&reserved).map(|m| m.len()).ok() != Some(RESERVED_SIZE)
+            && let Ok(file) = fs::OpenOptions::new().write(true).create(true).truncate(false).open(&reserved) {
                 use std::os::fd::AsRawFd;
                 let _ = fs::set_permissions(&reserved, fs::Permissions::from_mode(0o600));
                 // Really allocated (a sparse file would reserve nothing).
@@ -246,7 +248,6 @@ impl LocalStore {
                     let _ = file.set_len(RESERVED_SIZE);
                 }
             }
-        }
         Ok(())
     }
 
@@ -533,7 +534,7 @@ impl LocalStore {
     pub(crate) fn import_one(
         &self,
         nar_stream: &mut dyn Read,
-        read_info: &mut dyn FnMut(&mut dyn Read, Hash, u64) -> Result<ValidPathInfo, StoreError>,
+        read_info: &mut ReadInfo<'_>,
     ) -> Result<StorePath, StoreError> {
         self.check_writable("importPaths")?;
         let (temp, nar_hash, nar_size) = self.restore_to_temp(nar_stream)?;
@@ -726,7 +727,7 @@ impl Store for LocalStore {
         };
         let nar_size = nar_hasher.bytes_hashed();
         let nar_hash = nar_hasher.finish();
-        let ca_hash = ca_hash.unwrap_or_else(|| nar_hash.clone());
+        let ca_hash = ca_hash.unwrap_or(nar_hash);
         let ca = ContentAddress::Fixed(method, ca_hash);
         let path = ca
             .store_path(&self.store_dir, name, references, None)

@@ -242,14 +242,13 @@ impl Parser<'_> {
                             String::from_utf8_lossy(&name)
                         )));
                     }
-                    if let Some(previous) = &previous {
-                        if name.as_slice() <= previous.as_slice() {
+                    if let Some(previous) = &previous
+                        && name.as_slice() <= previous.as_slice() {
                             return Err(bad(format!(
                                 "NAR directory is not sorted or has duplicate entry '{}'",
                                 String::from_utf8_lossy(&name)
                             )));
                         }
-                    }
                     self.expect(b"node")?;
                     self.restore_node(&dest.join(std::ffi::OsStr::from_bytes(&name)))?;
                     self.expect(b")")?;
@@ -395,12 +394,11 @@ pub fn disk_usage(path: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let Ok(metadata) = fs::symlink_metadata(path) else { return 0 };
     let mut total = metadata.blocks() * 512;
-    if metadata.is_dir() {
-        if let Ok(entries) = fs::read_dir(path) {
+    if metadata.is_dir()
+        && let Ok(entries) = fs::read_dir(path) {
             for entry in entries.flatten() {
                 total += disk_usage(&entry.path());
             }
         }
-    }
     total
 }

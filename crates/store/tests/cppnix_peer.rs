@@ -108,9 +108,7 @@ fn paths_registered_by_nivis_are_valid_for_cppnix() {
         .args(["--store"])
         .arg(&root)
         .args(["--read-write-mode", "--eval", "-E"])
-        .arg(format!(
-            "builtins.toFile \"top\" \"refers to ${{builtins.toFile \"dep\" \"I am a dependency\"}}\""
-        ))
+        .arg("builtins.toFile \"top\" \"refers to ${builtins.toFile \"dep\" \"I am a dependency\"}\"")
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&expected.stdout).trim(), format!("\"{top_printed}\""));
