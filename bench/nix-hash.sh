@@ -29,10 +29,25 @@ hyperfine --warmup 2 --runs "$runs" --export-json "$work/result.json" \
     -n cppnix "/usr/bin/nix-hash --type sha256 $target" \
     -n nivis "$work/nix-hash --type sha256 $target" >&2
 
-python3 - "$work/result.json" <<'PY'
-import json, sys
+# hyperfine runs all of one command, then all of the other; on a shared machine
+# the load drifts in between. Alternating single runs and taking the median of
+# the per-pair ratios is fairer, so that is printed too.
+python3 - "$work/result.json" "$target" "$runs" "$work/nix-hash" <<'PY'
+import json, statistics, subprocess, sys, time
 results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 cpp, ours = results["cppnix"], results["nivis"]
-print(f"cppnix {cpp['mean']:.3f}s ± {cpp['stddev']:.3f}  nivis {ours['mean']:.3f}s ± {ours['stddev']:.3f}  "
-      f"speed-up {cpp['mean'] / ours['mean']:.2f}x (median {cpp['median'] / ours['median']:.2f}x)")
+print(f"hyperfine: cppnix {cpp['mean']:.3f}s ± {cpp['stddev']:.3f} (cpu {cpp['user'] + cpp['system']:.3f}s), "
+      f"nivis {ours['mean']:.3f}s ± {ours['stddev']:.3f} (cpu {ours['user'] + ours['system']:.3f}s), "
+      f"speed-up {cpp['mean'] / ours['mean']:.2f}x (medians {cpp['median'] / ours['median']:.2f}x)")
+target, runs, ours_bin = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+def timed(command):
+    start = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+pairs = [(timed(["/usr/bin/nix-hash", "--type", "sha256", target]), timed([ours_bin, "--type", "sha256", target]))
+         for _ in range(runs)]
+ratios = [a / b for a, b in pairs]
+print(f"interleaved: cppnix median {statistics.median(a for a, _ in pairs):.3f}s, "
+      f"nivis median {statistics.median(b for _, b in pairs):.3f}s, "
+      f"speed-up median {statistics.median(ratios):.2f}x (best pair {max(ratios):.2f}x, worst {min(ratios):.2f}x)")
 PY
