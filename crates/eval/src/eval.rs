@@ -241,7 +241,7 @@ impl Eval {
     /// Reads and parses a file.
     pub fn parse_file(&mut self, path: &Path) -> Result<&'static Expr> {
         let src = self.io.read_file(path).map_err(|e| {
-            EvalError::new(ErrorKind::Io, format!("opening file '{}': {}", path.display(), e), Pos::NONE)
+            EvalError::new(ErrorKind::Io, format!("opening file '{}': {}", path.display(), e.reason()), Pos::NONE)
         })?;
         let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
         self.parse_with_scope(&src, Origin::File(path.to_path_buf()), &base, None)
@@ -257,6 +257,13 @@ impl Eval {
     pub fn eval_file(&mut self, path: &Path, pos: Pos) -> Result<Value> {
         use std::os::unix::ffi::OsStrExt;
         let mut path = path.to_path_buf();
+        if let Err(e) = self.io.file_type(&path) {
+            return Err(EvalError::new(
+                ErrorKind::Io,
+                format!("getting status of '{}': {}", path.display(), e.reason()),
+                Pos::NONE,
+            ));
+        }
         if self.io.is_directory(&path).map_err(|e| io_error(e, pos))? {
             path.push("default.nix");
         }
@@ -276,6 +283,15 @@ impl Eval {
     }
 
     // ----- forcing -----
+
+    /// Forces an owned value (no extra reference-count traffic).
+    #[inline]
+    pub fn force_value(&mut self, v: Value, pos: Pos) -> Result<Value> {
+        match v {
+            Value::Thunk(t) => self.force_thunk(&t, pos),
+            other => Ok(other),
+        }
+    }
 
     #[inline]
     pub fn force(&mut self, v: &Value, pos: Pos) -> Result<Value> {
@@ -463,7 +479,7 @@ impl Eval {
             Expr::Const(v) => Ok(v.clone()),
             Expr::Var(var) => {
                 let v = self.lookup_var(var, env)?;
-                self.force(&v, var.pos)
+                self.force_value(v, var.pos)
             }
             Expr::Select { expr, path, default, pos } => self.eval_select(expr, path, default.as_deref(), *pos, env),
             Expr::HasAttr { expr, path, .. } => self.eval_has_attr(expr, path, env),
@@ -620,7 +636,7 @@ impl Eval {
                         Some(attr) => {
                             let (value, apos) = (attr.value.clone(), attr.pos);
                             found_pos = Some(apos);
-                            Ok(Some(self.force(&value, pos)?))
+                            Ok(Some(self.force_value(value, pos)?))
                         }
                         None => {
                             if default.is_some() {

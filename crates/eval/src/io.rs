@@ -25,6 +25,26 @@ impl FileType {
     }
 }
 
+/// An I/O error worded as C's `strerror` (as CppNix shows it), without Rust's
+/// " (os error N)" suffix.
+pub fn strerror(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+impl IoError {
+    /// The message with I/O errors worded as `strerror`.
+    pub fn reason(&self) -> String {
+        match self {
+            IoError::Io(e) => strerror(e),
+            other => other.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum IoError {
     #[error("{0}")]

@@ -83,7 +83,7 @@ enum State {
     Str,
     IndStr,
     /// Inside a path literal after a `${...}` or a trailing-slash segment.
-    InPath { slash: bool },
+    InPath { slash: bool, start: usize },
 }
 
 pub struct Token {
@@ -348,7 +348,7 @@ impl<'a> Lexer<'a> {
             State::Default => self.next_default(),
             State::Str => self.next_string(),
             State::IndStr => self.next_ind_string(),
-            State::InPath { slash } => self.next_in_path(slash),
+            State::InPath { slash, start } => self.next_in_path(slash, start),
         }
     }
 
@@ -471,24 +471,24 @@ impl<'a> Lexer<'a> {
             }
             if path_dollar > 0 && path_dollar + 2 == best {
                 self.pos += path_dollar;
-                self.states.push(State::InPath { slash: true });
+                self.states.push(State::InPath { slash: true, start: self.tok_start });
                 return Ok(Tok::Path(s[..path_dollar].to_vec()));
             }
             if hpath_dollar > 0 && hpath_dollar + 2 == best {
                 self.pos += hpath_dollar;
-                self.states.push(State::InPath { slash: true });
+                self.states.push(State::InPath { slash: true, start: self.tok_start });
                 return Ok(Tok::HPath(s[..hpath_dollar].to_vec()));
             }
             if path_len == best {
                 self.pos += best;
                 let slash = s[best - 1] == b'/';
-                self.states.push(State::InPath { slash });
+                self.states.push(State::InPath { slash, start: self.tok_start });
                 return Ok(Tok::Path(s[..best].to_vec()));
             }
             if hpath_len == best {
                 self.pos += best;
                 let slash = s[best - 1] == b'/';
-                self.states.push(State::InPath { slash });
+                self.states.push(State::InPath { slash, start: self.tok_start });
                 return Ok(Tok::HPath(s[..best].to_vec()));
             }
             if spath_len == best {
@@ -659,22 +659,23 @@ impl<'a> Lexer<'a> {
         Ok(Tok::IndText { text: vec![rest[0]], indented: false })
     }
 
-    fn next_in_path(&mut self, slash: bool) -> Result<Tok, ParseError> {
+    fn next_in_path(&mut self, slash: bool, start: usize) -> Result<Tok, ParseError> {
         let rest = &self.src[self.pos..];
         if rest.starts_with(b"${") {
             self.pos += 2;
-            self.set_state(State::InPath { slash: false });
+            self.set_state(State::InPath { slash: false, start });
             self.states.push(State::Default);
             return Ok(Tok::DollarCurly);
         }
         if slash {
             // After a segment ending in `/`, only an interpolation may follow.
-            return Err(self.err(self.pos, "path has a trailing slash"));
+            return Err(self.err(start, "path has a trailing slash"));
         }
         let n = rest.iter().take_while(|c| is_path_char(**c) || **c == b'/').count();
         if n > 0 {
+            let chunk_start = self.pos;
             self.pos += n;
-            self.set_state(State::InPath { slash: rest[n - 1] == b'/' });
+            self.set_state(State::InPath { slash: rest[n - 1] == b'/', start: chunk_start });
             return Ok(Tok::PathText(rest[..n].to_vec()));
         }
         self.states.pop();

@@ -164,10 +164,7 @@ pub fn to_json(e: &mut Eval, v: &Value, pos: Pos, out: &mut Vec<u8>, ctx: &mut C
                 json_string(attr.name.as_bytes(), out);
                 out.push(b':');
                 let value = attr.value.clone();
-                let name = attr.name;
-                crate::eval::AddTrace::trace(to_json(e, &value, attr.pos, out, ctx), attr.pos, || {
-                    format!("while evaluating attribute '{name}'")
-                })?;
+                to_json(e, &value, attr.pos, out, ctx)?;
             }
             out.push(b'}');
         }
