@@ -1,0 +1,1 @@
+builtins.toXML [ "it's <a> & \"b\"\n\r\t" { "na'me<" = "v"; } ]
