@@ -21,7 +21,8 @@ pub fn store_uri(flag: Option<&str>) -> String {
 pub fn open_store(flag: Option<&str>) -> anyhow::Result<Box<dyn Store>> {
     let uri = store_uri(flag);
     let settings = StoreSettings::from_env();
-    Ok(nivis_store::open_store(&uri, &settings)?)
+    // Binary caches (file://, http://) are opened by nivis-substitute.
+    Ok(nivis_substitute::open_store(&uri, &settings)?)
 }
 
 /// Makes `path` absolute and removes `.`, `..` and repeated slashes, without

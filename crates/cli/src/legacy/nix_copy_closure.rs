@@ -1,7 +1,50 @@
-//! `nix-copy-closure`: not built yet.
+//! `nix-copy-closure [--to | --from] TARGET PATHS...`: copies closures to or
+//! from another machine. nivis does not speak SSH yet, so TARGET must be a
+//! store URI (`file://DIR`, `http://...`, `local?root=DIR`, or an absolute
+//! directory), a nivis extension; a host name is refused with a clear message.
 
 use std::ffi::OsString;
+use std::process::ExitCode;
 
-pub fn run(_args: Vec<OsString>) -> crate::CommandResult {
-    crate::not_implemented::not_implemented("nix-copy-closure")
+use anyhow::bail;
+
+use crate::nix::copy::{Options, copy};
+
+pub fn run(args: Vec<OsString>) -> crate::CommandResult {
+    let mut to = true;
+    let mut target = None;
+    let mut options = Options::default();
+    let mut iter = args.into_iter().map(|a| a.to_string_lossy().into_owned());
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--to" => to = true,
+            "--from" => to = false,
+            // Compression and substitution flags only matter over SSH.
+            "--gzip" | "--bzip2" | "--xz" | "--zstd" | "-s" | "--use-substitutes" | "-v" => {}
+            "--include-outputs" => bail!("'--include-outputs' is not supported by nivis yet"),
+            "--no-check-sigs" => options.no_check_sigs = true,
+            "--help" => {
+                println!("Usage: nix-copy-closure [--to | --from] STORE-URI PATHS...");
+                return Ok(ExitCode::SUCCESS);
+            }
+            flag if flag.starts_with('-') => bail!("unknown flag '{flag}'"),
+            _ if target.is_none() => target = Some(arg),
+            _ => options.paths.push(arg),
+        }
+    }
+    let Some(target) = target else { bail!("no host name specified") };
+    let is_store_uri = target.contains("://") || target.starts_with('/') || target.starts_with("local");
+    if !is_store_uri {
+        bail!(
+            "nix-copy-closure to a remote host ('{target}') needs SSH, which nivis does not support yet; \
+             pass a store URI (file://DIR, http://HOST:PORT, local?root=DIR) instead"
+        );
+    }
+    if to {
+        options.to = Some(target);
+    } else {
+        options.from = Some(target);
+    }
+    copy(&options)?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,11 +1,13 @@
 //! The new-style CLI (`nivis <subcommand>`, or `nix <subcommand>` through a link):
 //! one file per subcommand, its help text beside it.
 
+pub mod copy;
 mod eval;
 mod key;
 
 pub mod hash;
 mod path_info;
+mod serve;
 mod store;
 
 use std::ffi::OsString;
@@ -27,6 +29,8 @@ pub fn run(args: Vec<OsString>) -> crate::CommandResult {
         Some("hash") => hash::run(args[1..].to_vec()),
         Some("store") => store::run(&args[1..]),
         Some("path-info") => path_info::run(&args[1..]),
+        Some("copy") => copy::run(&args[1..]),
+        Some("serve") => serve::run(&args[1..]),
         Some(other) => crate::not_implemented::not_implemented(&format!("nix {other}")),
     }
 }

@@ -1,0 +1,399 @@
+//! Substitution (fetching store paths from binary caches into the local store
+//! instead of building them) and copying closures between any two stores.
+//!
+//! NARs stream from source to destination without an intermediate copy when
+//! the source can be shared with a helper thread (`dyn Store + Sync`, which
+//! binary caches are) or has its files on disk (`real_path`); otherwise they are
+//! spooled through a temporary file. Either way the destination's `add_nar`
+//! registers nothing unless the whole NAR arrived and checked out.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Read, Seek, Write};
+
+use nivis_config::Config;
+use nivis_formats::signature::fingerprint;
+use nivis_formats::{Keyring, StoreDir, StorePath, StorePathSet};
+use nivis_store::{ClosureOptions, Store, StoreError, StoreSettings, ValidPathInfo, compute_closure, topo_sort_paths};
+
+use crate::binary_cache::BinaryCacheStore;
+use crate::error::SubstituteError;
+
+/// Progress of one path's transfer: the path, NAR bytes done, NAR bytes in all
+/// (0 when unknown).
+pub type ProgressFn<'a> = dyn FnMut(&StorePath, u64, u64) + 'a;
+
+/// A substituter that can feed a helper thread.
+pub type Substituter = Box<dyn Store + Send + Sync>;
+
+/// Whether `info` carries a valid signature by a key in `keyring`, or is
+/// content-addressed (its path follows from its contents, so it needs none).
+pub fn check_signatures(store_dir: &StoreDir, info: &ValidPathInfo, keyring: &Keyring) -> bool {
+    if let Some(ca) = &info.ca {
+        if ca.store_path(store_dir, info.path.name(), &info.references, Some(&info.path)).is_ok_and(|p| p == info.path) {
+            return true;
+        }
+    }
+    match fingerprint(store_dir, &info.path, &info.nar_hash, info.nar_size, &info.references) {
+        Ok(fingerprint) => keyring.count_valid(fingerprint.as_bytes(), &info.sigs) > 0,
+        Err(_) => false,
+    }
+}
+
+/// The `trusted-public-keys` of the configuration as a keyring.
+pub fn trusted_keyring(config: &Config) -> Result<Keyring, SubstituteError> {
+    Ok(Keyring::parse_list(&config.get_list("trusted-public-keys").join(" "))?)
+}
+
+/// Opens the configured `substituters` (and `extra-substituters`, which the
+/// configuration folds in), sorted by priority. A cache that cannot be opened
+/// is skipped with a warning, as CppNix does; the warnings are returned.
+pub fn open_substituters(uris: &[String], settings: &StoreSettings) -> (Vec<Substituter>, Vec<String>) {
+    let mut opened: Vec<(u64, usize, Substituter)> = Vec::new();
+    let mut warnings = Vec::new();
+    for (index, uri) in uris.iter().enumerate() {
+        if !crate::binary_cache::is_binary_cache_uri(uri) {
+            warnings.push(format!("substituter '{uri}' is not a binary cache nivis supports yet; skipping it"));
+            continue;
+        }
+        match BinaryCacheStore::open(uri, settings) {
+            Ok(store) => opened.push((store.priority(), index, Box::new(store))),
+            Err(e) => warnings.push(format!("disabling substituter '{uri}': {e}")),
+        }
+    }
+    opened.sort_by_key(|(priority, index, _)| (*priority, *index));
+    (opened.into_iter().map(|(_, _, store)| store).collect(), warnings)
+}
+
+/// What [`substitute_paths`] did.
+#[derive(Debug, Default)]
+pub struct SubstituteReport {
+    /// Fetched and registered, references before referrers.
+    pub substituted: Vec<StorePath>,
+    /// Requested or needed paths that were valid already.
+    pub already_valid: Vec<StorePath>,
+    /// Paths no substituter could provide, with why.
+    pub failed: Vec<(StorePath, SubstituteError)>,
+}
+
+/// Makes `paths` and their closures valid in `local` from `substituters`
+/// (tried in the order given, which [`open_substituters`] makes the priority
+/// order). For every path, a substituter that lacks it, fails to answer, sends
+/// an untrusted narinfo or a NAR that does not check out is passed over for the
+/// next one. Paths that could not be substituted (and their referrers) are in
+/// the report's `failed`, for the caller to build; this function fails only
+/// on errors of the local store itself.
+pub fn substitute_paths(
+    local: &dyn Store,
+    substituters: &[Substituter],
+    paths: &StorePathSet,
+    keyring: &Keyring,
+    require_sigs: bool,
+    progress: &mut ProgressFn<'_>,
+) -> Result<SubstituteReport, SubstituteError> {
+    let mut report = SubstituteReport::default();
+    // Plan: the closure of what is missing locally, with references taken from
+    // the first substituter that knows the path.
+    let mut planned: BTreeMap<StorePath, StorePathSet> = BTreeMap::new();
+    let mut unavailable: BTreeMap<StorePath, Vec<String>> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    let mut pending: Vec<StorePath> = paths.iter().cloned().collect();
+    while let Some(path) = pending.pop() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        if local.is_valid_path(&path)? {
+            report.already_valid.push(path);
+            continue;
+        }
+        let mut attempts = Vec::new();
+        let mut references = None;
+        for substituter in substituters {
+            match substituter.query_path_info(&path) {
+                Ok(Some(info)) => {
+                    references = Some(info.references);
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => attempts.push(format!("{}: {e}", substituter.uri())),
+            }
+        }
+        match references {
+            Some(references) => {
+                pending.extend(references.iter().filter(|r| **r != path).cloned());
+                planned.insert(path, references);
+            }
+            None => {
+                unavailable.insert(path, attempts);
+            }
+        }
+    }
+    for (path, attempts) in unavailable {
+        report.failed.push((path.clone(), SubstituteError::NoSubstituter { path: local.print_store_path(&path), attempts }));
+    }
+
+    for path in references_first(&planned) {
+        let references = &planned[&path];
+        if let Some(missing) = references
+            .iter()
+            .find(|r| **r != path && report.failed.iter().any(|(failed, _)| failed == *r))
+        {
+            let attempts = vec![format!("its reference '{}' could not be substituted", local.print_store_path(missing))];
+            report.failed.push((path.clone(), SubstituteError::NoSubstituter { path: local.print_store_path(&path), attempts }));
+            continue;
+        }
+        let mut attempts = Vec::new();
+        let mut done = false;
+        for substituter in substituters {
+            match substitute_one(local, substituter.as_ref(), &path, keyring, require_sigs, progress) {
+                Ok(true) => {
+                    done = true;
+                    break;
+                }
+                Ok(false) => {}
+                Err(e) => attempts.push(format!("{}: {e}", substituter.uri())),
+            }
+        }
+        if done {
+            report.substituted.push(path);
+        } else {
+            report.failed.push((path.clone(), SubstituteError::NoSubstituter { path: local.print_store_path(&path), attempts }));
+        }
+    }
+    Ok(report)
+}
+
+/// One path from one substituter: `Ok(false)` if it does not have it.
+fn substitute_one(
+    local: &dyn Store,
+    substituter: &(dyn Store + Sync),
+    path: &StorePath,
+    keyring: &Keyring,
+    require_sigs: bool,
+    progress: &mut ProgressFn<'_>,
+) -> Result<bool, SubstituteError> {
+    let Some(mut info) = substituter.query_path_info(path)? else {
+        return Ok(false);
+    };
+    if require_sigs && !check_signatures(local.store_dir(), &info, keyring) {
+        return Err(SubstituteError::Untrusted { path: local.print_store_path(path) });
+    }
+    info.ultimate = false;
+    info.registration_time = crate::now();
+    transfer_shared(substituter, local, &info, progress)?;
+    Ok(true)
+}
+
+/// Orders the planned paths so that references come before referrers.
+fn references_first(planned: &BTreeMap<StorePath, StorePathSet>) -> Vec<StorePath> {
+    fn visit(
+        path: &StorePath,
+        planned: &BTreeMap<StorePath, StorePathSet>,
+        state: &mut BTreeMap<StorePath, bool>,
+        out: &mut Vec<StorePath>,
+    ) {
+        if state.contains_key(path) {
+            return;
+        }
+        state.insert(path.clone(), false);
+        for reference in &planned[path] {
+            if reference != path && planned.contains_key(reference) {
+                visit(reference, planned, state, out);
+            }
+        }
+        state.insert(path.clone(), true);
+        out.push(path.clone());
+    }
+    let mut state = BTreeMap::new();
+    let mut out = Vec::new();
+    for path in planned.keys() {
+        visit(path, planned, &mut state, &mut out);
+    }
+    out
+}
+
+/// Counts the bytes the destination has read, for progress.
+struct ProgressReader<'a, 'b, R: Read> {
+    inner: R,
+    path: &'a StorePath,
+    done: u64,
+    total: u64,
+    last_report: u64,
+    progress: &'a mut ProgressFn<'b>,
+}
+
+impl<R: Read> Read for ProgressReader<'_, '_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        // Report every 1 MiB and at the end, not for every small read.
+        if self.done - self.last_report >= 1 << 20 || (n == 0 && self.done != self.last_report) || self.done == self.total {
+            self.last_report = self.done;
+            (self.progress)(self.path, self.done, self.total);
+        }
+        Ok(n)
+    }
+}
+
+/// Streams a NAR from `source` (on a helper thread) into `destination`.
+fn transfer_shared(
+    source: &(dyn Store + Sync),
+    destination: &dyn Store,
+    info: &ValidPathInfo,
+    progress: &mut ProgressFn<'_>,
+) -> Result<(), SubstituteError> {
+    let (reader, mut writer) = io::pipe().map_err(|e| SubstituteError::io("creating a pipe", e))?;
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(move || {
+            let result = source.nar_from_path(&info.path, &mut writer);
+            drop(writer);
+            result
+        });
+        let mut counted =
+            ProgressReader { inner: reader, path: &info.path, done: 0, total: info.nar_size, last_report: 0, progress };
+        let added = destination.add_nar(info, &mut counted, false);
+        // Closing our end lets a producer blocked on a full pipe finish.
+        drop(counted);
+        let produced = producer.join().unwrap_or_else(|_| {
+            Err(StoreError::BadInput(format!("the NAR reader of '{}' panicked", source.print_store_path(&info.path))))
+        });
+        // The source's error is the cause; the destination then only saw a short NAR.
+        produced?;
+        added?;
+        Ok(())
+    })
+}
+
+/// Copies a NAR whose files are on disk (a local source), dumping it on a
+/// helper thread; else through a temporary file.
+fn transfer_any(
+    source: &dyn Store,
+    destination: &dyn Store,
+    info: &ValidPathInfo,
+    progress: &mut ProgressFn<'_>,
+) -> Result<(), SubstituteError> {
+    if let Some(real_path) = source.real_path(&info.path) {
+        let (reader, mut writer) = io::pipe().map_err(|e| SubstituteError::io("creating a pipe", e))?;
+        return std::thread::scope(|scope| {
+            let producer = scope.spawn(move || {
+                let result = nivis_formats::nar::dump_path(&real_path, &mut writer);
+                drop(writer);
+                result
+            });
+            let mut counted =
+                ProgressReader { inner: reader, path: &info.path, done: 0, total: info.nar_size, last_report: 0, progress };
+            let added = destination.add_nar(info, &mut counted, false);
+            drop(counted);
+            match producer.join() {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    return Err(SubstituteError::Store(StoreError::Formats(Box::new(e))));
+                }
+                Err(_) => return Err(SubstituteError::io("dumping a path", io::Error::other("the NAR writer panicked"))),
+            }
+            added?;
+            Ok(())
+        });
+    }
+    let mut spool = tempfile::tempfile().map_err(|e| SubstituteError::io("creating a temporary file", e))?;
+    {
+        let mut buffered = io::BufWriter::new(&mut spool);
+        source.nar_from_path(&info.path, &mut buffered)?;
+        buffered.flush().map_err(|e| SubstituteError::io("writing a temporary file", e))?;
+    }
+    spool.rewind().map_err(|e| SubstituteError::io("rewinding a temporary file", e))?;
+    let mut counted = ProgressReader {
+        inner: io::BufReader::new(spool),
+        path: &info.path,
+        done: 0,
+        total: info.nar_size,
+        last_report: 0,
+        progress,
+    };
+    destination.add_nar(info, &mut counted, false)?;
+    Ok(())
+}
+
+/// How [`copy_paths`] treats signatures.
+#[derive(Debug, Clone, Default)]
+pub struct CopyOptions {
+    /// Refuse paths without a valid signature by a key in `keyring` (for a
+    /// local destination that requires signatures; `--no-check-sigs` clears it).
+    pub check_sigs: bool,
+    pub keyring: Keyring,
+}
+
+/// What [`copy_paths`] did.
+#[derive(Debug, Default)]
+pub struct CopyReport {
+    /// Copied, references before referrers.
+    pub copied: Vec<StorePath>,
+    /// Valid at the destination already.
+    pub skipped: Vec<StorePath>,
+}
+
+/// Copies the closure of `paths` from `source` to `destination` in
+/// topological order (references first), skipping paths the destination has.
+/// Stops at the first failure; what was copied before stays valid.
+pub fn copy_paths(
+    source: &dyn Store,
+    destination: &dyn Store,
+    paths: &StorePathSet,
+    options: &CopyOptions,
+    progress: &mut ProgressFn<'_>,
+) -> Result<CopyReport, SubstituteError> {
+    copy_with(source, destination, paths, options, progress, &mut |info, progress| {
+        transfer_any(source, destination, info, progress)
+    })
+}
+
+/// [`copy_paths`] from a source that a helper thread may read (a binary
+/// cache): NARs stream straight into the destination.
+pub fn copy_paths_shared(
+    source: &(dyn Store + Sync),
+    destination: &dyn Store,
+    paths: &StorePathSet,
+    options: &CopyOptions,
+    progress: &mut ProgressFn<'_>,
+) -> Result<CopyReport, SubstituteError> {
+    copy_with(source, destination, paths, options, progress, &mut |info, progress| {
+        transfer_shared(source, destination, info, progress)
+    })
+}
+
+type Transfer<'t> = dyn FnMut(&ValidPathInfo, &mut ProgressFn<'_>) -> Result<(), SubstituteError> + 't;
+
+fn copy_with(
+    source: &dyn Store,
+    destination: &dyn Store,
+    paths: &StorePathSet,
+    options: &CopyOptions,
+    progress: &mut ProgressFn<'_>,
+    transfer: &mut Transfer<'_>,
+) -> Result<CopyReport, SubstituteError> {
+    for path in paths {
+        if !source.is_valid_path(path)? {
+            return Err(SubstituteError::NotInSource(source.print_store_path(path)));
+        }
+    }
+    let closure = compute_closure(source, paths, ClosureOptions::default())?;
+    let mut order = topo_sort_paths(source, &closure)?;
+    order.reverse();
+    let mut report = CopyReport::default();
+    for path in order {
+        if destination.is_valid_path(&path)? {
+            report.skipped.push(path);
+            continue;
+        }
+        let mut info = source
+            .query_path_info(&path)?
+            .ok_or_else(|| SubstituteError::NotInSource(source.print_store_path(&path)))?;
+        if options.check_sigs && !check_signatures(destination.store_dir(), &info, &options.keyring) {
+            return Err(SubstituteError::Untrusted { path: destination.print_store_path(&path) });
+        }
+        // Trust ("built here") does not travel with a path.
+        info.ultimate = false;
+        transfer(&info, progress)?;
+        report.copied.push(path);
+    }
+    Ok(report)
+}
