@@ -21,7 +21,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use nivis_formats::{
@@ -50,7 +50,7 @@ pub struct LocalStore {
     db: Mutex<Connection>,
     /// Shared `flock` on `db/big-lock`, held while the store is open.
     _big_lock: Option<File>,
-    temp_roots: Mutex<TempRoots>,
+    temp_roots: Arc<Mutex<TempRoots>>,
     temp_counter: AtomicU64,
 }
 
@@ -187,7 +187,7 @@ impl LocalStore {
             db::open(&db_path, false, config.read_only)?
         };
         Ok(LocalStore {
-            temp_roots: Mutex::new(TempRoots::new(&config.state_dir)),
+            temp_roots: locks::shared_temp_roots(&config.state_dir),
             store_dir,
             config,
             db: Mutex::new(conn),

@@ -18,7 +18,9 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::error::StoreError;
 
@@ -181,6 +183,21 @@ impl TempRoots {
         drop(gc_lock);
         Ok(())
     }
+}
+
+/// The process's one `TempRoots` for `state_dir`, shared by every store opened
+/// on it: the roots file is named after the pid, so two owners would delete
+/// each other's file. It is removed when the last store using it is dropped.
+pub fn shared_temp_roots(state_dir: &Path) -> Arc<Mutex<TempRoots>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, Weak<Mutex<TempRoots>>>>> = OnceLock::new();
+    let registry = REGISTRY.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut registry = registry.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(existing) = registry.get(state_dir).and_then(Weak::upgrade) {
+        return existing;
+    }
+    let roots = Arc::new(Mutex::new(TempRoots::new(state_dir)));
+    registry.insert(state_dir.to_path_buf(), Arc::downgrade(&roots));
+    roots
 }
 
 impl Drop for TempRoots {

@@ -326,3 +326,21 @@ fn a_build_style_registration_under_the_path_lock() {
     assert_eq!(hash.trim(), Hash::of_bytes(HashAlgorithm::Sha256, &nar).encode(HashEncoding::Nix32, true));
     assert!(cppnix_status(&root, &["--verify-path", &printed]));
 }
+
+#[test]
+fn two_stores_in_one_process_share_the_temporary_roots_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let first = open(&root);
+    let second = open(&root);
+    let a = first.add_text_to_store("a", b"a", &StorePathSet::new(), false).unwrap();
+    let b = second.add_text_to_store("b", b"b", &StorePathSet::new(), false).unwrap();
+    let roots_file = root.join("nix/var/nix/temproots").join(std::process::id().to_string());
+    let roots = std::fs::read(&roots_file).unwrap();
+    let text = String::from_utf8_lossy(&roots);
+    assert!(text.contains(&first.print_store_path(&a)) && text.contains(&second.print_store_path(&b)), "{text}");
+    drop(first);
+    assert!(roots_file.exists(), "still in use by the second store");
+    drop(second);
+    assert!(!roots_file.exists());
+}
