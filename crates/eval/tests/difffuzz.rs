@@ -6,7 +6,8 @@
 //! strictly by nivis and by `/usr/bin/nix-instantiate --eval --strict`, and
 //! the printed results compared. Both failing counts as agreement (error
 //! messages are not compared); so does nivis reporting an integer overflow
-//! where 2.8 wrapped around (a deliberate post-2.8 change). Floats are kept
+//! where 2.8 wrapped around, or a float out of the integer range in
+//! floor/ceil (deliberate post-2.8 changes). Floats are kept
 //! out of toJSON for the same reason.
 //!
 //! Expressions are checked as one list; when the two sides disagree, or both
@@ -357,8 +358,10 @@ fn check(expressions: &[String], disagreements: &mut Vec<String>) {
     let theirs = cppnix_eval(&source);
     let agree = match (&ours, &theirs) {
         (Ok(a), Ok(b)) => a == b,
-        // Integer overflow is an error since CppNix 2.24; 2.8 wrapped around.
-        (Err(error), Ok(_)) if expressions.len() == 1 && error.contains("overflow") => true,
+        // Integer overflow is an error since CppNix 2.24 (2.8 wrapped around),
+        // and so is floor/ceil of a float outside the integer range (2.8
+        // converted with undefined behaviour).
+        (Err(error), Ok(_)) if expressions.len() == 1 && (error.contains("overflow") || error.contains("range")) => true,
         (Err(_), Err(_)) => expressions.len() == 1 && !ours.as_ref().is_err_and(|e| e == "PANIC" || e == "TIMEOUT"),
         _ => false,
     };
