@@ -50,6 +50,8 @@ const CONSUMER_LOW_WATER: u64 = 512 * 1024;
 /// What a handed-over file entry counts for in the consumer's queue before its
 /// size is known.
 const FILE_ENTRY_WEIGHT: u64 = 16 * 1024;
+/// Most file entries handed over in one piece.
+const FILE_ENTRY_BATCH: usize = 16;
 
 
 
@@ -138,12 +140,13 @@ enum Piece {
     /// threads: in stretches of many small files the walker is busy with
     /// system calls and the consumer would otherwise wait.
     Segment { file: Arc<OwnedFd>, offset: u64, len: u64, path: Arc<PathBuf> },
-    /// A whole directory entry for a regular file, `entry ( name <name> node
-    /// ( type regular ... ) )`, for the consumer to open, stat and read itself.
-    /// Handed over when the consumer is about to run dry, which happens in
-    /// stretches of small files: there the walker's system calls are the
-    /// bottleneck, and this moves some of them to the idle thread.
-    FileEntry { directory: Arc<OwnedFd>, name: std::ffi::CString, path: Vec<u8> },
+    /// Consecutive directory entries for regular files, each `entry ( name
+    /// <name> node ( type regular ... ) )`, for the consumer to open, stat and
+    /// read itself. Handed over when the consumer is about to run dry, which
+    /// happens in stretches of small files: there the walker's system calls are
+    /// the bottleneck, and this moves some of them to the idle thread. They
+    /// travel in batches so that the consumer is not woken once per file.
+    FileEntries { directory: Arc<OwnedFd>, names: Vec<std::ffi::CString>, directory_path: Vec<u8> },
 }
 
 /// What kind of object an entry is, from `d_type` or `st_mode`.
@@ -393,21 +396,23 @@ impl Producer {
     fn dump_directory_entries(&mut self, fd: &Arc<OwnedFd>, depth: usize, level: &mut Level) -> Result<(), NarError> {
         self.list_directory(fd.as_raw_fd(), level)?;
         self.put_strings(&[b"(", b"type", b"directory"])?;
+        let mut batch: Vec<std::ffi::CString> = Vec::new();
         for entry in &level.entries {
             let name = level.c_name(entry);
+            if entry.kind == Some(Kind::Regular)
+                && ((batch.is_empty() && self.queued.load(Ordering::Relaxed) < self.low_water)
+                    || (!batch.is_empty() && batch.len() < FILE_ENTRY_BATCH))
+            {
+                if batch.is_empty() && self.current.len > 0 {
+                    self.flush()?;
+                }
+                batch.push(name.to_owned());
+                continue;
+            }
+            self.send_file_entries(fd, &mut batch)?;
             let path_len = self.path.len();
             self.path.push(b'/');
             self.path.extend_from_slice(name.to_bytes());
-            if entry.kind == Some(Kind::Regular) && self.queued.load(Ordering::Relaxed) < self.low_water {
-                if self.current.len > 0 {
-                    self.flush()?;
-                }
-                self.queued.fetch_add(FILE_ENTRY_WEIGHT, Ordering::Relaxed);
-                let piece = Piece::FileEntry { directory: fd.clone(), name: name.to_owned(), path: self.path.clone() };
-                self.full.send(piece).map_err(|_| hung_up())?;
-                self.path.truncate(path_len);
-                continue;
-            }
             self.put_strings(&[b"entry", b"(", b"name", name.to_bytes(), b"node"])?;
             let kind = match entry.kind {
                 Some(kind) => kind,
@@ -434,7 +439,19 @@ impl Producer {
             self.put_string(b")")?;
             self.path.truncate(path_len);
         }
+        self.send_file_entries(fd, &mut batch)?;
         self.put_string(b")")
+    }
+
+    /// Hands the batched file entries of the directory at `fd` to the consumer.
+    fn send_file_entries(&mut self, fd: &Arc<OwnedFd>, batch: &mut Vec<std::ffi::CString>) -> Result<(), NarError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let names = std::mem::take(batch);
+        self.queued.fetch_add(FILE_ENTRY_WEIGHT * names.len() as u64, Ordering::Relaxed);
+        let piece = Piece::FileEntries { directory: fd.clone(), names, directory_path: self.path.clone() };
+        self.full.send(piece).map_err(|_| hung_up())
     }
 
     /// Dumps the object at the root path (already in `self.path`).
@@ -574,13 +591,21 @@ fn consume<W: Write + ?Sized>(
                 written += len;
                 queued.fetch_sub(len, Ordering::Relaxed);
             }
-            Piece::FileEntry { directory, name, path } => {
+            Piece::FileEntries { directory, names, directory_path } => {
                 if segment_buffer.is_empty() {
                     segment_buffer = vec![0u8; BUFFER_SIZE];
                 }
-                let path = PathBuf::from(std::ffi::OsStr::from_bytes(&path));
-                written += consume_file_entry(&directory, &name, &path, &mut scratch, &mut segment_buffer, sink)?;
-                queued.fetch_sub(FILE_ENTRY_WEIGHT, Ordering::Relaxed);
+                for name in &names {
+                    // Built only for an error message.
+                    let path = || {
+                        let mut path = directory_path.clone();
+                        path.push(b'/');
+                        path.extend_from_slice(name.to_bytes());
+                        PathBuf::from(std::ffi::OsStr::from_bytes(&path))
+                    };
+                    written += consume_file_entry(&directory, name, path, &mut scratch, &mut segment_buffer, sink)?;
+                }
+                queued.fetch_sub(FILE_ENTRY_WEIGHT * names.len() as u64, Ordering::Relaxed);
             }
         }
     }
@@ -592,17 +617,17 @@ fn consume<W: Write + ?Sized>(
 fn consume_file_entry<W: Write + ?Sized>(
     directory: &OwnedFd,
     name: &CStr,
-    path: &Path,
+    path: impl Fn() -> PathBuf,
     scratch: &mut Vec<u8>,
     buffer: &mut [u8],
     sink: &mut W,
 ) -> Result<u64, NarError> {
     let file = sys::open_at(directory.as_raw_fd(), name, libc::O_RDONLY | libc::O_NOFOLLOW)
-        .map_err(NarError::io("opening file", path))?;
-    let stat = sys::fstat(file.as_raw_fd()).map_err(NarError::io("getting status of", path))?;
+        .map_err(|e| NarError::io("opening file", path())(e))?;
+    let stat = sys::fstat(file.as_raw_fd()).map_err(|e| NarError::io("getting status of", path())(e))?;
     let size = stat.st_size as u64;
     if Kind::from_mode(stat.st_mode) != Kind::Regular {
-        return Err(NarError::FileChanged { path: path.to_path_buf(), expected: size });
+        return Err(NarError::FileChanged { path: path(), expected: size });
     }
     scratch.clear();
     for token in [&b"entry"[..], b"(", b"name", name.to_bytes(), b"node", b"(", b"type", b"regular"] {
@@ -619,9 +644,9 @@ fn consume_file_entry<W: Write + ?Sized>(
     let mut position = 0u64;
     while position < size {
         let want = buffer.len().min(usize::try_from(size - position).unwrap_or(usize::MAX));
-        let read = sys::pread(file.as_raw_fd(), &mut buffer[..want], position).map_err(NarError::io("reading file", path))?;
+        let read = sys::pread(file.as_raw_fd(), &mut buffer[..want], position).map_err(|e| NarError::io("reading file", path())(e))?;
         if read == 0 {
-            return Err(NarError::FileChanged { path: path.to_path_buf(), expected: size });
+            return Err(NarError::FileChanged { path: path(), expected: size });
         }
         sink.write_all(&buffer[..read]).map_err(NarError::Stream)?;
         position += read as u64;
