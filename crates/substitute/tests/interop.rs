@@ -1,0 +1,227 @@
+//! Binary caches against CppNix 2.8 in both directions, and `serve` as
+//! CppNix's substituter. Everything is on disk and on 127.0.0.1.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+
+use common::*;
+use nivis_store::Store;
+use nivis_substitute::serve::{ServeConfig, serve};
+use nivis_substitute::{BinaryCacheStore, CopyOptions, Substituter, copy_paths, substitute_paths};
+
+fn no_progress() -> impl FnMut(&nivis_formats::StorePath, u64, u64) {
+    |_, _, _| {}
+}
+
+/// CppNix writes and signs an xz cache; nivis substitutes from it with
+/// signatures checked, and the result is what CppNix registered.
+#[test]
+fn substitutes_from_a_cache_cppnix_wrote() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source_root = tmp.path().join("source");
+    let paths = populate(&open_local(&source_root), "cppnix-cache", 300_000);
+    let (secret_file, _, public_key) = cppnix_key(tmp.path(), "cache.test-1");
+    let cache_uri = format!("file://{}/cache", tmp.path().display());
+    cppnix(
+        "nix",
+        &[
+            NIX_COMMAND,
+            "nix-command",
+            "copy",
+            "--store",
+            source_root.to_str().unwrap(),
+            "--to",
+            &format!("{cache_uri}?compression=xz&secret-key={}", secret_file.display()),
+            &printed(&paths[1]),
+        ],
+    );
+
+    let destination_root = tmp.path().join("destination");
+    let destination = open_local(&destination_root);
+    let cache: Substituter = Box::new(BinaryCacheStore::open(&cache_uri, &settings()).unwrap());
+    let mut reports = Vec::new();
+    let report = substitute_paths(
+        &destination,
+        std::slice::from_ref(&cache),
+        &set(&paths[1..]),
+        &keyring(&[&public_key]),
+        true,
+        &mut |path, done, total| reports.push((path.clone(), done, total)),
+    )
+    .unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.substituted, paths, "references come first");
+    // Progress ends at the NAR size for every path.
+    for path in &paths {
+        let info = destination.query_path_info(path).unwrap().unwrap();
+        assert!(reports.iter().any(|(p, done, total)| p == path && *done == info.nar_size && *total == info.nar_size));
+        assert_eq!(info.sigs.len(), 1, "the cache's signature is kept");
+    }
+    for path in &paths {
+        assert_eq!(cppnix_hash(&destination_root, &printed(path)), cppnix_hash(&source_root, &printed(path)));
+    }
+    let references = cppnix("nix-store", &["--store", destination_root.to_str().unwrap(), "-q", "--references", &printed(&paths[1])]);
+    assert_eq!(references.lines().count(), 2);
+}
+
+/// A cache nivis writes (each compression, signed) is read by CppNix with
+/// `require-sigs`; with `compression=none` the narinfo is CppNix's to the byte.
+#[test]
+fn cppnix_reads_a_cache_nivis_wrote() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source_root = tmp.path().join("source");
+    let source = open_local(&source_root);
+    let paths = populate(&source, "nivis-cache", 200_000);
+    let (secret_file, _, public_key) = cppnix_key(tmp.path(), "nivis.test-1");
+    for compression in ["xz", "zstd", "bzip2", "none"] {
+        let cache_dir = tmp.path().join(format!("cache-{compression}"));
+        let uri = format!("file://{}?compression={compression}&secret-key={}", cache_dir.display(), secret_file.display());
+        let cache = BinaryCacheStore::open(&uri, &settings()).unwrap();
+        let report = copy_paths(&source, &cache, &set(&paths[1..]), &CopyOptions::default(), &mut no_progress()).unwrap();
+        assert_eq!(report.copied, paths);
+        // Copying again finds everything there.
+        let again = copy_paths(&source, &cache, &set(&paths[1..]), &CopyOptions::default(), &mut no_progress()).unwrap();
+        assert!(again.copied.is_empty() && again.skipped.len() == 2);
+
+        let destination_root = tmp.path().join(format!("destination-{compression}"));
+        cppnix(
+            "nix",
+            &[
+                NIX_COMMAND,
+                "nix-command",
+                "copy",
+                "--from",
+                &format!("file://{}", cache_dir.display()),
+                "--to",
+                destination_root.to_str().unwrap(),
+                "--option",
+                "require-sigs",
+                "true",
+                "--option",
+                "trusted-public-keys",
+                &public_key.to_string(),
+                &printed(&paths[1]),
+            ],
+        );
+        for path in &paths {
+            assert_eq!(cppnix_hash(&destination_root, &printed(path)), cppnix_hash(&source_root, &printed(path)));
+        }
+    }
+
+    // CppNix writes the same path into an uncompressed cache: same narinfo.
+    let cppnix_cache = tmp.path().join("cppnix-none");
+    cppnix(
+        "nix",
+        &[
+            NIX_COMMAND,
+            "nix-command",
+            "copy",
+            "--store",
+            source_root.to_str().unwrap(),
+            "--to",
+            &format!("file://{}?compression=none&secret-key={}", cppnix_cache.display(), secret_file.display()),
+            &printed(&paths[1]),
+        ],
+    );
+    for path in &paths {
+        let name = format!("{}.narinfo", path.hash_part());
+        let ours = std::fs::read_to_string(tmp.path().join("cache-none").join(&name)).unwrap();
+        let theirs = std::fs::read_to_string(cppnix_cache.join(&name)).unwrap();
+        assert_eq!(ours, theirs);
+    }
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("cache-none/nix-cache-info")).unwrap(),
+        std::fs::read_to_string(cppnix_cache.join("nix-cache-info")).unwrap()
+    );
+}
+
+fn start_server(root: &std::path::Path, config: ServeConfig) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let uri = format!("local?root={}", root.display());
+    std::thread::spawn(move || {
+        let settings = settings();
+        let open = Arc::new(move || nivis_substitute::open_store(&uri, &settings));
+        serve(listener, open, config).unwrap();
+    });
+    format!("http://{address}")
+}
+
+fn http(address: &str, request: &str) -> (u16, String, Vec<u8>) {
+    let host = address.strip_prefix("http://").unwrap();
+    let mut stream = TcpStream::connect(host).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8(response[..split].to_vec()).unwrap();
+    let status = head[9..12].parse().unwrap();
+    (status, head, response[split + 4..].to_vec())
+}
+
+/// CppNix substitutes from `serve` (signed on the fly), and the server
+/// answers HEAD, 404 and several clients at once.
+#[test]
+fn cppnix_substitutes_from_serve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source_root = tmp.path().join("source");
+    let paths = populate(&open_local(&source_root), "serve", 500_000);
+    let (_, secret_key, public_key) = cppnix_key(tmp.path(), "serve.test-1");
+    let address = start_server(&source_root, ServeConfig { secret_key: Some(secret_key), ..ServeConfig::default() });
+
+    let destination_root = tmp.path().join("destination");
+    cppnix(
+        "nix",
+        &[
+            NIX_COMMAND,
+            "nix-command",
+            "copy",
+            "--from",
+            &address,
+            "--to",
+            destination_root.to_str().unwrap(),
+            "--option",
+            "trusted-public-keys",
+            &public_key.to_string(),
+            &printed(&paths[1]),
+        ],
+    );
+    for path in &paths {
+        assert_eq!(cppnix_hash(&destination_root, &printed(path)), cppnix_hash(&source_root, &printed(path)));
+    }
+    let info = cppnix("nix", &[NIX_COMMAND, "nix-command", "path-info", "--store", &address, "--sigs", &printed(&paths[0])]);
+    assert!(info.contains("serve.test-1:"), "{info}");
+
+    // Several clients at once, each fetching every NAR.
+    let cache = Arc::new(BinaryCacheStore::open(&address, &settings()).unwrap());
+    let clients: Vec<_> = (0..6)
+        .map(|_| {
+            let cache = cache.clone();
+            let paths = paths.clone();
+            std::thread::spawn(move || {
+                for path in &paths {
+                    let mut nar = Vec::new();
+                    cache.nar_from_path(path, &mut nar).unwrap();
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+
+    let narinfo = format!("/{}.narinfo", paths[0].hash_part());
+    let (status, head, body) = http(&address, &format!("HEAD {narinfo} HTTP/1.1\r\nConnection: close\r\n\r\n"));
+    assert_eq!(status, 200);
+    assert!(body.is_empty() && head.contains("Content-Length: "));
+    let (status, _, _) = http(&address, "GET /00000000000000000000000000000000.narinfo HTTP/1.0\r\n\r\n");
+    assert_eq!(status, 404);
+    let (status, _, body) = http(&address, "GET /nix-cache-info HTTP/1.0\r\n\r\n");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8(body).unwrap().starts_with("StoreDir: /nix/store\n"));
+    let (status, _, _) = http(&address, "POST /nix-cache-info HTTP/1.0\r\n\r\n");
+    assert_eq!(status, 405);
+}
