@@ -100,7 +100,7 @@ pub fn compile(pattern: &[u8]) -> Result<CompiledRegex, RegexError> {
     let mut translated = String::new();
     ast.write_rust_syntax(&mut translated);
     let build = |text: String| regex::bytes::RegexBuilder::new(&text).unicode(false).size_limit(64 << 20).build().ok();
-    let fast_full = if ast.has_group_in_nullable_loop(false) {
+    let fast_full = if ast.has_group_in_nullable_loop() {
         None
     } else {
         build(format!("(?s-u)\\A(?:{translated})\\z"))
@@ -563,15 +563,13 @@ impl Node {
     /// Whether a capture group sits inside a loop (a repetition that may
     /// iterate more than once) whose body can match empty: there, libstdc++
     /// runs extra empty iterations that `regex` does not.
-    fn has_group_in_nullable_loop(&self, _inside: bool) -> bool {
+    fn has_group_in_nullable_loop(&self) -> bool {
         match self {
-            Node::Group(_, inner) => inner.has_group_in_nullable_loop(false),
-            Node::Concat(nodes) | Node::Alternation(nodes) => {
-                nodes.iter().any(|node| node.has_group_in_nullable_loop(false))
-            }
+            Node::Group(_, inner) => inner.has_group_in_nullable_loop(),
+            Node::Concat(nodes) | Node::Alternation(nodes) => nodes.iter().any(Node::has_group_in_nullable_loop),
             Node::Repeat { body, max, .. } => {
                 let loops = max.is_none_or(|max| max > 1);
-                (loops && body.nullable() && body.has_group()) || body.has_group_in_nullable_loop(false)
+                (loops && body.nullable() && body.has_group()) || body.has_group_in_nullable_loop()
             }
             _ => false,
         }
