@@ -12,13 +12,45 @@ use std::collections::HashMap;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct Sym(pub u32);
 
+/// FxHash (rustc's hasher): names are short and not attacker-chosen in a way
+/// that matters here, and SipHash showed up in profiles.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517cc1b727220a95;
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let word = u64::from_le_bytes(c.try_into().expect("chunk of 8"));
+            h = (h.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            h = (h.rotate_left(5) ^ b as u64).wrapping_mul(K);
+        }
+        self.0 = h;
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write(&[i]);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(0x517cc1b727220a95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+
 struct Interner {
-    map: HashMap<&'static [u8], Sym>,
+    map: HashMap<&'static [u8], Sym, FxBuild>,
     names: Vec<&'static [u8]>,
 }
 
 thread_local! {
-    static INTERNER: RefCell<Interner> = RefCell::new(Interner { map: HashMap::new(), names: Vec::new() });
+    static INTERNER: RefCell<Interner> = RefCell::new(Interner { map: HashMap::default(), names: Vec::new() });
 }
 
 impl Sym {
