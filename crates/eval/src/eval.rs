@@ -703,6 +703,7 @@ impl Eval {
         let scope_env;
         if a.rec {
             scope_env = self.rec_env(a, env, Some(&mut attrs));
+            self.apply_overrides(a, &scope_env, &mut attrs)?;
         } else {
             let froms: Vec<Value> = a.inherit_from.iter().map(|f| self.maybe_thunk(f, env)).collect();
             for def in &a.attrs {
@@ -732,6 +733,22 @@ impl Eval {
             attrs.insert(sym, value, d.pos);
         }
         Ok(Value::attrs(attrs))
+    }
+
+    /// `rec { __overrides = { ... }; ... }`: the overriding values replace the
+    /// set's own in the result and in the recursive scope (so other attributes
+    /// see them), as CppNix does.
+    fn apply_overrides(&mut self, a: &'static AttrsExpr, scope_env: &Rc<Env>, attrs: &mut Attrs) -> Result<()> {
+        let overrides_sym = Sym::from_str("__overrides");
+        let Some(overrides) = attrs.get(overrides_sym).cloned() else { return Ok(()) };
+        let overrides = self.force_attrs(&overrides, Pos::NONE)?;
+        for o in &overrides.entries {
+            if let Some(slot) = a.attrs.iter().position(|d| d.name == o.name) {
+                scope_env.values.borrow_mut()[slot] = o.value.clone();
+            }
+            attrs.insert(o.name, o.value.clone(), o.pos);
+        }
+        Ok(())
     }
 
     /// Builds the environment of a `rec` set or `let`; also fills `out` with the
