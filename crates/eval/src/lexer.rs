@@ -311,15 +311,20 @@ pub struct Lexer<'a> {
     pub tokens: Vec<Token>,
     /// Where the token being lexed starts (after skipped whitespace).
     tok_start: usize,
+    /// Where the last lexeme (token, whitespace run or comment) started: the end
+    /// of file is reported there, as flex's location tracking does in CppNix.
+    last_start: usize,
 }
 
 impl<'a> Lexer<'a> {
     pub fn tokenize(src: &'a [u8], file: u32) -> Result<Vec<Token>, ParseError> {
-        let mut lx = Lexer { src, pos: 0, file, states: vec![State::Default], tokens: Vec::new(), tok_start: 0 };
+        let mut lx =
+            Lexer { src, pos: 0, file, states: vec![State::Default], tokens: Vec::new(), tok_start: 0, last_start: 0 };
         loop {
             lx.tok_start = lx.pos;
             let tok = lx.next()?;
-            let start = lx.tok_start;
+            let start = if tok == Tok::Eof { lx.last_start } else { lx.tok_start };
+            lx.last_start = start;
             let eof = tok == Tok::Eof;
             lx.tokens.push(Token { tok, start: start as u32, end: lx.pos as u32 });
             if eof {
@@ -355,10 +360,15 @@ impl<'a> Lexer<'a> {
     fn skip_ws(&mut self) -> Result<(), ParseError> {
         let s = self.src;
         loop {
+            let run_start = self.pos;
             while self.pos < s.len() && matches!(s[self.pos], b' ' | b'\t' | b'\r' | b'\n') {
                 self.pos += 1;
             }
+            if self.pos > run_start {
+                self.last_start = run_start;
+            }
             if self.pos < s.len() && s[self.pos] == b'#' {
+                self.last_start = self.pos;
                 while self.pos < s.len() && s[self.pos] != b'\n' && s[self.pos] != b'\r' {
                     self.pos += 1;
                 }
@@ -366,6 +376,7 @@ impl<'a> Lexer<'a> {
             }
             if s[self.pos..].starts_with(b"/*") {
                 let start = self.pos;
+                self.last_start = start;
                 let mut i = self.pos + 2;
                 loop {
                     if i + 1 >= s.len() {
@@ -569,7 +580,7 @@ impl<'a> Lexer<'a> {
         let s = self.src;
         let start = self.pos;
         if self.pos >= s.len() {
-            return Err(self.err(start, "syntax error, unexpected end of file, expecting '\"'"));
+            return Err(self.err(self.last_start, "syntax error, unexpected end of file, expecting '\"'"));
         }
         if s[self.pos] == b'"' {
             self.pos += 1;
@@ -609,7 +620,7 @@ impl<'a> Lexer<'a> {
         let s = self.src;
         let rest = &s[self.pos..];
         if rest.is_empty() {
-            return Err(self.err(self.pos, "syntax error, unexpected end of file, expecting IND_STR or DOLLAR_CURLY or IND_STRING_CLOSE"));
+            return Err(self.err(self.last_start, "syntax error, unexpected end of file, expecting IND_STR or DOLLAR_CURLY or IND_STRING_CLOSE"));
         }
         if rest.starts_with(b"''$") {
             self.pos += 3;
