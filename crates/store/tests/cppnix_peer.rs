@@ -344,3 +344,41 @@ fn two_stores_in_one_process_share_the_temporary_roots_file() {
     drop(second);
     assert!(!roots_file.exists());
 }
+
+#[test]
+fn imported_derivations_get_cppnix_derivation_outputs_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    let target = dir.path().join("target");
+    let expr = r#"let dep = derivation { name = "dep"; system = "x86_64-linux"; builder = "/bin/sh"; };
+      in derivation { name = "multi"; system = "x86_64-linux"; builder = "/bin/sh"; outputs = [ "out" "dev" "doc" ]; inherit dep; }"#;
+    let drv = Command::new("/usr/bin/nix-instantiate")
+        .arg("--store")
+        .arg(&source)
+        .args(["-E", expr])
+        .output()
+        .unwrap();
+    assert!(drv.status.success(), "{}", String::from_utf8_lossy(&drv.stderr));
+    let drv = String::from_utf8(drv.stdout).unwrap();
+    let closure = cppnix("nix-store", &source, &["--query", "--requisites", drv.trim()]);
+    let mut args = vec!["--export"];
+    args.extend(closure.lines());
+    let export = Command::new("/usr/bin/nix-store").arg("--store").arg(&source).args(&args).output().unwrap().stdout;
+    let store = open(&target);
+    store.import_paths(&mut export.as_slice()).unwrap();
+    let rows = |root: &Path| -> Vec<(String, String, String)> {
+        let conn = rusqlite::Connection::open(db_path(root)).unwrap();
+        let mut stmt = conn
+            .prepare("select v.path, d.id, d.path from DerivationOutputs d join ValidPaths v on v.id = d.drv order by 1, 2")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().collect::<Result<_, _>>().unwrap()
+    };
+    let expected = rows(&source);
+    assert_eq!(expected.len(), 4);
+    assert_eq!(rows(&target), expected);
+    let multi = store.parse_store_path(drv.trim()).unwrap();
+    let outputs = store.query_derivation_outputs(&multi).unwrap();
+    assert_eq!(outputs.keys().cloned().collect::<Vec<_>>(), vec!["dev", "doc", "out"]);
+    let out = &outputs["out"];
+    assert_eq!(store.query_valid_derivers(out).unwrap(), StorePathSet::from([multi]));
+}
