@@ -38,45 +38,48 @@ pub fn parse(src: &[u8], file: u32, base_dir: &Path) -> Result<Expr, ParseError>
     let mut p = Parser { tokens, i: 0, file, base_dir, home, advanced: false };
     let e = p.parse_expr()?;
     if p.peek() != &Tok::Eof {
-        return Err(p.unexpected());
+        return Err(p.unexpected_expecting("end of file"));
     }
     Ok(e)
 }
 
+/// Token names as CppNix's bison grammar prints them in syntax errors.
 fn tok_name(t: &Tok) -> String {
     match t {
-        Tok::Id(s) => format!("identifier '{}'", String::from_utf8_lossy(s)),
-        Tok::Int(_) => "integer".into(),
-        Tok::Float(_) => "floating-point number".into(),
+        Tok::Id(_) => "ID".into(),
+        Tok::Int(_) => "INT".into(),
+        Tok::Float(_) => "FLOAT".into(),
         Tok::StrOpen | Tok::StrClose => "'\"'".into(),
-        Tok::StrText(_) | Tok::IndText { .. } | Tok::PathText(_) => "string".into(),
-        Tok::IndOpen => "start of an indented string".into(),
-        Tok::IndClose => "end of an indented string".into(),
-        Tok::DollarCurly => "'${'".into(),
-        Tok::Path(_) | Tok::HPath(_) => "path".into(),
-        Tok::PathEnd => "end of path".into(),
-        Tok::SPath(_) => "search path".into(),
+        Tok::StrText(_) | Tok::PathText(_) => "STR".into(),
+        Tok::IndText { .. } => "IND_STR".into(),
+        Tok::IndOpen => "IND_STRING_OPEN".into(),
+        Tok::IndClose => "IND_STRING_CLOSE".into(),
+        Tok::DollarCurly => "DOLLAR_CURLY".into(),
+        Tok::Path(_) => "PATH".into(),
+        Tok::HPath(_) => "HPATH".into(),
+        Tok::PathEnd => "PATH_END".into(),
+        Tok::SPath(_) => "SPATH".into(),
         Tok::Uri(_) => "URI".into(),
-        Tok::If => "'if'".into(),
-        Tok::Then => "'then'".into(),
-        Tok::Else => "'else'".into(),
-        Tok::Assert => "'assert'".into(),
-        Tok::With => "'with'".into(),
-        Tok::Let => "'let'".into(),
-        Tok::In => "'in'".into(),
-        Tok::Rec => "'rec'".into(),
-        Tok::Inherit => "'inherit'".into(),
-        Tok::OrKw => "'or'".into(),
-        Tok::Ellipsis => "'...'".into(),
-        Tok::Eq => "'=='".into(),
-        Tok::Neq => "'!='".into(),
-        Tok::Leq => "'<='".into(),
-        Tok::Geq => "'>='".into(),
-        Tok::And => "'&&'".into(),
-        Tok::Or => "'||'".into(),
-        Tok::Impl => "'->'".into(),
-        Tok::Update => "'//'".into(),
-        Tok::Concat => "'++'".into(),
+        Tok::If => "IF".into(),
+        Tok::Then => "THEN".into(),
+        Tok::Else => "ELSE".into(),
+        Tok::Assert => "ASSERT".into(),
+        Tok::With => "WITH".into(),
+        Tok::Let => "LET".into(),
+        Tok::In => "IN".into(),
+        Tok::Rec => "REC".into(),
+        Tok::Inherit => "INHERIT".into(),
+        Tok::OrKw => "OR_KW".into(),
+        Tok::Ellipsis => "ELLIPSIS".into(),
+        Tok::Eq => "EQ".into(),
+        Tok::Neq => "NEQ".into(),
+        Tok::Leq => "LEQ".into(),
+        Tok::Geq => "GEQ".into(),
+        Tok::And => "AND".into(),
+        Tok::Or => "OR".into(),
+        Tok::Impl => "IMPL".into(),
+        Tok::Update => "UPDATE".into(),
+        Tok::Concat => "CONCAT".into(),
         Tok::Lt => "'<'".into(),
         Tok::Gt => "'>'".into(),
         Tok::Plus => "'+'".into(),
@@ -156,6 +159,10 @@ impl<'a> Parser<'a> {
             self.i -= 1;
             self.advanced = false;
         }
+    }
+
+    fn unexpected_expecting(&self, what: &str) -> ParseError {
+        ParseError { msg: format!("syntax error, unexpected {}, expecting {}", tok_name(self.peek()), what), pos: self.pos() }
     }
 
     fn unexpected(&self) -> ParseError {
@@ -334,7 +341,9 @@ impl<'a> Parser<'a> {
             Tok::Plus | Tok::Minus => (8, 0),
             Tok::Star | Tok::Slash => (9, 0),
             Tok::Concat => (10, 1),
-            Tok::Question => (11, 2),
+            // Non-associative in the grammar, but bison never sees a conflict
+            // after an attribute path, so `a ? b ? c` parses (left to right).
+            Tok::Question => (11, 0),
             _ => return None,
         })
     }
@@ -495,7 +504,7 @@ impl<'a> Parser<'a> {
                     other => AttrName::Dynamic(other),
                 })
             }
-            _ => Err(self.unexpected()),
+            _ => Err(self.unexpected_expecting("ID or OR_KW or DOLLAR_CURLY or '\"'")),
         }
     }
 
@@ -793,6 +802,9 @@ impl<'a> Parser<'a> {
                 };
                 while *self.peek() != Tok::Semi {
                     let apos = self.pos();
+                    if !matches!(self.peek(), Tok::Id(_) | Tok::OrKw | Tok::StrOpen | Tok::DollarCurly) {
+                        return Err(self.unexpected());
+                    }
                     let name = match self.parse_attr_name()? {
                         AttrName::Static(s) => s,
                         AttrName::Dynamic(_) => {
@@ -815,7 +827,10 @@ impl<'a> Parser<'a> {
             }
             let apos = self.pos();
             let path = self.parse_attrpath()?;
-            self.expect(Tok::Assign)?;
+            if *self.peek() != Tok::Assign {
+                return Err(self.unexpected_expecting("'.' or '='"));
+            }
+            self.bump();
             let value = self.parse_expr()?;
             self.expect(Tok::Semi)?;
             self.add_attr(&mut attrs, Some(&mut index), path, value, apos)?;
