@@ -381,7 +381,12 @@ fn a_killed_import_leaves_no_valid_half_path() {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&export[..export.len() / 2]).unwrap();
     stdin.flush().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Kill it once the half-written temporary entry exists.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while leftovers(&target).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no temporary entry appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     drop(stdin);
