@@ -38,6 +38,7 @@ mod outputs;
 mod refs;
 mod request;
 mod sandbox;
+mod scheduler;
 mod seccomp;
 
 pub use env::{
@@ -50,3 +51,7 @@ pub use request::{
     AUTO_BUILD_ID, BuildRequest, BuildStatus, BuildUser, InputPathInfo, SANDBOX_GID, SANDBOX_UID, SandboxPath,
 };
 pub use sandbox::{BuildOutcome, FinishedOutput, run_build};
+pub use scheduler::{
+    BuildFailure, BuildSettings, DerivedPath, FailureKind, MissingPaths, RealiseResult, ScheduleError, Substituter,
+    log_path, query_missing, read_build_log, read_derivation, realise,
+};

@@ -9,6 +9,7 @@ mod eval_io;
 mod legacy;
 mod nix;
 mod not_implemented;
+mod realise;
 mod store_args;
 
 use std::ffi::OsString;

@@ -247,7 +247,7 @@ pub fn lookup_file_arg(ev: &mut nivis_eval::Eval, arg: &str, cwd: &Path) -> nivi
 /// taken when they are derivations and searched only when they say
 /// `recurseForDerivations = true`. Anything else is an error. Collects each
 /// derivation's `.drv` path (which writes it) and output name, once each.
-fn collect_derivations(
+pub(crate) fn collect_derivations(
     ev: &mut nivis_eval::Eval,
     value: &nivis_eval::Value,
     auto: Option<&std::rc::Rc<nivis_eval::value::Attrs>>,

@@ -212,6 +212,7 @@ fn parse(args: Vec<OsString>) -> anyhow::Result<Parsed> {
 }
 
 pub fn run(args: Vec<OsString>) -> crate::CommandResult {
+    if let Some(result) = crate::realise::intercept_nix_store(&args) { return result; }
     let parsed = parse(args)?;
     if parsed.operation == Operation::NotBuilt("--help-shown") {
         return Ok(ExitCode::SUCCESS);

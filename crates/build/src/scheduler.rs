@@ -1,0 +1,884 @@
+//! The scheduler: realise the outputs of derivations in a store, building
+//! what is missing in dependency order, up to `max-jobs` builders at once.
+//!
+//! The flow of [`realise`]:
+//! 1. Walk the derivation graph from the requested `(drv, outputs)` pairs,
+//!    layer by layer. A derivation whose wanted outputs are all valid is done
+//!    and its inputs are not visited. The missing outputs of a layer are first
+//!    offered to the [`Substituter`] hook (binary caches, later); only what it
+//!    cannot provide is built, and only then are the inputs visited.
+//! 2. Derivations whose inputs are all realised are started, at most
+//!    `max_jobs` at a time. Starting one happens on the calling thread, which
+//!    owns the store: take the output locks (another process building the same
+//!    output makes us wait, then we see its outputs valid and reuse them),
+//!    delete stale invalid outputs, compute the input closure, record temporary
+//!    roots. The builder itself runs on a worker thread ([`crate::run_build`],
+//!    then [`crate::BuildOutcome::finish_outputs`]), which needs no store.
+//! 3. Back on the calling thread: fixed-output hashes and the
+//!    `allowedReferences`-style constraints are checked, then every output is
+//!    registered (NAR hash and size, references, deriver, `ultimate`, content
+//!    address for fixed outputs) in one transaction, and only then the locks
+//!    are released. A process killed before that leaves unregistered files,
+//!    which the next build deletes before starting.
+//!
+//! Logs are written bzip2-compressed to `<log dir>/drvs/<2 chars>/<rest>.bz2`
+//! as CppNix does, so `nix log` and `nix-store --read-log` find them; the
+//! last ten lines are kept for the failure message.
+//!
+//! Assumptions: the store is a local store (its real directory is where
+//! builds put their outputs); `.drv` files are read from the real store
+//! directory; only input-addressed and fixed-output derivations are built
+//! (not floating content-addressed ones).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use nivis_formats::{
+    ContentAddress, Derivation, DerivationOutput, FileIngestionMethod, Hash, Hasher, StoreDir, StorePath,
+    StorePathSet,
+};
+use nivis_store::{ClosureOptions, PathLock, Store, StoreError, ValidPathInfo, compute_closure};
+
+use crate::{BuildError, BuildRequest, BuildStatus, BuildUser, FinishedOutput, InputPathInfo, SandboxPath, run_build};
+
+/// The settings that shape a realisation (CppNix's names in brackets).
+#[derive(Clone, Debug)]
+pub struct BuildSettings {
+    /// Builders running at once (`max-jobs`, `-j`); 0 means build nothing
+    /// locally.
+    pub max_jobs: usize,
+    /// `NIX_BUILD_CORES` (`cores`, `--cores`); 0 means all of the machine's.
+    pub cores: u32,
+    /// Wall-clock limit of one build (`timeout`).
+    pub timeout: Option<Duration>,
+    /// Limit on time without log output (`max-silent-time`).
+    pub max_silent_time: Option<Duration>,
+    /// `max-build-log-size`, in bytes.
+    pub max_log_size: Option<u64>,
+    /// Continue with other builds after one failed (`keep-going`, `-k`).
+    pub keep_going: bool,
+    /// Keep the build directory of failed builds (`keep-failed`, `-K`).
+    pub keep_failed: bool,
+    /// The `sandbox` setting.
+    pub sandbox: bool,
+    /// `sandbox-paths` and `extra-sandbox-paths`.
+    pub sandbox_paths: Vec<SandboxPath>,
+    /// Where build directories are created (`build-dir`, `$TMPDIR`).
+    pub tmp_root: PathBuf,
+    /// Copy build logs to stderr as they come (`-L`, and the legacy commands).
+    pub print_build_logs: bool,
+    /// Prefix streamed log lines with the derivation name (`nix build -L`).
+    pub prefix_log_lines: bool,
+    /// Keep compressed logs in the store's log directory (`keep-build-log`).
+    pub keep_build_log: bool,
+    /// Rebuild derivations whose outputs are valid and compare (`--check`).
+    pub check: bool,
+}
+
+impl Default for BuildSettings {
+    fn default() -> BuildSettings {
+        BuildSettings {
+            max_jobs: 1,
+            cores: 0,
+            timeout: None,
+            max_silent_time: None,
+            max_log_size: None,
+            keep_going: false,
+            keep_failed: false,
+            sandbox: true,
+            sandbox_paths: Vec::new(),
+            tmp_root: std::env::temp_dir(),
+            print_build_logs: true,
+            prefix_log_lines: false,
+            keep_build_log: true,
+            check: false,
+        }
+    }
+}
+
+/// A derivation and the outputs wanted of it (`None`: all of them), CppNix's
+/// `DerivedPath::Built`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DerivedPath {
+    pub drv_path: StorePath,
+    pub outputs: Option<BTreeSet<String>>,
+}
+
+/// The hook for "try to substitute these paths before building them":
+/// returns the paths it made valid. Binary caches implement it.
+pub trait Substituter {
+    fn substitute(&self, store: &dyn Store, paths: &StorePathSet) -> Result<StorePathSet, String>;
+}
+
+/// Why one derivation was not built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildFailure {
+    pub drv_path: String,
+    /// The message, CppNix's wording (without `error: `).
+    pub message: String,
+    pub kind: FailureKind,
+}
+
+/// Classes of failure; they decide the exit code as in CppNix (100 for a
+/// failed builder, 101 for a timeout, 102 for a hash mismatch, 104 for
+/// `--check` finding a difference, combined by bits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    BuilderFailed,
+    TimedOut,
+    HashMismatch,
+    NotDeterministic,
+    DependencyFailed,
+    Other,
+}
+
+/// What [`realise`] found or made.
+#[derive(Debug, Default)]
+pub struct RealiseResult {
+    /// For every derivation asked for: output name to output path.
+    pub outputs: BTreeMap<StorePath, BTreeMap<String, StorePath>>,
+    /// Derivations that were built (in completion order).
+    pub built: Vec<StorePath>,
+    pub failures: Vec<BuildFailure>,
+}
+
+impl RealiseResult {
+    /// CppNix's exit status for failed builds (`Worker::exitStatus`): 1
+    /// unless some failure is of a known class, then 100, plus 1 for a
+    /// timeout, 2 for a hash mismatch, 8 for `--check` differences.
+    pub fn exit_status(&self) -> u8 {
+        if self.failures.is_empty() {
+            return 0;
+        }
+        let (mut built, mut timed_out, mut hash_mismatch, mut check) = (false, false, false, false);
+        for failure in &self.failures {
+            match failure.kind {
+                FailureKind::BuilderFailed => built = true,
+                FailureKind::TimedOut => timed_out = true,
+                FailureKind::HashMismatch => hash_mismatch = true,
+                FailureKind::NotDeterministic => check = true,
+                FailureKind::DependencyFailed => {}
+                FailureKind::Other => return 1,
+            }
+        }
+        if !(built || timed_out || hash_mismatch || check) {
+            return 1;
+        }
+        let mut status = 0b1100100u8;
+        if timed_out {
+            status |= 0b0001;
+        }
+        if hash_mismatch {
+            status |= 0b0010;
+        }
+        if check {
+            status |= 0b1000;
+        }
+        status
+    }
+}
+
+/// Errors that stop the scheduler as a whole (not a failed builder).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScheduleError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("reading derivation '{path}': {message}")]
+    BadDerivation { path: String, message: String },
+    #[error("derivation '{drv}' does not have wanted outputs '{output}'")]
+    MissingOutput { drv: String, output: String },
+    #[error("cannot build '{0}': the store is not a local store")]
+    NotLocal(String),
+    #[error(
+        "unable to start any build; either increase '--max-jobs' or enable remote builds.\nhttps://nixos.org/manual/nix/stable/advanced-topics/distributed-builds.html"
+    )]
+    NoJobs,
+}
+
+/// What the graph walk found about one derivation.
+struct Node {
+    drv: Derivation,
+    printed: String,
+    /// Outputs the callers want (union over every reference to it).
+    wanted: BTreeSet<String>,
+    /// Input derivations that must be realised first.
+    waiting_for: BTreeSet<StorePath>,
+    /// Derivations waiting for this one.
+    dependents: BTreeSet<StorePath>,
+    state: NodeState,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NodeState {
+    /// Wanted outputs valid (or substituted).
+    Done,
+    /// Needs building, waiting for inputs.
+    Pending,
+    Running,
+    Failed,
+}
+
+/// What the dry-run walk finds: derivations to build and paths to fetch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MissingPaths {
+    pub will_build: BTreeSet<StorePath>,
+    pub unknown: BTreeSet<StorePath>,
+}
+
+/// Reads and parses a `.drv` from the store.
+pub fn read_derivation(store: &dyn Store, drv_path: &StorePath) -> Result<Derivation, ScheduleError> {
+    let printed = store.print_store_path(drv_path);
+    let real = store.real_path(drv_path).ok_or_else(|| ScheduleError::NotLocal(printed.clone()))?;
+    let bytes = fs::read(&real)
+        .map_err(|e| ScheduleError::BadDerivation { path: printed.clone(), message: e.to_string() })?;
+    Derivation::parse(store.store_dir(), &bytes)
+        .map_err(|e| ScheduleError::BadDerivation { path: printed, message: e.to_string() })
+}
+
+/// The output paths of `drv` that are known before building.
+fn output_paths(drv: &Derivation) -> BTreeMap<String, StorePath> {
+    drv.outputs.iter().filter_map(|(name, output)| Some((name.clone(), output.path()?.clone()))).collect()
+}
+
+struct Graph {
+    nodes: BTreeMap<StorePath, Node>,
+}
+
+impl Graph {
+    /// Walks the graph from `targets` (see the module comment, step 1).
+    fn load(
+        store: &dyn Store,
+        targets: &[DerivedPath],
+        substituter: Option<&dyn Substituter>,
+        check: bool,
+    ) -> Result<Graph, ScheduleError> {
+        let mut nodes: BTreeMap<StorePath, Node> = BTreeMap::new();
+        let mut layer: Vec<(StorePath, Option<BTreeSet<String>>, Option<StorePath>)> =
+            targets.iter().map(|t| (t.drv_path.clone(), t.outputs.clone(), None)).collect();
+        let mut top_level = true;
+        while !layer.is_empty() {
+            let mut to_check: Vec<StorePath> = Vec::new();
+            for (drv_path, outputs, dependent) in layer.drain(..) {
+                if !nodes.contains_key(&drv_path) {
+                    let drv = read_derivation(store, &drv_path)?;
+                    let printed = store.print_store_path(&drv_path);
+                    nodes.insert(
+                        drv_path.clone(),
+                        Node {
+                            drv,
+                            printed,
+                            wanted: BTreeSet::new(),
+                            waiting_for: BTreeSet::new(),
+                            dependents: BTreeSet::new(),
+                            state: NodeState::Done,
+                        },
+                    );
+                }
+                let node = nodes.get_mut(&drv_path).expect("inserted above");
+                let wanted: BTreeSet<String> = outputs.unwrap_or_else(|| node.drv.outputs.keys().cloned().collect());
+                for output in &wanted {
+                    if !node.drv.outputs.contains_key(output) {
+                        return Err(ScheduleError::MissingOutput { drv: node.printed.clone(), output: output.clone() });
+                    }
+                }
+                let new_outputs = !wanted.is_subset(&node.wanted);
+                node.wanted.extend(wanted);
+                if let Some(dependent) = dependent {
+                    node.dependents.insert(dependent);
+                }
+                if new_outputs && !to_check.contains(&drv_path) {
+                    to_check.push(drv_path);
+                }
+            }
+            // Which of this layer's derivations have invalid wanted outputs?
+            let mut missing_paths = StorePathSet::new();
+            let mut needs_build: Vec<StorePath> = Vec::new();
+            for drv_path in &to_check {
+                let node = &nodes[drv_path];
+                let paths = output_paths(&node.drv);
+                let mut all_valid = !(check && top_level);
+                for output in &node.wanted {
+                    match paths.get(output) {
+                        Some(path) if store.is_valid_path(path)? => {}
+                        Some(path) => {
+                            missing_paths.insert(path.clone());
+                            all_valid = false;
+                        }
+                        None => all_valid = false,
+                    }
+                }
+                if !all_valid {
+                    needs_build.push(drv_path.clone());
+                }
+            }
+            if let (Some(substituter), false) = (substituter, missing_paths.is_empty()) {
+                // Failing to substitute is not an error: we build instead.
+                let _ = substituter.substitute(store, &missing_paths);
+            }
+            for drv_path in needs_build {
+                let node = nodes.get_mut(&drv_path).expect("walked");
+                let paths = output_paths(&node.drv);
+                let still_missing = (check && top_level)
+                    || node.wanted.iter().any(|o| paths.get(o).is_none_or(|p| !store.is_valid_path(p).unwrap_or(false)));
+                if !still_missing {
+                    continue;
+                }
+                node.state = NodeState::Pending;
+                for (input, outputs) in node.drv.input_derivations.clone() {
+                    node.waiting_for.insert(input.clone());
+                    layer.push((input, Some(outputs), Some(drv_path.clone())));
+                }
+            }
+            top_level = false;
+        }
+        // A dependency that turned out already done does not block anyone.
+        let done: BTreeSet<StorePath> =
+            nodes.iter().filter(|(_, n)| n.state == NodeState::Done).map(|(p, _)| p.clone()).collect();
+        for node in nodes.values_mut() {
+            node.waiting_for.retain(|p| !done.contains(p));
+        }
+        Ok(Graph { nodes })
+    }
+}
+
+/// Finds what [`realise`] would build, without building (`--dry-run`).
+pub fn query_missing(store: &dyn Store, targets: &[DerivedPath]) -> Result<MissingPaths, ScheduleError> {
+    let graph = Graph::load(store, targets, None, false)?;
+    let mut missing = MissingPaths::default();
+    for (path, node) in &graph.nodes {
+        if node.state == NodeState::Pending {
+            missing.will_build.insert(path.clone());
+        }
+    }
+    Ok(missing)
+}
+
+/// A build handed to a worker thread.
+struct Job {
+    drv_path: StorePath,
+    request: BuildRequest,
+    /// Held until the outputs are registered.
+    locks: Vec<PathLock>,
+}
+
+/// What a worker thread reports back.
+struct JobResult {
+    drv_path: StorePath,
+    request: BuildRequest,
+    outcome: Result<(BuildStatus, BTreeMap<String, FinishedOutput>), BuildError>,
+    last_lines: Vec<String>,
+}
+
+/// Realises `targets` in `store`, building what is missing. Failed builds
+/// are reported in [`RealiseResult::failures`], not as an `Err`.
+pub fn realise(
+    store: &dyn Store,
+    targets: &[DerivedPath],
+    settings: &BuildSettings,
+    substituter: Option<&dyn Substituter>,
+) -> Result<RealiseResult, ScheduleError> {
+    let mut graph = Graph::load(store, targets, substituter, settings.check)?;
+    let mut result = RealiseResult::default();
+    let any_pending = graph.nodes.values().any(|n| n.state == NodeState::Pending);
+    if any_pending && settings.max_jobs == 0 {
+        return Err(ScheduleError::NoJobs);
+    }
+    let local = store.as_local();
+    if any_pending && local.is_none() {
+        return Err(ScheduleError::NotLocal(store.uri()));
+    }
+    let log_dir = local.map(|l| l.config().log_dir.clone());
+    let real_store_dir = local.map(|l| l.config().real_store_dir.clone()).unwrap_or_default();
+
+    let mut ready: VecDeque<StorePath> = graph
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.state == NodeState::Pending && n.waiting_for.is_empty())
+        .map(|(p, _)| p.clone())
+        .collect();
+    let (sender, receiver) = mpsc::channel::<JobResult>();
+    let mut running = 0usize;
+    let mut stopping = false;
+    let mut pending_registration: BTreeMap<StorePath, Vec<PathLock>> = BTreeMap::new();
+
+    loop {
+        while !stopping && running < settings.max_jobs.max(1) {
+            let Some(drv_path) = ready.pop_front() else { break };
+            match prepare_job(store, &graph.nodes[&drv_path], &drv_path, settings, &real_store_dir)? {
+                Prepared::AlreadyValid => {
+                    finish_node(&mut graph, &drv_path, NodeState::Done, &mut ready);
+                }
+                Prepared::Job(job) => {
+                    let Job { drv_path, request, locks } = job;
+                    eprintln!("building '{}'...", request.drv_path);
+                    pending_registration.insert(drv_path.clone(), locks);
+                    graph.nodes.get_mut(&drv_path).expect("node").state = NodeState::Running;
+                    running += 1;
+                    let sender = sender.clone();
+                    let log_file = if settings.keep_build_log { log_dir.as_ref().map(|d| log_path(d, &drv_path)) } else { None };
+                    let (print, prefix) = (settings.print_build_logs, settings.prefix_log_lines);
+                    let name = drv_path.name().trim_end_matches(".drv").to_string();
+                    std::thread::spawn(move || {
+                        let result = run_job(drv_path, request, log_file, print, prefix.then_some(name));
+                        let _ = sender.send(result);
+                    });
+                }
+            }
+        }
+        if running == 0 {
+            break;
+        }
+        let job_result = receiver.recv().expect("a worker holds a sender while running");
+        running -= 1;
+        let drv_path = job_result.drv_path.clone();
+        let locks = pending_registration.remove(&drv_path).unwrap_or_default();
+        let outcome = complete_job(store, &graph.nodes[&drv_path], job_result, settings);
+        drop(locks);
+        match outcome {
+            Ok(()) => {
+                result.built.push(drv_path.clone());
+                finish_node(&mut graph, &drv_path, NodeState::Done, &mut ready);
+            }
+            Err(failure) => {
+                result.failures.push(failure);
+                fail_dependents(&mut graph, &drv_path, &mut result.failures);
+                if !settings.keep_going {
+                    stopping = true;
+                }
+            }
+        }
+    }
+
+    for target in targets {
+        let node = &graph.nodes[&target.drv_path];
+        if node.state == NodeState::Done {
+            let paths = output_paths(&node.drv);
+            let wanted = target.outputs.clone().unwrap_or_else(|| node.drv.outputs.keys().cloned().collect());
+            let entry = result.outputs.entry(target.drv_path.clone()).or_default();
+            for output in wanted {
+                if let Some(path) = paths.get(&output) {
+                    entry.insert(output, path.clone());
+                }
+            }
+        }
+    }
+    Ok(result)
+}
+
+/// Marks a node finished and queues the dependents it unblocked.
+fn finish_node(graph: &mut Graph, drv_path: &StorePath, state: NodeState, ready: &mut VecDeque<StorePath>) {
+    let node = graph.nodes.get_mut(drv_path).expect("node");
+    node.state = state;
+    let dependents = node.dependents.clone();
+    for dependent in dependents {
+        let dependent_node = graph.nodes.get_mut(&dependent).expect("dependent");
+        if dependent_node.waiting_for.remove(drv_path)
+            && dependent_node.waiting_for.is_empty()
+            && dependent_node.state == NodeState::Pending
+        {
+            ready.push_back(dependent);
+        }
+    }
+}
+
+/// Marks `drv_path` failed, and every derivation that needs it.
+fn fail_dependents(graph: &mut Graph, drv_path: &StorePath, failures: &mut Vec<BuildFailure>) {
+    let mut stack = vec![drv_path.clone()];
+    while let Some(path) = stack.pop() {
+        let node = graph.nodes.get_mut(&path).expect("node");
+        node.state = NodeState::Failed;
+        for dependent in node.dependents.clone() {
+            let dependent_node = graph.nodes.get_mut(&dependent).expect("dependent");
+            if dependent_node.state == NodeState::Pending {
+                dependent_node.state = NodeState::Failed;
+                failures.push(BuildFailure {
+                    drv_path: dependent_node.printed.clone(),
+                    message: format!(
+                        "{} dependencies of derivation '{}' failed to build",
+                        1, dependent_node.printed
+                    ),
+                    kind: FailureKind::DependencyFailed,
+                });
+                stack.push(dependent);
+            }
+        }
+    }
+}
+
+enum Prepared {
+    AlreadyValid,
+    Job(Job),
+}
+
+/// Step 2 of the module comment, on the calling thread.
+fn prepare_job(
+    store: &dyn Store,
+    node: &Node,
+    drv_path: &StorePath,
+    settings: &BuildSettings,
+    real_store_dir: &Path,
+) -> Result<Prepared, ScheduleError> {
+    let local = store.as_local().ok_or_else(|| ScheduleError::NotLocal(store.uri()))?;
+    let paths = output_paths(&node.drv);
+    let mut locks = Vec::new();
+    for path in paths.values() {
+        locks.push(local.lock_path(path)?);
+    }
+    // Another process may have built them while we waited for the locks.
+    let mut all_valid = true;
+    for path in paths.values() {
+        if !store.is_valid_path(path)? {
+            all_valid = false;
+        }
+    }
+    if all_valid && !settings.check {
+        for path in paths.values() {
+            local.add_temp_root(path)?;
+        }
+        return Ok(Prepared::AlreadyValid);
+    }
+    if settings.check {
+        // Rebuilding valid outputs for comparison is not supported yet: the
+        // sandbox moves outputs into place, which would replace them.
+        return Ok(Prepared::AlreadyValid);
+    }
+    // Whatever is at an invalid output path is a leftover (a killed build):
+    // remove it under the lock.
+    for path in paths.values() {
+        if !store.is_valid_path(path)? {
+            nivis_store::delete_path(&real_store_dir.join(path.base_name()))?;
+        }
+    }
+    // The input closure: sources plus the wanted outputs of input derivations.
+    let mut start = node.drv.input_sources.clone();
+    for (input_drv, outputs) in &node.drv.input_derivations {
+        let input = read_derivation(store, input_drv)?;
+        let input_paths = output_paths(&input);
+        for output in outputs {
+            let path = input_paths.get(output).ok_or_else(|| ScheduleError::MissingOutput {
+                drv: store.print_store_path(input_drv),
+                output: output.clone(),
+            })?;
+            start.insert(path.clone());
+        }
+    }
+    for path in &start {
+        local.add_temp_root(path)?;
+    }
+    let closure = compute_closure(store, &start, ClosureOptions::default())?;
+    let mut request = BuildRequest::from_derivation(store.store_dir(), drv_path, &node.drv, &closure, real_store_dir)
+        .map_err(|e| ScheduleError::BadDerivation { path: node.printed.clone(), message: e.to_string() })?;
+    if request.env.contains_key("exportReferencesGraph") || request.structured_attrs.is_some() {
+        for path in &closure {
+            if let Some(info) = store.query_path_info(path)? {
+                request.input_path_infos.insert(
+                    store.print_store_path(path),
+                    InputPathInfo {
+                        nar_hash: info.nar_hash,
+                        nar_size: info.nar_size,
+                        references: info.references.iter().map(|r| store.print_store_path(r)).collect(),
+                        ca: info.ca.as_ref().map(ContentAddress::to_string),
+                    },
+                );
+            }
+        }
+    }
+    if settings.cores > 0 {
+        request.build_cores = settings.cores;
+    }
+    request.timeout = settings.timeout;
+    request.max_silent_time = settings.max_silent_time;
+    request.max_log_size = settings.max_log_size;
+    request.keep_build_dir = settings.keep_failed;
+    // A store whose files are not at their logical location can only be
+    // built into through the sandbox's mount (CppNix forces it too).
+    request.sandbox = settings.sandbox || real_store_dir != Path::new(store.store_dir().as_str());
+    request.sandbox_paths = settings.sandbox_paths.clone();
+    request.tmp_root = settings.tmp_root.clone();
+    Ok(Prepared::Job(Job { drv_path: drv_path.clone(), request, locks }))
+}
+
+/// `<log dir>/drvs/<first two characters>/<rest of the base name>.bz2`.
+pub fn log_path(log_dir: &Path, drv_path: &StorePath) -> PathBuf {
+    let base = drv_path.base_name();
+    log_dir.join("drvs").join(&base[..2]).join(format!("{}.bz2", &base[2..]))
+}
+
+/// Reads the build log of `drv_path` if one was kept.
+pub fn read_build_log(log_dir: &Path, drv_path: &StorePath) -> io::Result<Option<Vec<u8>>> {
+    let compressed = log_path(log_dir, drv_path);
+    match fs::File::open(&compressed) {
+        Ok(file) => {
+            let mut contents = Vec::new();
+            io::Read::read_to_end(&mut bzip2::read::MultiBzDecoder::new(file), &mut contents)?;
+            Ok(Some(contents))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let base = drv_path.base_name();
+            let plain = log_dir.join("drvs").join(&base[..2]).join(&base[2..]);
+            match fs::read(plain) {
+                Ok(contents) => Ok(Some(contents)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The log sink of one build: the compressed log file, stderr when asked,
+/// and the last ten lines.
+struct LogSink {
+    file: Option<bzip2::write::BzEncoder<fs::File>>,
+    print: bool,
+    prefix: Option<String>,
+    partial: Vec<u8>,
+    last_lines: VecDeque<String>,
+}
+
+impl LogSink {
+    fn line(&mut self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line).into_owned();
+        if self.print {
+            let stderr = io::stderr();
+            let mut stderr = stderr.lock();
+            let _ = match &self.prefix {
+                Some(prefix) => writeln!(stderr, "{prefix}> {text}"),
+                None => writeln!(stderr, "{text}"),
+            };
+        }
+        if self.last_lines.len() == 10 {
+            self.last_lines.pop_front();
+        }
+        self.last_lines.push_back(text);
+    }
+}
+
+impl Write for LogSink {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if let Some(file) = &mut self.file {
+            // A log that cannot be written must not fail the build.
+            if file.write_all(data).is_err() {
+                self.file = None;
+            }
+        }
+        self.partial.extend_from_slice(data);
+        while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            self.line(&line[..line.len() - 1]);
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The worker thread's part: run the builder and finish its outputs.
+fn run_job(
+    drv_path: StorePath,
+    request: BuildRequest,
+    log_file: Option<PathBuf>,
+    print: bool,
+    prefix: Option<String>,
+) -> JobResult {
+    let file = log_file.and_then(|path| {
+        fs::create_dir_all(path.parent()?).ok()?;
+        let file = fs::File::create(&path).ok()?;
+        Some(bzip2::write::BzEncoder::new(file, bzip2::Compression::default()))
+    });
+    let mut sink = LogSink { file, print, prefix, partial: Vec::new(), last_lines: VecDeque::new() };
+    let outcome = run_build(&request, &mut sink).and_then(|mut outcome| {
+        if !outcome.status.success() {
+            return Ok((outcome.status.clone(), BTreeMap::new()));
+        }
+        let owner = BuildUser::current();
+        let finished = outcome.finish_outputs(&request, Some((owner.uid, owner.gid)))?;
+        Ok((outcome.status.clone(), finished))
+    });
+    if !sink.partial.is_empty() {
+        let rest = std::mem::take(&mut sink.partial);
+        sink.line(&rest);
+    }
+    if let Some(file) = sink.file.take() {
+        let _ = file.finish();
+    }
+    JobResult { drv_path, request, outcome, last_lines: sink.last_lines.into_iter().collect() }
+}
+
+/// Step 3 of the module comment: checks, then registration in one transaction.
+fn complete_job(store: &dyn Store, node: &Node, job: JobResult, settings: &BuildSettings) -> Result<(), BuildFailure> {
+    let printed = node.printed.clone();
+    let failure = |message: String, kind: FailureKind| BuildFailure { drv_path: printed.clone(), message, kind };
+    let real_store_dir = job.request.real_store_dir.clone();
+    let remove_outputs = |finished: &BTreeMap<String, FinishedOutput>| {
+        for output in finished.values() {
+            let _ = nivis_store::delete_path(&output.real_path);
+        }
+    };
+    let (status, finished) = match job.outcome {
+        Ok(result) => result,
+        Err(error) => {
+            // Nothing of a half-finished output may stay under its name.
+            for path in output_paths(&node.drv).values() {
+                let _ = nivis_store::delete_path(&real_store_dir.join(path.base_name()));
+            }
+            return Err(failure(format!("while building '{printed}': {error}"), FailureKind::Other));
+        }
+    };
+    if !status.success() {
+        let mut message = format!("builder for '{printed}' {}", status.describe());
+        if !job.last_lines.is_empty() && !settings.print_build_logs {
+            message.push_str(&format!(";\n       last {} log lines:", job.last_lines.len()));
+            for line in &job.last_lines {
+                message.push_str(&format!("\n       > {line}"));
+            }
+            message.push_str(&format!("\n       For full logs, run 'nix log {printed}'."));
+        }
+        let kind = match status {
+            BuildStatus::TimedOut(_) | BuildStatus::SilentTooLong(_) => FailureKind::TimedOut,
+            _ => FailureKind::BuilderFailed,
+        };
+        return Err(failure(message, kind));
+    }
+    let store_dir = store.store_dir();
+    let mut infos = Vec::new();
+    for (name, output) in &finished {
+        let path = store_dir.parse_path(&output.path).map_err(|e| failure(e.to_string(), FailureKind::Other))?;
+        let mut ca = None;
+        if let Some(DerivationOutput::Fixed { method, hash, .. }) = node.drv.outputs.get(name) {
+            let actual = match fixed_output_hash(&output.real_path, *method, hash) {
+                Ok(actual) => actual,
+                Err(e) => {
+                    remove_outputs(&finished);
+                    return Err(failure(e, FailureKind::Other));
+                }
+            };
+            if actual != *hash {
+                remove_outputs(&finished);
+                return Err(failure(
+                    format!(
+                        "hash mismatch in fixed-output derivation '{printed}':\n         specified: {}\n            got:    {}",
+                        hash.to_sri(),
+                        actual.to_sri()
+                    ),
+                    FailureKind::HashMismatch,
+                ));
+            }
+            ca = Some(ContentAddress::Fixed(*method, hash.clone()));
+        }
+        let mut references = StorePathSet::new();
+        for reference in &output.info.references {
+            references.insert(store_dir.parse_path(reference).map_err(|e| failure(e.to_string(), FailureKind::Other))?);
+        }
+        let mut info = ValidPathInfo::new(path, output.info.nar_hash.clone(), output.info.nar_size);
+        info.references = references;
+        info.deriver = Some(job.drv_path.clone());
+        info.ultimate = true;
+        info.ca = ca;
+        infos.push((name.clone(), info));
+    }
+    if let Err(message) = check_reference_constraints(store, &job.request, &infos) {
+        remove_outputs(&finished);
+        return Err(failure(message, FailureKind::Other));
+    }
+    let infos: Vec<ValidPathInfo> = infos.into_iter().map(|(_, info)| info).collect();
+    if let Err(error) = store.register_valid_paths(&infos) {
+        remove_outputs(&finished);
+        return Err(failure(format!("registering the outputs of '{printed}': {error}"), FailureKind::Other));
+    }
+    if let Some(local) = store.as_local() {
+        for info in &infos {
+            let _ = local.add_temp_root(&info.path);
+        }
+    }
+    Ok(())
+}
+
+/// The hash of a fixed output, computed the way its declaration says.
+fn fixed_output_hash(real_path: &Path, method: FileIngestionMethod, declared: &Hash) -> Result<Hash, String> {
+    let mut hasher = Hasher::new(declared.algorithm());
+    match method {
+        FileIngestionMethod::Flat => {
+            let mut file = fs::File::open(real_path).map_err(|e| format!("opening '{}': {e}", real_path.display()))?;
+            io::copy(&mut file, &mut hasher).map_err(|e| format!("reading '{}': {e}", real_path.display()))?;
+        }
+        FileIngestionMethod::Recursive => {
+            nivis_store::dump_path(real_path, &mut hasher).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(hasher.finish())
+}
+
+/// `allowedReferences`, `allowedRequisites`, `disallowedReferences`,
+/// `disallowedRequisites` (space-separated store paths or output names in
+/// the environment; structured attributes are not handled yet).
+fn check_reference_constraints(
+    store: &dyn Store,
+    request: &BuildRequest,
+    infos: &[(String, ValidPathInfo)],
+) -> Result<(), String> {
+    let store_dir: &StoreDir = store.store_dir();
+    let own: BTreeMap<&str, &StorePath> = infos.iter().map(|(name, info)| (name.as_str(), &info.path)).collect();
+    let resolve = |value: &str| -> StorePathSet {
+        value
+            .split_whitespace()
+            .filter_map(|item| match own.get(item) {
+                Some(path) => Some((*path).clone()),
+                None => store_dir.parse_path(item).ok(),
+            })
+            .collect()
+    };
+    for (_, info) in infos {
+        let printed = store_dir.print_path(&info.path);
+        let requisites = || -> Result<StorePathSet, String> {
+            // The closure of this output's references; its own siblings are
+            // not valid yet, so follow them through `infos`.
+            let mut closure = StorePathSet::new();
+            let mut pending: Vec<StorePath> = info.references.iter().cloned().collect();
+            closure.insert(info.path.clone());
+            while let Some(path) = pending.pop() {
+                if !closure.insert(path.clone()) {
+                    continue;
+                }
+                if let Some((_, sibling)) = infos.iter().find(|(_, i)| i.path == path) {
+                    pending.extend(sibling.references.iter().cloned());
+                } else if let Some(valid) = store.query_path_info(&path).map_err(|e| e.to_string())? {
+                    pending.extend(valid.references.iter().cloned());
+                }
+            }
+            Ok(closure)
+        };
+        for (variable, allowed, closure) in [
+            ("allowedReferences", true, false),
+            ("allowedRequisites", true, true),
+            ("disallowedReferences", false, false),
+            ("disallowedRequisites", false, true),
+        ] {
+            let Some(value) = request.env.get(variable) else { continue };
+            let spec = resolve(value);
+            let used = if closure { requisites()? } else { info.references.clone() };
+            let bad: Vec<String> = used
+                .iter()
+                .filter(|path| spec.contains(path) != allowed)
+                .map(|path| store_dir.print_path(path))
+                .collect();
+            if !bad.is_empty() {
+                let mut message = format!(
+                    "output '{printed}' is not allowed to refer to the following paths:"
+                );
+                for path in bad {
+                    message.push_str(&format!("\n         {path}"));
+                }
+                return Err(message);
+            }
+        }
+    }
+    Ok(())
+}

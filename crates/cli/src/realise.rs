@@ -1,0 +1,357 @@
+//! Building from the command line, shared by `nix-store --realise`,
+//! `nix-build`, `nix build`, `nix-store --read-log` and `nix log`: the build
+//! flags every command accepts (`-j`, `--cores`, `-k`, `-K`, `-L`, `-Q`,
+//! `--option NAME VALUE`, ...) resolved against `nix.conf` into
+//! [`BuildSettings`], running the scheduler, rendering its failures as
+//! CppNix does, `result` symlinks with their GC roots, and reading logs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use nivis_build::{BuildSettings, DerivedPath, RealiseResult, SandboxPath};
+use nivis_formats::StorePath;
+use nivis_store::Store;
+
+/// Build flags as given on the command line (raw), before `nix.conf`.
+#[derive(Default, Debug, Clone)]
+pub struct BuildFlags {
+    /// `--option NAME VALUE` and the flags that are settings in disguise
+    /// (`-j` is `max-jobs`, `--cores` is `cores`, ...), in order.
+    pub options: Vec<(String, String)>,
+    pub print_build_logs: Option<bool>,
+    pub dry_run: bool,
+    pub store: Option<String>,
+}
+
+impl BuildFlags {
+    /// Consumes one flag at `args[*i]` if it is a build flag; `Ok(false)`
+    /// if it is not one of ours.
+    pub fn parse_flag(&mut self, args: &[String], i: &mut usize) -> anyhow::Result<bool> {
+        let flag = args[*i].as_str();
+        let value = |i: &mut usize| -> anyhow::Result<String> {
+            *i += 1;
+            args.get(*i).cloned().ok_or_else(|| anyhow::anyhow!("flag '{flag}' requires an argument"))
+        };
+        let setting = |name: &str| -> Option<&'static str> {
+            Some(match name {
+                "-j" | "--max-jobs" => "max-jobs",
+                "--cores" => "cores",
+                "--timeout" => "timeout",
+                "--max-silent-time" => "max-silent-time",
+                "--builders" => "builders",
+                "--substituters" => "substituters",
+                "--extra-substituters" => "extra-substituters",
+                "--system" => "system",
+                _ => return None,
+            })
+        };
+        if let Some(name) = setting(flag) {
+            let v = value(i)?;
+            self.options.push((name.to_string(), v));
+            return Ok(true);
+        }
+        match flag {
+            "--option" => {
+                let name = value(i)?;
+                let v = value(i)?;
+                self.options.push((name, v));
+            }
+            "-k" | "--keep-going" => self.options.push(("keep-going".into(), "true".into())),
+            "-K" | "--keep-failed" => self.options.push(("keep-failed".into(), "true".into())),
+            "-L" | "--print-build-logs" => self.print_build_logs = Some(true),
+            "-Q" | "--no-build-output" => self.print_build_logs = Some(false),
+            "--dry-run" => self.dry_run = true,
+            "--store" => self.store = Some(value(i)?),
+            "--check" => self.options.push(("nivis-check".into(), "true".into())),
+            "--fallback" | "--no-fallback" | "--repair" | "-v" | "--verbose" | "--quiet" | "--show-trace"
+            | "--no-gc-warning" | "--impure" => {}
+            s if s.starts_with("-j") && s.len() > 2 && s[2..].chars().all(|c| c.is_ascii_digit()) => {
+                self.options.push(("max-jobs".into(), s[2..].to_string()));
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The settings: built-in defaults, then `nix.conf`, then these flags.
+    /// `legacy` commands print build logs unless `-Q`; `nix build` only with `-L`.
+    pub fn settings(&self, legacy: bool) -> anyhow::Result<BuildSettings> {
+        let mut config = nivis_config::Config::load()?;
+        for (name, value) in &self.options {
+            config.set(name, value);
+        }
+        let mut settings = BuildSettings { max_jobs: config.max_jobs()? as usize, ..BuildSettings::default() };
+        settings.cores = config.get_u64("cores")?.unwrap_or(0) as u32;
+        let seconds = |name: &str| -> anyhow::Result<Option<Duration>> {
+            Ok(config.get_u64(name)?.filter(|s| *s > 0).map(Duration::from_secs))
+        };
+        settings.timeout = seconds("timeout")?;
+        settings.max_silent_time = seconds("max-silent-time")?;
+        settings.max_log_size = config.get_u64("max-build-log-size")?.filter(|s| *s > 0);
+        settings.keep_going = config.get_bool("keep-going").unwrap_or(false);
+        settings.keep_failed = config.get_bool("keep-failed").unwrap_or(false);
+        settings.check = config.get("nivis-check").as_deref() == Some("true");
+        settings.sandbox = !matches!(config.get("sandbox").as_deref(), Some("false"));
+        settings.keep_build_log = config.get("keep-build-log").as_deref() != Some("false");
+        let mut sandbox_paths = config.get_list("sandbox-paths");
+        sandbox_paths.extend(config.get_list("extra-sandbox-paths"));
+        settings.sandbox_paths = SandboxPath::parse_list(&sandbox_paths.join(" "))?;
+        if let Some(dir) = config.get("build-dir").filter(|d| !d.is_empty()) {
+            settings.tmp_root = PathBuf::from(dir);
+        }
+        settings.print_build_logs = self.print_build_logs.unwrap_or(legacy);
+        settings.prefix_log_lines = !legacy;
+        Ok(settings)
+    }
+}
+
+/// Parses `DRV[!out1,out2]` (also `^` as in newer CppNix).
+pub fn parse_derived_path(store: &dyn Store, arg: &str) -> anyhow::Result<(StorePath, Option<BTreeSet<String>>)> {
+    let (path, outputs) = match arg.split_once(['!', '^']) {
+        Some((path, outputs)) if outputs != "*" => {
+            (path, Some(outputs.split(',').map(str::to_string).collect::<BTreeSet<String>>()))
+        }
+        Some((path, _)) => (path, None),
+        None => (arg, None),
+    };
+    let store_path = crate::store_args::follow_links_to_store_path(store, path)?;
+    Ok((store_path, outputs))
+}
+
+/// Prints failures as CppNix does and returns the exit status.
+pub fn report_failures(result: &RealiseResult) -> u8 {
+    for failure in &result.failures {
+        if failure.kind != nivis_build::FailureKind::DependencyFailed {
+            eprintln!("error: {}", failure.message);
+        }
+    }
+    for failure in &result.failures {
+        if failure.kind == nivis_build::FailureKind::DependencyFailed {
+            eprintln!("error: {}", failure.message);
+        }
+    }
+    result.exit_status()
+}
+
+/// "these N derivations will be built:" on stderr, as CppNix's `printMissing`.
+pub fn print_missing(store: &dyn Store, targets: &[DerivedPath]) -> anyhow::Result<()> {
+    let missing = nivis_build::query_missing(store, targets)?;
+    if !missing.will_build.is_empty() {
+        if missing.will_build.len() == 1 {
+            eprintln!("this derivation will be built:");
+        } else {
+            eprintln!("these {} derivations will be built:", missing.will_build.len());
+        }
+        for path in &missing.will_build {
+            eprintln!("  {}", store.print_store_path(path));
+        }
+    }
+    Ok(())
+}
+
+/// Realises derivations and plain store paths (which must be valid).
+/// Returns the scheduler's result, or the exit status on failure.
+pub fn realise(
+    store: &dyn Store,
+    targets: &[DerivedPath],
+    settings: &BuildSettings,
+    dry_run: bool,
+) -> anyhow::Result<Result<RealiseResult, u8>> {
+    print_missing(store, targets)?;
+    if dry_run {
+        return Ok(Ok(RealiseResult::default()));
+    }
+    let result = nivis_build::realise(store, targets, settings, None)?;
+    if !result.failures.is_empty() {
+        return Ok(Err(report_failures(&result)));
+    }
+    Ok(Ok(result))
+}
+
+/// `nix-store --realise` / `-r` (and `--read-log` / `-l`), if the
+/// arguments ask for them; otherwise `None` and nix-store handles them.
+pub fn intercept_nix_store(args: &[OsString]) -> Option<crate::CommandResult> {
+    let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let is = |names: &[&str], letter: char| {
+        args.iter().any(|a| {
+            names.contains(&a.as_str())
+                || (a.starts_with('-') && !a.starts_with("--") && a.len() > 2 && a[1..].chars().all(|c| c.is_ascii_alphabetic()) && a.contains(letter))
+        })
+    };
+    if is(&["--realise", "--realize", "-r"], 'r') {
+        return Some(nix_store_realise(&args));
+    }
+    if is(&["--read-log", "-l"], 'l') {
+        return Some(nix_store_read_log(&args));
+    }
+    None
+}
+
+fn split_compound(args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for arg in args {
+        if arg.starts_with('-') && !arg.starts_with("--") && arg.len() > 2 && arg[1..].chars().all(|c| c.is_ascii_alphabetic()) {
+            out.extend(arg[1..].chars().map(|c| format!("-{c}")));
+        } else {
+            out.push(arg.clone());
+        }
+    }
+    out
+}
+
+fn nix_store_realise(args: &[String]) -> crate::CommandResult {
+    let args = split_compound(args);
+    let mut flags = BuildFlags::default();
+    let mut paths = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].as_str();
+        if matches!(arg, "--realise" | "--realize" | "-r" | "--ignore-unknown" | "--add-root" | "--indirect") {
+            if arg == "--add-root" {
+                bail!(crate::NotImplemented("nix-store --realise --add-root".into()));
+            }
+        } else if !flags.parse_flag(&args, &mut i)? {
+            if arg.starts_with('-') && arg.len() > 1 {
+                bail!("unknown flag '{arg}'\nTry 'nix-store --help' for more information.");
+            }
+            paths.push(arg.to_string());
+        }
+        i += 1;
+    }
+    let store = crate::store_args::open_store(flags.store.as_deref())?;
+    let settings = flags.settings(true)?;
+    let mut targets = Vec::new();
+    let mut plain = Vec::new();
+    for arg in &paths {
+        let (path, outputs) = parse_derived_path(store.as_ref(), arg)?;
+        if path.is_derivation() {
+            targets.push(DerivedPath { drv_path: path, outputs });
+        } else {
+            plain.push(path);
+        }
+    }
+    for path in &plain {
+        if !store.is_valid_path(path)? {
+            bail!("path '{}' is required, but there is no substituter that can build it", store.print_store_path(path));
+        }
+    }
+    let result = match realise(store.as_ref(), &targets, &settings, flags.dry_run)? {
+        Ok(result) => result,
+        Err(status) => return Ok(ExitCode::from(status)),
+    };
+    if flags.dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    // Arguments in order: a derivation prints its outputs, a path itself.
+    for arg in &paths {
+        let (path, _) = parse_derived_path(store.as_ref(), arg)?;
+        if let Some(outputs) = result.outputs.get(&path) {
+            for output in outputs.values() {
+                writeln!(out, "{}", store.print_store_path(output))?;
+            }
+        } else if !path.is_derivation() {
+            writeln!(out, "{}", store.print_store_path(&path))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn nix_store_read_log(args: &[String]) -> crate::CommandResult {
+    let args = split_compound(args);
+    let mut flags = BuildFlags::default();
+    let mut paths = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].as_str();
+        if !matches!(arg, "--read-log" | "-l") && !flags.parse_flag(&args, &mut i)? {
+            paths.push(arg.to_string());
+        }
+        i += 1;
+    }
+    let store = crate::store_args::open_store(flags.store.as_deref())?;
+    for arg in &paths {
+        let path = crate::store_args::follow_links_to_store_path(store.as_ref(), arg)?;
+        let log = read_log(store.as_ref(), &path)?;
+        std::io::stdout().write_all(&log)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The build log of `path` (a `.drv`, or an output whose deriver is known).
+pub fn read_log(store: &dyn Store, path: &StorePath) -> anyhow::Result<Vec<u8>> {
+    let local = store.as_local().context("this store keeps no build logs")?;
+    let log_dir = &local.config().log_dir;
+    let drv_path = if path.is_derivation() {
+        Some(path.clone())
+    } else {
+        store.query_path_info(path)?.and_then(|info| info.deriver)
+    };
+    if let Some(drv_path) = drv_path
+        && let Some(log) = nivis_build::read_build_log(log_dir, &drv_path)?
+    {
+        return Ok(log);
+    }
+    bail!("build log of '{}' is not available", store.print_store_path(path))
+}
+
+/// Creates the `result` symlinks of a build, and registers each as an
+/// indirect GC root (`<state>/gcroots/auto/<sha1 of the link>`), as CppNix's
+/// `addPermRoot` does. Returns the links made.
+pub fn create_out_link(store: &dyn Store, link: &Path, target: &StorePath) -> anyhow::Result<PathBuf> {
+    let link = crate::store_args::absolute_path(&link.to_string_lossy())?;
+    let printed = store.print_store_path(target);
+    // Replace an existing link atomically, as CppNix's `replaceSymlink`.
+    let temp = link.with_file_name(format!(
+        ".{}.tmp-{}",
+        link.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&temp);
+    std::os::unix::fs::symlink(&printed, &temp).with_context(|| format!("creating symlink '{}'", temp.display()))?;
+    std::fs::rename(&temp, &link).with_context(|| format!("creating symlink '{}'", link.display()))?;
+    if let Some(local) = store.as_local() {
+        let link_text = link.to_string_lossy().into_owned();
+        let hash = nivis_formats::Hash::of_bytes(nivis_formats::HashAlgorithm::Sha1, link_text.as_bytes()).to_nix32();
+        let auto = local.config().state_dir.join("gcroots/auto");
+        if std::fs::create_dir_all(&auto).is_ok() {
+            let root = auto.join(hash);
+            let _ = std::fs::remove_file(&root);
+            let _ = std::os::unix::fs::symlink(&link, &root);
+        }
+    }
+    Ok(link)
+}
+
+/// The `result` link names of CppNix's nix-build: derivation `index` (0
+/// first) and output name: `result`, `result-dev`, `result-2`, `result-2-dev`.
+pub fn out_link_name(base: &str, index: usize, output: &str) -> String {
+    let mut name = base.to_string();
+    if index > 0 {
+        name.push_str(&format!("-{}", index + 1));
+    }
+    if output != "out" {
+        name.push_str(&format!("-{output}"));
+    }
+    name
+}
+
+/// Groups `(drv, output)` pairs by derivation, keeping first-seen order.
+pub fn group_targets(store: &dyn Store, pairs: &[(String, String)]) -> anyhow::Result<Vec<DerivedPath>> {
+    let mut order: Vec<StorePath> = Vec::new();
+    let mut outputs: BTreeMap<StorePath, BTreeSet<String>> = BTreeMap::new();
+    for (drv, output) in pairs {
+        let path = store.parse_store_path(drv)?;
+        if !outputs.contains_key(&path) {
+            order.push(path.clone());
+        }
+        outputs.entry(path).or_default().insert(output.clone());
+    }
+    Ok(order.into_iter().map(|p| DerivedPath { outputs: Some(outputs[&p].clone()), drv_path: p }).collect())
+}
