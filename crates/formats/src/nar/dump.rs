@@ -52,8 +52,10 @@ const CONSUMER_LOW_WATER: u64 = 512 * 1024;
 const FILE_ENTRY_WEIGHT: u64 = 16 * 1024;
 /// Most file entries handed over in one piece.
 const FILE_ENTRY_BATCH: usize = 16;
-
-
+// CONSUMER_LOW_WATER / FILE_ENTRY_WEIGHT must stay well below the channel's
+// capacity (2 * BUFFER_LIMIT pieces): with a 2 MiB low water the walker ended
+// up blocked on a full channel of handed-over files while the consumer did all
+// the work, at half the speed.
 
 /// Thin wrappers over the system calls the walker uses.
 mod sys {
