@@ -205,6 +205,8 @@ fn failures_are_reported_like_cppnix() {
     let log = fixture.nivis("nix-store").arg("--store").arg(&store).args(["--read-log", &drv]).output().expect("read-log");
     assert!(log.status.success(), "{}", text(&log.stderr));
     assert_eq!(text(&log.stdout).lines().count(), 12);
+    let nix_log = fixture.nivis("nix").args(["log", "--store"]).arg(&store).arg(&drv).output().expect("nix log");
+    assert_eq!(text(&nix_log.stdout), text(&log.stdout), "{}", text(&nix_log.stderr));
 
     let fod = fixture.nix_build(&store, &["-A", "fod"]);
     let stderr = text(&fod.stderr);
@@ -360,4 +362,29 @@ fn nix_store_realise_prints_outputs_and_dry_run_builds_nothing() {
     let lines: Vec<String> = text(&all.stdout).lines().map(str::to_string).collect();
     assert_eq!(lines.len(), 2);
     assert!(lines[0].ends_with("-multi-dev") && lines[1].ends_with("-multi"), "{lines:?}");
+}
+
+#[test]
+fn nix_build_links_and_json() {
+    if !available("nix_build_links_and_json") {
+        return;
+    }
+    let fixture = Fixture::new();
+    let file = fixture.write_expr(r#"{ multi = mk "nb" "echo progress; echo o > $out; echo d > $dev" { outputs = [ "out" "dev" ]; }; }"#);
+    let store = fixture.store("nivis");
+    let built = fixture
+        .nivis("nix")
+        .args(["build", "--store"])
+        .arg(&store)
+        .arg("-f")
+        .arg(&file)
+        .args(["multi", "--json", "-L"])
+        .output()
+        .expect("nix build");
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&built.stdout).expect("json");
+    let out = json[0]["outputs"]["out"].as_str().expect("out");
+    assert!(json[0]["drvPath"].as_str().expect("drvPath").ends_with("-nb.drv"));
+    assert_eq!(fs::read_link(fixture.dir.path().join("result")).expect("result").to_string_lossy(), out);
+    assert!(text(&built.stderr).contains("nb> progress"), "-L prefixes log lines: {}", text(&built.stderr));
 }

@@ -128,7 +128,7 @@ pub fn run(args: Vec<OsString>) -> crate::CommandResult {
 }
 
 /// Evaluates and writes the `.drv` files: `(drv path, output name)` pairs.
-fn instantiate(
+pub(crate) fn instantiate(
     store_flag: Option<&str>,
     include: &[String],
     mut files: Vec<String>,

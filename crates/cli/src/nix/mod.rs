@@ -2,7 +2,9 @@
 //! one file per subcommand, its help text beside it.
 
 pub mod copy;
+mod build;
 mod eval;
+mod log;
 mod key;
 
 pub mod hash;
@@ -25,6 +27,8 @@ pub fn run(args: Vec<OsString>) -> crate::CommandResult {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Some("eval") => eval::run(&args[1..]),
+        Some("build") => build::run(&args[1..]),
+        Some("log") => log::run(&args[1..]),
         Some("key") => key::run(&args[1..]),
         Some("hash") => hash::run(args[1..].to_vec()),
         Some("store") => store::run(&args[1..]),
