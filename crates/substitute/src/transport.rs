@@ -113,6 +113,7 @@ impl HttpTransport {
     pub fn new(base: String) -> HttpTransport {
         let config = ureq::Agent::config_builder()
             .timeout_connect(Some(std::time::Duration::from_secs(30)))
+            .timeout_recv_response(Some(std::time::Duration::from_secs(120)))
             .http_status_as_error(false)
             .build();
         HttpTransport { base, agent: config.into() }
