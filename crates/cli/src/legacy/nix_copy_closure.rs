@@ -23,6 +23,8 @@ pub fn run(args: Vec<OsString>) -> crate::CommandResult {
             "--gzip" | "--bzip2" | "--xz" | "--zstd" | "-s" | "--use-substitutes" | "-v" => {}
             "--include-outputs" => bail!("'--include-outputs' is not supported by nivis yet"),
             "--no-check-sigs" => options.no_check_sigs = true,
+            // The local side, as for other commands (a nivis extension).
+            "--store" => options.store = iter.next(),
             "--help" => {
                 println!("Usage: nix-copy-closure [--to | --from] STORE-URI PATHS...");
                 return Ok(ExitCode::SUCCESS);
