@@ -229,7 +229,17 @@ fn bit(e: &mut Eval, a: &[Value], p: Pos, f: fn(i64, i64) -> i64) -> Result<Valu
 fn round(e: &mut Eval, a: &[Value], p: Pos, f: fn(f64) -> f64) -> Result<Value> {
     match e.force(&a[0], p)? {
         Value::Int(n) => Ok(Value::Int(n)),
-        Value::Float(x) => Ok(Value::Int(f(x) as i64)),
+        Value::Float(x) => {
+            let r = f(x);
+            // Current CppNix refuses results outside the integer range.
+            if !(-9223372036854775808.0..9223372036854775808.0).contains(&r) {
+                return Err(eval_error(
+                    format!("NixFloat argument {} is not in the range of NixInt", crate::support::float_format::format_float_for_print(x)),
+                    p,
+                ));
+            }
+            Ok(Value::Int(r as i64))
+        }
         other => Err(type_error(&other, "a float", p)),
     }
 }

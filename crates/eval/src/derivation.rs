@@ -108,6 +108,12 @@ pub fn prim_derivation_strict(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value
         }
         request.env.push((key, text));
     }
+    if request.builder.is_empty() {
+        return Err(eval_error("required attribute 'builder' missing", p));
+    }
+    if request.system.is_empty() {
+        return Err(eval_error("required attribute 'system' missing", p));
+    }
     if outputs.is_empty() {
         outputs.push("out".to_string());
     }

@@ -164,7 +164,12 @@ impl<'a> P<'a> {
             let Some(&c) = self.s.get(self.i) else { return Err(err(self, "invalid string: missing closing quote")) };
             self.i += 1;
             match c {
-                b'"' => return Ok(out),
+                b'"' => {
+                    if std::str::from_utf8(&out).is_err() {
+                        return Err(err(self, "invalid string: ill-formed UTF-8 byte"));
+                    }
+                    return Ok(out);
+                }
                 b'\\' => {
                     let Some(&e) = self.s.get(self.i) else { return Err(err(self, "invalid string")) };
                     self.i += 1;

@@ -133,6 +133,14 @@ pub fn to_json(e: &mut Eval, v: &Value, pos: Pos, out: &mut Vec<u8>, ctx: &mut C
         Value::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
         Value::Float(f) => out.extend_from_slice(format_float_json(*f).as_bytes()),
         Value::String(s) => {
+            // Current CppNix serialises through nlohmann::json, which rejects invalid UTF-8.
+            if let Err(err) = std::str::from_utf8(s.as_bytes()) {
+                let index = err.valid_up_to();
+                return Err(eval_error(
+                    format!("[json.exception.type_error.316] invalid UTF-8 byte at index {index}: 0x{:02X}", s.as_bytes()[index]),
+                    pos,
+                ));
+            }
             json_string(s.as_bytes(), out);
             if let Some(c) = s.context() {
                 ctx.extend(c.iter().cloned());
@@ -191,10 +199,7 @@ fn xml_escape(s: &[u8]) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
-            '\'' => out.push_str("&apos;"),
             '\n' => out.push_str("&#xA;"),
-            '\r' => out.push_str("&#xD;"),
-            '\t' => out.push_str("&#x9;"),
             c => out.push(c),
         }
     }
