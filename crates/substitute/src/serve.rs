@@ -104,14 +104,14 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Request>
         if header.is_empty() {
             break;
         }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("connection") {
-                let value = value.trim();
-                if value.eq_ignore_ascii_case("close") {
-                    keep_alive = false;
-                } else if value.eq_ignore_ascii_case("keep-alive") {
-                    keep_alive = true;
-                }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("connection")
+        {
+            let value = value.trim();
+            if value.eq_ignore_ascii_case("close") {
+                keep_alive = false;
+            } else if value.eq_ignore_ascii_case("keep-alive") {
+                keep_alive = true;
             }
         }
     }
@@ -223,10 +223,10 @@ fn handle_request(shared: &Shared, store: &dyn Store, request: &Request, writer:
             signatures: info.sigs.clone(),
             ca: info.ca,
         };
-        if let Some(key) = &shared.config.secret_key {
-            if let Err(e) = narinfo.sign(&shared.store_dir, key) {
-                return server_error(writer, StoreError::BadInput(e.to_string()));
-            }
+        if let Some(key) = &shared.config.secret_key
+            && let Err(e) = narinfo.sign(&shared.store_dir, key)
+        {
+            return server_error(writer, StoreError::BadInput(e.to_string()));
         }
         let body = narinfo.to_text(&shared.store_dir);
         return respond(writer, 200, "text/x-nix-narinfo", body.as_bytes(), keep_alive, head_only);
@@ -320,10 +320,10 @@ fn find_by_nar_hash(
     let candidates: Vec<StorePath> =
         shared.index.lock().map(|index| index.0.values().cloned().collect()).unwrap_or_default();
     for path in candidates {
-        if let Some(info) = store.query_path_info(&path)? {
-            if matches(&info) {
-                return Ok(Some(info));
-            }
+        if let Some(info) = store.query_path_info(&path)?
+            && matches(&info)
+        {
+            return Ok(Some(info));
         }
     }
     Ok(None)

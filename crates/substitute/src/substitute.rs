@@ -28,10 +28,10 @@ pub type Substituter = Box<dyn Store + Send + Sync>;
 /// Whether `info` carries a valid signature by a key in `keyring`, or is
 /// content-addressed (its path follows from its contents, so it needs none).
 pub fn check_signatures(store_dir: &StoreDir, info: &ValidPathInfo, keyring: &Keyring) -> bool {
-    if let Some(ca) = &info.ca {
-        if ca.store_path(store_dir, info.path.name(), &info.references, Some(&info.path)).is_ok_and(|p| p == info.path) {
-            return true;
-        }
+    if let Some(ca) = &info.ca
+        && ca.store_path(store_dir, info.path.name(), &info.references, Some(&info.path)).is_ok_and(|p| p == info.path)
+    {
+        return true;
     }
     match fingerprint(store_dir, &info.path, &info.nar_hash, info.nar_size, &info.references) {
         Ok(fingerprint) => keyring.count_valid(fingerprint.as_bytes(), &info.sigs) > 0,
@@ -211,6 +211,10 @@ fn references_first(planned: &BTreeMap<StorePath, StorePathSet>) -> Vec<StorePat
     out
 }
 
+/// Read buffer over a pipe: NAR parsers read a few bytes at a time, which
+/// would otherwise each be a system call.
+const PIPE_BUFFER: usize = 256 * 1024;
+
 /// Counts the bytes the destination has read, for progress.
 struct ProgressReader<'a, 'b, R: Read> {
     inner: R,
@@ -249,7 +253,7 @@ fn transfer_shared(
             result
         });
         let mut counted =
-            ProgressReader { inner: reader, path: &info.path, done: 0, total: info.nar_size, last_report: 0, progress };
+            ProgressReader { inner: io::BufReader::with_capacity(PIPE_BUFFER, reader), path: &info.path, done: 0, total: info.nar_size, last_report: 0, progress };
         let added = destination.add_nar(info, &mut counted, false);
         // Closing our end lets a producer blocked on a full pipe finish.
         drop(counted);
@@ -280,7 +284,7 @@ fn transfer_any(
                 result
             });
             let mut counted =
-                ProgressReader { inner: reader, path: &info.path, done: 0, total: info.nar_size, last_report: 0, progress };
+                ProgressReader { inner: io::BufReader::with_capacity(PIPE_BUFFER, reader), path: &info.path, done: 0, total: info.nar_size, last_report: 0, progress };
             let added = destination.add_nar(info, &mut counted, false);
             drop(counted);
             match producer.join() {
