@@ -19,9 +19,9 @@
 //!    references in one pass. [`BuildOutcome::finish_outputs`] does 2 and 3
 //!    with CppNix's reference candidates.
 //!
-//! Not here (the next layer's job): the goal scheduler and `-j`, output locks,
-//! deleting stale invalid outputs before a build, registering outputs (path
-//! info, references, deriver) in the database, `--check`/`--repair`, floating
+//! Above that, [`realise`] (module `scheduler`) is the next layer: the
+//! derivation graph, `-j`, output locks, deleting stale invalid outputs,
+//! registration in the store, logs. Not done anywhere yet: `--check`/`--repair`, floating
 //! content-addressed outputs (scratch paths and rewriting), recursive Nix,
 //! deciding when to build unsandboxed (`sandbox = false`, or `relaxed` with
 //! `__noChroot`; this crate only runs what it is told, see
