@@ -55,6 +55,13 @@ fn is_true(value: Option<String>) -> bool {
 pub(crate) fn derivation_strict(io: &StoreEvalIO, request: &DerivationRequest) -> Result<DerivationResult, IoError> {
     let store_dir = io.store_dir().clone();
     let name = request.name.as_str();
+    // CppNix checks these in this order, after evaluating every attribute.
+    if request.builder.is_empty() {
+        return Err(message("required attribute 'builder' missing"));
+    }
+    if request.system.is_empty() {
+        return Err(message("required attribute 'system' missing"));
+    }
     if name.ends_with(".drv") {
         return Err(message("derivation names are not allowed to end in '.drv'"));
     }

@@ -1,5 +1,9 @@
 //! The language test corpus in `tests/lang/` (CppNix's file format), run
-//! against nivis-eval.
+//! against nivis-eval joined to a store as the CLI joins them: through
+//! `StoreEvalIO` over a dummy store in read-only mode, which is what
+//! `nix-instantiate --eval --readonly-mode` does (and what `accept.sh` asks of
+//! CppNix), so derivations and store paths are computed but never written. It
+//! lives in the glue crate because nivis-eval alone has no store.
 //!
 //! - `eval-okay-NAME.nix`: evaluating it strictly and printing the value must
 //!   give exactly `eval-okay-NAME.exp` (what `nix-instantiate --eval --strict`
@@ -91,8 +95,10 @@ fn run_nivis(path: PathBuf, parse_only: bool) -> Outcome {
     let (sender, receiver) = mpsc::channel();
     let spawned = std::thread::Builder::new().stack_size(512 << 20).spawn(move || {
         let result = std::panic::catch_unwind(move || {
-            use nivis_eval::{Eval, FsIO, Pos, Settings};
-            let mut eval = Eval::new(Rc::new(FsIO), Settings::default());
+            use nivis_eval::{Eval, Pos, Settings};
+            let store = nivis_store::DummyStore::new(nivis_formats::StoreDir::new("/nix/store").unwrap());
+            let io = Rc::new(nivis_glue::StoreEvalIO::new(Box::new(store), true));
+            let mut eval = Eval::new(io, Settings::default());
             let expr = match eval.parse_file(&path) {
                 Ok(expr) => expr,
                 Err(error) => return Outcome::ParseError(error.render(false)),
@@ -204,7 +210,7 @@ fn language_corpus() {
     if std::env::var("NIVIS_ACCEPT").is_ok_and(|value| value == "1") && !filtered {
         let mut text = String::from(
             "# Language cases that nivis fails today (tests/lang, crates/eval/tests/lang.rs).\n\
-             # Regenerate with NIVIS_ACCEPT=1 cargo test -p nivis-eval --test lang.\n",
+             # Regenerate with NIVIS_ACCEPT=1 cargo test -p nivis-glue --test lang.\n",
         );
         for name in &failed_names {
             text.push_str(name);
