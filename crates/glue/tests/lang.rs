@@ -209,7 +209,7 @@ fn language_corpus() {
     let filtered = std::env::var("NIVIS_LANG_FILTER").is_ok_and(|filter| !filter.is_empty());
     if std::env::var("NIVIS_ACCEPT").is_ok_and(|value| value == "1") && !filtered {
         let mut text = String::from(
-            "# Language cases that nivis fails today (tests/lang, crates/eval/tests/lang.rs).\n\
+            "# Language cases that nivis fails today (tests/lang, crates/glue/tests/lang.rs).\n\
              # Regenerate with NIVIS_ACCEPT=1 cargo test -p nivis-glue --test lang.\n",
         );
         for name in &failed_names {
