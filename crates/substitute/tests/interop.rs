@@ -225,3 +225,82 @@ fn cppnix_substitutes_from_serve() {
     let (status, _, _) = http(&address, "POST /nix-cache-info HTTP/1.0\r\n\r\n");
     assert_eq!(status, 405);
 }
+
+/// A WebDAV-style server: GET/HEAD serve files under `dir`, PUT writes them.
+fn put_server(dir: std::path::PathBuf) -> String {
+    use std::io::BufRead;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let mut length = 0usize;
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap() == 0 || header == "\r\n" {
+                    break;
+                }
+                if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+            let mut parts = request_line.split(' ');
+            let (method, target) = (parts.next().unwrap().to_string(), parts.next().unwrap().to_string());
+            let file = dir.join(target.trim_start_matches('/'));
+            let (status, body) = match method.as_str() {
+                "PUT" => {
+                    let mut body = vec![0u8; length];
+                    reader.read_exact(&mut body).unwrap();
+                    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+                    std::fs::write(&file, body).unwrap();
+                    ("201 Created", Vec::new())
+                }
+                _ => match std::fs::read(&file) {
+                    Ok(body) => ("200 OK", body),
+                    Err(_) => ("404 Not Found", Vec::new()),
+                },
+            };
+            let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = stream.write_all(head.as_bytes());
+            if method != "HEAD" {
+                let _ = stream.write_all(&body);
+            }
+        }
+    });
+    format!("http://{address}")
+}
+
+/// nivis uploads a cache over HTTP PUT; CppNix reads the files it stored.
+#[test]
+fn uploads_over_http_put() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = open_local(&tmp.path().join("source"));
+    let paths = populate(&source, "put", 50_000);
+    let served = tmp.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let address = put_server(served.clone());
+    let cache = BinaryCacheStore::open(&format!("{address}?compression=zstd"), &settings()).unwrap();
+    let report = copy_paths(&source, &cache, &set(&paths[1..]), &CopyOptions::default(), &mut no_progress()).unwrap();
+    assert_eq!(report.copied, paths);
+    let destination_root = tmp.path().join("destination");
+    cppnix(
+        "nix",
+        &[
+            NIX_COMMAND,
+            "nix-command",
+            "copy",
+            "--no-check-sigs",
+            "--from",
+            &format!("file://{}", served.display()),
+            "--to",
+            destination_root.to_str().unwrap(),
+            &printed(&paths[1]),
+        ],
+    );
+    for path in &paths {
+        assert_eq!(cppnix_hash(&destination_root, &printed(path)), cppnix_hash(&tmp.path().join("source"), &printed(path)));
+    }
+}
