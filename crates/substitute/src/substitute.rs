@@ -401,3 +401,44 @@ fn copy_with(
     }
     Ok(report)
 }
+
+/// The configured substituters with the trust settings that go with them:
+/// what a build scheduler asks before building (`substituters`,
+/// `trusted-public-keys`, `require-sigs`, and `substitute = false` to disable).
+pub struct SubstituterSet {
+    pub substituters: Vec<Substituter>,
+    pub keyring: Keyring,
+    pub require_sigs: bool,
+}
+
+impl SubstituterSet {
+    /// Opens the configured caches; the warnings name caches that were skipped.
+    pub fn from_config(config: &Config, settings: &StoreSettings) -> Result<(SubstituterSet, Vec<String>), SubstituteError> {
+        // `substitute` defaults to true in CppNix; this configuration table
+        // does not list it, so unset means enabled.
+        let enabled = !config.is_set("substitute") || config.get_bool("substitute").unwrap_or(true);
+        let uris = if enabled { config.get_list("substituters") } else { Vec::new() };
+        let (substituters, warnings) = open_substituters(&uris, settings);
+        let set = SubstituterSet {
+            substituters,
+            keyring: trusted_keyring(config)?,
+            require_sigs: config.get_bool("require-sigs").unwrap_or(true),
+        };
+        Ok((set, warnings))
+    }
+
+    /// Substitutes `paths` (and their closures) into `local`; returns the paths
+    /// it made valid. Paths it could not get are simply not in the answer.
+    pub fn substitute(
+        &self,
+        local: &dyn Store,
+        paths: &StorePathSet,
+        progress: &mut ProgressFn<'_>,
+    ) -> Result<StorePathSet, SubstituteError> {
+        if self.substituters.is_empty() {
+            return Ok(StorePathSet::new());
+        }
+        let report = substitute_paths(local, &self.substituters, paths, &self.keyring, self.require_sigs, progress)?;
+        Ok(report.substituted.into_iter().collect())
+    }
+}

@@ -304,3 +304,36 @@ fn uploads_over_http_put() {
         assert_eq!(cppnix_hash(&destination_root, &printed(path)), cppnix_hash(&tmp.path().join("source"), &printed(path)));
     }
 }
+
+/// The configuration decides which caches are asked and which keys count.
+#[test]
+fn substituter_set_follows_the_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = open_local(&tmp.path().join("source"));
+    let paths = populate(&source, "config", 10_000);
+    let (secret_file, _, public_key) = cppnix_key(tmp.path(), "config-1");
+    let cache_dir = tmp.path().join("cache");
+    let cache = BinaryCacheStore::open(
+        &format!("file://{}?secret-key={}", cache_dir.display(), secret_file.display()),
+        &settings(),
+    )
+    .unwrap();
+    copy_paths(&source, &cache, &set(&paths[1..]), &CopyOptions::default(), &mut no_progress()).unwrap();
+
+    let mut config = nivis_config::Config::new();
+    config.set("substituters", &format!("file://{} http://127.0.0.1:1", cache_dir.display()));
+    config.set("trusted-public-keys", "someone-else-1:ZWxzZWVsc2VlbHNlZWxzZWVsc2VlbHNlZWxzZWVsc2U=");
+    let (untrusting, warnings) = nivis_substitute::SubstituterSet::from_config(&config, &settings()).unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let local = open_local(&tmp.path().join("local"));
+    assert!(untrusting.substitute(&local, &set(&paths[1..]), &mut no_progress()).unwrap().is_empty());
+    assert!(!local.is_valid_path(&paths[0]).unwrap());
+
+    config.set("trusted-public-keys", &public_key.to_string());
+    let (trusting, _) = nivis_substitute::SubstituterSet::from_config(&config, &settings()).unwrap();
+    assert_eq!(trusting.substitute(&local, &set(&paths[1..]), &mut no_progress()).unwrap(), set(&paths));
+
+    config.set("substitute", "false");
+    let (disabled, _) = nivis_substitute::SubstituterSet::from_config(&config, &settings()).unwrap();
+    assert!(disabled.substituters.is_empty());
+}
