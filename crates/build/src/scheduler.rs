@@ -414,7 +414,7 @@ pub fn realise(
                     finish_node(&mut graph, &drv_path, NodeState::Done, &mut ready);
                 }
                 Prepared::Job(job) => {
-                    let Job { drv_path, request, locks } = job;
+                    let Job { drv_path, request, locks } = *job;
                     eprintln!("building '{}'...", request.drv_path);
                     pending_registration.insert(drv_path.clone(), locks);
                     graph.nodes.get_mut(&drv_path).expect("node").state = NodeState::Running;
@@ -512,7 +512,7 @@ fn fail_dependents(graph: &mut Graph, drv_path: &StorePath, failures: &mut Vec<B
 
 enum Prepared {
     AlreadyValid,
-    Job(Job),
+    Job(Box<Job>),
 }
 
 /// Step 2 of the module comment, on the calling thread.
@@ -600,7 +600,7 @@ fn prepare_job(
     request.sandbox = settings.sandbox || real_store_dir != Path::new(store.store_dir().as_str());
     request.sandbox_paths = settings.sandbox_paths.clone();
     request.tmp_root = settings.tmp_root.clone();
-    Ok(Prepared::Job(Job { drv_path: drv_path.clone(), request, locks }))
+    Ok(Prepared::Job(Box::new(Job { drv_path: drv_path.clone(), request, locks })))
 }
 
 /// `<log dir>/drvs/<first two characters>/<rest of the base name>.bz2`.
@@ -771,13 +771,13 @@ fn complete_job(store: &dyn Store, node: &Node, job: JobResult, settings: &Build
                     FailureKind::HashMismatch,
                 ));
             }
-            ca = Some(ContentAddress::Fixed(*method, hash.clone()));
+            ca = Some(ContentAddress::Fixed(*method, *hash));
         }
         let mut references = StorePathSet::new();
         for reference in &output.info.references {
             references.insert(store_dir.parse_path(reference).map_err(|e| failure(e.to_string(), FailureKind::Other))?);
         }
-        let mut info = ValidPathInfo::new(path, output.info.nar_hash.clone(), output.info.nar_size);
+        let mut info = ValidPathInfo::new(path, output.info.nar_hash, output.info.nar_size);
         info.references = references;
         info.deriver = Some(job.drv_path.clone());
         info.ultimate = true;
