@@ -265,6 +265,10 @@ impl Graph {
             let mut to_check: Vec<StorePath> = Vec::new();
             for (drv_path, outputs, dependent) in layer.drain(..) {
                 if !nodes.contains_key(&drv_path) {
+                    // The `.drv` must survive a collection until we are done.
+                    if let Some(local) = store.as_local() {
+                        local.add_temp_root(&drv_path)?;
+                    }
                     let drv = read_derivation(store, &drv_path)?;
                     let printed = store.print_store_path(&drv_path);
                     nodes.insert(

@@ -67,7 +67,7 @@ impl BuildFlags {
             "-Q" | "--no-build-output" => self.print_build_logs = Some(false),
             "--dry-run" => self.dry_run = true,
             "--store" => self.store = Some(value(i)?),
-            "--check" => self.options.push(("nivis-check".into(), "true".into())),
+            "--check" => bail!(crate::NotImplemented("--check (rebuild and compare)".into())),
             "--fallback" | "--no-fallback" | "--repair" | "-v" | "--verbose" | "--quiet" | "--show-trace"
             | "--no-gc-warning" | "--impure" => {}
             s if s.starts_with("-j") && s.len() > 2 && s[2..].chars().all(|c| c.is_ascii_digit()) => {
