@@ -13,7 +13,8 @@
 //!    output makes us wait, then we see its outputs valid and reuse them),
 //!    delete stale invalid outputs, compute the input closure, record temporary
 //!    roots. The builder itself runs on a worker thread ([`crate::run_build`],
-//!    then [`crate::BuildOutcome::finish_outputs`]), which needs no store.
+//!    then [`crate::BuildOutcome::finish_outputs`] and one `syncfs`), which
+//!    needs no store.
 //! 3. Back on the calling thread: fixed-output hashes and the
 //!    `allowedReferences`-style constraints are checked, then every output is
 //!    registered (NAR hash and size, references, deriver, `ultimate`, content
@@ -704,6 +705,7 @@ fn run_job(
         }
         let owner = BuildUser::current();
         let finished = outcome.finish_outputs(&request, Some((owner.uid, owner.gid)))?;
+        sync_file_system(&request.real_store_dir)?;
         Ok((outcome.status.clone(), finished))
     });
     if !sink.partial.is_empty() {
@@ -714,6 +716,19 @@ fn run_job(
         let _ = file.finish();
     }
     JobResult { drv_path, request, outcome, last_lines: sink.last_lines.into_iter().collect() }
+}
+
+/// Makes the outputs durable before they are registered (a path is valid
+/// only once its contents are on disk): one `syncfs(2)` of the store's file
+/// system, done on the worker thread so builds overlap it.
+fn sync_file_system(real_store_dir: &Path) -> Result<(), BuildError> {
+    use std::os::fd::AsRawFd;
+    let directory = fs::File::open(real_store_dir).map_err(|e| BuildError::io("opening", real_store_dir, e))?;
+    // SAFETY: syncfs on a descriptor we own for the duration of the call.
+    if unsafe { libc::syncfs(directory.as_raw_fd()) } != 0 {
+        return Err(BuildError::io("syncing the file system of", real_store_dir, io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 /// Step 3 of the module comment: checks, then registration in one transaction.
