@@ -752,7 +752,14 @@ fn complete_job(store: &dyn Store, node: &Node, job: JobResult, settings: &Build
         }
     };
     if !status.success() {
-        let mut message = format!("builder for '{printed}' {}", status.describe());
+        let mut message = match status {
+            // CppNix 2.8 names the goal in these two messages.
+            BuildStatus::TimedOut(_) | BuildStatus::SilentTooLong(_) => {
+                let wanted: Vec<&str> = node.wanted.iter().map(String::as_str).collect();
+                format!("building of '{printed}!{}' from .drv file {}", wanted.join(","), status.describe())
+            }
+            _ => format!("builder for '{printed}' {}", status.describe()),
+        };
         if !job.last_lines.is_empty() && !settings.print_build_logs {
             message.push_str(&format!(";\n       last {} log lines:", job.last_lines.len()));
             for line in &job.last_lines {

@@ -388,3 +388,22 @@ fn nix_build_links_and_json() {
     assert_eq!(fs::read_link(fixture.dir.path().join("result")).expect("result").to_string_lossy(), out);
     assert!(text(&built.stderr).contains("nb> progress"), "-L prefixes log lines: {}", text(&built.stderr));
 }
+
+#[test]
+fn settings_reach_the_builder() {
+    if !available("settings_reach_the_builder") {
+        return;
+    }
+    let fixture = Fixture::new();
+    fixture.write_expr(r#"{ cores = mk "cores" "echo $NIX_BUILD_CORES > $out" {}; slow = mk "slow" "sleep 5; echo > $out" {}; }"#);
+    let store = fixture.store("nivis");
+    let cores = fixture.nix_build(&store, &["-A", "cores", "--cores", "3", "--no-out-link"]);
+    assert!(cores.status.success(), "{}", text(&cores.stderr));
+    let out = text(&cores.stdout).trim().to_string();
+    assert_eq!(fs::read_to_string(store.join(out.trim_start_matches('/'))).expect("out"), "3\n");
+    let started = Instant::now();
+    let slow = fixture.nix_build(&store, &["-A", "slow", "--timeout", "1", "--no-out-link"]);
+    assert!(started.elapsed() < Duration::from_secs(4), "the timeout did not stop the build");
+    assert_eq!(slow.status.code(), Some(101), "{}", text(&slow.stderr));
+    assert!(text(&slow.stderr).contains("-slow.drv!out' from .drv file timed out after 1 seconds"), "{}", text(&slow.stderr));
+}
