@@ -613,10 +613,7 @@ fn prim_foldl(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let list = e.force_list(&a[2], p)?;
     let mut acc = a[1].clone();
     for x in list.iter() {
-        let g = e.call(&f, acc, p)?;
-        let g = e.force(&g, p)?;
-        acc = e.call(&g, x.clone(), p)?;
-        acc = e.force(&acc, p)?;
+        acc = e.call_n(&f, &[acc, x.clone()], p)?;
     }
     e.force(&acc, p)
 }

@@ -502,6 +502,16 @@ impl Eval {
                             continue;
                         }
                     }
+                    if let Value::Lambda(c) = &f {
+                        let k = curry_depth(c.lambda, args.len() - i);
+                        if k > 1 {
+                            let argv: smallvec::SmallVec<[Value; 4]> =
+                                args[i..i + k].iter().map(|a| self.maybe_thunk(a, env)).collect();
+                            f = self.call_lambda_multi(c, &argv, *pos)?;
+                            i += k;
+                            continue;
+                        }
+                    }
                     let arg = self.maybe_thunk(&args[i], env);
                     f = self.call(&f, arg, *pos)?;
                     i += 1;
@@ -997,9 +1007,19 @@ impl Eval {
     /// Applies a function value (forcing it first) to several arguments.
     pub fn call_n(&mut self, f: &Value, args: &[Value], pos: Pos) -> Result<Value> {
         let mut f = self.force(f, pos)?;
-        for a in args {
-            f = self.call(&f, a.clone(), pos)?;
+        let mut i = 0;
+        while i < args.len() {
+            if let Value::Lambda(c) = &f {
+                let k = curry_depth(c.lambda, args.len() - i);
+                if k > 1 {
+                    f = self.call_lambda_multi(c, &args[i..i + k], pos)?;
+                    i += k;
+                    continue;
+                }
+            }
+            f = self.call(&f, args[i].clone(), pos)?;
             f = self.force(&f, pos)?;
+            i += 1;
         }
         Ok(f)
     }
@@ -1009,8 +1029,28 @@ impl Eval {
     }
 
     fn call_lambda(&mut self, c: &Rc<Closure>, arg: Value, pos: Pos) -> Result<Value> {
-        let lambda = c.lambda;
-        let env = Env::new(Some(c.env.clone()), lambda.env_size());
+        let env = self.bind_arg(c.lambda, c.env.clone(), arg, pos)?;
+        self.run_body(c.lambda, &env, pos)
+    }
+
+    /// Applies closure `c` to all of `args`, which must be at most
+    /// `curry_depth(c.lambda)`: a curried function (`a: b: body`) gets its
+    /// environments chained directly, without allocating the closures for the
+    /// intermediate lambdas (what `f a b` and `foldl'` would otherwise do).
+    fn call_lambda_multi(&mut self, c: &Rc<Closure>, args: &[Value], pos: Pos) -> Result<Value> {
+        let mut lambda = c.lambda;
+        let mut env = self.bind_arg(lambda, c.env.clone(), args[0].clone(), pos)?;
+        for arg in &args[1..] {
+            let Expr::Lambda(inner) = &lambda.body else { unreachable!("checked by curry_depth") };
+            lambda = inner;
+            env = self.bind_arg(lambda, env, arg.clone(), pos)?;
+        }
+        self.run_body(lambda, &env, pos)
+    }
+
+    /// Binds `arg` to `lambda`'s argument (or formals) in a new environment below `parent`.
+    fn bind_arg(&mut self, lambda: &'static Lambda, parent: Rc<Env>, arg: Value, pos: Pos) -> Result<Rc<Env>> {
+        let env = Env::new(Some(parent), lambda.env_size());
         match &lambda.formals {
             None => env.values.borrow_mut().push(arg),
             Some(formals) => {
@@ -1054,12 +1094,17 @@ impl Eval {
                 }
             }
         }
+        Ok(env)
+    }
+
+    /// Evaluates `lambda`'s body in its bound environment `env`.
+    fn run_body(&mut self, lambda: &'static Lambda, env: &Rc<Env>, pos: Pos) -> Result<Value> {
         self.call_depth += 1;
         if self.call_depth > self.settings.max_call_depth {
             self.call_depth -= 1;
             return Err(EvalError::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded", pos));
         }
-        let result = self.eval(&lambda.body, &env);
+        let result = self.eval(&lambda.body, env);
         self.call_depth -= 1;
         if self.settings.show_trace && result.is_err() {
             let name = match lambda.name {
@@ -1291,6 +1336,19 @@ fn same_value(a: &Value, b: &Value) -> bool {
         (Value::PrimOpApp(x), Value::PrimOpApp(y)) => Rc::ptr_eq(x, y),
         _ => false,
     }
+}
+
+/// How many of `max` arguments a curried lambda (`a: b: ...`) takes directly.
+fn curry_depth(mut l: &Lambda, max: usize) -> usize {
+    let mut n = 1;
+    while n < max {
+        match &l.body {
+            Expr::Lambda(inner) => l = inner,
+            _ => break,
+        }
+        n += 1;
+    }
+    n
 }
 
 pub fn lambda_name(l: &Lambda) -> String {
