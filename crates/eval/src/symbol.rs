@@ -38,7 +38,13 @@ impl std::hash::Hasher for FxHasher {
         self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(0x517cc1b727220a95);
     }
     fn finish(&self) -> u64 {
-        self.0
+        // The multiply-rotate steps leave the low bits (which pick hashbrown's
+        // bucket) depending on few input bits: names like `attr1234` collided
+        // into long probe chains. A final avalanche step spreads every bit.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51afd7ed558ccd);
+        h ^ (h >> 33)
     }
 }
 

@@ -89,9 +89,11 @@ impl Attrs {
     }
     /// Entries in lexicographic order of their names (the order users see).
     pub fn sorted_by_name(&self) -> Vec<&Attr> {
-        let mut v: Vec<&Attr> = self.entries.iter().collect();
-        v.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-        v
+        // Look each name up once (a symbol's bytes live behind a thread-local),
+        // not twice per comparison.
+        let mut v: Vec<(&'static [u8], &Attr)> = self.entries.iter().map(|a| (a.name.as_bytes(), a)).collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        v.into_iter().map(|(_, a)| a).collect()
     }
 }
 
