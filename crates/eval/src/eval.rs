@@ -505,9 +505,7 @@ impl Eval {
                     if let Value::Lambda(c) = &f {
                         let k = curry_depth(c.lambda, args.len() - i);
                         if k > 1 {
-                            let argv: smallvec::SmallVec<[Value; 4]> =
-                                args[i..i + k].iter().map(|a| self.maybe_thunk(a, env)).collect();
-                            f = self.call_lambda_multi(c, &argv, *pos)?;
+                            f = self.call_lambda_exprs(c, &args[i..i + k], *pos, env)?;
                             i += k;
                             continue;
                         }
@@ -1046,6 +1044,14 @@ impl Eval {
             env = self.bind_arg(lambda, env, arg.clone(), pos)?;
         }
         self.run_body(lambda, &env, pos)
+    }
+
+    /// `call_lambda_multi` on argument expressions, kept out of `eval` so that its
+    /// argument buffer does not enlarge `eval`'s (recursive) stack frame.
+    #[inline(never)]
+    fn call_lambda_exprs(&mut self, c: &Rc<Closure>, args: &'static [Expr], pos: Pos, env: &Rc<Env>) -> Result<Value> {
+        let argv: smallvec::SmallVec<[Value; 4]> = args.iter().map(|a| self.maybe_thunk(a, env)).collect();
+        self.call_lambda_multi(c, &argv, pos)
     }
 
     /// Binds `arg` to `lambda`'s argument (or formals) in a new environment below `parent`.
