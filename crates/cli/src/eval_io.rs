@@ -73,6 +73,36 @@ pub fn new_eval(include: &[String], show_trace: bool, io: Rc<dyn EvalIO>) -> Eva
     Eval::new(io, settings(include, show_trace))
 }
 
+/// Parses, at `args[*i]`, a flag every evaluating command shares: `--arg NAME
+/// EXPR`, `--argstr NAME STRING`, `-I PATH`/`--include PATH`/`-IPATH`. Leaves `i`
+/// on the flag's last value and returns true, or returns false for other flags.
+pub fn parse_eval_flag(
+    args: &[String],
+    i: &mut usize,
+    auto_args: &mut Vec<(String, AutoArg)>,
+    include: &mut Vec<String>,
+) -> anyhow::Result<bool> {
+    let flag = args[*i].as_str();
+    let value = |i: &mut usize| -> anyhow::Result<String> {
+        *i += 1;
+        args.get(*i).cloned().ok_or_else(|| anyhow::anyhow!("flag '{flag}' requires an argument"))
+    };
+    match flag {
+        "--arg" => {
+            let name = value(i)?;
+            auto_args.push((name, AutoArg::Expr(value(i)?)));
+        }
+        "--argstr" => {
+            let name = value(i)?;
+            auto_args.push((name, AutoArg::Str(value(i)?)));
+        }
+        "-I" | "--include" => include.push(value(i)?),
+        _ if flag.starts_with("-I") && flag.len() > 2 => include.push(flag[2..].to_string()),
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 /// `--arg`/`--argstr` values, bound lazily.
 pub enum AutoArg {
     Expr(String),

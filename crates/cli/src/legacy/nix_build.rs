@@ -38,25 +38,17 @@ fn parse_args(args: Vec<OsString>) -> anyhow::Result<Options> {
             *i += 1;
             args.get(*i).cloned().ok_or_else(|| anyhow::anyhow!("flag '{a}' requires an argument"))
         };
+        if crate::eval_io::parse_eval_flag(&args, &mut i, &mut o.auto_args, &mut o.include)? {
+            i += 1;
+            continue;
+        }
         match a.as_str() {
             "-E" | "--expr" => o.from_args = true,
             "--show-trace" => o.show_trace = true,
             "-A" | "--attr" => o.attr_paths.push(next(&mut i)?),
-            "--arg" => {
-                let name = next(&mut i)?;
-                let value = next(&mut i)?;
-                o.auto_args.push((name, AutoArg::Expr(value)));
-            }
-            "--argstr" => {
-                let name = next(&mut i)?;
-                let value = next(&mut i)?;
-                o.auto_args.push((name, AutoArg::Str(value)));
-            }
-            "-I" | "--include" => o.include.push(next(&mut i)?),
             "-o" | "--out-link" => o.out_link = Some(next(&mut i)?),
             "--no-out-link" | "--no-link" => o.no_out_link = true,
             "--add-root" | "--indirect" | "--drv-link" => {}
-            s if s.starts_with("-I") && s.len() > 2 => o.include.push(s[2..].to_string()),
             _ => {
                 if !o.build.parse_flag(&args, &mut i)? {
                     if a.starts_with('-') && a != "-" {

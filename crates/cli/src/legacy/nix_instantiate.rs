@@ -42,6 +42,10 @@ fn parse_args(args: Vec<OsString>) -> anyhow::Result<Options> {
     };
     while i < args.len() {
         let a = args[i].clone();
+        if crate::eval_io::parse_eval_flag(&args, &mut i, &mut o.auto_args, &mut o.include)? {
+            i += 1;
+            continue;
+        }
         match a.as_str() {
             "--eval" | "--eval-only" => o.eval = true,
             "--strict" => o.strict = true,
@@ -57,17 +61,6 @@ fn parse_args(args: Vec<OsString>) -> anyhow::Result<Options> {
             "--no-location" => {}
             "--dry-run" => o.read_only = Some(true),
             "-A" | "--attr" => o.attr_paths.push(next(&mut i, &a)?),
-            "--arg" => {
-                let name = next(&mut i, &a)?;
-                let value = next(&mut i, &a)?;
-                o.auto_args.push((name, AutoArg::Expr(value)));
-            }
-            "--argstr" => {
-                let name = next(&mut i, &a)?;
-                let value = next(&mut i, &a)?;
-                o.auto_args.push((name, AutoArg::Str(value)));
-            }
-            "-I" | "--include" => o.include.push(next(&mut i, &a)?),
             "--option" => {
                 next(&mut i, &a)?;
                 next(&mut i, &a)?;
@@ -75,7 +68,6 @@ fn parse_args(args: Vec<OsString>) -> anyhow::Result<Options> {
             "--add-root" | "--indirect" => {
                 anyhow::bail!(crate::NotImplemented(format!("nix-instantiate {a} (garbage collector roots)")))
             }
-            s if s.starts_with("-I") && s.len() > 2 => o.include.push(s[2..].to_string()),
             s if s.starts_with('-') && s != "-" => {
                 anyhow::bail!("unrecognised flag '{s}'\nTry 'nix-instantiate --help' for more information.")
             }

@@ -31,6 +31,10 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
             *i += 1;
             args.get(*i).cloned().ok_or_else(|| anyhow::anyhow!("flag '{a}' requires an argument"))
         };
+        if crate::eval_io::parse_eval_flag(&args, &mut i, &mut auto_args, &mut include)? {
+            i += 1;
+            continue;
+        }
         match a.as_str() {
             "-f" | "--file" => file = Some(next(&mut i)?),
             "--expr" => expr = Some(next(&mut i)?),
@@ -38,15 +42,6 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
             "--no-link" => no_link = true,
             "--print-out-paths" => print_out_paths = true,
             "--json" => json_output = true,
-            "-I" | "--include" => include.push(next(&mut i)?),
-            "--arg" => {
-                let name = next(&mut i)?;
-                auto_args.push((name, AutoArg::Expr(next(&mut i)?)));
-            }
-            "--argstr" => {
-                let name = next(&mut i)?;
-                auto_args.push((name, AutoArg::Str(next(&mut i)?)));
-            }
             "--extra-experimental-features" | "--experimental-features" => {
                 next(&mut i)?;
             }

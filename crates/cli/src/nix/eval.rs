@@ -38,6 +38,10 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
     };
     while i < args.len() {
         let a = args[i].clone();
+        if crate::eval_io::parse_eval_flag(&args, &mut i, &mut o.auto_args, &mut o.include)? {
+            i += 1;
+            continue;
+        }
         match a.as_str() {
             "--expr" => o.expr = Some(next(&mut i, &a)?),
             "--file" | "-f" => o.file = Some(next(&mut i, &a)?),
@@ -48,17 +52,6 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
             "--read-only" => o.read_only = true,
             "--store" => o.store = Some(next(&mut i, &a)?),
             "--impure" | "--no-write-lock-file" | "--offline" => {}
-            "-I" | "--include" => o.include.push(next(&mut i, &a)?),
-            "--arg" => {
-                let name = next(&mut i, &a)?;
-                let value = next(&mut i, &a)?;
-                o.auto_args.push((name, AutoArg::Expr(value)));
-            }
-            "--argstr" => {
-                let name = next(&mut i, &a)?;
-                let value = next(&mut i, &a)?;
-                o.auto_args.push((name, AutoArg::Str(value)));
-            }
             "--option" => {
                 next(&mut i, &a)?;
                 next(&mut i, &a)?;
