@@ -2,7 +2,8 @@
 //! `nix-build`, `nix build`, `nix-store --read-log` and `nix log`: the build
 //! flags every command accepts (`-j`, `--cores`, `-k`, `-K`, `-L`, `-Q`,
 //! `--option NAME VALUE`, ...) resolved against `nix.conf` into
-//! [`BuildSettings`], running the scheduler, rendering its failures as
+//! [`BuildSettings`], offering missing outputs to the configured binary caches
+//! (`substituters`) before building, running the scheduler, rendering its failures as
 //! CppNix does, `result` symlinks with their GC roots, and reading logs.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -78,13 +79,35 @@ impl BuildFlags {
         Ok(true)
     }
 
-    /// The settings: built-in defaults, then `nix.conf`, then these flags.
-    /// `legacy` commands print build logs unless `-Q`; `nix build` only with `-L`.
-    pub fn settings(&self, legacy: bool) -> anyhow::Result<BuildSettings> {
+    /// `nix.conf` with these flags applied on top.
+    fn config(&self) -> anyhow::Result<nivis_config::Config> {
         let mut config = nivis_config::Config::load()?;
         for (name, value) in &self.options {
             config.set(name, value);
         }
+        Ok(config)
+    }
+
+    /// The binary caches to substitute from (`substituters`, `trusted-public-keys`,
+    /// `require-sigs`). Caches nivis cannot open are skipped; the warning is
+    /// printed only when the user configured substituters, so the default
+    /// (cache.nixos.org over https, which this build does not speak) stays quiet.
+    pub fn substituters(&self) -> anyhow::Result<ConfiguredSubstituters> {
+        let config = self.config()?;
+        let settings = nivis_store::StoreSettings::from_env();
+        let (set, warnings) = nivis_substitute::SubstituterSet::from_config(&config, &settings)?;
+        if config.is_set("substituters") {
+            for warning in warnings {
+                eprintln!("warning: {warning}");
+            }
+        }
+        Ok(ConfiguredSubstituters(set))
+    }
+
+    /// The settings: built-in defaults, then `nix.conf`, then these flags.
+    /// `legacy` commands print build logs unless `-Q`; `nix build` only with `-L`.
+    pub fn settings(&self, legacy: bool) -> anyhow::Result<BuildSettings> {
+        let config = self.config()?;
         let mut settings = BuildSettings { max_jobs: config.max_jobs()? as usize, ..BuildSettings::default() };
         settings.cores = config.get_u64("cores")?.unwrap_or(0) as u32;
         let seconds = |name: &str| -> anyhow::Result<Option<Duration>> {
@@ -154,19 +177,38 @@ pub fn print_missing(store: &dyn Store, targets: &[DerivedPath]) -> anyhow::Resu
     Ok(())
 }
 
-/// Realises derivations and plain store paths (which must be valid).
+/// The configured binary caches, as the scheduler's substitution hook: every
+/// output that is missing is offered to them before anything is built.
+pub struct ConfiguredSubstituters(nivis_substitute::SubstituterSet);
+
+impl nivis_build::Substituter for ConfiguredSubstituters {
+    fn substitute(&self, store: &dyn Store, paths: &nivis_formats::StorePathSet) -> Result<nivis_formats::StorePathSet, String> {
+        let mut announced: Option<StorePath> = None;
+        let mut progress = |path: &StorePath, _done: u64, _total: u64| {
+            if announced.as_ref() != Some(path) {
+                eprintln!("copying path '{}' from a substituter...", store.print_store_path(path));
+                announced = Some(path.clone());
+            }
+        };
+        self.0.substitute(store, paths, &mut progress).map_err(|error| error.to_string())
+    }
+}
+
+/// Realises derivations and plain store paths (which must be valid),
+/// substituting what the binary caches have before building the rest.
 /// Returns the scheduler's result, or the exit status on failure.
 pub fn realise(
     store: &dyn Store,
     targets: &[DerivedPath],
     settings: &BuildSettings,
+    substituters: &ConfiguredSubstituters,
     dry_run: bool,
 ) -> anyhow::Result<Result<RealiseResult, u8>> {
     print_missing(store, targets)?;
     if dry_run {
         return Ok(Ok(RealiseResult::default()));
     }
-    let result = nivis_build::realise(store, targets, settings, None)?;
+    let result = nivis_build::realise(store, targets, settings, Some(substituters))?;
     if !result.failures.is_empty() {
         return Ok(Err(report_failures(&result)));
     }
@@ -240,7 +282,8 @@ fn nix_store_realise(args: &[String]) -> crate::CommandResult {
             bail!("path '{}' is required, but there is no substituter that can build it", store.print_store_path(path));
         }
     }
-    let result = match realise(store.as_ref(), &targets, &settings, flags.dry_run)? {
+    let substituters = flags.substituters()?;
+    let result = match realise(store.as_ref(), &targets, &settings, &substituters, flags.dry_run)? {
         Ok(result) => result,
         Err(status) => return Ok(ExitCode::from(status)),
     };

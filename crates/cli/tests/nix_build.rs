@@ -407,3 +407,43 @@ fn settings_reach_the_builder() {
     assert_eq!(slow.status.code(), Some(101), "{}", text(&slow.stderr));
     assert!(text(&slow.stderr).contains("-slow.drv!out' from .drv file timed out after 1 seconds"), "{}", text(&slow.stderr));
 }
+
+#[test]
+fn outputs_a_binary_cache_has_are_substituted_not_built() {
+    if !available("outputs_a_binary_cache_has_are_substituted_not_built") {
+        return;
+    }
+    let fixture = Fixture::new();
+    fixture.write_expr(r#"mk "cached" "echo from-the-cache > $out" { }"#);
+    let first = fixture.store("first");
+    let built = fixture.nix_build(&first, &["--no-out-link"]);
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let out_path = text(&built.stdout).trim().to_string();
+
+    // Publish the output (and its closure) in an unsigned file:// cache.
+    let cache = format!("file://{}", fixture.dir.path().join("cache").display());
+    let copy = fixture.nivis("nix").arg("--store").arg(&first).args(["copy", "--to", &cache, &out_path]).output().unwrap();
+    assert!(copy.status.success(), "{}", text(&copy.stderr));
+
+    // A fresh store with the cache as substituter gets the output without building.
+    let second = fixture.store("second");
+    let substituted = fixture.nix_build(
+        &second,
+        &["--no-out-link", "--option", "substituters", &cache, "--option", "require-sigs", "false"],
+    );
+    let stderr = text(&substituted.stderr);
+    assert!(substituted.status.success(), "{stderr}");
+    assert_eq!(text(&substituted.stdout).trim(), out_path);
+    assert!(stderr.contains(&format!("copying path '{out_path}'")), "{stderr}");
+    assert!(!stderr.contains("building '"), "built although the cache had it: {stderr}");
+    let contents = fs::read_to_string(format!("{}{out_path}", second.display())).unwrap();
+    assert_eq!(contents, "from-the-cache\n");
+
+    // The same cache without signatures is refused when signatures are required,
+    // and the scheduler falls back to building.
+    let third = fixture.store("third");
+    let fallback = fixture.nix_build(&third, &["--no-out-link", "--option", "substituters", &cache]);
+    let stderr = text(&fallback.stderr);
+    assert!(fallback.status.success(), "{stderr}");
+    assert!(stderr.contains("building '"), "{stderr}");
+}

@@ -91,7 +91,8 @@ pub fn run(args: Vec<OsString>) -> crate::CommandResult {
     let store = crate::store_args::open_store(o.build.store.as_deref())?;
     let settings = o.build.settings(true)?;
     let targets = group_targets(store.as_ref(), &pairs)?;
-    let result = match realise(store.as_ref(), &targets, &settings, o.build.dry_run)? {
+    let substituters = o.build.substituters()?;
+    let result = match realise(store.as_ref(), &targets, &settings, &substituters, o.build.dry_run)? {
         Ok(result) => result,
         Err(status) => return Ok(ExitCode::from(status)),
     };

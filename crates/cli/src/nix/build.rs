@@ -94,7 +94,8 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
             }
         }
     }
-    let result = match crate::realise::realise(store.as_ref(), &targets, &settings, build.dry_run)? {
+    let substituters = build.substituters()?;
+    let result = match crate::realise::realise(store.as_ref(), &targets, &settings, &substituters, build.dry_run)? {
         Ok(result) => result,
         Err(status) => return Ok(ExitCode::from(status)),
     };
