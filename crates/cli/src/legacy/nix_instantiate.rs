@@ -62,8 +62,11 @@ fn parse_args(args: Vec<OsString>) -> anyhow::Result<Options> {
             "--dry-run" => o.read_only = Some(true),
             "-A" | "--attr" => o.attr_paths.push(next(&mut i, &a)?),
             "--option" => {
+                // The evaluator does not read nix.conf settings yet; say so
+                // rather than appear to honour them.
+                let name = next(&mut i, &a)?;
                 next(&mut i, &a)?;
-                next(&mut i, &a)?;
+                eprintln!("warning: the evaluator ignores the setting '{name}' (not supported by nivis yet)");
             }
             "--add-root" | "--indirect" => {
                 anyhow::bail!(crate::NotImplemented(format!("nix-instantiate {a} (garbage collector roots)")))

@@ -53,8 +53,11 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
             "--store" => o.store = Some(next(&mut i, &a)?),
             "--impure" | "--no-write-lock-file" | "--offline" => {}
             "--option" => {
+                // The evaluator does not read nix.conf settings yet; say so
+                // rather than appear to honour them.
+                let name = next(&mut i, &a)?;
                 next(&mut i, &a)?;
-                next(&mut i, &a)?;
+                eprintln!("warning: the evaluator ignores the setting '{name}' (not supported by nivis yet)");
             }
             s if s.starts_with('-') => anyhow::bail!("unrecognised flag '{s}'"),
             _ => {
