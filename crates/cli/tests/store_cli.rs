@@ -81,6 +81,47 @@ fn make_tree(at: &Path) {
 }
 
 /// Entries of the real store directory other than store paths' contents.
+/// A `nix-store --import` by nivis into a fresh store, fed half of a CppNix export
+/// of one file of `size` bytes, and caught once its temporary entry exists.
+struct HalfImport {
+    path: String,
+    export: Vec<u8>,
+    target: PathBuf,
+    target_arg: String,
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+}
+
+impl HalfImport {
+    fn start(env: &Env, fill: u8, size: usize) -> HalfImport {
+        let source = store_arg(&env.path("source"));
+        let big = env.path("big");
+        std::fs::write(&big, vec![fill; size]).unwrap();
+        let path = stdout(&env.cppnix("nix-store", &["--store", &source, "--add", big.to_str().unwrap()]));
+        let path = path.trim().to_string();
+        let export = env.cppnix("nix-store", &["--store", &source, "--export", &path]).stdout;
+
+        let target = env.path("target");
+        let target_arg = store_arg(&target);
+        let mut child = Command::new(env.dir.path().join("bin/nix-store"))
+            .args(["--store", &target_arg, "--import"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&export[..export.len() / 2]).unwrap();
+        stdin.flush().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while leftovers(&target).is_empty() {
+            assert!(std::time::Instant::now() < deadline, "no temporary entry appeared");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        HalfImport { path, export, target, target_arg, child, stdin }
+    }
+}
+
 fn leftovers(root: &Path) -> Vec<String> {
     std::fs::read_dir(root.join("nix/store"))
         .unwrap()
@@ -361,32 +402,7 @@ fn concurrent_adds_of_one_path_by_nivis_and_cppnix_processes() {
 #[test]
 fn a_killed_import_leaves_no_valid_half_path() {
     let env = Env::new();
-    let source = env.path("source");
-    let source_arg = store_arg(&source);
-    let big = env.path("big");
-    std::fs::write(&big, vec![42u8; 8_000_000]).unwrap();
-    let path = stdout(&env.cppnix("nix-store", &["--store", &source_arg, "--add", big.to_str().unwrap()]));
-    let path = path.trim().to_string();
-    let export = env.cppnix("nix-store", &["--store", &source_arg, "--export", &path]).stdout;
-
-    let target = env.path("target");
-    let target_arg = store_arg(&target);
-    let mut child = Command::new(env.dir.path().join("bin/nix-store"))
-        .args(["--store", &target_arg, "--import"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(&export[..export.len() / 2]).unwrap();
-    stdin.flush().unwrap();
-    // Kill it once the half-written temporary entry exists.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while leftovers(&target).is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no temporary entry appeared");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let HalfImport { path, export, target, target_arg, mut child, stdin } = HalfImport::start(&env, 42, 8_000_000);
     child.kill().unwrap();
     child.wait().unwrap();
     drop(stdin);
@@ -631,31 +647,7 @@ fn dump_db_matches_cppnix_and_load_db_registers_copied_contents() {
 #[test]
 fn cppnix_garbage_collection_spares_an_import_in_progress() {
     let env = Env::new();
-    let source = store_arg(&env.path("source"));
-    let big = env.path("big");
-    std::fs::write(&big, vec![7u8; 4_000_000]).unwrap();
-    let path = stdout(&env.cppnix("nix-store", &["--store", &source, "--add", big.to_str().unwrap()]));
-    let path = path.trim().to_string();
-    let export = env.cppnix("nix-store", &["--store", &source, "--export", &path]).stdout;
-
-    let target = env.path("target");
-    let target_arg = store_arg(&target);
-    let mut child = Command::new(env.dir.path().join("bin/nix-store"))
-        .args(["--store", &target_arg, "--import"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(&export[..export.len() / 2]).unwrap();
-    stdin.flush().unwrap();
-    // Wait until the half-written temporary entry exists.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while leftovers(&target).is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no temporary entry appeared");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let HalfImport { path, export, target, target_arg, child, mut stdin } = HalfImport::start(&env, 7, 4_000_000);
     let gc = env.cppnix("nix-store", &["--store", &target_arg, "--gc"]);
     assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
     assert!(!leftovers(&target).is_empty(), "CppNix's GC deleted the import in progress");
