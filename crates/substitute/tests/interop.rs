@@ -25,19 +25,13 @@ fn substitutes_from_a_cache_cppnix_wrote() {
     let paths = populate(&open_local(&source_root), "cppnix-cache", 300_000);
     let (secret_file, _, public_key) = cppnix_key(tmp.path(), "cache.test-1");
     let cache_uri = format!("file://{}/cache", tmp.path().display());
-    cppnix(
-        "nix",
-        &[
-            NIX_COMMAND,
-            "nix-command",
-            "copy",
-            "--store",
-            source_root.to_str().unwrap(),
-            "--to",
-            &format!("{cache_uri}?compression=xz&secret-key={}", secret_file.display()),
-            &printed(&paths[1]),
-        ],
-    );
+    cppnix_copy(&[
+        "--store",
+        source_root.to_str().unwrap(),
+        "--to",
+        &format!("{cache_uri}?compression=xz&secret-key={}", secret_file.display()),
+        &printed(&paths[1]),
+    ]);
 
     let destination_root = tmp.path().join("destination");
     let destination = open_local(&destination_root);
@@ -87,25 +81,19 @@ fn cppnix_reads_a_cache_nivis_wrote() {
         assert!(again.copied.is_empty() && again.skipped.len() == 2);
 
         let destination_root = tmp.path().join(format!("destination-{compression}"));
-        cppnix(
-            "nix",
-            &[
-                NIX_COMMAND,
-                "nix-command",
-                "copy",
-                "--from",
-                &format!("file://{}", cache_dir.display()),
-                "--to",
-                destination_root.to_str().unwrap(),
-                "--option",
-                "require-sigs",
-                "true",
-                "--option",
-                "trusted-public-keys",
-                &public_key.to_string(),
-                &printed(&paths[1]),
-            ],
-        );
+        cppnix_copy(&[
+            "--from",
+            &format!("file://{}", cache_dir.display()),
+            "--to",
+            destination_root.to_str().unwrap(),
+            "--option",
+            "require-sigs",
+            "true",
+            "--option",
+            "trusted-public-keys",
+            &public_key.to_string(),
+            &printed(&paths[1]),
+        ]);
         for path in &paths {
             assert_eq!(cppnix_hash(&destination_root, &printed(path)), cppnix_hash(&source_root, &printed(path)));
         }
@@ -113,19 +101,13 @@ fn cppnix_reads_a_cache_nivis_wrote() {
 
     // CppNix writes the same path into an uncompressed cache: same narinfo.
     let cppnix_cache = tmp.path().join("cppnix-none");
-    cppnix(
-        "nix",
-        &[
-            NIX_COMMAND,
-            "nix-command",
-            "copy",
-            "--store",
-            source_root.to_str().unwrap(),
-            "--to",
-            &format!("file://{}?compression=none&secret-key={}", cppnix_cache.display(), secret_file.display()),
-            &printed(&paths[1]),
-        ],
-    );
+    cppnix_copy(&[
+        "--store",
+        source_root.to_str().unwrap(),
+        "--to",
+        &format!("file://{}?compression=none&secret-key={}", cppnix_cache.display(), secret_file.display()),
+        &printed(&paths[1]),
+    ]);
     for path in &paths {
         let name = format!("{}.narinfo", path.hash_part());
         let ours = std::fs::read_to_string(tmp.path().join("cache-none").join(&name)).unwrap();
@@ -173,22 +155,16 @@ fn cppnix_substitutes_from_serve() {
     let address = start_server(&source_root, ServeConfig { secret_key: Some(secret_key), ..ServeConfig::default() });
 
     let destination_root = tmp.path().join("destination");
-    cppnix(
-        "nix",
-        &[
-            NIX_COMMAND,
-            "nix-command",
-            "copy",
-            "--from",
-            &address,
-            "--to",
-            destination_root.to_str().unwrap(),
-            "--option",
-            "trusted-public-keys",
-            &public_key.to_string(),
-            &printed(&paths[1]),
-        ],
-    );
+    cppnix_copy(&[
+        "--from",
+        &address,
+        "--to",
+        destination_root.to_str().unwrap(),
+        "--option",
+        "trusted-public-keys",
+        &public_key.to_string(),
+        &printed(&paths[1]),
+    ]);
     for path in &paths {
         assert_eq!(cppnix_hash(&destination_root, &printed(path)), cppnix_hash(&source_root, &printed(path)));
     }
@@ -286,20 +262,14 @@ fn uploads_over_http_put() {
     let report = copy_paths(&source, &cache, &set(&paths[1..]), &CopyOptions::default(), &mut no_progress()).unwrap();
     assert_eq!(report.copied, paths);
     let destination_root = tmp.path().join("destination");
-    cppnix(
-        "nix",
-        &[
-            NIX_COMMAND,
-            "nix-command",
-            "copy",
-            "--no-check-sigs",
-            "--from",
-            &format!("file://{}", served.display()),
-            "--to",
-            destination_root.to_str().unwrap(),
-            &printed(&paths[1]),
-        ],
-    );
+    cppnix_copy(&[
+        "--no-check-sigs",
+        "--from",
+        &format!("file://{}", served.display()),
+        "--to",
+        destination_root.to_str().unwrap(),
+        &printed(&paths[1]),
+    ]);
     for path in &paths {
         assert_eq!(cppnix_hash(&destination_root, &printed(path)), cppnix_hash(&tmp.path().join("source"), &printed(path)));
     }

@@ -129,3 +129,10 @@ pub fn set(paths: &[StorePath]) -> StorePathSet {
 }
 
 pub const NIX_COMMAND: &str = "--extra-experimental-features";
+
+/// CppNix 2.8's `nix copy ARGS...` (which needs the nix-command feature).
+pub fn cppnix_copy(args: &[&str]) -> String {
+    let mut all = vec![NIX_COMMAND, "nix-command", "copy"];
+    all.extend_from_slice(args);
+    cppnix("nix", &all)
+}
