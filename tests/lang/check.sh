@@ -2,7 +2,8 @@
 # Run the language corpus through any nix-instantiate-compatible binary and
 # compare with the expected outputs, without writing anything. Use it for the
 # whole product (e.g. nivis's multi-call binary invoked as nix-instantiate,
-# which has a store, unlike crates/eval/tests/lang.rs):
+# end to end, through the command line, where crates/glue/tests/lang.rs calls
+# the library):
 #
 #   tests/lang/check.sh /path/to/nix-instantiate [NAME-GLOB]
 #
