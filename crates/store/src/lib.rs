@@ -15,6 +15,7 @@ mod export;
 mod local;
 mod locks;
 mod nar;
+mod roots;
 mod store;
 
 pub use closure::{ClosureOptions, compute_closure, topo_sort_paths};
