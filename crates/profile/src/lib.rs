@@ -10,13 +10,19 @@
 //! the new link, never none. What the links point to must be valid in the store
 //! (and registered as a root) *before* the link moves; callers build first.
 
+mod closure_diff;
 mod error;
 mod generations;
+mod manifest_json;
 
+pub use closure_diff::{ClosureChange, diff_closures, format_closure_diff};
 pub use error::ProfileError;
 pub use generations::{
     DeleteSpec, Generation, ProfileLock, create_generation, default_profile, delete_generations,
     delete_generations_greater_than, delete_generations_older_than, delete_old_generations, find_generations,
     generation_link, lock_profile, parse_older_than, profiles_dir, replace_symlink, rollback, switch_generation,
     switch_link,
+};
+pub use manifest_json::{
+    ManifestError, ProfileElement, ProfileElementSource, ProfileManifest, parse_drv_name, show_versions,
 };
