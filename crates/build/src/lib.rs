@@ -32,6 +32,7 @@
 //! the chroot is created in the real store directory so outputs can be renamed
 //! into place, and the real store is writable by the caller.
 
+mod builtins;
 mod env;
 mod error;
 mod outputs;
@@ -41,6 +42,10 @@ mod sandbox;
 mod scheduler;
 mod seccomp;
 
+pub use builtins::{
+    BuildEnvError, BuildEnvStats, Package, StoreLocation, build_profile, build_profile_in, builtin_buildenv,
+    parse_derivations_attribute,
+};
 pub use env::{
     BuilderEnvironment, HOMELESS_SHELTER, builder_environment, impure_environment, structured_attrs_from_env,
 };
@@ -52,6 +57,6 @@ pub use request::{
 };
 pub use sandbox::{BuildOutcome, FinishedOutput, run_build};
 pub use scheduler::{
-    BuildFailure, BuildSettings, DerivedPath, FailureKind, MissingPaths, RealiseResult, ScheduleError, Substituter,
+    BuildFailure, BuildSettings, DerivedPath, FailureKind, MissingPaths, RealiseResult, ScheduleError, SubstitutablePath, Substituter,
     log_path, query_missing, read_build_log, read_derivation, realise,
 };
