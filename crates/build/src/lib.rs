@@ -57,6 +57,6 @@ pub use request::{
 };
 pub use sandbox::{BuildOutcome, FinishedOutput, run_build};
 pub use scheduler::{
-    BuildFailure, BuildSettings, DerivedPath, FailureKind, MissingPaths, RealiseResult, ScheduleError, Substituter,
+    BuildFailure, BuildSettings, DerivedPath, FailureKind, MissingPaths, RealiseResult, ScheduleError, SubstitutablePath, Substituter,
     log_path, query_missing, read_build_log, read_derivation, realise,
 };

@@ -113,6 +113,26 @@ pub struct DerivedPath {
 /// returns the paths it made valid. Binary caches implement it.
 pub trait Substituter {
     fn substitute(&self, store: &dyn Store, paths: &StorePathSet) -> Result<StorePathSet, String>;
+
+    /// Which of `paths` could be substituted, without fetching anything: the
+    /// answer holds every path that would be fetched (the asked ones that are
+    /// available with all their missing references, and those references),
+    /// each with what the caches say of it. A path not in the answer cannot be
+    /// substituted. This is what the "will be fetched" summary reports.
+    fn query_substitutable(
+        &self,
+        store: &dyn Store,
+        paths: &StorePathSet,
+    ) -> Result<BTreeMap<StorePath, SubstitutablePath>, String>;
+}
+
+/// What a substituter knows of a path before fetching it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubstitutablePath {
+    pub references: StorePathSet,
+    /// Bytes to download (the compressed NAR), 0 if unknown.
+    pub download_size: u64,
+    pub nar_size: u64,
 }
 
 /// Why one derivation was not built.
@@ -228,7 +248,11 @@ enum NodeState {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct MissingPaths {
     pub will_build: BTreeSet<StorePath>,
+    pub will_substitute: BTreeSet<StorePath>,
     pub unknown: BTreeSet<StorePath>,
+    /// Totals over `will_substitute`.
+    pub download_size: u64,
+    pub nar_size: u64,
 }
 
 /// Reads and parses a `.drv` from the store.
@@ -351,13 +375,56 @@ impl Graph {
     }
 }
 
-/// Finds what [`realise`] would build, without building (`--dry-run`).
-pub fn query_missing(store: &dyn Store, targets: &[DerivedPath]) -> Result<MissingPaths, ScheduleError> {
-    let graph = Graph::load(store, targets, None, false)?;
+/// Finds what [`realise`] would build and what it would fetch from the
+/// substituter, without doing either (the summary and `--dry-run`).
+pub fn query_missing(
+    store: &dyn Store,
+    targets: &[DerivedPath],
+    substituter: Option<&dyn Substituter>,
+) -> Result<MissingPaths, ScheduleError> {
     let mut missing = MissingPaths::default();
-    for (path, node) in &graph.nodes {
-        if node.state == NodeState::Pending {
-            missing.will_build.insert(path.clone());
+    let mut seen: BTreeMap<StorePath, BTreeSet<String>> = BTreeMap::new();
+    let mut stack: Vec<(StorePath, Option<BTreeSet<String>>)> =
+        targets.iter().map(|t| (t.drv_path.clone(), t.outputs.clone())).collect();
+    while let Some((drv_path, outputs)) = stack.pop() {
+        let drv = read_derivation(store, &drv_path)?;
+        let wanted: BTreeSet<String> = outputs.unwrap_or_else(|| drv.outputs.keys().cloned().collect());
+        let known = seen.entry(drv_path.clone()).or_default();
+        if wanted.is_subset(known) {
+            continue;
+        }
+        known.extend(wanted.iter().cloned());
+        let paths = output_paths(&drv);
+        let mut invalid = StorePathSet::new();
+        let mut floating = false;
+        for output in &wanted {
+            match paths.get(output) {
+                Some(path) if store.is_valid_path(path)? => {}
+                Some(path) => {
+                    invalid.insert(path.clone());
+                }
+                None => floating = true,
+            }
+        }
+        if invalid.is_empty() && !floating {
+            continue;
+        }
+        if let (Some(substituter), false) = (substituter, floating) {
+            // Failing to ask is not an error: the path is then built.
+            let offered = substituter.query_substitutable(store, &invalid).unwrap_or_default();
+            if invalid.iter().all(|p| offered.contains_key(p)) {
+                for (path, info) in offered {
+                    if missing.will_substitute.insert(path) {
+                        missing.download_size += info.download_size;
+                        missing.nar_size += info.nar_size;
+                    }
+                }
+                continue;
+            }
+        }
+        missing.will_build.insert(drv_path.clone());
+        for (input, outputs) in &drv.input_derivations {
+            stack.push((input.clone(), Some(outputs.clone())));
         }
     }
     Ok(missing)

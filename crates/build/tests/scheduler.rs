@@ -7,12 +7,13 @@
 mod common;
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
 use common::{BUSYBOX, sandbox_available};
-use nivis_build::{BuildSettings, DerivedPath, FailureKind, Substituter, realise};
+use nivis_build::{BuildSettings, DerivedPath, FailureKind, SubstitutablePath, Substituter, query_missing, realise};
 use nivis_formats::{Hash, HashAlgorithm, StorePath, StorePathSet};
 use nivis_store::{Store, StoreSettings, ValidPathInfo};
 
@@ -79,6 +80,15 @@ impl Substituter for FakeCache {
         }
         Ok(made)
     }
+
+    fn query_substitutable(
+        &self,
+        _store: &dyn Store,
+        paths: &StorePathSet,
+    ) -> Result<BTreeMap<StorePath, SubstitutablePath>, String> {
+        let offered = paths.iter().filter(|p| p.name().ends_with("-cached"));
+        Ok(offered.map(|p| (p.clone(), SubstitutablePath { nar_size: 112, ..Default::default() })).collect())
+    }
 }
 
 #[test]
@@ -94,6 +104,15 @@ fn substituted_outputs_are_not_built() {
     };
     let cache = FakeCache { asked: RefCell::new(Vec::new()) };
     let targets: Vec<DerivedPath> = drvs.iter().map(|d| DerivedPath { drv_path: d.clone(), outputs: None }).collect();
+    // The summary: the cached output will be fetched, the other built, and the
+    // dependency of the cached one is not needed at all.
+    let missing = query_missing(store.as_ref(), &targets, Some(&cache)).expect("query_missing");
+    assert_eq!(missing.will_build.iter().map(|p| p.name()).collect::<Vec<_>>(), vec!["top-built.drv"]);
+    assert_eq!(missing.will_substitute.iter().map(|p| p.name()).collect::<Vec<_>>(), vec!["top-cached"]);
+    assert_eq!(missing.nar_size, 112);
+    let without = query_missing(store.as_ref(), &targets, None).expect("query_missing");
+    assert_eq!(without.will_build.len(), 3, "without a cache, everything is built: {without:?}");
+    assert!(cache.asked.borrow().is_empty(), "the summary fetched nothing");
     let result = realise(store.as_ref(), &targets, &settings(dir.path()), Some(&cache)).expect("realise");
     assert!(result.failures.is_empty(), "{:?}", result.failures);
     // Asked once, for both top-level outputs; `never-built` was never visited.

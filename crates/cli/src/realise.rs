@@ -162,8 +162,8 @@ pub fn report_failures(result: &RealiseResult) -> u8 {
 }
 
 /// "these N derivations will be built:" on stderr, as CppNix's `printMissing`.
-pub fn print_missing(store: &dyn Store, targets: &[DerivedPath]) -> anyhow::Result<()> {
-    let missing = nivis_build::query_missing(store, targets)?;
+pub fn print_missing(store: &dyn Store, targets: &[DerivedPath], substituters: &ConfiguredSubstituters) -> anyhow::Result<()> {
+    let missing = nivis_build::query_missing(store, targets, Some(substituters))?;
     if !missing.will_build.is_empty() {
         if missing.will_build.len() == 1 {
             eprintln!("this derivation will be built:");
@@ -171,6 +171,18 @@ pub fn print_missing(store: &dyn Store, targets: &[DerivedPath]) -> anyhow::Resu
             eprintln!("these {} derivations will be built:", missing.will_build.len());
         }
         for path in &missing.will_build {
+            eprintln!("  {}", store.print_store_path(path));
+        }
+    }
+    if !missing.will_substitute.is_empty() {
+        let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+        let sizes = format!("{:.2} MiB download, {:.2} MiB unpacked", mib(missing.download_size), mib(missing.nar_size));
+        if missing.will_substitute.len() == 1 {
+            eprintln!("this path will be fetched ({sizes}):");
+        } else {
+            eprintln!("these {} paths will be fetched ({sizes}):", missing.will_substitute.len());
+        }
+        for path in &missing.will_substitute {
             eprintln!("  {}", store.print_store_path(path));
         }
     }
@@ -192,6 +204,25 @@ impl nivis_build::Substituter for ConfiguredSubstituters {
         };
         self.0.substitute(store, paths, &mut progress).map_err(|error| error.to_string())
     }
+
+    fn query_substitutable(
+        &self,
+        store: &dyn Store,
+        paths: &nivis_formats::StorePathSet,
+    ) -> Result<BTreeMap<StorePath, nivis_build::SubstitutablePath>, String> {
+        let offered = self.0.query_substitutable(store, paths).map_err(|error| error.to_string())?;
+        Ok(offered
+            .into_iter()
+            .map(|(path, info)| {
+                let info = nivis_build::SubstitutablePath {
+                    references: info.references,
+                    download_size: info.download_size,
+                    nar_size: info.nar_size,
+                };
+                (path, info)
+            })
+            .collect())
+    }
 }
 
 /// Realises derivations and plain store paths (which must be valid),
@@ -204,7 +235,7 @@ pub fn realise(
     substituters: &ConfiguredSubstituters,
     dry_run: bool,
 ) -> anyhow::Result<Result<RealiseResult, u8>> {
-    print_missing(store, targets)?;
+    print_missing(store, targets, substituters)?;
     if dry_run {
         return Ok(Ok(RealiseResult::default()));
     }

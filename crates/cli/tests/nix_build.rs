@@ -436,6 +436,10 @@ fn outputs_a_binary_cache_has_are_substituted_not_built() {
     assert_eq!(text(&substituted.stdout).trim(), out_path);
     assert!(stderr.contains(&format!("copying path '{out_path}'")), "{stderr}");
     assert!(!stderr.contains("building '"), "built although the cache had it: {stderr}");
+    // The summary says it will be fetched, not built, as CppNix's does.
+    assert!(stderr.contains("this path will be fetched (0.00 MiB download, 0.00 MiB unpacked):"), "{stderr}");
+    assert!(stderr.contains(&format!("  {out_path}\n")), "{stderr}");
+    assert!(!stderr.contains("will be built"), "{stderr}");
     let contents = fs::read_to_string(format!("{}{out_path}", second.display())).unwrap();
     assert_eq!(contents, "from-the-cache\n");
 

@@ -105,6 +105,12 @@ pub trait Store {
 
     fn query_all_valid_paths(&self) -> Result<StorePathSet, StoreError>;
 
+    /// How many bytes fetching `path` from this store downloads (a binary
+    /// cache's compressed NAR), if the store knows; for the "will be fetched" summary.
+    fn download_size(&self, _path: &StorePath) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+
     /// Adds a file system object by content (`nix-store --add`, `--add-fixed`,
     /// `builtins.path`): `Recursive` hashes its NAR, `Flat` the bytes of a regular
     /// file, with `hash_algo` (store path types `source` or `fixed:out`).

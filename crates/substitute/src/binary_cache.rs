@@ -395,6 +395,10 @@ impl Store for BinaryCacheStore {
         Ok(self.narinfo(path).map_err(SubstituteError::into_store_error)?.as_ref().map(narinfo_to_path_info))
     }
 
+    fn download_size(&self, path: &StorePath) -> Result<Option<u64>, StoreError> {
+        Ok(self.narinfo(path).map_err(SubstituteError::into_store_error)?.map(|n| n.file_size))
+    }
+
     fn is_valid_path(&self, path: &StorePath) -> Result<bool, StoreError> {
         let known = self.narinfos.lock().ok().and_then(|cache| cache.get(path.hash_part()).map(Option::is_some));
         match known {

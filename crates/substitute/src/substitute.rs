@@ -91,48 +91,13 @@ pub fn substitute_paths(
     progress: &mut ProgressFn<'_>,
 ) -> Result<SubstituteReport, SubstituteError> {
     let mut report = SubstituteReport::default();
-    // Plan: the closure of what is missing locally, with references taken from
-    // the first substituter that knows the path.
-    let mut planned: BTreeMap<StorePath, StorePathSet> = BTreeMap::new();
-    let mut unavailable: BTreeMap<StorePath, Vec<String>> = BTreeMap::new();
-    let mut seen = BTreeSet::new();
-    let mut pending: Vec<StorePath> = paths.iter().cloned().collect();
-    while let Some(path) = pending.pop() {
-        if !seen.insert(path.clone()) {
-            continue;
-        }
-        if local.is_valid_path(&path)? {
-            report.already_valid.push(path);
-            continue;
-        }
-        let mut attempts = Vec::new();
-        let mut references = None;
-        for substituter in substituters {
-            match substituter.query_path_info(&path) {
-                Ok(Some(info)) => {
-                    references = Some(info.references);
-                    break;
-                }
-                Ok(None) => {}
-                Err(e) => attempts.push(format!("{}: {e}", substituter.uri())),
-            }
-        }
-        match references {
-            Some(references) => {
-                pending.extend(references.iter().filter(|r| **r != path).cloned());
-                planned.insert(path, references);
-            }
-            None => {
-                unavailable.insert(path, attempts);
-            }
-        }
-    }
+    let Plan { planned, unavailable } = plan(local, substituters, paths, &mut report.already_valid)?;
     for (path, attempts) in unavailable {
         report.failed.push((path.clone(), SubstituteError::NoSubstituter { path: local.print_store_path(&path), attempts }));
     }
 
     for path in references_first(&planned) {
-        let references = &planned[&path];
+        let references = &planned[&path].references;
         if let Some(missing) = references
             .iter()
             .find(|r| **r != path && report.failed.iter().any(|(failed, _)| failed == *r))
@@ -162,6 +127,67 @@ pub fn substitute_paths(
     Ok(report)
 }
 
+/// What to fetch: the closure of the asked paths that is missing locally,
+/// each with its references (and sizes) as the first substituter that knows it
+/// says; and the paths no substituter has, with each one's failed attempts.
+struct Plan {
+    planned: BTreeMap<StorePath, SubstitutablePath>,
+    unavailable: BTreeMap<StorePath, Vec<String>>,
+}
+
+fn plan(
+    local: &dyn Store,
+    substituters: &[Substituter],
+    paths: &StorePathSet,
+    already_valid: &mut Vec<StorePath>,
+) -> Result<Plan, SubstituteError> {
+    let mut planned = BTreeMap::new();
+    let mut unavailable: BTreeMap<StorePath, Vec<String>> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    let mut pending: Vec<StorePath> = paths.iter().cloned().collect();
+    while let Some(path) = pending.pop() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        if local.is_valid_path(&path)? {
+            already_valid.push(path);
+            continue;
+        }
+        let mut attempts = Vec::new();
+        let mut found = None;
+        for substituter in substituters {
+            match substituter.query_path_info(&path) {
+                Ok(Some(info)) => {
+                    let download_size = substituter.download_size(&path).ok().flatten().unwrap_or(0);
+                    found = Some(SubstitutablePath { references: info.references, download_size, nar_size: info.nar_size });
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => attempts.push(format!("{}: {e}", substituter.uri())),
+            }
+        }
+        match found {
+            Some(info) => {
+                pending.extend(info.references.iter().filter(|r| **r != path).cloned());
+                planned.insert(path, info);
+            }
+            None => {
+                unavailable.insert(path, attempts);
+            }
+        }
+    }
+    Ok(Plan { planned, unavailable })
+}
+
+/// What a substituter knows of a path before fetching it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubstitutablePath {
+    pub references: StorePathSet,
+    /// The compressed NAR's size, 0 if the substituter does not say.
+    pub download_size: u64,
+    pub nar_size: u64,
+}
+
 /// One path from one substituter: `Ok(false)` if it does not have it.
 fn substitute_one(
     local: &dyn Store,
@@ -184,10 +210,10 @@ fn substitute_one(
 }
 
 /// Orders the planned paths so that references come before referrers.
-fn references_first(planned: &BTreeMap<StorePath, StorePathSet>) -> Vec<StorePath> {
+fn references_first(planned: &BTreeMap<StorePath, SubstitutablePath>) -> Vec<StorePath> {
     fn visit(
         path: &StorePath,
-        planned: &BTreeMap<StorePath, StorePathSet>,
+        planned: &BTreeMap<StorePath, SubstitutablePath>,
         state: &mut BTreeMap<StorePath, bool>,
         out: &mut Vec<StorePath>,
     ) {
@@ -195,7 +221,7 @@ fn references_first(planned: &BTreeMap<StorePath, StorePathSet>) -> Vec<StorePat
             return;
         }
         state.insert(path.clone(), false);
-        for reference in &planned[path] {
+        for reference in &planned[path].references {
             if reference != path && planned.contains_key(reference) {
                 visit(reference, planned, state, out);
             }
@@ -425,6 +451,43 @@ impl SubstituterSet {
             require_sigs: config.get_bool("require-sigs").unwrap_or(true),
         };
         Ok((set, warnings))
+    }
+
+    /// Which of `paths` could be substituted, fetching nothing: every path that
+    /// would be fetched (asked paths whose whole missing closure is available,
+    /// and that closure), with sizes.
+    pub fn query_substitutable(
+        &self,
+        local: &dyn Store,
+        paths: &StorePathSet,
+    ) -> Result<BTreeMap<StorePath, SubstitutablePath>, SubstituteError> {
+        if self.substituters.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let Plan { planned, unavailable } = plan(local, &self.substituters, paths, &mut Vec::new())?;
+        // A path is fetchable if it and everything it refers to is.
+        let mut answer = BTreeMap::new();
+        for path in paths {
+            let mut closure = BTreeSet::new();
+            let mut stack = vec![path.clone()];
+            let mut complete = true;
+            while let Some(p) = stack.pop() {
+                if unavailable.contains_key(&p) {
+                    complete = false;
+                    break;
+                }
+                let Some(info) = planned.get(&p) else { continue };
+                if closure.insert(p.clone()) {
+                    stack.extend(info.references.iter().filter(|r| **r != p).cloned());
+                }
+            }
+            if complete {
+                for p in closure {
+                    answer.insert(p.clone(), planned[&p].clone());
+                }
+            }
+        }
+        Ok(answer)
     }
 
     /// Substitutes `paths` (and their closures) into `local`; returns the paths
