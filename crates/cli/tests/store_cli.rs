@@ -239,9 +239,9 @@ fn paths_outside_the_store_and_unknown_operations_fail_clearly() {
     assert_eq!(ours.status.code(), Some(1));
     assert_eq!(ours.status.code(), theirs.status.code());
     assert_eq!(String::from_utf8_lossy(&ours.stderr), String::from_utf8_lossy(&theirs.stderr));
-    let gc = env.nivis("nix-store", &["--store", &root, "--gc"]);
-    assert_eq!(gc.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&gc.stderr).contains("not implemented yet"));
+    let optimise = env.nivis("nix-store", &["--store", &root, "--optimise"]);
+    assert_eq!(optimise.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&optimise.stderr).contains("not implemented yet"));
     let none = env.nivis("nix-store", &["--store", &root]);
     assert_eq!(none.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&none.stderr).contains("no operation specified"));

@@ -255,17 +255,17 @@ impl LocalStore {
         &self.config
     }
 
-    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave the connection half-updated
         // (transactions roll back on drop), so a poisoned lock is still usable.
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn to_real_path(&self, path: &StorePath) -> PathBuf {
+    pub(crate) fn to_real_path(&self, path: &StorePath) -> PathBuf {
         self.config.real_store_dir.join(path.base_name())
     }
 
-    fn printed(&self, path: &StorePath) -> String {
+    pub(crate) fn printed(&self, path: &StorePath) -> String {
         self.store_dir.print_path(path)
     }
 
@@ -308,7 +308,7 @@ impl LocalStore {
         self.temp_roots.lock().unwrap_or_else(|p| p.into_inner()).add(&printed)
     }
 
-    fn check_writable(&self, operation: &str) -> Result<(), StoreError> {
+    pub(crate) fn check_writable(&self, operation: &str) -> Result<(), StoreError> {
         if self.config.read_only {
             return Err(StoreError::Unsupported {
                 operation: operation.to_string(),
@@ -566,66 +566,6 @@ impl LocalStore {
         }
         Ok(removed)
     }
-
-    /// Live roots: symlinks under `gcroots` (direct, or through one indirect
-    /// link) and other processes' temporary roots. (`/proc` is not scanned.)
-    fn find_roots(&self) -> Result<BTreeSet<String>, StoreError> {
-        let mut roots = BTreeSet::new();
-        let store_prefix = format!("{}/", self.store_dir.as_str());
-        let mut stack = vec![self.config.state_dir.join("gcroots")];
-        let mut seen = BTreeSet::new();
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = fs::read_dir(&dir) else { continue };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let Ok(metadata) = fs::symlink_metadata(&path) else { continue };
-                if metadata.is_dir() {
-                    stack.push(path);
-                } else if metadata.file_type().is_symlink() {
-                    let Ok(target) = fs::read_link(&path) else { continue };
-                    let target_str = target.to_string_lossy().into_owned();
-                    if let Some(rest) = target_str.strip_prefix(&store_prefix) {
-                        let base = rest.split('/').next().unwrap_or("");
-                        roots.insert(format!("{store_prefix}{base}"));
-                    } else if seen.insert(target.clone()) {
-                        // An indirect root: a link to a link into the store.
-                        let real_target = match &self.config.root {
-                            Some(root) if target.is_absolute() => {
-                                PathBuf::from(format!("{}{}", root.display(), target.display()))
-                            }
-                            _ => target.clone(),
-                        };
-                        if let Ok(next) = fs::read_link(&real_target) {
-                            let next = next.to_string_lossy().into_owned();
-                            if let Some(rest) = next.strip_prefix(&store_prefix) {
-                                let base = rest.split('/').next().unwrap_or("");
-                                roots.insert(format!("{store_prefix}{base}"));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let own = std::process::id().to_string();
-        if let Ok(entries) = fs::read_dir(self.config.state_dir.join("temproots")) {
-            for entry in entries.flatten() {
-                if entry.file_name().to_string_lossy() == own {
-                    continue;
-                }
-                let Ok(file) = locks::open_lock_file(&entry.path()) else { continue };
-                // A roots file whose owner is alive is locked; a stale one is not.
-                if locks::lock_file(&file, LockType::Read, false)? {
-                    continue;
-                }
-                let mut contents = Vec::new();
-                let _ = (&file).read_to_end(&mut contents);
-                for root in contents.split(|b| *b == 0).filter(|r| !r.is_empty()) {
-                    roots.insert(String::from_utf8_lossy(root).into_owned());
-                }
-            }
-        }
-        Ok(roots)
-    }
 }
 
 impl Store for LocalStore {
@@ -840,55 +780,21 @@ impl Store for LocalStore {
     }
 
     fn delete_paths(&self, paths: &StorePathSet) -> Result<(Vec<StorePath>, u64), StoreError> {
-        self.check_writable("deletePaths")?;
-        // The GC lock, exclusively, keeps others from adding temporary roots
-        // (they wait or talk to a collector socket, which we do not run: they
-        // then wait for the lock) while we decide what is dead.
-        let gc_lock = locks::open_lock_file(&self.config.state_dir.join("gc.lock"))?;
-        if !locks::lock_file(&gc_lock, LockType::Write, false)? {
-            eprintln!("waiting for the big garbage collector lock...");
-            locks::lock_file(&gc_lock, LockType::Write, true)?;
-        }
-        let roots = self.find_roots()?;
-        for path in paths {
-            let printed = self.printed(path);
-            if !self.is_valid_path(path)? {
-                continue;
-            }
-            let referrers = self.query_referrers(path)?;
-            let alive_referrer = referrers.iter().any(|r| r != path && !paths.contains(r));
-            if alive_referrer || roots.contains(&printed) {
-                return Err(StoreError::StillAlive { path: printed });
-            }
-        }
-        // Delete referrers before their references, so the Refs constraint holds.
-        let order = crate::closure::topo_sort_paths(self, paths)?;
-        let mut deleted = Vec::new();
-        let mut freed = 0;
-        for path in order {
-            if !self.is_valid_path(&path)? {
-                continue;
-            }
-            let real = self.to_real_path(&path);
-            let _lock = PathLock::lock(&real, || {})?;
-            eprintln!("deleting '{}'", self.printed(&path));
-            {
-                let mut conn = self.db();
-                let tx = conn
-                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                    .map_err(|e| StoreError::Database { context: "starting a transaction".into(), error: e })?;
-                db::delete_path(&tx, &self.printed(&path))?;
-                tx.commit()
-                    .map_err(|e| StoreError::Database { context: "invalidating a path".into(), error: e })?;
-            }
-            // Invalid first, then gone: a crash in between leaves an invalid
-            // directory entry, never a valid path with missing contents.
-            freed += nar::disk_usage(&real);
-            nar::delete_path(&real)?;
-            deleted.push(path);
-        }
-        drop(gc_lock);
-        Ok((deleted, freed))
+        // The collector does the work (roots, temporary roots, referrers first,
+        // invalid before gone); see `gc.rs`.
+        let options = crate::gc::GcOptions {
+            action: crate::gc::GcAction::DeleteSpecific,
+            paths_to_delete: paths.clone(),
+            ..crate::gc::GcOptions::default()
+        };
+        let mut results = crate::gc::GcResults::default();
+        self.collect_garbage(&options, &mut results)?;
+        let deleted = results
+            .paths
+            .iter()
+            .filter_map(|printed| self.store_dir.parse_path(printed).ok())
+            .collect();
+        Ok((deleted, results.bytes_freed))
     }
 
     fn verify_store(&self, check_contents: bool, repair: bool) -> Result<VerifyReport, StoreError> {

@@ -388,17 +388,3 @@ pub fn delete_path(path: &Path) -> Result<(), StoreError> {
         fs::remove_file(path).map_err(io_err("removing", path))
     }
 }
-
-/// Total size in bytes of a file system object (for "bytes freed").
-pub fn disk_usage(path: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(metadata) = fs::symlink_metadata(path) else { return 0 };
-    let mut total = metadata.blocks() * 512;
-    if metadata.is_dir()
-        && let Ok(entries) = fs::read_dir(path) {
-            for entry in entries.flatten() {
-                total += disk_usage(&entry.path());
-            }
-        }
-    total
-}

@@ -7,7 +7,7 @@
 //! `--graph`, `--hash`, `--size`, `--deriver`, `--valid-derivers`,
 //! `--include-outputs`, `--use-output`), `--verify`, `--verify-path`,
 //! `--check-validity`, `--dump`, `--restore`, `--export`, `--import`,
-//! `--generate-binary-cache-key`, `--print-env`, `--delete`, `--dump-db`,
+//! `--generate-binary-cache-key`, `--print-env`, `--delete`, `--gc`, `--dump-db`,
 //! `--load-db`, `--register-validity`. Others answer "not implemented yet" and
 //! exit 1. One deliberate extension: `--query --hash --size` prints both.
 
@@ -53,6 +53,7 @@ enum Operation {
     GenerateBinaryCacheKey,
     PrintEnv,
     Delete,
+    Gc,
     DumpDb,
     LoadDb,
     RegisterValidity,
@@ -82,7 +83,7 @@ fn operation_of(arg: &str) -> Option<Operation> {
         "--dump-db" => Operation::DumpDb,
         "--load-db" => Operation::LoadDb,
         "--register-validity" => Operation::RegisterValidity,
-        "--gc" => Operation::NotBuilt("--gc"),
+        "--gc" => Operation::Gc,
         "--init" => Operation::NotBuilt("--init"),
         "--repair-path" => Operation::NotBuilt("--repair-path"),
         "--optimise" | "--optimize" => Operation::NotBuilt("--optimise"),
@@ -198,6 +199,11 @@ fn parse(args: Vec<OsString>) -> anyhow::Result<Parsed> {
         } else if arg == "--add-root" {
             let _ = value("--add-root")?;
             return Err(crate::NotImplemented("nix-store --add-root".into()).into());
+        } else if arg == "--max-freed" {
+            // As CppNix: the value goes with the flag to the operation.
+            let size = value("--max-freed")?;
+            flags.push(arg);
+            flags.push(size);
         } else if OPTIONS_WITH_VALUE.contains(&arg.as_str()) {
             let _ = value(&arg)?;
         } else if OPTIONS_WITHOUT_VALUE.contains(&arg.as_str()) || arg == "--no-output" {
@@ -416,28 +422,22 @@ fn run_store_operation(
             Ok(ExitCode::SUCCESS)
         }
         Operation::Delete => {
+            let mut ignore_liveness = false;
             for flag in flags {
                 if flag == "--ignore-liveness" {
-                    return Err(crate::NotImplemented("nix-store --delete --ignore-liveness".into()).into());
+                    ignore_liveness = true;
+                } else {
+                    return usage(format!("unknown flag '{flag}'"));
                 }
-                return usage(format!("unknown flag '{flag}'"));
             }
             let mut paths = StorePathSet::new();
             for arg in args {
                 paths.insert(follow_links_to_store_path(store, arg)?);
             }
-            eprintln!("finding garbage collector roots...");
-            match store.delete_paths(&paths) {
-                Ok((deleted, freed)) => {
-                    writeln!(out, "{} store paths deleted, {:.2} MiB freed", deleted.len(), freed as f64 / 1048576.0)?;
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    writeln!(out, "0 store paths deleted, 0.00 MiB freed")?;
-                    Err(e.into())
-                }
-            }
+            crate::legacy::nix_collect_garbage::delete_specific(store, paths, ignore_liveness, out)?;
+            Ok(ExitCode::SUCCESS)
         }
+        Operation::Gc => crate::legacy::nix_collect_garbage::nix_store_gc(store, flags, args, out),
         Operation::PrintEnv => print_env(store, flags, args, out),
         Operation::DumpDb => {
             no_flags(flags)?;

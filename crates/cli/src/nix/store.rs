@@ -1,5 +1,5 @@
 //! `nix store <subcommand>`: `add`, `add-path`, `add-file`, `dump-path`, `cat`,
-//! `ls`, `verify`, `sign`, `delete`, with CppNix's output (2.8 where it has the
+//! `ls`, `verify`, `sign`, `delete` (and `gc`, in `store_gc.rs`), with CppNix's output (2.8 where it has the
 //! command; `nix store add` follows later CppNix with `--mode flat|nar`).
 //! Arguments are store paths or symlinks to them (no flake installables yet).
 
@@ -77,6 +77,9 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
     let Some(sub) = args.first().map(|a| a.to_string_lossy().into_owned()) else {
         bail!("'nix store' requires a subcommand");
     };
+    if sub == "gc" {
+        return super::store_gc::run(&args[1..]);
+    }
     let parsed = parse(&sub, &args[1..])?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -100,18 +103,10 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
             for arg in &parsed.positional {
                 paths.insert(follow_links_to_store_path(store.as_ref(), arg)?);
             }
-            eprintln!("finding garbage collector roots...");
-            match store.delete_paths(&paths) {
-                Ok((deleted, freed)) => {
-                    writeln!(out, "{} store paths deleted, {:.2} MiB freed", deleted.len(), freed as f64 / 1048576.0)?;
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    writeln!(out, "0 store paths deleted, 0.00 MiB freed")?;
-                    out.flush()?;
-                    return Err(e.into());
-                }
-            }
+            let result = crate::legacy::nix_collect_garbage::delete_specific(store.as_ref(), paths, false, &mut out);
+            out.flush()?;
+            result?;
+            ExitCode::SUCCESS
         }
         other => return crate::not_implemented::not_implemented(&format!("nix store {other}")),
     };
