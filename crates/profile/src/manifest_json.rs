@@ -223,10 +223,10 @@ impl ProfileManifest {
         let (mut i, mut j) = (0, 0);
         let mut lines = Vec::new();
         while i < before.len() || j < after.len() {
-            if j < after.len() && (i == before.len() || before[i].0 < after[j].0) {
+            if j < after.len() && (i == before.len() || before[i].0 > after[j].0) {
                 lines.push(format!("{indent}{}: ∅ -> {}", after[j].0, after[j].1.versions()));
                 j += 1;
-            } else if i < before.len() && (j == after.len() || before[i].0 > after[j].0) {
+            } else if i < before.len() && (j == after.len() || before[i].0 < after[j].0) {
                 lines.push(format!("{indent}{}: {} -> ∅", before[i].0, before[i].1.versions()));
                 i += 1;
             } else {
@@ -286,6 +286,21 @@ mod tests {
         assert_eq!(err.unwrap_err().to_string(), "profile manifest '/p/manifest.json' has unsupported version 7");
         assert!(ProfileManifest::parse(b"{", &store_dir(), Path::new("m")).is_err());
         assert!(ProfileManifest::parse(br#"{"version":2,"elements":[{"storePaths":["/tmp/x"],"active":true}]}"#, &store_dir(), Path::new("m")).is_err());
+    }
+
+    #[test]
+    fn history_lines_merge_by_description() {
+        // Recorded from CppNix 2.8's `nix profile history` (version 1 -> 2).
+        let parse = |json: &str| ProfileManifest::parse(json.as_bytes(), &store_dir(), Path::new("m")).unwrap();
+        let before = parse(CPPNIX_V2);
+        let after = parse(
+            r#"{"elements":[{"active":true,"storePaths":["/nix/store/d46kr0vqf1sa3xxg6qkj6cs8c8kaw7jj-foo-2.3"]},{"active":true,"storePaths":["/nix/store/5jq9xyhg7zbkr1yrl3r2cbyah5j088xf-big-2.0"]},{"active":true,"storePaths":["/nix/store/a8c4w4xdp03gd0sxwv4f1mlz5kgy4wsd-x-lib64"]}],"version":2}"#,
+        );
+        assert_eq!(
+            ProfileManifest::diff_lines(&before, &after, "  "),
+            vec!["  big: ∅ -> 2.0", "  hello: 1.0 -> ∅", "  x-lib64: ∅ -> ε"]
+        );
+        assert_eq!(ProfileManifest::diff_lines(&after, &after, ""), vec!["No changes."]);
     }
 
     #[test]
