@@ -1,0 +1,281 @@
+//! `nix-env --query` (`-q`): installed or available packages as CppNix 2.8
+//! prints them, a table of columns (status, attribute path, name, version
+//! comparison, system, `.drv`, outputs, description) or JSON.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+
+use anyhow::bail;
+use nivis_eval::{Eval, Pos, Value};
+
+use super::drv_info::{DrvInfo, filter_by_selector, load_derivations, query_installed};
+use super::{EvalResultExt, Globals};
+
+#[derive(PartialEq, Eq)]
+enum Source {
+    Installed,
+    Available,
+}
+
+/// CppNix's `printTable`: columns padded to their widest cell plus two
+/// spaces, the last one not padded.
+fn print_table(table: &[Vec<String>], out: &mut impl Write) -> std::io::Result<()> {
+    let columns = table.first().map_or(0, Vec::len);
+    let mut widths = vec![0usize; columns];
+    for row in table {
+        for (column, cell) in row.iter().enumerate() {
+            widths[column] = widths[column].max(cell.len());
+        }
+    }
+    for row in table {
+        let mut line = String::new();
+        for (column, cell) in row.iter().enumerate() {
+            let cell = cell.replace('\n', " ");
+            line.push_str(&cell);
+            if column + 1 < columns {
+                line.push_str(&" ".repeat(widths[column] - cell.len() + 2));
+            }
+        }
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// A meta value as JSON (`printValueAsJSON`, strict).
+fn to_json(ev: &mut Eval, v: &Value) -> anyhow::Result<serde_json::Value> {
+    let v = ev.force(v, Pos::NONE).ev()?;
+    Ok(match &v {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Int(n) => serde_json::Value::from(*n),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number),
+        Value::String(s) => serde_json::Value::String(s.to_str_lossy().into_owned()),
+        Value::Path(p) => serde_json::Value::String(p.to_str_lossy().into_owned()),
+        Value::List(items) => {
+            let mut list = Vec::new();
+            for item in items.iter() {
+                list.push(to_json(ev, item)?);
+            }
+            serde_json::Value::Array(list)
+        }
+        Value::Attrs(attrs) => {
+            let mut map = serde_json::Map::new();
+            let entries: Vec<(String, Value)> =
+                attrs.sorted_by_name().into_iter().map(|a| (a.name.as_str().into_owned(), a.value.clone())).collect();
+            for (name, value) in entries {
+                map.insert(name, to_json(ev, &value)?);
+            }
+            serde_json::Value::Object(map)
+        }
+        other => bail!("cannot convert {} to JSON", other.show_type()),
+    })
+}
+
+/// CppNix's `compareVersionAgainstSet`: `<` when a newer version exists
+/// in `others`, `=` the same, `>` only older ones, `-` none; and that version.
+fn compare_version_against_set(elem: &DrvInfo, others: &[DrvInfo]) -> (char, String) {
+    use nivis_eval::support::versions::compare_versions;
+    use std::cmp::Ordering;
+    let (pname, version) = (elem.pname(), elem.version());
+    let mut diff = '-';
+    let mut found = "?".to_string();
+    for other in others {
+        if other.pname() != pname {
+            continue;
+        }
+        let other_version = other.version();
+        match compare_versions(version.as_bytes(), other_version.as_bytes()) {
+            Ordering::Less => {
+                diff = '<';
+                found = other_version;
+            }
+            Ordering::Equal if diff != '<' => {
+                diff = '=';
+                found = other_version;
+            }
+            Ordering::Greater if diff != '<' && diff != '=' => {
+                diff = '>';
+                if found.is_empty() || compare_versions(found.as_bytes(), other_version.as_bytes()) == Ordering::Less {
+                    found = other_version;
+                }
+            }
+            _ => {}
+        }
+    }
+    (diff, found)
+}
+
+/// Case-insensitive name order (CppNix compares `toupper` of each byte).
+fn name_order(a: &DrvInfo, b: &DrvInfo) -> std::cmp::Ordering {
+    let upper = |s: &str| s.bytes().map(|c| c.to_ascii_uppercase()).collect::<Vec<u8>>();
+    upper(&a.name).cmp(&upper(&b.name))
+}
+
+pub fn op_query(g: &mut Globals, flags: &[String], args: &[String]) -> anyhow::Result<()> {
+    let (mut print_status, mut print_name, mut print_attr_path, mut print_system) = (false, true, false, false);
+    let (mut print_drv_path, mut print_out_path, mut print_description, mut print_meta) = (false, false, false, false);
+    let (mut compare_versions, mut json) = (false, false);
+    let mut source = Source::Installed;
+    let mut attr_path = String::new();
+    let mut i = 0;
+    while i < flags.len() {
+        match flags[i].as_str() {
+            "--status" | "-s" => print_status = true,
+            "--no-name" => print_name = false,
+            "--system" => print_system = true,
+            "--description" => print_description = true,
+            "--compare-versions" | "-c" => compare_versions = true,
+            "--drv-path" => print_drv_path = true,
+            "--out-path" => print_out_path = true,
+            "--meta" => print_meta = true,
+            "--installed" => source = Source::Installed,
+            "--available" | "-a" => source = Source::Available,
+            "--json" => json = true,
+            "--xml" => bail!(crate::NotImplemented("nix-env --query --xml".into())),
+            "--attr-path" | "-P" => print_attr_path = true,
+            "--attr" | "-A" => {
+                i += 1;
+                attr_path = flags.get(i).cloned().unwrap_or_default();
+            }
+            flag => bail!(super::usage(format!("unknown flag '{flag}'"))),
+        }
+        i += 1;
+    }
+    if print_attr_path && source != Source::Available {
+        bail!(super::usage("--attr-path(-P) only works with --available".to_string()));
+    }
+    let profile = g.profile.clone();
+    let installed =
+        if source == Source::Installed || compare_versions || print_status { query_installed(g, &profile)? } else { Vec::new() };
+    let available = if source == Source::Available || compare_versions {
+        let path = g.nix_expr_path.clone();
+        load_derivations(g, &path, &attr_path)?
+    } else {
+        Vec::new()
+    };
+    let selected =
+        filter_by_selector(g, if source == Source::Installed { &installed } else { &available }, args, false)?;
+    let others = if source == Source::Installed { &available } else { &installed };
+    let mut elems = selected;
+    elems.sort_by(name_order);
+
+    let mut installed_paths = BTreeSet::new();
+    if print_status {
+        for elem in &installed {
+            installed_paths.insert(elem.out_path(&mut g.ev)?);
+        }
+    }
+    let mut valid_paths = BTreeSet::new();
+    if print_status || g.prebuilt_only {
+        for elem in &mut elems {
+            match elem.out_path(&mut g.ev) {
+                Ok(out) => {
+                    let path = g.io.store().parse_store_path(&out)?;
+                    if g.io.store().is_valid_path(&path)? {
+                        valid_paths.insert(out);
+                    }
+                }
+                Err(_) => elem.failed = true,
+            }
+        }
+    }
+
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if json {
+        let mut root = serde_json::Map::new();
+        for elem in &elems {
+            let mut object = serde_json::Map::new();
+            object.insert("name".into(), elem.name.clone().into());
+            object.insert("pname".into(), elem.pname().into());
+            object.insert("version".into(), elem.version().into());
+            object.insert("system".into(), elem.system(&mut g.ev)?.into());
+            let output_name = match &elem.attrs {
+                Some(attrs) => match attrs.get(nivis_eval::Sym::from_str("outputName")).cloned() {
+                    Some(v) => g.ev.force_string(&v, Pos::NONE).ev()?.to_str_lossy().into_owned(),
+                    None => String::new(),
+                },
+                None => String::new(),
+            };
+            object.insert("outputName".into(), output_name.into());
+            if print_out_path {
+                let mut outputs = serde_json::Map::new();
+                for (name, path) in elem.outputs(&mut g.ev, false)? {
+                    outputs.insert(name, path.into());
+                }
+                object.insert("outputs".into(), serde_json::Value::Object(outputs));
+            }
+            if print_drv_path && let Some(drv) = elem.drv_path(&mut g.ev)? {
+                object.insert("drvPath".into(), drv.into());
+            }
+            if print_meta {
+                let mut meta = serde_json::Map::new();
+                for name in elem.meta_names(&mut g.ev)? {
+                    let value = match elem.meta(&mut g.ev, &name)? {
+                        Some(v) => to_json(&mut g.ev, &v)?,
+                        None => {
+                            eprintln!("derivation '{}' has invalid meta attribute '{name}'", elem.name);
+                            serde_json::Value::Null
+                        }
+                    };
+                    meta.insert(name, value);
+                }
+                object.insert("meta".into(), serde_json::Value::Object(meta));
+            }
+            root.insert(elem.attr_path.clone(), serde_json::Value::Object(object));
+        }
+        let text = serde_json::to_string_pretty(&serde_json::Value::Object(root))?;
+        writeln!(out, "{text}")?;
+        return Ok(());
+    }
+
+    let mut table = Vec::new();
+    for elem in &elems {
+        if elem.failed {
+            continue;
+        }
+        let mut columns = Vec::new();
+        if print_status {
+            let out_path = elem.out_path(&mut g.ev)?;
+            let is_installed = installed_paths.contains(&out_path);
+            let is_valid = valid_paths.contains(&out_path);
+            columns.push(format!("{}{}-", if is_installed { "I" } else { "-" }, if is_valid { "P" } else { "-" }));
+        }
+        if print_attr_path {
+            columns.push(elem.attr_path.clone());
+        }
+        if print_name {
+            columns.push(elem.name.clone());
+        }
+        if compare_versions {
+            let (diff, version) = compare_version_against_set(elem, others);
+            columns.push(format!("{diff} {version}"));
+        }
+        if print_system {
+            columns.push(elem.system(&mut g.ev)?);
+        }
+        if print_drv_path {
+            columns.push(elem.drv_path(&mut g.ev)?.unwrap_or_else(|| "-".to_string()));
+        }
+        if print_out_path {
+            let mut s = String::new();
+            for (name, path) in elem.outputs(&mut g.ev, false)? {
+                if !s.is_empty() {
+                    s.push(';');
+                }
+                if name != "out" {
+                    s.push_str(&name);
+                    s.push('=');
+                }
+                s.push_str(&path);
+            }
+            columns.push(s);
+        }
+        if print_description {
+            columns.push(elem.meta_string(&mut g.ev, "description")?);
+        }
+        table.push(columns);
+    }
+    print_table(&table, &mut out)?;
+    Ok(())
+}
