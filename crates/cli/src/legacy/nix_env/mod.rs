@@ -231,7 +231,7 @@ fn parse(args: Vec<String>) -> anyhow::Result<Result<Parsed, ExitCode>> {
             "--show-trace" => p.show_trace = true,
             _ => {
                 if crate::eval_io::parse_eval_flag(&args, &mut i, &mut p.auto_args, &mut p.include)? {
-                } else if arg != "--dry-run" && p.build.parse_flag(&args, &mut i)? {
+                } else if arg != "--system" && p.build.parse_flag(&args, &mut i)? {
                 } else if arg.starts_with('-') && arg.len() > 1 {
                     p.op_flags.push(arg.clone());
                     let op = p.op.map(|(name, _)| name);

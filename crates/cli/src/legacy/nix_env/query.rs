@@ -41,31 +41,86 @@ fn print_table(table: &[Vec<String>], out: &mut impl Write) -> std::io::Result<(
     Ok(())
 }
 
+/// JSON as CppNix 2.8's `JSONObject` writes it with indentation: members in
+/// insertion order, two spaces per level, `{}`/`[]` when empty.
+enum Json {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Vec<u8>),
+    List(Vec<Json>),
+    Object(Vec<(String, Json)>),
+}
+
+impl Json {
+    fn str(s: &str) -> Json {
+        Json::Str(s.as_bytes().to_vec())
+    }
+
+    fn write(&self, out: &mut Vec<u8>, depth: usize) {
+        let indent = |out: &mut Vec<u8>, depth: usize| out.extend(std::iter::repeat_n(b' ', depth * 2));
+        match self {
+            Json::Null => out.extend_from_slice(b"null"),
+            Json::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Json::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
+            Json::Float(f) => {
+                out.extend_from_slice(nivis_eval::support::float_format::format_float_for_json(*f).as_bytes())
+            }
+            Json::Str(s) => nivis_eval::print::json_string(s, out),
+            Json::List(items) if items.is_empty() => out.extend_from_slice(b"[]"),
+            Json::Object(members) if members.is_empty() => out.extend_from_slice(b"{}"),
+            Json::List(items) => {
+                out.extend_from_slice(b"[\n");
+                for (i, item) in items.iter().enumerate() {
+                    indent(out, depth + 1);
+                    item.write(out, depth + 1);
+                    out.extend_from_slice(if i + 1 < items.len() { b",\n" } else { b"\n" });
+                }
+                indent(out, depth);
+                out.push(b']');
+            }
+            Json::Object(members) => {
+                out.extend_from_slice(b"{\n");
+                for (i, (name, value)) in members.iter().enumerate() {
+                    indent(out, depth + 1);
+                    nivis_eval::print::json_string(name.as_bytes(), out);
+                    out.extend_from_slice(b": ");
+                    value.write(out, depth + 1);
+                    out.extend_from_slice(if i + 1 < members.len() { b",\n" } else { b"\n" });
+                }
+                indent(out, depth);
+                out.push(b'}');
+            }
+        }
+    }
+}
+
 /// A meta value as JSON (`printValueAsJSON`, strict).
-fn to_json(ev: &mut Eval, v: &Value) -> anyhow::Result<serde_json::Value> {
+fn to_json(ev: &mut Eval, v: &Value) -> anyhow::Result<Json> {
     let v = ev.force(v, Pos::NONE).ev()?;
     Ok(match &v {
-        Value::Null => serde_json::Value::Null,
-        Value::Bool(b) => serde_json::Value::Bool(*b),
-        Value::Int(n) => serde_json::Value::from(*n),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number),
-        Value::String(s) => serde_json::Value::String(s.to_str_lossy().into_owned()),
-        Value::Path(p) => serde_json::Value::String(p.to_str_lossy().into_owned()),
+        Value::Null => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(n) => Json::Int(*n),
+        Value::Float(f) => Json::Float(*f),
+        Value::String(s) => Json::Str(s.as_bytes().to_vec()),
+        Value::Path(p) => Json::Str(p.as_bytes().to_vec()),
         Value::List(items) => {
             let mut list = Vec::new();
             for item in items.iter() {
                 list.push(to_json(ev, item)?);
             }
-            serde_json::Value::Array(list)
+            Json::List(list)
         }
         Value::Attrs(attrs) => {
-            let mut map = serde_json::Map::new();
             let entries: Vec<(String, Value)> =
                 attrs.sorted_by_name().into_iter().map(|a| (a.name.as_str().into_owned(), a.value.clone())).collect();
+            let mut members = Vec::new();
             for (name, value) in entries {
-                map.insert(name, to_json(ev, &value)?);
+                members.push((name, to_json(ev, &value)?));
             }
-            serde_json::Value::Object(map)
+            Json::Object(members)
         }
         other => bail!("cannot convert {} to JSON", other.show_type()),
     })
@@ -183,13 +238,13 @@ pub fn op_query(g: &mut Globals, flags: &[String], args: &[String]) -> anyhow::R
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if json {
-        let mut root = serde_json::Map::new();
+        let mut root = Vec::new();
         for elem in &elems {
-            let mut object = serde_json::Map::new();
-            object.insert("name".into(), elem.name.clone().into());
-            object.insert("pname".into(), elem.pname().into());
-            object.insert("version".into(), elem.version().into());
-            object.insert("system".into(), elem.system(&mut g.ev)?.into());
+            let mut object = Vec::new();
+            object.push(("name".to_string(), Json::str(&elem.name)));
+            object.push(("pname".to_string(), Json::str(&elem.pname())));
+            object.push(("version".to_string(), Json::str(&elem.version())));
+            object.push(("system".to_string(), Json::str(&elem.system(&mut g.ev)?)));
             let output_name = match &elem.attrs {
                 Some(attrs) => match attrs.get(nivis_eval::Sym::from_str("outputName")).cloned() {
                     Some(v) => g.ev.force_string(&v, Pos::NONE).ev()?.to_str_lossy().into_owned(),
@@ -197,35 +252,36 @@ pub fn op_query(g: &mut Globals, flags: &[String], args: &[String]) -> anyhow::R
                 },
                 None => String::new(),
             };
-            object.insert("outputName".into(), output_name.into());
-            if print_out_path {
-                let mut outputs = serde_json::Map::new();
-                for (name, path) in elem.outputs(&mut g.ev, false)? {
-                    outputs.insert(name, path.into());
-                }
-                object.insert("outputs".into(), serde_json::Value::Object(outputs));
+            object.push(("outputName".to_string(), Json::str(&output_name)));
+            // Every output is listed; its path only with --out-path.
+            let mut outputs = Vec::new();
+            for (name, path) in elem.outputs(&mut g.ev, false)? {
+                outputs.push((name, if print_out_path { Json::str(&path) } else { Json::Null }));
             }
+            object.push(("outputs".to_string(), Json::Object(outputs)));
             if print_drv_path && let Some(drv) = elem.drv_path(&mut g.ev)? {
-                object.insert("drvPath".into(), drv.into());
+                object.push(("drvPath".to_string(), Json::str(&drv)));
             }
             if print_meta {
-                let mut meta = serde_json::Map::new();
+                let mut meta = Vec::new();
                 for name in elem.meta_names(&mut g.ev)? {
                     let value = match elem.meta(&mut g.ev, &name)? {
                         Some(v) => to_json(&mut g.ev, &v)?,
                         None => {
                             eprintln!("derivation '{}' has invalid meta attribute '{name}'", elem.name);
-                            serde_json::Value::Null
+                            Json::Null
                         }
                     };
-                    meta.insert(name, value);
+                    meta.push((name, value));
                 }
-                object.insert("meta".into(), serde_json::Value::Object(meta));
+                object.push(("meta".to_string(), Json::Object(meta)));
             }
-            root.insert(elem.attr_path.clone(), serde_json::Value::Object(object));
+            root.push((elem.attr_path.clone(), Json::Object(object)));
         }
-        let text = serde_json::to_string_pretty(&serde_json::Value::Object(root))?;
-        writeln!(out, "{text}")?;
+        let mut text = Vec::new();
+        Json::Object(root).write(&mut text, 0);
+        text.push(b'\n');
+        out.write_all(&text)?;
         return Ok(());
     }
 
