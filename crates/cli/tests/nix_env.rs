@@ -10,7 +10,7 @@
 //! `/nix/store` (this needs root, as CppNix's builds in a chroot store do).
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -248,6 +248,27 @@ fn same_user_environments_and_queries_as_cppnix() {
             assert_eq!(*ours, theirs, "nix-env {query:?}");
         }
     }
+    // The trees are the same, not only their paths.
+    let hash = |store: &str| {
+        let output = Command::new("/usr/bin/nix-store")
+            .args(["--store", f.path(store).to_str().expect("utf-8"), "-q", "--hash", &f.current("p1")])
+            .output()
+            .expect("nix-store -q --hash");
+        ok(&output, "nix-store -q --hash")
+    };
+    assert_eq!(hash("s1"), hash("s2"), "NAR hash of the user environment");
+    // Other install sources: a store path, another profile, an expression.
+    let hello = fs::read_link(f.real("s1", &f.current("p1")).join("bin/hello")).expect("bin/hello link");
+    let hello = hello.parent().and_then(Path::parent).expect("package").to_str().expect("utf-8").to_string();
+    for (store, profile) in [("s1", "p1"), ("s2", "p2")] {
+        let run = |args: &[&str]| if store == "s1" { f.nivis(store, "p3", args) } else { f.cppnix(store, "p4", args) };
+        ok(&run(&["-i", &hello]), "-i store path");
+        let from_profile = f.path(profile);
+        ok(&run(&["--from-profile", from_profile.to_str().expect("utf-8"), "-i", "tool"]), "--from-profile");
+        ok(&run(&["-f", "v2.nix", "-E", "-i", "p: p.nested.inner"]), "-E");
+    }
+    assert_eq!(f.manifest("s1", "p3"), f.manifest("s2", "p4"), "same manifest after store path, profile and -E installs");
+    assert_eq!(f.current("p3"), f.current("p4"));
     // And CppNix reads our profile as its own.
     assert_eq!(ok(&f.cppnix("s1", "p1", queries[1]), "CppNix -q ours"), our_answers[1]);
 }
