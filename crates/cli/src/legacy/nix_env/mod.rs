@@ -92,6 +92,7 @@ thread_local! {
     static SHOW_TRACE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+#[allow(clippy::boxed_local)] // the evaluator hands its errors out boxed
 pub fn eval_failure(e: Box<EvalError>) -> anyhow::Error {
     let rendered = e.render(SHOW_TRACE.with(|s| s.get()));
     let text = rendered.strip_prefix("error: ").unwrap_or(&rendered).trim_end_matches('\n').to_string();
@@ -230,8 +231,10 @@ fn parse(args: Vec<String>) -> anyhow::Result<Result<Parsed, ExitCode>> {
             "--prebuilt-only" | "-b" => p.prebuilt_only = true,
             "--show-trace" => p.show_trace = true,
             _ => {
-                if crate::eval_io::parse_eval_flag(&args, &mut i, &mut p.auto_args, &mut p.include)? {
-                } else if arg != "--system" && p.build.parse_flag(&args, &mut i)? {
+                let common = crate::eval_io::parse_eval_flag(&args, &mut i, &mut p.auto_args, &mut p.include)?
+                    || (arg != "--system" && p.build.parse_flag(&args, &mut i)?);
+                if common {
+                    // Consumed: `--arg`, `-I`, `--store`, `--option`, `-j`, ...
                 } else if arg.starts_with('-') && arg.len() > 1 {
                     p.op_flags.push(arg.clone());
                     let op = p.op.map(|(name, _)| name);

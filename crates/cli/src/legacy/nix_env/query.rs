@@ -240,11 +240,12 @@ pub fn op_query(g: &mut Globals, flags: &[String], args: &[String]) -> anyhow::R
     if json {
         let mut root = Vec::new();
         for elem in &elems {
-            let mut object = Vec::new();
-            object.push(("name".to_string(), Json::str(&elem.name)));
-            object.push(("pname".to_string(), Json::str(&elem.pname())));
-            object.push(("version".to_string(), Json::str(&elem.version())));
-            object.push(("system".to_string(), Json::str(&elem.system(&mut g.ev)?)));
+            let mut object = vec![
+                ("name".to_string(), Json::str(&elem.name)),
+                ("pname".to_string(), Json::str(&elem.pname())),
+                ("version".to_string(), Json::str(&elem.version())),
+                ("system".to_string(), Json::str(&elem.system(&mut g.ev)?)),
+            ];
             let output_name = match &elem.attrs {
                 Some(attrs) => match attrs.get(nivis_eval::Sym::from_str("outputName")).cloned() {
                     Some(v) => g.ev.force_string(&v, Pos::NONE).ev()?.to_str_lossy().into_owned(),
