@@ -885,6 +885,11 @@ impl LocalStore {
         let store_dir = self.store_dir().as_str().to_string();
         let real_store_dir = self.config().real_store_dir.clone();
 
+        // A synchronisation point for tests, as CppNix's: block reading this
+        // file (a FIFO) with the lock held and the socket server running.
+        if let Some(sync_file) = std::env::var_os("_NIX_TEST_GC_SYNC") {
+            let _ = fs::read(sync_file);
+        }
         let scan = action != GcAction::DeleteSpecific && options.max_freed > 0;
         if scan {
             eprintln!("{}", if action == GcAction::DeleteDead { "deleting garbage..." } else { "determining live/dead paths..." });
