@@ -1012,8 +1012,16 @@ fn prim_append_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 // ----- files, paths, imports -----
 
+/// Where CppNix 2.8 puts its built-in expressions (`<nix/fetchurl.nix>`).
+const CORE_PKGS_PREFIX: &str = "/__corepkgs__/";
+
 fn prim_import(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let path = e.realise_path(&a[0], p)?;
+    if path.as_os_str() == "/__corepkgs__/fetchurl.nix" {
+        // Parsed from memory with base directory `/`, as CppNix does.
+        let expr = e.parse_string(include_str!("corepkgs/fetchurl.nix"), std::path::Path::new("/"))?;
+        return e.eval_expr(expr);
+    }
     e.eval_file(&path, p)
 }
 
@@ -1120,6 +1128,10 @@ fn prim_find_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         if e.io.path_exists(cp).unwrap_or(false) {
             return Ok(Value::path(crate::parser::canon_path(&candidate)));
         }
+    }
+    // CppNix's corepkgs: `<nix/fetchurl.nix>` when no search path entry has it.
+    if let Some(rest) = wanted.strip_prefix(b"nix/") {
+        return Ok(Value::path([CORE_PKGS_PREFIX.as_bytes(), rest].concat()));
     }
     Err(eval_error(
         format!(
@@ -1261,38 +1273,110 @@ fn prim_placeholder(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn fetch(e: &mut Eval, kind: &str, a: &[Value], p: Pos) -> Result<Value> {
+    use crate::io::FetchValue;
+    let who = match kind {
+        "file" => "fetchurl",
+        "tarball" => "fetchTarball",
+        "git" => "fetchGit",
+        "hg" => "fetchMercurial",
+        _ => "fetchTree",
+    };
     let v = e.force(&a[0], p)?;
-    let mut args = Vec::new();
-    match &v {
-        Value::Attrs(attrs) => {
-            for x in &attrs.entries {
-                let s = to_string_plain(e, &x.value, p)?;
-                args.push((x.name.to_string(), s.to_str_lossy().into_owned()));
+    let mut args: Vec<(String, FetchValue)> = Vec::new();
+    if kind == "file" || kind == "tarball" || kind == "hg" {
+        // CppNix's `fetch` (and `prim_fetchMercurial`): a URL or a set of known
+        // string attributes, none of which may have a context.
+        let allowed: &[&str] = if kind == "hg" { &["url", "rev", "name"] } else { &["url", "sha256", "name"] };
+        match &v {
+            Value::Attrs(attrs) => {
+                for x in &attrs.entries {
+                    let name = x.name.to_string();
+                    if !allowed.contains(&name.as_str()) {
+                        return Err(eval_error(format!("unsupported argument '{name}' to '{who}'"), x.pos));
+                    }
+                    let text = e.force_string_no_ctx(&x.value, x.pos)?;
+                    args.push((name, FetchValue::String(text.to_str_lossy().into_owned())));
+                }
+                if !args.iter().any(|(name, _)| name == "url") {
+                    return Err(eval_error("'url' argument required", p));
+                }
+            }
+            other => {
+                let text = e.force_string_no_ctx(other, p)?;
+                args.push(("url".to_string(), FetchValue::String(text.to_str_lossy().into_owned())));
             }
         }
-        other => {
-            let s = to_string_plain(e, other, p)?;
-            args.push(("url".to_string(), s.to_str_lossy().into_owned()));
+    } else {
+        // CppNix's `fetchTree`: strings (and paths, not copied), Booleans and
+        // integers; `type` comes from the caller (`fetchGit`) or the set.
+        match &v {
+            Value::Attrs(attrs) => {
+                match (attrs.get(e.s.type_).cloned(), kind) {
+                    (Some(_), "git") => return Err(eval_error("unexpected attribute 'type'", p)),
+                    (None, "tree") => return Err(eval_error("attribute 'type' is missing in call to 'fetchTree'", p)),
+                    (None, _) => args.push(("type".to_string(), FetchValue::String(kind.to_string()))),
+                    (Some(t), _) => {
+                        let text = e.force_string_no_ctx(&t, p)?;
+                        args.push(("type".to_string(), FetchValue::String(text.to_str_lossy().into_owned())));
+                    }
+                }
+                for x in &attrs.entries {
+                    let name = x.name.to_string();
+                    if name == "type" {
+                        continue;
+                    }
+                    let value = e.force(&x.value, x.pos)?;
+                    let arg = match &value {
+                        Value::String(_) | Value::Path(_) => {
+                            let text = e.coerce_to_string(&value, x.pos, Coerce { more: false, copy_to_store: false })?;
+                            FetchValue::String(text.to_str_lossy().into_owned())
+                        }
+                        Value::Bool(b) => FetchValue::Bool(*b),
+                        Value::Int(n) => FetchValue::Int(*n),
+                        other => {
+                            return Err(EvalError::new(
+                                ErrorKind::Type,
+                                format!(
+                                    "fetchTree argument '{name}' is {} while a string, Boolean or integer is expected",
+                                    other.show_type()
+                                ),
+                                Pos::NONE,
+                            ));
+                        }
+                    };
+                    args.push((name, arg));
+                }
+                if kind == "tree" && args.iter().any(|(name, _)| name == "name") {
+                    return Err(eval_error("attribute 'name' isn't supported in call to 'fetchTree'", p));
+                }
+            }
+            other => {
+                let text = e.coerce_to_string(other, p, Coerce { more: false, copy_to_store: false })?;
+                if kind == "git" {
+                    args.push(("type".to_string(), FetchValue::String("git".to_string())));
+                }
+                args.push(("url".to_string(), FetchValue::String(text.to_str_lossy().into_owned())));
+            }
         }
     }
     let result = e.io.fetch(kind, &args).map_err(|err| io_error(err, p))?;
-    let store_dir = e.io.store_dir();
     let mut out = Attrs::new();
     let mut out_path = None;
-    for (k, val) in result {
-        let v = if val.starts_with(&store_dir) {
-            let mut ctx = Context::new();
-            ctx.insert(val.clone().into_bytes().into_boxed_slice());
-            Value::string_ctx(val.clone().into_bytes(), ctx)
-        } else if let Ok(n) = val.parse::<i64>() {
-            Value::Int(n)
-        } else {
-            Value::string(val.clone().into_bytes())
+    for (name, value) in result {
+        let v = match value {
+            FetchValue::String(text) if name == "outPath" => {
+                let mut ctx = Context::new();
+                ctx.insert(text.clone().into_bytes().into_boxed_slice());
+                Value::string_ctx(text.into_bytes(), ctx)
+            }
+            FetchValue::String(text) => Value::string(text.into_bytes()),
+            FetchValue::Bool(b) => bool_v(b),
+            FetchValue::Int(n) => Value::Int(n),
         };
-        if k == "outPath" {
+        if name == "outPath" {
             out_path = Some(v.clone());
         }
-        out.insert(Sym::from_str(&k), v, Pos::NONE);
+        out.insert(Sym::from_str(&name), v, Pos::NONE);
     }
     if kind == "file" || kind == "tarball" {
         return Ok(out_path.unwrap_or(Value::Null));

@@ -79,6 +79,14 @@ pub struct DerivationResult {
     pub outputs: Vec<(String, String)>,
 }
 
+/// An argument or result attribute of a fetcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchValue {
+    String(String),
+    Bool(bool),
+    Int(i64),
+}
+
 /// A filter for `builtins.path`/`filterSource`: called with each path and its
 /// type; returns whether to include it.
 pub type PathFilter<'a> = dyn FnMut(&Path, FileType) -> Result<bool, IoError> + 'a;
@@ -125,10 +133,12 @@ pub trait EvalIO {
     fn is_valid_store_path(&self, _store_path: &str) -> Result<bool, IoError> {
         Err(IoError::Unsupported("builtins.storePath"))
     }
-    /// `fetchurl`, `fetchTarball`, `fetchGit`, `fetchTree`: given the evaluated
-    /// arguments as (name, string) pairs, returns the result attributes as strings.
-    fn fetch(&self, kind: &str, _args: &[(String, String)]) -> Result<Vec<(String, String)>, IoError> {
-        let _ = kind;
+    /// `fetchurl`, `fetchTarball`, `fetchGit`, `fetchTree`, `fetchMercurial`
+    /// (`kind` is `file`, `tarball`, `git`, `tree` or `hg`): given the evaluated
+    /// arguments (already checked for names and types as CppNix's primop does),
+    /// returns the result attributes; `outPath` is a store path. `fetchurl` and
+    /// `fetchTarball` return only `outPath`.
+    fn fetch(&self, _kind: &str, _args: &[(String, FetchValue)]) -> Result<Vec<(String, FetchValue)>, IoError> {
         Err(IoError::Unsupported("fetchers"))
     }
 }

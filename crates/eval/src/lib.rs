@@ -40,7 +40,7 @@ pub mod value;
 
 pub use error::{ErrorKind, EvalError, ParseError};
 pub use eval::{Eval, Settings};
-pub use io::{DerivationRequest, DerivationResult, EvalIO, FileType, FsIO, IoError};
+pub use io::{DerivationRequest, DerivationResult, EvalIO, FetchValue, FileType, FsIO, IoError};
 pub use pos::Pos;
 pub use symbol::Sym;
 pub use value::Value;

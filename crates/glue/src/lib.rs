@@ -11,13 +11,17 @@
 //! that derivations depending on them hash correctly without a `.drv` on disk.
 
 mod derivation;
+mod fetch;
 mod path_import;
+
+pub use fetch::{format_last_modified_date, set_thread_fetch_settings};
+pub use nivis_fetch::FetchSettings;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
 
-use nivis_eval::io::{DerivationRequest, DerivationResult, FileType, PathFilter};
+use nivis_eval::io::{DerivationRequest, DerivationResult, FetchValue, FileType, PathFilter};
 use nivis_eval::{EvalIO, FsIO, IoError};
 use nivis_formats::{Derivation, DrvHashCache, StoreDir, StorePath, StorePathSet};
 use nivis_store::Store;
@@ -118,5 +122,9 @@ impl EvalIO for StoreEvalIO {
     fn is_valid_store_path(&self, store_path: &str) -> Result<bool, IoError> {
         let path = self.parse_path(store_path)?;
         self.store.is_valid_path(&path).map_err(store_error)
+    }
+
+    fn fetch(&self, kind: &str, args: &[(String, FetchValue)]) -> Result<Vec<(String, FetchValue)>, IoError> {
+        fetch::fetch(&*self.store, kind, args)
     }
 }
