@@ -87,6 +87,8 @@ in {{
   tool = (mk "tool-0.5" "tool" {{ }}) // {{ meta = {{ description = "A \"tool\""; priority = 3; tags = [ "a" "b" ]; }}; }};
   multi = mk "multi-1.1" "multi" {{ outputs = [ "out" "dev" ]; }};
   nested = {{ recurseForDerivations = true; inner = mk "inner-0.1" "inner" {{ }}; }};
+  clash = mk "clash-1.0" "hello" {{ }};
+  broken = mk "broken-1" "broken" {{ args = [ "-c" "echo failing; exit 3" ]; }};
 }}
 "#,
             dir = self.dir.path().display()
@@ -412,4 +414,59 @@ fn killed_nix_env_leaves_a_complete_generation() {
     }
     ok(&f.nivis("s", "p", &["-f", "v1.nix", "-iA", "multi"]), "install after the kills");
     assert_complete(&f, "s", &f.current("p"));
+}
+
+#[test]
+fn messages_and_exit_codes_match_cppnix() {
+    if !available("messages_and_exit_codes_match_cppnix") || !cppnix_available("messages_and_exit_codes_match_cppnix") {
+        return;
+    }
+    let f = Fixture::new();
+    let steps: &[&[&str]] = &[
+        &["-q"],
+        &["--rollback"],
+        &["-f", "v1.nix", "-iA", "hello", "tool"],
+        &["-f", "v1.nix", "-i", "hello"],
+        &["-e", "nosuch"],
+        &["-f", "v1.nix", "-u"],
+        &["-f", "v2.nix", "-u", "--eq"],
+        &["-f", "v2.nix", "-u", "hello"],
+        &["-f", "v1.nix", "-u", "--always"],
+        &["-f", "v1.nix", "-iA", "nosuch"],
+        &["-f", "v1.nix", "-iA", "clash"],
+        &["-f", "v1.nix", "-iA", "broken"],
+        &["-f", "v1.nix", "-i", "nosuch"],
+        &["--dry-run", "-f", "v2.nix", "-iA", "multi"],
+        &["-f", "v2.nix", "-qc"],
+        &["-f", "v2.nix", "-qac"],
+        &["--set-flag", "priority", "3", "nosuch"],
+        &["--set-flag", "keep", "true", "tool"],
+        &["-f", "v2.nix", "-u", "tool"],
+        &["--set-flag"],
+        &["--delete-generations", "x"],
+        &["--delete-generations", "+0"],
+        &["--delete-generations", "+2"],
+        &["--switch-generation", "1"],
+        &["-G"],
+        &["-f", "v1.nix", "-q", "-P"],
+        &["-qa", "--foo"],
+        &["-i", "-q"],
+        &[],
+        &["-f", "/nonexistent", "-qa"],
+    ];
+    for step in steps {
+        let ours = f.nivis("s1", "p1", step);
+        let theirs = f.cppnix("s2", "p2", step);
+        let normalise = |o: &Output| {
+            let own = f.bin.join("nix-env");
+            messages(o)
+                .into_iter()
+                .map(|l| l.replace(own.to_str().expect("utf-8"), "nix-env").replace("/usr/bin/nix-env", "nix-env"))
+                .filter(|l| !l.starts_with("  /nix/store/") && !l.contains("will be built:"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(normalise(&ours), normalise(&theirs), "messages of nix-env {step:?}");
+        assert_eq!(ours.status.code(), theirs.status.code(), "exit code of nix-env {step:?}");
+        assert_eq!(text(&ours.stdout), text(&theirs.stdout), "output of nix-env {step:?}");
+    }
 }

@@ -230,9 +230,8 @@ impl State<'_> {
         for entry in entries {
             names.push(entry.map_err(io_error("reading directory", source_dir))?.file_name());
         }
-        // readdir order decides nothing but which of two errors comes first;
-        // sorting makes that reproducible.
-        names.sort();
+        // readdir order, as CppNix's readDirectory: it decides nothing but
+        // which of two collisions is reported, and that must be CppNix's.
         for name in names {
             if name.as_encoded_bytes().first() == Some(&b'.') {
                 continue;

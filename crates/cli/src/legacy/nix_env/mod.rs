@@ -78,7 +78,9 @@ pub struct UsageError(String);
 
 impl std::fmt::Display for UsageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}\nTry 'nix-env --help' for more information.", self.0)
+        // CppNix names the program as it was called.
+        let program = std::env::args().next().unwrap_or_else(|| "nix-env".to_string());
+        write!(f, "{}\nTry '{program} --help' for more information.", self.0)
     }
 }
 
