@@ -31,6 +31,11 @@ pub use settings::FetchSettings;
 pub use tarball::{DownloadedFile, FetchUrl, download_file, download_tarball, fetch_url};
 pub use transfer::download_to;
 
+/// A temporary directory under `TMPDIR`, removed when dropped.
+pub fn temp_dir() -> Result<tempfile::TempDir, FetchError> {
+    tarball::temp_dir()
+}
+
 /// An I/O error worded as C's `strerror` (as CppNix shows it), without Rust's
 /// " (os error N)" suffix.
 pub(crate) fn error_text(error: &std::io::Error) -> String {

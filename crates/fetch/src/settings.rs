@@ -18,6 +18,8 @@ pub struct FetchSettings {
     pub warn_dirty: bool,
     /// Where the fetcher cache and Git clones live (CppNix: `~/.cache/nix`).
     pub cache_dir: PathBuf,
+    /// `hashed-mirrors`: tried first by `builtin:fetchurl` for flat outputs.
+    pub hashed_mirrors: Vec<String>,
     /// Where warnings go (CppNix's `warn`); stderr by default.
     pub warn: fn(&str),
 }
@@ -44,6 +46,7 @@ impl Default for FetchSettings {
             allow_dirty: true,
             warn_dirty: true,
             cache_dir: user_cache_dir().join("nivis"),
+            hashed_mirrors: Vec::new(),
             warn: warn_to_stderr,
         }
     }
@@ -62,6 +65,7 @@ impl FetchSettings {
         if let Ok(Some(timeout)) = config.get_u64("connect-timeout") {
             settings.connect_timeout = timeout;
         }
+        settings.hashed_mirrors = config.get_list("hashed-mirrors");
         if config.is_set("allow-dirty") {
             settings.allow_dirty = config.get_bool("allow-dirty").unwrap_or(true);
         }

@@ -180,6 +180,13 @@ impl World {
         ours
     }
 
+    /// Several expressions checked in one evaluation on each side (CppNix
+    /// starts in about 0.1 s; one call keeps the tests fast).
+    fn check_all(&self, exprs: &[String]) -> String {
+        let list: Vec<String> = exprs.iter().map(|e| format!("({e})")).collect();
+        self.check(&format!("[ {} ]", list.join(" ")))
+    }
+
     /// Both fail; nivis's message contains each of `needles` (and so does
     /// CppNix's, for those in `shared`). Returns nivis's message.
     fn check_fails(&self, expr: &str, shared: &[&str], ours_only: &[&str]) -> String {
@@ -252,14 +259,16 @@ fn sha256_nix32(data: &[u8]) -> String {
 fn fetchurl_matches_cppnix() {
     let world = World::new();
     let url = world.server.put("hello.txt", b"hello world\n".to_vec());
-    world.check(&format!(r#"builtins.fetchurl "{url}""#));
-    world.check(&format!(r#"builtins.fetchurl {{ url = "{url}"; name = "renamed"; }}"#));
     let hash = sha256_nix32(b"hello world\n");
-    let out = world.check(&format!(r#"builtins.fetchurl {{ url = "{url}"; sha256 = "{hash}"; }}"#));
-    assert!(out.ends_with("-hello.txt\""), "{out}");
     // Redirects are followed; the name comes from the URL asked for.
     let redirected = world.server.url("redirect/hello.txt");
-    world.check(&format!(r#"builtins.fetchurl "{redirected}""#));
+    let out = world.check_all(&[
+        format!(r#"builtins.fetchurl "{url}""#),
+        format!(r#"builtins.fetchurl {{ url = "{url}"; name = "renamed"; }}"#),
+        format!(r#"builtins.fetchurl {{ url = "{url}"; sha256 = "{hash}"; }}"#),
+        format!(r#"builtins.fetchurl "{redirected}""#),
+    ]);
+    assert!(out.contains("-hello.txt\""), "{out}");
 }
 
 #[test]
@@ -304,15 +313,17 @@ fn download_errors_name_the_url() {
 #[test]
 fn fetch_tarball_every_compression_matches_cppnix() {
     let world = World::new();
-    let mut paths = Vec::new();
+    let mut exprs = Vec::new();
     for name in make_archives(&world) {
         let url = world.server.url(&name);
-        paths.push(world.check(&format!(r#"builtins.fetchTarball "{url}""#)));
-        world.check(&format!(r#"builtins.fetchTarball {{ url = "{url}"; name = "pkg"; }}"#));
-        world.check(&format!(r#"builtins.fetchTree {{ type = "tarball"; url = "{url}"; }}"#));
+        exprs.push(format!(r#"builtins.fetchTarball "{url}""#));
+        exprs.push(format!(r#"builtins.fetchTarball {{ url = "{url}"; name = "pkg"; }}"#));
+        exprs.push(format!(r#"builtins.fetchTree {{ type = "tarball"; url = "{url}"; }}"#));
     }
+    world.check_all(&exprs);
     // Every compression of the same tree gives the same path.
-    paths.dedup();
+    let paths: std::collections::BTreeSet<String> =
+        exprs.iter().step_by(3).map(|e| world.nivis(e).unwrap()).collect();
     assert_eq!(paths.len(), 1, "{paths:?}");
 }
 
@@ -391,6 +402,7 @@ fn downloads_are_cached_for_tarball_ttl() {
 fn corepkgs_fetchurl_derivation_matches_cppnix() {
     let world = World::new();
     let hash = sha256_nix32(b"x");
+    let mut exprs = Vec::new();
     for args in [
         format!(r#"{{ url = "http://example.org/x.tar.gz"; sha256 = "{hash}"; }}"#),
         format!(r#"{{ url = "http://example.org/x"; sha256 = "{hash}"; executable = true; name = "tool"; }}"#),
@@ -398,8 +410,9 @@ fn corepkgs_fetchurl_derivation_matches_cppnix() {
         r#"{ url = "http://example.org/y"; hash = "sha512-z4PhNX7vuL3xVChQ1m2AB9Yg5AULVxXcg/SpIdNs6c5H0NE8XYXysP+DGNKHfuwvY7kxvUdBeoGlODJ6+SfaPg=="; }"#.to_string(),
         r#"{ url = "http://example.org/z"; md5 = "9dd4e461268c8034f5c8564e155c67a6"; }"#.to_string(),
     ] {
-        world.check(&format!("let d = import <nix/fetchurl.nix> {args}; in [ d.drvPath d.outPath ]"));
+        exprs.push(format!("let d = import <nix/fetchurl.nix> {args}; in [ d.drvPath d.outPath ]"));
     }
+    world.check_all(&exprs);
 }
 
 fn git(dir: &Path, args: &[&str], date: &str) {
@@ -453,12 +466,14 @@ fn fetch_git_local_repository_matches_cppnix() {
     let r = repo.display();
     let head = world.check(&format!("builtins.fetchGit {r}"));
     assert!(head.contains("revCount = 2;") && head.contains("lastModified = 1612325106;"), "{head}");
-    world.check(&format!(r#"builtins.fetchGit "{r}""#));
-    world.check(&format!(r#"builtins.fetchGit {{ url = {r}; ref = "feature"; }}"#));
-    world.check(&format!(r#"builtins.fetchGit {{ url = "file://{r}"; rev = "{first}"; }}"#));
-    world.check(&format!(r#"builtins.fetchGit {{ url = {r}; ref = "refs/tags/v1"; name = "tagged"; }}"#));
-    world.check(&format!(r#"builtins.fetchTree {{ type = "git"; url = "{r}"; ref = "feature"; }}"#));
-    world.check(&format!(r#"builtins.fetchGit {{ url = {r}; shallow = true; }}"#));
+    world.check_all(&[
+        format!(r#"builtins.fetchGit "{r}""#),
+        format!(r#"builtins.fetchGit {{ url = {r}; ref = "feature"; }}"#),
+        format!(r#"builtins.fetchGit {{ url = "file://{r}"; rev = "{first}"; }}"#),
+        format!(r#"builtins.fetchGit {{ url = {r}; ref = "refs/tags/v1"; name = "tagged"; }}"#),
+        format!(r#"builtins.fetchTree {{ type = "git"; url = "{r}"; ref = "feature"; }}"#),
+        format!(r#"builtins.fetchGit {{ url = {r}; shallow = true; }}"#),
+    ]);
 }
 
 #[test]
@@ -469,11 +484,13 @@ fn fetch_git_dirty_working_tree_matches_cppnix() {
     write(&repo.join("untracked"), "not included\n");
     std::fs::remove_file(repo.join("sub/file")).unwrap();
     let r = repo.display();
-    let out = world.check(&format!("builtins.fetchGit {r}"));
-    assert!(out.contains(r#"rev = "0000000000000000000000000000000000000000";"#), "{out}");
-    world.check(&format!(r#"builtins.fetchTree {{ type = "git"; url = "{r}"; }}"#));
     // Naming a ref means the committed tree, not the working tree.
-    world.check(&format!(r#"builtins.fetchGit {{ url = {r}; ref = "master"; }}"#));
+    let out = world.check_all(&[
+        format!("builtins.fetchGit {r}"),
+        format!(r#"builtins.fetchTree {{ type = "git"; url = "{r}"; }}"#),
+        format!(r#"builtins.fetchGit {{ url = {r}; ref = "master"; }}"#),
+    ]);
+    assert!(out.contains(r#"rev = "0000000000000000000000000000000000000000";"#), "{out}");
 }
 
 #[test]
@@ -483,10 +500,12 @@ fn fetch_git_remote_repository_matches_cppnix() {
     let bare = world.path("bare.git");
     run(world.dir.path(), "git", &["clone", "--quiet", "--bare", &repo.to_string_lossy(), &bare.to_string_lossy()]);
     let b = bare.display();
-    world.check(&format!(r#"builtins.fetchGit "file://{b}""#));
-    world.check(&format!(r#"builtins.fetchGit {{ url = "file://{b}"; ref = "feature"; }}"#));
-    world.check(&format!(r#"builtins.fetchGit {{ url = "file://{b}"; rev = "{first}"; }}"#));
-    world.check(&format!(r#"builtins.fetchGit {{ url = "file://{b}"; ref = "feature"; allRefs = true; }}"#));
+    world.check_all(&[
+        format!(r#"builtins.fetchGit "file://{b}""#),
+        format!(r#"builtins.fetchGit {{ url = "file://{b}"; ref = "feature"; }}"#),
+        format!(r#"builtins.fetchGit {{ url = "file://{b}"; rev = "{first}"; }}"#),
+        format!(r#"builtins.fetchGit {{ url = "file://{b}"; ref = "feature"; allRefs = true; }}"#),
+    ]);
     // The second time comes from the cache and the clone.
     world.check(&format!(r#"builtins.fetchGit {{ url = "file://{b}"; rev = "{first}"; }}"#));
 }
@@ -520,6 +539,108 @@ fn fetch_tree_path_matches_cppnix() {
     write(&src.join("a/b"), "b\n");
     write(&src.join("c"), "c\n");
     run(&src, "touch", &["-d", "2022-02-02 02:02:02", "a/b", "a", "c", "."]);
-    world.check(&format!(r#"builtins.fetchTree {{ type = "path"; path = "{}"; }}"#, src.display()));
-    world.check(&format!(r#"builtins.fetchTree {{ type = "path"; path = {}; }}"#, src.display()));
+    world.check_all(&[
+        format!(r#"builtins.fetchTree {{ type = "path"; path = "{}"; }}"#, src.display()),
+        format!(r#"builtins.fetchTree {{ type = "path"; path = {}; }}"#, src.display()),
+    ]);
+}
+
+/// Instantiates `expr` (a derivation) in nivis's store and builds it with the
+/// scheduler; returns the output path and the build failures' messages.
+fn build_with_nivis(world: &World, expr: &str) -> Result<PathBuf, String> {
+    let expr = format!("({expr}).drvPath");
+    let root = world.path("nivis-root");
+    let base = world.dir.path().to_path_buf();
+    let settings = world.settings();
+    nivis_eval::run_with_big_stack(64 << 20, move || {
+        set_thread_fetch_settings(Some(settings));
+        let store_settings = nivis_store::StoreSettings::default();
+        let uri = format!("local?root={}", root.display());
+        let io = Rc::new(StoreEvalIO::new(nivis_store::open_store(&uri, &store_settings).unwrap(), false));
+        let mut eval = nivis_eval::Eval::new(io, nivis_eval::Settings::default());
+        let parsed = eval.parse_string(&expr, &base).map_err(|e| e.to_string())?;
+        let value = eval.eval_expr(parsed).map_err(|e| e.to_string())?;
+        let printed = nivis_eval::print::print_value(&mut eval, &value, true).map_err(|e| e.to_string())?;
+        drop(eval);
+        let store = nivis_store::open_store(&uri, &store_settings).unwrap();
+        let drv_path = store.parse_store_path(printed.trim_matches('"')).unwrap();
+        let target = nivis_build::DerivedPath { drv_path: drv_path.clone(), outputs: None };
+        let build_settings = nivis_build::BuildSettings { print_build_logs: false, ..Default::default() };
+        let result = nivis_build::realise(&*store, &[target], &build_settings, None).map_err(|e| e.to_string())?;
+        if !result.failures.is_empty() {
+            return Err(result.failures.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join("\n"));
+        }
+        let out = &result.outputs[&drv_path]["out"];
+        Ok(root.join("nix/store").join(out.base_name()))
+    })
+}
+
+#[test]
+fn builtin_fetchurl_builds_fixed_outputs() {
+    let world = World::new();
+    let url = world.server.put("tool.sh", b"#!/bin/sh\necho tool\n".to_vec());
+    let hash = sha256_nix32(b"#!/bin/sh\necho tool\n");
+    let flat = build_with_nivis(&world, &format!(r#"import <nix/fetchurl.nix> {{ url = "{url}"; sha256 = "{hash}"; }}"#)).unwrap();
+    assert_eq!(std::fs::read(&flat).unwrap(), b"#!/bin/sh\necho tool\n");
+    // executable: the NAR of an executable file.
+    let dir = world.path("exe");
+    write(&dir.join("tool.sh"), "#!/bin/sh\necho tool\n");
+    std::fs::set_permissions(dir.join("tool.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let exe_hash = nix_hash(&dir.join("tool.sh"));
+    let exe = build_with_nivis(
+        &world,
+        &format!(r#"import <nix/fetchurl.nix> {{ url = "{url}"; sha256 = "{exe_hash}"; executable = true; name = "tool"; }}"#),
+    )
+    .unwrap();
+    assert!(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&exe).unwrap().permissions()) & 0o111 != 0);
+    // unpack: an xz-compressed NAR, restored.
+    let tree = world.path("tree");
+    write(&tree.join("a/b"), "b\n");
+    write(&tree.join("c"), "c\n");
+    let nar = Command::new("nix-store").arg("--dump").arg(&tree).output().unwrap().stdout;
+    let mut xz = Vec::new();
+    {
+        use std::io::Read;
+        let mut encoder = liblzma_encoder(&nar);
+        encoder.read_to_end(&mut xz).unwrap();
+    }
+    let nar_url = world.server.put("tree.nar.xz", xz);
+    let tree_hash = nix_hash(&tree);
+    let unpacked = build_with_nivis(
+        &world,
+        &format!(r#"import <nix/fetchurl.nix> {{ url = "{nar_url}"; sha256 = "{tree_hash}"; unpack = true; }}"#),
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(unpacked.join("a/b")).unwrap(), b"b\n");
+    // A wrong hash fails the build and leaves no valid output.
+    let wrong = sha256_nix32(b"wrong");
+    let error = build_with_nivis(&world, &format!(r#"import <nix/fetchurl.nix> {{ url = "{url}"; sha256 = "{wrong}"; name = "bad"; }}"#))
+        .unwrap_err();
+    assert!(error.contains("hash mismatch in fixed-output derivation"), "{error}");
+    let missing = world.server.url("missing");
+    let error = build_with_nivis(&world, &format!(r#"import <nix/fetchurl.nix> {{ url = "{missing}"; sha256 = "{hash}"; name = "gone"; }}"#))
+        .unwrap_err();
+    assert!(error.contains("failed"), "{error}");
+}
+
+/// `nix-hash --type sha256 --base32` of a path (the NAR hash), from CppNix, or
+/// from our NAR writer if CppNix is absent.
+fn nix_hash(path: &Path) -> String {
+    let mut hasher = nivis_formats::Hasher::new(nivis_formats::HashAlgorithm::Sha256);
+    nivis_formats::nar::dump_path(path, &mut hasher).unwrap();
+    hasher.finish().to_nix32()
+}
+
+fn liblzma_encoder(data: &[u8]) -> impl std::io::Read + '_ {
+    let mut child = Command::new("xz")
+        .args(["-c", "-z"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let owned = data.to_vec();
+    std::thread::spawn(move || stdin.write_all(&owned));
+    let output = child.wait_with_output().unwrap();
+    std::io::Cursor::new(output.stdout)
 }

@@ -9,10 +9,12 @@
 //! last line), as CppNix's forked builtin child reports it.
 
 mod buildenv;
+mod fetchurl;
 
 use std::io::Write;
 use std::time::Instant;
 
+use fetchurl::builtin_fetchurl;
 pub use buildenv::{
     BuildEnvError, BuildEnvStats, Package, StoreLocation, build_profile, build_profile_in, builtin_buildenv,
     parse_derivations_attribute,
@@ -34,6 +36,7 @@ pub(crate) fn run_builtin(name: &str, request: &BuildRequest, log: &mut dyn Writ
         "buildenv" => builtin_buildenv(&request.env, &location)
             .map(|stats| stats.warnings)
             .map_err(|e| e.to_string()),
+        "fetchurl" => builtin_fetchurl(&request.env, &location).map(|()| Vec::new()).map_err(|e| e.to_string()),
         _ => Err(format!("unsupported builtin builder '{}'", request.builder)),
     };
     let mut log_size = 0u64;
