@@ -176,3 +176,182 @@ fn cppnix_substitutes_from_nivis_serve() {
     assert_eq!(hash_in(&destination, &first), hash_in(&source, &first));
     assert_eq!(hash_in(&destination, &second), hash_in(&source, &second));
 }
+
+/// A directory holding `nix-store` as a link to nivis, to name as the
+/// `remote-program` of an `ssh://` store.
+fn nivis_nix_store(dir: &Path) -> String {
+    let link = dir.join("nix-store");
+    if !link.exists() {
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_nivis"), &link).unwrap();
+    }
+    link.to_str().unwrap().to_string()
+}
+
+/// `ssh://localhost` runs the remote program in a local shell (CppNix 2.8 does
+/// the same): nivis and CppNix on either end of the serve protocol.
+#[test]
+fn copy_over_the_serve_protocol_with_cppnix_on_either_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let source = t.join("source");
+    let (first, second) = cppnix_paths(t, &source);
+    let ours = nivis_nix_store(t);
+    let via = |program: &str, root: &Path| format!("ssh://localhost?remote-program={program}&remote-store={}", root.display());
+
+    // nivis client, nivis server.
+    let both = t.join("both-nivis");
+    ok(nivis(&["copy", "--store", source.to_str().unwrap(), "--to", &via(&ours, &both), &second]));
+    assert_eq!(hash_in(&both, &second), hash_in(&source, &second));
+    assert_eq!(hash_in(&both, &first), hash_in(&source, &first));
+
+    // CppNix client, nivis server (cmdAddToStoreNar, then queries).
+    let cpp_to_ours = t.join("cppnix-to-nivis");
+    ok(cppnix(
+        "nix",
+        &["--extra-experimental-features", "nix-command", "copy", "--store", source.to_str().unwrap(), "--to", &via(&ours, &cpp_to_ours), &second],
+    ));
+    assert_eq!(hash_in(&cpp_to_ours, &second), hash_in(&source, &second));
+    let refs = ok(cppnix("nix-store", &["--store", cpp_to_ours.to_str().unwrap(), "-q", "--references", &second]));
+    assert_eq!(refs.trim(), first);
+
+    // nivis client, CppNix server; then copying back from it (cmdDumpStorePath).
+    let ours_to_cpp = t.join("nivis-to-cppnix");
+    ok(nivis(&["copy", "--store", source.to_str().unwrap(), "--to", &via("/usr/bin/nix-store", &ours_to_cpp), &second]));
+    assert_eq!(hash_in(&ours_to_cpp, &second), hash_in(&source, &second));
+    let back = t.join("back");
+    ok(nivis(&["copy", "--store", back.to_str().unwrap(), "--from", &via("/usr/bin/nix-store", &ours_to_cpp), &second]));
+    assert_eq!(hash_in(&back, &first), hash_in(&source, &first));
+    // And CppNix copying from a nivis server.
+    let cpp_from_ours = t.join("cppnix-from-nivis");
+    ok(cppnix(
+        "nix",
+        &["--extra-experimental-features", "nix-command", "copy", "--store", cpp_from_ours.to_str().unwrap(), "--from", &via(&ours, &both), "--no-check-sigs", &second],
+    ));
+    assert_eq!(hash_in(&cpp_from_ours, &second), hash_in(&source, &second));
+    let info = ok(nivis(&["path-info", "--store", &via(&ours, &both), "--json", &second]));
+    assert!(info.contains(&first), "{info}");
+}
+
+#[test]
+fn a_remote_program_that_does_not_speak_the_protocol_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let source = t.join("source");
+    let (_, second) = cppnix_paths(t, &source);
+    let message = stderr_of_failure(nivis(&["copy", "--store", source.to_str().unwrap(), "--to", "ssh://localhost?remote-program=echo", &second]));
+    assert!(message.contains("'nix-store --serve' protocol mismatch from 'localhost', got '--serve --write'"), "{message}");
+    // A server refusing writes (no --write) ends the session with its reason.
+    let nowrite = t.join("nowrite");
+    std::fs::write(&nowrite, format!("#!/bin/sh\nexec {} --serve --store {}/nowrite-store\n", nivis_nix_store(t), t.display()))
+        .unwrap();
+    std::fs::set_permissions(&nowrite, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let message = stderr_of_failure(nivis(&[
+        "copy",
+        "--store",
+        source.to_str().unwrap(),
+        "--to",
+        &format!("ssh://localhost?remote-program={}", nowrite.display()),
+        &second,
+    ]));
+    assert!(message.contains("importing paths is not allowed"), "{message}");
+    // Whether the NAR still fit in the pipe decides which of the two local
+    // errors comes; both name the path and the host.
+    assert!(message.contains("localhost'") && message.contains("-data'"), "{message}");
+}
+
+/// A real OpenSSH server on 127.0.0.1, run as the current user with keys made
+/// for the test (`.ci/run` installs openssh-server). It accepts `NIX_REMOTE`
+/// from the client, so a remote `nix-store` can be pointed at a test store.
+struct Sshd {
+    child: std::process::Child,
+    /// What `NIX_SSHOPTS` must hold to reach it.
+    options: String,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_sshd(dir: &Path) -> Sshd {
+    assert!(Path::new("/usr/sbin/sshd").exists(), "these tests need openssh-server (apt-get install -y openssh-server)");
+    for key in ["host_key", "user_key"] {
+        ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(dir.join(key)).output().unwrap());
+    }
+    std::fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
+             PidFile {d}/sshd.pid\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nAcceptEnv NIX_REMOTE\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    // sshd insists on its privilege separation directory even when not root.
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let child = Command::new("/usr/sbin/sshd").arg("-D").arg("-e").arg("-f").arg(&config).spawn().unwrap();
+    let options = format!(
+        "-p {port} -i {}/user_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR",
+        dir.display()
+    );
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Sshd { child, options };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("sshd did not start listening on port {port}");
+}
+
+#[test]
+fn copy_through_a_real_ssh_server_with_cppnix_on_either_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let sshd = start_sshd(t);
+    let source = t.join("source");
+    let (first, second) = cppnix_paths(t, &source);
+    let ours = nivis_nix_store(t);
+    let with_ssh = |mut command: Command, remote_store: Option<&Path>| {
+        let mut options = sshd.options.clone();
+        if let Some(root) = remote_store {
+            options.push_str(&format!(" -o SetEnv=NIX_REMOTE={}", root.display()));
+        }
+        command.env("NIX_SSHOPTS", options).env_remove("NIX_REMOTE");
+        command.output().unwrap()
+    };
+
+    // nivis `nix copy` to a nivis `nix-store --serve` through sshd.
+    let remote = t.join("remote");
+    let uri = format!("ssh://127.0.0.1?remote-program={ours}&remote-store={}", remote.display());
+    let mut copy = Command::new(env!("CARGO_BIN_EXE_nivis"));
+    copy.args(["copy", "--store", source.to_str().unwrap(), "--to", &uri, &second]);
+    ok(with_ssh(copy, None));
+    assert_eq!(hash_in(&remote, &second), hash_in(&source, &second));
+
+    // CppNix's nix-copy-closure pulls it from that store; on the remote end
+    // the `nix-store` on PATH (CppNix's) serves it, told where by NIX_REMOTE.
+    let pulled = t.join("pulled");
+    let mut cpp = Command::new("/usr/bin/nix-copy-closure");
+    cpp.args(["--from", "127.0.0.1", &second]).env("NIX_REMOTE", &pulled);
+    let mut options = sshd.options.clone();
+    options.push_str(&format!(" -o SetEnv=NIX_REMOTE={}", remote.display()));
+    let output = cpp.env("NIX_SSHOPTS", &options).output().unwrap();
+    ok(output);
+    assert_eq!(hash_in(&pulled, &first), hash_in(&source, &first));
+
+    // Our nix-copy-closure pushes to CppNix's nix-store --serve on the remote.
+    let pushed = t.join("pushed");
+    std::fs::create_dir(t.join("bin")).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_nivis"), t.join("bin/nix-copy-closure")).unwrap();
+    let mut push = Command::new(t.join("bin/nix-copy-closure"));
+    push.args(["--store", source.to_str().unwrap(), "--to", "127.0.0.1", &second]);
+    let output = with_ssh(push, Some(&pushed));
+    ok(output);
+    assert_eq!(hash_in(&pushed, &second), hash_in(&source, &second));
+}

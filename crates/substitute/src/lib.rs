@@ -32,11 +32,15 @@ pub use verify::VerifyingNarReader;
 
 use nivis_store::{Store, StoreError, StoreSettings};
 
-/// Opens any store URI: binary caches here, everything else through
-/// `nivis_store::open_store`.
+/// Opens any store URI: binary caches here, `ssh://` through nivis-remote,
+/// everything else through `nivis_store::open_store`.
 pub fn open_store(uri: &str, settings: &StoreSettings) -> Result<Box<dyn Store>, StoreError> {
     if is_binary_cache_uri(uri) {
         return Ok(Box::new(BinaryCacheStore::open(uri, settings).map_err(SubstituteError::into_store_error)?));
+    }
+    if nivis_remote::is_ssh_uri(uri) {
+        let store = nivis_remote::LegacySshStore::open(uri, settings).map_err(nivis_remote::RemoteError::into_store_error)?;
+        return Ok(Box::new(store));
     }
     nivis_store::open_store(uri, settings)
 }

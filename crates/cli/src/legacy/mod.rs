@@ -11,3 +11,4 @@ pub mod nix_instantiate;
 pub mod nix_prefetch_url;
 pub mod nix_shell;
 pub mod nix_store;
+pub mod nix_store_serve;

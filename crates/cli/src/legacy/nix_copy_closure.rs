@@ -1,7 +1,7 @@
-//! `nix-copy-closure [--to | --from] TARGET PATHS...`: copies closures to or
-//! from another machine. nivis does not speak SSH yet, so TARGET must be a
-//! store URI (`file://DIR`, `http://...`, `local?root=DIR`, or an absolute
-//! directory), a nivis extension; a host name is refused with a clear message.
+//! `nix-copy-closure [--to | --from] [user@]HOST PATHS...`: copies closures to
+//! or from another machine over ssh (`ssh://HOST`, running `nix-store --serve`
+//! there). As a nivis extension TARGET may also be a store URI (`file://DIR`,
+//! `http://...`, `local?root=DIR`, or an absolute directory).
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -12,6 +12,7 @@ use crate::nix::copy::{Options, copy};
 
 pub fn run(args: Vec<OsString>) -> crate::CommandResult {
     let mut to = true;
+    let mut gzip = false;
     let mut target = None;
     let mut options = Options::default();
     let mut iter = args.into_iter().map(|a| a.to_string_lossy().into_owned());
@@ -20,13 +21,14 @@ pub fn run(args: Vec<OsString>) -> crate::CommandResult {
             "--to" => to = true,
             "--from" => to = false,
             // Compression and substitution flags only matter over SSH.
-            "--gzip" | "--bzip2" | "--xz" | "--zstd" | "-s" | "--use-substitutes" | "-v" => {}
+            "--gzip" => gzip = true,
+            "--bzip2" | "--xz" | "--zstd" | "-s" | "--use-substitutes" | "-v" => {}
             "--include-outputs" => bail!("'--include-outputs' is not supported by nivis yet"),
             "--no-check-sigs" => options.no_check_sigs = true,
             // The local side, as for other commands (a nivis extension).
             "--store" => options.store = iter.next(),
             "--help" => {
-                println!("Usage: nix-copy-closure [--to | --from] STORE-URI PATHS...");
+                println!("Usage: nix-copy-closure [--to | --from] [--gzip] [user@]HOST PATHS...");
                 return Ok(ExitCode::SUCCESS);
             }
             flag if flag.starts_with('-') => bail!("unknown flag '{flag}'"),
@@ -36,12 +38,12 @@ pub fn run(args: Vec<OsString>) -> crate::CommandResult {
     }
     let Some(target) = target else { bail!("no host name specified") };
     let is_store_uri = target.contains("://") || target.starts_with('/') || target.starts_with("local");
-    if !is_store_uri {
-        bail!(
-            "nix-copy-closure to a remote host ('{target}') needs SSH, which nivis does not support yet; \
-             pass a store URI (file://DIR, http://HOST:PORT, local?root=DIR) instead"
-        );
-    }
+    let target = if is_store_uri {
+        target
+    } else {
+        // CppNix: ssh compression with --gzip, the rest of the flags are accepted.
+        format!("ssh://{target}{}", if gzip { "?compress=true" } else { "" })
+    };
     if to {
         options.to = Some(target);
     } else {

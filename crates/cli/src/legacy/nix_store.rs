@@ -58,6 +58,7 @@ enum Operation {
     LoadDb,
     RegisterValidity,
     Version,
+    Serve,
     /// Known to CppNix, not built in nivis yet: the flag, for the message.
     NotBuilt(&'static str),
 }
@@ -87,7 +88,7 @@ fn operation_of(arg: &str) -> Option<Operation> {
         "--init" => Operation::NotBuilt("--init"),
         "--repair-path" => Operation::NotBuilt("--repair-path"),
         "--optimise" | "--optimize" => Operation::NotBuilt("--optimise"),
-        "--serve" => Operation::NotBuilt("--serve"),
+        "--serve" => Operation::Serve,
         _ => return None,
     })
 }
@@ -254,6 +255,7 @@ fn run_operation(parsed: &Parsed, out: &mut dyn Write) -> crate::CommandResult {
             Ok(ExitCode::SUCCESS)
         }
         Operation::NotBuilt(flag) => crate::not_implemented::not_implemented(&format!("nix-store {flag}")),
+        Operation::Serve => super::nix_store_serve::run(flags, args, store_flag, out),
         Operation::Dump => {
             no_flags(flags)?;
             if args.len() != 1 {
@@ -483,6 +485,7 @@ fn run_store_operation(
         }
         Operation::Version
         | Operation::NotBuilt(_)
+        | Operation::Serve
         | Operation::Dump
         | Operation::Restore
         | Operation::GenerateBinaryCacheKey => unreachable!("handled before opening the store"),
