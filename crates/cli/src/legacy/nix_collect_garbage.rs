@@ -34,8 +34,9 @@ pub(crate) fn gc_options(action: GcAction) -> anyhow::Result<GcOptions> {
 }
 
 /// CppNix's `getIntArg` with units: an integer with an optional `K`, `M`, `G`
-/// or `T` suffix (powers of 1024); negative values count as 0.
-pub(crate) fn parse_size(flag: &str, value: &str) -> anyhow::Result<u64> {
+/// or `T` suffix (powers of 1024); negative values count as 0. Errors are
+/// CppNix's usage-error texts.
+pub(crate) fn parse_size(value: &str) -> Result<u64, String> {
     let mut text = value;
     let mut multiplier: i128 = 1;
     if let Some(last) = text.chars().last()
@@ -46,12 +47,12 @@ pub(crate) fn parse_size(flag: &str, value: &str) -> anyhow::Result<u64> {
             'M' => 1 << 20,
             'G' => 1 << 30,
             'T' => 1 << 40,
-            other => bail!("invalid unit specifier '{other}'"),
+            other => return Err(format!("invalid unit specifier '{other}'")),
         };
         text = &text[..text.len() - 1];
     }
     let Ok(number) = text.parse::<i64>() else {
-        bail!("'{flag}' requires an integer argument");
+        return Err(format!("'{text}' is not an integer"));
     };
     let bytes = (number as i128 * multiplier).max(0);
     Ok(u64::try_from(bytes).unwrap_or(u64::MAX))
@@ -116,7 +117,7 @@ pub(crate) fn nix_store_gc(store: &dyn Store, flags: &[String], args: &[String],
                 let Some(value) = iter.next() else {
                     return Err(crate::legacy::nix_store::UsageError("flag '--max-freed' requires an argument".into()).into());
                 };
-                options.max_freed = parse_size("--max-freed", value)?;
+                options.max_freed = parse_size(value).map_err(crate::legacy::nix_store::UsageError)?;
             }
             other => {
                 return Err(crate::legacy::nix_store::UsageError(format!("bad sub-operation '{other}' in GC")).into());
@@ -181,7 +182,7 @@ fn remove_old_generations(dir: &Path, older_than: Option<i64>, dry_run: bool) ->
                     None => nivis_profile::delete_old_generations(&path, dry_run)?,
                 };
                 for number in removed {
-                    eprintln!("{} generation {number}", if dry_run { "would remove" } else { "removing" });
+                    eprintln!("{} profile version {number}", if dry_run { "would remove" } else { "removing" });
                 }
             }
         } else if file_type.is_dir() {
@@ -221,7 +222,11 @@ pub fn run(args: Vec<OsString>) -> crate::CommandResult {
                 older_than = Some(value("--delete-older-than")?);
             }
             "--dry-run" => dry_run = true,
-            "--max-freed" => max_freed = Some(parse_size("--max-freed", &value("--max-freed")?)?),
+            "--max-freed" => {
+                let size = parse_size(&value("--max-freed")?)
+                    .map_err(|e| anyhow::anyhow!("{e}\nTry 'nix-collect-garbage --help' for more information."))?;
+                max_freed = Some(size);
+            }
             "--store" => store_flag = Some(value("--store")?),
             "--option" => {
                 value("--option")?;
@@ -260,12 +265,13 @@ mod tests {
 
     #[test]
     fn sizes_take_units_and_negative_is_zero() {
-        assert_eq!(parse_size("--max-freed", "1000").unwrap(), 1000);
-        assert_eq!(parse_size("--max-freed", "2K").unwrap(), 2048);
-        assert_eq!(parse_size("--max-freed", "3m").unwrap(), 3 << 20);
-        assert_eq!(parse_size("--max-freed", "1G").unwrap(), 1 << 30);
-        assert_eq!(parse_size("--max-freed", "-5").unwrap(), 0);
-        assert!(parse_size("--max-freed", "12X").is_err());
-        assert!(parse_size("--max-freed", "lots").is_err());
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert_eq!(parse_size("2K").unwrap(), 2048);
+        assert_eq!(parse_size("3m").unwrap(), 3 << 20);
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("-5").unwrap(), 0);
+        // CppNix 2.8's words.
+        assert_eq!(parse_size("lots").unwrap_err(), "invalid unit specifier 'S'");
+        assert_eq!(parse_size("1.5").unwrap_err(), "'1.5' is not an integer");
     }
 }
