@@ -9,6 +9,7 @@ mod key;
 
 pub mod hash;
 mod path_info;
+mod profile;
 mod serve;
 mod store;
 mod store_gc;
@@ -34,6 +35,7 @@ pub fn run(args: Vec<OsString>) -> crate::CommandResult {
         Some("hash") => hash::run(args[1..].to_vec()),
         Some("store") => store::run(&args[1..]),
         Some("path-info") => path_info::run(&args[1..]),
+        Some("profile") => profile::run(&args[1..]),
         Some("copy") => copy::run(&args[1..]),
         Some("serve") => serve::run(&args[1..]),
         Some(other) => crate::not_implemented::not_implemented(&format!("nix {other}")),
