@@ -120,8 +120,11 @@ impl Fixture {
 }
 
 /// CppNix in a mount namespace where `store`'s directory is `/nix/store`.
+/// Its temporary directories go beside the store (CppNix 2.8's `nix profile`
+/// leaves the symlink tree it built behind).
 fn cppnix_command(store: &Path) -> Command {
     let mut cmd = Command::new("unshare");
+    cmd.env("TMPDIR", store.parent().expect("fixture directory"));
     cmd.args(["-m", "sh", "-c", r#"mount --bind "$0/nix/store" /nix/store && exec "$@""#]).arg(store);
     cmd
 }
@@ -557,4 +560,41 @@ fn killed_installs_leave_a_complete_generation() {
         assert!(valid.status.success(), "round {round}: {}", text(&valid.stderr));
     }
     eprintln!("{completed} of 40 runs finished before the kill (window {window} µs)");
+}
+
+#[test]
+fn concurrent_installs_keep_every_element_and_selectors_work() {
+    let fixture = Fixture::new();
+    let store = fixture.path("store");
+    let profile = fixture.path("profiles/p");
+    let packages: Vec<String> =
+        (0..4).map(|i| fixture.package(&store, &format!("conc{i}-1.{i}"), &[(&format!("bin/conc{i}"), "c\n")])).collect();
+    // Four installs at once: each reads, extends and switches the profile
+    // under its lock, so none loses another's element.
+    let children: Vec<_> = packages
+        .iter()
+        .map(|package| {
+            let mut cmd = fixture.nivis("nix");
+            cmd.args(["profile", "install", "--store"]).arg(&store).arg("--profile").arg(&profile).arg(package);
+            cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
+    let list = ok(&fixture.profile(&store, &profile, "list", &[]), "list");
+    for package in &packages {
+        assert!(list.contains(package.as_str()), "{package} lost: {list}");
+    }
+    assert_eq!(list.lines().count(), 4, "{list}");
+    // --regex (case-insensitive, whole name) and --all, as current CppNix.
+    let regex = fixture.profile(&store, &profile, "remove", &["--regex", "CONC[01]"]);
+    assert!(regex.status.success(), "{}", text(&regex.stderr));
+    assert!(text(&regex.stderr).ends_with("removed 2 packages, kept 2 packages\n"), "{}", text(&regex.stderr));
+    let none = fixture.profile(&store, &profile, "remove", &["--regex", "conc"]);
+    assert!(text(&none.stderr).starts_with("removed 0 packages, kept 2 packages\nwarning: 'conc' does not match"));
+    let all = fixture.profile(&store, &profile, "remove", &["--all"]);
+    assert!(text(&all.stderr).ends_with("removed 2 packages, kept 0 packages\n"), "{}", text(&all.stderr));
+    assert_eq!(ok(&fixture.profile(&store, &profile, "list", &[]), "list"), "");
 }

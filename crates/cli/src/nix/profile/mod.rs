@@ -112,6 +112,8 @@ struct Accepts {
     dry_run: bool,
     to: bool,
     older_than: bool,
+    /// `--all` and `--regex PATTERN` (current CppNix's element selectors).
+    matchers: bool,
 }
 
 /// The command line of one subcommand.
@@ -126,6 +128,8 @@ struct Options {
     include: Vec<String>,
     to: Option<u64>,
     older_than: Option<String>,
+    all: bool,
+    regexes: Vec<String>,
     positional: Vec<String>,
 }
 
@@ -159,6 +163,8 @@ impl Options {
                     o.to = Some(value.parse().map_err(|_| anyhow::anyhow!("invalid integer '{value}'"))?);
                 }
                 "--older-than" if accepts.older_than => o.older_than = Some(next(&mut i)?),
+                "--all" if accepts.matchers => o.all = true,
+                "--regex" if accepts.matchers => o.regexes.push(next(&mut i)?),
                 "-f" | "--file" if accepts.eval => o.file = Some(next(&mut i)?),
                 "--expr" if accepts.eval => o.expr = Some(next(&mut i)?),
                 "--impure" if accepts.eval => {}
@@ -363,15 +369,28 @@ fn lock_profile(profile: &Path) -> anyhow::Result<nivis_profile::ProfileLock> {
 /// CppNix 2.8 never matches a regex against an element without a flake
 /// source; we match it against such an element's package names (current
 /// CppNix matches element names), since nivis installs only such elements.
+/// `--regex PATTERN` and `--all` are current CppNix's explicit forms.
 enum Matcher {
+    All,
     Index(usize),
     Path(StorePath, String),
     Regex(String, CompiledRegex),
 }
 
-fn matchers(store: &dyn Store, args: &[String]) -> anyhow::Result<Vec<Matcher>> {
+fn matchers(store: &dyn Store, options: &Options) -> anyhow::Result<Vec<Matcher>> {
+    let regex = |pattern: &String| -> anyhow::Result<Matcher> {
+        let compiled = nivis_eval::support::posix_regex::compile(pattern.to_ascii_lowercase().as_bytes())
+            .map_err(|e| anyhow::anyhow!("{}", regex_error_message(pattern, &e)))?;
+        Ok(Matcher::Regex(pattern.clone(), compiled))
+    };
     let mut matchers = Vec::new();
-    for arg in args {
+    if options.all {
+        matchers.push(Matcher::All);
+    }
+    for pattern in &options.regexes {
+        matchers.push(regex(pattern)?);
+    }
+    for arg in &options.positional {
         if !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_digit())
             && let Ok(index) = arg.parse::<usize>()
         {
@@ -379,9 +398,7 @@ fn matchers(store: &dyn Store, args: &[String]) -> anyhow::Result<Vec<Matcher>> 
         } else if let Ok(path) = store.parse_store_path(arg) {
             matchers.push(Matcher::Path(path, arg.clone()));
         } else {
-            let regex = nivis_eval::support::posix_regex::compile(arg.to_ascii_lowercase().as_bytes())
-                .map_err(|e| anyhow::anyhow!("{}", regex_error_message(arg, &e)))?;
-            matchers.push(Matcher::Regex(arg.clone(), regex));
+            matchers.push(regex(arg)?);
         }
     }
     Ok(matchers)
@@ -408,6 +425,7 @@ fn regex_error_message(pattern: &str, error: &RegexError) -> &'static str {
 
 fn matches(matchers: &[Matcher], element: &ProfileElement, index: usize) -> bool {
     matchers.iter().any(|matcher| match matcher {
+        Matcher::All => true,
         Matcher::Index(n) => *n == index,
         Matcher::Path(path, _) => element.store_paths.contains(path),
         Matcher::Regex(_, regex) => {
@@ -424,6 +442,7 @@ fn matches(matchers: &[Matcher], element: &ProfileElement, index: usize) -> bool
 fn warn_unmatched(matchers: &[Matcher]) {
     for matcher in matchers {
         match matcher {
+            Matcher::All => {}
             Matcher::Index(n) => eprintln!("warning: '{n}' is not a valid index"),
             Matcher::Path(_, printed) => eprintln!("warning: '{printed}' does not match any paths"),
             Matcher::Regex(pattern, _) => eprintln!("warning: '{pattern}' does not match any packages"),

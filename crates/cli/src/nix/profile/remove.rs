@@ -17,6 +17,8 @@ attribute path of elements installed from a flake, or against the package
 names of other elements.
 
 Flags:
+  --all            remove every package
+  --regex PATTERN  remove the packages PATTERN matches (as above)
   --dry-run        show what would be removed, make no new version
   --profile PATH   the profile (default: the user's profile)
   --store URI      the Nix store to use
@@ -28,12 +30,12 @@ Examples:
 ";
 
 pub fn run(args: &[String]) -> crate::CommandResult {
-    let accepts = Accepts { dry_run: true, ..Accepts::default() };
+    let accepts = Accepts { dry_run: true, matchers: true, ..Accepts::default() };
     let Some(options) = Options::parse(args, accepts, HELP)? else { return Ok(ExitCode::SUCCESS) };
     let store = options.open_store()?;
     let local = local_store(store.as_ref())?;
     let profile = options.profile_path()?;
-    let matchers = matchers(store.as_ref(), &options.positional)?;
+    let matchers = matchers(store.as_ref(), &options)?;
     let _lock = lock_profile(&profile)?;
     let old = read_manifest(store.as_ref(), &profile)?;
     let mut new = ProfileManifest::default();

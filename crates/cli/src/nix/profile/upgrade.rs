@@ -16,6 +16,8 @@ ELEMENT selects packages as in 'nix profile remove'. Packages installed from
 a store path or with -f/--expr record no source and are left as they are.
 
 Flags:
+  --all            select every package
+  --regex PATTERN  select the packages PATTERN matches
   --dry-run        change nothing
   --profile PATH   the profile (default: the user's profile)
   --store URI      the Nix store to use
@@ -25,12 +27,12 @@ Example:
 ";
 
 pub fn run(args: &[String]) -> crate::CommandResult {
-    let accepts = Accepts { dry_run: true, build: true, ..Accepts::default() };
+    let accepts = Accepts { dry_run: true, matchers: true, build: true, ..Accepts::default() };
     let Some(options) = Options::parse(args, accepts, HELP)? else { return Ok(ExitCode::SUCCESS) };
     let store = options.open_store()?;
     let local = local_store(store.as_ref())?;
     let profile = options.profile_path()?;
-    let matchers = matchers(store.as_ref(), &options.positional)?;
+    let matchers = matchers(store.as_ref(), &options)?;
     let _lock = lock_profile(&profile)?;
     let manifest = read_manifest(store.as_ref(), &profile)?;
     for (index, element) in manifest.elements.iter().enumerate() {
