@@ -598,3 +598,36 @@ fn concurrent_installs_keep_every_element_and_selectors_work() {
     assert!(text(&all.stderr).ends_with("removed 2 packages, kept 0 packages\n"), "{}", text(&all.stderr));
     assert_eq!(ok(&fixture.profile(&store, &profile, "list", &[]), "list"), "");
 }
+
+#[test]
+fn wipe_history_older_than_keeps_the_version_current_then() {
+    let fixture = Fixture::new();
+    let store = fixture.path("store");
+    let profile = fixture.path("profiles/p");
+    for i in 0..4 {
+        let package = fixture.package(&store, &format!("w{i}-1"), &[(&format!("bin/w{i}"), "w\n")]);
+        ok(&fixture.profile(&store, &profile, "install", &[&package]), "install");
+    }
+    // Versions 1 and 2 were made 40 days ago, 3 20 days ago; 4 is current.
+    for (number, age) in [(1, "40 days ago"), (2, "40 days ago"), (3, "20 days ago")] {
+        let link = fixture.path(&format!("profiles/p-{number}-link"));
+        let touched = Command::new("touch").args(["-h", "-d", age]).arg(&link).status().unwrap();
+        assert!(touched.success());
+    }
+    let dry = fixture.profile(&store, &profile, "wipe-history", &["--older-than", "30d", "--dry-run"]);
+    // Version 2 was current 30 days ago, so only 1 goes.
+    assert_eq!(text(&dry.stderr), "would remove profile version 1\n");
+    let week = fixture.profile(&store, &profile, "wipe-history", &["--older-than", "7d", "--dry-run"]);
+    assert_eq!(text(&week.stderr), "would remove profile version 2\nwould remove profile version 1\n");
+    if cppnix_available("wipe_history_older_than_keeps_the_version_current_then (CppNix half)") {
+        for spec in ["30d", "7d"] {
+            let theirs = fixture.cppnix_profile(&store, &profile, "wipe-history", &["--older-than", spec, "--dry-run"]);
+            let ours = fixture.profile(&store, &profile, "wipe-history", &["--older-than", spec, "--dry-run"]);
+            assert_eq!(text(&ours.stderr), text(&theirs.stderr), "--older-than {spec}");
+        }
+    }
+    let wiped = fixture.profile(&store, &profile, "wipe-history", &["--older-than", "30d"]);
+    assert_eq!(text(&wiped.stderr), "removing profile version 1\n");
+    assert!(fs::symlink_metadata(fixture.path("profiles/p-1-link")).is_err());
+    assert!(fs::symlink_metadata(fixture.path("profiles/p-2-link")).is_ok());
+}
