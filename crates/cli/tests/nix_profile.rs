@@ -631,3 +631,74 @@ fn wipe_history_older_than_keeps_the_version_current_then() {
     assert!(fs::symlink_metadata(fixture.path("profiles/p-1-link")).is_err());
     assert!(fs::symlink_metadata(fixture.path("profiles/p-2-link")).is_ok());
 }
+
+/// Makes `profile` (generation 1) point to a store path holding `file` with
+/// `contents`, as if another tool had written that generation.
+fn fake_generation(fixture: &Fixture, store: &Path, profile: &Path, name: &str, file: &str, contents: &str) -> String {
+    let path = fixture.package(store, name, &[(file, contents)]);
+    fs::create_dir_all(profile.parent().unwrap()).unwrap();
+    let link = PathBuf::from(format!("{}-1-link", profile.display()));
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    std::os::unix::fs::symlink(link.file_name().unwrap(), profile).unwrap();
+    path
+}
+
+#[test]
+fn flake_elements_and_nix_env_manifests_are_read() {
+    let fixture = Fixture::new();
+    let store = fixture.path("store");
+    let alpha = fixture.package(&store, "alpha-1.0", &[("bin/alpha", "a\n")]);
+    let beta = fixture.package(&store, "beta-0.5", &[("bin/beta", "b\n")]);
+
+    // A version 1 manifest (CppNix before 2.7) with a flake element.
+    let attr = "legacyPackages.x86_64-linux.hello";
+    let locked = "github:NixOS/nixpkgs/0123456789abcdef0123456789abcdef01234567";
+    let manifest = format!(
+        r#"{{"version":1,"elements":[{{"active":true,"attrPath":"{attr}","originalUri":"flake:nixpkgs","uri":"{locked}","storePaths":["{alpha}"]}},{{"active":true,"storePaths":["{beta}"]}}]}}"#
+    );
+    let profile = fixture.path("flake/p");
+    fake_generation(&fixture, &store, &profile, "old-profile", "manifest.json", &manifest);
+    let list = ok(&fixture.profile(&store, &profile, "list", &[]), "list");
+    assert_eq!(list, format!("0 flake:nixpkgs#{attr} {locked}#{attr} {alpha}\n1 - - {beta}\n"));
+    // Upgrading a flake element needs flakes; a plain one is never upgraded.
+    let upgrade = fixture.profile(&store, &profile, "upgrade", &["0"]);
+    assert_eq!(upgrade.status.code(), Some(1));
+    assert!(text(&upgrade.stderr).contains("is not implemented yet in nivis"), "{}", text(&upgrade.stderr));
+    let plain = fixture.profile(&store, &profile, "upgrade", &["1"]);
+    assert_eq!(
+        text(&plain.stderr),
+        "warning: '1' is not a valid index\nwarning: Use 'nix profile list' to see the current profile.\n"
+    );
+    // A regex matches a flake element's attribute path, whole and ignoring case.
+    let kept = fixture.profile(&store, &profile, "remove", &["hello"]);
+    assert!(text(&kept.stderr).starts_with("removed 0 packages"), "{}", text(&kept.stderr));
+    let removed = fixture.profile(&store, &profile, "remove", &["LEGACYPACKAGES\\..*"]);
+    assert_eq!(text(&removed.stderr), format!("removing 'flake:nixpkgs#{attr}'\nremoved 1 packages, kept 1 packages\n"));
+    // Rolled back and rewritten: the flake element is kept in version 2's words.
+    ok(&fixture.profile(&store, &profile, "rollback", &[]), "rollback");
+    ok(&fixture.profile(&store, &profile, "remove", &["1"]), "remove 1");
+    let written = fs::read_to_string(real(&store, &current_target(&store, &profile)).join("manifest.json")).unwrap();
+    assert_eq!(
+        written,
+        format!(
+            r#"{{"elements":[{{"active":true,"attrPath":"{attr}","originalUrl":"flake:nixpkgs","storePaths":["{alpha}"],"url":"{locked}"}}],"version":2}}"#
+        )
+    );
+    if cppnix_available("flake_elements_and_nix_env_manifests_are_read (CppNix half)") {
+        let theirs = fixture.cppnix_profile(&store, &profile, "list", &[]);
+        assert_eq!(ok(&theirs, "CppNix list"), format!("0 flake:nixpkgs#{attr} {locked}#{attr} {alpha}\n"));
+    }
+
+    // A nix-env user environment: manifest.nix, one element per derivation.
+    let env_manifest = format!(
+        r#"[ {{ meta = {{ }}; name = "alpha-1.0"; out = {{ outPath = "{alpha}"; }}; outPath = "{alpha}"; outputs = [ "out" ]; system = "x86_64-linux"; type = "derivation"; }} {{ name = "beta-0.5"; outPath = "{beta}"; type = "derivation"; }} ]"#
+    );
+    let env = fixture.path("env/p");
+    fake_generation(&fixture, &store, &env, "user-environment", "manifest.nix", &env_manifest);
+    let list = ok(&fixture.profile(&store, &env, "list", &[]), "list");
+    assert_eq!(list, format!("0 - - {alpha}\n1 - - {beta}\n"));
+    ok(&fixture.profile(&store, &env, "remove", &["0"]), "remove from a nix-env profile");
+    assert_eq!(ok(&fixture.profile(&store, &env, "list", &[]), "list"), format!("0 - - {beta}\n"));
+    let converted = real(&store, &current_target(&store, &env));
+    assert!(converted.join("manifest.json").exists() && !converted.join("manifest.nix").exists());
+}
