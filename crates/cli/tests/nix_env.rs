@@ -470,3 +470,50 @@ fn messages_and_exit_codes_match_cppnix() {
         assert_eq!(text(&ours.stdout), text(&theirs.stdout), "output of nix-env {step:?}");
     }
 }
+
+#[test]
+fn xml_and_status_queries_match_cppnix() {
+    if !available("xml_and_status_queries_match_cppnix") || !cppnix_available("xml_and_status_queries_match_cppnix") {
+        return;
+    }
+    let f = Fixture::new();
+    // A binary cache holding `tool`, made by CppNix, that wants mass queries.
+    ok(&f.cppnix("s0", "p0", &["-f", "v1.nix", "-iA", "tool"]), "CppNix install");
+    // The only package: the profile's `bin` links to its `bin`.
+    let tool = fs::read_link(f.real("s0", &f.current("p0")).join("bin")).expect("bin");
+    let tool = tool.parent().expect("package").to_str().expect("utf-8").to_string();
+    let cache = format!("file://{}", f.path("cache").display());
+    let copy = Command::new("/usr/bin/nix")
+        .args(["--extra-experimental-features", "nix-command", "copy", "--store"])
+        .arg(f.path("s0"))
+        .args(["--to", &cache, &tool])
+        .output()
+        .expect("nix copy");
+    ok(&copy, "nix copy");
+    let info = f.path("cache/nix-cache-info");
+    let mut cache_info = fs::read_to_string(&info).expect("nix-cache-info");
+    cache_info.push_str("WantMassQuery: 1\n");
+    fs::write(&info, cache_info).expect("nix-cache-info");
+
+    ok(&f.nivis("s1", "p1", &["-f", "v1.nix", "-iA", "hello"]), "nivis install");
+    ok(&f.cppnix("s2", "p2", &["-f", "v1.nix", "-iA", "hello"]), "CppNix install");
+    let queries: &[&[&str]] = &[
+        &["-f", "v1.nix", "-qas"],
+        &["-f", "v1.nix", "-qa", "--xml", "--meta", "--out-path", "--drv-path", "-s", "--description"],
+        &["-f", "v2.nix", "-qac", "--xml"],
+        &["-q", "--xml", "--meta", "-s"],
+        &["-f", "v1.nix", "-qa", "-b"],
+    ];
+    for query in queries {
+        let mut ours = f.nivis_command("s1", "p1", query);
+        ours.env("NIX_CONFIG", format!("substituters = {cache}\nrequire-sigs = false"));
+        let ours = ours.output().expect("nivis");
+        let mut args: Vec<&str> = vec!["--option", "substituters", &cache, "--option", "require-sigs", "false"];
+        args.extend_from_slice(query);
+        let theirs = f.cppnix("s2", "p2", &args);
+        assert_eq!(text(&ours.stdout), text(&theirs.stdout), "nix-env {query:?}");
+        assert_eq!(ours.status.code(), theirs.status.code(), "exit code of nix-env {query:?}");
+    }
+    let status = ok(&f.nivis_command("s1", "p1", queries[0]).env("NIX_CONFIG", format!("substituters = {cache}\nrequire-sigs = false")).output().expect("nivis"), "-qas");
+    assert!(status.contains("--S  tool-0.5") && status.contains("IP-  hello-1.0"), "{status}");
+}

@@ -2,13 +2,15 @@
 //! prints them, a table of columns (status, attribute path, name, version
 //! comparison, system, `.drv`, outputs, description) or JSON.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use anyhow::bail;
 use nivis_eval::{Eval, Pos, Value};
 
 use super::drv_info::{DrvInfo, filter_by_selector, load_derivations, query_installed};
+use nivis_store::Store;
+
 use super::{EvalResultExt, Globals};
 
 #[derive(PartialEq, Eq)]
@@ -126,6 +128,108 @@ fn to_json(ev: &mut Eval, v: &Value) -> anyhow::Result<Json> {
     })
 }
 
+/// CppNix's `querySubstitutablePaths`: the paths some configured binary
+/// cache has, asking only caches that want mass queries (`WantMassQuery: 1`
+/// in `nix-cache-info`, or `?want-mass-query=true`) and share our store
+/// directory. A cache that cannot be opened or answer is passed over.
+fn query_substitutable_paths(
+    g: &Globals,
+    asked: &nivis_formats::StorePathSet,
+) -> anyhow::Result<nivis_formats::StorePathSet> {
+    let mut found = nivis_formats::StorePathSet::new();
+    if asked.is_empty() {
+        return Ok(found);
+    }
+    let mut config = nivis_config::Config::load()?;
+    for (name, value) in &g.build.options {
+        config.set(name, value);
+    }
+    if config.is_set("substitute") && !config.get_bool("substitute").unwrap_or(true) {
+        return Ok(found);
+    }
+    let settings = nivis_store::StoreSettings::from_env();
+    let store = g.io.store();
+    for uri in config.get_list("substituters") {
+        if !nivis_substitute::is_binary_cache_uri(&uri) {
+            continue;
+        }
+        let Ok(cache) = nivis_substitute::BinaryCacheStore::open(&uri, &settings) else { continue };
+        if !cache.want_mass_query() || cache.store_dir() != store.store_dir() {
+            continue;
+        }
+        for path in asked {
+            if !found.contains(path) && matches!(cache.query_path_info(path), Ok(Some(_))) {
+                found.insert(path.clone());
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// ` name="value"`, escaped as CppNix's XML writer escapes.
+fn xml_attribute(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.push(b' ');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"=\"");
+    for &c in value {
+        match c {
+            b'<' => out.extend_from_slice(b"&lt;"),
+            b'>' => out.extend_from_slice(b"&gt;"),
+            b'&' => out.extend_from_slice(b"&amp;"),
+            b'"' => out.extend_from_slice(b"&quot;"),
+            b'\n' => out.extend_from_slice(b"&#xA;"),
+            c => out.push(c),
+        }
+    }
+    out.push(b'"');
+}
+
+/// One `<meta>` element of `--xml --meta`, as CppNix 2.8 writes it: lists
+/// keep only their strings, sets their string attributes (named in `type`).
+fn xml_meta(ev: &mut Eval, out: &mut Vec<u8>, name: &str, value: &Value) -> anyhow::Result<()> {
+    let simple = |out: &mut Vec<u8>, kind: &str, text: &[u8]| {
+        out.extend_from_slice(b"    <meta");
+        xml_attribute(out, "name", name.as_bytes());
+        xml_attribute(out, "type", kind.as_bytes());
+        xml_attribute(out, "value", text);
+        out.extend_from_slice(b" />\n");
+    };
+    let strings = |ev: &mut Eval, out: &mut Vec<u8>, items: Vec<(Option<String>, Value)>| -> anyhow::Result<()> {
+        out.extend_from_slice(b"    <meta");
+        xml_attribute(out, "name", name.as_bytes());
+        xml_attribute(out, "type", b"strings");
+        out.extend_from_slice(b">\n");
+        for (key, item) in items {
+            let Value::String(s) = ev.force(&item, Pos::NONE).ev()? else { continue };
+            out.extend_from_slice(b"      <string");
+            if let Some(key) = key {
+                xml_attribute(out, "type", key.as_bytes());
+            }
+            xml_attribute(out, "value", s.as_bytes());
+            out.extend_from_slice(b" />\n");
+        }
+        out.extend_from_slice(b"    </meta>\n");
+        Ok(())
+    };
+    match value {
+        Value::String(s) => simple(out, "string", s.as_bytes()),
+        Value::Int(n) => simple(out, "int", n.to_string().as_bytes()),
+        Value::Float(f) => {
+            simple(out, "float", nivis_eval::support::float_format::format_float_for_print(*f).as_bytes())
+        }
+        Value::Bool(b) => simple(out, "bool", if *b { b"true" } else { b"false" }),
+        Value::List(items) => strings(ev, out, items.iter().map(|v| (None, v.clone())).collect())?,
+        // In the set's own order (symbol creation order), as CppNix iterates.
+        Value::Attrs(attrs) => strings(
+            ev,
+            out,
+            attrs.entries.iter().map(|a| (Some(a.name.as_str().into_owned()), a.value.clone())).collect(),
+        )?,
+        _ => {}
+    }
+    Ok(())
+}
+
 /// CppNix's `compareVersionAgainstSet`: `<` when a newer version exists
 /// in `others`, `=` the same, `>` only older ones, `-` none; and that version.
 fn compare_version_against_set(elem: &DrvInfo, others: &[DrvInfo]) -> (char, String) {
@@ -169,7 +273,7 @@ fn name_order(a: &DrvInfo, b: &DrvInfo) -> std::cmp::Ordering {
 pub fn op_query(g: &mut Globals, flags: &[String], args: &[String]) -> anyhow::Result<()> {
     let (mut print_status, mut print_name, mut print_attr_path, mut print_system) = (false, true, false, false);
     let (mut print_drv_path, mut print_out_path, mut print_description, mut print_meta) = (false, false, false, false);
-    let (mut compare_versions, mut json) = (false, false);
+    let (mut compare_versions, mut json, mut xml) = (false, false, false);
     let mut source = Source::Installed;
     let mut attr_path = String::new();
     let mut i = 0;
@@ -186,7 +290,7 @@ pub fn op_query(g: &mut Globals, flags: &[String], args: &[String]) -> anyhow::R
             "--installed" => source = Source::Installed,
             "--available" | "-a" => source = Source::Available,
             "--json" => json = true,
-            "--xml" => bail!(crate::NotImplemented("nix-env --query --xml".into())),
+            "--xml" => xml = true,
             "--attr-path" | "-P" => print_attr_path = true,
             "--attr" | "-A" => {
                 i += 1;
@@ -235,6 +339,20 @@ pub fn op_query(g: &mut Globals, flags: &[String], args: &[String]) -> anyhow::R
         }
     }
 
+    // What the binary caches offer.
+    let mut substitutable_paths = BTreeSet::new();
+    if print_status || g.prebuilt_only {
+        let mut asked = nivis_formats::StorePathSet::new();
+        for elem in elems.iter().filter(|e| !e.failed) {
+            let out = elem.out_path(&mut g.ev)?;
+            if !valid_paths.contains(&out) {
+                asked.insert(g.io.store().parse_store_path(&out)?);
+            }
+        }
+        for path in query_substitutable_paths(g, &asked)? {
+            substitutable_paths.insert(g.io.store().print_store_path(&path));
+        }
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if json {
@@ -286,17 +404,112 @@ pub fn op_query(g: &mut Globals, flags: &[String], args: &[String]) -> anyhow::R
         return Ok(());
     }
 
+    if xml {
+        let mut text = Vec::new();
+        text.extend_from_slice(b"<?xml version='1.0' encoding='utf-8'?>\n<items>\n");
+        for elem in &elems {
+            if elem.failed {
+                continue;
+            }
+            let out_path = if print_status || g.prebuilt_only { Some(elem.out_path(&mut g.ev)?) } else { None };
+            if g.prebuilt_only
+                && !out_path.as_ref().is_some_and(|p| valid_paths.contains(p) || substitutable_paths.contains(p))
+            {
+                continue;
+            }
+            // XMLAttrs is a std::map: attributes come out sorted by name.
+            let mut attrs: BTreeMap<&str, String> = BTreeMap::new();
+            if print_status {
+                let out_path = out_path.clone().unwrap_or_default();
+                let flag = |b: bool| if b { "1" } else { "0" }.to_string();
+                attrs.insert("installed", flag(installed_paths.contains(&out_path)));
+                attrs.insert("valid", flag(valid_paths.contains(&out_path)));
+                attrs.insert("substitutable", flag(substitutable_paths.contains(&out_path)));
+            }
+            attrs.insert("attrPath", elem.attr_path.clone());
+            attrs.insert("name", elem.name.clone());
+            attrs.insert("pname", elem.pname());
+            attrs.insert("version", elem.version());
+            let output_name = match &elem.attrs {
+                Some(a) => match a.get(nivis_eval::Sym::from_str("outputName")).cloned() {
+                    Some(v) => g.ev.force_string(&v, Pos::NONE).ev()?.to_str_lossy().into_owned(),
+                    None => String::new(),
+                },
+                None => String::new(),
+            };
+            attrs.insert("outputName", output_name);
+            if compare_versions {
+                let (diff, version) = compare_version_against_set(elem, others);
+                if diff != '-' {
+                    attrs.insert("versionDiff", diff.to_string());
+                    attrs.insert("maxComparedVersion", version);
+                }
+            }
+            let system = elem.system(&mut g.ev)?;
+            if !system.is_empty() {
+                attrs.insert("system", system);
+            }
+            if print_drv_path && let Some(drv) = elem.drv_path(&mut g.ev)? {
+                attrs.insert("drvPath", drv);
+            }
+            if print_description {
+                let description = elem.meta_string(&mut g.ev, "description")?;
+                if !description.is_empty() {
+                    attrs.insert("description", description);
+                }
+            }
+            text.extend_from_slice(b"  <item");
+            for (name, value) in &attrs {
+                xml_attribute(&mut text, name, value.as_bytes());
+            }
+            text.extend_from_slice(b">\n");
+            for (name, path) in elem.outputs(&mut g.ev, false)? {
+                text.extend_from_slice(b"    <output");
+                xml_attribute(&mut text, "name", name.as_bytes());
+                if print_out_path {
+                    xml_attribute(&mut text, "path", path.as_bytes());
+                }
+                text.extend_from_slice(b" />\n");
+            }
+            if print_meta {
+                for name in elem.meta_names(&mut g.ev)? {
+                    let Some(value) = elem.meta(&mut g.ev, &name)? else {
+                        eprintln!("derivation '{}' has invalid meta attribute '{name}'", elem.name);
+                        continue;
+                    };
+                    xml_meta(&mut g.ev, &mut text, &name, &value)?;
+                }
+            }
+            text.extend_from_slice(b"  </item>\n");
+        }
+        text.extend_from_slice(b"</items>\n");
+        out.write_all(&text)?;
+        return Ok(());
+    }
+
     let mut table = Vec::new();
     for elem in &elems {
         if elem.failed {
             continue;
+        }
+        if g.prebuilt_only {
+            let out_path = elem.out_path(&mut g.ev)?;
+            if !valid_paths.contains(&out_path) && !substitutable_paths.contains(&out_path) {
+                continue;
+            }
         }
         let mut columns = Vec::new();
         if print_status {
             let out_path = elem.out_path(&mut g.ev)?;
             let is_installed = installed_paths.contains(&out_path);
             let is_valid = valid_paths.contains(&out_path);
-            columns.push(format!("{}{}-", if is_installed { "I" } else { "-" }, if is_valid { "P" } else { "-" }));
+            let has_substitute = substitutable_paths.contains(&out_path);
+            columns.push(format!(
+                "{}{}{}",
+                if is_installed { "I" } else { "-" },
+                if is_valid { "P" } else { "-" },
+                if has_substitute { "S" } else { "-" }
+            ));
         }
         if print_attr_path {
             columns.push(elem.attr_path.clone());
