@@ -131,9 +131,12 @@ fn install_derivations(g: &mut Globals, args: &[String], profile: &Path) -> anyh
     if g.prebuilt_only {
         let mut kept = Vec::new();
         for elem in new_elems {
+            // CppNix's isPrebuilt: valid here, or in a binary cache.
             let out = elem.out_path(&mut g.ev)?;
             let path = g.io.store().parse_store_path(&out)?;
-            if g.io.store().is_valid_path(&path)? {
+            if g.io.store().is_valid_path(&path)?
+                || !super::query::query_substitutable_paths(g, &[path].into_iter().collect())?.is_empty()
+            {
                 kept.push(elem);
             }
         }

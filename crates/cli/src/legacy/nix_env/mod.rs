@@ -281,10 +281,17 @@ fn run_parsed(p: Parsed) -> anyhow::Result<()> {
     let auto_args = crate::eval_io::auto_args(&mut ev, &p.auto_args).ev()?.unwrap_or_else(|| Rc::new(Attrs::new()));
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
     let nix_expr_path = match &p.file {
-        Some(file) => {
+        // CppNix's lookupFileArg without appending `default.nix`: a
+        // directory without one is a set of expressions, as ~/.nix-defexpr.
+        Some(file) if file.starts_with('<') && file.ends_with('>') && file.len() > 2 => {
             let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
-            crate::legacy::nix_instantiate::lookup_file_arg(&mut ev, file, &cwd).ev()?
+            let e = ev.parse_string(file, &cwd).ev()?;
+            match ev.eval_expr(e).ev()? {
+                nivis_eval::Value::Path(p) => PathBuf::from(p.to_str_lossy().into_owned()),
+                other => bail!("search path entry {file} is {}, not a path", other.show_type()),
+            }
         }
+        Some(file) => crate::store_args::absolute_path(file)?,
         None => {
             let defexpr = home.join(".nix-defexpr");
             create_default_defexpr(&defexpr, io.store());

@@ -132,7 +132,7 @@ fn to_json(ev: &mut Eval, v: &Value) -> anyhow::Result<Json> {
 /// cache has, asking only caches that want mass queries (`WantMassQuery: 1`
 /// in `nix-cache-info`, or `?want-mass-query=true`) and share our store
 /// directory. A cache that cannot be opened or answer is passed over.
-fn query_substitutable_paths(
+pub(super) fn query_substitutable_paths(
     g: &Globals,
     asked: &nivis_formats::StorePathSet,
 ) -> anyhow::Result<nivis_formats::StorePathSet> {
