@@ -1359,6 +1359,17 @@ fn fetch(e: &mut Eval, kind: &str, a: &[Value], p: Pos) -> Result<Value> {
             }
         }
     }
+    if e.settings.pure_eval {
+        let has = |name: &str| args.iter().any(|(n, _)| n == name);
+        if (kind == "file" || kind == "tarball") && !has("sha256") {
+            return Err(eval_error(format!("in pure evaluation mode, '{who}' requires a 'sha256' argument"), Pos::NONE));
+        }
+        // CppNix's `isLocked`: a Git input needs its `rev`, others their `narHash`.
+        let is_git = args.iter().any(|(n, v)| n == "type" && *v == FetchValue::String("git".to_string()));
+        if (kind == "git" || kind == "tree") && !(if is_git { has("rev") } else { has("narHash") }) {
+            return Err(eval_error("in pure evaluation mode, 'fetchTree' requires a locked input", p));
+        }
+    }
     let result = e.io.fetch(kind, &args).map_err(|err| io_error(err, p))?;
     let mut out = Attrs::new();
     let mut out_path = None;
