@@ -211,7 +211,11 @@ fn same_user_environments_and_queries_as_cppnix() {
     ok(&f.nivis("s1", "p1", &["-f", "v1.nix", "-i", "inner"]), "nivis -i inner");
     let missing = f.nivis("s1", "p1", &["-f", "v1.nix", "-i", "nosuch"]);
     assert_eq!(missing.status.code(), Some(1));
-    assert!(text(&missing.stderr).contains("error: selector 'nosuch' matches no derivations"), "{}", text(&missing.stderr));
+    assert!(
+        text(&missing.stderr).contains("error: selector 'nosuch' matches no derivations"),
+        "{}",
+        text(&missing.stderr)
+    );
     let removed = f.nivis("s1", "p1", &["-e", "multi"]);
     ok(&removed, "nivis -e");
     assert_eq!(messages(&removed), ["uninstalling 'multi-1.1'"]);
@@ -269,7 +273,11 @@ fn same_user_environments_and_queries_as_cppnix() {
         ok(&run(&["--from-profile", from_profile.to_str().expect("utf-8"), "-i", "tool"]), "--from-profile");
         ok(&run(&["-f", "v2.nix", "-E", "-i", "p: p.nested.inner"]), "-E");
     }
-    assert_eq!(f.manifest("s1", "p3"), f.manifest("s2", "p4"), "same manifest after store path, profile and -E installs");
+    assert_eq!(
+        f.manifest("s1", "p3"),
+        f.manifest("s2", "p4"),
+        "same manifest after store path, profile and -E installs"
+    );
     assert_eq!(f.current("p3"), f.current("p4"));
     // And CppNix reads our profile as its own.
     assert_eq!(ok(&f.cppnix("s1", "p1", queries[1]), "CppNix -q ours"), our_answers[1]);
@@ -310,7 +318,10 @@ fn upgrade_rollback_switch_and_delete_generations() {
     assert!(text(&oldest.stderr).contains("error: no profile version older than the current (1) exists"));
 
     let dry = f.nivis("s", "p", &["--delete-generations", "old", "--dry-run"]);
-    assert_eq!(messages(&dry), ["(dry run; not doing anything)", "would remove profile version 2", "would remove profile version 3"]);
+    assert_eq!(
+        messages(&dry),
+        ["(dry run; not doing anything)", "would remove profile version 2", "would remove profile version 3"]
+    );
     let current = f.nivis("s", "p", &["--delete-generations", "1"]);
     assert!(text(&current.stderr).contains("cannot delete current version of profile"), "{}", text(&current.stderr));
     let delete = f.nivis("s", "p", &["--delete-generations", "3"]);
@@ -393,15 +404,12 @@ fn killed_nix_env_leaves_a_complete_generation() {
         seed ^= seed << 17;
         seed
     };
-    let choices: [&[&str]; 4] = [
-        &["-f", "v2.nix", "-iA", "tool"],
-        &["-f", "v2.nix", "-u"],
-        &["-e", "tool"],
-        &["--switch-generation", "1"],
-    ];
+    let choices: [&[&str]; 4] =
+        [&["-f", "v2.nix", "-iA", "tool"], &["-f", "v2.nix", "-u"], &["-e", "tool"], &["--switch-generation", "1"]];
     for round in 0..16 {
         let args = choices[(next() % 4) as usize];
-        let mut child = f.nivis_command("s", "p", args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
+        let mut child =
+            f.nivis_command("s", "p", args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
         std::thread::sleep(Duration::from_millis(next() % 400));
         // SAFETY: kill on the pid of a child we own.
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
@@ -514,6 +522,38 @@ fn xml_and_status_queries_match_cppnix() {
         assert_eq!(text(&ours.stdout), text(&theirs.stdout), "nix-env {query:?}");
         assert_eq!(ours.status.code(), theirs.status.code(), "exit code of nix-env {query:?}");
     }
-    let status = ok(&f.nivis_command("s1", "p1", queries[0]).env("NIX_CONFIG", format!("substituters = {cache}\nrequire-sigs = false")).output().expect("nivis"), "-qas");
+    let status = ok(
+        &f.nivis_command("s1", "p1", queries[0])
+            .env("NIX_CONFIG", format!("substituters = {cache}\nrequire-sigs = false"))
+            .output()
+            .expect("nivis"),
+        "-qas",
+    );
     assert!(status.contains("--S  tool-0.5") && status.contains("IP-  hello-1.0"), "{status}");
+}
+
+#[test]
+fn concurrent_installs_all_land() {
+    if !available("concurrent_installs_all_land") {
+        return;
+    }
+    let f = Fixture::new();
+    ok(&f.nivis("s", "p", &["-f", "v1.nix", "-iA", "nested.inner"]), "first install");
+    // Four processes change one profile at once; the optimistic lock makes
+    // each one that lost the race start over, so no change is lost.
+    let children: Vec<_> = [
+        &["-f", "v1.nix", "-iA", "hello"][..],
+        &["-f", "v1.nix", "-iA", "tool"],
+        &["-f", "v1.nix", "-iA", "multi"],
+        &["-e", "inner"],
+    ]
+    .iter()
+    .map(|args| f.nivis_command("s", "p", args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn"))
+    .collect();
+    for child in children {
+        let output = child.wait_with_output().expect("wait");
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
+    assert_eq!(ok(&f.nivis("s", "p", &["-q"]), "-q"), "hello-1.0\nmulti-1.1\ntool-0.5\n");
+    assert_complete(&f, "s", &f.current("p"));
 }

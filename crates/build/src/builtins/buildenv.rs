@@ -144,8 +144,7 @@ impl StoreLocation {
     /// `canonPath(path, true)`), following links through the mapping, so an
     /// absolute link to `/nix/store/...` is read in the real store.
     fn resolve(&self, path: &Path) -> io::Result<PathBuf> {
-        let mut pending: Vec<std::ffi::OsString> =
-            path.components().rev().filter_map(component_name).collect();
+        let mut pending: Vec<std::ffi::OsString> = path.components().rev().filter_map(component_name).collect();
         let mut resolved = PathBuf::from("/");
         let mut hops = 0;
         while let Some(name) = pending.pop() {
@@ -192,8 +191,15 @@ fn component_name(component: std::path::Component<'_>) -> Option<std::ffi::OsStr
 }
 
 /// Entries whose source path ends like this are never linked.
-const IGNORED_SUFFIXES: [&str; 7] =
-    ["/propagated-build-inputs", "/nix-support", "/perllocal.pod", "/info/dir", "/log", "/manifest.nix", "/manifest.json"];
+const IGNORED_SUFFIXES: [&str; 7] = [
+    "/propagated-build-inputs",
+    "/nix-support",
+    "/perllocal.pod",
+    "/info/dir",
+    "/log",
+    "/manifest.nix",
+    "/manifest.json",
+];
 
 struct State<'a> {
     location: &'a StoreLocation,
@@ -266,10 +272,8 @@ impl State<'_> {
                         // A directory linked whole by an earlier package
                         // becomes a real directory holding both.
                         let link_target = fs::read_link(&dest_real).map_err(io_error("reading link", &dest_real))?;
-                        let target = self
-                            .location
-                            .resolve(&link_target)
-                            .map_err(io_error("getting status of", &link_target))?;
+                        let target =
+                            self.location.resolve(&link_target).map_err(io_error("getting status of", &link_target))?;
                         let target_is_dir = fs::symlink_metadata(self.location.real_path(&target))
                             .map_err(io_error("getting status of", &target))?
                             .is_dir();
@@ -435,7 +439,10 @@ fn parse_leading_int(text: &str) -> Option<i64> {
 /// The builder itself: reads `out`, `derivations` and `manifest` from the
 /// derivation's environment, builds the tree at `out` (through `location`)
 /// and links `manifest.nix` to the manifest.
-pub fn builtin_buildenv(env: &BTreeMap<String, String>, location: &StoreLocation) -> Result<BuildEnvStats, BuildEnvError> {
+pub fn builtin_buildenv(
+    env: &BTreeMap<String, String>,
+    location: &StoreLocation,
+) -> Result<BuildEnvStats, BuildEnvError> {
     let attribute = |name: &str| env.get(name).ok_or_else(|| BuildEnvError::MissingAttribute(name.to_string()));
     let out = Path::new(attribute("out")?);
     let packages = parse_derivations_attribute(attribute("derivations")?)?;

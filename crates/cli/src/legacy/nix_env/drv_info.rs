@@ -109,7 +109,8 @@ impl DrvInfo {
                     let Some(output) = attr(attrs, &name) else { continue };
                     let output = ev.force_attrs(&output, Pos::NONE).ev()?;
                     let Some(out_path) = output.get(ev.s.out_path).cloned() else { continue };
-                    let s = ev.coerce_to_string(&out_path, Pos::NONE, Coerce { more: false, copy_to_store: true }).ev()?;
+                    let s =
+                        ev.coerce_to_string(&out_path, Pos::NONE, Coerce { more: false, copy_to_store: true }).ev()?;
                     outputs.insert(name, s.to_str_lossy().into_owned());
                 }
             }
@@ -316,11 +317,8 @@ fn get_derivations_inner(
     match &v {
         Value::Attrs(attrs) => {
             let combine_channels = attrs.get(Sym::from_str("_combineChannels")).is_some();
-            let entries: Vec<(String, Value)> = attrs
-                .sorted_by_name()
-                .into_iter()
-                .map(|a| (a.name.as_str().into_owned(), a.value.clone()))
-                .collect();
+            let entries: Vec<(String, Value)> =
+                attrs.sorted_by_name().into_iter().map(|a| (a.name.as_str().into_owned(), a.value.clone())).collect();
             for (name, value) in entries {
                 if !is_attr_name_ok(name.as_bytes()) {
                     continue;

@@ -39,9 +39,7 @@ pub fn op_switch_generation(g: &mut Globals, flags: &[String], args: &[String]) 
     if args.len() != 1 {
         bail!(super::usage("exactly one argument expected".to_string()));
     }
-    let number: u32 = args[0]
-        .parse()
-        .map_err(|_| anyhow!(super::usage(format!("invalid number '{}'", args[0]))))?;
+    let number: u32 = args[0].parse().map_err(|_| anyhow!(super::usage(format!("invalid number '{}'", args[0]))))?;
     switch(g, Some(u64::from(number)))
 }
 

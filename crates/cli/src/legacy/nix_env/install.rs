@@ -40,7 +40,11 @@ pub fn parse_install_source_flag(g: &mut Globals, flags: &[String], i: &mut usiz
 pub fn query_inst_sources(g: &mut Globals, args: &[String], newest_only: bool) -> anyhow::Result<Vec<DrvInfo>> {
     let mut source = g.inst_source.clone();
     if matches!(source, InstallSource::Unknown) {
-        source = if args.first().is_some_and(|a| is_path(a)) { InstallSource::StorePaths } else { InstallSource::NixExprDrvs };
+        source = if args.first().is_some_and(|a| is_path(a)) {
+            InstallSource::StorePaths
+        } else {
+            InstallSource::NixExprDrvs
+        };
     }
     match source {
         InstallSource::Unknown | InstallSource::NixExprDrvs => {

@@ -240,8 +240,8 @@ fn parse(args: Vec<String>) -> anyhow::Result<Result<Parsed, ExitCode>> {
                 } else if arg.starts_with('-') && arg.len() > 1 {
                     p.op_flags.push(arg.clone());
                     let op = p.op.map(|(name, _)| name);
-                    let takes_value = arg == "--from-profile"
-                        || (op == Some("query") && (arg == "--attr" || arg == "-A"));
+                    let takes_value =
+                        arg == "--from-profile" || (op == Some("query") && (arg == "--attr" || arg == "-A"));
                     if takes_value {
                         p.op_flags.push(next(&mut i)?);
                     }
@@ -348,9 +348,7 @@ fn create_default_defexpr(defexpr: &std::path::Path, store: &dyn nivis_store::St
     );
     // SAFETY: getuid has no preconditions.
     if unsafe { libc::getuid() } != 0 {
-        let _ = nivis_profile::replace_symlink(
-            &profiles.join("per-user/root/channels"),
-            &defexpr.join("channels_root"),
-        );
+        let _ =
+            nivis_profile::replace_symlink(&profiles.join("per-user/root/channels"), &defexpr.join("channels_root"));
     }
 }

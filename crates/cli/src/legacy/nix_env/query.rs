@@ -304,8 +304,11 @@ pub fn op_query(g: &mut Globals, flags: &[String], args: &[String]) -> anyhow::R
         bail!(super::usage("--attr-path(-P) only works with --available".to_string()));
     }
     let profile = g.profile.clone();
-    let installed =
-        if source == Source::Installed || compare_versions || print_status { query_installed(g, &profile)? } else { Vec::new() };
+    let installed = if source == Source::Installed || compare_versions || print_status {
+        query_installed(g, &profile)?
+    } else {
+        Vec::new()
+    };
     let available = if source == Source::Available || compare_versions {
         let path = g.nix_expr_path.clone();
         load_derivations(g, &path, &attr_path)?

@@ -195,11 +195,10 @@ pub fn create_user_env(g: &mut Globals, elems: &[DrvInfo], profile: &Path, token
     print_manifest_value(&mut g.ev, &manifest, &mut text)?;
     let references: Vec<StorePath> =
         references.iter().map(|p| g.io.store().parse_store_path(p)).collect::<Result<_, _>>()?;
-    let manifest_path = g
-        .io
-        .store()
-        .add_text_to_store("env-manifest.nix", &text, &references.iter().cloned().collect(), false)
-        .context("writing the manifest of the user environment")?;
+    let manifest_path =
+        g.io.store()
+            .add_text_to_store("env-manifest.nix", &text, &references.iter().cloned().collect(), false)
+            .context("writing the manifest of the user environment")?;
     let manifest_printed = format!("{store_dir}/{}", manifest_path.base_name());
 
     let builder = {
