@@ -688,13 +688,12 @@ impl LocalStore {
                     }
                 }
             }
-        } else if file_type.is_file() {
-            if let Some(name) = path.file_name().and_then(|n| n.to_str())
-                && let Ok(store_path) = StorePath::from_base_name(name)
-                && self.is_valid_path(&store_path)?
-            {
-                roots.entry(store_path).or_default().insert(path.to_string_lossy().into_owned());
-            }
+        } else if file_type.is_file()
+            && let Some(name) = path.file_name().and_then(|n| n.to_str())
+            && let Ok(store_path) = StorePath::from_base_name(name)
+            && self.is_valid_path(&store_path)?
+        {
+            roots.entry(store_path).or_default().insert(path.to_string_lossy().into_owned());
         }
         Ok(())
     }
