@@ -20,6 +20,18 @@ fn is_path(arg: &str) -> bool {
     arg.contains('/')
 }
 
+/// CppNix's `followLinksToStorePath`, which fails on a missing file first.
+fn follow_links(store: &dyn nivis_store::Store, arg: &str) -> anyhow::Result<nivis_formats::StorePath> {
+    let path = crate::store_args::absolute_path(arg)?;
+    let in_store = path.strip_prefix(store.store_dir().as_str()).is_ok_and(|rest| !rest.as_os_str().is_empty());
+    if !in_store {
+        std::fs::symlink_metadata(&path).map_err(|e| {
+            anyhow!("getting status of '{}': {}", path.display(), nivis_eval::io::strerror(&e))
+        })?;
+    }
+    crate::store_args::follow_links_to_store_path(store, arg)
+}
+
 /// Install-source flags an operation accepts (`-A`, `-E`, `--from-profile`);
 /// returns false for any other flag.
 pub fn parse_install_source_flag(g: &mut Globals, flags: &[String], i: &mut usize) -> anyhow::Result<bool> {
@@ -70,7 +82,7 @@ pub fn query_inst_sources(g: &mut Globals, args: &[String], newest_only: bool) -
             let mut elems = Vec::new();
             for arg in args {
                 let store = g.io.store();
-                let path = crate::store_args::follow_links_to_store_path(store, arg)?;
+                let path = follow_links(store, arg)?;
                 let printed = store.print_store_path(&path);
                 // CppNix names the element after the path, `.drv` included.
                 let name = path.name().to_string();
@@ -314,7 +326,7 @@ pub fn op_uninstall(g: &mut Globals, flags: &[String], args: &[String]) -> anyho
         let mut working = query_installed(g, &profile)?;
         for selector in args {
             let split = if is_path(selector) {
-                let wanted = crate::store_args::follow_links_to_store_path(g.io.store(), selector)?;
+                let wanted = follow_links(g.io.store(), selector)?;
                 let wanted = g.io.store().print_store_path(&wanted);
                 let mut outs = Vec::new();
                 for elem in &working {
