@@ -199,6 +199,10 @@ pub fn create_user_env(g: &mut Globals, elems: &[DrvInfo], profile: &Path, token
         g.io.store()
             .add_text_to_store("env-manifest.nix", &text, &references.iter().cloned().collect(), false)
             .context("writing the manifest of the user environment")?;
+    // The manifest must outlive a concurrent collection until it is part of a generation.
+    if let Some(local) = g.io.store().as_local() {
+        local.add_temp_root(&manifest_path)?;
+    }
     let manifest_printed = format!("{store_dir}/{}", manifest_path.base_name());
 
     let builder = {
