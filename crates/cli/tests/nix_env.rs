@@ -442,6 +442,8 @@ fn messages_and_exit_codes_match_cppnix() {
         &["-f", "v1.nix", "-u", "--always"],
         &["-f", "v1.nix", "-iA", "nosuch"],
         &["-f", "v2.nix", "-i", "hello-2.0"],
+        &["-f", "v1.nix", "-iA", "multi", "--option", "keep-env-derivations", "true"],
+        &["-q", "--drv-path", "--out-path"],
         &["-f", "v1.nix", "-u", "--leq", "hello"],
         &["-f", "v1.nix", "-i", "hel.*", "t[o]+l-0.5"],
         &["-f", "v1.nix", "-qa", "t.*l", "m.*-1.1"],
@@ -481,7 +483,13 @@ fn messages_and_exit_codes_match_cppnix() {
         assert_eq!(normalise(&ours), normalise(&theirs), "messages of nix-env {step:?}");
         assert_eq!(ours.status.code(), theirs.status.code(), "exit code of nix-env {step:?}");
         assert_eq!(text(&ours.stdout), text(&theirs.stdout), "output of nix-env {step:?}");
+        let exists = |p: &str| fs::symlink_metadata(f.path(p)).is_ok();
+        assert_eq!(exists("p1"), exists("p2"), "profile after nix-env {step:?}");
+        if exists("p1") {
+            assert_eq!(f.current("p1"), f.current("p2"), "user environment after nix-env {step:?}");
+        }
     }
+    assert_eq!(f.manifest("s1", "p1"), f.manifest("s2", "p2"));
 }
 
 #[test]

@@ -308,7 +308,10 @@ fn run_parsed(p: Parsed) -> anyhow::Result<()> {
             nivis_profile::default_profile(&state_dir)
         }
     };
-    let config = nivis_config::Config::load()?;
+    let mut config = nivis_config::Config::load()?;
+    for (name, value) in &p.build.options {
+        config.set(name, value);
+    }
     let keep_derivations = config.get_bool("keep-env-derivations").unwrap_or(false);
     let this_system = config.get("system").unwrap_or_else(|| "x86_64-linux".to_string());
     let mut g = Globals {
