@@ -319,6 +319,24 @@ pub(crate) fn has_tarball_extension(path: &str) -> bool {
 /// fetcher, records `narHash`, and checks the attributes the caller fixed
 /// (`narHash`, `lastModified`, `revCount`).
 pub fn fetch_tree(store: &dyn Store, settings: &FetchSettings, input: &Input) -> Result<FetchedTree, FetchError> {
+    // An input that says everything about its result (CppNix's `hasAllInfo`)
+    // needs no fetching if its store path is already valid.
+    if let Some(nar_hash) = input.nar_hash()? {
+        let shallow = maybe_bool(&input.attrs, "shallow")?.unwrap_or(false);
+        let has_all_info = match input.kind() {
+            "git" => input.last_modified().is_some() && (shallow || input.rev_count().is_some()),
+            _ => true,
+        };
+        if has_all_info {
+            let path = store
+                .store_dir()
+                .make_fixed_output_path(FileIngestionMethod::Recursive, &nar_hash, &input.name()?, &StorePathSet::new(), false)
+                .map_err(|e| FetchError::msg(e.to_string()))?;
+            if store.is_valid_path(&path)? {
+                return Ok(FetchedTree { store_path: path, input: input.clone() });
+            }
+        }
+    }
     let (store_path, mut result) = match input.kind() {
         "git" => crate::git::fetch_git(store, settings, input)?,
         "tarball" => {

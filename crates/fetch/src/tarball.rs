@@ -65,9 +65,6 @@ pub fn download_file(
     if let Some(entry) = cached.as_ref().filter(|e| !e.expired) {
         return Ok(use_cached(entry));
     }
-    // Check the name before downloading, so a bad name costs no transfer.
-    nivis_formats::StorePath::from_base_name(&format!("{}-{name}", "0".repeat(32)))
-        .map_err(|e| FetchError::msg(format!("invalid store path name '{name}': {e}")))?;
     let temp = temp_dir()?;
     let file = temp.path().join("download");
     let expected_etag = cached.as_ref().map(|e| info_string(&e.info, "etag"));
@@ -204,11 +201,16 @@ pub fn parse_hash_allow_empty(settings: &FetchSettings, text: &str, algorithm: H
 /// download with another hash fails (`hash mismatch in file downloaded from`).
 pub fn fetch_url(store: &dyn Store, settings: &FetchSettings, request: &FetchUrl) -> Result<StorePath, FetchError> {
     let url = resolve_uri(&request.url);
-    let name = match &request.name {
-        Some(name) if !name.is_empty() => name.clone(),
-        _ if request.unpack => "source".to_string(),
-        _ => crate::transfer::url_base_name(&url).to_string(),
+    // As CppNix: `fetchTarball` defaults to `source`, and an empty name (given
+    // or not) means the URL's base name.
+    let mut name = match &request.name {
+        Some(name) => name.clone(),
+        None if request.unpack => "source".to_string(),
+        None => String::new(),
     };
+    if name.is_empty() {
+        name = crate::transfer::url_base_name(&url).to_string();
+    }
     let expected = match &request.sha256 {
         Some(text) => Some(parse_hash_allow_empty(settings, text, HashAlgorithm::Sha256)?),
         None => None,

@@ -518,7 +518,18 @@ fn fetch_git_remote_repository_matches_cppnix() {
         format!(r#"builtins.fetchGit {{ url = "file://{b}"; ref = "feature"; allRefs = true; }}"#),
     ]);
     // The second time comes from the cache and the clone.
-    world.check(&format!(r#"builtins.fetchGit {{ url = "file://{b}"; rev = "{first}"; }}"#));
+    let locked = world.check(&format!(r#"builtins.fetchGit {{ url = "file://{b}"; rev = "{first}"; }}"#));
+    // Fully described (narHash, revCount, lastModified): no fetching at all,
+    // even once the repository is gone.
+    let field = |name: &str| locked.split(&format!("{name} = ")).nth(1).unwrap().split(';').next().unwrap().to_string();
+    std::fs::remove_dir_all(&bare).unwrap();
+    let pinned = format!(
+        r#"builtins.fetchTree {{ type = "git"; url = "file://{b}"; rev = "{first}"; narHash = {}; revCount = {}; lastModified = {}; }}"#,
+        field("narHash"),
+        field("revCount"),
+        field("lastModified")
+    );
+    world.check(&pinned);
 }
 
 #[test]
