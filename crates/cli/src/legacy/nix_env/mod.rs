@@ -280,6 +280,9 @@ fn run_parsed(p: Parsed) -> anyhow::Result<()> {
     let mut ev = crate::eval_io::new_eval(&p.include, p.show_trace, io.clone());
     let auto_args = crate::eval_io::auto_args(&mut ev, &p.auto_args).ev()?.unwrap_or_else(|| Rc::new(Attrs::new()));
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+    // Made on every run, `-f` or not, as CppNix does.
+    let defexpr = home.join(".nix-defexpr");
+    create_default_defexpr(&defexpr, io.store());
     let nix_expr_path = match &p.file {
         // CppNix's lookupFileArg without appending `default.nix`: a
         // directory without one is a set of expressions, as ~/.nix-defexpr.
@@ -292,11 +295,7 @@ fn run_parsed(p: Parsed) -> anyhow::Result<()> {
             }
         }
         Some(file) => crate::store_args::absolute_path(file)?,
-        None => {
-            let defexpr = home.join(".nix-defexpr");
-            create_default_defexpr(&defexpr, io.store());
-            defexpr
-        }
+        None => defexpr,
     };
     let profile = match p.profile.clone().or_else(|| std::env::var("NIX_PROFILE").ok().filter(|s| !s.is_empty())) {
         Some(profile) => crate::store_args::absolute_path(&profile)?,
@@ -341,7 +340,17 @@ fn create_default_defexpr(defexpr: &std::path::Path, store: &dyn nivis_store::St
     }
     let Some(local) = store.as_local() else { return };
     let profiles = nivis_profile::profiles_dir(&local.config().state_dir);
-    let user = std::env::var("USER").unwrap_or_else(|_| "root".to_string());
+    // CppNix's getUserName: the passwd entry of the effective uid, else $USER.
+    // SAFETY: getpwuid returns static storage or null; the name is copied at once.
+    let user = unsafe {
+        let pw = libc::getpwuid(libc::geteuid());
+        if pw.is_null() || (*pw).pw_name.is_null() {
+            None
+        } else {
+            Some(std::ffi::CStr::from_ptr((*pw).pw_name).to_string_lossy().into_owned())
+        }
+    };
+    let Some(user) = user.or_else(|| std::env::var("USER").ok()) else { return };
     if std::fs::create_dir_all(defexpr).is_err() {
         return;
     }
