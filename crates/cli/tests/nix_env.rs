@@ -263,6 +263,15 @@ fn same_user_environments_and_queries_as_cppnix() {
         ok(&output, "nix-store -q --hash")
     };
     assert_eq!(hash("s1"), hash("s2"), "NAR hash of the user environment");
+    let deriver = |store: &str| {
+        let output = Command::new("/usr/bin/nix-store")
+            .args(["--store", f.path(store).to_str().expect("utf-8"), "-q", "--deriver", &f.current("p1")])
+            .output()
+            .expect("nix-store -q --deriver");
+        ok(&output, "nix-store -q --deriver")
+    };
+    assert!(deriver("s1").trim_end().ends_with("-user-environment.drv"));
+    assert_eq!(deriver("s1"), deriver("s2"), "the same buildenv derivation");
     // Other install sources: a store path, another profile, an expression.
     let hello = fs::read_link(f.real("s1", &f.current("p1")).join("bin/hello")).expect("bin/hello link");
     let hello = hello.parent().and_then(Path::parent).expect("package").to_str().expect("utf-8").to_string();
