@@ -48,6 +48,8 @@ in {
   '') // { meta.priority = 7; };
   d = (mk "d-1.0" "mkdir -p $out/share/man/man2 $out/docs/more; echo m > $out/share/man/man2/d.2; echo y > $out/docs/more/y") // { meta.priority = 3; };
   clash = mk "clash-1.0" "mkdir -p $out/bin; echo clash > $out/bin/a";
+  fileshare1 = (mk "fileshare-1" "mkdir -p $out; echo f > $out/share") // { meta.priority = 1; };
+  fileshare7 = (mk "fileshare-7" "mkdir -p $out; echo f > $out/share") // { meta.priority = 7; };
 }
 "#;
 
@@ -137,32 +139,42 @@ fn same_tree_as_cppnix() {
 }
 
 #[test]
-fn same_collision_error_as_cppnix() {
-    if !cppnix_available("same_collision_error_as_cppnix") {
+fn same_collision_errors_as_cppnix() {
+    if !cppnix_available("same_collision_errors_as_cppnix") {
         return;
     }
     let peer = Peer::new();
-    let output = peer.nix_env(&["-iA", "a", "clash"]);
-    assert!(!output.status.success(), "CppNix accepted a collision");
-    let cppnix_log = String::from_utf8_lossy(&output.stderr).into_owned();
-    // CppNix left the derivation behind; read its environment from the store.
-    let drv_path = cppnix_log
-        .split('\'')
-        .find(|s| s.ends_with("user-environment.drv"))
-        .expect("CppNix names the derivation")
-        .to_string();
-    let bytes = fs::read(peer.real_store().join(drv_path.trim_start_matches("/nix/store/"))).expect("read drv");
-    let drv = Derivation::parse(&StoreDir::default(), &bytes).expect("parse drv");
-    let mut env: BTreeMap<String, String> = drv
-        .env
-        .iter()
-        .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()))
-        .collect();
-    let ours = "/nix/store/00000000000000000000000000000000-nivis-buildenv-clash";
-    env.insert("out".into(), ours.into());
-    let location = StoreLocation { logical: "/nix/store".into(), real: peer.real_store(), visible: None };
-    let error = builtin_buildenv(&env, &location).expect_err("a collision at equal priority");
-    let message = format!("error: {error}");
-    assert!(message.contains("have the same priority 5"), "{message}");
-    assert!(cppnix_log.contains(&message), "CppNix said:\n{cppnix_log}\nwe said:\n{message}");
+    let cases: [(&[&str], &str); 3] = [
+        (&["a", "clash"], "have the same priority 5"),
+        (&["fileshare1", "a"], "and non-directory"),
+        (&["a", "d", "fileshare7"], "collision between non-directory"),
+    ];
+    for (packages, expected) in cases {
+        let mut args = vec!["-iA"];
+        args.extend_from_slice(packages);
+        let output = peer.nix_env(&args);
+        assert!(!output.status.success(), "CppNix accepted a collision of {packages:?}");
+        let cppnix_log = String::from_utf8_lossy(&output.stderr).into_owned();
+        // CppNix left the derivation behind; read its environment from the store.
+        let drv_path = cppnix_log
+            .split('\'')
+            .find(|s| s.ends_with("user-environment.drv"))
+            .expect("CppNix names the derivation")
+            .to_string();
+        let bytes = fs::read(peer.real_store().join(drv_path.trim_start_matches("/nix/store/"))).expect("read drv");
+        let drv = Derivation::parse(&StoreDir::default(), &bytes).expect("parse drv");
+        let mut env: BTreeMap<String, String> = drv
+            .env
+            .iter()
+            .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        let cppnix_out = env["out"].clone();
+        let ours = format!("/nix/store/00000000000000000000000000000000-nivis-buildenv-{}", packages.join("-"));
+        env.insert("out".into(), ours.clone());
+        let location = StoreLocation { logical: "/nix/store".into(), real: peer.real_store(), visible: None };
+        let error = builtin_buildenv(&env, &location).expect_err("a collision");
+        let message = format!("error: {error}").replace(&ours, &cppnix_out);
+        assert!(message.contains(expected), "{message}");
+        assert!(cppnix_log.contains(&message), "CppNix said:\n{cppnix_log}\nwe said:\n{message}");
+    }
 }
