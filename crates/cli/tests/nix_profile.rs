@@ -224,9 +224,15 @@ fn install_remove_and_inspect_as_cppnix() {
     assert!(history.contains("Version 5 ("), "{history}");
     assert!(history.contains("  big: ∅ -> 1.0\n  tool-man: ∅ -> ε\n"), "{history}");
     // big's whole NAR is new; tool-man is `tool` with output `man`, no version.
-    let size = ok(&fixture.nivis("nix-store").arg("--store").arg(&store).args(["-q", "--size", &big]).output().unwrap(), "size");
+    let size = ok(
+        &fixture.nivis("nix-store").arg("--store").arg(&store).args(["-q", "--size", &big]).output().unwrap(),
+        "size",
+    );
     let kib = size.trim().parse::<f64>().unwrap() / 1024.0;
-    assert!(closures.starts_with(&format!("Version 1 -> 2:\n  big: ∅ → 1.0, {kib:+.1} KiB\n  tool: ∅ → ε\n")), "{closures}");
+    assert!(
+        closures.starts_with(&format!("Version 1 -> 2:\n  big: ∅ → 1.0, {kib:+.1} KiB\n  tool: ∅ → ε\n")),
+        "{closures}"
+    );
 
     if !cppnix_available("install_remove_and_inspect_as_cppnix (CppNix half)") {
         return;
@@ -484,7 +490,13 @@ in {{
     assert_eq!(fs::read_to_string(real(&store, &bin.to_string_lossy()).join("multi")).unwrap(), "x\n");
     // A derivation path with ^dev installs that output.
     let drv = ok(
-        &fixture.nivis("nix-store").arg("--store").arg(&store).args(["-q", "--deriver", lines[0].split(' ').nth(3).unwrap()]).output().unwrap(),
+        &fixture
+            .nivis("nix-store")
+            .arg("--store")
+            .arg(&store)
+            .args(["-q", "--deriver", lines[0].split(' ').nth(3).unwrap()])
+            .output()
+            .unwrap(),
         "deriver",
     );
     let dev = format!("{}^dev", drv.trim());
@@ -494,7 +506,10 @@ in {{
     // --arg reaches the expression; the new version replaces nothing by itself.
     let removed = fixture.profile(&store, &profile, "remove", &["multi"]);
     assert_eq!(text(&removed.stderr), "removing 'multi'\nremoving 'multi'\nremoved 2 packages, kept 1 packages\n");
-    ok(&fixture.profile(&store, &profile, "install", &["-f", file, "--argstr", "version", "2.0", "multi"]), "install 2.0");
+    ok(
+        &fixture.profile(&store, &profile, "install", &["-f", file, "--argstr", "version", "2.0", "multi"]),
+        "install 2.0",
+    );
     let history = ok(&fixture.profile(&store, &profile, "history", &[]), "history");
     assert!(history.ends_with(" <- 3:\n  multi: ∅ -> 2.0\n"), "{history}");
 }
@@ -543,7 +558,8 @@ fn killed_installs_leave_a_complete_generation() {
         }
         // The profile names a generation whose path is valid and complete.
         let target = current_target(&store, &profile);
-        let check = fixture.nivis("nix-store").arg("--store").arg(&store).args(["--verify-path", &target]).output().unwrap();
+        let check =
+            fixture.nivis("nix-store").arg("--store").arg(&store).args(["--verify-path", &target]).output().unwrap();
         assert!(check.status.success(), "round {round}: {target}: {}", text(&check.stderr));
         let list = fixture.profile(&store, &profile, "list", &[]);
         assert!(list.status.success(), "round {round}: {}", text(&list.stderr));
@@ -556,7 +572,14 @@ fn killed_installs_leave_a_complete_generation() {
                 targets.push(fs::read_link(entry.path()).unwrap().to_string_lossy().into_owned());
             }
         }
-        let valid = fixture.nivis("nix-store").arg("--store").arg(&store).arg("--check-validity").args(&targets).output().unwrap();
+        let valid = fixture
+            .nivis("nix-store")
+            .arg("--store")
+            .arg(&store)
+            .arg("--check-validity")
+            .args(&targets)
+            .output()
+            .unwrap();
         assert!(valid.status.success(), "round {round}: {}", text(&valid.stderr));
     }
     eprintln!("{completed} of 40 runs finished before the kill (window {window} µs)");
@@ -567,8 +590,9 @@ fn concurrent_installs_keep_every_element_and_selectors_work() {
     let fixture = Fixture::new();
     let store = fixture.path("store");
     let profile = fixture.path("profiles/p");
-    let packages: Vec<String> =
-        (0..4).map(|i| fixture.package(&store, &format!("conc{i}-1.{i}"), &[(&format!("bin/conc{i}"), "c\n")])).collect();
+    let packages: Vec<String> = (0..4)
+        .map(|i| fixture.package(&store, &format!("conc{i}-1.{i}"), &[(&format!("bin/conc{i}"), "c\n")]))
+        .collect();
     // Four installs at once: each reads, extends and switches the profile
     // under its lock, so none loses another's element.
     let children: Vec<_> = packages
@@ -673,7 +697,10 @@ fn flake_elements_and_nix_env_manifests_are_read() {
     let kept = fixture.profile(&store, &profile, "remove", &["hello"]);
     assert!(text(&kept.stderr).starts_with("removed 0 packages"), "{}", text(&kept.stderr));
     let removed = fixture.profile(&store, &profile, "remove", &["LEGACYPACKAGES\\..*"]);
-    assert_eq!(text(&removed.stderr), format!("removing 'flake:nixpkgs#{attr}'\nremoved 1 packages, kept 1 packages\n"));
+    assert_eq!(
+        text(&removed.stderr),
+        format!("removing 'flake:nixpkgs#{attr}'\nremoved 1 packages, kept 1 packages\n")
+    );
     // Rolled back and rewritten: the flake element is kept in version 2's words.
     ok(&fixture.profile(&store, &profile, "rollback", &[]), "rollback");
     ok(&fixture.profile(&store, &profile, "remove", &["1"]), "remove 1");

@@ -54,7 +54,11 @@ fn closure_info(store: &dyn Store, top: &StorePath) -> Result<GroupedPaths, Stor
 
 /// The changes from the closure of `before` to that of `after`, by package
 /// name in byte order.
-pub fn diff_closures(store: &dyn Store, before: &StorePath, after: &StorePath) -> Result<Vec<ClosureChange>, StoreError> {
+pub fn diff_closures(
+    store: &dyn Store,
+    before: &StorePath,
+    after: &StorePath,
+) -> Result<Vec<ClosureChange>, StoreError> {
     let before_closure = closure_info(store, before)?;
     let after_closure = closure_info(store, after)?;
     let names: BTreeSet<&String> = before_closure.keys().chain(after_closure.keys()).collect();

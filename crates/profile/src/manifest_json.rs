@@ -136,9 +136,10 @@ impl ProfileManifest {
         for element in elements {
             let object = element.as_object().ok_or_else(|| malformed("an element is not an object".into()))?;
             let mut store_paths = BTreeSet::new();
-            let paths = object.get("storePaths").and_then(Value::as_array).ok_or_else(|| {
-                malformed("an element lacks 'storePaths'".into())
-            })?;
+            let paths = object
+                .get("storePaths")
+                .and_then(Value::as_array)
+                .ok_or_else(|| malformed("an element lacks 'storePaths'".into()))?;
             for printed in paths {
                 let printed = printed.as_str().ok_or_else(|| malformed("a store path is not a string".into()))?;
                 let store_path = store_dir.parse_path(printed).map_err(|e| malformed(e.to_string()))?;
@@ -273,7 +274,9 @@ mod tests {
         assert!(!element.active);
         assert_eq!(element.describe(), "flake:nixpkgs#packages.x86_64-linux.hello");
         let written = manifest.to_json(&store_dir());
-        assert!(written.contains(r#""attrPath":"packages.x86_64-linux.hello","originalUrl":"flake:nixpkgs","storePaths""#));
+        assert!(
+            written.contains(r#""attrPath":"packages.x86_64-linux.hello","originalUrl":"flake:nixpkgs","storePaths""#)
+        );
         let v3 = r#"{"version":3,"elements":{"hello":{"active":true,"priority":5,"storePaths":["/nix/store/lh4p7m0i5bwcincjzxl7i46gjsng0zxc-hello-1.0"],"outputs":null}}}"#;
         let manifest = ProfileManifest::parse(v3.as_bytes(), &store_dir(), Path::new("m")).unwrap();
         assert_eq!(manifest.elements.len(), 1);
@@ -282,10 +285,18 @@ mod tests {
 
     #[test]
     fn bad_manifests_are_errors() {
-        let err = ProfileManifest::parse(br#"{"version":7,"elements":[]}"#, &store_dir(), Path::new("/p/manifest.json"));
+        let err =
+            ProfileManifest::parse(br#"{"version":7,"elements":[]}"#, &store_dir(), Path::new("/p/manifest.json"));
         assert_eq!(err.unwrap_err().to_string(), "profile manifest '/p/manifest.json' has unsupported version 7");
         assert!(ProfileManifest::parse(b"{", &store_dir(), Path::new("m")).is_err());
-        assert!(ProfileManifest::parse(br#"{"version":2,"elements":[{"storePaths":["/tmp/x"],"active":true}]}"#, &store_dir(), Path::new("m")).is_err());
+        assert!(
+            ProfileManifest::parse(
+                br#"{"version":2,"elements":[{"storePaths":["/tmp/x"],"active":true}]}"#,
+                &store_dir(),
+                Path::new("m")
+            )
+            .is_err()
+        );
     }
 
     #[test]

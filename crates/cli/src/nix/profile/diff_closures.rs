@@ -41,7 +41,8 @@ pub fn run(args: &[String]) -> crate::CommandResult {
             writeln!(out)?;
         }
         writeln!(out, "Version {} -> {}:", before.number, after.number)?;
-        let before_path = crate::store_args::follow_links_to_store_path(store.as_ref(), &before.link.to_string_lossy())?;
+        let before_path =
+            crate::store_args::follow_links_to_store_path(store.as_ref(), &before.link.to_string_lossy())?;
         let after_path = crate::store_args::follow_links_to_store_path(store.as_ref(), &after.link.to_string_lossy())?;
         let changes = nivis_profile::diff_closures(store.as_ref(), &before_path, &after_path)?;
         for line in nivis_profile::format_closure_diff(&changes, "  ", colour) {

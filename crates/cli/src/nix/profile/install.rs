@@ -132,10 +132,13 @@ fn resolve_installables(options: &Options, store: &dyn Store) -> anyhow::Result<
                 .auto_args
                 .iter()
                 .map(|(name, arg)| {
-                    (name.clone(), match arg {
-                        AutoArg::Expr(e) => AutoArg::Expr(e.clone()),
-                        AutoArg::Str(s) => AutoArg::Str(s.clone()),
-                    })
+                    (
+                        name.clone(),
+                        match arg {
+                            AutoArg::Expr(e) => AutoArg::Expr(e.clone()),
+                            AutoArg::Str(s) => AutoArg::Str(s.clone()),
+                        },
+                    )
                 })
                 .collect();
             let pairs = nivis_eval::run_with_big_stack(EVAL_STACK_BYTES, move || {

@@ -35,9 +35,10 @@ pub fn run(args: &[String]) -> crate::CommandResult {
     let mut out = stdout.lock();
     for (index, element) in manifest.elements.iter().enumerate() {
         let (original, locked) = match &element.source {
-            Some(source) => {
-                (format!("{}#{}", source.original_url, source.attr_path), format!("{}#{}", source.url, source.attr_path))
-            }
+            Some(source) => (
+                format!("{}#{}", source.original_url, source.attr_path),
+                format!("{}#{}", source.url, source.attr_path),
+            ),
             None => ("-".to_string(), "-".to_string()),
         };
         let paths: Vec<String> = element.store_paths.iter().map(|p| store.print_store_path(p)).collect();

@@ -340,8 +340,14 @@ fn build_profile_path(local: &LocalStore, manifest: &ProfileManifest) -> anyhow:
     let manifest_file = tree.join("manifest.json");
     std::fs::write(&manifest_file, manifest.to_json(&store_dir))
         .with_context(|| format!("writing file '{}'", manifest_file.display()))?;
-    let path =
-        local.add_to_store("profile", &tree, FileIngestionMethod::Recursive, HashAlgorithm::Sha256, &references, false)?;
+    let path = local.add_to_store(
+        "profile",
+        &tree,
+        FileIngestionMethod::Recursive,
+        HashAlgorithm::Sha256,
+        &references,
+        false,
+    )?;
     Ok(path)
 }
 
@@ -391,7 +397,8 @@ fn matchers(store: &dyn Store, options: &Options) -> anyhow::Result<Vec<Matcher>
         matchers.push(regex(pattern)?);
     }
     for arg in &options.positional {
-        if !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_digit())
+        if !arg.is_empty()
+            && arg.bytes().all(|b| b.is_ascii_digit())
             && let Ok(index) = arg.parse::<usize>()
         {
             matchers.push(Matcher::Index(index));
@@ -418,7 +425,9 @@ fn regex_error_message(pattern: &str, error: &RegexError) -> &'static str {
             "invalid character class" => "Invalid character class.",
             _ => "Mismatched '(' and ')' in regular expression",
         },
-        RegexError::TooLarge { .. } => "Number of NFA states exceeds limit. Please use shorter regex string, or use smaller brace expression, or make _GLIBCXX_REGEX_STATE_LIMIT larger.",
+        RegexError::TooLarge { .. } => {
+            "Number of NFA states exceeds limit. Please use shorter regex string, or use smaller brace expression, or make _GLIBCXX_REGEX_STATE_LIMIT larger."
+        }
         RegexError::TooComplex { .. } => "Complexity of regex match exceeded implementation limits",
     }
 }

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use nivis_profile::ProfileManifest;
 
-use super::{Accepts, Options, local_store, lock_profile, matches, matchers, read_manifest, update_profile, warn_unmatched};
+use super::{
+    Accepts, Options, local_store, lock_profile, matchers, matches, read_manifest, update_profile, warn_unmatched,
+};
 
 const HELP: &str = "\
 Usage: nix profile remove [FLAGS...] ELEMENT...

@@ -6,7 +6,9 @@
 
 use std::process::ExitCode;
 
-use super::{Accepts, Options, local_store, lock_profile, matches, matchers, read_manifest, update_profile, warn_unmatched};
+use super::{
+    Accepts, Options, local_store, lock_profile, matchers, matches, read_manifest, update_profile, warn_unmatched,
+};
 
 const HELP: &str = "\
 Usage: nix profile upgrade [FLAGS...] ELEMENT...
