@@ -95,7 +95,6 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
         "history" => history::run(&rest),
         "diff-closures" => diff_closures::run(&rest),
         "wipe-history" => wipe_history::run(&rest),
-        "info" => list::run(&rest),
         other => {
             bail!("'{other}' is not a recognised command\nTry 'nix --help' for more information.")
         }
