@@ -112,8 +112,9 @@ pub const CENSORED: &str = "{censored}";
 /// Dead paths invalidated per transaction.
 const BATCH_SIZE: usize = 256;
 
-/// Threads removing the contents of one batch.
-const DELETE_THREADS: usize = 16;
+/// Threads removing the contents of one batch (bench/gc.sh, 20,000 paths on
+/// ext4: 16 threads 13 s, 64 threads 6.5 s; they wait on the journal, not the CPU).
+const DELETE_THREADS: usize = 64;
 
 /// State shared between the collector and its socket server.
 #[derive(Default)]
