@@ -378,7 +378,7 @@ fn a_collector_killed_at_random_moments_leaves_a_consistent_store() {
     let mut rng = Lcg(seed);
     let mut generation = 0;
     for round in 0..12 {
-        if open(&root).query_all_valid_paths().unwrap().len() < live.len() + 200 {
+        if open(&root).query_all_valid_paths().unwrap().len() < live.len() + 300 {
             generation += 1;
             populate(&root, &format!("dead{generation}"), 600);
         }
@@ -391,12 +391,16 @@ fn a_collector_killed_at_random_moments_leaves_a_consistent_store() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let delay = rng.next(120);
+        // Finding roots takes some tens of milliseconds; deleting 600 paths
+        // about as long again.
+        let delay = 30 + rng.next(170);
         std::thread::sleep(std::time::Duration::from_millis(delay));
+        let finished = child.try_wait().unwrap().is_some();
         // SAFETY: kill on the pid of our own child, not yet waited for.
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         let _ = child.wait();
-        eprintln!("round {round}: killed after {delay} ms");
+        let left = open(&root).query_all_valid_paths().unwrap().len();
+        eprintln!("round {round}: after {delay} ms {}, {left} valid paths left", if finished { "already done" } else { "killed" });
         assert_store_consistent(&env, &root);
         let valid = valid_paths(&root);
         for path in &live {
