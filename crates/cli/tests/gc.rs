@@ -160,6 +160,11 @@ fn nix_store_gc_prints_and_deletes_as_cppnix() {
         let theirs = ok(&env.cppnix("nix-store", &root, &["--gc", mode]));
         assert_eq!(ours, theirs, "nix-store --gc {mode}");
     }
+    // --query --roots: the roots keeping a path (here a dependency of both roots) alive.
+    for path in [&live[2], &live[11], &dead[4]] {
+        let args = ["--query", "--roots", &printed(path)];
+        assert_eq!(ok(&env.nivis("nix-store", &root, &args)), ok(&env.cppnix("nix-store", &root, &args)));
+    }
     let dead_printed = ok(&env.nivis("nix-store", &root, &["--gc", "--print-dead"]));
     assert_eq!(dead_printed.lines().count(), dead.len());
     // Copies of one store, collected by each.

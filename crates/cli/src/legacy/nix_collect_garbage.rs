@@ -1,6 +1,7 @@
 //! `nix-collect-garbage` (`-d`/`--delete-old`, `--delete-older-than PERIOD`,
 //! `--max-freed SIZE`, `--dry-run`), and the pieces every garbage-collecting
-//! command shares (`nix-store --gc`/`--delete`, `nix store gc`/`delete`): the
+//! command shares (`nix-store --gc`/`--delete`/`--query --roots`, `nix store
+//! gc`/`delete`): the
 //! collector's options from `nix.conf`, CppNix's size arguments, and the
 //! "N store paths deleted, X MiB freed" line, printed even when the collector
 //! fails halfway, as CppNix's `PrintFreed` does.
@@ -149,6 +150,41 @@ pub(crate) fn nix_store_gc(store: &dyn Store, flags: &[String], args: &[String],
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `nix-store --query --roots`: the roots that keep any of `start` alive, i.e.
+/// that lie in the referrers closure of `start` (with the edges
+/// `keep-outputs` and `keep-derivations` add), as `link -> target` lines.
+pub(crate) fn print_roots_of(store: &dyn Store, start: &nivis_formats::StorePathSet, out: &mut dyn Write) -> anyhow::Result<()> {
+    let local = local_store(store)?;
+    let options = gc_options(GcAction::ReturnLive)?;
+    let mut keepers = nivis_formats::StorePathSet::new();
+    let mut pending: Vec<_> = start.iter().cloned().collect();
+    while let Some(path) = pending.pop() {
+        if !keepers.insert(path.clone()) {
+            continue;
+        }
+        let mut next = store.query_referrers(&path)?;
+        if options.keep_outputs {
+            next.extend(store.query_valid_derivers(&path)?);
+        }
+        if options.keep_derivations && path.is_derivation() && store.is_valid_path(&path)? {
+            for output in store.query_derivation_outputs(&path)?.into_values() {
+                if store.is_valid_path(&output)? {
+                    next.insert(output);
+                }
+            }
+        }
+        pending.extend(next.into_iter().filter(|p| !keepers.contains(p)));
+    }
+    for (target, links) in local.find_roots(false)? {
+        if keepers.contains(&target) {
+            for link in links {
+                writeln!(out, "{link} -> {}", store.print_store_path(&target))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Deletes old generations of every profile under `dir`, recursively, as

@@ -633,6 +633,7 @@ enum QueryType {
     Size,
     Tree,
     Graph,
+    Roots,
     NotBuilt(&'static str),
 }
 
@@ -657,7 +658,7 @@ fn query(store: &dyn Store, flags: &[String], args: &[String], out: &mut dyn Wri
             "--graph" => query = QueryType::Graph,
             "--graphml" => query = QueryType::NotBuilt("--graphml"),
             "--resolve" => query = QueryType::NotBuilt("--resolve"),
-            "--roots" => query = QueryType::NotBuilt("--roots"),
+            "--roots" => query = QueryType::Roots,
             "--binding" | "-b" => query = QueryType::NotBuilt("--binding"),
             "--use-output" | "-u" => use_output = true,
             "--force-realise" | "--force-realize" | "-f" => {
@@ -714,6 +715,14 @@ fn query(store: &dyn Store, flags: &[String], args: &[String], out: &mut dyn Wri
             for path in sorted.iter().rev() {
                 writeln!(out, "{}", store.print_store_path(path))?;
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        QueryType::Roots => {
+            let mut start = StorePathSet::new();
+            for arg in args {
+                start.extend(maybe_use_outputs(store, follow_links_to_store_path(store, arg)?, use_output)?);
+            }
+            crate::legacy::nix_collect_garbage::print_roots_of(store, &start, out)?;
             Ok(ExitCode::SUCCESS)
         }
         QueryType::Deriver => {
