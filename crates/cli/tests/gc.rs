@@ -300,6 +300,38 @@ fn collect_garbage_delete_old_generations_as_cppnix() {
     assert_store_consistent(&env, &a);
 }
 
+#[test]
+fn collect_garbage_delete_older_than_as_cppnix() {
+    let env = Env::new();
+    let root = env.path("root");
+    let generations: Vec<StorePath> = (0..3).map(|i| populate(&root, &format!("gen{i}"), 1)[0].clone()).collect();
+    let profile_dir = root.join("nix/var/nix/profiles");
+    // Generation times are the links' own mtimes: 40 and 20 days ago, and now.
+    for (i, (path, age)) in generations.iter().zip(["40 days ago", "20 days ago", "now"]).enumerate() {
+        let link = profile_dir.join(format!("system-{}-link", i + 1));
+        std::os::unix::fs::symlink(printed(path), &link).unwrap();
+        assert!(Command::new("touch").args(["-h", "-d", age]).arg(&link).status().unwrap().success());
+    }
+    std::os::unix::fs::symlink("system-3-link", profile_dir.join("system")).unwrap();
+    let (a, b) = (env.path("a"), env.path("b"));
+    copy_root(&root, &a);
+    copy_root(&root, &b);
+    // 10 days: generation 2 was current then and stays; generation 1 goes.
+    let ours = env.nivis("nix-collect-garbage", &a, &["--delete-older-than", "10d"]);
+    let theirs = env.cppnix("nix-collect-garbage", &b, &["--delete-older-than", "10d"]);
+    assert_eq!(ok(&ours), ok(&theirs));
+    assert_eq!(
+        text(&ours.stderr).lines().filter(|l| l.contains("version")).collect::<Vec<_>>(),
+        text(&theirs.stderr).lines().filter(|l| l.contains("version")).collect::<Vec<_>>()
+    );
+    assert!(fs::symlink_metadata(a.join("nix/var/nix/profiles/system-1-link")).is_err());
+    assert!(fs::symlink_metadata(a.join("nix/var/nix/profiles/system-2-link")).is_ok());
+    assert_eq!(valid_paths(&a), valid_paths(&b));
+    assert_eq!(valid_paths(&a), generations[1..].iter().map(printed).collect());
+    let bad = env.nivis("nix-collect-garbage", &a, &["--delete-older-than", "10x"]);
+    assert_eq!(bad.status.code(), env.cppnix("nix-collect-garbage", &b, &["--delete-older-than", "10x"]).status.code());
+}
+
 /// Runs `command` with `_NIX_TEST_GC_SYNC` set to a FIFO: the collector stops
 /// there holding the GC lock; `during` runs; then the collector goes on.
 fn with_paused_collector(env: &Env, mut command: Command, during: impl FnOnce()) -> Output {
