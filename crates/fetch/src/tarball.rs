@@ -68,7 +68,7 @@ pub fn download_file(
     let temp = temp_dir()?;
     let file = temp.path().join("download");
     let expected_etag = cached.as_ref().map(|e| info_string(&e.info, "etag"));
-    let request = TransferRequest { url, expected_etag: expected_etag.as_deref(), decompress: true };
+    let request = TransferRequest { url, expected_etag: expected_etag.as_deref(), decompress: true, insecure_tls: false };
     let result = match download_to(settings, &request, &file) {
         Ok(result) => result,
         Err(error) => {

@@ -37,6 +37,9 @@ pub struct TransferRequest<'a> {
     /// Decode a `Content-Encoding` (CppNix's `decompress`, on except for
     /// `nix-prefetch-url` and `builtin:fetchurl`).
     pub decompress: bool,
+    /// Skip TLS certificate checks, as `builtin:fetchurl` does (the
+    /// fixed-output hash is checked instead).
+    pub insecure_tls: bool,
 }
 
 /// Downloads `url` into `destination` (created or truncated), following
@@ -131,11 +134,17 @@ fn percent_decode(text: &str) -> std::path::PathBuf {
     std::ffi::OsString::from_vec(out).into()
 }
 
-fn agent(settings: &FetchSettings) -> ureq::Agent {
+fn agent(settings: &FetchSettings, insecure_tls: bool) -> ureq::Agent {
     let mut config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .user_agent(concat!("curl/7.85.0 Nix/2.8.0 nivis/", env!("CARGO_PKG_VERSION")))
         .max_redirects(10);
+    #[cfg(feature = "https")]
+    {
+        config = config.tls_config(ureq::tls::TlsConfig::builder().disable_verification(insecure_tls).build());
+    }
+    #[cfg(not(feature = "https"))]
+    let _ = insecure_tls;
     if settings.connect_timeout > 0 {
         config = config.timeout_connect(Some(Duration::from_secs(settings.connect_timeout)));
     }
@@ -162,7 +171,7 @@ fn describe_ureq_error(error: &ureq::Error) -> (String, bool) {
 fn download_http(settings: &FetchSettings, request: &TransferRequest, destination: &Path) -> Result<TransferResult, FetchError> {
     use ureq::ResponseExt;
     let url = request.url;
-    let mut call = agent(settings).get(url);
+    let mut call = agent(settings, request.insecure_tls).get(url);
     if let Some(etag) = request.expected_etag.filter(|e| !e.is_empty()) {
         call = call.header("If-None-Match", etag);
     }

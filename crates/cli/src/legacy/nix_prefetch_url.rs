@@ -114,7 +114,7 @@ pub fn run(args: Vec<OsString>) -> crate::CommandResult {
     let temp = nivis_fetch::temp_dir()?;
     let mut source = temp.path().join("tmp");
     // As CppNix: the bytes as served (no Content-Encoding decoding).
-    let request = nivis_fetch::transfer::TransferRequest { url: &url, expected_etag: None, decompress: false };
+    let request = nivis_fetch::transfer::TransferRequest { url: &url, expected_etag: None, decompress: false, insecure_tls: false };
     nivis_fetch::download_to(&settings, &request, &source)?;
     if options.executable {
         use std::os::unix::fs::PermissionsExt;
