@@ -476,7 +476,6 @@ pub fn query_installed(g: &mut Globals, profile: &Path) -> anyhow::Result<Vec<Dr
 /// `*` anything (CppNix's `DrvName`).
 pub struct Selector {
     pub full_name: String,
-    name: String,
     version: String,
     regex: Option<nivis_eval::support::posix_regex::CompiledRegex>,
     pub hits: usize,
@@ -492,10 +491,10 @@ impl Selector {
         } else {
             Some(
                 nivis_eval::support::posix_regex::compile(name.as_bytes())
-                    .map_err(|e| anyhow!("invalid regular expression '{name}': {e:?}"))?,
+                    .map_err(|e| anyhow!("{e}"))?,
             )
         };
-        Ok(Selector { full_name: full_name.to_string(), name, version, regex, hits: 0 })
+        Ok(Selector { full_name: full_name.to_string(), version, regex, hits: 0 })
     }
 
     pub fn matches(&self, full_name: &str) -> bool {
@@ -508,7 +507,6 @@ impl Selector {
         if !self.version.is_empty() && self.version.as_bytes() != version {
             return false;
         }
-        let _ = &self.name;
         true
     }
 }
