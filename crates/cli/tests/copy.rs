@@ -123,12 +123,16 @@ fn copy_to_and_from_file_caches_with_cppnix_on_the_other_side() {
     assert_eq!(hash_in(&into, &second), hash_in(&source, &second));
     assert_eq!(hash_in(&into, &first), hash_in(&source, &first));
 
-    // nix-copy-closure: store URIs work, host names are refused clearly.
+    // nix-copy-closure: store URIs work; a host that cannot be reached is a clear error.
     let closure_cache = format!("file://{}/closure-cache", t.display());
     ok(nivis_as("nix-copy-closure", t, &["--to", &closure_cache, "--store", source.to_str().unwrap(), &second]));
     assert!(t.join("closure-cache").join(format!("{}.narinfo", &first[11..43])).exists());
-    let message = stderr_of_failure(nivis_as("nix-copy-closure", t, &["--to", "builder.example.org", &second]));
-    assert!(message.contains("needs SSH"), "{message}");
+    let message = stderr_of_failure(nivis_as(
+        "nix-copy-closure",
+        t,
+        &["--to", "builder.invalid", "--store", source.to_str().unwrap(), &second],
+    ));
+    assert!(message.contains("'nix-store --serve' protocol mismatch from 'builder.invalid'"), "{message}");
 }
 
 #[test]
@@ -354,4 +358,100 @@ fn copy_through_a_real_ssh_server_with_cppnix_on_either_end() {
     let output = with_ssh(push, Some(&pushed));
     ok(output);
     assert_eq!(hash_in(&pushed, &second), hash_in(&source, &second));
+}
+
+/// Serves the files of `dir` over HTTP/1.1 on 127.0.0.1 (keep-alive, GET and
+/// HEAD) and records every requested path, to count what clients ask for.
+fn counting_http_server(dir: &Path) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (dir, served_log) = (dir.to_path_buf(), log.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (dir, log) = (dir.clone(), served_log.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                loop {
+                    let mut request = String::new();
+                    if reader.read_line(&mut request).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut header = String::new();
+                    while reader.read_line(&mut header).unwrap_or(0) > 2 {
+                        header.clear();
+                    }
+                    let mut parts = request.split_whitespace();
+                    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/").to_string());
+                    log.lock().unwrap().push(path.clone());
+                    let body = std::fs::read(dir.join(path.trim_start_matches('/'))).ok();
+                    let status = if body.is_some() { "200 OK" } else { "404 Not Found" };
+                    let body = body.unwrap_or_default();
+                    let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n", body.len());
+                    if writer.write_all(head.as_bytes()).is_err() || (method != "HEAD" && writer.write_all(&body).is_err()) {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (address, log)
+}
+
+/// What an HTTP cache said is remembered in `binary-cache-v6.sqlite`, in the
+/// same rows CppNix writes and reads: neither tool asks again for what the
+/// other (or itself) already learnt.
+#[test]
+fn narinfos_are_remembered_on_disk_and_shared_with_cppnix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let source = t.join("source");
+    let (first, second) = cppnix_paths(t, &source);
+    let cache_dir = t.join("cache");
+    ok(cppnix(
+        "nix",
+        &["--extra-experimental-features", "nix-command", "copy", "--store", source.to_str().unwrap(), "--to", &format!("file://{}", cache_dir.display()), &second],
+    ));
+    let (url, log) = counting_http_server(&cache_dir);
+    let xdg = t.join("xdg");
+    let run = |program: &str, args: &[&str]| {
+        let mut command = Command::new(program);
+        if program == "nix" {
+            command.args(["--extra-experimental-features", "nix-command"]);
+        }
+        command.args(args).env("XDG_CACHE_HOME", &xdg).env_remove("NIX_REMOTE").output().unwrap()
+    };
+    let requests = |log: &std::sync::Arc<std::sync::Mutex<Vec<String>>>| std::mem::take(&mut *log.lock().unwrap());
+    let narinfo_of = |path: &str| format!("/{}.narinfo", &path["/nix/store/".len().."/nix/store/".len() + 32]);
+    let nivis_bin = env!("CARGO_BIN_EXE_nivis");
+
+    // nivis asks once, then answers from the disk cache (cache info included).
+    assert_eq!(ok(run(nivis_bin, &["path-info", "--store", &url, &second])).trim(), second);
+    assert_eq!(requests(&log), vec!["/nix-cache-info".to_string(), narinfo_of(&second)]);
+    assert_eq!(ok(run(nivis_bin, &["path-info", "--store", &url, &second])).trim(), second);
+    assert_eq!(requests(&log), Vec::<String>::new());
+
+    // Absence is remembered too.
+    let absent = "/nix/store/00000000000000000000000000000000-absent";
+    assert!(!run(nivis_bin, &["path-info", "--store", &url, absent]).status.success());
+    assert_eq!(requests(&log), vec![narinfo_of(absent)]);
+    assert!(!run(nivis_bin, &["path-info", "--store", &url, absent]).status.success());
+    assert_eq!(requests(&log), Vec::<String>::new());
+
+    // CppNix reads what nivis wrote: no requests at all.
+    let cpp = ok(run("nix", &["path-info", "--store", &url, "--json", &second]));
+    assert!(cpp.contains(&first), "{cpp}");
+    assert_eq!(requests(&log), Vec::<String>::new());
+
+    // nivis reads what CppNix wrote.
+    let cpp_first = ok(run("nix", &["path-info", "--store", &url, &first]));
+    assert_eq!(cpp_first.trim(), first);
+    // (CppNix checks existence with HEAD before it GETs.)
+    let asked = requests(&log);
+    assert!(!asked.is_empty() && asked.iter().all(|p| *p == narinfo_of(&first)), "{asked:?}");
+    let ours_json = ok(run(nivis_bin, &["path-info", "--store", &url, "--json", &first]));
+    assert!(ours_json.contains("sha256:"), "{ours_json}");
+    assert_eq!(requests(&log), Vec::<String>::new());
 }

@@ -17,6 +17,8 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::narinfo_cache::{NarInfoCacheTtl, NarInfoDiskCache};
+
 use nivis_formats::{
     FileIngestionMethod, HashAlgorithm, HashEncoding, Hasher, NarInfo, SecretKey, StoreDir, StorePath,
     StorePathSet,
@@ -42,6 +44,8 @@ pub struct BinaryCacheStore {
     want_mass_query: bool,
     /// Narinfos already fetched (`None`: known absent), by hash part.
     narinfos: Mutex<HashMap<String, Option<NarInfo>>>,
+    /// The shared on-disk narinfo cache and this cache's id in it (HTTP caches only).
+    disk_cache: Option<(NarInfoDiskCache, i64)>,
 }
 
 /// Whether `uri` names a binary cache this crate opens.
@@ -87,6 +91,21 @@ fn parse_bool(uri: &str, name: &str, value: &str) -> Result<bool, SubstituteErro
         "false" | "0" | "no" => Ok(false),
         _ => Err(SubstituteError::BadUri { uri: uri.to_string(), reason: format!("'{name}' must be true or false") }),
     }
+}
+
+/// `narinfo-cache-negative-ttl` and `narinfo-cache-positive-ttl` from the
+/// configuration (defaults when unset or unreadable).
+fn cache_ttl() -> NarInfoCacheTtl {
+    let mut ttl = NarInfoCacheTtl::default();
+    if let Ok(config) = nivis_config::Config::load() {
+        if let Ok(Some(n)) = config.get_u64("narinfo-cache-negative-ttl") {
+            ttl.negative = n as i64;
+        }
+        if let Ok(Some(n)) = config.get_u64("narinfo-cache-positive-ttl") {
+            ttl.positive = n as i64;
+        }
+    }
+    ttl
 }
 
 impl BinaryCacheStore {
@@ -140,12 +159,44 @@ impl BinaryCacheStore {
             priority: DEFAULT_PRIORITY,
             want_mass_query: false,
             narinfos: Mutex::new(HashMap::new()),
+            disk_cache: None,
         };
+        // HTTP caches remember their nix-cache-info and narinfos on disk, as
+        // CppNix's do (in the same file); a local directory is cheap to ask.
+        let disk_cache = if writable_dir.is_none() { NarInfoDiskCache::open_default(cache_ttl()) } else { None };
+        let known = disk_cache
+            .as_ref()
+            .and_then(|cache| cache.cache_info(&store.uri))
+            .filter(|known| known.store_dir == store.store_dir.as_str());
+        if let Some(known) = known {
+            store.want_mass_query = known.want_mass_query;
+            store.priority = known.priority;
+            store.disk_cache = disk_cache.map(|cache| (cache, known.id));
+        } else {
+            store.init_cache_info(uri, writable_dir.as_deref())?;
+            if let Some(cache) = disk_cache {
+                let id = cache.create_cache(&store.uri, store.store_dir.as_str(), store.want_mass_query, store.priority);
+                store.disk_cache = id.map(|id| (cache, id));
+            }
+        }
+        if let Some(priority) = priority {
+            store.priority = priority;
+        }
+        if let Some(want) = want_mass_query {
+            store.want_mass_query = want;
+        }
+        Ok(store)
+    }
+
+    /// Reads `nix-cache-info`, or writes one (with the store directory) into a
+    /// cache that has none, as CppNix does.
+    fn init_cache_info(&mut self, uri: &str, writable_dir: Option<&std::path::Path>) -> Result<(), SubstituteError> {
+        let store = self;
         match store.transport.get_string("nix-cache-info")? {
             Some(info) => store.read_cache_info(&info)?,
             None => {
                 // CppNix initialises an empty cache with its store directory.
-                if let Some(dir) = &writable_dir {
+                if let Some(dir) = writable_dir {
                     std::fs::create_dir_all(dir.join("nar"))
                         .map_err(|e| SubstituteError::io(format!("creating directory '{}'", dir.display()), e))?;
                 }
@@ -160,13 +211,7 @@ impl BinaryCacheStore {
                 )?;
             }
         }
-        if let Some(priority) = priority {
-            store.priority = priority;
-        }
-        if let Some(want) = want_mass_query {
-            store.want_mass_query = want;
-        }
-        Ok(store)
+        Ok(())
     }
 
     fn read_cache_info(&mut self, text: &str) -> Result<(), SubstituteError> {
@@ -216,6 +261,15 @@ impl BinaryCacheStore {
         if let Some(known) = self.narinfos.lock().ok().and_then(|cache| cache.get(&key).cloned()) {
             return Ok(known);
         }
+        if let Some((cache, id)) = &self.disk_cache
+            && let Some(known) = cache.lookup(*id, &key)
+            && known.as_ref().is_none_or(|n| &n.store_path == path)
+        {
+            if let Ok(mut memory) = self.narinfos.lock() {
+                memory.insert(key, known.clone());
+            }
+            return Ok(known);
+        }
         let name = Self::narinfo_name(path);
         let narinfo = match self.transport.get_string(&name)? {
             None => None,
@@ -232,6 +286,9 @@ impl BinaryCacheStore {
                 Some(narinfo)
             }
         };
+        if let Some((cache, id)) = &self.disk_cache {
+            cache.upsert(*id, &key, narinfo.as_ref());
+        }
         if let Ok(mut cache) = self.narinfos.lock() {
             cache.insert(key, narinfo.clone());
         }

@@ -16,6 +16,7 @@
 mod binary_cache;
 mod compression;
 mod error;
+pub mod narinfo_cache;
 pub mod serve;
 mod substitute;
 mod transport;
