@@ -477,7 +477,16 @@ fn messages_and_exit_codes_match_cppnix() {
         &["-i", "-q"],
         &[],
         &["-f", "/nonexistent", "-qa"],
+        // No -f: ~/.nix-defexpr, a directory of expressions.
+        &["-qaP"],
+        &["-iA", "pkgs.nested.inner"],
+        &["-u", "inner"],
     ];
+    let defexpr = f.path("home/.nix-defexpr");
+    fs::create_dir_all(defexpr.join("more")).expect("defexpr");
+    fs::copy(f.path("v1.nix"), defexpr.join("pkgs.nix")).expect("defexpr");
+    fs::copy(f.path("v2.nix"), defexpr.join("more/later.nix")).expect("defexpr");
+    fs::write(defexpr.join("README"), "not an expression").expect("defexpr");
     for step in steps {
         let ours = f.nivis("s1", "p1", step);
         let theirs = f.cppnix("s2", "p2", step);
@@ -499,6 +508,8 @@ fn messages_and_exit_codes_match_cppnix() {
         }
     }
     assert_eq!(f.manifest("s1", "p1"), f.manifest("s2", "p2"));
+    let defexpr_listing = ok(&f.nivis("s1", "p1", &["-qaP"]), "-qaP");
+    assert!(defexpr_listing.contains("later.hello  ") && defexpr_listing.contains("pkgs.tool  "), "{defexpr_listing}");
 }
 
 #[test]

@@ -489,10 +489,7 @@ impl Selector {
         let regex = if name == "*" {
             None
         } else {
-            Some(
-                nivis_eval::support::posix_regex::compile(name.as_bytes())
-                    .map_err(|e| anyhow!("{e}"))?,
-            )
+            Some(nivis_eval::support::posix_regex::compile(name.as_bytes()).map_err(|e| anyhow!("{e}"))?)
         };
         Ok(Selector { full_name: full_name.to_string(), version, regex, hits: 0 })
     }

@@ -25,9 +25,8 @@ fn follow_links(store: &dyn nivis_store::Store, arg: &str) -> anyhow::Result<niv
     let path = crate::store_args::absolute_path(arg)?;
     let in_store = path.strip_prefix(store.store_dir().as_str()).is_ok_and(|rest| !rest.as_os_str().is_empty());
     if !in_store {
-        std::fs::symlink_metadata(&path).map_err(|e| {
-            anyhow!("getting status of '{}': {}", path.display(), nivis_eval::io::strerror(&e))
-        })?;
+        std::fs::symlink_metadata(&path)
+            .map_err(|e| anyhow!("getting status of '{}': {}", path.display(), nivis_eval::io::strerror(&e)))?;
     }
     crate::store_args::follow_links_to_store_path(store, arg)
 }
