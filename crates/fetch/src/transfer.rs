@@ -161,7 +161,12 @@ fn describe_ureq_error(error: &ureq::Error) -> (String, bool) {
             ("Couldn't connect to server (7)".into(), true)
         }
         ureq::Error::Io(e) if e.kind() == io::ErrorKind::TimedOut => ("Timeout was reached (28)".into(), true),
+        ureq::Error::Io(e) if e.to_string().contains("certificate") => {
+            (format!("SSL peer certificate or SSH remote key was not OK (60): {}", crate::error_text(e)), false)
+        }
         ureq::Error::Io(e) => (format!("Failure when receiving data from the peer (56): {}", crate::error_text(e)), true),
+        #[cfg(feature = "https")]
+        ureq::Error::Rustls(e) => (format!("SSL connect error (35): {e}"), true),
         ureq::Error::TooManyRedirects => ("Number of redirects hit maximum amount (47)".into(), false),
         ureq::Error::BadUri(_) => ("URL using bad/illegal format or missing URL (3)".into(), false),
         other => (other.to_string(), true),
