@@ -452,6 +452,9 @@ impl Graph {
     }
 }
 
+/// A batch whose contents a background thread is removing.
+type InFlight<'v, 'scope> = Option<(Vec<&'v Victim>, std::thread::ScopedJoinHandle<'scope, Result<u64, StoreError>>)>;
+
 /// One entry of the store directory to delete.
 struct Victim {
     /// The directory entry's name.
@@ -1039,7 +1042,10 @@ impl LocalStore {
     /// Deletes `victims` in order, in batches: under the shared lock, drop
     /// those that became temporary roots meanwhile (and what they keep alive)
     /// and mark the rest pending; invalidate the batch in one transaction;
-    /// remove the contents; clear pending.
+    /// remove the contents; clear its pending marks. Without a byte limit the
+    /// contents of one batch are removed (by a pool of threads) while the next
+    /// batch is invalidated; with one, batches go one at a time so the
+    /// collector can stop right after passing it.
     fn delete_victims(
         &self,
         victims: &[Victim],
@@ -1057,14 +1063,18 @@ impl LocalStore {
         let store_fd = File::open(real_store_dir).map_err(io_err(format!("opening directory '{}'", real_store_dir.display())))?;
         let stderr = io::stderr();
         let mut log = io::BufWriter::with_capacity(1 << 16, stderr.lock());
-        let mut next = 0;
         let limited = max_freed != u64::MAX;
-        while next < victims.len() {
-            // The batch: up to BATCH_SIZE entries; with a byte limit, no more
-            // than the recorded sizes say are needed to reach it.
+        let mut next = 0;
+        // Takes the next batch off `victims`: those still to delete, now pending.
+        let mut next_batch = |alive: &mut [bool], bytes_freed: u64| -> Option<Vec<&Victim>> {
+            if next >= victims.len() {
+                return None;
+            }
+            // Up to BATCH_SIZE entries; with a byte limit, no more than the
+            // recorded sizes say are needed to reach it.
             let mut end = next;
             let mut expected: u64 = 0;
-            let budget = max_freed.saturating_sub(results.bytes_freed);
+            let budget = max_freed.saturating_sub(bytes_freed);
             while end < victims.len() && end - next < BATCH_SIZE {
                 if let Some(i) = victims[end].valid {
                     expected = expected.saturating_add(graph.nar_size[i as usize]);
@@ -1076,168 +1086,194 @@ impl LocalStore {
             }
             let batch = &victims[next..end];
             next = end;
-
             let mut todo: Vec<&Victim> = Vec::with_capacity(batch.len());
+            let mut state = shared.lock();
+            for victim in batch {
+                if let Some(i) = victim.valid
+                    && alive[i as usize]
+                {
+                    continue;
+                }
+                if let Some(hash_part) = &victim.hash_part {
+                    if state.temp_roots.contains(hash_part) {
+                        if let Some(i) = victim.valid {
+                            graph.mark(alive, [i]);
+                        }
+                        continue;
+                    }
+                    state.pending.insert(hash_part.clone());
+                }
+                todo.push(victim);
+            }
+            Some(todo)
+        };
+        let release = |batch: &[&Victim]| {
+            let mut state = shared.lock();
+            for victim in batch {
+                if let Some(hash_part) = &victim.hash_part {
+                    state.pending.remove(hash_part);
+                }
+            }
+            drop(state);
+            shared.wakeup.notify_all();
+        };
+
+        if limited {
+            while let Some(todo) = next_batch(alive, results.bytes_freed) {
+                let outcome = self.invalidate_batch(&todo, graph, alive, &store_dir).and_then(|removed| {
+                    self.remove_serially(&removed, &store_dir, &store_fd, max_freed, results, &mut log)
+                });
+                let _ = log.flush();
+                release(&todo);
+                if outcome? {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+
+        std::thread::scope(|scope| -> Result<(), StoreError> {
+            // The batch whose contents are being removed, and its removal.
+            let mut in_flight: InFlight<'_, '_> = None;
+            let store_fd = &store_fd;
+            let finish = |in_flight: &mut InFlight<'_, '_>, results: &mut GcResults| -> Result<(), StoreError> {
+                if let Some((batch, job)) = in_flight.take() {
+                    let outcome = job.join().unwrap_or_else(|_| Err(StoreError::BadInput("a deleting thread panicked".into())));
+                    release(&batch);
+                    results.bytes_freed += outcome?;
+                }
+                Ok(())
+            };
+            while let Some(todo) = next_batch(alive, results.bytes_freed) {
+                let removed = match self.invalidate_batch(&todo, graph, alive, &store_dir) {
+                    Ok(removed) => removed,
+                    Err(e) => {
+                        release(&todo);
+                        finish(&mut in_flight, results)?;
+                        return Err(e);
+                    }
+                };
+                let mut names = Vec::with_capacity(removed.len());
+                for victim in &removed {
+                    let printed = format!("{store_dir}/{}", victim.name);
+                    let _ = writeln!(log, "deleting '{printed}'");
+                    results.paths.insert(printed);
+                    names.push(
+                        CString::new(victim.name.as_bytes())
+                            .map_err(|_| StoreError::BadPath(format!("bad store entry '{}'", victim.name)))?,
+                    );
+                }
+                let _ = log.flush();
+                // The previous batch's contents must be gone before its pending
+                // marks are lifted; then this batch's contents go, in the
+                // background, while the next batch is invalidated.
+                finish(&mut in_flight, results)?;
+                let job = scope.spawn(move || self.remove_in_parallel(&names, store_fd));
+                // Entries dropped by invalidate_batch (spared) are released now.
+                if removed.len() != todo.len() {
+                    let spared: Vec<&Victim> =
+                        todo.iter().filter(|v| !removed.iter().any(|r| std::ptr::eq(*r, **v))).copied().collect();
+                    release(&spared);
+                }
+                in_flight = Some((removed, job));
+            }
+            finish(&mut in_flight, results)
+        })
+    }
+
+    /// Invalidates a batch in one transaction (or, if a path registered
+    /// after the snapshot refers to one of them, one by one, sparing what is
+    /// still referred to). Returns the entries whose contents may now go.
+    fn invalidate_batch<'v>(
+        &self,
+        todo: &[&'v Victim],
+        graph: &Graph,
+        alive: &mut [bool],
+        store_dir: &str,
+    ) -> Result<Vec<&'v Victim>, StoreError> {
+        let mut removed: Vec<&Victim> = Vec::with_capacity(todo.len());
+        let mut conn = self.db();
+        // Store-path-shaped entries that were invalid in the snapshot are
+        // deleted by name too, in case they became valid since.
+        let fast = (|| -> Result<(), rusqlite::Error> {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             {
-                let mut state = shared.lock();
-                for victim in batch {
+                let mut stmt = tx.prepare_cached("delete from ValidPaths where path = ?")?;
+                for victim in todo {
+                    if victim.hash_part.is_some() {
+                        stmt.execute([format!("{store_dir}/{}", victim.name)])?;
+                    }
+                }
+            }
+            tx.commit()
+        })();
+        match fast {
+            Ok(()) => removed.extend(todo.iter().copied()),
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                for victim in todo {
                     if let Some(i) = victim.valid
                         && alive[i as usize]
                     {
                         continue;
                     }
-                    if let Some(hash_part) = &victim.hash_part {
-                        if state.temp_roots.contains(hash_part) {
-                            if let Some(i) = victim.valid {
-                                graph.mark(alive, [i]);
-                            }
-                            continue;
-                        }
-                        state.pending.insert(hash_part.clone());
+                    if victim.hash_part.is_none() {
+                        removed.push(victim);
+                        continue;
                     }
-                    todo.push(victim);
+                    let printed = format!("{store_dir}/{}", victim.name);
+                    let tx = conn
+                        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                        .map_err(db_err("starting a transaction"))?;
+                    let referrers: i64 = tx
+                        .query_row(
+                            "select count(*) from Refs join ValidPaths v on referrer = v.id \
+                             where reference = (select id from ValidPaths where path = ?1) and v.path != ?1",
+                            [&printed],
+                            |r| r.get(0),
+                        )
+                        .map_err(db_err("querying referrers"))?;
+                    if referrers > 0 {
+                        drop(tx);
+                        if let Some(i) = victim.valid {
+                            graph.mark(alive, [i]);
+                        }
+                        continue;
+                    }
+                    tx.execute("delete from ValidPaths where path = ?", [&printed])
+                        .map_err(db_err("invalidating a path"))?;
+                    tx.commit().map_err(db_err("invalidating a path"))?;
+                    removed.push(victim);
                 }
             }
-            let outcome = self.delete_batch(&todo, graph, alive, &store_dir, &store_fd, max_freed, results, &mut log);
-            let _ = log.flush();
-            shared.lock().pending.clear();
-            shared.wakeup.notify_all();
-            if outcome? {
-                break;
-            }
+            Err(e) => return Err(StoreError::Database { context: "invalidating paths".into(), error: e }),
         }
-        Ok(())
+        Ok(removed)
     }
 
-    /// Invalidates and removes one batch. Returns true when `max_freed` was passed.
-    #[allow(clippy::too_many_arguments)]
-    fn delete_batch(
+    fn deletion_error(&self, name: &[u8], error: io::Error) -> StoreError {
+        let real = self.config().real_store_dir.join(std::ffi::OsStr::from_bytes(name));
+        StoreError::io(format!("deleting '{}'", real.display()), error)
+    }
+
+    /// Removes invalidated entries one after the other, stopping right after
+    /// passing `max_freed`. Returns true when it stopped.
+    fn remove_serially(
         &self,
-        todo: &[&Victim],
-        graph: &Graph,
-        alive: &mut [bool],
+        removed: &[&Victim],
         store_dir: &str,
         store_fd: &File,
         max_freed: u64,
         results: &mut GcResults,
         log: &mut dyn Write,
     ) -> Result<bool, StoreError> {
-        let mut removed: Vec<&Victim> = Vec::with_capacity(todo.len());
-        {
-            let mut conn = self.db();
-            // Fast path: the whole batch in one transaction. Store-path-shaped
-            // entries that were invalid in the snapshot are deleted by name too,
-            // in case they became valid since.
-            let fast = (|| -> Result<(), rusqlite::Error> {
-                let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                {
-                    let mut stmt = tx.prepare_cached("delete from ValidPaths where path = ?")?;
-                    for victim in todo {
-                        if victim.hash_part.is_some() {
-                            stmt.execute([format!("{store_dir}/{}", victim.name)])?;
-                        }
-                    }
-                }
-                tx.commit()
-            })();
-            match fast {
-                Ok(()) => removed.extend(todo.iter().copied()),
-                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                    // A path registered after our snapshot refers to one of the
-                    // batch: go one by one, sparing what is still referred to.
-                    for victim in todo {
-                        if let Some(i) = victim.valid
-                            && alive[i as usize]
-                        {
-                            continue;
-                        }
-                        if victim.hash_part.is_none() {
-                            removed.push(victim);
-                            continue;
-                        }
-                        let printed = format!("{store_dir}/{}", victim.name);
-                        let tx = conn
-                            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                            .map_err(db_err("starting a transaction"))?;
-                        let referrers: i64 = tx
-                            .query_row(
-                                "select count(*) from Refs join ValidPaths v on referrer = v.id \
-                                 where reference = (select id from ValidPaths where path = ?1) and v.path != ?1",
-                                [&printed],
-                                |r| r.get(0),
-                            )
-                            .map_err(db_err("querying referrers"))?;
-                        if referrers > 0 {
-                            drop(tx);
-                            if let Some(i) = victim.valid {
-                                graph.mark(alive, [i]);
-                            }
-                            continue;
-                        }
-                        tx.execute("delete from ValidPaths where path = ?", [&printed])
-                            .map_err(db_err("invalidating a path"))?;
-                        tx.commit().map_err(db_err("invalidating a path"))?;
-                        removed.push(victim);
-                    }
-                }
-                Err(e) => return Err(StoreError::Database { context: "invalidating paths".into(), error: e }),
-            }
-        }
-        // Only now, with the batch invalid, do the contents go.
-        let names = removed
-            .iter()
-            .map(|victim| {
-                CString::new(victim.name.as_bytes())
-                    .map_err(|_| StoreError::BadPath(format!("bad store entry '{}'", victim.name)))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let deletion_error = |name: &CString, e: io::Error| {
-            let real = self.config().real_store_dir.join(std::ffi::OsStr::from_bytes(name.as_bytes()));
-            StoreError::io(format!("deleting '{}'", real.display()), e)
-        };
-        if max_freed == u64::MAX && names.len() > 1 {
-            // Unlinking waits on the file system's journal far more than on
-            // the CPU, so several threads overlap those waits (measured: 6x
-            // faster on ext4 for files already on disk).
-            for victim in &removed {
-                let printed = format!("{store_dir}/{}", victim.name);
-                let _ = writeln!(log, "deleting '{printed}'");
-                results.paths.insert(printed);
-            }
-            let next = std::sync::atomic::AtomicUsize::new(0);
-            let freed = std::sync::atomic::AtomicU64::new(0);
-            let failure: Mutex<Option<(usize, io::Error)>> = Mutex::new(None);
-            let threads = DELETE_THREADS.min(names.len());
-            std::thread::scope(|scope| {
-                for _ in 0..threads {
-                    scope.spawn(|| {
-                        let mut mine = 0;
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            if i >= names.len() {
-                                break;
-                            }
-                            if let Err(e) = delete_entry(store_fd.as_raw_fd(), &names[i], &mut mine) {
-                                failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert((i, e));
-                                break;
-                            }
-                        }
-                        freed.fetch_add(mine, std::sync::atomic::Ordering::Relaxed);
-                    });
-                }
-            });
-            results.bytes_freed += freed.into_inner();
-            if let Some((i, e)) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-                return Err(deletion_error(&names[i], e));
-            }
-            return Ok(false);
-        }
-        for (victim, name) in removed.iter().zip(&names) {
+        for victim in removed {
             let printed = format!("{store_dir}/{}", victim.name);
             let _ = writeln!(log, "deleting '{printed}'");
             results.paths.insert(printed);
+            let name = CString::new(victim.name.as_bytes())
+                .map_err(|_| StoreError::BadPath(format!("bad store entry '{}'", victim.name)))?;
             let mut freed = 0;
-            delete_entry(store_fd.as_raw_fd(), name, &mut freed).map_err(|e| deletion_error(name, e))?;
+            delete_entry(store_fd.as_raw_fd(), &name, &mut freed).map_err(|e| self.deletion_error(name.as_bytes(), e))?;
             results.bytes_freed += freed;
             if results.bytes_freed > max_freed {
                 let _ = writeln!(log, "deleted more than {max_freed} bytes; stopping");
@@ -1245,6 +1281,38 @@ impl LocalStore {
             }
         }
         Ok(false)
+    }
+
+    /// Removes invalidated entries with a pool of threads: unlinking waits on
+    /// the file system's journal far more than on the CPU, so many threads
+    /// overlap those waits. Returns the bytes freed.
+    fn remove_in_parallel(&self, names: &[CString], store_fd: &File) -> Result<u64, StoreError> {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let freed = std::sync::atomic::AtomicU64::new(0);
+        let failure: Mutex<Option<(usize, io::Error)>> = Mutex::new(None);
+        let threads = DELETE_THREADS.min(names.len());
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    let mut mine = 0;
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= names.len() {
+                            break;
+                        }
+                        if let Err(e) = delete_entry(store_fd.as_raw_fd(), &names[i], &mut mine) {
+                            failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert((i, e));
+                            break;
+                        }
+                    }
+                    freed.fetch_add(mine, std::sync::atomic::Ordering::Relaxed);
+                });
+            }
+        });
+        if let Some((i, e)) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(self.deletion_error(names[i].as_bytes(), e));
+        }
+        Ok(freed.into_inner())
     }
 
     /// Removes files in `.links` that nothing else links to (left by store
@@ -1294,6 +1362,38 @@ mod tests {
         let mut found = Vec::new();
         store_paths_in(text, "/nix/store", |p| found.push(p));
         assert_eq!(found, vec!["/nix/store/abc-foo", "/nix/store/0a1-b+c.d?e=f_g"]);
+    }
+
+    #[test]
+    fn a_referrer_registered_after_the_snapshot_spares_its_reference() {
+        use crate::{LocalStoreConfig, StoreSettings};
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let open = || LocalStore::open(LocalStoreConfig::with_root(&StoreSettings::default(), &root)).unwrap();
+        let store = open();
+        let other = store.add_text_to_store("other", b"o", &StorePathSet::new(), false).unwrap();
+        let target = store.add_text_to_store("target", b"t", &StorePathSet::new(), false).unwrap();
+        drop(store);
+        let store = open();
+        let graph = Graph::load(&mut store.db(), "/nix/store", false, true).unwrap();
+        let mut alive = vec![false; graph.printed.len()];
+        // After the snapshot, a new path refers to `target`.
+        let late = store.add_text_to_store("late", b"l", &StorePathSet::from([target.clone()]), false).unwrap();
+        let victims: Vec<Victim> = [&other, &target]
+            .iter()
+            .map(|p| Victim {
+                name: p.base_name().to_string(),
+                hash_part: Some(p.hash_part().to_string()),
+                valid: graph.index.get(p.base_name()).copied(),
+            })
+            .collect();
+        let todo: Vec<&Victim> = victims.iter().collect();
+        let removed = store.invalidate_batch(&todo, &graph, &mut alive, "/nix/store").unwrap();
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].name, other.base_name());
+        assert!(alive[graph.index[target.base_name()] as usize]);
+        assert!(!store.is_valid_path(&other).unwrap());
+        assert!(store.is_valid_path(&target).unwrap() && store.is_valid_path(&late).unwrap());
     }
 
     #[test]

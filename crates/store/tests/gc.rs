@@ -302,6 +302,13 @@ fn temporary_roots_are_honoured_in_both_directions() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let held_path = held_path.expect("CppNix recorded its temporary root");
+    // The root is recorded before the path is added: wait for the path.
+    for _ in 0..200 {
+        if store.is_valid_path(&held_path).unwrap() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert!(store.is_valid_path(&held_path).unwrap());
     let results = run(&store, options(GcAction::DeleteDead));
     assert!(!results.paths.contains(&printed(&held_path)));
