@@ -244,9 +244,9 @@ impl Input {
     }
 }
 
-/// CppNix's `Input::fromURL` for the URL forms `fetchTree "..."` takes:
-/// `git+<transport>://`, `tarball+...`, `file+...`, `path:`, and plain URLs
-/// (a tarball if the path ends in an archive extension, else a file).
+/// CppNix 2.8's `Input::fromURL` for the URL forms `fetchTree "..."` takes:
+/// `git+<transport>://`, `path:`, and plain URLs whose path ends in an
+/// archive extension (tarballs).
 pub fn input_from_url(url: &str) -> Result<Input, FetchError> {
     check_url(url)?;
     let (scheme, rest) = url.split_once(':').unwrap_or((url, ""));
@@ -291,12 +291,11 @@ pub fn input_from_url(url: &str) -> Result<Input, FetchError> {
         }
         return Input::from_attrs(attrs);
     }
-    let (kind, transport_url) = if let Some(transport) = scheme.strip_prefix("tarball+") {
-        ("tarball", format!("{transport}{}", &base[scheme.len()..]))
-    } else if let Some(transport) = scheme.strip_prefix("file+") {
-        ("file", format!("{transport}{}", &base[scheme.len()..]))
-    } else if ["http", "https", "file"].contains(&scheme) && has_tarball_extension(base.split("://").nth(1).unwrap_or("")) {
-        // CppNix 2.8 takes plain URLs only for tarballs (no `file` inputs yet).
+    // CppNix 2.8 takes plain URLs only for tarballs (no `file` inputs, no
+    // `tarball+` or `file+` schemes yet).
+    let (kind, transport_url) = if ["http", "https", "file"].contains(&scheme)
+        && has_tarball_extension(base.split("://").nth(1).unwrap_or(""))
+    {
         ("tarball", base.clone())
     } else {
         return Err(FetchError::msg(format!("input '{url}' is unsupported")));

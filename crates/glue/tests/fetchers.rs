@@ -331,10 +331,14 @@ fn fetch_tarball_every_compression_matches_cppnix() {
         exprs.push(format!(r#"builtins.fetchTarball {{ url = "{url}"; name = "pkg"; }}"#));
         exprs.push(format!(r#"builtins.fetchTree {{ type = "tarball"; url = "{url}"; }}"#));
     }
+    exprs.push(format!(r#"builtins.fetchTree "{}""#, world.server.url("pkg.tar.gz")));
+
     world.check_all(&exprs);
+    let plus = format!("tarball+{}", world.server.url("pkg.tar.xz"));
+    world.check_fails(&format!(r#"builtins.fetchTree "{plus}""#), &[&format!("input '{plus}' is unsupported")], &[]);
     // Every compression of the same tree gives the same path.
     let paths: std::collections::BTreeSet<String> =
-        exprs.iter().step_by(3).filter(|e| !e.contains(".zip")).map(|e| world.nivis(e).unwrap()).collect();
+        exprs.iter().step_by(3).filter(|e| !e.contains(".zip") && !e.contains("fetchTree")).map(|e| world.nivis(e).unwrap()).collect();
     assert_eq!(paths.len(), 1, "{paths:?}");
 }
 
@@ -484,6 +488,8 @@ fn fetch_git_local_repository_matches_cppnix() {
         format!(r#"builtins.fetchGit {{ url = {r}; ref = "refs/tags/v1"; name = "tagged"; }}"#),
         format!(r#"builtins.fetchTree {{ type = "git"; url = "{r}"; ref = "feature"; }}"#),
         format!(r#"builtins.fetchGit {{ url = {r}; shallow = true; }}"#),
+        format!(r#"builtins.fetchTree "git+file://{r}?ref=feature""#),
+        format!(r#"builtins.fetchTree "git+file://{r}?rev={first}""#),
     ]);
 }
 
@@ -543,6 +549,7 @@ fn fetch_git_errors() {
         &[&format!("Cannot find Git revision '{missing}' in ref 'master' of repository '{r}'")],
         &[],
     );
+    world.check_fails(&format!(r#"builtins.fetchGit {{ url = {r}; rev = "abc"; }}"#), &["hash 'abc' has wrong length for hash type 'sha1'"], &[]);
     world.check_fails(&format!(r#"builtins.fetchGit {{ url = {r}; foo = 1; }}"#), &["unsupported Git input attribute 'foo'"], &[]);
     world.check_fails(&format!(r#"builtins.fetchGit {{ url = {r}; type = "git"; }}"#), &["unexpected attribute 'type'"], &[]);
     world.check_fails(&format!(r#"builtins.fetchGit {{ url = {r}; ref = "a..b"; }}"#), &["invalid Git branch/tag name 'a..b'"], &[]);
