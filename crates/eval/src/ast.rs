@@ -13,8 +13,10 @@ pub enum VarLoc {
     Unresolved,
     /// `depth` environments up, slot `slot`.
     Local { depth: u32, slot: u32 },
-    /// Looked up at run time in the `with` scopes, starting `depth` environments up.
-    With { depth: u32 },
+    /// Looked up at run time in the enclosing `with` scopes: `depths` lists how
+    /// many environments up each one is, innermost first (a static chain, so a
+    /// `with` environment needs no link to the next one).
+    With { depths: &'static [u32] },
 }
 
 pub struct Var {
@@ -57,9 +59,7 @@ pub enum Expr {
     /// `f a b c`: one node for a chain of applications.
     Call { func: Box<Expr>, args: Vec<Expr>, pos: Pos },
     Let { attrs: Box<AttrsExpr>, body: Box<Expr> },
-    /// `prev_with`: how many environments up from this `with`'s own environment the
-    /// next enclosing `with` environment is (0: none).
-    With { attrs: Box<Expr>, body: Box<Expr>, pos: Pos, prev_with: u32 },
+    With { attrs: Box<Expr>, body: Box<Expr>, pos: Pos },
     If { cond: Box<Expr>, then: Box<Expr>, else_: Box<Expr>, pos: Pos },
     Assert { cond: Box<Expr>, body: Box<Expr>, pos: Pos },
     Not { expr: Box<Expr>, pos: Pos },

@@ -198,14 +198,16 @@ pub fn make_base_env(settings: &Settings, io: &dyn EvalIO) -> (Rc<Env>, Scope, V
     values.push(builtins_value);
     // `builtins` contains itself.
     let slot = values.len() - 1;
-    *base_env.values.borrow_mut() = EnvValues::from_vec(values);
+    for v in values {
+        base_env.push(v);
+    }
     let builtins_thunk = Value::thunk(ThunkState::Done(Value::Null));
     builtins_attrs.insert(Sym::from_str("builtins"), builtins_thunk.clone(), Pos::NONE);
     let builtins_set = Value::attrs(builtins_attrs);
     if let Value::Thunk(t) = &builtins_thunk {
-        *t.0.borrow_mut() = ThunkState::Done(builtins_set.clone());
+        t.replace(ThunkState::Done(builtins_set.clone()));
     }
-    base_env.values.borrow_mut()[slot] = builtins_set;
+    base_env.set(slot, builtins_set);
     (base_env, Scope::new_static(names), derivation)
 }
 
@@ -1037,7 +1039,9 @@ fn prim_scoped_import(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let base = path.parent().unwrap_or(std::path::Path::new("/")).to_path_buf();
     let expr = e.parse_with_scope(&src, crate::pos::Origin::File(path.clone()), &base, Some(&scope))?;
     let env = Env::new(Some(e.base_env.clone()), scope_attrs.len());
-    env.values.borrow_mut().extend(scope_attrs.entries.iter().map(|x| x.value.clone()));
+    for x in &scope_attrs.entries {
+        env.push(x.value.clone());
+    }
     e.eval(expr, &env)
 }
 

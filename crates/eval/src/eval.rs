@@ -203,7 +203,7 @@ impl Eval {
             .parse_with_scope(crate::derivation::DERIVATION_NIX.as_bytes(), Origin::String, Path::new("/"), None)
             .expect("the built-in definition of `derivation` parses");
         if let Value::Thunk(t) = &derivation {
-            *t.0.borrow_mut() = ThunkState::Pending { expr, env: ev.base_env.clone() };
+            t.replace(ThunkState::Pending { expr, env: ev.base_env.clone() });
         }
         ev
     }
@@ -301,47 +301,64 @@ impl Eval {
         }
     }
 
-    fn force_thunk(&mut self, t: &Rc<Thunk>, pos: Pos) -> Result<Value> {
-        let state = {
-            let mut st = t.0.borrow_mut();
-            match &*st {
-                ThunkState::Done(v) => return Ok(v.clone()),
-                ThunkState::BlackHole => {
-                    return Err(EvalError::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered", pos));
+    /// `eval`, with constants and bound variables (most operands and called
+    /// functions) handled in the caller's frame rather than by a recursive call.
+    #[inline(always)]
+    fn eval_operand(&mut self, e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
+        match e {
+            Expr::Const(v) => Ok(v.clone()),
+            Expr::Var(var @ Var { loc: VarLoc::Local { depth, slot }, .. }) => {
+                match env_at(env, *depth).get(*slot as usize) {
+                    Some(Value::Thunk(t)) => self.force_thunk(&t, var.pos),
+                    Some(v) => Ok(v),
+                    None => self.eval(e, env),
                 }
-                _ => std::mem::replace(&mut *st, ThunkState::BlackHole),
             }
-        };
+            _ => self.eval(e, env),
+        }
+    }
+
+    fn force_thunk(&mut self, t: &Rc<Thunk>, pos: Pos) -> Result<Value> {
+        if let Some(v) = t.value() {
+            return Ok(v);
+        }
+        if t.is_black_hole() {
+            return Err(EvalError::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered", pos));
+        }
+        // The pending state moves out, leaving a black hole, so no reference into
+        // the thunk lives while its expression is evaluated.
+        let state = t.replace(ThunkState::BlackHole);
         self.force_depth += 1;
         if self.force_depth > MAX_FORCE_DEPTH {
             self.force_depth -= 1;
-            *t.0.borrow_mut() = state;
+            t.replace(state);
             return Err(EvalError::new(ErrorKind::StackOverflow, "stack overflow (possible infinite recursion)", pos));
         }
         let result = match &state {
             ThunkState::Pending { expr, env } => self.eval(expr, env),
-            ThunkState::Apply { func, arg } => {
-                let f = self.force(func, pos);
-                match f {
-                    Ok(f) => self.call(&f, arg.clone(), pos),
-                    Err(e) => Err(e),
-                }
-            }
-            ThunkState::Select { from, name, pos: spos } => self.select_attr(from, *name, *spos),
+            ThunkState::Apply { func, arg } => self.force_apply(func, arg, pos),
+            ThunkState::Select { from, def } => self.select_attr(from, def.name, def.pos),
             ThunkState::BlackHole | ThunkState::Done(_) => unreachable!("handled above"),
         };
         self.force_depth -= 1;
         match result {
             Ok(v) => {
-                *t.0.borrow_mut() = ThunkState::Done(v.clone());
+                t.finish(v.clone());
+                drop(state);
                 Ok(v)
             }
             Err(e) => {
                 // Put the thunk back so that forcing it again re-raises the error.
-                *t.0.borrow_mut() = state;
+                t.replace(state);
                 Err(e)
             }
         }
+    }
+
+    #[inline(never)]
+    fn force_apply(&mut self, func: &Value, arg: &Value, pos: Pos) -> Result<Value> {
+        let f = self.force(func, pos)?;
+        self.call(&f, arg.clone(), pos)
     }
 
     fn select_attr(&mut self, from: &Value, name: Sym, pos: Pos) -> Result<Value> {
@@ -390,10 +407,8 @@ impl Eval {
         match e {
             Expr::Const(v) => v.clone(),
             Expr::Var(Var { loc: VarLoc::Local { depth, slot }, .. }) => {
-                let target = env_at(env, *depth);
-                let values = target.values.borrow();
-                match values.get(*slot as usize) {
-                    Some(v) => v.clone(),
+                match env_at(env, *depth).get(*slot as usize) {
+                    Some(v) => v,
                     None => Value::thunk(ThunkState::Pending { expr: e, env: env.clone() }),
                 }
             }
@@ -474,95 +489,124 @@ impl Eval {
 
     // ----- the evaluator proper -----
 
-    pub fn eval(&mut self, e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
-        match e {
-            Expr::Const(v) => Ok(v.clone()),
-            Expr::Var(var) => {
-                let v = self.lookup_var(var, env)?;
-                self.force_value(v, var.pos)
-            }
-            Expr::Select { expr, path, default, pos } => self.eval_select(expr, path, default.as_deref(), *pos, env),
-            Expr::HasAttr { expr, path, .. } => self.eval_has_attr(expr, path, env),
-            Expr::Attrs(a) => self.eval_attrs(a, env),
-            Expr::List(items) => {
-                let values: Vec<Value> = items.iter().map(|i| self.maybe_thunk(i, env)).collect();
-                Ok(Value::list(values))
-            }
-            Expr::Lambda(l) => Ok(Value::Lambda(Rc::new(Closure { lambda: l, env: env.clone() }))),
-            Expr::Call { func, args, pos } => {
-                let mut f = self.eval(func, env)?;
-                let mut i = 0;
-                while i < args.len() {
-                    // A built-in given all its remaining arguments at once is called directly.
-                    if let Value::PrimOp(op) = f {
-                        if op.arity > 1 && args.len() - i >= op.arity {
-                            let argv: Vec<Value> = args[i..i + op.arity].iter().map(|a| self.maybe_thunk(a, env)).collect();
-                            f = self.call_primop(op, &argv, *pos)?;
-                            i += op.arity;
-                            continue;
-                        }
-                    }
-                    if let Value::Lambda(c) = &f {
-                        let k = curry_depth(c.lambda, args.len() - i);
-                        if k > 1 {
-                            f = self.call_lambda_exprs(c, &args[i..i + k], *pos, env)?;
-                            i += k;
-                            continue;
-                        }
-                    }
-                    let arg = self.maybe_thunk(&args[i], env);
-                    f = self.call(&f, arg, *pos)?;
-                    i += 1;
+    /// Evaluates `e` in `env` to weak head normal form.
+    ///
+    /// The hot, small cases are handled here and every large one in an
+    /// out-of-line function, so this recursive function keeps a small stack
+    /// frame; `if` and `assert` continue in a loop rather than recursing.
+    pub fn eval(&mut self, mut e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
+        loop {
+            return match e {
+                Expr::Const(v) => Ok(v.clone()),
+                Expr::Var(var) => {
+                    let v = self.lookup_var(var, env)?;
+                    self.force_value(v, var.pos)
                 }
-                Ok(f)
-            }
-            Expr::Let { attrs, body } => {
-                let new_env = self.rec_env(attrs, env, None);
-                self.eval(body, &new_env)
-            }
-            Expr::With { attrs, body, prev_with, .. } => {
-                let value = self.maybe_thunk(attrs, env);
-                let new_env =
-                    Rc::new(Env { parent: Some(env.clone()), values: std::cell::RefCell::new(smallvec::smallvec![value]), prev_with: *prev_with });
-                self.eval(body, &new_env)
-            }
-            Expr::If { cond, then, else_, pos } => {
-                let c = self.eval(cond, env)?;
-                match c {
-                    Value::Bool(true) => self.eval(then, env),
-                    Value::Bool(false) => self.eval(else_, env),
-                    other => Err(type_error(&other, "a Boolean", *pos)),
-                }
-            }
-            Expr::Assert { cond, body, pos } => {
-                let c = self.eval(cond, env)?;
-                match c {
-                    Value::Bool(true) => self.eval(body, env),
+                Expr::Call { func, args, pos } => self.eval_call(func, args, *pos, env),
+                Expr::If { cond, then, else_, pos } => match self.eval(cond, env)? {
+                    Value::Bool(true) => {
+                        e = then;
+                        continue;
+                    }
                     Value::Bool(false) => {
-                        let shown = crate::print::show_expr(cond);
-                        Err(EvalError::new(ErrorKind::Assert, format!("assertion '{shown}' failed"), *pos))
+                        e = else_;
+                        continue;
                     }
                     other => Err(type_error(&other, "a Boolean", *pos)),
+                },
+                Expr::BinOp { op, lhs, rhs, pos } => self.eval_binop(*op, lhs, rhs, *pos, env),
+                Expr::Select { expr, path, default, pos } => {
+                    self.eval_select(expr, path, default.as_deref(), *pos, env)
                 }
-            }
-            Expr::Not { expr, .. } => {
-                let v = self.eval(expr, env)?;
-                match v {
+                Expr::HasAttr { expr, path, .. } => self.eval_has_attr(expr, path, env),
+                Expr::Attrs(a) => self.eval_attrs(a, env),
+                Expr::List(items) => Ok(self.eval_list(items, env)),
+                Expr::Lambda(l) => Ok(Value::Lambda(Rc::new(Closure { lambda: l, env: env.clone() }))),
+                Expr::Let { attrs, body } => self.eval_let(attrs, body, env),
+                Expr::With { attrs, body, .. } => self.eval_with(attrs, body, env),
+                Expr::Assert { cond, body, pos } => match self.eval(cond, env)? {
+                    Value::Bool(true) => {
+                        e = body;
+                        continue;
+                    }
+                    Value::Bool(false) => Err(assertion_failed(cond, *pos)),
+                    other => Err(type_error(&other, "a Boolean", *pos)),
+                },
+                Expr::Not { expr, .. } => match self.eval(expr, env)? {
                     Value::Bool(b) => Ok(Value::Bool(!b)),
                     // CppNix reports this one without a position.
                     other => Err(type_error(&other, "a Boolean", Pos::NONE)),
+                },
+                Expr::Neg { expr, pos } => {
+                    let v = self.eval(expr, env)?;
+                    self.arith(BinOp::Sub, Value::Int(0), v, *pos)
                 }
-            }
-            Expr::Neg { expr, pos } => {
-                let v = self.eval(expr, env)?;
-                self.arith(BinOp::Sub, Value::Int(0), v, *pos)
-            }
-            Expr::BinOp { op, lhs, rhs, pos } => self.eval_binop(*op, lhs, rhs, *pos, env),
-            Expr::ConcatStrings { force_string, parts, pos } => self.eval_concat(*force_string, parts, *pos, env),
-            Expr::CurPos(pos) => Ok(self.pos_to_value(*pos)),
+                Expr::ConcatStrings { force_string, parts, pos } => self.eval_concat(*force_string, parts, *pos, env),
+                Expr::CurPos(pos) => Ok(self.pos_to_value(*pos)),
+            };
         }
     }
 
+    #[inline(never)]
+    fn eval_list(&mut self, items: &'static [Expr], env: &Rc<Env>) -> Value {
+        let values: Vec<Value> = items.iter().map(|i| self.maybe_thunk(i, env)).collect();
+        Value::list(values)
+    }
+
+    #[inline(never)]
+    fn eval_let(&mut self, attrs: &'static AttrsExpr, body: &'static Expr, env: &Rc<Env>) -> Result<Value> {
+        let new_env = self.rec_env(attrs, env, None);
+        self.eval(body, &new_env)
+    }
+
+    #[inline(never)]
+    fn eval_with(&mut self, attrs: &'static Expr, body: &'static Expr, env: &Rc<Env>) -> Result<Value> {
+        let value = self.maybe_thunk(attrs, env);
+        let new_env = Env::with_one(env.clone(), value);
+        self.eval(body, &new_env)
+    }
+
+    /// `f a b c`: applies `func` to the arguments, several at once where it can.
+    #[inline(never)]
+    fn eval_call(&mut self, func: &'static Expr, args: &'static [Expr], pos: Pos, env: &Rc<Env>) -> Result<Value> {
+        let mut f = self.eval_operand(func, env)?;
+        let mut i = 0;
+        while i < args.len() {
+            match &f {
+                Value::Lambda(c) => {
+                    let k = curry_depth(c.lambda, args.len() - i);
+                    if k > 1 {
+                        f = self.call_lambda_exprs(c, &args[i..i + k], pos, env)?;
+                        i += k;
+                        continue;
+                    }
+                    let arg = self.maybe_thunk(&args[i], env);
+                    f = self.call_lambda(c, arg, pos)?;
+                }
+                // A built-in given all its remaining arguments at once is called directly.
+                Value::PrimOp(op) if op.arity > 1 && args.len() - i >= op.arity => {
+                    let op = *op;
+                    f = self.call_primop_exprs(op, &args[i..i + op.arity], pos, env)?;
+                    i += op.arity;
+                    continue;
+                }
+                _ => {
+                    let arg = self.maybe_thunk(&args[i], env);
+                    f = self.call(&f, arg, pos)?;
+                }
+            }
+            i += 1;
+        }
+        Ok(f)
+    }
+
+    /// A built-in applied to argument expressions, with the arguments on the stack.
+    fn call_primop_exprs(&mut self, op: &'static builtins::PrimOp, args: &'static [Expr], pos: Pos, env: &Rc<Env>) -> Result<Value> {
+        let argv: smallvec::SmallVec<[Value; 4]> = args.iter().map(|a| self.maybe_thunk(a, env)).collect();
+        self.call_primop(op, &argv, pos)
+    }
+
+    #[inline(never)]
     pub fn pos_to_value(&self, pos: Pos) -> Value {
         match pos.resolve() {
             None => Value::Null,
@@ -583,32 +627,32 @@ impl Eval {
         }
     }
 
-    fn lookup_var(&mut self, var: &Var, env: &Rc<Env>) -> Result<Value> {
+    #[inline]
+    fn lookup_var(&mut self, var: &'static Var, env: &Rc<Env>) -> Result<Value> {
         match var.loc {
-            VarLoc::Local { depth, slot } => {
-                let target = env_at(env, depth);
-                let values = target.values.borrow();
-                match values.get(slot as usize) {
-                    Some(v) => Ok(v.clone()),
-                    // Only reachable while a recursive scope is being built.
-                    None => Err(EvalError::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered", var.pos)),
-                }
-            }
-            VarLoc::With { depth } => {
-                let mut with_env = env_at(env, depth).clone();
-                loop {
-                    let scope_value = with_env.values.borrow()[0].clone();
+            VarLoc::Local { depth, slot } => match env_at(env, depth).get(slot as usize) {
+                Some(v) => Ok(v),
+                // Only reachable while a recursive scope is being built.
+                None => Err(EvalError::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered", var.pos)),
+            },
+            _ => self.lookup_with_var(var, env),
+        }
+    }
+
+    #[inline(never)]
+    fn lookup_with_var(&mut self, var: &'static Var, env: &Rc<Env>) -> Result<Value> {
+        match var.loc {
+            VarLoc::With { depths } => {
+                for &depth in depths {
+                    let scope_value = env_at(env, depth).get(0).expect("a `with` environment holds its set");
                     let attrs = self.force_attrs(&scope_value, var.pos)?;
                     if let Some(v) = attrs.get(var.name) {
                         return Ok(v.clone());
                     }
-                    if with_env.prev_with == 0 {
-                        return Err(eval_error(format!("undefined variable '{}'", var.name), var.pos));
-                    }
-                    let next = env_at(&with_env, with_env.prev_with).clone();
-                    with_env = next;
                 }
+                Err(eval_error(format!("undefined variable '{}'", var.name), var.pos))
             }
+            VarLoc::Local { .. } => unreachable!("handled by lookup_var"),
             VarLoc::Unresolved => Err(eval_error(format!("undefined variable '{}'", var.name), var.pos)),
         }
     }
@@ -624,6 +668,7 @@ impl Eval {
         }
     }
 
+    #[inline(never)]
     fn eval_select(
         &mut self,
         expr: &'static Expr,
@@ -632,7 +677,7 @@ impl Eval {
         pos: Pos,
         env: &Rc<Env>,
     ) -> Result<Value> {
-        let mut v = self.eval(expr, env)?;
+        let mut v = self.eval_operand(expr, env)?;
         // Once an attribute has been found, errors get a frame naming the path,
         // as CppNix's ExprSelect does.
         let mut found_pos: Option<Pos> = None;
@@ -685,6 +730,7 @@ impl Eval {
         Ok(v)
     }
 
+    #[inline(never)]
     fn eval_has_attr(&mut self, expr: &'static Expr, path: &'static [AttrName], env: &Rc<Env>) -> Result<Value> {
         let mut v = self.eval(expr, env)?;
         for (i, name) in path.iter().enumerate() {
@@ -706,6 +752,7 @@ impl Eval {
         Ok(Value::Bool(true))
     }
 
+    #[inline(never)]
     fn eval_attrs(&mut self, a: &'static AttrsExpr, env: &Rc<Env>) -> Result<Value> {
         let mut attrs = Attrs::with_capacity(a.attrs.len() + a.dynamic.len());
         let scope_env;
@@ -718,7 +765,7 @@ impl Eval {
                 let value = match def.kind {
                     AttrKind::Plain | AttrKind::Inherited => self.maybe_thunk(&def.value, env),
                     AttrKind::InheritFrom(k) => {
-                        Value::thunk(ThunkState::Select { from: froms[k as usize].clone(), name: def.name, pos: def.pos })
+                        Value::thunk(ThunkState::Select { from: froms[k as usize].clone(), def })
                     }
                 };
                 attrs.entries.push(Attr { name: def.name, value, pos: def.pos });
@@ -752,7 +799,7 @@ impl Eval {
         let overrides = self.force_attrs(&overrides, Pos::NONE)?;
         for o in &overrides.entries {
             if let Some(slot) = a.attrs.iter().position(|d| d.name == o.name) {
-                scope_env.values.borrow_mut()[slot] = o.value.clone();
+                scope_env.set(slot, o.value.clone());
             }
             attrs.insert(o.name, o.value.clone(), o.pos);
         }
@@ -769,17 +816,18 @@ impl Eval {
                 AttrKind::Plain => self.maybe_thunk(&def.value, &new_env),
                 AttrKind::Inherited => self.maybe_thunk(&def.value, env),
                 AttrKind::InheritFrom(k) => {
-                    Value::thunk(ThunkState::Select { from: froms[k as usize].clone(), name: def.name, pos: def.pos })
+                    Value::thunk(ThunkState::Select { from: froms[k as usize].clone(), def })
                 }
             };
             if let Some(o) = out.as_deref_mut() {
                 o.entries.push(Attr { name: def.name, value: value.clone(), pos: def.pos });
             }
-            new_env.values.borrow_mut().push(value);
+            new_env.push(value);
         }
         new_env
     }
 
+    #[inline(never)]
     fn eval_binop(&mut self, op: BinOp, lhs: &'static Expr, rhs: &'static Expr, pos: Pos, env: &Rc<Env>) -> Result<Value> {
         match op {
             BinOp::And => {
@@ -801,26 +849,32 @@ impl Eval {
                 Ok(Value::Bool(self.eval_bool(rhs, pos, env)?))
             }
             BinOp::Eq | BinOp::Neq => {
-                let l = self.eval(lhs, env)?;
-                let r = self.eval(rhs, env)?;
-                let eq = self.equal(&l, &r, pos)?;
+                let l = self.eval_operand(lhs, env)?;
+                let r = self.eval_operand(rhs, env)?;
+                let eq = match (&l, &r) {
+                    (Value::Int(a), Value::Int(b)) => a == b,
+                    _ => self.equal(&l, &r, pos)?,
+                };
                 Ok(Value::Bool(eq == (op == BinOp::Eq)))
             }
             BinOp::Lt => {
-                let l = self.eval(lhs, env)?;
-                let r = self.eval(rhs, env)?;
+                let l = self.eval_operand(lhs, env)?;
+                let r = self.eval_operand(rhs, env)?;
+                if let (Value::Int(a), Value::Int(b)) = (&l, &r) {
+                    return Ok(Value::Bool(a < b));
+                }
                 Ok(Value::Bool(self.less_than(&l, &r, pos)?))
             }
             BinOp::Update => {
-                let l = self.eval(lhs, env)?;
-                let r = self.eval(rhs, env)?;
+                let l = self.eval_operand(lhs, env)?;
+                let r = self.eval_operand(rhs, env)?;
                 let la = self.force_attrs(&l, pos)?;
                 let ra = self.force_attrs(&r, pos)?;
                 Ok(Value::Attrs(update_attrs(&la, &ra)))
             }
             BinOp::Concat => {
-                let l = self.eval(lhs, env)?;
-                let r = self.eval(rhs, env)?;
+                let l = self.eval_operand(lhs, env)?;
+                let r = self.eval_operand(rhs, env)?;
                 let ll = self.force_list(&l, pos)?;
                 let rl = self.force_list(&r, pos)?;
                 // Always a new list, even with an empty side (CppNix prints the
@@ -831,15 +885,26 @@ impl Eval {
                 Ok(Value::list(v))
             }
             BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => {
-                let l = self.eval(lhs, env)?;
-                let r = self.eval(rhs, env)?;
+                let l = self.eval_operand(lhs, env)?;
+                let r = self.eval_operand(rhs, env)?;
+                if let (Value::Int(a), Value::Int(b)) = (&l, &r) {
+                    let fast = match op {
+                        BinOp::Add => a.checked_add(*b),
+                        BinOp::Sub => a.checked_sub(*b),
+                        BinOp::Mul => a.checked_mul(*b),
+                        _ => None,
+                    };
+                    if let Some(n) = fast {
+                        return Ok(Value::Int(n));
+                    }
+                }
                 self.arith(op, l, r, pos)
             }
         }
     }
 
     fn eval_bool(&mut self, e: &'static Expr, pos: Pos, env: &Rc<Env>) -> Result<bool> {
-        match self.eval(e, env)? {
+        match self.eval_operand(e, env)? {
             Value::Bool(b) => Ok(b),
             other => Err(type_error(&other, "a Boolean", pos)),
         }
@@ -847,8 +912,8 @@ impl Eval {
 
     /// Integer/float arithmetic with CppNix's promotion and (current) overflow errors.
     pub fn arith(&mut self, op: BinOp, l: Value, r: Value, pos: Pos) -> Result<Value> {
-        let l = self.force(&l, pos)?;
-        let r = self.force(&r, pos)?;
+        let l = self.force_value(l, pos)?;
+        let r = self.force_value(r, pos)?;
         match (&l, &r) {
             (Value::Int(a), Value::Int(b)) => {
                 let (a, b) = (*a, *b);
@@ -898,6 +963,7 @@ impl Eval {
         }
     }
 
+    #[inline(never)]
     fn eval_concat(&mut self, force_string: bool, parts: &'static [(Pos, Expr)], pos: Pos, env: &Rc<Env>) -> Result<Value> {
         #[derive(PartialEq, Clone, Copy)]
         enum First {
@@ -912,7 +978,7 @@ impl Eval {
         let mut buf: Vec<u8> = Vec::new();
         let mut ctx = Context::new();
         for (i, (part_pos, part)) in parts.iter().enumerate() {
-            let v = self.eval(part, env)?;
+            let v = self.eval_operand(part, env)?;
             if i == 0 && !force_string {
                 first_type = match v {
                     Value::Int(_) => First::Int,
@@ -1055,10 +1121,20 @@ impl Eval {
     }
 
     /// Binds `arg` to `lambda`'s argument (or formals) in a new environment below `parent`.
+    #[inline]
     fn bind_arg(&mut self, lambda: &'static Lambda, parent: Rc<Env>, arg: Value, pos: Pos) -> Result<Rc<Env>> {
+        match &lambda.formals {
+            None => Ok(Env::with_one(parent, arg)),
+            Some(_) => self.bind_formals(lambda, parent, arg, pos),
+        }
+    }
+
+    /// `bind_arg` for a lambda with formals (`{ a, b ? 1, ... }@args:`).
+    #[inline(never)]
+    fn bind_formals(&mut self, lambda: &'static Lambda, parent: Rc<Env>, arg: Value, pos: Pos) -> Result<Rc<Env>> {
         let env = Env::new(Some(parent), lambda.env_size());
         match &lambda.formals {
-            None => env.values.borrow_mut().push(arg),
+            None => env.push(arg),
             Some(formals) => {
                 let attrs = self.force_attrs(&arg, pos)?;
                 let mut used = 0;
@@ -1082,7 +1158,7 @@ impl Eval {
                             }
                         },
                     };
-                    env.values.borrow_mut().push(v);
+                    env.push(v);
                 }
                 if !formals.ellipsis && used != attrs.len() {
                     for a in &attrs.entries {
@@ -1096,7 +1172,7 @@ impl Eval {
                     }
                 }
                 if lambda.arg.is_some() {
-                    env.values.borrow_mut().push(Value::Attrs(attrs));
+                    env.push(Value::Attrs(attrs));
                 }
             }
         }
@@ -1317,6 +1393,12 @@ impl Eval {
             _ => Err(eval_error(format!("cannot compare {} with {}", a.show_type(), b.show_type()), Pos::NONE)),
         }
     }
+}
+
+#[cold]
+fn assertion_failed(cond: &Expr, pos: Pos) -> Box<EvalError> {
+    let shown = crate::print::show_expr(cond);
+    EvalError::new(ErrorKind::Assert, format!("assertion '{shown}' failed"), pos)
 }
 
 /// The store path a context element refers to (`!out!/nix/store/x.drv` → the .drv).

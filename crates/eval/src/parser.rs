@@ -234,7 +234,7 @@ impl<'a> Parser<'a> {
                 let attrs = self.parse_expr()?;
                 self.expect(Tok::Semi)?;
                 let body = self.parse_expr()?;
-                Ok(Expr::With { attrs: Box::new(attrs), body: Box::new(body), pos, prev_with: 0 })
+                Ok(Expr::With { attrs: Box::new(attrs), body: Box::new(body), pos })
             }
             Tok::Let if *self.peek_at(1) != Tok::LBrace => {
                 self.bump();

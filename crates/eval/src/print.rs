@@ -58,11 +58,7 @@ pub fn print_value_bytes(e: &mut Eval, v: &Value) -> Vec<u8> {
 fn print_inner(e: &mut Eval, v: &Value, out: &mut Vec<u8>, seen: &mut HashSet<usize>) {
     match v {
         Value::Thunk(t) => {
-            let inner = match &*t.0.borrow() {
-                ThunkState::Done(v) => Some(v.clone()),
-                _ => None,
-            };
-            match inner {
+            match t.value() {
                 Some(v) => print_inner(e, &v, out, seen),
                 None => out.extend_from_slice(b"<CODE>"),
             }
@@ -264,7 +260,7 @@ fn xml_attrs(e: &mut Eval, a: &Attrs, pos: Pos, x: &mut Xml, ctx: &mut Context, 
 fn xml_value(e: &mut Eval, v: &Value, pos: Pos, x: &mut Xml, ctx: &mut Context, seen: &mut HashSet<Vec<u8>>) -> Result<()> {
     if !x.strict {
         if let Value::Thunk(t) = v {
-            if !matches!(&*t.0.borrow(), ThunkState::Done(_)) {
+            if !t.is_done() {
                 x.empty("unevaluated", &[]);
                 return Ok(());
             }

@@ -52,15 +52,11 @@ pub fn resolve(e: &mut Expr, outer: &[&Scope]) -> Result<(), ParseError> {
 impl<'a> Resolver<'a> {
     fn lookup(&self, v: &mut Var) -> Result<(), ParseError> {
         let n = self.scopes.len();
-        let mut with_depth = None;
+        let mut with_depths: Vec<u32> = Vec::new();
         for (i, scope) in self.scopes.iter().enumerate().rev() {
             let depth = (n - 1 - i) as u32;
             match scope {
-                Scope::With => {
-                    if with_depth.is_none() {
-                        with_depth = Some(depth);
-                    }
-                }
+                Scope::With => with_depths.push(depth),
                 s => {
                     if let Some(slot) = s.find(v.name) {
                         v.loc = VarLoc::Local { depth, slot };
@@ -69,12 +65,13 @@ impl<'a> Resolver<'a> {
                 }
             }
         }
-        match with_depth {
-            Some(depth) => {
-                v.loc = VarLoc::With { depth };
+        match with_depths.is_empty() {
+            false => {
+                // Leaked like the tree that holds it.
+                v.loc = VarLoc::With { depths: Box::leak(with_depths.into_boxed_slice()) };
                 Ok(())
             }
-            None => Err(undefined(v)),
+            true => Err(undefined(v)),
         }
     }
 
@@ -211,17 +208,8 @@ impl<'a> Resolver<'a> {
                 }
                 Ok(())
             }
-            Expr::With { attrs, body, prev_with, .. } => {
+            Expr::With { attrs, body, .. } => {
                 self.expr(attrs)?;
-                // Distance from the new `with` environment to the next enclosing one.
-                let n = self.scopes.len();
-                *prev_with = 0;
-                for (i, s) in self.scopes.iter().enumerate().rev() {
-                    if matches!(s, Scope::With) {
-                        *prev_with = (n - i) as u32;
-                        break;
-                    }
-                }
                 self.with_scope(Scope::With, |r| r.expr(body))
             }
             Expr::If { cond, then, else_, .. } => {

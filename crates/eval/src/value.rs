@@ -2,12 +2,16 @@
 //! (int, float, bool) or one `Rc` pointer. Attribute sets are vectors sorted by
 //! symbol id (binary search), lists are shared vectors, strings are bytes with an
 //! optional string context. Thunks are updated in place once forced.
+//!
+//! Environments and thunks use `UnsafeCell` rather than `RefCell`: they are the
+//! evaluator's most frequent objects, and each type's comment states the access
+//! discipline that makes the unchecked cell sound.
 
-use std::cell::RefCell;
+use std::cell::UnsafeCell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
-use crate::ast::{Expr, Lambda};
+use crate::ast::{AttrDef, Expr, Lambda};
 use crate::builtins::PrimOp;
 use crate::pos::Pos;
 use crate::symbol::Sym;
@@ -98,21 +102,69 @@ impl Attrs {
 }
 
 /// An evaluation environment: the values of one scope and a link to the
-/// enclosing one. `with` environments hold the (unforced) set in slot 0.
+/// enclosing one. `with` environments hold the (unforced) set in slot 0 and the
+/// distance to the next enclosing `with` environment in slot 1 (an `Int`, 0 for
+/// none).
+///
+/// 48 bytes with its reference counts: most environments belong to a
+/// one-argument lambda and keep their one value inline; larger ones (formals,
+/// `let`, `rec`) spill to one heap vector.
+///
+/// Slots are only ever appended while the environment is built (a `rec` scope's
+/// thunks may refer to slots not filled yet, see [`Env::get`]), and replaced only
+/// by `__overrides`, before anything else can see the scope. All access goes
+/// through methods that copy values in and out, never handing out a reference into
+/// the slots, so the `UnsafeCell` is never aliased by a live borrow.
 pub struct Env {
     pub parent: Option<Rc<Env>>,
-    /// Most environments (a lambda's argument, a `with`) hold one or two values:
-    /// those stay inline, one allocation per environment.
-    pub values: RefCell<EnvValues>,
-    /// For a `with` environment: distance to the next enclosing `with` (0: none).
-    pub prev_with: u32,
+    values: UnsafeCell<EnvValues>,
 }
 
-pub type EnvValues = smallvec::SmallVec<[Value; 2]>;
+pub type EnvValues = smallvec::SmallVec<[Value; 1]>;
 
 impl Env {
+    #[inline]
     pub fn new(parent: Option<Rc<Env>>, capacity: usize) -> Rc<Env> {
-        Rc::new(Env { parent, values: RefCell::new(EnvValues::with_capacity(capacity)), prev_with: 0 })
+        Rc::new(Env { parent, values: UnsafeCell::new(EnvValues::with_capacity(capacity)) })
+    }
+    /// An environment with exactly one value (a lambda's plain argument).
+    #[inline]
+    pub fn with_one(parent: Rc<Env>, value: Value) -> Rc<Env> {
+        Rc::new(Env { parent: Some(parent), values: UnsafeCell::new(EnvValues::from_buf([value])) })
+    }
+    pub fn from_values(parent: Option<Rc<Env>>, values: Vec<Value>) -> Rc<Env> {
+        Rc::new(Env { parent, values: UnsafeCell::new(EnvValues::from_vec(values)) })
+    }
+    /// The value in `slot`, or `None` while a recursive scope is still being built.
+    #[inline]
+    pub fn get(&self, slot: usize) -> Option<Value> {
+        // SAFETY: single-threaded (`Rc`), and no reference into the slots outlives
+        // this call (see the type's comment).
+        unsafe { (&*self.values.get()).get(slot).cloned() }
+    }
+    /// Whether `slot` has been filled.
+    #[inline]
+    pub fn has(&self, slot: usize) -> bool {
+        unsafe { slot < (&*self.values.get()).len() }
+    }
+    #[inline]
+    pub fn push(&self, value: Value) {
+        // SAFETY: as in `get`; the vector may reallocate, but nobody holds a
+        // reference into it.
+        unsafe { (&mut *self.values.get()).push(value) }
+    }
+    /// Replaces the value of a filled slot (`__overrides`, the base environment).
+    pub fn set(&self, slot: usize, value: Value) {
+        let old = unsafe { std::mem::replace(&mut (&mut *self.values.get())[slot], value) };
+        // Dropped after the slot is consistent again: dropping may run arbitrary
+        // destructors, never evaluation.
+        drop(old);
+    }
+    pub fn len(&self) -> usize {
+        unsafe { (&*self.values.get()).len() }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -127,18 +179,66 @@ pub struct PrimOpApp {
     pub args: Vec<Value>,
 }
 
+/// What a thunk holds. 32 bytes: the variants without a `Value` in front live
+/// beside the niche of `Apply`'s first value tag, so `Rc<Thunk>` is 48 bytes.
 pub enum ThunkState {
     Pending { expr: &'static Expr, env: Rc<Env> },
     /// `f arg`, created lazily by builtins such as `map`.
     Apply { func: Value, arg: Value },
-    /// `from.name`, for `inherit (from) name;`.
-    Select { from: Value, name: Sym, pos: Pos },
+    /// `from.name`, for `inherit (from) name;` (`def` names the attribute and
+    /// gives the position).
+    Select { from: Value, def: &'static AttrDef },
     /// Under evaluation: forcing it again is infinite recursion.
     BlackHole,
     Done(Value),
 }
 
-pub struct Thunk(pub RefCell<ThunkState>);
+/// A suspended computation, updated in place once forced. The state is only
+/// read or replaced by the methods here and by [`crate::Eval`]'s forcing, which
+/// moves the pending state out (leaving a black hole) before evaluating, so no
+/// reference into the cell is alive while other code runs.
+pub struct Thunk(UnsafeCell<ThunkState>);
+
+impl Thunk {
+    #[inline]
+    pub fn new(state: ThunkState) -> Thunk {
+        Thunk(UnsafeCell::new(state))
+    }
+    /// The value, if the thunk has been forced.
+    #[inline]
+    pub fn value(&self) -> Option<Value> {
+        // SAFETY: single-threaded; the reference ends within this call.
+        match unsafe { &*self.0.get() } {
+            ThunkState::Done(v) => Some(v.clone()),
+            _ => None,
+        }
+    }
+    #[inline]
+    pub fn is_done(&self) -> bool {
+        matches!(unsafe { &*self.0.get() }, ThunkState::Done(_))
+    }
+    #[inline]
+    pub fn is_black_hole(&self) -> bool {
+        matches!(unsafe { &*self.0.get() }, ThunkState::BlackHole)
+    }
+    /// Stores the value of a thunk under evaluation (a black hole, which needs no
+    /// drop).
+    #[inline]
+    pub fn finish(&self, value: Value) {
+        debug_assert!(self.is_black_hole());
+        // SAFETY: single-threaded; the old state is a black hole, which owns nothing.
+        unsafe { std::ptr::write(self.0.get(), ThunkState::Done(value)) }
+    }
+    /// Replaces the state, returning the old one (the caller drops it once the
+    /// thunk is consistent).
+    #[inline]
+    pub fn replace(&self, state: ThunkState) -> ThunkState {
+        unsafe { std::ptr::replace(self.0.get(), state) }
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<ThunkState>() == 32);
+const _: () = assert!(std::mem::size_of::<Env>() == 32);
 
 #[derive(Clone)]
 pub enum Value {
@@ -174,7 +274,7 @@ impl Value {
         Value::Attrs(Rc::new(attrs))
     }
     pub fn thunk(state: ThunkState) -> Value {
-        Value::Thunk(Rc::new(Thunk(RefCell::new(state))))
+        Value::Thunk(Rc::new(Thunk::new(state)))
     }
     pub fn apply_thunk(func: Value, arg: Value) -> Value {
         Value::thunk(ThunkState::Apply { func, arg })
