@@ -13,6 +13,7 @@ mod dummy;
 mod error;
 mod export;
 mod gc;
+mod hash_part;
 mod local;
 mod locks;
 mod nar;

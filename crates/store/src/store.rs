@@ -105,6 +105,17 @@ pub trait Store {
 
     fn query_all_valid_paths(&self) -> Result<StorePathSet, StoreError>;
 
+    /// The valid path whose hash part (the 32 nix32 characters of its base
+    /// name) is `hash_part`, as CppNix's `queryPathFromHashPart`: one indexed
+    /// query, never a scan of every path. The local store answers it
+    /// (`hash_part.rs`); other stores say it is unsupported.
+    fn query_path_from_hash_part(&self, hash_part: &str) -> Result<Option<StorePath>, StoreError> {
+        match self.as_local() {
+            Some(local) => local.query_path_from_hash_part(hash_part),
+            None => Err(StoreError::Unsupported { operation: "queryPathFromHashPart".into(), store: self.uri() }),
+        }
+    }
+
     /// How many bytes fetching `path` from this store downloads (a binary
     /// cache's compressed NAR), if the store knows; for the "will be fetched" summary.
     fn download_size(&self, _path: &StorePath) -> Result<Option<u64>, StoreError> {

@@ -1,42 +1,89 @@
 //! A binary cache HTTP server over a store (`nivis serve`, like nix-serve or
-//! harmonia): `GET`/`HEAD` of `/nix-cache-info`, `/<hashpart>.narinfo` (made
-//! from the store's database, signed on the fly when a key is given) and
-//! `/nar/<nar hash, nix32>.nar[?hash=<hashpart>]` (the uncompressed NAR,
-//! streamed from the store with its length known in advance).
+//! harmonia). `GET` and `HEAD` of:
+//! - `/nix-cache-info`;
+//! - `/<hashpart>.narinfo`: the path found by hash part with one indexed query
+//!   ([`Store::query_path_from_hash_part`]), its info from the database, signed
+//!   on the fly when a key is given;
+//! - `/nar/<nar hash, nix32>.nar?hash=<hashpart>`: the uncompressed NAR,
+//!   streamed from the store with its length known in advance, with single
+//!   byte ranges (`Range: bytes=a-b`, 206 or 416);
+//! - `/nar/<nar hash>.nar.zst?hash=<hashpart>`: the NAR compressed with zstd
+//!   while it streams, sent with chunked transfer encoding (its compressed
+//!   size is not known in advance, so its narinfo has no `FileHash`/`FileSize`,
+//!   as harmonia's);
+//! - `/log/<drv base name>`: the build log, decompressed (the local store keeps
+//!   it bzip2-compressed under `<log dir>/drvs/<2 chars>/<rest>.bz2`).
 //!
-//! Plain HTTP/1.1 on `std::net` with a thread per connection and keep-alive;
-//! each connection opens its own store handle (a database connection), as
-//! CppNix's daemon does per client. Store paths are found by hash part through
-//! an index of the valid paths, rebuilt (at most once a second) when a lookup
-//! misses, because the `Store` trait has no query by hash part.
+//! Plain HTTP/1.1 on `std::net`: a fixed pool of worker threads takes
+//! connections from a bounded queue, so a burst of clients costs no thread
+//! creation and an unbounded one cannot exhaust the machine. Each worker keeps
+//! its own store handle (its own database connection) across connections.
+//! A connection holds its worker only while it is being served or within the
+//! keep-alive idle timeout; every read and write has a timeout, so a client
+//! that stalls frees its worker and never holds up the other workers.
 
-use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nivis_formats::{HashEncoding, NarInfo, SecretKey, StoreDir, StorePath};
-use nivis_store::{Store, StoreError};
+use nivis_store::{Store, StoreError, ValidPathInfo};
 
-/// Opens a store handle for one connection.
+/// Opens a store handle for one worker.
 pub type StoreFactory = dyn Fn() -> Result<Box<dyn Store>, StoreError> + Send + Sync;
 
-/// What the server announces and signs with.
+/// How the NARs that narinfos point at are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NarCompression {
+    /// The NAR itself (`nar/<hash>.nar`), as nix-serve; supports byte ranges.
+    None,
+    /// zstd while streaming (`nar/<hash>.nar.zst`).
+    Zstd,
+}
+
+impl NarCompression {
+    pub fn parse(name: &str) -> Option<NarCompression> {
+        match name {
+            "none" => Some(NarCompression::None),
+            "zstd" => Some(NarCompression::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// What the server announces, signs with and how it treats connections.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     /// Signs every narinfo served (in addition to the store's own signatures).
     pub secret_key: Option<SecretKey>,
     /// `Priority` in `nix-cache-info`.
     pub priority: u64,
-    /// Connections served at once; more wait in the kernel's backlog.
-    pub max_connections: usize,
+    /// The compression narinfos announce. Both NAR forms are always served.
+    pub compression: NarCompression,
+    /// zstd level for `.nar.zst` (3 is zstd's default).
+    pub zstd_level: i32,
+    /// Worker threads, i.e. connections served at once; more wait in a queue.
+    pub workers: usize,
+    /// How long a kept-alive connection may sit idle between requests, and how
+    /// long a request head may take to arrive.
+    pub idle_timeout: Duration,
+    /// How long one write to the client may block (a stalled reader).
+    pub write_timeout: Duration,
 }
 
 impl Default for ServeConfig {
     fn default() -> Self {
-        ServeConfig { secret_key: None, priority: 30, max_connections: 64 }
+        ServeConfig {
+            secret_key: None,
+            priority: 30,
+            compression: NarCompression::None,
+            zstd_level: 3,
+            workers: 64,
+            idle_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(60),
+        }
     }
 }
 
@@ -44,41 +91,55 @@ struct Shared {
     open_store: Arc<StoreFactory>,
     store_dir: StoreDir,
     config: ServeConfig,
-    /// Hash part to store path, of the paths valid at the last rebuild.
-    index: Mutex<(HashMap<String, StorePath>, Option<Instant>)>,
-    active: AtomicUsize,
 }
 
 /// Serves requests on `listener` until the process ends.
 pub fn serve(listener: TcpListener, open_store: Arc<StoreFactory>, config: ServeConfig) -> Result<(), StoreError> {
     let store_dir = open_store()?.store_dir().clone();
-    let shared = Arc::new(Shared {
-        open_store,
-        store_dir,
-        config,
-        index: Mutex::new((HashMap::new(), None)),
-        active: AtomicUsize::new(0),
-    });
+    let workers = config.workers.max(1);
+    let shared = Arc::new(Shared { open_store, store_dir, config });
+    // A short queue: when every worker is busy, further clients wait in it
+    // and then in the kernel's listen backlog rather than being refused.
+    let (sender, receiver) = sync_channel::<TcpStream>(workers);
+    let receiver = Arc::new(Mutex::new(receiver));
+    for index in 0..workers {
+        let shared = shared.clone();
+        let receiver = receiver.clone();
+        std::thread::Builder::new()
+            .name(format!("serve-{index}"))
+            .spawn(move || worker(&shared, &receiver))
+            .map_err(|error| StoreError::Io { context: "starting the server's threads".into(), error })?;
+    }
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
-        // Wait for a free slot rather than refuse: clients retry badly.
-        while shared.active.load(Ordering::Acquire) >= shared.config.max_connections {
-            std::thread::sleep(Duration::from_millis(2));
+        if sender.send(stream).is_err() {
+            break;
         }
-        shared.active.fetch_add(1, Ordering::AcqRel);
-        let shared = shared.clone();
-        std::thread::spawn(move || {
-            let _ = handle_connection(&shared, stream);
-            shared.active.fetch_sub(1, Ordering::AcqRel);
-        });
     }
     Ok(())
+}
+
+fn worker(shared: &Shared, receiver: &Mutex<Receiver<TcpStream>>) {
+    let mut store: Option<Box<dyn Store>> = None;
+    loop {
+        let stream = {
+            let receiver = receiver.lock().unwrap_or_else(|p| p.into_inner());
+            match receiver.recv() {
+                Ok(stream) => stream,
+                Err(_) => return,
+            }
+        };
+        let _ = handle_connection(shared, &mut store, stream);
+    }
 }
 
 struct Request {
     method: String,
     target: String,
     keep_alive: bool,
+    /// HTTP/1.1 or later: chunked transfer encoding may be used.
+    http11: bool,
+    range: Option<String>,
 }
 
 /// Reads one request head; `None` at a clean end of the connection.
@@ -91,7 +152,9 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Request>
     let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "bad request line"));
     };
-    let mut keep_alive = version == "HTTP/1.1";
+    let http11 = version == "HTTP/1.1";
+    let mut request =
+        Request { method: method.to_string(), target: target.to_string(), keep_alive: http11, http11, range: None };
     let mut header_bytes = 0;
     loop {
         let mut header = String::new();
@@ -104,39 +167,45 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Request>
         if header.is_empty() {
             break;
         }
-        if let Some((name, value)) = header.split_once(':')
-            && name.eq_ignore_ascii_case("connection")
-        {
-            let value = value.trim();
+        let Some((name, value)) = header.split_once(':') else { continue };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("connection") {
             if value.eq_ignore_ascii_case("close") {
-                keep_alive = false;
+                request.keep_alive = false;
             } else if value.eq_ignore_ascii_case("keep-alive") {
-                keep_alive = true;
+                request.keep_alive = true;
             }
+        } else if name.eq_ignore_ascii_case("range") {
+            request.range = Some(value.to_string());
+        } else if (name.eq_ignore_ascii_case("content-length") && value != "0")
+            || name.eq_ignore_ascii_case("transfer-encoding")
+        {
+            // A body we do not read would be taken for the next request.
+            request.keep_alive = false;
         }
     }
-    Ok(Some(Request { method: method.to_string(), target: target.to_string(), keep_alive }))
+    Ok(Some(request))
 }
 
-fn handle_connection(shared: &Shared, stream: TcpStream) -> io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+fn handle_connection(shared: &Shared, store: &mut Option<Box<dyn Store>>, stream: TcpStream) -> io::Result<()> {
+    stream.set_read_timeout(Some(shared.config.idle_timeout))?;
+    stream.set_write_timeout(Some(shared.config.write_timeout))?;
     let _ = stream.set_nodelay(true);
     let mut reader = BufReader::new(stream.try_clone()?);
-    let mut writer = BufWriter::with_capacity(256 * 1024, stream);
-    let mut store: Option<Box<dyn Store>> = None;
+    let mut writer = BufWriter::with_capacity(128 * 1024, stream);
     while let Some(request) = read_request(&mut reader)? {
-        let keep_alive = request.keep_alive;
         if store.is_none() {
             match (shared.open_store)() {
-                Ok(opened) => store = Some(opened),
+                Ok(opened) => *store = Some(opened),
                 Err(e) => {
-                    respond(&mut writer, 500, "text/plain", e.to_string().as_bytes(), false, request.method == "HEAD")?;
-                    return Ok(());
+                    let response = Response::new(&request, 500).close();
+                    response.send_body(&mut writer, "text/plain", format!("{e}\n").as_bytes())?;
+                    return writer.flush();
                 }
             }
         }
         let store = store.as_deref().expect("opened above");
-        handle_request(shared, store, &request, &mut writer)?;
+        let keep_alive = handle_request(shared, store, &request, &mut writer)?;
         writer.flush()?;
         if !keep_alive {
             break;
@@ -148,48 +217,72 @@ fn handle_connection(shared: &Shared, stream: TcpStream) -> io::Result<()> {
 fn status_text(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        206 => "Partial Content",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        416 => "Range Not Satisfiable",
         _ => "Internal Server Error",
     }
 }
 
-fn head(writer: &mut impl Write, status: u16, content_type: &str, length: u64, keep_alive: bool) -> io::Result<()> {
-    write!(
-        writer,
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\nConnection: {}\r\n\r\n",
-        status_text(status),
-        if keep_alive { "keep-alive" } else { "close" }
-    )
-}
-
-fn respond(
-    writer: &mut impl Write,
+/// One response's status line and headers, then its body.
+struct Response {
     status: u16,
-    content_type: &str,
-    body: &[u8],
     keep_alive: bool,
     head_only: bool,
-) -> io::Result<()> {
-    head(writer, status, content_type, body.len() as u64, keep_alive)?;
-    if !head_only {
-        writer.write_all(body)?;
-    }
-    Ok(())
+    extra_headers: String,
 }
 
-fn handle_request(shared: &Shared, store: &dyn Store, request: &Request, writer: &mut impl Write) -> io::Result<()> {
-    let head_only = match request.method.as_str() {
-        "GET" => false,
-        "HEAD" => true,
-        _ => return respond(writer, 405, "text/plain", b"method not allowed\n", request.keep_alive, false),
-    };
-    let keep_alive = request.keep_alive;
+impl Response {
+    fn new(request: &Request, status: u16) -> Response {
+        Response { status, keep_alive: request.keep_alive, head_only: request.method == "HEAD", extra_headers: String::new() }
+    }
+
+    fn close(mut self) -> Response {
+        self.keep_alive = false;
+        self
+    }
+
+    fn header(mut self, name: &str, value: &str) -> Response {
+        self.extra_headers.push_str(&format!("{name}: {value}\r\n"));
+        self
+    }
+
+    /// Writes the head; `length` is the body's length, if known in advance.
+    fn send_head(&self, writer: &mut impl Write, content_type: &str, length: Option<u64>) -> io::Result<()> {
+        write!(writer, "HTTP/1.1 {} {}\r\nContent-Type: {content_type}\r\n", self.status, status_text(self.status))?;
+        match length {
+            Some(length) => write!(writer, "Content-Length: {length}\r\n")?,
+            None if self.keep_alive => write!(writer, "Transfer-Encoding: chunked\r\n")?,
+            None => {}
+        }
+        write!(writer, "{}Connection: {}\r\n\r\n", self.extra_headers, if self.keep_alive { "keep-alive" } else { "close" })
+    }
+
+    /// Writes the head and the body; returns whether to keep the connection.
+    fn send_body(&self, writer: &mut impl Write, content_type: &str, body: &[u8]) -> io::Result<bool> {
+        self.send_head(writer, content_type, Some(body.len() as u64))?;
+        if !self.head_only {
+            writer.write_all(body)?;
+        }
+        Ok(self.keep_alive)
+    }
+}
+
+/// Answers one request; returns whether the connection may serve another.
+fn handle_request(shared: &Shared, store: &dyn Store, request: &Request, writer: &mut impl Write) -> io::Result<bool> {
+    if request.method != "GET" && request.method != "HEAD" {
+        return Response::new(request, 405).close().header("Allow", "GET, HEAD").send_body(
+            writer,
+            "text/plain",
+            b"method not allowed\n",
+        );
+    }
     let (path, query) = request.target.split_once('?').unwrap_or((&request.target, ""));
-    let not_found = |writer: &mut _| respond(writer, 404, "text/plain", b"not found\n", keep_alive, head_only);
+    let not_found = |writer: &mut _| Response::new(request, 404).send_body(writer, "text/plain", b"not found\n");
     let server_error = |writer: &mut _, e: StoreError| {
-        respond(writer, 500, "text/plain", format!("{e}\n").as_bytes(), keep_alive, head_only)
+        Response::new(request, 500).send_body(writer, "text/plain", format!("{e}\n").as_bytes())
     };
 
     if path == "/nix-cache-info" {
@@ -198,64 +291,282 @@ fn handle_request(shared: &Shared, store: &dyn Store, request: &Request, writer:
             shared.store_dir.as_str(),
             shared.config.priority
         );
-        return respond(writer, 200, "text/x-nix-cache-info", body.as_bytes(), keep_alive, head_only);
+        return Response::new(request, 200).send_body(writer, "text/x-nix-cache-info", body.as_bytes());
     }
 
     if let Some(hash_part) = path.strip_prefix('/').and_then(|p| p.strip_suffix(".narinfo")) {
-        let info = match lookup(shared, store, hash_part) {
+        let info = match lookup(store, hash_part) {
             Ok(Some(info)) => info,
             Ok(None) => return not_found(writer),
             Err(e) => return server_error(writer, e),
         };
-        let nar_hash = info.nar_hash.encode(HashEncoding::Nix32, false);
-        let mut narinfo = NarInfo {
-            store_path: info.path.clone(),
-            url: format!("nar/{nar_hash}.nar?hash={}", info.path.hash_part()),
-            compression: "none".into(),
-            // The file served is the NAR itself.
-            file_hash: Some(info.nar_hash),
-            file_size: info.nar_size,
-            nar_hash: info.nar_hash,
-            nar_size: info.nar_size,
-            references: info.references.clone(),
-            deriver: info.deriver.clone(),
-            system: String::new(),
-            signatures: info.sigs.clone(),
-            ca: info.ca,
+        return match narinfo_text(shared, &info) {
+            Ok(body) => Response::new(request, 200).send_body(writer, "text/x-nix-narinfo", body.as_bytes()),
+            Err(e) => server_error(writer, e),
         };
-        if let Some(key) = &shared.config.secret_key
-            && let Err(e) = narinfo.sign(&shared.store_dir, key)
-        {
-            return server_error(writer, StoreError::BadInput(e.to_string()));
-        }
-        let body = narinfo.to_text(&shared.store_dir);
-        return respond(writer, 200, "text/x-nix-narinfo", body.as_bytes(), keep_alive, head_only);
     }
 
-    if let Some(nar_hash) = path.strip_prefix("/nar/").and_then(|p| p.strip_suffix(".nar")) {
-        let hint = query.split('&').find_map(|p| p.strip_prefix("hash="));
-        let info = match find_by_nar_hash(shared, store, nar_hash, hint) {
-            Ok(Some(info)) => info,
-            Ok(None) => return not_found(writer),
+    if let Some(file) = path.strip_prefix("/nar/") {
+        let (nar_hash, compression) = if let Some(hash) = file.strip_suffix(".nar") {
+            (hash, NarCompression::None)
+        } else if let Some(hash) = file.strip_suffix(".nar.zst") {
+            (hash, NarCompression::Zstd)
+        } else {
+            return not_found(writer);
+        };
+        // Our URLs name the path by `hash=`: without it, finding a NAR by its
+        // hash alone would take a scan of every path, which we refuse to do.
+        let Some(hash_part) = query.split('&').find_map(|p| p.strip_prefix("hash=")) else {
+            return not_found(writer);
+        };
+        let info = match lookup(store, hash_part) {
+            Ok(Some(info)) if info.nar_hash.encode(HashEncoding::Nix32, false) == nar_hash => info,
+            Ok(_) => return not_found(writer),
             Err(e) => return server_error(writer, e),
         };
-        head(writer, 200, "application/x-nix-nar", info.nar_size, keep_alive)?;
-        if head_only {
-            return Ok(());
-        }
-        // A failure here has already sent the head: dropping the connection
-        // is the only way to tell the client, which then sees a short body.
-        let mut counting = CountingWriter { inner: writer, count: 0 };
-        if let Err(e) = store.nar_from_path(&info.path, &mut counting) {
-            return Err(io::Error::other(e.to_string()));
-        }
-        if counting.count != info.nar_size {
-            return Err(io::Error::other("NAR size differs from the database's"));
-        }
-        return Ok(());
+        return match compression {
+            NarCompression::None => send_nar(store, &info, request, writer),
+            NarCompression::Zstd => send_nar_zstd(shared, store, &info, request, writer),
+        };
+    }
+
+    if let Some(drv_name) = path.strip_prefix("/log/") {
+        return match read_log(store, drv_name) {
+            Ok(Some(log)) => Response::new(request, 200).send_body(writer, "text/plain; charset=utf-8", &log),
+            Ok(None) => not_found(writer),
+            Err(e) => server_error(writer, e),
+        };
     }
 
     not_found(writer)
+}
+
+/// The info of the valid path with this hash part.
+fn lookup(store: &dyn Store, hash_part: &str) -> Result<Option<ValidPathInfo>, StoreError> {
+    match store.query_path_from_hash_part(hash_part)? {
+        Some(path) => store.query_path_info(&path),
+        None => Ok(None),
+    }
+}
+
+fn narinfo_text(shared: &Shared, info: &ValidPathInfo) -> Result<String, StoreError> {
+    let nar_hash = info.nar_hash.encode(HashEncoding::Nix32, false);
+    let hash_part = info.path.hash_part();
+    let (url, compression, file_hash) = match shared.config.compression {
+        // The file served is the NAR itself.
+        NarCompression::None => (format!("nar/{nar_hash}.nar?hash={hash_part}"), "none", Some(info.nar_hash)),
+        NarCompression::Zstd => (format!("nar/{nar_hash}.nar.zst?hash={hash_part}"), "zstd", None),
+    };
+    let mut narinfo = NarInfo {
+        store_path: info.path.clone(),
+        url,
+        compression: compression.into(),
+        file_hash,
+        file_size: if file_hash.is_some() { info.nar_size } else { 0 },
+        nar_hash: info.nar_hash,
+        nar_size: info.nar_size,
+        references: info.references.clone(),
+        deriver: info.deriver.clone(),
+        system: String::new(),
+        signatures: info.sigs.clone(),
+        ca: info.ca,
+    };
+    if let Some(key) = &shared.config.secret_key {
+        narinfo.sign(&shared.store_dir, key).map_err(|e| StoreError::BadInput(e.to_string()))?;
+    }
+    let text = narinfo.to_text(&shared.store_dir);
+    // The compressed size is not known before streaming: say nothing rather
+    // than a wrong size (CppNix and nivis treat the line as optional).
+    Ok(if file_hash.is_none() { text.replacen("\nFileSize: 0\n", "\n", 1) } else { text })
+}
+
+/// A single byte range of a body of `size` bytes.
+enum ByteRange {
+    /// No usable `Range` header (absent, several ranges, or malformed: RFC
+    /// 9110 says to ignore those): the whole body.
+    Whole,
+    /// Bytes `start..=end`.
+    Part { start: u64, end: u64 },
+    Unsatisfiable,
+}
+
+fn parse_range(header: Option<&str>, size: u64) -> ByteRange {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else { return ByteRange::Whole };
+    if spec.contains(',') {
+        return ByteRange::Whole;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else { return ByteRange::Whole };
+    let (first, last) = (first.trim(), last.trim());
+    if first.is_empty() {
+        // A suffix: the last `n` bytes.
+        return match last.parse::<u64>() {
+            Ok(0) => ByteRange::Unsatisfiable,
+            Ok(_) if size == 0 => ByteRange::Unsatisfiable,
+            Ok(n) => ByteRange::Part { start: size.saturating_sub(n), end: size - 1 },
+            Err(_) => ByteRange::Whole,
+        };
+    }
+    let Ok(start) = first.parse::<u64>() else { return ByteRange::Whole };
+    let end = if last.is_empty() {
+        u64::MAX
+    } else {
+        match last.parse::<u64>() {
+            Ok(end) if end >= start => end,
+            _ => return ByteRange::Whole,
+        }
+    };
+    if start >= size {
+        return ByteRange::Unsatisfiable;
+    }
+    ByteRange::Part { start, end: end.min(size - 1) }
+}
+
+fn send_nar(store: &dyn Store, info: &ValidPathInfo, request: &Request, writer: &mut impl Write) -> io::Result<bool> {
+    let size = info.nar_size;
+    let (response, start, length) = match parse_range(request.range.as_deref(), size) {
+        ByteRange::Whole => (Response::new(request, 200), 0, size),
+        ByteRange::Part { start, end } => (
+            Response::new(request, 206).header("Content-Range", &format!("bytes {start}-{end}/{size}")),
+            start,
+            end - start + 1,
+        ),
+        ByteRange::Unsatisfiable => {
+            return Response::new(request, 416)
+                .header("Content-Range", &format!("bytes */{size}"))
+                .send_body(writer, "text/plain", b"range not satisfiable\n");
+        }
+    };
+    let response = response.header("Accept-Ranges", "bytes");
+    response.send_head(writer, "application/x-nix-nar", Some(length))?;
+    if response.head_only {
+        return Ok(response.keep_alive);
+    }
+    // A failure from here on has already sent the head: dropping the
+    // connection is the only way to tell the client, which sees a short body.
+    let mut window = RangeWriter { inner: writer, skip: start, remaining: length, seen: 0 };
+    let result = store.nar_from_path(&info.path, &mut window);
+    // Stopping the dump once the range is sent makes it fail; that is success.
+    if window.remaining != 0 {
+        return Err(io::Error::other(match result {
+            Err(e) => format!("dumping '{}': {e}", info.path.base_name()),
+            Ok(()) => format!("the NAR of '{}' is shorter than the database says", info.path.base_name()),
+        }));
+    }
+    if result.is_ok() && window.seen != size {
+        return Err(io::Error::other(format!("the NAR of '{}' differs in size from the database's", info.path.base_name())));
+    }
+    Ok(response.keep_alive)
+}
+
+/// Passes on `remaining` bytes after skipping `skip`, then refuses more.
+struct RangeWriter<'a, W: Write> {
+    inner: &'a mut W,
+    skip: u64,
+    remaining: u64,
+    seen: u64,
+}
+
+impl<W: Write> Write for RangeWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            return Err(io::Error::other("the requested range has been sent"));
+        }
+        let skipped = self.skip.min(buf.len() as u64) as usize;
+        self.skip -= skipped as u64;
+        let wanted = (self.remaining.min((buf.len() - skipped) as u64)) as usize;
+        self.inner.write_all(&buf[skipped..skipped + wanted])?;
+        self.remaining -= wanted as u64;
+        self.seen += (skipped + wanted) as u64;
+        Ok(skipped + wanted)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn send_nar_zstd(
+    shared: &Shared,
+    store: &dyn Store,
+    info: &ValidPathInfo,
+    request: &Request,
+    writer: &mut impl Write,
+) -> io::Result<bool> {
+    // HTTP/1.0 clients get the body delimited by the end of the connection.
+    let response = if request.http11 { Response::new(request, 200) } else { Response::new(request, 200).close() };
+    response.send_head(writer, "application/x-nix-nar", None)?;
+    if response.head_only {
+        return Ok(response.keep_alive);
+    }
+    let chunked = response.keep_alive;
+    let mut body = ChunkedWriter { inner: writer, chunked, buffer: Vec::with_capacity(CHUNK) };
+    let mut encoder = zstd::stream::write::Encoder::new(&mut body, shared.config.zstd_level)?;
+    let mut counting = CountingWriter { inner: &mut encoder, count: 0 };
+    if let Err(e) = store.nar_from_path(&info.path, &mut counting) {
+        return Err(io::Error::other(format!("dumping '{}': {e}", info.path.base_name())));
+    }
+    if counting.count != info.nar_size {
+        return Err(io::Error::other(format!("the NAR of '{}' differs in size from the database's", info.path.base_name())));
+    }
+    encoder.finish()?;
+    body.finish()?;
+    Ok(response.keep_alive)
+}
+
+const CHUNK: usize = 64 * 1024;
+
+/// Chunked transfer encoding (or the raw bytes, for a body that ends with
+/// the connection), in chunks of up to 64 KiB.
+struct ChunkedWriter<'a, W: Write> {
+    inner: &'a mut W,
+    chunked: bool,
+    buffer: Vec<u8>,
+}
+
+impl<W: Write> ChunkedWriter<'_, W> {
+    fn send_chunk(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        if self.chunked {
+            write!(self.inner, "{:x}\r\n", self.buffer.len())?;
+            self.inner.write_all(&self.buffer)?;
+            self.inner.write_all(b"\r\n")?;
+        } else {
+            self.inner.write_all(&self.buffer)?;
+        }
+        self.buffer.clear();
+        Ok(())
+    }
+
+    /// Sends what is buffered and the last chunk: only a complete body ends
+    /// with it, so a client can tell a failed stream from a finished one.
+    fn finish(&mut self) -> io::Result<()> {
+        self.send_chunk()?;
+        if self.chunked {
+            self.inner.write_all(b"0\r\n\r\n")?;
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for ChunkedWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = CHUNK - self.buffer.len();
+        let taken = room.min(buf.len());
+        self.buffer.extend_from_slice(&buf[..taken]);
+        if self.buffer.len() == CHUNK {
+            self.send_chunk()?;
+        }
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 struct CountingWriter<'a, W: Write> {
@@ -275,56 +586,34 @@ impl<W: Write> Write for CountingWriter<'_, W> {
     }
 }
 
-/// The info of the valid path with this hash part.
-fn lookup(shared: &Shared, store: &dyn Store, hash_part: &str) -> Result<Option<nivis_store::ValidPathInfo>, StoreError> {
-    if hash_part.len() != 32 || !hash_part.bytes().all(nivis_formats::nixbase32::is_nix32_char) {
+/// The build log of the derivation `drv_name` (a `.drv` base name), from a
+/// local store's log directory: bzip2-compressed as nivis and CppNix write
+/// it, or plain as CppNix writes with `compress-build-log = false`.
+fn read_log(store: &dyn Store, drv_name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    let Ok(drv_path) = StorePath::from_base_name(drv_name) else { return Ok(None) };
+    if !drv_path.is_derivation() {
         return Ok(None);
     }
-    let known = shared.index.lock().ok().and_then(|index| index.0.get(hash_part).cloned());
-    let path = match known {
-        Some(path) => Some(path),
-        None => {
-            let mut index = shared.index.lock().map_err(|_| StoreError::BadInput("server index poisoned".into()))?;
-            let stale = index.1.is_none_or(|built| built.elapsed() > Duration::from_secs(1));
-            if stale {
-                index.0 = store
-                    .query_all_valid_paths()?
-                    .into_iter()
-                    .map(|p| (p.hash_part().to_string(), p))
-                    .collect();
-                index.1 = Some(Instant::now());
-            }
-            index.0.get(hash_part).cloned()
-        }
+    let Some(local) = store.as_local() else {
+        return Err(StoreError::Unsupported { operation: "getBuildLog".into(), store: store.uri() });
     };
-    match path {
-        Some(path) => store.query_path_info(&path),
-        None => Ok(None),
-    }
-}
-
-/// The info of the path whose NAR hash is `nar_hash` (nix32), using the
-/// `hash=` hint of our own URLs, else a scan of the index.
-fn find_by_nar_hash(
-    shared: &Shared,
-    store: &dyn Store,
-    nar_hash: &str,
-    hint: Option<&str>,
-) -> Result<Option<nivis_store::ValidPathInfo>, StoreError> {
-    let matches = |info: &nivis_store::ValidPathInfo| info.nar_hash.encode(HashEncoding::Nix32, false) == nar_hash;
-    if let Some(hash_part) = hint {
-        return Ok(lookup(shared, store, hash_part)?.filter(matches));
-    }
-    // Without a hint (a URL made by hand), look at every path: slow but rare.
-    let _ = lookup(shared, store, "00000000000000000000000000000000")?;
-    let candidates: Vec<StorePath> =
-        shared.index.lock().map(|index| index.0.values().cloned().collect()).unwrap_or_default();
-    for path in candidates {
-        if let Some(info) = store.query_path_info(&path)?
-            && matches(&info)
-        {
-            return Ok(Some(info));
+    let base = drv_path.base_name();
+    let dir = local.config().log_dir.join("drvs").join(&base[..2]);
+    let io_error = |file: &std::path::Path, error| StoreError::Io { context: format!("reading '{}'", file.display()), error };
+    let compressed = dir.join(format!("{}.bz2", &base[2..]));
+    match std::fs::File::open(&compressed) {
+        Ok(file) => {
+            let mut log = Vec::new();
+            bzip2::read::MultiBzDecoder::new(file).read_to_end(&mut log).map_err(|e| io_error(&compressed, e))?;
+            return Ok(Some(log));
         }
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_error(&compressed, e)),
+        Err(_) => {}
     }
-    Ok(None)
+    let plain = dir.join(&base[2..]);
+    match std::fs::read(&plain) {
+        Ok(log) => Ok(Some(log)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error(&plain, e)),
+    }
 }

@@ -1,6 +1,7 @@
 //! `nivis serve --listen ADDR:PORT [--store URI] [--secret-key-file FILE]
-//! [--priority N]`: serves a store as a binary cache over HTTP (like nix-serve
-//! or harmonia), for `substituters = http://ADDR:PORT`.
+//! [--priority N] [--compression none|zstd] [--workers N]`: serves a store as a
+//! binary cache over HTTP (like nix-serve or harmonia), for
+//! `substituters = http://ADDR:PORT`.
 
 use std::ffi::OsString;
 use std::net::TcpListener;
@@ -10,14 +11,18 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use nivis_formats::SecretKey;
 use nivis_store::StoreSettings;
-use nivis_substitute::serve::{ServeConfig, serve};
+use nivis_substitute::serve::{NarCompression, ServeConfig, serve};
 
 const HELP: &str = "\
-Usage: nivis serve [--listen ADDR:PORT] [--store URI] [--secret-key-file FILE] [--priority N]
+Usage: nivis serve [--listen ADDR:PORT] [--store URI] [--secret-key-file FILE]
+                   [--priority N] [--compression none|zstd] [--workers N]
 
-Serve a store as a binary cache over HTTP: /nix-cache-info, /<hash>.narinfo
-and /nar/<nar-hash>.nar (uncompressed). Narinfos are signed with the secret
-key, if given. The default address is 127.0.0.1:5000.
+Serve a store as a binary cache over HTTP: /nix-cache-info, /<hash>.narinfo,
+/nar/<nar-hash>.nar (uncompressed, with byte ranges), /nar/<nar-hash>.nar.zst
+(compressed while streaming) and /log/<drv name> (build logs). Narinfos are
+signed with the secret key, if given, and point at the NARs compressed as
+--compression says (default: none). --workers bounds the connections served
+at once (default 64). The default address is 127.0.0.1:5000.
 ";
 
 pub fn run(args: &[OsString]) -> crate::CommandResult {
@@ -36,6 +41,17 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
                 config.secret_key = Some(SecretKey::parse(text.trim()).with_context(|| format!("in '{file}'"))?);
             }
             "--priority" => config.priority = value()?.parse().context("'--priority' needs a number")?,
+            "--compression" => {
+                let name = value()?;
+                config.compression = NarCompression::parse(&name)
+                    .with_context(|| format!("unknown compression '{name}' (expected 'none' or 'zstd')"))?;
+            }
+            "--workers" => {
+                config.workers = value()?.parse().context("'--workers' needs a number")?;
+                if config.workers == 0 {
+                    bail!("'--workers' needs at least 1");
+                }
+            }
             "--help" | "-h" => {
                 print!("{HELP}");
                 return Ok(ExitCode::SUCCESS);
