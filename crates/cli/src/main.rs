@@ -9,6 +9,7 @@ mod eval_io;
 mod legacy;
 mod nix;
 mod not_implemented;
+mod progress;
 mod realise;
 mod store_args;
 
@@ -41,7 +42,13 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // The reader went away (`| head`): nothing to tell it, as CppNix.
+            let broken_pipe = error
+                .chain()
+                .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe));
+            if !broken_pipe {
+                eprintln!("error: {error:#}");
+            }
             ExitCode::from(1)
         }
     }

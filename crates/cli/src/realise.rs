@@ -195,13 +195,7 @@ pub struct ConfiguredSubstituters(nivis_substitute::SubstituterSet);
 
 impl nivis_build::Substituter for ConfiguredSubstituters {
     fn substitute(&self, store: &dyn Store, paths: &nivis_formats::StorePathSet) -> Result<nivis_formats::StorePathSet, String> {
-        let mut announced: Option<StorePath> = None;
-        let mut progress = |path: &StorePath, _done: u64, _total: u64| {
-            if announced.as_ref() != Some(path) {
-                eprintln!("copying path '{}' from a substituter...", store.print_store_path(path));
-                announced = Some(path.clone());
-            }
-        };
+        let mut progress = crate::progress::copy_progress(store.store_dir().as_str().to_string(), true);
         self.0.substitute(store, paths, &mut progress).map_err(|error| error.to_string())
     }
 

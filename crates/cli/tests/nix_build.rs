@@ -434,7 +434,7 @@ fn outputs_a_binary_cache_has_are_substituted_not_built() {
     let stderr = text(&substituted.stderr);
     assert!(substituted.status.success(), "{stderr}");
     assert_eq!(text(&substituted.stdout).trim(), out_path);
-    assert!(stderr.contains(&format!("copying path '{out_path}'")), "{stderr}");
+    assert!(stderr.contains(&format!("copying path '{out_path}' from '{cache}'...")), "{stderr}");
     assert!(!stderr.contains("building '"), "built although the cache had it: {stderr}");
     // The summary says it will be fetched, not built, as CppNix's does.
     assert!(stderr.contains("this path will be fetched (0.00 MiB download, 0.00 MiB unpacked):"), "{stderr}");

@@ -26,7 +26,7 @@ pub use binary_cache::{BinaryCacheStore, DEFAULT_PRIORITY, is_binary_cache_uri, 
 pub use compression::Compression;
 pub use error::SubstituteError;
 pub use substitute::{
-    CopyOptions, CopyReport, ProgressFn, SubstitutablePath, SubstituteReport, Substituter, SubstituterSet, check_signatures, copy_paths,
+    CopyOptions, CopyReport, Progress, ProgressFn, SubstitutablePath, SubstituteReport, Substituter, SubstituterSet, check_signatures, copy_paths,
     copy_paths_shared, open_substituters, substitute_paths, trusted_keyring,
 };
 pub use verify::VerifyingNarReader;

@@ -20,7 +20,19 @@ use crate::error::SubstituteError;
 
 /// Progress of one path's transfer: the path, NAR bytes done, NAR bytes in all
 /// (0 when unknown).
-pub type ProgressFn<'a> = dyn FnMut(&StorePath, u64, u64) + 'a;
+pub type ProgressFn<'a> = dyn FnMut(&Progress<'_>) + 'a;
+
+/// Where the copy of one path stands: called once with `done == 0` when it
+/// starts, then about every MiB, and when it is complete.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    pub path: &'a StorePath,
+    /// The URI of the store the path comes from.
+    pub source: &'a str,
+    /// NAR bytes copied so far, of `total`.
+    pub done: u64,
+    pub total: u64,
+}
 
 /// A substituter that can feed a helper thread.
 pub type Substituter = Box<dyn Store + Send + Sync>;
@@ -245,10 +257,19 @@ const PIPE_BUFFER: usize = 256 * 1024;
 struct ProgressReader<'a, 'b, R: Read> {
     inner: R,
     path: &'a StorePath,
+    source: String,
     done: u64,
     total: u64,
     last_report: u64,
     progress: &'a mut ProgressFn<'b>,
+}
+
+impl<'a, 'b, R: Read> ProgressReader<'a, 'b, R> {
+    /// Announces the copy of `info.path` from `source` and counts its bytes.
+    fn start(inner: R, source: String, info: &'a ValidPathInfo, progress: &'a mut ProgressFn<'b>) -> Self {
+        progress(&Progress { path: &info.path, source: &source, done: 0, total: info.nar_size });
+        ProgressReader { inner, path: &info.path, source, done: 0, total: info.nar_size, last_report: 0, progress }
+    }
 }
 
 impl<R: Read> Read for ProgressReader<'_, '_, R> {
@@ -258,7 +279,7 @@ impl<R: Read> Read for ProgressReader<'_, '_, R> {
         // Report every 1 MiB and at the end, not for every small read.
         if self.done - self.last_report >= 1 << 20 || (n == 0 && self.done != self.last_report) || self.done == self.total {
             self.last_report = self.done;
-            (self.progress)(self.path, self.done, self.total);
+            (self.progress)(&Progress { path: self.path, source: &self.source, done: self.done, total: self.total });
         }
         Ok(n)
     }
@@ -279,7 +300,7 @@ fn transfer_shared(
             result
         });
         let mut counted =
-            ProgressReader { inner: io::BufReader::with_capacity(PIPE_BUFFER, reader), path: &info.path, done: 0, total: info.nar_size, last_report: 0, progress };
+            ProgressReader::start(io::BufReader::with_capacity(PIPE_BUFFER, reader), source.uri(), info, progress);
         let added = destination.add_nar(info, &mut counted, false);
         // Closing our end lets a producer blocked on a full pipe finish.
         drop(counted);
@@ -310,7 +331,7 @@ fn transfer_any(
                 result
             });
             let mut counted =
-                ProgressReader { inner: io::BufReader::with_capacity(PIPE_BUFFER, reader), path: &info.path, done: 0, total: info.nar_size, last_report: 0, progress };
+                ProgressReader::start(io::BufReader::with_capacity(PIPE_BUFFER, reader), source.uri(), info, progress);
             let added = destination.add_nar(info, &mut counted, false);
             drop(counted);
             match producer.join() {
@@ -331,14 +352,7 @@ fn transfer_any(
         buffered.flush().map_err(|e| SubstituteError::io("writing a temporary file", e))?;
     }
     spool.rewind().map_err(|e| SubstituteError::io("rewinding a temporary file", e))?;
-    let mut counted = ProgressReader {
-        inner: io::BufReader::new(spool),
-        path: &info.path,
-        done: 0,
-        total: info.nar_size,
-        last_report: 0,
-        progress,
-    };
+    let mut counted = ProgressReader::start(io::BufReader::new(spool), source.uri(), info, progress);
     destination.add_nar(info, &mut counted, false)?;
     Ok(())
 }

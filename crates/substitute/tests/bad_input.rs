@@ -38,7 +38,7 @@ impl Fixture {
             self.tmp.path().join("good.sec").display()
         );
         let cache = BinaryCacheStore::open(&uri, &settings()).unwrap();
-        copy_paths(&source, &cache, &set(&self.paths[1..]), &CopyOptions::default(), &mut |_, _, _| {}).unwrap();
+        copy_paths(&source, &cache, &set(&self.paths[1..]), &CopyOptions::default(), &mut |_| {}).unwrap();
         format!("file://{}", dir.display())
     }
 
@@ -83,7 +83,7 @@ fn substitute_fails(fixture: &Fixture, uris: &[String], require_sigs: bool, dest
         &set(std::slice::from_ref(path)),
         &fixture.keyring,
         require_sigs,
-        &mut |_, _, _| {},
+        &mut |_| {},
     )
     .unwrap();
     assert!(report.substituted.is_empty());
@@ -110,7 +110,7 @@ fn untrusted_and_forged_signatures_are_refused_and_the_next_cache_is_used() {
         &settings(),
     )
     .unwrap();
-    copy_paths(&source, &untrusted, &set(&fixture.paths[..1]), &CopyOptions::default(), &mut |_, _, _| {}).unwrap();
+    copy_paths(&source, &untrusted, &set(&fixture.paths[..1]), &CopyOptions::default(), &mut |_| {}).unwrap();
     let untrusted_uri = format!("file://{}", untrusted_dir.display());
     let message = substitute_fails(&fixture, std::slice::from_ref(&untrusted_uri), true, "untrusted");
     assert!(message.contains("lacks a signature by a trusted key"), "{message}");
@@ -134,7 +134,7 @@ fn untrusted_and_forged_signatures_are_refused_and_the_next_cache_is_used() {
         &set(&fixture.paths[..1]),
         &fixture.keyring,
         true,
-        &mut |_, _, _| {},
+        &mut |_| {},
     )
     .unwrap();
     assert_eq!(report.substituted, fixture.paths[..1].to_vec());
@@ -285,7 +285,7 @@ fn a_failing_server_is_passed_over_for_the_next_substituter() {
         &set(&fixture.paths[1..]),
         &fixture.keyring,
         true,
-        &mut |_, _, _| {},
+        &mut |_| {},
     )
     .unwrap();
     assert!(report.failed.is_empty(), "{:?}", report.failed);

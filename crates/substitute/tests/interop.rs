@@ -12,8 +12,8 @@ use nivis_store::Store;
 use nivis_substitute::serve::{ServeConfig, serve};
 use nivis_substitute::{BinaryCacheStore, CopyOptions, Substituter, copy_paths, substitute_paths};
 
-fn no_progress() -> impl FnMut(&nivis_formats::StorePath, u64, u64) {
-    |_, _, _| {}
+fn no_progress() -> impl FnMut(&nivis_substitute::Progress<'_>) {
+    |_| {}
 }
 
 /// CppNix writes and signs an xz cache; nivis substitutes from it with
@@ -43,7 +43,7 @@ fn substitutes_from_a_cache_cppnix_wrote() {
         &set(&paths[1..]),
         &keyring(&[&public_key]),
         true,
-        &mut |path, done, total| reports.push((path.clone(), done, total)),
+        &mut |p: &nivis_substitute::Progress<'_>| reports.push((p.path.clone(), p.done, p.total, p.source.to_string())),
     )
     .unwrap();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
@@ -51,7 +51,9 @@ fn substitutes_from_a_cache_cppnix_wrote() {
     // Progress ends at the NAR size for every path.
     for path in &paths {
         let info = destination.query_path_info(path).unwrap().unwrap();
-        assert!(reports.iter().any(|(p, done, total)| p == path && *done == info.nar_size && *total == info.nar_size));
+        assert!(reports.iter().any(|(p, done, total, _)| p == path && *done == info.nar_size && *total == info.nar_size));
+        // Each copy is announced before its first byte, naming the cache.
+        assert!(reports.iter().any(|(p, done, _, source)| p == path && *done == 0 && *source == cache.uri()));
         assert_eq!(info.sigs.len(), 1, "the cache's signature is kept");
     }
     for path in &paths {

@@ -6,12 +6,11 @@
 //! A progress line goes to stderr when it is a terminal.
 
 use std::ffi::OsString;
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use nivis_config::Config;
-use nivis_formats::{StorePath, StorePathSet};
+use nivis_formats::StorePathSet;
 use nivis_store::{Store, StoreSettings};
 use nivis_substitute::{BinaryCacheStore, CopyOptions, is_binary_cache_uri};
 
@@ -97,21 +96,6 @@ pub fn load_config(settings: &[(String, String)]) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// Renders transfer progress as one rewritten line on a terminal.
-pub fn progress_printer(store_dir: String) -> impl FnMut(&StorePath, u64, u64) {
-    let on_terminal = std::io::stderr().is_terminal();
-    move |path: &StorePath, done: u64, total: u64| {
-        if !on_terminal {
-            return;
-        }
-        let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
-        eprint!("\r\x1b[Kcopying '{store_dir}/{path}': {:.1}/{:.1} MiB", mib(done), mib(total));
-        if done >= total {
-            eprint!("\r\x1b[K");
-        }
-    }
-}
-
 /// Copies `options.paths` as `nix copy` does; shared with `nix-copy-closure`.
 pub fn copy(options: &Options) -> anyhow::Result<()> {
     let settings = StoreSettings::from_env();
@@ -128,7 +112,7 @@ pub fn copy(options: &Options) -> anyhow::Result<()> {
         check_sigs,
         keyring: if check_sigs { nivis_substitute::trusted_keyring(&config)? } else { Default::default() },
     };
-    let mut progress = progress_printer(destination.store_dir().as_str().to_string());
+    let mut progress = crate::progress::copy_progress(destination.store_dir().as_str().to_string(), false);
 
     let report = if is_binary_cache_uri(&source_uri) {
         // A binary cache can feed a helper thread: NARs stream without a spool.
