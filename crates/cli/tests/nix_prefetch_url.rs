@@ -24,10 +24,19 @@ fn serve(root: PathBuf) -> u16 {
                     break;
                 }
             }
-            let path = request_line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_string();
             let response = match std::fs::read(root.join(&path)) {
                 Ok(body) if !path.is_empty() => {
-                    let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
                     r.extend(body);
                     r
                 }
@@ -51,7 +60,11 @@ impl Env {
         std::fs::create_dir_all(served.join("src/pkg")).unwrap();
         std::fs::write(served.join("hello.txt"), "hello\n").unwrap();
         std::fs::write(served.join("src/pkg/file"), "in the tarball\n").unwrap();
-        let status = Command::new("tar").args(["-czf", "../pkg.tar.gz", "pkg"]).current_dir(served.join("src")).status().unwrap();
+        let status = Command::new("tar")
+            .args(["-czf", "../pkg.tar.gz", "pkg"])
+            .current_dir(served.join("src"))
+            .status()
+            .unwrap();
         assert!(status.success());
         std::fs::create_dir(dir.path().join("bin")).unwrap();
         std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_nivis"), dir.path().join("bin/nix-prefetch-url")).unwrap();
@@ -90,7 +103,11 @@ impl Env {
 }
 
 fn stdout(output: &Output) -> String {
-    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
@@ -121,7 +138,10 @@ fn prefetch_over_http_matches_cppnix() {
     let wrong = env.nivis(&[&env.url("pkg.tar.gz"), &hash]);
     assert_eq!(wrong.status.code(), Some(1));
     let message = String::from_utf8_lossy(&wrong.stderr);
-    assert!(message.contains(&format!("hash mismatch in file downloaded from '{tarball}'")), "{message}");
+    assert!(
+        message.contains(&format!("hash mismatch in file downloaded from '{tarball}'")),
+        "{message}"
+    );
 }
 
 #[test]
@@ -131,19 +151,30 @@ fn prefetch_errors_name_the_url() {
     let ours = env.nivis(&[&missing]);
     assert_eq!(ours.status.code(), Some(1));
     let needle = format!("unable to download '{missing}': HTTP error 404");
-    assert!(String::from_utf8_lossy(&ours.stderr).contains(&needle), "{}", String::from_utf8_lossy(&ours.stderr));
+    assert!(
+        String::from_utf8_lossy(&ours.stderr).contains(&needle),
+        "{}",
+        String::from_utf8_lossy(&ours.stderr)
+    );
     if let Some(theirs) = env.cppnix(&[&missing]) {
         assert!(String::from_utf8_lossy(&theirs.stderr).contains(&needle));
     }
     let unreachable = "http://127.0.0.1:1/x";
     let ours = env.nivis(&[unreachable]);
-    assert!(String::from_utf8_lossy(&ours.stderr).contains("unable to download 'http://127.0.0.1:1/x': Couldn't connect to server"));
+    assert!(
+        String::from_utf8_lossy(&ours.stderr)
+            .contains("unable to download 'http://127.0.0.1:1/x': Couldn't connect to server")
+    );
     // The URL of a directory has no file name.
     let ours = env.nivis(&[&env.url("")]);
     assert_eq!(ours.status.code(), Some(1));
     let junk = env.nivis(&["--unpack", &file_of(&env)]);
     assert_eq!(junk.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&junk.stderr).contains("Unrecognized archive format"), "{}", String::from_utf8_lossy(&junk.stderr));
+    assert!(
+        String::from_utf8_lossy(&junk.stderr).contains("Unrecognized archive format"),
+        "{}",
+        String::from_utf8_lossy(&junk.stderr)
+    );
 }
 
 fn file_of(env: &Env) -> String {

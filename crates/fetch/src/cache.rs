@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use nivis_formats::{Hash, HashAlgorithm, StorePath};
 use nivis_store::Store;
 
-use crate::input::{Attrs, attrs_from_json, attrs_to_json};
 use crate::FetchSettings;
+use crate::input::{Attrs, attrs_from_json, attrs_to_json};
 
 pub struct Cache {
     dir: PathBuf,
@@ -40,7 +40,9 @@ pub fn now() -> i64 {
 
 impl Cache {
     pub fn new(settings: &FetchSettings) -> Cache {
-        Cache { dir: settings.cache_dir.join("fetcher-cache-v1") }
+        Cache {
+            dir: settings.cache_dir.join("fetcher-cache-v1"),
+        }
     }
 
     fn entry_file(&self, input: &Attrs) -> PathBuf {
@@ -87,11 +89,16 @@ impl Cache {
         let immutable = entry.get("immutable")?.as_bool()?;
         let timestamp = entry.get("timestamp")?.as_i64()?;
         let expired = !immutable && (tarball_ttl == 0 || timestamp + (tarball_ttl as i64) < now());
-        Some(CacheEntry { info, store_path, expired })
+        Some(CacheEntry {
+            info,
+            store_path,
+            expired,
+        })
     }
 
     /// The entry for `input` if it has not expired.
     pub fn lookup(&self, store: &dyn Store, input: &Attrs, tarball_ttl: u64) -> Option<CacheEntry> {
-        self.lookup_expired(store, input, tarball_ttl).filter(|entry| !entry.expired)
+        self.lookup_expired(store, input, tarball_ttl)
+            .filter(|entry| !entry.expired)
     }
 }

@@ -5,7 +5,11 @@ pub enum FetchError {
     /// A transfer failed (HTTP status, connection, unsupported scheme); the
     /// message names the URL, as `unable to download '...': ...`.
     #[error("{message}")]
-    Transfer { url: String, message: String, transient: bool },
+    Transfer {
+        url: String,
+        message: String,
+        transient: bool,
+    },
     /// A fetched object does not have the hash the caller asked for.
     #[error("{0}")]
     HashMismatch(String),
@@ -20,7 +24,10 @@ pub enum FetchError {
 
 impl FetchError {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> FetchError {
-        FetchError::Io { context: context.into(), source }
+        FetchError::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     pub fn msg(message: impl Into<String>) -> FetchError {

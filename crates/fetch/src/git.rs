@@ -45,7 +45,10 @@ fn git(args: &[&str]) -> Result<String, FetchError> {
         .output()
         .map_err(|e| FetchError::io("running 'git'", e))?;
     if !output.status.success() {
-        return Err(FetchError::msg(format!("program 'git' {}", describe_status(output.status))));
+        return Err(FetchError::msg(format!(
+            "program 'git' {}",
+            describe_status(output.status)
+        )));
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
@@ -71,7 +74,9 @@ fn parse_rev(text: &str) -> Result<Hash, FetchError> {
 }
 
 fn parse_u64(text: &str, what: &str) -> Result<u64, FetchError> {
-    text.trim().parse().map_err(|_| FetchError::msg(format!("'git' printed '{}' for {what}", text.trim())))
+    text.trim()
+        .parse()
+        .map_err(|_| FetchError::msg(format!("'git' printed '{}' for {what}", text.trim())))
 }
 
 /// `file://` URLs (and paths) name local repositories; a repository without a
@@ -83,7 +88,14 @@ fn actual_url(url: &str) -> (bool, String) {
         let force_http = std::env::var("_NIX_FORCE_HTTP").as_deref() == Ok("1");
         let bare = !Path::new(path).join(".git").exists();
         let local = !force_http && !bare;
-        return (local, if local { path.to_string() } else { format!("file://{path}") });
+        return (
+            local,
+            if local {
+                path.to_string()
+            } else {
+                format!("file://{path}")
+            },
+        );
     }
     (false, url.split(['?', '#']).next().unwrap_or(url).to_string())
 }
@@ -101,20 +113,32 @@ fn int_attr(info: &Attrs, name: &str) -> Option<u64> {
 
 /// Copies the tracked files of a dirty working tree (directories containing
 /// tracked files, and nothing else) to `target`.
-fn copy_tracked(source: &Path, relative: &str, files: &std::collections::BTreeSet<String>, target: &Path) -> Result<(), FetchError> {
+fn copy_tracked(
+    source: &Path,
+    relative: &str,
+    files: &std::collections::BTreeSet<String>,
+    target: &Path,
+) -> Result<(), FetchError> {
     use std::os::unix::fs::PermissionsExt;
     let io = |what: &str, path: &Path, e| FetchError::io(format!("{what} '{}'", path.display()), e);
     let entries = std::fs::read_dir(source).map_err(|e| io("opening directory", source, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| io("reading directory", source, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let rel = if relative.is_empty() { name.clone() } else { format!("{relative}/{name}") };
+        let rel = if relative.is_empty() {
+            name.clone()
+        } else {
+            format!("{relative}/{name}")
+        };
         let path = entry.path();
         let metadata = std::fs::symlink_metadata(&path).map_err(|e| io("getting status of", &path, e))?;
         let destination = target.join(&name);
         if metadata.is_dir() {
             let prefix = format!("{rel}/");
-            let wanted = files.range(prefix.clone()..).next().is_some_and(|f| f.starts_with(&prefix));
+            let wanted = files
+                .range(prefix.clone()..)
+                .next()
+                .is_some_and(|f| f.starts_with(&prefix));
             if wanted {
                 std::fs::create_dir(&destination).map_err(|e| io("creating directory", &destination, e))?;
                 copy_tracked(&path, &rel, files, &destination)?;
@@ -125,7 +149,11 @@ fn copy_tracked(source: &Path, relative: &str, files: &std::collections::BTreeSe
                 std::os::unix::fs::symlink(link, &destination).map_err(|e| io("creating symlink", &destination, e))?;
             } else if metadata.is_file() {
                 std::fs::copy(&path, &destination).map_err(|e| io("copying", &path, e))?;
-                let mode = if metadata.permissions().mode() & 0o100 != 0 { 0o755 } else { 0o644 };
+                let mode = if metadata.permissions().mode() & 0o100 != 0 {
+                    0o755
+                } else {
+                    0o644
+                };
                 std::fs::set_permissions(&destination, std::fs::Permissions::from_mode(mode))
                     .map_err(|e| io("setting permissions of", &destination, e))?;
             }
@@ -160,7 +188,14 @@ fn copy_without_dot_git(source: &Path, target: &Path) -> Result<(), FetchError> 
 }
 
 fn add_tree(store: &dyn Store, name: &str, path: &Path) -> Result<StorePath, FetchError> {
-    Ok(store.add_to_store(name, path, FileIngestionMethod::Recursive, HashAlgorithm::Sha256, &StorePathSet::new(), false)?)
+    Ok(store.add_to_store(
+        name,
+        path,
+        FileIngestionMethod::Recursive,
+        HashAlgorithm::Sha256,
+        &StorePathSet::new(),
+        false,
+    )?)
 }
 
 /// A held `flock` on a file, released when dropped.
@@ -179,7 +214,10 @@ impl FileLock {
             .map_err(|e| FetchError::io(format!("opening lock file '{}'", path.display()), e))?;
         // SAFETY: flock on a descriptor we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(FetchError::io(format!("acquiring lock '{}'", path.display()), std::io::Error::last_os_error()));
+            return Err(FetchError::io(
+                format!("acquiring lock '{}'", path.display()),
+                std::io::Error::last_os_error(),
+            ));
         }
         Ok(FileLock { _file: file })
     }
@@ -187,7 +225,11 @@ impl FileLock {
 
 /// `fetchGit`/`fetchTree { type = "git"; }`: returns the store path and the
 /// input with `ref`, `rev`, `revCount` and `lastModified` filled in.
-pub(crate) fn fetch_git(store: &dyn Store, settings: &FetchSettings, original: &Input) -> Result<(StorePath, Input), FetchError> {
+pub(crate) fn fetch_git(
+    store: &dyn Store,
+    settings: &FetchSettings,
+    original: &Input,
+) -> Result<(StorePath, Input), FetchError> {
     let mut input = original.clone();
     let name = input.name()?;
     let shallow = maybe_bool(&input.attrs, "shallow")?.unwrap_or(false);
@@ -205,16 +247,18 @@ pub(crate) fn fetch_git(store: &dyn Store, settings: &FetchSettings, original: &
     }
     let cache = Cache::new(settings);
     let locked_attrs = |rev: &Hash| -> Attrs {
-        [("type", cache_type.as_str()), ("name", name.as_str()), ("rev", rev.to_base16().as_str())]
-            .iter()
-            .map(|(k, v)| (k.to_string(), string(v)))
-            .collect()
+        [
+            ("type", cache_type.as_str()),
+            ("name", name.as_str()),
+            ("rev", rev.to_base16().as_str()),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), string(v)))
+        .collect()
     };
     let make_result = |mut input: Input, info: &Attrs, store_path: StorePath| -> (StorePath, Input) {
-        if !shallow {
-            if let Some(count) = int_attr(info, "revCount") {
-                input.attrs.insert("revCount".into(), Attr::Int(count));
-            }
+        if !shallow && let Some(count) = int_attr(info, "revCount") {
+            input.attrs.insert("revCount".into(), Attr::Int(count));
         }
         if let Some(time) = int_attr(info, "lastModified") {
             input.attrs.insert("lastModified".into(), Attr::Int(time));
@@ -222,24 +266,30 @@ pub(crate) fn fetch_git(store: &dyn Store, settings: &FetchSettings, original: &
         (store_path, input)
     };
 
-    if let Some(rev) = input.rev()? {
-        if let Some(hit) = cache.lookup(store, &locked_attrs(&rev), settings.tarball_ttl) {
-            return Ok(make_result(input, &hit.info, hit.store_path));
-        }
+    if let Some(rev) = input.rev()?
+        && let Some(hit) = cache.lookup(store, &locked_attrs(&rev), settings.tarball_ttl)
+    {
+        return Ok(make_result(input, &hit.info, hit.store_path));
     }
 
     let url = crate::input::get_str(&input.attrs, "url")?.to_string();
     let (is_local, actual_url) = actual_url(&url);
 
     // A local working tree without ref or rev may be used with uncommitted changes.
-    if input.reference().is_none() && input.rev()?.is_none() && is_local {
-        if let Some(result) = fetch_dirty_tree(store, settings, &mut input, &actual_url, &name, submodules)? {
-            return Ok(result);
-        }
+    if input.reference().is_none()
+        && input.rev()?.is_none()
+        && is_local
+        && let Some(result) = fetch_dirty_tree(store, settings, &mut input, &actual_url, &name, submodules)?
+    {
+        return Ok(result);
     }
 
     if input.reference().is_none() {
-        let head = if is_local { chomp(git(&["-C", &actual_url, "rev-parse", "--abbrev-ref", "HEAD"])?) } else { "master".into() };
+        let head = if is_local {
+            chomp(git(&["-C", &actual_url, "rev-parse", "--abbrev-ref", "HEAD"])?)
+        } else {
+            "master".into()
+        };
         input.attrs.insert("ref".into(), Attr::String(head));
     }
     let reference = input.reference().unwrap_or("master").to_string();
@@ -253,29 +303,28 @@ pub(crate) fn fetch_git(store: &dyn Store, settings: &FetchSettings, original: &
     .map(|(k, v)| (k.to_string(), string(v)))
     .collect();
 
-    let repo_dir: PathBuf;
-    if is_local {
+    let repo_dir: PathBuf = if is_local {
         if input.rev()?.is_none() {
             let rev = parse_rev(&git(&["-C", &actual_url, "rev-parse", &reference])?)?;
             input.attrs.insert("rev".into(), Attr::String(rev.to_base16()));
         }
-        repo_dir = PathBuf::from(&actual_url);
+        PathBuf::from(&actual_url)
     } else {
-        if let Some(hit) = cache.lookup(store, &unlocked_attrs, settings.tarball_ttl) {
-            if let Some(Attr::String(cached_rev)) = hit.info.get("rev") {
-                let cached_rev = parse_rev(cached_rev)?;
-                if input.rev()?.is_none_or(|rev| rev == cached_rev) {
-                    input.attrs.insert("rev".into(), Attr::String(cached_rev.to_base16()));
-                    return Ok(make_result(input, &hit.info, hit.store_path));
-                }
+        if let Some(hit) = cache.lookup(store, &unlocked_attrs, settings.tarball_ttl)
+            && let Some(Attr::String(cached_rev)) = hit.info.get("rev")
+        {
+            let cached_rev = parse_rev(cached_rev)?;
+            if input.rev()?.is_none_or(|rev| rev == cached_rev) {
+                input.attrs.insert("rev".into(), Attr::String(cached_rev.to_base16()));
+                return Ok(make_result(input, &hit.info, hit.store_path));
             }
         }
         let (clone_dir, fetched_rev) = fetch_into_cache_clone(settings, &input, &actual_url, &reference, all_refs)?;
         if let Some(rev) = fetched_rev {
             input.attrs.insert("rev".into(), Attr::String(rev.to_base16()));
         }
-        repo_dir = clone_dir;
-    }
+        clone_dir
+    };
     let repo = repo_dir.to_string_lossy().into_owned();
 
     let is_shallow = chomp(git(&["-C", &repo, "rev-parse", "--is-shallow-repository"])?) == "true";
@@ -297,7 +346,11 @@ pub(crate) fn fetch_git(store: &dyn Store, settings: &FetchSettings, original: &
         .stdin(Stdio::null())
         .output()
         .map_err(|e| FetchError::io("running 'git'", e))?;
-    let check_text = format!("{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+    let check_text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
     if check.status.code() == Some(128) && check_text.contains("bad file") {
         return Err(FetchError::msg(format!(
             "Cannot find Git revision '{rev_text}' in ref '{reference}' of repository '{actual_url}'! Please make sure that the rev exists on the ref you've specified or add allRefs = true; to fetchGit."
@@ -310,23 +363,53 @@ pub(crate) fn fetch_git(store: &dyn Store, settings: &FetchSettings, original: &
         let git_dir = temp.path().join("git");
         let tree_text = tree.to_string_lossy().into_owned();
         let git_dir_text = git_dir.to_string_lossy().into_owned();
-        git(&["-c", &format!("init.defaultBranch={GIT_INITIAL_BRANCH}"), "init", "--quiet", &tree_text, "--separate-git-dir", &git_dir_text])?;
-        git(&["-C", &tree_text, "fetch", "--quiet", "--force", "--update-head-ok", "--", &repo, "refs/*:refs/*"])?;
+        git(&[
+            "-c",
+            &format!("init.defaultBranch={GIT_INITIAL_BRANCH}"),
+            "init",
+            "--quiet",
+            &tree_text,
+            "--separate-git-dir",
+            &git_dir_text,
+        ])?;
+        git(&[
+            "-C",
+            &tree_text,
+            "fetch",
+            "--quiet",
+            "--force",
+            "--update-head-ok",
+            "--",
+            &repo,
+            "refs/*:refs/*",
+        ])?;
         git(&["-C", &tree_text, "checkout", "--quiet", &rev_text])?;
         git(&["-C", &tree_text, "remote", "add", "origin", &actual_url])?;
-        git(&["-C", &tree_text, "submodule", "--quiet", "update", "--init", "--recursive"])?;
+        git(&[
+            "-C",
+            &tree_text,
+            "submodule",
+            "--quiet",
+            "update",
+            "--init",
+            "--recursive",
+        ])?;
         let filtered = temp.path().join("filtered");
         copy_without_dot_git(&tree, &filtered)?;
         add_tree(store, &name, &filtered)?
     } else {
-        std::fs::create_dir(&tree).map_err(|e| FetchError::io(format!("creating directory '{}'", tree.display()), e))?;
+        std::fs::create_dir(&tree)
+            .map_err(|e| FetchError::io(format!("creating directory '{}'", tree.display()), e))?;
         let mut child = Command::new("git")
             .args(["-C", &repo, "archive", &rev_text])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| FetchError::io("running 'git'", e))?;
-        let stdout = child.stdout.take().ok_or_else(|| FetchError::msg("git archive has no output"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| FetchError::msg("git archive has no output"))?;
         let unpacked = crate::unpack::unpack_tar_stream(Box::new(stdout), &tree);
         let status = child.wait().map_err(|e| FetchError::io("waiting for 'git'", e))?;
         if !status.success() {
@@ -337,14 +420,25 @@ pub(crate) fn fetch_git(store: &dyn Store, settings: &FetchSettings, original: &
     };
 
     let last_modified = parse_u64(
-        &git(&["-C", &repo, "log", "-1", "--format=%ct", "--no-show-signature", &rev_text])?,
+        &git(&[
+            "-C",
+            &repo,
+            "log",
+            "-1",
+            "--format=%ct",
+            "--no-show-signature",
+            &rev_text,
+        ])?,
         "the commit time",
     )?;
     let mut info = Attrs::new();
     info.insert("rev".into(), string(&rev_text));
     info.insert("lastModified".into(), Attr::Int(last_modified));
     if !shallow {
-        let count = parse_u64(&git(&["-C", &repo, "rev-list", "--count", &rev_text])?, "the revision count")?;
+        let count = parse_u64(
+            &git(&["-C", &repo, "rev-list", "--count", &rev_text])?,
+            "the revision count",
+        )?;
         info.insert("revCount".into(), Attr::Int(count));
     }
     if original.rev()?.is_none() {
@@ -365,10 +459,20 @@ fn fetch_dirty_tree(
     submodules: bool,
 ) -> Result<Option<(StorePath, Input)>, FetchError> {
     let common_dir = chomp(git(&["-C", actual_url, "rev-parse", "--git-common-dir"])?);
-    let git_dir = if common_dir != ".git" { PathBuf::from(&common_dir) } else { Path::new(actual_url).join(".git") };
-    let git_dir = if git_dir.is_relative() { Path::new(actual_url).join(git_dir) } else { git_dir };
+    let git_dir = if common_dir != ".git" {
+        PathBuf::from(&common_dir)
+    } else {
+        Path::new(actual_url).join(".git")
+    };
+    let git_dir = if git_dir.is_relative() {
+        Path::new(actual_url).join(git_dir)
+    } else {
+        git_dir
+    };
     // As CppNix: a repository "has commits" if refs/heads has an entry.
-    let have_commits = std::fs::read_dir(git_dir.join("refs/heads")).map(|mut d| d.next().is_some()).unwrap_or(false);
+    let have_commits = std::fs::read_dir(git_dir.join("refs/heads"))
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
     let mut clean = false;
     if have_commits {
         match git_status(&["-C", actual_url, "diff-index", "--quiet", "HEAD", "--"])? {
@@ -391,14 +495,29 @@ fn fetch_dirty_tree(
         args.push("--recurse-submodules");
     }
     let listing = git(&args)?;
-    let files: std::collections::BTreeSet<String> = listing.split('\0').filter(|f| !f.is_empty()).map(str::to_string).collect();
+    let files: std::collections::BTreeSet<String> = listing
+        .split('\0')
+        .filter(|f| !f.is_empty())
+        .map(str::to_string)
+        .collect();
     let temp = crate::tarball::temp_dir()?;
     let copy = temp.path().join("tree");
     std::fs::create_dir(&copy).map_err(|e| FetchError::io(format!("creating directory '{}'", copy.display()), e))?;
     copy_tracked(Path::new(actual_url), "", &files, &copy)?;
     let store_path = add_tree(store, name, &copy)?;
     let last_modified = if have_commits {
-        parse_u64(&git(&["-C", actual_url, "log", "-1", "--format=%ct", "--no-show-signature", "HEAD"])?, "the commit time")?
+        parse_u64(
+            &git(&[
+                "-C",
+                actual_url,
+                "log",
+                "-1",
+                "--format=%ct",
+                "--no-show-signature",
+                "HEAD",
+            ])?,
+            "the commit time",
+        )?
     } else {
         0
     };
@@ -418,14 +537,25 @@ fn fetch_into_cache_clone(
     let key = Hash::of_bytes(HashAlgorithm::Sha256, actual_url.as_bytes()).to_nix32();
     let cache_dir = settings.cache_dir.join("gitv3").join(&key);
     let parent = settings.cache_dir.join("gitv3");
-    std::fs::create_dir_all(&parent).map_err(|e| FetchError::io(format!("creating directory '{}'", parent.display()), e))?;
+    std::fs::create_dir_all(&parent)
+        .map_err(|e| FetchError::io(format!("creating directory '{}'", parent.display()), e))?;
     let _lock = FileLock::acquire(&parent.join(format!("{key}.lock")))?;
     let repo = cache_dir.to_string_lossy().into_owned();
     if !cache_dir.exists() {
-        git(&["-c", &format!("init.defaultBranch={GIT_INITIAL_BRANCH}"), "init", "--quiet", "--bare", &repo])?;
+        git(&[
+            "-c",
+            &format!("init.defaultBranch={GIT_INITIAL_BRANCH}"),
+            "init",
+            "--quiet",
+            "--bare",
+            &repo,
+        ])?;
     }
-    let local_ref_file =
-        if reference.starts_with("refs/") { cache_dir.join(reference) } else { cache_dir.join("refs/heads").join(reference) };
+    let local_ref_file = if reference.starts_with("refs/") {
+        cache_dir.join(reference)
+    } else {
+        cache_dir.join("refs/heads").join(reference)
+    };
     let now = crate::cache::now();
     let do_fetch = if let Some(rev) = input.rev()? {
         match git_status(&["-C", &repo, "cat-file", "-e", &rev.to_base16()])? {
@@ -473,8 +603,13 @@ fn fetch_into_cache_clone(
 
 fn touch(path: &Path, time: i64) {
     use std::os::unix::ffi::OsStrExt;
-    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return };
-    let times = [libc::timespec { tv_sec: time as libc::time_t, tv_nsec: 0 }; 2];
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return;
+    };
+    let times = [libc::timespec {
+        tv_sec: time as libc::time_t,
+        tv_nsec: 0,
+    }; 2];
     // SAFETY: a valid path and two timespecs.
     unsafe { libc::utimensat(libc::AT_FDCWD, c_path.as_ptr(), times.as_ptr(), 0) };
 }

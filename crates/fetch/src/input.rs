@@ -63,7 +63,10 @@ pub(crate) fn maybe_str<'a>(attrs: &'a Attrs, name: &str) -> Result<Option<&'a s
     match attrs.get(name) {
         None => Ok(None),
         Some(Attr::String(s)) => Ok(Some(s)),
-        Some(_) => Err(FetchError::msg(format!("input attribute '{name}' is not a string {}", attrs_json_text(attrs)))),
+        Some(_) => Err(FetchError::msg(format!(
+            "input attribute '{name}' is not a string {}",
+            attrs_json_text(attrs)
+        ))),
     }
 }
 
@@ -98,8 +101,19 @@ pub struct FetchedTree {
     pub input: Input,
 }
 
-const GIT_ATTRIBUTES: &[&str] =
-    &["type", "url", "ref", "rev", "shallow", "submodules", "lastModified", "revCount", "narHash", "allRefs", "name"];
+const GIT_ATTRIBUTES: &[&str] = &[
+    "type",
+    "url",
+    "ref",
+    "rev",
+    "shallow",
+    "submodules",
+    "lastModified",
+    "revCount",
+    "narHash",
+    "allRefs",
+    "name",
+];
 const TARBALL_ATTRIBUTES: &[&str] = &["type", "url", "narHash", "name"];
 const PATH_ATTRIBUTES: &[&str] = &["type", "path", "rev", "revCount", "lastModified", "narHash"];
 
@@ -110,7 +124,11 @@ pub(crate) fn check_url(url: &str) -> Result<(), FetchError> {
             && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
             && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
     });
-    if valid { Ok(()) } else { Err(FetchError::msg(format!("'{url}' is not a valid URL"))) }
+    if valid {
+        Ok(())
+    } else {
+        Err(FetchError::msg(format!("'{url}' is not a valid URL")))
+    }
 }
 
 /// `git check-ref-format`-style refusals, as CppNix's `badGitRefRegex`.
@@ -120,7 +138,9 @@ pub(crate) fn is_bad_git_ref(name: &str) -> bool {
         || name.contains("//")
         || name.contains("/.")
         || name.contains("..")
-        || name.chars().any(|c| (c as u32) < 0x20 || c == '\x7f' || " ~^:?*[\\".contains(c))
+        || name
+            .chars()
+            .any(|c| (c as u32) < 0x20 || c == '\x7f' || " ~^:?*[\\".contains(c))
         || name.ends_with('/')
         || name.ends_with(".lock")
         || name.contains("@{")
@@ -136,7 +156,12 @@ impl Input {
             "tarball" => (TARBALL_ATTRIBUTES, "tarball"),
             "file" => (TARBALL_ATTRIBUTES, "file"),
             "path" => (PATH_ATTRIBUTES, "path"),
-            _ => return Err(FetchError::msg(format!("cannot fetch unsupported input '{}'", attrs_json_text(&attrs)))),
+            _ => {
+                return Err(FetchError::msg(format!(
+                    "cannot fetch unsupported input '{}'",
+                    attrs_json_text(&attrs)
+                )));
+            }
         };
         for name in attrs.keys() {
             if !allowed.contains(&name.as_str()) {
@@ -149,10 +174,10 @@ impl Input {
                 maybe_bool(&attrs, "shallow")?;
                 maybe_bool(&attrs, "submodules")?;
                 maybe_bool(&attrs, "allRefs")?;
-                if let Some(reference) = maybe_str(&attrs, "ref")? {
-                    if is_bad_git_ref(reference) {
-                        return Err(FetchError::msg(format!("invalid Git branch/tag name '{reference}'")));
-                    }
+                if let Some(reference) = maybe_str(&attrs, "ref")?
+                    && is_bad_git_ref(reference)
+                {
+                    return Err(FetchError::msg(format!("invalid Git branch/tag name '{reference}'")));
                 }
             }
             "tarball" | "file" => check_url(get_str(&attrs, "url")?)?,
@@ -227,7 +252,11 @@ impl Input {
                 if maybe_bool(&self.attrs, "shallow").ok().flatten().unwrap_or(false) {
                     query.insert("shallow", "1".into());
                 }
-                if url.starts_with("git:") { url } else { format!("git+{url}") }
+                if url.starts_with("git:") {
+                    url
+                } else {
+                    format!("git+{url}")
+                }
             }
             "path" => format!("path:{}", maybe_str(&self.attrs, "path").ok().flatten().unwrap_or("")),
             _ => url,
@@ -266,10 +295,16 @@ pub fn input_from_url(url: &str) -> Result<Input, FetchError> {
         .collect();
     if scheme == "path" {
         attrs.insert("type".into(), Attr::String("path".into()));
-        attrs.insert("path".into(), Attr::String(rest.split('?').next().unwrap_or("").to_string()));
+        attrs.insert(
+            "path".into(),
+            Attr::String(rest.split('?').next().unwrap_or("").to_string()),
+        );
         for (k, v) in parameters {
             let value = if k == "revCount" || k == "lastModified" {
-                Attr::Int(v.parse().map_err(|_| FetchError::msg(format!("path URL '{url}' has invalid parameter '{k}'")))?)
+                Attr::Int(
+                    v.parse()
+                        .map_err(|_| FetchError::msg(format!("path URL '{url}' has invalid parameter '{k}'")))?,
+                )
             } else {
                 Attr::String(v)
             };
@@ -285,7 +320,11 @@ pub fn input_from_url(url: &str) -> Result<Input, FetchError> {
             let value = match k.as_str() {
                 "shallow" | "submodules" | "allRefs" => Attr::Bool(v == "1"),
                 "rev" | "ref" | "narHash" | "name" => Attr::String(v),
-                _ => return Err(FetchError::msg(format!("unsupported Git parameter '{k}' in URL '{url}'"))),
+                _ => {
+                    return Err(FetchError::msg(format!(
+                        "unsupported Git parameter '{k}' in URL '{url}'"
+                    )));
+                }
             };
             attrs.insert(k, value);
         }
@@ -311,7 +350,9 @@ pub fn input_from_url(url: &str) -> Result<Input, FetchError> {
 }
 
 pub(crate) fn has_tarball_extension(path: &str) -> bool {
-    [".zip", ".tar", ".tgz", ".tar.gz", ".tar.xz", ".tar.bz2", ".tar.zst"].iter().any(|ext| path.ends_with(ext))
+    [".zip", ".tar", ".tgz", ".tar.gz", ".tar.xz", ".tar.bz2", ".tar.zst"]
+        .iter()
+        .any(|ext| path.ends_with(ext))
 }
 
 /// Fetches `input` into `store` (CppNix's `Input::fetch`): runs the scheme's
@@ -329,10 +370,19 @@ pub fn fetch_tree(store: &dyn Store, settings: &FetchSettings, input: &Input) ->
         if has_all_info {
             let path = store
                 .store_dir()
-                .make_fixed_output_path(FileIngestionMethod::Recursive, &nar_hash, &input.name()?, &StorePathSet::new(), false)
+                .make_fixed_output_path(
+                    FileIngestionMethod::Recursive,
+                    &nar_hash,
+                    &input.name()?,
+                    &StorePathSet::new(),
+                    false,
+                )
                 .map_err(|e| FetchError::msg(e.to_string()))?;
             if store.is_valid_path(&path)? {
-                return Ok(FetchedTree { store_path: path, input: input.clone() });
+                return Ok(FetchedTree {
+                    store_path: path,
+                    input: input.clone(),
+                });
             }
         }
     }
@@ -349,41 +399,53 @@ pub fn fetch_tree(store: &dyn Store, settings: &FetchSettings, input: &Input) ->
             (file.store_path, input.clone())
         }
         "path" => fetch_path(store, input)?,
-        _ => return Err(FetchError::msg(format!("cannot fetch unsupported input '{}'", attrs_json_text(&input.attrs)))),
+        _ => {
+            return Err(FetchError::msg(format!(
+                "cannot fetch unsupported input '{}'",
+                attrs_json_text(&input.attrs)
+            )));
+        }
     };
     let info = store
         .query_path_info(&store_path)?
         .ok_or_else(|| FetchError::msg(format!("path '{}' is not valid", store.print_store_path(&store_path))))?;
-    result.attrs.insert("narHash".into(), Attr::String(info.nar_hash.to_sri()));
-    if let Some(expected) = input.nar_hash()? {
-        if expected != info.nar_hash {
-            let real = store.real_path(&store_path).unwrap_or_else(|| store.print_store_path(&store_path).into());
-            return Err(FetchError::HashMismatch(format!(
-                "NAR hash mismatch in input '{}' ({}), expected '{}', got '{}'",
-                input.to_url(),
-                real.display(),
-                expected.to_sri(),
-                info.nar_hash.to_sri()
-            )));
-        }
+    result
+        .attrs
+        .insert("narHash".into(), Attr::String(info.nar_hash.to_sri()));
+    if let Some(expected) = input.nar_hash()?
+        && expected != info.nar_hash
+    {
+        let real = store
+            .real_path(&store_path)
+            .unwrap_or_else(|| store.print_store_path(&store_path).into());
+        return Err(FetchError::HashMismatch(format!(
+            "NAR hash mismatch in input '{}' ({}), expected '{}', got '{}'",
+            input.to_url(),
+            real.display(),
+            expected.to_sri(),
+            info.nar_hash.to_sri()
+        )));
     }
-    if let Some(expected) = input.last_modified() {
-        if result.last_modified() != Some(expected) {
-            return Err(FetchError::msg(format!(
-                "'lastModified' attribute mismatch in input '{}', expected {expected}",
-                result.to_url()
-            )));
-        }
+    if let Some(expected) = input.last_modified()
+        && result.last_modified() != Some(expected)
+    {
+        return Err(FetchError::msg(format!(
+            "'lastModified' attribute mismatch in input '{}', expected {expected}",
+            result.to_url()
+        )));
     }
-    if let Some(expected) = input.rev_count() {
-        if result.rev_count() != Some(expected) {
-            return Err(FetchError::msg(format!(
-                "'revCount' attribute mismatch in input '{}', expected {expected}",
-                result.to_url()
-            )));
-        }
+    if let Some(expected) = input.rev_count()
+        && result.rev_count() != Some(expected)
+    {
+        return Err(FetchError::msg(format!(
+            "'revCount' attribute mismatch in input '{}', expected {expected}",
+            result.to_url()
+        )));
     }
-    Ok(FetchedTree { store_path, input: result })
+    Ok(FetchedTree {
+        store_path,
+        input: result,
+    })
 }
 
 /// `type = "path"`: the directory copied into the store as `source`, with
@@ -426,12 +488,12 @@ fn fetch_path(store: &dyn Store, input: &Input) -> Result<(StorePath, Input), Fe
 /// symlinks), as CppNix's `dumpPathAndGetMtime`.
 pub(crate) fn newest_mtime(path: &Path) -> Result<u64, FetchError> {
     use std::os::unix::fs::MetadataExt;
-    let metadata =
-        std::fs::symlink_metadata(path).map_err(|e| FetchError::io(format!("getting status of '{}'", path.display()), e))?;
+    let metadata = std::fs::symlink_metadata(path)
+        .map_err(|e| FetchError::io(format!("getting status of '{}'", path.display()), e))?;
     let mut newest = metadata.mtime().max(0) as u64;
     if metadata.is_dir() {
-        let entries =
-            std::fs::read_dir(path).map_err(|e| FetchError::io(format!("opening directory '{}'", path.display()), e))?;
+        let entries = std::fs::read_dir(path)
+            .map_err(|e| FetchError::io(format!("opening directory '{}'", path.display()), e))?;
         for entry in entries {
             let entry = entry.map_err(|e| FetchError::io(format!("reading directory '{}'", path.display()), e))?;
             newest = newest.max(newest_mtime(&entry.path())?);

@@ -33,7 +33,9 @@ fn user_cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).unwrap_or_else(|| "/".into());
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".into());
     PathBuf::from(home).join(".cache")
 }
 

@@ -27,7 +27,10 @@ pub struct DownloadedFile {
 }
 
 fn string_attrs(pairs: &[(&str, &str)]) -> Attrs {
-    pairs.iter().map(|(k, v)| (k.to_string(), Attr::String(v.to_string()))).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), Attr::String(v.to_string())))
+        .collect()
 }
 
 fn info_string(info: &Attrs, name: &str) -> String {
@@ -68,7 +71,12 @@ pub fn download_file(
     let temp = temp_dir()?;
     let file = temp.path().join("download");
     let expected_etag = cached.as_ref().map(|e| info_string(&e.info, "etag"));
-    let request = TransferRequest { url, expected_etag: expected_etag.as_deref(), decompress: true, insecure_tls: false };
+    let request = TransferRequest {
+        url,
+        expected_etag: expected_etag.as_deref(),
+        decompress: true,
+        insecure_tls: false,
+    };
     let result = match download_to(settings, &request, &file) {
         Ok(result) => result,
         Err(error) => {
@@ -81,7 +89,14 @@ pub fn download_file(
     };
     let store_path = match (&cached, result.not_modified) {
         (Some(entry), true) => entry.store_path.clone(),
-        _ => store.add_to_store(name, &file, FileIngestionMethod::Flat, HashAlgorithm::Sha256, &StorePathSet::new(), false)?,
+        _ => store.add_to_store(
+            name,
+            &file,
+            FileIngestionMethod::Flat,
+            HashAlgorithm::Sha256,
+            &StorePathSet::new(),
+            false,
+        )?,
     };
     let info = string_attrs(&[("etag", &result.etag), ("url", &result.effective_url)]);
     cache.add(store, &input, &info, &store_path, immutable);
@@ -89,12 +104,19 @@ pub fn download_file(
         let effective = string_attrs(&[("type", "file"), ("url", &result.effective_url), ("name", name)]);
         cache.add(store, &effective, &info, &store_path, immutable);
     }
-    Ok(DownloadedFile { store_path, etag: result.etag, effective_url: result.effective_url })
+    Ok(DownloadedFile {
+        store_path,
+        etag: result.etag,
+        effective_url: result.effective_url,
+    })
 }
 
 /// Unpacks `archive` and returns the temporary directory and its single
 /// top-level entry (an error names `url` if there is not exactly one).
-pub(crate) fn unpack_single_root(archive: &Path, url: &str) -> Result<(tempfile::TempDir, std::path::PathBuf), FetchError> {
+pub(crate) fn unpack_single_root(
+    archive: &Path,
+    url: &str,
+) -> Result<(tempfile::TempDir, std::path::PathBuf), FetchError> {
     let temp = temp_dir()?;
     crate::unpack::unpack_archive(archive, temp.path())?;
     let members: Vec<_> = std::fs::read_dir(temp.path())
@@ -102,7 +124,9 @@ pub(crate) fn unpack_single_root(archive: &Path, url: &str) -> Result<(tempfile:
         .collect::<Result<_, _>>()
         .map_err(|e| FetchError::io(format!("reading directory '{}'", temp.path().display()), e))?;
     if members.len() != 1 {
-        return Err(FetchError::msg(format!("tarball '{url}' contains an unexpected number of top-level files")));
+        return Err(FetchError::msg(format!(
+            "tarball '{url}' contains an unexpected number of top-level files"
+        )));
     }
     let root = members[0].path();
     Ok((temp, root))
@@ -145,7 +169,9 @@ pub fn download_tarball(
             })?;
             let last_modified = {
                 use std::os::unix::fs::MetadataExt;
-                std::fs::symlink_metadata(&root).map(|m| m.mtime().max(0) as u64).unwrap_or(0)
+                std::fs::symlink_metadata(&root)
+                    .map(|m| m.mtime().max(0) as u64)
+                    .unwrap_or(0)
             };
             let path = store.add_to_store(
                 name,
@@ -187,9 +213,14 @@ pub fn resolve_uri(url: &str) -> String {
 }
 
 /// CppNix's `newHashAllowEmpty`: an empty hash is the all-zero one, with a warning.
-pub fn parse_hash_allow_empty(settings: &FetchSettings, text: &str, algorithm: HashAlgorithm) -> Result<Hash, FetchError> {
+pub fn parse_hash_allow_empty(
+    settings: &FetchSettings,
+    text: &str,
+    algorithm: HashAlgorithm,
+) -> Result<Hash, FetchError> {
     if text.is_empty() {
-        let zero = Hash::from_digest(algorithm, &vec![0u8; algorithm.size()]).map_err(|e| FetchError::msg(e.to_string()))?;
+        let zero =
+            Hash::from_digest(algorithm, &vec![0u8; algorithm.size()]).map_err(|e| FetchError::msg(e.to_string()))?;
         (settings.warn)(&format!("found empty hash, assuming '{}'", zero.to_sri()));
         return Ok(zero);
     }
@@ -215,13 +246,18 @@ pub fn fetch_url(store: &dyn Store, settings: &FetchSettings, request: &FetchUrl
         Some(text) => Some(parse_hash_allow_empty(settings, text, HashAlgorithm::Sha256)?),
         None => None,
     };
-    let method = if request.unpack { FileIngestionMethod::Recursive } else { FileIngestionMethod::Flat };
-    if let Some(hash) = expected.filter(|h| h.algorithm() == HashAlgorithm::Sha256) {
-        if let Ok(path) = store.store_dir().make_fixed_output_path(method, &hash, &name, &StorePathSet::new(), false) {
-            if store.is_valid_path(&path)? {
-                return Ok(path);
-            }
-        }
+    let method = if request.unpack {
+        FileIngestionMethod::Recursive
+    } else {
+        FileIngestionMethod::Flat
+    };
+    if let Some(hash) = expected.filter(|h| h.algorithm() == HashAlgorithm::Sha256)
+        && let Ok(path) = store
+            .store_dir()
+            .make_fixed_output_path(method, &hash, &name, &StorePathSet::new(), false)
+        && store.is_valid_path(&path)?
+    {
+        return Ok(path);
     }
     let store_path = if request.unpack {
         download_tarball(store, settings, &url, &name, expected.is_some())?.0
@@ -233,12 +269,18 @@ pub fn fetch_url(store: &dyn Store, settings: &FetchSettings, request: &FetchUrl
             store
                 .query_path_info(&store_path)?
                 .map(|info| info.nar_hash)
-                .ok_or_else(|| FetchError::msg(format!("path '{}' is not valid", store.print_store_path(&store_path))))?
+                .ok_or_else(|| {
+                    FetchError::msg(format!("path '{}' is not valid", store.print_store_path(&store_path)))
+                })?
         } else {
-            let real = store.real_path(&store_path).unwrap_or_else(|| store.print_store_path(&store_path).into());
+            let real = store
+                .real_path(&store_path)
+                .unwrap_or_else(|| store.print_store_path(&store_path).into());
             let mut hasher = nivis_formats::Hasher::new(HashAlgorithm::Sha256);
-            let mut file = std::fs::File::open(&real).map_err(|e| FetchError::io(format!("opening '{}'", real.display()), e))?;
-            std::io::copy(&mut file, &mut hasher).map_err(|e| FetchError::io(format!("reading '{}'", real.display()), e))?;
+            let mut file =
+                std::fs::File::open(&real).map_err(|e| FetchError::io(format!("opening '{}'", real.display()), e))?;
+            std::io::copy(&mut file, &mut hasher)
+                .map_err(|e| FetchError::io(format!("reading '{}'", real.display()), e))?;
             hasher.finish()
         };
         if actual != expected {

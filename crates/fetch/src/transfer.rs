@@ -44,19 +44,28 @@ pub struct TransferRequest<'a> {
 
 /// Downloads `url` into `destination` (created or truncated), following
 /// redirects, with `If-None-Match` when an ETag is given.
-pub fn download_to(settings: &FetchSettings, request: &TransferRequest, destination: &Path) -> Result<TransferResult, FetchError> {
+pub fn download_to(
+    settings: &FetchSettings,
+    request: &TransferRequest,
+    destination: &Path,
+) -> Result<TransferResult, FetchError> {
     let attempts = settings.download_attempts.max(1);
     let mut attempt = 1;
     loop {
         match download_once(settings, request, destination) {
             Ok(result) => return Ok(result),
-            Err(FetchError::Transfer { url, message, transient: true }) if attempt < attempts => {
+            Err(FetchError::Transfer {
+                url,
+                message,
+                transient: true,
+            }) if attempt < attempts => {
                 // CppNix: 250 ms doubled on every attempt, plus up to 10% jitter.
                 let base = 250u64 << (attempt - 1).min(16);
-                let jitter = (std::process::id() as u64 ^ std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.subsec_nanos() as u64)
-                    .unwrap_or(0))
+                let jitter = (std::process::id() as u64
+                    ^ std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.subsec_nanos() as u64)
+                        .unwrap_or(0))
                     % (base / 10 + 1);
                 let delay = base + jitter;
                 (settings.warn)(&format!("error: {message}; retrying in {delay} ms"));
@@ -70,7 +79,11 @@ pub fn download_to(settings: &FetchSettings, request: &TransferRequest, destinat
 }
 
 fn failure(url: &str, reason: impl std::fmt::Display, transient: bool) -> FetchError {
-    FetchError::Transfer { url: url.to_string(), message: format!("unable to download '{url}': {reason}"), transient }
+    FetchError::Transfer {
+        url: url.to_string(),
+        message: format!("unable to download '{url}': {reason}"),
+        transient,
+    }
 }
 
 fn create(destination: &Path) -> Result<File, FetchError> {
@@ -81,7 +94,11 @@ fn scheme_of(url: &str) -> &str {
     url.split_once("://").map(|(scheme, _)| scheme).unwrap_or("")
 }
 
-fn download_once(settings: &FetchSettings, request: &TransferRequest, destination: &Path) -> Result<TransferResult, FetchError> {
+fn download_once(
+    settings: &FetchSettings,
+    request: &TransferRequest,
+    destination: &Path,
+) -> Result<TransferResult, FetchError> {
     let url = request.url;
     match scheme_of(url) {
         "file" => download_file_url(url, destination),
@@ -112,7 +129,11 @@ fn download_file_url(url: &str, destination: &Path) -> Result<TransferResult, Fe
     }
     let mut out = create(destination)?;
     io::copy(&mut source, &mut out).map_err(|e| failure(url, e, false))?;
-    Ok(TransferResult { effective_url: url.to_string(), etag: String::new(), not_modified: false })
+    Ok(TransferResult {
+        effective_url: url.to_string(),
+        etag: String::new(),
+        not_modified: false,
+    })
 }
 
 fn percent_decode(text: &str) -> std::path::PathBuf {
@@ -121,12 +142,13 @@ fn percent_decode(text: &str) -> std::path::PathBuf {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -141,7 +163,11 @@ fn agent(settings: &FetchSettings, insecure_tls: bool) -> ureq::Agent {
         .max_redirects(10);
     #[cfg(feature = "https")]
     {
-        config = config.tls_config(ureq::tls::TlsConfig::builder().disable_verification(insecure_tls).build());
+        config = config.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .disable_verification(insecure_tls)
+                .build(),
+        );
     }
     #[cfg(not(feature = "https"))]
     let _ = insecure_tls;
@@ -161,10 +187,20 @@ fn describe_ureq_error(error: &ureq::Error) -> (String, bool) {
             ("Couldn't connect to server (7)".into(), true)
         }
         ureq::Error::Io(e) if e.kind() == io::ErrorKind::TimedOut => ("Timeout was reached (28)".into(), true),
-        ureq::Error::Io(e) if e.to_string().contains("certificate") => {
-            (format!("SSL peer certificate or SSH remote key was not OK (60): {}", crate::error_text(e)), false)
-        }
-        ureq::Error::Io(e) => (format!("Failure when receiving data from the peer (56): {}", crate::error_text(e)), true),
+        ureq::Error::Io(e) if e.to_string().contains("certificate") => (
+            format!(
+                "SSL peer certificate or SSH remote key was not OK (60): {}",
+                crate::error_text(e)
+            ),
+            false,
+        ),
+        ureq::Error::Io(e) => (
+            format!(
+                "Failure when receiving data from the peer (56): {}",
+                crate::error_text(e)
+            ),
+            true,
+        ),
         #[cfg(feature = "https")]
         ureq::Error::Rustls(e) => (format!("SSL connect error (35): {e}"), true),
         ureq::Error::TooManyRedirects => ("Number of redirects hit maximum amount (47)".into(), false),
@@ -173,7 +209,11 @@ fn describe_ureq_error(error: &ureq::Error) -> (String, bool) {
     }
 }
 
-fn download_http(settings: &FetchSettings, request: &TransferRequest, destination: &Path) -> Result<TransferResult, FetchError> {
+fn download_http(
+    settings: &FetchSettings,
+    request: &TransferRequest,
+    destination: &Path,
+) -> Result<TransferResult, FetchError> {
     use ureq::ResponseExt;
     let url = request.url;
     let mut call = agent(settings, request.insecure_tls).get(url);
@@ -186,11 +226,21 @@ fn download_http(settings: &FetchSettings, request: &TransferRequest, destinatio
     })?;
     let status = response.status();
     let effective_url = response.get_uri().to_string();
-    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let etag = header("etag").unwrap_or_default();
     let encoding = header("content-encoding").unwrap_or_default();
     if status.as_u16() == 304 && request.expected_etag.is_some() {
-        return Ok(TransferResult { effective_url, etag, not_modified: true });
+        return Ok(TransferResult {
+            effective_url,
+            etag,
+            not_modified: true,
+        });
     }
     let mut body = response.into_body().into_reader();
     if !status.is_success() {
@@ -209,15 +259,28 @@ fn download_http(settings: &FetchSettings, request: &TransferRequest, destinatio
     }
     let mut out = create(destination)?;
     let copied = if request.decompress && !encoding.is_empty() && encoding != "identity" {
-        let mut decoded = crate::unpack::decompressor(&encoding, Box::new(body))
-            .map_err(|e| failure(url, e, false))?;
+        let mut decoded = crate::unpack::decompressor(&encoding, Box::new(body)).map_err(|e| failure(url, e, false))?;
         io::copy(&mut decoded, &mut out)
     } else {
         io::copy(&mut body, &mut out)
     };
-    copied.map_err(|e| failure(url, format!("Failure when receiving data from the peer (56): {}", crate::error_text(&e)), true))?;
-    out.flush().map_err(|e| FetchError::io(format!("writing '{}'", destination.display()), e))?;
-    Ok(TransferResult { effective_url, etag, not_modified: false })
+    copied.map_err(|e| {
+        failure(
+            url,
+            format!(
+                "Failure when receiving data from the peer (56): {}",
+                crate::error_text(&e)
+            ),
+            true,
+        )
+    })?;
+    out.flush()
+        .map_err(|e| FetchError::io(format!("writing '{}'", destination.display()), e))?;
+    Ok(TransferResult {
+        effective_url,
+        etag,
+        not_modified: false,
+    })
 }
 
 /// The file name part of a URL, as CppNix's `baseNameOf` (a trailing slash is

@@ -105,7 +105,11 @@ fn is_old_tar(head: &[u8]) -> bool {
     let Ok(recorded) = u32::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8) else {
         return false;
     };
-    let sum: u32 = head[..512].iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { *b as u32 }).sum();
+    let sum: u32 = head[..512]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| if (148..156).contains(&i) { 32 } else { *b as u32 })
+        .sum();
     sum == recorded
 }
 
@@ -154,13 +158,28 @@ fn safe_member_path(destination: &Path, name: &str) -> Result<PathBuf, FetchErro
 
 fn set_mtime(path: &Path, mtime: i64) {
     use std::os::unix::ffi::OsStrExt;
-    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return };
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return;
+    };
     let times = [
-        libc::timespec { tv_sec: mtime as libc::time_t, tv_nsec: 0 },
-        libc::timespec { tv_sec: mtime as libc::time_t, tv_nsec: 0 },
+        libc::timespec {
+            tv_sec: mtime as libc::time_t,
+            tv_nsec: 0,
+        },
+        libc::timespec {
+            tv_sec: mtime as libc::time_t,
+            tv_nsec: 0,
+        },
     ];
     // SAFETY: a valid NUL-terminated path and two timespecs.
-    unsafe { libc::utimensat(libc::AT_FDCWD, c_path.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
 }
 
 /// Seconds since the epoch of a zip member's DOS time, read as UTC (the
@@ -183,7 +202,8 @@ pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 
 fn unpack_zip(archive_path: &Path, destination: &Path) -> Result<(), FetchError> {
     use std::os::unix::fs::PermissionsExt;
-    let file = File::open(archive_path).map_err(|e| FetchError::io(format!("opening '{}'", archive_path.display()), e))?;
+    let file =
+        File::open(archive_path).map_err(|e| FetchError::io(format!("opening '{}'", archive_path.display()), e))?;
     let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(open_error)?;
     let mut directories = Vec::new();
     for index in 0..archive.len() {

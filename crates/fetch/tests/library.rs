@@ -8,7 +8,12 @@ use std::process::Command;
 use nivis_fetch::{Attr, Attrs, FetchSettings, Input};
 
 fn python(dir: &Path, script: &str) -> bool {
-    Command::new("python3").arg("-c").arg(script).current_dir(dir).status().is_ok_and(|s| s.success())
+    Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 #[test]
@@ -36,7 +41,10 @@ fn archive_members_cannot_escape_the_target() {
         std::fs::create_dir(&target).unwrap();
         // Refusing the whole archive or skipping the member are both safe.
         let result = nivis_fetch::unpack::unpack_archive(&dir.join(archive), &target);
-        assert!(!dir.join("escaped-tar").exists() && !dir.join("escaped-zip").exists(), "{archive} escaped: {result:?}");
+        assert!(
+            !dir.join("escaped-tar").exists() && !dir.join("escaped-zip").exists(),
+            "{archive} escaped: {result:?}"
+        );
         assert!(!Path::new("/abs-escaped").exists());
     }
 }
@@ -48,7 +56,14 @@ fn dirty_git_trees_are_refused_without_allow_dirty() {
     std::fs::create_dir(&repo).unwrap();
     let git = |args: &[&str]| {
         let status = Command::new("git")
-            .args(["-c", "user.name=T", "-c", "user.email=t@example.org", "-c", "commit.gpgsign=false"])
+            .args([
+                "-c",
+                "user.name=T",
+                "-c",
+                "user.email=t@example.org",
+                "-c",
+                "commit.gpgsign=false",
+            ])
             .args(args)
             .current_dir(&repo)
             .status()
@@ -62,17 +77,28 @@ fn dirty_git_trees_are_refused_without_allow_dirty() {
     std::fs::write(repo.join("file"), "two\n").unwrap();
 
     let store_root = temp.path().join("root");
-    let store = nivis_store::open_store(&format!("local?root={}", store_root.display()), &nivis_store::StoreSettings::default())
-        .unwrap();
+    let store = nivis_store::open_store(
+        &format!("local?root={}", store_root.display()),
+        &nivis_store::StoreSettings::default(),
+    )
+    .unwrap();
     let mut attrs = Attrs::new();
     attrs.insert("type".into(), Attr::String("git".into()));
     attrs.insert("url".into(), Attr::String(format!("file://{}", repo.display())));
     let input = Input::from_attrs(attrs).unwrap();
-    let settings = FetchSettings { allow_dirty: false, cache_dir: temp.path().join("cache"), ..FetchSettings::default() };
+    let settings = FetchSettings {
+        allow_dirty: false,
+        cache_dir: temp.path().join("cache"),
+        ..FetchSettings::default()
+    };
     let error = nivis_fetch::fetch_tree(&*store, &settings, &input).unwrap_err();
     assert_eq!(error.to_string(), format!("Git tree '{}' is dirty", repo.display()));
     // Allowed: the working tree's contents, and no revision.
-    let settings = FetchSettings { allow_dirty: true, warn_dirty: false, ..settings };
+    let settings = FetchSettings {
+        allow_dirty: true,
+        warn_dirty: false,
+        ..settings
+    };
     let fetched = nivis_fetch::fetch_tree(&*store, &settings, &input).unwrap();
     let real = store_root.join("nix/store").join(fetched.store_path.base_name());
     assert_eq!(std::fs::read_to_string(real.join("file")).unwrap(), "two\n");

@@ -36,7 +36,11 @@ fn fetch_error(error: nivis_fetch::FetchError) -> IoError {
 
 /// CppNix's `fixURI`: a bare path is a `file://` URL.
 fn fix_uri(uri: &str) -> String {
-    if uri.contains("://") { uri.to_string() } else { format!("file://{uri}") }
+    if uri.contains("://") {
+        uri.to_string()
+    } else {
+        format!("file://{uri}")
+    }
 }
 
 /// CppNix's `fixURIForGit`: scp-style `user@host:path` becomes `ssh://user@host/path`.
@@ -55,7 +59,11 @@ fn fix_uri_for_git(uri: &str) -> String {
 }
 
 fn fix_uri_with_scheme(uri: &str, scheme: &str) -> String {
-    if uri.contains("://") { uri.to_string() } else { format!("{scheme}://{uri}") }
+    if uri.contains("://") {
+        uri.to_string()
+    } else {
+        format!("{scheme}://{uri}")
+    }
 }
 
 fn string_arg<'a>(args: &'a [(String, FetchValue)], name: &str) -> Option<&'a str> {
@@ -79,10 +87,19 @@ pub fn format_last_modified_date(seconds: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
-    format!("{year:04}{month:02}{day:02}{:02}{:02}{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+    format!(
+        "{year:04}{month:02}{day:02}{:02}{:02}{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
 }
 
-pub(crate) fn fetch(store: &dyn Store, kind: &str, args: &[(String, FetchValue)]) -> Result<Vec<(String, FetchValue)>, IoError> {
+pub(crate) fn fetch(
+    store: &dyn Store,
+    kind: &str,
+    args: &[(String, FetchValue)],
+) -> Result<Vec<(String, FetchValue)>, IoError> {
     let settings = &settings();
     match kind {
         "file" | "tarball" => {
@@ -93,7 +110,10 @@ pub(crate) fn fetch(store: &dyn Store, kind: &str, args: &[(String, FetchValue)]
                 unpack: kind == "tarball",
             };
             let path = nivis_fetch::fetch_url(store, settings, &request).map_err(fetch_error)?;
-            Ok(vec![("outPath".to_string(), FetchValue::String(store.print_store_path(&path)))])
+            Ok(vec![(
+                "outPath".to_string(),
+                FetchValue::String(store.print_store_path(&path)),
+            )])
         }
         "git" | "tree" => fetch_tree(store, settings, kind, args),
         _ => Err(IoError::Message(
@@ -135,7 +155,10 @@ fn fetch_tree(
     let locked = &fetched.input;
     // `fetchGit` reports a dirty tree's missing revision as zeros.
     let empty_rev_fallback = kind == "git";
-    let mut out = vec![("outPath".to_string(), FetchValue::String(store.print_store_path(&fetched.store_path)))];
+    let mut out = vec![(
+        "outPath".to_string(),
+        FetchValue::String(store.print_store_path(&fetched.store_path)),
+    )];
     if let Some(Attr::String(nar_hash)) = locked.attrs.get("narHash") {
         out.push(("narHash".to_string(), FetchValue::String(nar_hash.clone())));
     }
@@ -162,7 +185,10 @@ fn fetch_tree(
     }
     if let Some(time) = locked.last_modified() {
         out.push(("lastModified".to_string(), FetchValue::Int(time as i64)));
-        out.push(("lastModifiedDate".to_string(), FetchValue::String(format_last_modified_date(time))));
+        out.push((
+            "lastModifiedDate".to_string(),
+            FetchValue::String(format_last_modified_date(time)),
+        ));
     }
     Ok(out)
 }

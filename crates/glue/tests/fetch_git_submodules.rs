@@ -12,7 +12,14 @@ use nivis_glue::{FetchSettings, StoreEvalIO, set_thread_fetch_settings};
 
 fn git(dir: &Path, args: &[&str]) {
     let status = Command::new("git")
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.org", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.org",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .current_dir(dir)
         .env("GIT_AUTHOR_DATE", "2023-04-05T06:07:08Z")
@@ -25,11 +32,17 @@ fn git(dir: &Path, args: &[&str]) {
 fn nivis(dir: &Path, expr: &str) -> String {
     let expr = expr.to_string();
     let root = dir.join("nivis-root");
-    let settings = FetchSettings { cache_dir: dir.join("nivis-cache"), ..FetchSettings::default() };
+    let settings = FetchSettings {
+        cache_dir: dir.join("nivis-cache"),
+        ..FetchSettings::default()
+    };
     nivis_eval::run_with_big_stack(64 << 20, move || {
         set_thread_fetch_settings(Some(settings));
-        let store = nivis_store::open_store(&format!("local?root={}", root.display()), &nivis_store::StoreSettings::default())
-            .unwrap();
+        let store = nivis_store::open_store(
+            &format!("local?root={}", root.display()),
+            &nivis_store::StoreSettings::default(),
+        )
+        .unwrap();
         let mut eval = nivis_eval::Eval::new(Rc::new(StoreEvalIO::new(store, false)), nivis_eval::Settings::default());
         let parsed = eval.parse_string(&expr, Path::new("/")).unwrap();
         let value = eval.eval_expr(parsed).map_err(|e| e.to_string()).unwrap();
@@ -49,7 +62,11 @@ fn cppnix(dir: &Path, expr: &str) -> Option<String> {
         .env("XDG_CACHE_HOME", dir.join("cppnix-home/cache"))
         .output()
         .unwrap();
-    assert!(output.status.success(), "CppNix failed on {expr}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "CppNix failed on {expr}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     Some(String::from_utf8(output.stdout).unwrap().trim_end().to_string())
 }
 
@@ -73,7 +90,10 @@ fn fetch_git_with_submodules_matches_cppnix() {
     git(&sub, &["add", "-A"]);
     git(&sub, &["commit", "--quiet", "-m", "sub"]);
     std::fs::write(top.join("outer"), "outside\n").unwrap();
-    git(&top, &["submodule", "--quiet", "add", &sub.to_string_lossy(), "deps/sub"]);
+    git(
+        &top,
+        &["submodule", "--quiet", "add", &sub.to_string_lossy(), "deps/sub"],
+    );
     git(&top, &["add", "-A"]);
     git(&top, &["commit", "--quiet", "-m", "top"]);
 

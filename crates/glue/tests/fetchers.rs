@@ -64,7 +64,10 @@ impl Server {
                         format!("HTTP/1.1 302 Found\r\nLocation: /{target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                             .into_bytes()
                     } else if let Some(body) = file {
-                        let etag = format!("\"{}\"", nivis_formats::Hash::of_bytes(nivis_formats::HashAlgorithm::Sha1, &body).to_base16());
+                        let etag = format!(
+                            "\"{}\"",
+                            nivis_formats::Hash::of_bytes(nivis_formats::HashAlgorithm::Sha1, &body).to_base16()
+                        );
                         if if_none_match.as_deref() == Some(etag.as_str()) {
                             format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes()
                         } else {
@@ -78,8 +81,11 @@ impl Server {
                         }
                     } else {
                         let body = "no such file\n";
-                        format!("HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
-                            .into_bytes()
+                        format!(
+                            "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .into_bytes()
                     };
                     let _ = stream.write_all(&response);
                 });
@@ -98,7 +104,12 @@ impl Server {
     }
 
     fn count(&self, name: &str) -> usize {
-        self.requests.lock().unwrap().iter().filter(|p| p.as_str() == format!("/{name}")).count()
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.as_str() == format!("/{name}"))
+            .count()
     }
 }
 
@@ -111,7 +122,10 @@ struct World {
 
 impl World {
     fn new() -> World {
-        World { server: Server::start(), dir: tempfile::tempdir().unwrap() }
+        World {
+            server: Server::start(),
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -139,7 +153,9 @@ impl World {
             let mut eval = nivis_eval::Eval::new(io, nivis_eval::Settings::default());
             let parsed = eval.parse_string(&expr, &base).map_err(|e| e.to_string())?;
             let value = eval.eval_expr(parsed).map_err(|e| e.to_string())?;
-            let value = eval.force_deep(&value, nivis_eval::Pos::NONE).map_err(|e| e.to_string())?;
+            let value = eval
+                .force_deep(&value, nivis_eval::Pos::NONE)
+                .map_err(|e| e.to_string())?;
             nivis_eval::print::print_value(&mut eval, &value, true).map_err(|e| e.to_string())
         })
     }
@@ -155,7 +171,13 @@ impl World {
         }
         let output = Command::new(CPPNIX)
             .args(["--store", &format!("local?root={}", self.path("cppnix-root").display())])
-            .args(["--extra-experimental-features", "flakes", "--option", "download-attempts", "1"])
+            .args([
+                "--extra-experimental-features",
+                "flakes",
+                "--option",
+                "download-attempts",
+                "1",
+            ])
             .args(["--eval", "--strict", "-E", expr])
             .current_dir(self.dir.path())
             .env("HOME", self.path("cppnix-home"))
@@ -172,7 +194,9 @@ impl World {
 
     /// Both succeed with the same printed value, which is returned.
     fn check(&self, expr: &str) -> String {
-        let ours = self.nivis(expr).unwrap_or_else(|e| panic!("nivis failed on {expr}:\n{e}"));
+        let ours = self
+            .nivis(expr)
+            .unwrap_or_else(|e| panic!("nivis failed on {expr}:\n{e}"));
         if let Some(theirs) = self.cppnix(expr) {
             let theirs = theirs.unwrap_or_else(|e| panic!("CppNix failed on {expr}:\n{e}"));
             assert_eq!(ours, theirs, "nivis and CppNix disagree on {expr}");
@@ -195,7 +219,10 @@ impl World {
             Err(e) => e,
         };
         for needle in shared.iter().chain(ours_only) {
-            assert!(ours.contains(needle), "nivis's error for {expr} lacks '{needle}':\n{ours}");
+            assert!(
+                ours.contains(needle),
+                "nivis's error for {expr} lacks '{needle}':\n{ours}"
+            );
         }
         if let Some(theirs) = self.cppnix(expr) {
             let theirs = match theirs {
@@ -203,7 +230,10 @@ impl World {
                 Err(e) => e,
             };
             for needle in shared {
-                assert!(theirs.contains(needle), "CppNix's error for {expr} lacks '{needle}':\n{theirs}");
+                assert!(
+                    theirs.contains(needle),
+                    "CppNix's error for {expr} lacks '{needle}':\n{theirs}"
+                );
             }
         }
         ours
@@ -226,11 +256,20 @@ fn make_archives(world: &World) -> Vec<String> {
     let src = world.path("src");
     write(&src.join("pkg-1.0/README"), "hello\n");
     write(&src.join("pkg-1.0/bin/run"), "#!/bin/sh\necho run\n");
-    std::fs::set_permissions(src.join("pkg-1.0/bin/run"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        src.join("pkg-1.0/bin/run"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     std::os::unix::fs::symlink("README", src.join("pkg-1.0/link")).unwrap();
     run(&src, "touch", &["-d", "2020-05-06 07:08:09", "pkg-1.0/bin", "pkg-1.0"]);
     let mut names = Vec::new();
-    for (name, flag) in [("pkg.tar.gz", "-z"), ("pkg.tar.xz", "-J"), ("pkg.tar.bz2", "-j"), ("pkg.tar", "")] {
+    for (name, flag) in [
+        ("pkg.tar.gz", "-z"),
+        ("pkg.tar.xz", "-J"),
+        ("pkg.tar.bz2", "-j"),
+        ("pkg.tar", ""),
+    ] {
         let out = world.path(name);
         let mut args = vec!["-c"];
         if !flag.is_empty() {
@@ -249,13 +288,23 @@ fn make_archives(world: &World) -> Vec<String> {
          for d, dirs, files in os.walk('pkg-1.0'):\n    z.write(d)\n    for f in files: z.write(os.path.join(d, f))\nz.close()\n",
         zip.display()
     );
-    if Command::new("python3").arg("-c").arg(&script).current_dir(&src).status().is_ok_and(|s| s.success()) {
+    if Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(&src)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
         world.server.put("pkg.zip", std::fs::read(&zip).unwrap());
         names.push("pkg.zip".into());
     }
     if Command::new("zstd").arg("--version").output().is_ok() {
         let out = world.path("pkg.tar.zst");
-        run(&src, "sh", &["-c", &format!("tar -cf - pkg-1.0 | zstd -q -o {}", out.display())]);
+        run(
+            &src,
+            "sh",
+            &["-c", &format!("tar -cf - pkg-1.0 | zstd -q -o {}", out.display())],
+        );
         world.server.put("pkg.tar.zst", std::fs::read(&out).unwrap());
         names.push("pkg.tar.zst".into());
     }
@@ -286,9 +335,17 @@ fn fetchurl_matches_cppnix() {
 fn fetchurl_argument_errors_match_cppnix() {
     let world = World::new();
     let url = world.server.put("a.txt", b"a".to_vec());
-    world.check_fails(&format!(r#"builtins.fetchurl {{ url = "{url}"; hash = ""; }}"#), &["unsupported argument 'hash' to 'fetchurl'"], &[]);
+    world.check_fails(
+        &format!(r#"builtins.fetchurl {{ url = "{url}"; hash = ""; }}"#),
+        &["unsupported argument 'hash' to 'fetchurl'"],
+        &[],
+    );
     world.check_fails("builtins.fetchurl { }", &["'url' argument required"], &[]);
-    world.check_fails(&format!(r#"builtins.fetchTarball {{ url = "{url}"; narHash = ""; }}"#), &["unsupported argument 'narHash' to 'fetchTarball'"], &[]);
+    world.check_fails(
+        &format!(r#"builtins.fetchTarball {{ url = "{url}"; narHash = ""; }}"#),
+        &["unsupported argument 'narHash' to 'fetchTarball'"],
+        &[],
+    );
 }
 
 #[test]
@@ -312,13 +369,31 @@ fn fetchurl_hash_mismatch_names_the_url() {
 fn download_errors_name_the_url() {
     let world = World::new();
     let missing = world.server.url("missing.tar.gz");
-    world.check_fails(&format!(r#"builtins.fetchurl "{missing}""#), &[&format!("unable to download '{missing}': HTTP error 404")], &[]);
-    world.check_fails(&format!(r#"builtins.fetchTarball "{missing}""#), &[&format!("unable to download '{missing}': HTTP error 404")], &[]);
+    world.check_fails(
+        &format!(r#"builtins.fetchurl "{missing}""#),
+        &[&format!("unable to download '{missing}': HTTP error 404")],
+        &[],
+    );
+    world.check_fails(
+        &format!(r#"builtins.fetchTarball "{missing}""#),
+        &[&format!("unable to download '{missing}': HTTP error 404")],
+        &[],
+    );
     // Nothing listens on port 1.
     let unreachable = "http://127.0.0.1:1/file";
-    world.check_fails(&format!(r#"builtins.fetchurl "{unreachable}""#), &[&format!("unable to download '{unreachable}': Couldn't connect to server (7)")], &[]);
+    world.check_fails(
+        &format!(r#"builtins.fetchurl "{unreachable}""#),
+        &[&format!(
+            "unable to download '{unreachable}': Couldn't connect to server (7)"
+        )],
+        &[],
+    );
     let file_missing = format!("file://{}", world.path("nope").display());
-    world.check_fails(&format!(r#"builtins.fetchurl "{file_missing}""#), &[&format!("unable to download '{file_missing}'")], &[]);
+    world.check_fails(
+        &format!(r#"builtins.fetchurl "{file_missing}""#),
+        &[&format!("unable to download '{file_missing}'")],
+        &[],
+    );
 }
 
 #[test]
@@ -335,10 +410,18 @@ fn fetch_tarball_every_compression_matches_cppnix() {
 
     world.check_all(&exprs);
     let plus = format!("tarball+{}", world.server.url("pkg.tar.xz"));
-    world.check_fails(&format!(r#"builtins.fetchTree "{plus}""#), &[&format!("input '{plus}' is unsupported")], &[]);
+    world.check_fails(
+        &format!(r#"builtins.fetchTree "{plus}""#),
+        &[&format!("input '{plus}' is unsupported")],
+        &[],
+    );
     // Every compression of the same tree gives the same path.
-    let paths: std::collections::BTreeSet<String> =
-        exprs.iter().step_by(3).filter(|e| !e.contains(".zip") && !e.contains("fetchTree")).map(|e| world.nivis(e).unwrap()).collect();
+    let paths: std::collections::BTreeSet<String> = exprs
+        .iter()
+        .step_by(3)
+        .filter(|e| !e.contains(".zip") && !e.contains("fetchTree"))
+        .map(|e| world.nivis(e).unwrap())
+        .collect();
     assert_eq!(paths.len(), 1, "{paths:?}");
 }
 
@@ -347,13 +430,23 @@ fn fetch_tarball_with_sha256_is_checked_and_pinned() {
     let world = World::new();
     make_archives(&world);
     let url = world.server.url("pkg.tar.gz");
-    let fetched = world.nivis(&format!(r#"(builtins.fetchTree {{ type = "tarball"; url = "{url}"; }}).narHash"#)).unwrap();
+    let fetched = world
+        .nivis(&format!(
+            r#"(builtins.fetchTree {{ type = "tarball"; url = "{url}"; }}).narHash"#
+        ))
+        .unwrap();
     let nar_hash = fetched.trim_matches('"').to_string();
-    let out = world.check(&format!(r#"builtins.fetchTarball {{ url = "{url}"; sha256 = "{nar_hash}"; }}"#));
+    let out = world.check(&format!(
+        r#"builtins.fetchTarball {{ url = "{url}"; sha256 = "{nar_hash}"; }}"#
+    ));
     // Pinned and valid: no download at all, even of a URL that now fails.
     let before = world.server.count("pkg.tar.gz");
     let missing = world.server.url("gone.tar.gz");
-    let again = world.nivis(&format!(r#"builtins.fetchTarball {{ url = "{missing}"; sha256 = "{nar_hash}"; }}"#)).unwrap();
+    let again = world
+        .nivis(&format!(
+            r#"builtins.fetchTarball {{ url = "{missing}"; sha256 = "{nar_hash}"; }}"#
+        ))
+        .unwrap();
     assert_eq!(out, again);
     assert_eq!(world.server.count("gone.tar.gz"), 0);
     assert_eq!(world.server.count("pkg.tar.gz"), before);
@@ -371,16 +464,32 @@ fn bad_tarballs_fail_on_both_sides() {
     make_archives(&world);
     let whole = std::fs::read(world.path("pkg.tar.gz")).unwrap();
     let truncated = world.server.put("truncated.tar.gz", whole[..whole.len() / 2].to_vec());
-    world.check_fails(&format!(r#"builtins.fetchTarball "{truncated}""#), &["archive"], &[&truncated]);
+    world.check_fails(
+        &format!(r#"builtins.fetchTarball "{truncated}""#),
+        &["archive"],
+        &[&truncated],
+    );
     let junk = world.server.put("junk.tar.gz", b"this is not an archive\n".to_vec());
-    world.check_fails(&format!(r#"builtins.fetchTarball "{junk}""#), &["failed to open archive: Unrecognized archive format"], &[&junk]);
+    world.check_fails(
+        &format!(r#"builtins.fetchTarball "{junk}""#),
+        &["failed to open archive: Unrecognized archive format"],
+        &[&junk],
+    );
     // Two top-level entries.
     let src = world.path("two");
     write(&src.join("a"), "a");
     write(&src.join("b"), "b");
     run(&src, "tar", &["-czf", "../two.tar.gz", "a", "b"]);
-    let two = world.server.put("two.tar.gz", std::fs::read(world.path("two.tar.gz")).unwrap());
-    world.check_fails(&format!(r#"builtins.fetchTarball "{two}""#), &[&format!("tarball '{two}' contains an unexpected number of top-level files")], &[]);
+    let two = world
+        .server
+        .put("two.tar.gz", std::fs::read(world.path("two.tar.gz")).unwrap());
+    world.check_fails(
+        &format!(r#"builtins.fetchTarball "{two}""#),
+        &[&format!(
+            "tarball '{two}' contains an unexpected number of top-level files"
+        )],
+        &[],
+    );
 }
 
 #[test]
@@ -394,12 +503,19 @@ fn downloads_are_cached_for_tarball_ttl() {
     assert_eq!(world.nivis(&expr).unwrap(), first);
     assert_eq!(world.server.count("cached.txt"), 1);
     // With tarball-ttl = 0 it revalidates; the unchanged file answers 304.
-    let expired = FetchSettings { tarball_ttl: 0, ..world.settings() };
+    let expired = FetchSettings {
+        tarball_ttl: 0,
+        ..world.settings()
+    };
     assert_eq!(world.nivis_with(&expr, expired.clone()).unwrap(), first);
     assert_eq!(world.server.count("cached.txt"), 2);
     // A changed file is downloaded again and gets a new path.
     world.server.put("cached.txt", b"version 2\n".to_vec());
-    assert_eq!(world.nivis(&expr).unwrap(), first, "within the TTL the old version stays");
+    assert_eq!(
+        world.nivis(&expr).unwrap(),
+        first,
+        "within the TTL the old version stays"
+    );
     let second = world.nivis_with(&expr, expired).unwrap();
     assert_ne!(second, first);
     // An unreachable server with an expired entry: the cached version, with a warning.
@@ -407,9 +523,16 @@ fn downloads_are_cached_for_tarball_ttl() {
         make_archives(&world);
         world.server.url("pkg.tar.xz")
     };
-    let tarball = world.nivis(&format!(r#"builtins.fetchTarball "{tarball_url}""#)).unwrap();
+    let tarball = world
+        .nivis(&format!(r#"builtins.fetchTarball "{tarball_url}""#))
+        .unwrap();
     let count = world.server.count("pkg.tar.xz");
-    assert_eq!(world.nivis(&format!(r#"builtins.fetchTarball "{tarball_url}""#)).unwrap(), tarball);
+    assert_eq!(
+        world
+            .nivis(&format!(r#"builtins.fetchTarball "{tarball_url}""#))
+            .unwrap(),
+        tarball
+    );
     assert_eq!(world.server.count("pkg.tar.xz"), count);
 }
 
@@ -432,7 +555,14 @@ fn corepkgs_fetchurl_derivation_matches_cppnix() {
 
 fn git(dir: &Path, args: &[&str], date: &str) {
     let status = Command::new("git")
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.org", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.org",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .current_dir(dir)
         .env("GIT_AUTHOR_DATE", date)
@@ -456,7 +586,11 @@ fn make_repo(world: &World) -> (PathBuf, String) {
     git(&repo, &["init", "--quiet", "-b", "master"], "2021-01-01T00:00:00Z");
     write(&repo.join("README"), "first\n");
     write(&repo.join("script.sh"), "#!/bin/sh\n");
-    std::fs::set_permissions(repo.join("script.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        repo.join("script.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     write(&repo.join(".gitattributes"), "secret export-ignore\n");
     write(&repo.join("secret"), "not exported\n");
     git(&repo, &["add", "-A"], "2021-01-01T00:00:00Z");
@@ -480,7 +614,10 @@ fn fetch_git_local_repository_matches_cppnix() {
     let (repo, first) = make_repo(&world);
     let r = repo.display();
     let head = world.check(&format!("builtins.fetchGit {r}"));
-    assert!(head.contains("revCount = 2;") && head.contains("lastModified = 1612325106;"), "{head}");
+    assert!(
+        head.contains("revCount = 2;") && head.contains("lastModified = 1612325106;"),
+        "{head}"
+    );
     world.check_all(&[
         format!(r#"builtins.fetchGit "{r}""#),
         format!(r#"builtins.fetchGit {{ url = {r}; ref = "feature"; }}"#),
@@ -507,7 +644,10 @@ fn fetch_git_dirty_working_tree_matches_cppnix() {
         format!(r#"builtins.fetchTree {{ type = "git"; url = "{r}"; }}"#),
         format!(r#"builtins.fetchGit {{ url = {r}; ref = "master"; }}"#),
     ]);
-    assert!(out.contains(r#"rev = "0000000000000000000000000000000000000000";"#), "{out}");
+    assert!(
+        out.contains(r#"rev = "0000000000000000000000000000000000000000";"#),
+        "{out}"
+    );
 }
 
 #[test]
@@ -515,7 +655,17 @@ fn fetch_git_remote_repository_matches_cppnix() {
     let world = World::new();
     let (repo, first) = make_repo(&world);
     let bare = world.path("bare.git");
-    run(world.dir.path(), "git", &["clone", "--quiet", "--bare", &repo.to_string_lossy(), &bare.to_string_lossy()]);
+    run(
+        world.dir.path(),
+        "git",
+        &[
+            "clone",
+            "--quiet",
+            "--bare",
+            &repo.to_string_lossy(),
+            &bare.to_string_lossy(),
+        ],
+    );
     let b = bare.display();
     world.check_all(&[
         format!(r#"builtins.fetchGit "file://{b}""#),
@@ -524,10 +674,21 @@ fn fetch_git_remote_repository_matches_cppnix() {
         format!(r#"builtins.fetchGit {{ url = "file://{b}"; ref = "feature"; allRefs = true; }}"#),
     ]);
     // The second time comes from the cache and the clone.
-    let locked = world.check(&format!(r#"builtins.fetchGit {{ url = "file://{b}"; rev = "{first}"; }}"#));
+    let locked = world.check(&format!(
+        r#"builtins.fetchGit {{ url = "file://{b}"; rev = "{first}"; }}"#
+    ));
     // Fully described (narHash, revCount, lastModified): no fetching at all,
     // even once the repository is gone.
-    let field = |name: &str| locked.split(&format!("{name} = ")).nth(1).unwrap().split(';').next().unwrap().to_string();
+    let field = |name: &str| {
+        locked
+            .split(&format!("{name} = "))
+            .nth(1)
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string()
+    };
     std::fs::remove_dir_all(&bare).unwrap();
     let pinned = format!(
         r#"builtins.fetchTree {{ type = "git"; url = "file://{b}"; rev = "{first}"; narHash = {}; revCount = {}; lastModified = {}; }}"#,
@@ -546,19 +707,57 @@ fn fetch_git_errors() {
     let missing = "1111111111111111111111111111111111111111";
     world.check_fails(
         &format!(r#"builtins.fetchGit {{ url = {r}; rev = "{missing}"; }}"#),
-        &[&format!("Cannot find Git revision '{missing}' in ref 'master' of repository '{r}'")],
+        &[&format!(
+            "Cannot find Git revision '{missing}' in ref 'master' of repository '{r}'"
+        )],
         &[],
     );
-    world.check_fails(&format!(r#"builtins.fetchGit {{ url = {r}; rev = "abc"; }}"#), &["hash 'abc' has wrong length for hash type 'sha1'"], &[]);
-    world.check_fails(&format!(r#"builtins.fetchGit {{ url = {r}; foo = 1; }}"#), &["unsupported Git input attribute 'foo'"], &[]);
-    world.check_fails(&format!(r#"builtins.fetchGit {{ url = {r}; type = "git"; }}"#), &["unexpected attribute 'type'"], &[]);
-    world.check_fails(&format!(r#"builtins.fetchGit {{ url = {r}; ref = "a..b"; }}"#), &["invalid Git branch/tag name 'a..b'"], &[]);
-    world.check_fails(&format!(r#"builtins.fetchGit {{ url = {r}; submodules = "yes"; }}"#), &["input attribute 'submodules' is not a Boolean"], &[]);
-    world.check_fails(&format!(r#"builtins.fetchTree {{ url = "{r}"; }}"#), &["attribute 'type' is missing in call to 'fetchTree'"], &[]);
-    world.check_fails(&format!(r#"builtins.fetchTree {{ type = "git"; url = "{r}"; name = "x"; }}"#), &["attribute 'name' isn't supported in call to 'fetchTree'"], &[]);
-    world.check_fails(&format!(r#"builtins.fetchTree {{ type = "git"; url = "{r}"; ref = 1.5; }}"#), &["fetchTree argument 'ref' is a float while a string, Boolean or integer is expected"], &[]);
+    world.check_fails(
+        &format!(r#"builtins.fetchGit {{ url = {r}; rev = "abc"; }}"#),
+        &["hash 'abc' has wrong length for hash type 'sha1'"],
+        &[],
+    );
+    world.check_fails(
+        &format!(r#"builtins.fetchGit {{ url = {r}; foo = 1; }}"#),
+        &["unsupported Git input attribute 'foo'"],
+        &[],
+    );
+    world.check_fails(
+        &format!(r#"builtins.fetchGit {{ url = {r}; type = "git"; }}"#),
+        &["unexpected attribute 'type'"],
+        &[],
+    );
+    world.check_fails(
+        &format!(r#"builtins.fetchGit {{ url = {r}; ref = "a..b"; }}"#),
+        &["invalid Git branch/tag name 'a..b'"],
+        &[],
+    );
+    world.check_fails(
+        &format!(r#"builtins.fetchGit {{ url = {r}; submodules = "yes"; }}"#),
+        &["input attribute 'submodules' is not a Boolean"],
+        &[],
+    );
+    world.check_fails(
+        &format!(r#"builtins.fetchTree {{ url = "{r}"; }}"#),
+        &["attribute 'type' is missing in call to 'fetchTree'"],
+        &[],
+    );
+    world.check_fails(
+        &format!(r#"builtins.fetchTree {{ type = "git"; url = "{r}"; name = "x"; }}"#),
+        &["attribute 'name' isn't supported in call to 'fetchTree'"],
+        &[],
+    );
+    world.check_fails(
+        &format!(r#"builtins.fetchTree {{ type = "git"; url = "{r}"; ref = 1.5; }}"#),
+        &["fetchTree argument 'ref' is a float while a string, Boolean or integer is expected"],
+        &[],
+    );
     let wrong_nar = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-    world.check_fails(&format!(r#"builtins.fetchGit {{ url = {r}; ref = "master"; narHash = "{wrong_nar}"; }}"#), &["NAR hash mismatch in input"], &[]);
+    world.check_fails(
+        &format!(r#"builtins.fetchGit {{ url = {r}; ref = "master"; narHash = "{wrong_nar}"; }}"#),
+        &["NAR hash mismatch in input"],
+        &[],
+    );
 }
 
 #[test]
@@ -585,7 +784,10 @@ fn build_with_nivis(world: &World, expr: &str) -> Result<PathBuf, String> {
         set_thread_fetch_settings(Some(settings));
         let store_settings = nivis_store::StoreSettings::default();
         let uri = format!("local?root={}", root.display());
-        let io = Rc::new(StoreEvalIO::new(nivis_store::open_store(&uri, &store_settings).unwrap(), false));
+        let io = Rc::new(StoreEvalIO::new(
+            nivis_store::open_store(&uri, &store_settings).unwrap(),
+            false,
+        ));
         let mut eval = nivis_eval::Eval::new(io, nivis_eval::Settings::default());
         let parsed = eval.parse_string(&expr, &base).map_err(|e| e.to_string())?;
         let value = eval.eval_expr(parsed).map_err(|e| e.to_string())?;
@@ -593,11 +795,22 @@ fn build_with_nivis(world: &World, expr: &str) -> Result<PathBuf, String> {
         drop(eval);
         let store = nivis_store::open_store(&uri, &store_settings).unwrap();
         let drv_path = store.parse_store_path(printed.trim_matches('"')).unwrap();
-        let target = nivis_build::DerivedPath { drv_path: drv_path.clone(), outputs: None };
-        let build_settings = nivis_build::BuildSettings { print_build_logs: false, ..Default::default() };
+        let target = nivis_build::DerivedPath {
+            drv_path: drv_path.clone(),
+            outputs: None,
+        };
+        let build_settings = nivis_build::BuildSettings {
+            print_build_logs: false,
+            ..Default::default()
+        };
         let result = nivis_build::realise(&*store, &[target], &build_settings, None).map_err(|e| e.to_string())?;
         if !result.failures.is_empty() {
-            return Err(result.failures.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join("\n"));
+            return Err(result
+                .failures
+                .iter()
+                .map(|f| f.message.clone())
+                .collect::<Vec<_>>()
+                .join("\n"));
         }
         let out = &result.outputs[&drv_path]["out"];
         Ok(root.join("nix/store").join(out.base_name()))
@@ -609,7 +822,11 @@ fn builtin_fetchurl_builds_fixed_outputs() {
     let world = World::new();
     let url = world.server.put("tool.sh", b"#!/bin/sh\necho tool\n".to_vec());
     let hash = sha256_nix32(b"#!/bin/sh\necho tool\n");
-    let flat = build_with_nivis(&world, &format!(r#"import <nix/fetchurl.nix> {{ url = "{url}"; sha256 = "{hash}"; }}"#)).unwrap();
+    let flat = build_with_nivis(
+        &world,
+        &format!(r#"import <nix/fetchurl.nix> {{ url = "{url}"; sha256 = "{hash}"; }}"#),
+    )
+    .unwrap();
     assert_eq!(std::fs::read(&flat).unwrap(), b"#!/bin/sh\necho tool\n");
     // executable: the NAR of an executable file.
     let dir = world.path("exe");
@@ -618,7 +835,9 @@ fn builtin_fetchurl_builds_fixed_outputs() {
     let exe_hash = nix_hash(&dir.join("tool.sh"));
     let exe = build_with_nivis(
         &world,
-        &format!(r#"import <nix/fetchurl.nix> {{ url = "{url}"; sha256 = "{exe_hash}"; executable = true; name = "tool"; }}"#),
+        &format!(
+            r#"import <nix/fetchurl.nix> {{ url = "{url}"; sha256 = "{exe_hash}"; executable = true; name = "tool"; }}"#
+        ),
     )
     .unwrap();
     assert!(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&exe).unwrap().permissions()) & 0o111 != 0);
@@ -626,7 +845,12 @@ fn builtin_fetchurl_builds_fixed_outputs() {
     let tree = world.path("tree");
     write(&tree.join("a/b"), "b\n");
     write(&tree.join("c"), "c\n");
-    let nar = Command::new("nix-store").arg("--dump").arg(&tree).output().unwrap().stdout;
+    let nar = Command::new("nix-store")
+        .arg("--dump")
+        .arg(&tree)
+        .output()
+        .unwrap()
+        .stdout;
     let mut xz = Vec::new();
     {
         use std::io::Read;
@@ -643,12 +867,18 @@ fn builtin_fetchurl_builds_fixed_outputs() {
     assert_eq!(std::fs::read(unpacked.join("a/b")).unwrap(), b"b\n");
     // A wrong hash fails the build and leaves no valid output.
     let wrong = sha256_nix32(b"wrong");
-    let error = build_with_nivis(&world, &format!(r#"import <nix/fetchurl.nix> {{ url = "{url}"; sha256 = "{wrong}"; name = "bad"; }}"#))
-        .unwrap_err();
+    let error = build_with_nivis(
+        &world,
+        &format!(r#"import <nix/fetchurl.nix> {{ url = "{url}"; sha256 = "{wrong}"; name = "bad"; }}"#),
+    )
+    .unwrap_err();
     assert!(error.contains("hash mismatch in fixed-output derivation"), "{error}");
     let missing = world.server.url("missing");
-    let error = build_with_nivis(&world, &format!(r#"import <nix/fetchurl.nix> {{ url = "{missing}"; sha256 = "{hash}"; name = "gone"; }}"#))
-        .unwrap_err();
+    let error = build_with_nivis(
+        &world,
+        &format!(r#"import <nix/fetchurl.nix> {{ url = "{missing}"; sha256 = "{hash}"; name = "gone"; }}"#),
+    )
+    .unwrap_err();
     assert!(error.contains("failed"), "{error}");
 }
 
@@ -691,7 +921,18 @@ impl Drop for TlsServer {
 fn start_tls_server(world: &World, dir: &Path) -> Option<TlsServer> {
     let (cert, key) = (world.path("cert.pem"), world.path("key.pem"));
     let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-days", "1", "-keyout"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-days",
+            "1",
+            "-keyout",
+        ])
         .arg(&key)
         .arg("-out")
         .arg(&cert)
@@ -742,6 +983,10 @@ fn https_checks_certificates_except_in_builtin_fetchurl() {
     );
     // builtin:fetchurl does not check it (the output hash is checked).
     let hash = sha256_nix32(b"over tls\n");
-    let out = build_with_nivis(&world, &format!(r#"import <nix/fetchurl.nix> {{ url = "{url}"; sha256 = "{hash}"; }}"#)).unwrap();
+    let out = build_with_nivis(
+        &world,
+        &format!(r#"import <nix/fetchurl.nix> {{ url = "{url}"; sha256 = "{hash}"; }}"#),
+    )
+    .unwrap();
     assert_eq!(std::fs::read(out).unwrap(), b"over tls\n");
 }

@@ -29,7 +29,9 @@ pub enum FetchurlError {
 }
 
 fn get<'a>(env: &'a BTreeMap<String, String>, name: &str) -> Result<&'a str, FetchurlError> {
-    env.get(name).map(String::as_str).ok_or_else(|| FetchurlError::MissingAttribute(name.to_string()))
+    env.get(name)
+        .map(String::as_str)
+        .ok_or_else(|| FetchurlError::MissingAttribute(name.to_string()))
 }
 
 /// Runs `builtin:fetchurl` for a derivation whose environment is `env`.
@@ -45,7 +47,16 @@ pub fn builtin_fetchurl(env: &BTreeMap<String, String>, location: &StoreLocation
     let fetch = |url: &str| -> Result<(), FetchurlError> {
         let temp = nivis_fetch::temp_dir()?;
         let download = temp.path().join("download");
-        download_to(&settings, &TransferRequest { url, expected_etag: None, decompress: false, insecure_tls: true }, &download)?;
+        download_to(
+            &settings,
+            &TransferRequest {
+                url,
+                expected_etag: None,
+                decompress: false,
+                insecure_tls: true,
+            },
+            &download,
+        )?;
         if target.symlink_metadata().is_ok() {
             let _ = nivis_store::delete_path(&target);
         }
@@ -53,7 +64,8 @@ pub fn builtin_fetchurl(env: &BTreeMap<String, String>, location: &StoreLocation
             let file = std::fs::File::open(&download)
                 .map_err(|e| FetchurlError::Message(format!("opening '{}': {e}", download.display())))?;
             let compression = if main_url.ends_with(".xz") { "xz" } else { "none" };
-            let reader = nivis_fetch::unpack::decompressor(compression, Box::new(file)).map_err(FetchurlError::Message)?;
+            let reader =
+                nivis_fetch::unpack::decompressor(compression, Box::new(file)).map_err(FetchurlError::Message)?;
             nivis_formats::nar::restore_path(&mut BufReader::new(reader), &target)
                 .map_err(|e| FetchurlError::Message(format!("unpacking the NAR downloaded from '{url}': {e}")))?;
         } else {
@@ -71,8 +83,14 @@ pub fn builtin_fetchurl(env: &BTreeMap<String, String>, location: &StoreLocation
     if env.get("outputHashMode").map(String::as_str) == Some("flat") {
         for mirror in &settings.hashed_mirrors {
             let algorithm = env.get("outputHashAlgo").and_then(|a| HashAlgorithm::from_name(a));
-            let Some(hash) = env.get("outputHash").and_then(|h| Hash::parse_any(h, algorithm).ok()) else { break };
-            let mirror = if mirror.ends_with('/') { mirror.clone() } else { format!("{mirror}/") };
+            let Some(hash) = env.get("outputHash").and_then(|h| Hash::parse_any(h, algorithm).ok()) else {
+                break;
+            };
+            let mirror = if mirror.ends_with('/') {
+                mirror.clone()
+            } else {
+                format!("{mirror}/")
+            };
             let url = format!("{mirror}{}/{}", hash.algorithm().name(), hash.to_base16());
             if fetch(&url).is_ok() {
                 return Ok(());
