@@ -990,3 +990,22 @@ fn https_checks_certificates_except_in_builtin_fetchurl() {
     .unwrap();
     assert_eq!(std::fs::read(out).unwrap(), b"over tls\n");
 }
+
+#[test]
+fn remote_git_refs_are_refetched_after_tarball_ttl() {
+    let world = World::new();
+    let (repo, _) = make_repo(&world);
+    let bare = world.path("bare.git");
+    run(world.dir.path(), "git", &["clone", "--quiet", "--bare", &repo.to_string_lossy(), &bare.to_string_lossy()]);
+    let expr = format!(r#"(builtins.fetchGit "file://{}").rev"#, bare.display());
+    let first = world.nivis(&expr).unwrap();
+    // A new commit on master reaches the remote.
+    write(&repo.join("later"), "later\n");
+    git(&repo, &["add", "-A"], "2021-04-04T00:00:00Z");
+    git(&repo, &["commit", "--quiet", "-m", "later"], "2021-04-04T00:00:00Z");
+    git(&repo, &["push", "--quiet", &bare.to_string_lossy(), "master"], "2021-04-04T00:00:00Z");
+    let head = format!("\"{}\"", git_output(&repo, &["rev-parse", "HEAD"]));
+    assert_eq!(world.nivis(&expr).unwrap(), first, "within tarball-ttl the ref is not fetched again");
+    let expired = FetchSettings { tarball_ttl: 0, ..world.settings() };
+    assert_eq!(world.nivis_with(&expr, expired).unwrap(), head);
+}
