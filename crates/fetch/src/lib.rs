@@ -9,7 +9,7 @@
 //! - [`cache`]: the fetcher cache (`tarball-ttl`), so that repeated evaluations
 //!   do not download again.
 //! - [`tarball`]: `downloadFile`/`downloadTarball` and the `fetchurl`/`fetchTarball`
-//!   builtins; [`git`]: the Git fetcher, which runs the `git` command as CppNix does;
+//!   builtins; `git`: the Git fetcher, which runs the `git` command as CppNix does;
 //!   [`input`]: `fetchTree`'s inputs (attributes, types, checks, results).
 //!
 //! Assumptions: a store path is added only once its contents are complete and
@@ -18,7 +18,7 @@
 
 pub mod cache;
 mod error;
-pub mod git;
+mod git;
 pub mod input;
 mod settings;
 pub mod tarball;
