@@ -3,7 +3,7 @@
 //! - `/nix-cache-info`;
 //! - `/<hashpart>.narinfo`: the path found by hash part with one indexed query
 //!   ([`Store::query_path_from_hash_part`]), its info from the database, signed
-//!   on the fly when a key is given;
+//!   on the fly when a key is given (signatures remembered by fingerprint);
 //! - `/nar/<nar hash, nix32>.nar?hash=<hashpart>`: the uncompressed NAR,
 //!   streamed from the store with its length known in advance, with single
 //!   byte ranges (`Range: bytes=a-b`, 206 or 416);
@@ -91,13 +91,42 @@ struct Shared {
     open_store: Arc<StoreFactory>,
     store_dir: StoreDir,
     config: ServeConfig,
+    signatures: SignatureCache,
+}
+
+/// Signatures already made, by fingerprint. Ed25519 signatures are
+/// deterministic, so a remembered one is exactly what signing again would
+/// give; signing is most of a narinfo's cost, and clients ask for the same
+/// narinfos again and again. A changed path has another fingerprint.
+struct SignatureCache {
+    made: Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl SignatureCache {
+    /// Entries kept before the cache starts afresh (a fingerprint is a few
+    /// hundred bytes for a path with a handful of references).
+    const CAPACITY: usize = 16_384;
+
+    fn sign(&self, key: &SecretKey, fingerprint: String) -> String {
+        if let Some(signature) = self.made.lock().unwrap_or_else(|p| p.into_inner()).get(&fingerprint) {
+            return signature.clone();
+        }
+        let signature = key.sign(fingerprint.as_bytes()).to_string();
+        let mut made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+        if made.len() >= Self::CAPACITY {
+            made.clear();
+        }
+        made.insert(fingerprint, signature.clone());
+        signature
+    }
 }
 
 /// Serves requests on `listener` until the process ends.
 pub fn serve(listener: TcpListener, open_store: Arc<StoreFactory>, config: ServeConfig) -> Result<(), StoreError> {
     let store_dir = open_store()?.store_dir().clone();
     let workers = config.workers.max(1);
-    let shared = Arc::new(Shared { open_store, store_dir, config });
+    let signatures = SignatureCache { made: Mutex::new(std::collections::HashMap::new()) };
+    let shared = Arc::new(Shared { open_store, store_dir, config, signatures });
     // A short queue: when every worker is busy, further clients wait in it
     // and then in the kernel's listen backlog rather than being refused.
     let (sender, receiver) = sync_channel::<TcpStream>(workers);
@@ -372,7 +401,8 @@ fn narinfo_text(shared: &Shared, info: &ValidPathInfo) -> Result<String, StoreEr
         ca: info.ca,
     };
     if let Some(key) = &shared.config.secret_key {
-        narinfo.sign(&shared.store_dir, key).map_err(|e| StoreError::BadInput(e.to_string()))?;
+        let fingerprint = narinfo.fingerprint(&shared.store_dir).map_err(|e| StoreError::BadInput(e.to_string()))?;
+        narinfo.signatures.insert(shared.signatures.sign(key, fingerprint));
     }
     let text = narinfo.to_text(&shared.store_dir);
     // The compressed size is not known before streaming: say nothing rather
