@@ -147,7 +147,8 @@ fn cppnix_substitutes_from_nivis_serve() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let address = format!("127.0.0.1:{port}");
     let mut server = Command::new(env!("CARGO_BIN_EXE_nivis"))
-        .args(["serve", "--listen", &address, "--store", source.to_str().unwrap(), "--secret-key-file"])
+        .args(["serve", "--listen", &address, "--store", source.to_str().unwrap(), "--compression", "zstd"])
+        .args(["--workers", "4", "--secret-key-file"])
         .arg(&secret)
         .spawn()
         .unwrap();
@@ -179,6 +180,11 @@ fn cppnix_substitutes_from_nivis_serve() {
     ok(result);
     assert_eq!(hash_in(&destination, &first), hash_in(&source, &first));
     assert_eq!(hash_in(&destination, &second), hash_in(&source, &second));
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_nivis")).args(["serve", "--compression", "xz"]).output().unwrap();
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("unknown compression 'xz' (expected 'none' or 'zstd')"), "{message}");
 }
 
 /// A directory holding `nix-store` as a link to nivis, to name as the
