@@ -19,12 +19,14 @@
 //! creation and an unbounded one cannot exhaust the machine. Each worker keeps
 //! its own store handle (its own database connection) across connections.
 //! A connection holds its worker only while it is being served or within the
-//! keep-alive idle timeout; every read and write has a timeout, so a client
-//! that stalls frees its worker and never holds up the other workers.
+//! keep-alive idle timeout (cut to a short grace period while other
+//! connections wait for a worker); every read and write has a timeout, so a
+//! client that stalls frees its worker and never holds up the other workers.
 
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -92,6 +94,8 @@ struct Shared {
     store_dir: StoreDir,
     config: ServeConfig,
     signatures: SignatureCache,
+    /// Connections accepted and not yet taken by a worker.
+    waiting: AtomicUsize,
 }
 
 /// Signatures already made, by fingerprint. Ed25519 signatures are
@@ -126,7 +130,7 @@ pub fn serve(listener: TcpListener, open_store: Arc<StoreFactory>, config: Serve
     let store_dir = open_store()?.store_dir().clone();
     let workers = config.workers.max(1);
     let signatures = SignatureCache { made: Mutex::new(std::collections::HashMap::new()) };
-    let shared = Arc::new(Shared { open_store, store_dir, config, signatures });
+    let shared = Arc::new(Shared { open_store, store_dir, config, signatures, waiting: AtomicUsize::new(0) });
     // A short queue: when every worker is busy, further clients wait in it
     // and then in the kernel's listen backlog rather than being refused.
     let (sender, receiver) = sync_channel::<TcpStream>(workers);
@@ -141,6 +145,7 @@ pub fn serve(listener: TcpListener, open_store: Arc<StoreFactory>, config: Serve
     }
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
+        shared.waiting.fetch_add(1, Ordering::AcqRel);
         if sender.send(stream).is_err() {
             break;
         }
@@ -154,7 +159,10 @@ fn worker(shared: &Shared, receiver: &Mutex<Receiver<TcpStream>>) {
         let stream = {
             let receiver = receiver.lock().unwrap_or_else(|p| p.into_inner());
             match receiver.recv() {
-                Ok(stream) => stream,
+                Ok(stream) => {
+                    shared.waiting.fetch_sub(1, Ordering::AcqRel);
+                    stream
+                }
                 Err(_) => return,
             }
         };
@@ -222,7 +230,8 @@ fn handle_connection(shared: &Shared, store: &mut Option<Box<dyn Store>>, stream
     let _ = stream.set_nodelay(true);
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = BufWriter::with_capacity(128 * 1024, stream);
-    while let Some(request) = read_request(&mut reader)? {
+    while wait_for_request(shared, &mut reader)? {
+        let Some(request) = read_request(&mut reader)? else { break };
         if store.is_none() {
             match (shared.open_store)() {
                 Ok(opened) => *store = Some(opened),
@@ -241,6 +250,38 @@ fn handle_connection(shared: &Shared, store: &mut Option<Box<dyn Store>>, stream
         }
     }
     Ok(())
+}
+
+/// How often an idle connection looks whether other clients wait.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+
+/// Waits for the next request's first bytes; `false` when the connection
+/// should end: closed by the client, idle for the idle timeout, or idle
+/// while other connections wait for a worker (an idle kept-alive client
+/// must not keep a new one out; HTTP clients reconnect when a kept-alive
+/// connection turns out closed).
+fn wait_for_request(shared: &Shared, reader: &mut BufReader<TcpStream>) -> io::Result<bool> {
+    if !reader.buffer().is_empty() {
+        return Ok(true);
+    }
+    reader.get_ref().set_read_timeout(Some(IDLE_POLL.min(shared.config.idle_timeout)))?;
+    let idle_since = std::time::Instant::now();
+    loop {
+        match reader.fill_buf() {
+            Ok(bytes) => {
+                let more = !bytes.is_empty();
+                reader.get_ref().set_read_timeout(Some(shared.config.idle_timeout))?;
+                return Ok(more);
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                if shared.waiting.load(Ordering::Acquire) > 0 || idle_since.elapsed() >= shared.config.idle_timeout {
+                    return Ok(false);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn status_text(status: u16) -> &'static str {

@@ -366,3 +366,29 @@ fn stalled_clients_do_not_block_others() {
     assert!(waited.elapsed() < Duration::from_secs(5), "closed after {:?}", waited.elapsed());
     drop(not_reading);
 }
+
+/// With every worker taken by an idle kept-alive connection, a new client
+/// is served within a moment, not after the idle timeout: the idle one is
+/// closed for it.
+#[test]
+fn idle_kept_alive_connections_yield_to_waiting_clients() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("source");
+    drop(open_local(&root));
+    let config = ServeConfig { workers: 1, idle_timeout: Duration::from_secs(30), ..ServeConfig::default() };
+    let address = start_server(&root, config);
+    let host = address.strip_prefix("http://").unwrap();
+
+    let idle = TcpStream::connect(host).unwrap();
+    let mut idle_reader = BufReader::new(idle.try_clone().unwrap());
+    write!(&idle, "GET /nix-cache-info HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut idle_reader, false).status, 200);
+
+    let started = Instant::now();
+    assert_eq!(get(&address, "/nix-cache-info").status, 200);
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    // The idle connection was ended for it.
+    let mut rest = Vec::new();
+    idle_reader.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+}
