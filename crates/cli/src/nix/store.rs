@@ -32,6 +32,7 @@ struct Args {
     no_trust: bool,
     sigs_needed: usize,
     dry_run: bool,
+    ignore_liveness: bool,
     positional: Vec<String>,
 }
 
@@ -62,6 +63,7 @@ fn parse(sub: &str, args: &[OsString]) -> anyhow::Result<Args> {
             "--no-contents" => parsed.no_contents = true,
             "--no-trust" => parsed.no_trust = true,
             "--dry-run" => parsed.dry_run = true,
+            "--ignore-liveness" if sub == "delete" => parsed.ignore_liveness = true,
             "--extra-experimental-features" | "--experimental-features" => {
                 value(&arg)?;
             }
@@ -103,7 +105,7 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
             for arg in &parsed.positional {
                 paths.insert(follow_links_to_store_path(store.as_ref(), arg)?);
             }
-            let result = crate::legacy::nix_collect_garbage::delete_specific(store.as_ref(), paths, false, &mut out);
+            let result = crate::legacy::nix_collect_garbage::delete_specific(store.as_ref(), paths, parsed.ignore_liveness, &mut out);
             out.flush()?;
             result?;
             ExitCode::SUCCESS
