@@ -892,6 +892,7 @@ impl Eval {
                         BinOp::Add => a.checked_add(*b),
                         BinOp::Sub => a.checked_sub(*b),
                         BinOp::Mul => a.checked_mul(*b),
+                        BinOp::Div if *b != 0 => a.checked_div(*b),
                         _ => None,
                     };
                     if let Some(n) = fast {
@@ -1446,7 +1447,9 @@ pub fn lambda_name(l: &Lambda) -> String {
     }
 }
 
-/// `a // b`: a merge of two sorted vectors.
+/// `a // b`: a merge of two sorted vectors. The common case is a small `b` over a
+/// large `a` (`attrs // { x = ...; }`): each of `b`'s names is found by binary
+/// search and the runs of `a` between them are copied whole.
 pub fn update_attrs(a: &Rc<Attrs>, b: &Rc<Attrs>) -> Rc<Attrs> {
     if b.is_empty() {
         return a.clone();
@@ -1454,27 +1457,28 @@ pub fn update_attrs(a: &Rc<Attrs>, b: &Rc<Attrs>) -> Rc<Attrs> {
     if a.is_empty() {
         return b.clone();
     }
+    let (a, b) = (&a.entries, &b.entries);
     let mut out = Attrs::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.entries.len() && j < b.entries.len() {
-        let (x, y) = (&a.entries[i], &b.entries[j]);
-        if x.name < y.name {
-            out.entries.push(Attr { name: x.name, value: x.value.clone(), pos: x.pos });
-            i += 1;
+    let mut i = 0;
+    let by_search = b.len() * 8 < a.len();
+    for y in b {
+        let k = if by_search {
+            i + a[i..].partition_point(|x| x.name < y.name)
         } else {
-            if x.name == y.name {
-                i += 1;
+            let mut k = i;
+            while k < a.len() && a[k].name < y.name {
+                k += 1;
             }
-            out.entries.push(Attr { name: y.name, value: y.value.clone(), pos: y.pos });
-            j += 1;
+            k
+        };
+        out.entries.extend_from_slice(&a[i..k]);
+        i = k;
+        if i < a.len() && a[i].name == y.name {
+            i += 1;
         }
+        out.entries.push(y.clone());
     }
-    for x in &a.entries[i..] {
-        out.entries.push(Attr { name: x.name, value: x.value.clone(), pos: x.pos });
-    }
-    for y in &b.entries[j..] {
-        out.entries.push(Attr { name: y.name, value: y.value.clone(), pos: y.pos });
-    }
+    out.entries.extend_from_slice(&a[i..]);
     Rc::new(out)
 }
 

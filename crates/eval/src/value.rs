@@ -49,6 +49,7 @@ impl NixString {
     }
 }
 
+#[derive(Clone)]
 pub struct Attr {
     pub name: Sym,
     pub value: Value,
