@@ -40,10 +40,14 @@ while [ "$i" -lt "$runs" ]; do
     i=$((i + 1))
     chmod -R u+w "$work/dest-c" "$work/dest-n" 2>/dev/null || true
     rm -rf "$work/dest-c" "$work/dest-n"
+    # Each tool starts with no dirty pages of the other pending: nivis syncs
+    # what it restores (syncfs), which would otherwise also flush CppNix's.
+    sync
     start=$(now)
     # shellcheck disable=SC2086
     nix copy --from "file://$work/cache" --to "$work/dest-c" --no-check-sigs $paths
     t_cppnix=$(echo "$(now) - $start" | bc)
+    sync
     start=$(now)
     # shellcheck disable=SC2086
     "$NIVIS_BIN" copy --from "file://$work/cache" --store "$work/dest-n" --no-check-sigs $paths

@@ -500,9 +500,17 @@ impl LocalStore {
     }
 
     /// Checks that the contents at `real` match `info.ca` and `info.path`.
-    fn check_content_address(&self, real: &Path, info: &ValidPathInfo) -> Result<(), StoreError> {
+    /// Checks that `info.ca` describes the contents at `real`. `nar_hash` is
+    /// the SHA-256 of the NAR just restored there, which is already the
+    /// content hash of a recursive SHA-256 path: no need to read it back.
+    fn check_content_address(&self, real: &Path, info: &ValidPathInfo, nar_hash: &Hash) -> Result<(), StoreError> {
         let Some(ca) = &info.ca else { return Ok(()) };
         let actual = match ca {
+            ContentAddress::Fixed(FileIngestionMethod::Recursive, hash)
+                if hash.algorithm() == HashAlgorithm::Sha256 && nar_hash.algorithm() == HashAlgorithm::Sha256 =>
+            {
+                nar_hash.clone()
+            }
             ContentAddress::Text(_) | ContentAddress::Fixed(FileIngestionMethod::Flat, _) => {
                 let mut hasher = Hasher::new(ca.hash().algorithm());
                 let mut file = File::open(real).map_err(io_err(format!("opening '{}'", real.display())))?;
@@ -739,7 +747,7 @@ impl Store for LocalStore {
                 nar_size
             )));
         }
-        self.check_content_address(&temp.path, info)?;
+        self.check_content_address(&temp.path, info, &nar_hash)?;
         let mut info = info.clone();
         info.nar_size = nar_size;
         self.move_into_place(temp, info, repair)

@@ -101,7 +101,12 @@ struct Parser<'a> {
     source: &'a mut dyn Read,
     /// Store contents (read-only, mtime 1) rather than ordinary files.
     canonical: bool,
+    /// File contents pass through here: large writes, one allocation.
+    buffer: Vec<u8>,
 }
+
+/// Size of the copy buffer for file contents.
+const COPY_BUFFER: usize = 256 * 1024;
 
 fn bad(msg: impl Into<String>) -> StoreError {
     StoreError::BadArchive(msg.into())
@@ -180,27 +185,28 @@ impl Parser<'_> {
                     )));
                 }
                 let size = self.read_u64()?;
-                let create_mode = match (self.canonical, executable) {
-                    (true, _) => 0o644,
+                // Store files are created with their final permissions: the
+                // descriptor we write through was opened for writing, so the
+                // read-only mode does not stop us, and no chmod is needed later.
+                let mode = match (self.canonical, executable) {
+                    (true, true) => 0o555,
+                    (true, false) => 0o444,
                     (false, true) => 0o777,
                     (false, false) => 0o666,
                 };
                 let mut file = fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
-                    .mode(create_mode)
+                    .mode(mode)
                     .open(dest)
                     .map_err(io_err("creating file", dest))?;
-                let copied = io::copy(&mut (&mut *self.source).take(size), &mut file)
-                    .map_err(io_err("writing file", dest))?;
-                if copied != size {
-                    return Err(bad("unexpected end of archive"));
-                }
+                self.copy_contents(size, &mut file, dest)?;
                 self.read_padding(size)?;
                 if self.canonical {
-                    let mode = if executable { 0o555 } else { 0o444 };
-                    fs::set_permissions(dest, fs::Permissions::from_mode(mode))
+                    // The umask may have removed bits; set exactly, by descriptor.
+                    file.set_permissions(fs::Permissions::from_mode(mode))
                         .map_err(io_err("setting permissions of", dest))?;
+                    set_mtime_one_fd(&file, dest)?;
                 }
                 self.expect(b")")?;
             }
@@ -266,8 +272,45 @@ impl Parser<'_> {
                 )));
             }
         }
-        if self.canonical { set_mtime_one(dest) } else { Ok(()) }
+        if self.canonical && node_type.as_slice() != b"regular" { set_mtime_one(dest) } else { Ok(()) }
     }
+
+    /// Copies `size` bytes of file contents from the archive to `file`.
+    fn copy_contents(&mut self, size: u64, file: &mut File, dest: &Path) -> Result<(), StoreError> {
+        let chunk = (size as usize).min(COPY_BUFFER);
+        if self.buffer.len() < chunk {
+            self.buffer.resize(chunk, 0);
+        }
+        let mut left = size;
+        while left > 0 {
+            let n = (left as usize).min(COPY_BUFFER);
+            let mut buffer = std::mem::take(&mut self.buffer);
+            let read = self.read_exact(&mut buffer[..n]);
+            let written = read.and_then(|()| file.write_all(&buffer[..n]).map_err(io_err("writing file", dest)));
+            self.buffer = buffer;
+            written?;
+            left -= n as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Sets the modification time of an open file to 1 (the epoch plus one
+/// second), as store contents have it.
+fn set_mtime_one_fd(file: &File, path: &Path) -> Result<(), StoreError> {
+    use std::os::fd::AsRawFd;
+    let times = [
+        libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_NOW },
+        libc::timespec { tv_sec: 1, tv_nsec: 0 },
+    ];
+    // SAFETY: a descriptor we own and a pointer to two timespecs.
+    if unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) } != 0 {
+        return Err(StoreError::io(
+            format!("changing modification time of '{}'", path.display()),
+            io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
 }
 
 /// Restores the NAR read from `source` at `dest` (which must not exist).
@@ -283,7 +326,7 @@ pub fn restore_path_plain(source: &mut dyn Read, dest: &Path) -> Result<(), Stor
 }
 
 fn restore(source: &mut dyn Read, dest: &Path, canonical: bool) -> Result<(), StoreError> {
-    let mut parser = Parser { source, canonical };
+    let mut parser = Parser { source, canonical, buffer: Vec::new() };
     let magic = parser.read_token(MAX_TOKEN)?;
     if magic != NAR_MAGIC {
         return Err(bad("input doesn't look like a Nix archive"));
