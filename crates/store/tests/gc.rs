@@ -372,6 +372,10 @@ mod property {
         Root(usize, bool),
         /// Remove the n-th root.
         Unroot(usize),
+        /// What a build leaves behind: a `.drv` referring to some valid paths
+        /// and an output, registered as the scheduler does (under its lock,
+        /// contents first), whose deriver is that `.drv`.
+        Build(Vec<usize>),
         Gc,
     }
 
@@ -380,6 +384,7 @@ mod property {
             3 => proptest::collection::vec(0usize..64, 0..3).prop_map(Op::Add),
             2 => (0usize..64, any::<bool>()).prop_map(|(i, indirect)| Op::Root(i, indirect)),
             1 => (0usize..64).prop_map(Op::Unroot),
+            2 => proptest::collection::vec(0usize..64, 0..3).prop_map(Op::Build),
             2 => Just(Op::Gc),
         ]
     }
@@ -422,6 +427,37 @@ mod property {
                         let (link, _) = roots.remove(i % roots.len());
                         fs::remove_file(link).unwrap();
                     }
+                    Op::Build(inputs) => {
+                        let inputs: Vec<&StorePath> = if valid.is_empty() { vec![] } else { inputs.iter().map(|i| &valid[i % valid.len()]).collect() };
+                        counter += 1;
+                        let name = format!("b{counter}");
+                        let mut derivation = nivis_formats::Derivation {
+                            outputs: [("out".to_string(), nivis_formats::DerivationOutput::Deferred)].into(),
+                            input_derivations: Default::default(),
+                            input_sources: inputs.iter().map(|p| (*p).clone()).collect(),
+                            platform: b"x86_64-linux".to_vec(),
+                            builder: b"/bin/sh".to_vec(),
+                            args: vec![],
+                            env: [(b"name".to_vec(), name.as_bytes().to_vec()), (b"out".to_vec(), vec![])].into(),
+                        };
+                        derivation
+                            .fill_output_paths::<Box<dyn std::error::Error>>(store.store_dir(), &name, |_| unreachable!("no input derivations"))
+                            .unwrap();
+                        let Some(nivis_formats::DerivationOutput::InputAddressed(out)) = derivation.outputs.get("out").cloned() else {
+                            panic!("an input-addressed output")
+                        };
+                        let drv = add(&store, &format!("{name}.drv"), &String::from_utf8(derivation.to_aterm(store.store_dir())).unwrap(), &inputs);
+                        let _lock = store.lock_path(&out).unwrap();
+                        fs::write(real(&root, &out), format!("built {counter}")).unwrap();
+                        let mut hasher = Hasher::new(HashAlgorithm::Sha256);
+                        nivis_store::dump_path(&real(&root, &out), &mut hasher).unwrap();
+                        let size = hasher.bytes_hashed();
+                        let mut info = ValidPathInfo::new(out, hasher.finish(), size);
+                        info.references = inputs.into_iter().cloned().collect();
+                        info.deriver = Some(drv);
+                        info.ultimate = true;
+                        store.register_valid_paths(&[info]).unwrap();
+                    }
                     Op::Gc => {
                         run(&store, options(GcAction::DeleteDead));
                     }
@@ -439,11 +475,21 @@ mod property {
                 drop(store);
                 assert_consistent(&root);
             }
-            // The last collection left exactly the closure of the roots.
+            // The last collection left exactly the closure of the roots, with
+            // the valid derivers of live paths (keep-derivations, on by default)
+            // and their closures.
             let store = open(&root);
             let mut live = StorePathSet::new();
-            for (_, target) in &roots {
-                live.extend(nivis_store::compute_closure(&store, &[target.clone()].into(), nivis_store::ClosureOptions::default()).unwrap());
+            let mut pending: Vec<StorePath> = roots.iter().map(|(_, target)| target.clone()).collect();
+            while let Some(path) = pending.pop() {
+                if !live.insert(path.clone()) {
+                    continue;
+                }
+                let info = store.query_path_info(&path).unwrap().unwrap();
+                pending.extend(info.references.iter().cloned());
+                if let Some(deriver) = info.deriver.filter(|d| store.is_valid_path(d).unwrap()) {
+                    pending.push(deriver);
+                }
             }
             prop_assert_eq!(store.query_all_valid_paths().unwrap(), live);
         }
