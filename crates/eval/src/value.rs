@@ -8,7 +8,6 @@
 //! discipline that makes the unchecked cell sound.
 
 use std::cell::UnsafeCell;
-use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use crate::ast::{AttrDef, Expr, Lambda};
@@ -19,7 +18,91 @@ use crate::symbol::Sym;
 /// A string context: the store paths a string refers to, encoded as CppNix does:
 /// `/nix/store/...` (a plain path), `=/nix/store/x.drv` (a derivation with all
 /// its outputs), `!out!/nix/store/x.drv` (one output of a derivation).
-pub type Context = BTreeSet<Box<[u8]>>;
+///
+/// A sorted vector without duplicates (most contexts hold one to a few
+/// elements: a B-tree node would cost ~200 bytes each), iterated in byte order
+/// as CppNix's `std::set`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Context(Vec<Box<[u8]>>);
+
+impl Context {
+    pub fn new() -> Context {
+        Context(Vec::new())
+    }
+    /// Adds an element; false if it was there already.
+    pub fn insert(&mut self, element: Box<[u8]>) -> bool {
+        match self.0.binary_search(&element) {
+            Ok(_) => false,
+            Err(i) => {
+                self.0.insert(i, element);
+                true
+            }
+        }
+    }
+    pub fn contains(&self, element: &[u8]) -> bool {
+        self.0.binary_search_by(|e| (**e).cmp(element)).is_ok()
+    }
+    pub fn remove(&mut self, element: &[u8]) -> bool {
+        match self.0.binary_search_by(|e| (**e).cmp(element)) {
+            Ok(i) => {
+                self.0.remove(i);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+    pub fn iter(&self) -> std::slice::Iter<'_, Box<[u8]>> {
+        self.0.iter()
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn first(&self) -> Option<&Box<[u8]>> {
+        self.0.first()
+    }
+}
+
+impl Extend<Box<[u8]>> for Context {
+    fn extend<I: IntoIterator<Item = Box<[u8]>>>(&mut self, iter: I) {
+        for element in iter {
+            self.insert(element);
+        }
+    }
+}
+
+impl FromIterator<Box<[u8]>> for Context {
+    fn from_iter<I: IntoIterator<Item = Box<[u8]>>>(iter: I) -> Context {
+        let mut elements: Vec<Box<[u8]>> = iter.into_iter().collect();
+        elements.sort_unstable();
+        elements.dedup();
+        Context(elements)
+    }
+}
+
+impl<const N: usize> From<[Box<[u8]>; N]> for Context {
+    fn from(elements: [Box<[u8]>; N]) -> Context {
+        elements.into_iter().collect()
+    }
+}
+
+impl IntoIterator for Context {
+    type Item = Box<[u8]>;
+    type IntoIter = std::vec::IntoIter<Box<[u8]>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Context {
+    type Item = &'a Box<[u8]>;
+    type IntoIter = std::slice::Iter<'a, Box<[u8]>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct NixString {
