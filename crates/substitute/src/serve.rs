@@ -144,7 +144,12 @@ pub fn serve(listener: TcpListener, open_store: Arc<StoreFactory>, config: Serve
             .map_err(|error| StoreError::Io { context: "starting the server's threads".into(), error })?;
     }
     for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
+        let Ok(stream) = stream else {
+            // Out of file descriptors, say: wait for connections to end
+            // rather than spin.
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
         shared.waiting.fetch_add(1, Ordering::AcqRel);
         if sender.send(stream).is_err() {
             break;
