@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout};
 use std::sync::Mutex;
 
-use nivis_formats::{ContentAddress, FileIngestionMethod, Hash, HashAlgorithm, StoreDir, StorePath, StorePathSet};
+use nivis_formats::{ContentAddress, Hash, HashAlgorithm, StoreDir, StorePath, StorePathSet};
 use nivis_store::{Store, StoreError, StoreSettings, ValidPathInfo};
 
 use crate::serve::{self, Command as Cmd};
@@ -229,10 +229,6 @@ impl LegacySshStore {
         })?;
         valid.iter().map(|p| self.parse(p).map_err(RemoteError::into_store_error)).collect()
     }
-
-    fn unsupported(&self, operation: &str) -> StoreError {
-        StoreError::Unsupported { operation: operation.to_string(), store: self.uri.clone() }
-    }
 }
 
 /// Reads until `buf` is full or the stream ends; returns how much was read.
@@ -262,44 +258,6 @@ impl Store for LegacySshStore {
 
     fn is_valid_path(&self, path: &StorePath) -> Result<bool, StoreError> {
         Ok(self.query_valid_paths(&std::iter::once(path.clone()).collect())?.contains(path))
-    }
-
-    fn query_referrers(&self, _path: &StorePath) -> Result<StorePathSet, StoreError> {
-        Err(self.unsupported("queryReferrers"))
-    }
-
-    fn query_valid_derivers(&self, _path: &StorePath) -> Result<StorePathSet, StoreError> {
-        Err(self.unsupported("queryValidDerivers"))
-    }
-
-    fn query_derivation_outputs(&self, _drv_path: &StorePath) -> Result<BTreeMap<String, StorePath>, StoreError> {
-        Err(self.unsupported("queryDerivationOutputs"))
-    }
-
-    fn query_all_valid_paths(&self) -> Result<StorePathSet, StoreError> {
-        Err(self.unsupported("queryAllValidPaths"))
-    }
-
-    fn add_to_store(
-        &self,
-        _name: &str,
-        _source: &Path,
-        _method: FileIngestionMethod,
-        _hash_algo: HashAlgorithm,
-        _references: &StorePathSet,
-        _repair: bool,
-    ) -> Result<StorePath, StoreError> {
-        Err(self.unsupported("addToStore"))
-    }
-
-    fn add_text_to_store(
-        &self,
-        _name: &str,
-        _contents: &[u8],
-        _references: &StorePathSet,
-        _repair: bool,
-    ) -> Result<StorePath, StoreError> {
-        Err(self.unsupported("addTextToStore"))
     }
 
     fn add_nar(&self, info: &ValidPathInfo, nar: &mut dyn Read, _repair: bool) -> Result<(), StoreError> {
@@ -362,10 +320,6 @@ impl Store for LegacySshStore {
             }
             parsed.map_err(|e| RemoteError::Protocol(format!("bad NAR of '{printed}' from '{host}': {e}")))
         })
-    }
-
-    fn add_signatures(&self, _path: &StorePath, _sigs: &[String]) -> Result<(), StoreError> {
-        Err(self.unsupported("addSignatures"))
     }
 }
 

@@ -91,19 +91,31 @@ pub trait Store {
         Ok(self.query_path_info(path)?.is_some())
     }
 
+    // The operations below have defaults that say the store does not support
+    // them, as most stores other than the local one (binary caches, ssh://)
+    // do not: CppNix's `unsupported(...)` for each.
+
     /// Valid paths that have `path` among their references.
-    fn query_referrers(&self, path: &StorePath) -> Result<StorePathSet, StoreError>;
+    fn query_referrers(&self, path: &StorePath) -> Result<StorePathSet, StoreError> {
+        let _ = path;
+        Err(unsupported(self.uri(), "queryReferrers"))
+    }
 
     /// Valid `.drv` paths that list `path` as one of their outputs.
-    fn query_valid_derivers(&self, path: &StorePath) -> Result<StorePathSet, StoreError>;
+    fn query_valid_derivers(&self, path: &StorePath) -> Result<StorePathSet, StoreError> {
+        let _ = path;
+        Err(unsupported(self.uri(), "queryValidDerivers"))
+    }
 
     /// Output name to output path, for a valid input-addressed derivation.
-    fn query_derivation_outputs(
-        &self,
-        drv_path: &StorePath,
-    ) -> Result<BTreeMap<String, StorePath>, StoreError>;
+    fn query_derivation_outputs(&self, drv_path: &StorePath) -> Result<BTreeMap<String, StorePath>, StoreError> {
+        let _ = drv_path;
+        Err(unsupported(self.uri(), "queryDerivationOutputs"))
+    }
 
-    fn query_all_valid_paths(&self) -> Result<StorePathSet, StoreError>;
+    fn query_all_valid_paths(&self) -> Result<StorePathSet, StoreError> {
+        Err(unsupported(self.uri(), "queryAllValidPaths"))
+    }
 
     /// The valid path whose hash part (the 32 nix32 characters of its base
     /// name) is `hash_part`, as CppNix's `queryPathFromHashPart`: one indexed
@@ -133,7 +145,10 @@ pub trait Store {
         hash_algo: HashAlgorithm,
         references: &StorePathSet,
         repair: bool,
-    ) -> Result<StorePath, StoreError>;
+    ) -> Result<StorePath, StoreError> {
+        let _ = (name, source, method, hash_algo, references, repair);
+        Err(unsupported(self.uri(), "addToStore"))
+    }
 
     /// Adds a text file (`builtins.toFile`, `.drv` files).
     fn add_text_to_store(
@@ -142,7 +157,10 @@ pub trait Store {
         contents: &[u8],
         references: &StorePathSet,
         repair: bool,
-    ) -> Result<StorePath, StoreError>;
+    ) -> Result<StorePath, StoreError> {
+        let _ = (name, contents, references, repair);
+        Err(unsupported(self.uri(), "addTextToStore"))
+    }
 
     /// Adds `info.path` from a NAR stream (imports, substitution, copying). The
     /// stream's SHA-256 and size must equal `info.nar_hash` and `info.nar_size`
@@ -153,7 +171,10 @@ pub trait Store {
     fn nar_from_path(&self, path: &StorePath, sink: &mut dyn Write) -> Result<(), StoreError>;
 
     /// Adds signatures (`keyname:sig`) to a valid path's info.
-    fn add_signatures(&self, path: &StorePath, sigs: &[String]) -> Result<(), StoreError>;
+    fn add_signatures(&self, path: &StorePath, sigs: &[String]) -> Result<(), StoreError> {
+        let _ = (path, sigs);
+        Err(unsupported(self.uri(), "addSignatures"))
+    }
 
     /// Deletes the given paths, refusing any that another valid path (outside the
     /// set) still refers to or that a GC root keeps alive. Returns what was deleted
@@ -201,4 +222,9 @@ pub trait Store {
     fn print_store_path(&self, path: &StorePath) -> String {
         self.store_dir().print_path(path)
     }
+}
+
+/// The error of an operation a store does not support.
+fn unsupported(store: String, operation: &str) -> StoreError {
+    StoreError::Unsupported { operation: operation.to_string(), store }
 }

@@ -14,15 +14,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::narinfo_cache::{NarInfoCacheTtl, NarInfoDiskCache};
 
-use nivis_formats::{
-    FileIngestionMethod, HashAlgorithm, HashEncoding, Hasher, NarInfo, SecretKey, StoreDir, StorePath,
-    StorePathSet,
-};
+use nivis_formats::{HashAlgorithm, HashEncoding, Hasher, NarInfo, SecretKey, StoreDir, StorePath};
 use nivis_store::{Store, StoreError, StoreSettings, ValidPathInfo};
 
 use crate::compression::{Compression, Encoder};
@@ -464,44 +461,6 @@ impl Store for BinaryCacheStore {
         }
     }
 
-    fn query_referrers(&self, _path: &StorePath) -> Result<StorePathSet, StoreError> {
-        Err(self.unsupported("queryReferrers"))
-    }
-
-    fn query_valid_derivers(&self, _path: &StorePath) -> Result<StorePathSet, StoreError> {
-        Err(self.unsupported("queryValidDerivers"))
-    }
-
-    fn query_derivation_outputs(&self, _drv_path: &StorePath) -> Result<BTreeMap<String, StorePath>, StoreError> {
-        Err(self.unsupported("queryDerivationOutputs"))
-    }
-
-    fn query_all_valid_paths(&self) -> Result<StorePathSet, StoreError> {
-        Err(self.unsupported("queryAllValidPaths"))
-    }
-
-    fn add_to_store(
-        &self,
-        _name: &str,
-        _source: &Path,
-        _method: FileIngestionMethod,
-        _hash_algo: HashAlgorithm,
-        _references: &StorePathSet,
-        _repair: bool,
-    ) -> Result<StorePath, StoreError> {
-        Err(self.unsupported("addToStore"))
-    }
-
-    fn add_text_to_store(
-        &self,
-        _name: &str,
-        _contents: &[u8],
-        _references: &StorePathSet,
-        _repair: bool,
-    ) -> Result<StorePath, StoreError> {
-        Err(self.unsupported("addTextToStore"))
-    }
-
     fn add_nar(&self, info: &ValidPathInfo, nar: &mut dyn Read, repair: bool) -> Result<(), StoreError> {
         if !repair && self.is_valid_path(&info.path)? {
             // CppNix drains the source and keeps what the cache has.
@@ -540,8 +499,3 @@ impl Store for BinaryCacheStore {
     }
 }
 
-impl BinaryCacheStore {
-    fn unsupported(&self, operation: &str) -> StoreError {
-        StoreError::Unsupported { operation: operation.to_string(), store: self.uri.clone() }
-    }
-}
