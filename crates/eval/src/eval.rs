@@ -308,7 +308,7 @@ impl Eval {
         match e {
             Expr::Const(v) => Ok(v.clone()),
             Expr::Var(var @ Var { loc: VarLoc::Local { depth, slot }, .. }) => {
-                match env_at(env, *depth).get(*slot as usize) {
+                match env_at(env, *depth).get_forced(*slot as usize) {
                     Some(Value::Thunk(t)) => self.force_thunk(&t, var.pos),
                     Some(v) => Ok(v),
                     None => self.eval(e, env),
@@ -407,7 +407,7 @@ impl Eval {
         match e {
             Expr::Const(v) => v.clone(),
             Expr::Var(Var { loc: VarLoc::Local { depth, slot }, .. }) => {
-                match env_at(env, *depth).get(*slot as usize) {
+                match env_at(env, *depth).get_forced(*slot as usize) {
                     Some(v) => v,
                     None => Value::thunk(ThunkState::Pending { expr: e, env: env.clone() }),
                 }
@@ -630,7 +630,7 @@ impl Eval {
     #[inline]
     fn lookup_var(&mut self, var: &'static Var, env: &Rc<Env>) -> Result<Value> {
         match var.loc {
-            VarLoc::Local { depth, slot } => match env_at(env, depth).get(slot as usize) {
+            VarLoc::Local { depth, slot } => match env_at(env, depth).get_forced(slot as usize) {
                 Some(v) => Ok(v),
                 // Only reachable while a recursive scope is being built.
                 None => Err(EvalError::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered", var.pos)),

@@ -226,6 +226,16 @@ impl Env {
         // this call (see the type's comment).
         unsafe { (&*self.values.get()).get(slot).cloned() }
     }
+    /// `get`, looking through a thunk that has been forced already (one
+    /// reference-count increment instead of three on the most common read).
+    #[inline]
+    pub fn get_forced(&self, slot: usize) -> Option<Value> {
+        // SAFETY: as in `get`; the borrow of the slot ends before this returns.
+        match unsafe { (&*self.values.get()).get(slot)? } {
+            Value::Thunk(t) => Some(t.value().unwrap_or_else(|| Value::Thunk(t.clone()))),
+            v => Some(v.clone()),
+        }
+    }
     /// Whether `slot` has been filled.
     #[inline]
     pub fn has(&self, slot: usize) -> bool {
