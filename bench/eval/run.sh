@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every evaluation workload with CppNix 2.8 and with nivis, side by side in
-# one run, and prints wall time, peak RSS and the two ratios for each.
+# one run, and prints wall time, CPU (user+system) time, peak RSS and the ratios
+# for each (speedup: wall time; cpu-x: CPU time; mem%: nivis RSS / CppNix RSS).
 #   bench/eval/run.sh            all workloads, best of 3 runs each
 #   RUNS=1 bench/eval/run.sh     one run each (quicker, noisier)
 # Both evaluate in read-only mode over a dummy store, so no store is touched.
@@ -27,34 +28,39 @@ for i in $(seq 1 2000); do
 done
 trap 'rm -rf "$work" "$here/generated-imports"' EXIT
 
-# measure BINARY ARGS...: prints "seconds kilobytes" (best time, max RSS over runs)
-# and leaves the output of the last run in $work/out.
+# measure BINARY ARGS...: prints "seconds cpu-seconds kilobytes" (best wall time,
+# best user+system time, max RSS over runs) and leaves the output of the last run
+# in $work/out. CPU time is the steadier figure on a machine shared with other
+# work: it does not count the time spent waiting for a core.
 measure() {
-    local best="" rss=0
+    local best="" best_cpu="" rss=0
     for _ in $(seq 1 "$runs"); do
-        /usr/bin/time -f "%e %M" -o "$work/time" "$@" > "$work/out" 2> "$work/err" || {
+        /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$@" > "$work/out" 2> "$work/err" || {
             echo "FAILED: $*" >&2; cat "$work/err" >&2; return 1; }
-        read -r secs kb < "$work/time"
+        read -r secs user sys kb < "$work/time"
+        cpu=$(awk "BEGIN{print $user + $sys}")
         if [ -z "$best" ] || awk "BEGIN{exit !($secs < $best)}"; then best=$secs; fi
+        if [ -z "$best_cpu" ] || awk "BEGIN{exit !($cpu < $best_cpu)}"; then best_cpu=$cpu; fi
         [ "$kb" -gt "$rss" ] && rss=$kb
     done
-    echo "$best $rss"
+    echo "$best $best_cpu $rss"
 }
 
-printf '%-18s %9s %9s %8s %10s %10s %8s %s\n' workload "CppNix-s" "nivis-s" speedup "CppNix-MB" "nivis-MB" mem% agree
+printf '%-18s %9s %9s %8s %8s %10s %10s %8s %s\n' workload "CppNix-s" "nivis-s" speedup cpu-x "CppNix-MB" "nivis-MB" mem% agree
 row() {
     local name=$1; shift
     local common=(--store dummy:// --readonly-mode --eval --strict "$@")
-    read -r c_s c_kb < <(measure "$cppnix" "${common[@]}")
+    read -r c_s c_cpu c_kb < <(measure "$cppnix" "${common[@]}")
     cp "$work/out" "$work/cppnix.out"
-    if ! read -r n_s n_kb < <(measure "$nivis" "${common[@]}"); then
+    if ! read -r n_s n_cpu n_kb < <(measure "$nivis" "${common[@]}"); then
         printf '%-18s %9s %9s\n' "$name" "$c_s" FAILED; return 0
     fi
     local agree=yes
     cmp -s "$work/out" "$work/cppnix.out" || agree=NO
-    awk -v n="$name" -v cs="$c_s" -v ns="$n_s" -v ck="$c_kb" -v nk="$n_kb" -v a="$agree" 'BEGIN{
+    awk -v n="$name" -v cs="$c_s" -v ns="$n_s" -v cc="$c_cpu" -v nc="$n_cpu" -v ck="$c_kb" -v nk="$n_kb" -v a="$agree" 'BEGIN{
         if (ns == 0) ns = 0.005;
-        printf "%-18s %9.2f %9.2f %7.1fx %10.1f %10.1f %7.0f%% %s\n", n, cs, ns, cs/ns, ck/1024, nk/1024, 100*nk/ck, a }'
+        if (nc == 0) nc = 0.005;
+        printf "%-18s %9.2f %9.2f %7.1fx %7.1fx %10.1f %10.1f %7.0f%% %s\n", n, cs, ns, cs/ns, cc/nc, ck/1024, nk/1024, 100*nk/ck, a }'
 }
 
 cd "$here"
