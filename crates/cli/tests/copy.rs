@@ -44,6 +44,13 @@ fn cppnix_paths(tmp: &Path, root: &Path) -> (String, String) {
     (first, second.trim().trim_matches('"').to_string())
 }
 
+/// A signing key pair made by CppNix in `dir`: the secret key file and the public key.
+fn cppnix_key(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
+    let (secret, public) = (dir.join("key.sec"), dir.join("key.pub"));
+    ok(cppnix("nix-store", &["--generate-binary-cache-key", name, secret.to_str().unwrap(), public.to_str().unwrap()]));
+    (secret, std::fs::read_to_string(&public).unwrap().trim().to_string())
+}
+
 fn hash_in(root: &Path, path: &str) -> String {
     ok(cppnix("nix-store", &["--store", root.to_str().unwrap(), "--verify-path", path]));
     ok(cppnix("nix-store", &["--store", root.to_str().unwrap(), "-q", "--hash", path]))
@@ -55,10 +62,7 @@ fn copy_to_and_from_file_caches_with_cppnix_on_the_other_side() {
     let t = tmp.path();
     let source = t.join("source");
     let (first, second) = cppnix_paths(t, &source);
-    let secret = t.join("key.sec");
-    let public = t.join("key.pub");
-    ok(cppnix("nix-store", &["--generate-binary-cache-key", "cli-test-1", secret.to_str().unwrap(), public.to_str().unwrap()]));
-    let public_key = std::fs::read_to_string(&public).unwrap();
+    let (secret, public_key) = cppnix_key(t, "cli-test-1");
 
     // nivis writes, CppNix reads.
     let cache = format!("file://{}/cache", t.display());
@@ -85,7 +89,7 @@ fn copy_to_and_from_file_caches_with_cppnix_on_the_other_side() {
             from_nivis.to_str().unwrap(),
             "--option",
             "trusted-public-keys",
-            public_key.trim(),
+            &public_key,
             &second,
         ],
     ));
@@ -141,9 +145,7 @@ fn cppnix_substitutes_from_nivis_serve() {
     let t = tmp.path();
     let source = t.join("source");
     let (first, second) = cppnix_paths(t, &source);
-    let secret = t.join("key.sec");
-    let public = t.join("key.pub");
-    ok(cppnix("nix-store", &["--generate-binary-cache-key", "serve-cli-1", secret.to_str().unwrap(), public.to_str().unwrap()]));
+    let (secret, public_key) = cppnix_key(t, "serve-cli-1");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let address = format!("127.0.0.1:{port}");
     let mut server = Command::new(env!("CARGO_BIN_EXE_nivis"))
@@ -171,7 +173,7 @@ fn cppnix_substitutes_from_nivis_serve() {
             destination.to_str().unwrap(),
             "--option",
             "trusted-public-keys",
-            std::fs::read_to_string(&public).unwrap().trim(),
+            &public_key,
             &second,
         ],
     );
