@@ -67,6 +67,11 @@ impl BuildFlags {
             "-L" | "--print-build-logs" => self.print_build_logs = Some(true),
             "-Q" | "--no-build-output" => self.print_build_logs = Some(false),
             "--dry-run" => self.dry_run = true,
+            // CppNix: no substituters, and downloaded files count as fresh.
+            "--offline" => {
+                self.options.push(("substitute".into(), "false".into()));
+                self.options.push(("tarball-ttl".into(), u32::MAX.to_string()));
+            }
             "--store" => self.store = Some(value(i)?),
             "--check" => bail!(crate::NotImplemented("--check (rebuild and compare)".into())),
             "--fallback" | "--no-fallback" | "--repair" | "-v" | "--verbose" | "--quiet" | "--show-trace"
@@ -91,7 +96,7 @@ impl BuildFlags {
     /// The binary caches to substitute from (`substituters`, `trusted-public-keys`,
     /// `require-sigs`). Caches nivis cannot open are skipped; the warning is
     /// printed only when the user configured substituters, so the default
-    /// (cache.nixos.org over https, which this build does not speak) stays quiet.
+    /// (cache.nixos.org) stays quiet on a machine without network.
     pub fn substituters(&self) -> anyhow::Result<ConfiguredSubstituters> {
         let config = self.config()?;
         let settings = nivis_store::StoreSettings::from_env();

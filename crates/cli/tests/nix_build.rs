@@ -443,6 +443,17 @@ fn outputs_a_binary_cache_has_are_substituted_not_built() {
     let contents = fs::read_to_string(format!("{}{out_path}", second.display())).unwrap();
     assert_eq!(contents, "from-the-cache\n");
 
+    // --offline: no substituters at all, so it is built.
+    let offline = fixture.store("offline");
+    let built_offline = fixture.nix_build(
+        &offline,
+        &["--no-out-link", "--offline", "--option", "substituters", &cache, "--option", "require-sigs", "false"],
+    );
+    let stderr = text(&built_offline.stderr);
+    assert!(built_offline.status.success(), "{stderr}");
+    assert!(stderr.contains("this derivation will be built:") && stderr.contains("building '"), "{stderr}");
+    assert!(!stderr.contains("copying path"), "{stderr}");
+
     // The same cache without signatures is refused when signatures are required,
     // and the scheduler falls back to building.
     let third = fixture.store("third");
