@@ -374,12 +374,15 @@ pub fn read_log(store: &dyn Store, path: &StorePath) -> anyhow::Result<Vec<u8>> 
     bail!("build log of '{}' is not available", store.print_store_path(path))
 }
 
-/// Creates the `result` symlinks of a build, and registers each as an
-/// indirect GC root (`<state>/gcroots/auto/<sha1 of the link>`), as CppNix's
-/// `addPermRoot` does. Returns the links made.
+/// Creates the `result` symlink of a build. On a local store it is a
+/// permanent GC root (`LocalStore::add_perm_root`: an indirect root under
+/// `gcroots/auto`, and an existing link is only replaced if it points into the
+/// store, as CppNix's `addPermRoot`); on other stores just a symlink.
 pub fn create_out_link(store: &dyn Store, link: &Path, target: &StorePath) -> anyhow::Result<PathBuf> {
     let link = crate::store_args::absolute_path(&link.to_string_lossy())?;
-    let printed = store.print_store_path(target);
+    if let Some(local) = store.as_local() {
+        return Ok(local.add_perm_root(target, &link)?);
+    }
     // Replace an existing link atomically, as CppNix's `replaceSymlink`.
     let temp = link.with_file_name(format!(
         ".{}.tmp-{}",
@@ -387,18 +390,9 @@ pub fn create_out_link(store: &dyn Store, link: &Path, target: &StorePath) -> an
         std::process::id()
     ));
     let _ = std::fs::remove_file(&temp);
-    std::os::unix::fs::symlink(&printed, &temp).with_context(|| format!("creating symlink '{}'", temp.display()))?;
+    std::os::unix::fs::symlink(store.print_store_path(target), &temp)
+        .with_context(|| format!("creating symlink '{}'", temp.display()))?;
     std::fs::rename(&temp, &link).with_context(|| format!("creating symlink '{}'", link.display()))?;
-    if let Some(local) = store.as_local() {
-        let link_text = link.to_string_lossy().into_owned();
-        let hash = nivis_formats::Hash::of_bytes(nivis_formats::HashAlgorithm::Sha1, link_text.as_bytes()).to_nix32();
-        let auto = local.config().state_dir.join("gcroots/auto");
-        if std::fs::create_dir_all(&auto).is_ok() {
-            let root = auto.join(hash);
-            let _ = std::fs::remove_file(&root);
-            let _ = std::os::unix::fs::symlink(&link, &root);
-        }
-    }
     Ok(link)
 }
 

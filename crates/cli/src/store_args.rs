@@ -3,7 +3,7 @@
 //! `NIX_STORE_DIR`, `NIX_STATE_DIR`, `NIX_LOG_DIR`; and turning command-line
 //! arguments into store paths as CppNix's `followLinksToStorePath` does.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use nivis_formats::StorePath;
@@ -33,21 +33,7 @@ pub fn absolute_path(path: &str) -> anyhow::Result<PathBuf> {
     } else {
         std::env::current_dir().context("getting the current directory")?.join(path)
     };
-    Ok(canon_path(&joined))
-}
-
-fn canon_path(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for component in path.components() {
-        match component {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::Normal(c) => out.push(c),
-            _ => {}
-        }
-    }
-    out
+    Ok(nivis_store::canon_path(&joined))
 }
 
 /// The store path named by a command-line argument: a store path, a path inside
@@ -67,7 +53,7 @@ pub fn follow_links_to_store_path(store: &dyn Store, arg: &str) -> anyhow::Resul
                 let target = std::fs::read_link(&path)
                     .with_context(|| format!("reading symbolic link '{}'", path.display()))?;
                 let parent = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
-                path = canon_path(&parent.join(target));
+                path = nivis_store::canon_path(&parent.join(target));
             }
             _ => break,
         }

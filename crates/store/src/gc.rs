@@ -39,7 +39,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -144,22 +144,6 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> StoreError {
 
 fn db_err(context: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
     move |e| StoreError::Database { context: context.to_string(), error: e }
-}
-
-/// CppNix's `canonPath`: absolute, without `.`, `..` or repeated slashes;
-/// symlinks are not resolved.
-fn canon_path(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for component in path.components() {
-        match component {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::Normal(c) => out.push(c),
-            _ => {}
-        }
-    }
-    out
 }
 
 /// The socket server that receives temporary roots from other processes while
@@ -670,7 +654,7 @@ impl LocalStore {
             } else {
                 // An indirect root: a link to a link into the store.
                 let parent = path.parent().unwrap_or(Path::new("/"));
-                let target = canon_path(&parent.join(&target));
+                let target = crate::roots::canon_path(&parent.join(&target));
                 match fs::symlink_metadata(&target) {
                     Err(_) => {
                         let auto_dir = self.config().state_dir.join("gcroots").join("auto");

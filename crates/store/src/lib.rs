@@ -28,6 +28,7 @@ pub use export::export_paths;
 pub use gc::{CENSORED, GcAction, GcOptions, GcResults, Roots, show_bytes};
 pub use local::LocalStore;
 pub use locks::{LockType, PathLock};
+pub use roots::canon_path;
 pub use nar::{delete_path, dump_path, restore_path, restore_path_plain};
 pub use nivis_formats::ContentAddress;
 pub use store::{Store, ValidPathInfo, VerifyReport};

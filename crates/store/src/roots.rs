@@ -3,7 +3,7 @@
 //! `gcroots/auto/` pointing at that symlink, as CppNix's `addPermRoot`.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use nivis_formats::{Hash, HashAlgorithm, StorePath};
 
@@ -73,10 +73,28 @@ impl LocalStore {
     }
 }
 
+/// `path` made absolute (against the current directory) and canonical, as the
+/// link name CppNix's `addPermRoot` records.
 fn absolute(path: &Path) -> Result<PathBuf, StoreError> {
     if path.is_absolute() {
-        return Ok(path.to_path_buf());
+        return Ok(canon_path(path));
     }
     let cwd = std::env::current_dir().map_err(|e| StoreError::io("getting the current directory".into(), e))?;
-    Ok(cwd.join(path))
+    Ok(canon_path(&cwd.join(path)))
+}
+
+/// CppNix's `canonPath`: absolute, without `.`, `..` or repeated slashes;
+/// symlinks are not resolved.
+pub fn canon_path(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(c) => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }

@@ -32,9 +32,7 @@ Example:
 
 pub fn run(args: &[String]) -> crate::CommandResult {
     let Some(options) = Options::parse(args, Accepts::default(), HELP)? else { return Ok(ExitCode::SUCCESS) };
-    if let Some(extra) = options.positional.first() {
-        anyhow::bail!("unexpected argument '{extra}'\nTry 'nix --help' for more information.");
-    }
+    options.no_positional_arguments()?;
     let store = options.open_store()?;
     let profile = options.profile_path()?;
     let (generations, current) = nivis_profile::find_generations(&profile)?;

@@ -201,6 +201,14 @@ impl Options {
     fn open_store(&self) -> anyhow::Result<Box<dyn Store>> {
         crate::store_args::open_store(self.build.store.as_deref())
     }
+
+    /// For the subcommands that take no arguments besides flags.
+    fn no_positional_arguments(&self) -> anyhow::Result<()> {
+        if let Some(extra) = self.positional.first() {
+            anyhow::bail!("unexpected argument '{extra}'\nTry 'nix --help' for more information.");
+        }
+        Ok(())
+    }
 }
 
 /// The local store behind `store`, which profiles need (their generation

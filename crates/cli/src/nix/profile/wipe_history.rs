@@ -28,9 +28,7 @@ Examples:
 pub fn run(args: &[String]) -> crate::CommandResult {
     let accepts = Accepts { dry_run: true, older_than: true, ..Accepts::default() };
     let Some(options) = Options::parse(args, accepts, HELP)? else { return Ok(ExitCode::SUCCESS) };
-    if let Some(extra) = options.positional.first() {
-        anyhow::bail!("unexpected argument '{extra}'\nTry 'nix --help' for more information.");
-    }
+    options.no_positional_arguments()?;
     let profile = options.profile_path()?;
     let removed = match &options.older_than {
         Some(spec) => {
