@@ -167,9 +167,20 @@ pub fn make_base_env(settings: &Settings, io: &dyn EvalIO) -> (Rc<Env>, Scope, V
     add("true", Value::Bool(true), true, &mut names, &mut values);
     add("false", Value::Bool(false), true, &mut names, &mut values);
     add("null", Value::Null, true, &mut names, &mut values);
-    add("currentSystem", Value::string(settings.system.as_bytes()), false, &mut names, &mut values);
-    add("currentTime", Value::Int(settings.current_time), false, &mut names, &mut values);
+    // Pure evaluation hides the impure constants altogether (CppNix: "attribute
+    // 'currentSystem' missing").
+    if !settings.pure_eval {
+        add("currentSystem", Value::string(settings.system.as_bytes()), false, &mut names, &mut values);
+        add("currentTime", Value::Int(settings.current_time), false, &mut names, &mut values);
+    }
     add("langVersion", Value::Int(6), false, &mut names, &mut values);
+    // The CppNix release whose language we claim: nixpkgs compares it
+    // (`lib/minver.nix`, `lib.versionAtLeast builtins.nixVersion ...`) to decide
+    // which builtins it may call, and current nixpkgs refuses anything older than
+    // 2.18. We implement that release's builtins (`convertHash`, `fetchTree`, ...)
+    // even where the 2.8 we test against lacks them, so 2.8's "2.8.x" would be a
+    // lie in the other direction. Raise it only with the builtins of the newer
+    // release in place.
     add("nixVersion", Value::string(&b"2.18.0"[..]), false, &mut names, &mut values);
     add("storeDir", Value::string(io.store_dir().into_bytes()), false, &mut names, &mut values);
     let nix_path: Vec<Value> = settings
@@ -1260,7 +1271,7 @@ fn prim_to_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 fn prim_get_env(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let name = e.force_string_no_ctx(&a[0], p)?;
-    if e.settings.pure_eval {
+    if e.settings.pure_eval || e.settings.restrict_eval {
         return Ok(Value::string(Vec::new()));
     }
     let v = std::env::var_os(&*name.to_str_lossy()).unwrap_or_default();

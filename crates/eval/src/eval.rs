@@ -27,6 +27,9 @@ pub struct Settings {
     pub max_call_depth: usize,
     /// Restricts impure builtins (`currentTime`, `getEnv`, ...) when true.
     pub pure_eval: bool,
+    /// `restrict-eval`: `getEnv` answers "" (file and URI access is checked by
+    /// the `EvalIO`, which knows the allowed paths).
+    pub restrict_eval: bool,
     pub current_time: i64,
     pub trace_verbose: bool,
     /// Record function-call frames in error traces (`--show-trace`); CppNix
@@ -45,6 +48,7 @@ impl Default for Settings {
             system: "x86_64-linux".to_string(),
             max_call_depth: 10000,
             pure_eval: false,
+            restrict_eval: false,
             current_time,
             trace_verbose: false,
             show_trace: false,
@@ -1297,8 +1301,7 @@ impl Eval {
         let (p, ctx) = self.coerce_to_path(v, pos)?;
         for c in &ctx {
             let s = String::from_utf8_lossy(c);
-            let path = context_store_path(&s);
-            self.io.realise(path).map_err(|e| io_error(e, pos))?;
+            self.io.realise_context(&s).map_err(|e| io_error(e, pos))?;
         }
         Ok(PathBuf::from(std::ffi::OsStr::from_bytes(&p)))
     }

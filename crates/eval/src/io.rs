@@ -129,6 +129,20 @@ pub trait EvalIO {
     fn realise(&self, _store_path: &str) -> Result<(), IoError> {
         Ok(())
     }
+    /// Makes one string-context element (`/nix/store/…`, `=DRV` or `!OUT!DRV`,
+    /// CppNix's encoding) readable before a path carrying it is read. The default
+    /// hands the store path to [`EvalIO::realise`]; stores that care about the
+    /// kind (import-from-derivation builds only `!OUT!DRV`) override this.
+    fn realise_context(&self, element: &str) -> Result<(), IoError> {
+        let store_path = if let Some(rest) = element.strip_prefix('=') {
+            rest
+        } else if let Some(rest) = element.strip_prefix('!') {
+            rest.find('!').map(|i| &rest[i + 1..]).unwrap_or(rest)
+        } else {
+            element
+        };
+        self.realise(store_path)
+    }
     /// `builtins.storePath`: checks that the path is a valid store path.
     fn is_valid_store_path(&self, _store_path: &str) -> Result<bool, IoError> {
         Err(IoError::Unsupported("builtins.storePath"))
