@@ -34,6 +34,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -76,8 +77,12 @@ pub struct BuildSettings {
     pub prefix_log_lines: bool,
     /// Keep compressed logs in the store's log directory (`keep-build-log`).
     pub keep_build_log: bool,
-    /// Rebuild derivations whose outputs are valid and compare (`--check`).
+    /// Rebuild the requested derivations whose outputs are valid and compare
+    /// the NAR hashes (`--check`; `nix build --rebuild`).
     pub check: bool,
+    /// Rebuild outputs whose contents no longer match their registered NAR
+    /// hash, and replace them (`--repair`).
+    pub repair: bool,
 }
 
 impl Default for BuildSettings {
@@ -97,6 +102,7 @@ impl Default for BuildSettings {
             prefix_log_lines: false,
             keep_build_log: true,
             check: false,
+            repair: false,
         }
     }
 }
@@ -169,8 +175,9 @@ pub struct RealiseResult {
 
 impl RealiseResult {
     /// CppNix's exit status for failed builds (`Worker::exitStatus`): 1
-    /// unless some failure is of a known class, then 100, plus 1 for a
-    /// timeout, 2 for a hash mismatch, 8 for `--check` differences.
+    /// unless some failure is of a known class, then 96 plus 4 for a failed
+    /// build, 1 for a timeout, 2 for a hash mismatch (these also count as
+    /// failed builds), 8 for `--check` differences: 100, 101, 102, 104, 108.
     pub fn exit_status(&self) -> u8 {
         if self.failures.is_empty() {
             return 0;
@@ -182,14 +189,18 @@ impl RealiseResult {
                 FailureKind::TimedOut => timed_out = true,
                 FailureKind::HashMismatch => hash_mismatch = true,
                 FailureKind::NotDeterministic => check = true,
-                FailureKind::DependencyFailed => {}
-                FailureKind::Other => return 1,
+                FailureKind::DependencyFailed | FailureKind::Other => {}
             }
         }
         if !(built || timed_out || hash_mismatch || check) {
             return 1;
         }
-        let mut status = 0b1100100u8;
+        // 0b1100000, plus 0b100 for any build failure proper (a `--check`
+        // difference alone is 104, not 108).
+        let mut status = 0b1100000u8;
+        if built || timed_out || hash_mismatch {
+            status |= 0b0100;
+        }
         if timed_out {
             status |= 0b0001;
         }
@@ -232,6 +243,20 @@ struct Node {
     /// Derivations waiting for this one.
     dependents: BTreeSet<StorePath>,
     state: NodeState,
+    mode: BuildMode,
+}
+
+/// How a derivation is realised (CppNix's `BuildMode`). `--check` applies to
+/// the requested derivations only (their inputs are realised normally);
+/// `--repair` to every derivation of the graph, as in CppNix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BuildMode {
+    Normal,
+    /// Rebuild valid outputs and compare NAR hashes; nothing is registered.
+    Check,
+    /// Outputs whose contents do not match their NAR hash are rebuilt and
+    /// replaced.
+    Repair,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -272,6 +297,27 @@ fn output_paths(drv: &Derivation) -> BTreeMap<String, StorePath> {
 
 struct Graph {
     nodes: BTreeMap<StorePath, Node>,
+    /// Derivations that failed before any build (`--check` of invalid outputs).
+    failures: Vec<BuildFailure>,
+}
+
+/// Whether a valid path's contents still have its registered NAR hash
+/// (CppNix's `pathContentsGood`, with its messages). Unlike CppNix 2.8 the
+/// path is read at its real location, so a chroot store's paths are not all
+/// taken for missing.
+fn path_contents_good(store: &dyn Store, path: &StorePath) -> Result<bool, ScheduleError> {
+    let printed = store.print_store_path(path);
+    eprintln!("checking path '{printed}'...");
+    let Some(info) = store.query_path_info(path)? else { return Ok(false) };
+    let real = store.real_path(path).ok_or_else(|| ScheduleError::NotLocal(printed.clone()))?;
+    let mut hasher = Hasher::new(info.nar_hash.algorithm());
+    let good = fs::symlink_metadata(&real).is_ok()
+        && nivis_store::dump_path(&real, &mut hasher).is_ok()
+        && hasher.finish() == info.nar_hash;
+    if !good {
+        eprintln!("path '{printed}' is corrupted or missing!");
+    }
+    Ok(good)
 }
 
 impl Graph {
@@ -280,9 +326,12 @@ impl Graph {
         store: &dyn Store,
         targets: &[DerivedPath],
         substituter: Option<&dyn Substituter>,
-        check: bool,
+        settings: &BuildSettings,
     ) -> Result<Graph, ScheduleError> {
         let mut nodes: BTreeMap<StorePath, Node> = BTreeMap::new();
+        let mut failures = Vec::new();
+        // Derivations with a valid but corrupted wanted output (`--repair`).
+        let mut corrupted: BTreeSet<StorePath> = BTreeSet::new();
         let mut layer: Vec<(StorePath, Option<BTreeSet<String>>, Option<StorePath>)> =
             targets.iter().map(|t| (t.drv_path.clone(), t.outputs.clone(), None)).collect();
         let mut top_level = true;
@@ -296,6 +345,13 @@ impl Graph {
                     }
                     let drv = read_derivation(store, &drv_path)?;
                     let printed = store.print_store_path(&drv_path);
+                    let mode = if settings.check && top_level {
+                        BuildMode::Check
+                    } else if settings.repair {
+                        BuildMode::Repair
+                    } else {
+                        BuildMode::Normal
+                    };
                     nodes.insert(
                         drv_path.clone(),
                         Node {
@@ -305,6 +361,7 @@ impl Graph {
                             waiting_for: BTreeSet::new(),
                             dependents: BTreeSet::new(),
                             state: NodeState::Done,
+                            mode,
                         },
                     );
                 }
@@ -330,10 +387,15 @@ impl Graph {
             for drv_path in &to_check {
                 let node = &nodes[drv_path];
                 let paths = output_paths(&node.drv);
-                let mut all_valid = !(check && top_level);
+                let mut all_valid = node.mode != BuildMode::Check;
                 for output in &node.wanted {
                     match paths.get(output) {
-                        Some(path) if store.is_valid_path(path)? => {}
+                        Some(path) if store.is_valid_path(path)? => {
+                            if node.mode == BuildMode::Repair && !path_contents_good(store, path)? {
+                                corrupted.insert(drv_path.clone());
+                                all_valid = false;
+                            }
+                        }
                         Some(path) => {
                             missing_paths.insert(path.clone());
                             all_valid = false;
@@ -352,10 +414,25 @@ impl Graph {
             for drv_path in needs_build {
                 let node = nodes.get_mut(&drv_path).expect("walked");
                 let paths = output_paths(&node.drv);
-                let still_missing = (check && top_level)
-                    || node.wanted.iter().any(|o| paths.get(o).is_none_or(|p| !store.is_valid_path(p).unwrap_or(false)));
-                if !still_missing {
-                    continue;
+                let still_missing =
+                    node.wanted.iter().any(|o| paths.get(o).is_none_or(|p| !store.is_valid_path(p).unwrap_or(false)));
+                match node.mode {
+                    BuildMode::Check if still_missing => {
+                        node.state = NodeState::Failed;
+                        failures.push(BuildFailure {
+                            drv_path: node.printed.clone(),
+                            message: format!(
+                                "some outputs of '{}' are not valid, so checking is not possible",
+                                node.printed
+                            ),
+                            kind: FailureKind::Other,
+                        });
+                        continue;
+                    }
+                    BuildMode::Check => {}
+                    BuildMode::Repair if !still_missing && !corrupted.contains(&drv_path) => continue,
+                    BuildMode::Normal if !still_missing => continue,
+                    BuildMode::Repair | BuildMode::Normal => {}
                 }
                 node.state = NodeState::Pending;
                 for (input, outputs) in node.drv.input_derivations.clone() {
@@ -371,7 +448,7 @@ impl Graph {
         for node in nodes.values_mut() {
             node.waiting_for.retain(|p| !done.contains(p));
         }
-        Ok(Graph { nodes })
+        Ok(Graph { nodes, failures })
     }
 }
 
@@ -454,8 +531,13 @@ pub fn realise(
     settings: &BuildSettings,
     substituter: Option<&dyn Substituter>,
 ) -> Result<RealiseResult, ScheduleError> {
-    let mut graph = Graph::load(store, targets, substituter, settings.check)?;
+    let mut graph = Graph::load(store, targets, substituter, settings)?;
     let mut result = RealiseResult::default();
+    for failure in std::mem::take(&mut graph.failures) {
+        let drv_path = store.parse_store_path(&failure.drv_path)?;
+        result.failures.push(failure);
+        fail_dependents(&mut graph, &drv_path, &mut result.failures);
+    }
     let any_pending = graph.nodes.values().any(|n| n.state == NodeState::Pending);
     if any_pending && settings.max_jobs == 0 {
         return Err(ScheduleError::NoJobs);
@@ -485,9 +567,22 @@ pub fn realise(
                 Prepared::AlreadyValid => {
                     finish_node(&mut graph, &drv_path, NodeState::Done, &mut ready);
                 }
+                Prepared::Refused(message) => {
+                    let printed = graph.nodes[&drv_path].printed.clone();
+                    result.failures.push(BuildFailure { drv_path: printed, message, kind: FailureKind::Other });
+                    fail_dependents(&mut graph, &drv_path, &mut result.failures);
+                    if !settings.keep_going {
+                        stopping = true;
+                    }
+                }
                 Prepared::Job(job) => {
                     let Job { drv_path, request, locks } = *job;
-                    eprintln!("building '{}'...", request.drv_path);
+                    let mode = graph.nodes[&drv_path].mode;
+                    match mode {
+                        BuildMode::Normal => eprintln!("building '{}'...", request.drv_path),
+                        BuildMode::Check => eprintln!("checking outputs of '{}'...", request.drv_path),
+                        BuildMode::Repair => eprintln!("repairing outputs of '{}'...", request.drv_path),
+                    }
                     pending_registration.insert(drv_path.clone(), locks);
                     graph.nodes.get_mut(&drv_path).expect("node").state = NodeState::Running;
                     running += 1;
@@ -496,7 +591,7 @@ pub fn realise(
                     let (print, prefix) = (settings.print_build_logs, settings.prefix_log_lines);
                     let name = drv_path.name().trim_end_matches(".drv").to_string();
                     std::thread::spawn(move || {
-                        let result = run_job(drv_path, request, log_file, print, prefix.then_some(name));
+                        let result = run_job(drv_path, request, mode, log_file, print, prefix.then_some(name));
                         let _ = sender.send(result);
                     });
                 }
@@ -584,6 +679,8 @@ fn fail_dependents(graph: &mut Graph, drv_path: &StorePath, failures: &mut Vec<B
 
 enum Prepared {
     AlreadyValid,
+    /// Not built, for the reason given (a failure of this derivation).
+    Refused(String),
     Job(Box<Job>),
 }
 
@@ -608,15 +705,10 @@ fn prepare_job(
             all_valid = false;
         }
     }
-    if all_valid && !settings.check {
+    if all_valid && node.mode == BuildMode::Normal {
         for path in paths.values() {
             local.add_temp_root(path)?;
         }
-        return Ok(Prepared::AlreadyValid);
-    }
-    if settings.check {
-        // Rebuilding valid outputs for comparison is not supported yet: the
-        // sandbox moves outputs into place, which would replace them.
         return Ok(Prepared::AlreadyValid);
     }
     // Whatever is at an invalid output path is a leftover (a killed build):
@@ -672,6 +764,18 @@ fn prepare_job(
     request.sandbox = settings.sandbox || real_store_dir != Path::new(store.store_dir().as_str());
     request.sandbox_paths = settings.sandbox_paths.clone();
     request.tmp_root = settings.tmp_root.clone();
+    if node.mode != BuildMode::Normal && (!request.sandbox || request.builder.starts_with("builtin:")) {
+        // Checking and repairing need the new outputs built somewhere other
+        // than the valid paths: the sandbox's store. An unsandboxed or
+        // built-in builder writes into the real store (CppNix rewrites hashes
+        // there instead, which nivis does not do).
+        return Ok(Prepared::Refused(format!(
+            "cannot {} '{}': only sandboxed builds with a builder program can be {}",
+            if node.mode == BuildMode::Check { "check" } else { "repair" },
+            node.printed,
+            if node.mode == BuildMode::Check { "checked" } else { "repaired" },
+        )));
+    }
     Ok(Prepared::Job(Box::new(Job { drv_path: drv_path.clone(), request, locks })))
 }
 
@@ -706,7 +810,7 @@ pub fn read_build_log(log_dir: &Path, drv_path: &StorePath) -> io::Result<Option
 /// The log sink of one build: the compressed log file, stderr when asked,
 /// and the last ten lines.
 struct LogSink {
-    file: Option<bzip2::write::BzEncoder<fs::File>>,
+    file: Option<crate::build_log::CompressedLog>,
     print: bool,
     prefix: Option<String>,
     partial: Vec<u8>,
@@ -756,14 +860,14 @@ impl Write for LogSink {
 fn run_job(
     drv_path: StorePath,
     request: BuildRequest,
+    mode: BuildMode,
     log_file: Option<PathBuf>,
     print: bool,
     prefix: Option<String>,
 ) -> JobResult {
     let file = log_file.and_then(|path| {
         fs::create_dir_all(path.parent()?).ok()?;
-        let file = fs::File::create(&path).ok()?;
-        Some(bzip2::write::BzEncoder::new(file, bzip2::Compression::default()))
+        crate::build_log::CompressedLog::create(&path).ok()
     });
     let mut sink = LogSink { file, print, prefix, partial: Vec::new(), last_lines: VecDeque::new() };
     let outcome = run_build(&request, &mut sink).and_then(|mut outcome| {
@@ -771,7 +875,10 @@ fn run_job(
             return Ok((outcome.status.clone(), BTreeMap::new()));
         }
         let owner = BuildUser::current();
-        let finished = outcome.finish_outputs(&request, Some((owner.uid, owner.gid)))?;
+        let finished = match mode {
+            BuildMode::Normal => outcome.finish_outputs(&request, Some((owner.uid, owner.gid)))?,
+            BuildMode::Check | BuildMode::Repair => finish_outputs_aside(&outcome, &request, mode, (owner.uid, owner.gid))?,
+        };
         sync_file_system(&request.real_store_dir)?;
         Ok((outcome.status.clone(), finished))
     });
@@ -783,6 +890,41 @@ fn run_job(
         let _ = file.finish();
     }
     JobResult { drv_path, request, outcome, last_lines: sink.last_lines.into_iter().collect() }
+}
+
+/// `--check` and `--repair`: the valid paths must stay untouched, so each new
+/// output moves from the sandbox's store to `<path>.check` (CppNix's name for
+/// a differing output kept with `-K`) or `<path>.repair` next to its path in
+/// the real store, is canonicalised and hashed there, and the calling thread
+/// compares it or swaps it in.
+fn finish_outputs_aside(
+    outcome: &crate::BuildOutcome,
+    request: &BuildRequest,
+    mode: BuildMode,
+    owner: (u32, u32),
+) -> Result<BTreeMap<String, FinishedOutput>, BuildError> {
+    let candidates: Vec<&String> = request.input_paths.iter().chain(request.outputs.values()).collect();
+    let suffix = if mode == BuildMode::Check { "check" } else { "repair" };
+    let mut finished = BTreeMap::new();
+    for (name, path) in &request.outputs {
+        let missing = || BuildError::MissingOutput { output: name.clone(), path: PathBuf::from(path) };
+        let location = outcome.output_location(name).ok_or_else(missing)?;
+        let metadata = fs::symlink_metadata(&location).map_err(|_| missing())?;
+        let base = path.rsplit('/').next().unwrap_or(path);
+        let aside = request.real_store_dir.join(format!("{base}.{suffix}"));
+        crate::sandbox::remove_tree(&aside)?;
+        // Moving a directory to another parent rewrites its `..` entry, which
+        // needs write permission on it; canonicalising below takes it away.
+        if metadata.is_dir() && metadata.permissions().mode() & 0o200 == 0 {
+            fs::set_permissions(&location, fs::Permissions::from_mode(metadata.permissions().mode() | 0o200))
+                .map_err(|e| BuildError::io("making writable", &location, e))?;
+        }
+        fs::rename(&location, &aside).map_err(|e| BuildError::io("moving output to", &aside, e))?;
+        crate::canonicalise_path_metadata(&aside, Some(owner))?;
+        let info = crate::scan_and_hash_output(&aside, &candidates)?;
+        finished.insert(name.clone(), FinishedOutput { path: path.clone(), real_path: aside, info });
+    }
+    Ok(finished)
 }
 
 /// Makes the outputs durable before they are registered (a path is valid
@@ -881,6 +1023,25 @@ fn complete_job(store: &dyn Store, node: &Node, job: JobResult, settings: &Build
         remove_outputs(&finished);
         return Err(failure(message, FailureKind::Other));
     }
+    if node.mode == BuildMode::Check {
+        let outcome = compare_checked_outputs(store, &printed, &finished, &infos, settings.keep_failed);
+        // Whatever was not kept as `<path>.check` goes.
+        for output in finished.values() {
+            if !matches!(&outcome, Err((_, Some(kept), _)) if *kept == output.real_path) {
+                let _ = nivis_store::delete_path(&output.real_path);
+            }
+        }
+        return outcome.map_err(|(message, _, kind)| failure(message, kind));
+    }
+    if node.mode == BuildMode::Repair {
+        for output in finished.values() {
+            let base = output.path.rsplit('/').next().unwrap_or(&output.path);
+            if let Err(error) = replace_path(&output.real_path, &real_store_dir.join(base)) {
+                remove_outputs(&finished);
+                return Err(failure(format!("repairing the outputs of '{printed}': {error}"), FailureKind::Other));
+            }
+        }
+    }
     let infos: Vec<ValidPathInfo> = infos.into_iter().map(|(_, info)| info).collect();
     if let Err(error) = store.register_valid_paths(&infos) {
         remove_outputs(&finished);
@@ -892,6 +1053,82 @@ fn complete_job(store: &dyn Store, node: &Node, job: JobResult, settings: &Build
         }
     }
     Ok(())
+}
+
+/// `--check`: the new outputs (aside, see [`finish_outputs_aside`]) against
+/// the registered ones, in output-name order as CppNix. A difference is a
+/// `NotDeterministic` failure naming the real path; with `-K` the new output
+/// stays as `<path>.check`. If all agree, outputs not yet `ultimate` become
+/// so (the build was verified). Outputs that are not valid are not compared.
+/// The error carries the kept output's path, if one was kept.
+fn compare_checked_outputs(
+    store: &dyn Store,
+    printed: &str,
+    finished: &BTreeMap<String, FinishedOutput>,
+    infos: &[(String, ValidPathInfo)],
+    keep_failed: bool,
+) -> Result<(), (String, Option<PathBuf>, FailureKind)> {
+    let other = |error: StoreError| (error.to_string(), None, FailureKind::Other);
+    let mut verified = Vec::new();
+    for (name, info) in infos {
+        let Some(mut registered) = store.query_path_info(&info.path).map_err(other)? else { continue };
+        if registered.nar_hash != info.nar_hash {
+            let real = store
+                .real_path(&info.path)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| store.print_store_path(&info.path));
+            let mut message = format!("derivation '{printed}' may not be deterministic: output '{real}' differs");
+            let mut kept_at = None;
+            if keep_failed && let Some(output) = finished.get(name) {
+                let kept = PathBuf::from(format!("{real}.check"));
+                if output.real_path == kept || fs::rename(&output.real_path, &kept).is_ok() {
+                    message.push_str(&format!(" from '{real}.check'"));
+                    kept_at = Some(output.real_path.clone());
+                }
+            }
+            return Err((message, kept_at, FailureKind::NotDeterministic));
+        }
+        if !registered.ultimate {
+            registered.ultimate = true;
+            verified.push(registered);
+        }
+    }
+    if !verified.is_empty() {
+        store.register_valid_paths(&verified).map_err(other)?;
+    }
+    Ok(())
+}
+
+/// Puts the repaired `new` at `destination`, replacing what is there in one
+/// step where the file system can (`renameat2` with `RENAME_EXCHANGE`, then
+/// the old contents are deleted); otherwise as CppNix's `replaceValidPath`:
+/// the old contents move aside first, then the new ones into place.
+fn replace_path(new: &Path, destination: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    if fs::symlink_metadata(destination).is_err() {
+        return fs::rename(new, destination);
+    }
+    let c_new = std::ffi::CString::new(new.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let c_destination = std::ffi::CString::new(destination.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: two NUL-terminated paths that live across the call.
+    let exchanged = unsafe {
+        libc::renameat2(libc::AT_FDCWD, c_new.as_ptr(), libc::AT_FDCWD, c_destination.as_ptr(), libc::RENAME_EXCHANGE)
+    } == 0;
+    if exchanged {
+        // `new` now holds the old, corrupted contents.
+        return nivis_store::delete_path(new).map_err(io::Error::other);
+    }
+    let old = destination.with_file_name(format!(
+        "{}.old-{}",
+        destination.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        std::process::id()
+    ));
+    fs::rename(destination, &old)?;
+    if let Err(error) = fs::rename(new, destination) {
+        let _ = fs::rename(&old, destination);
+        return Err(error);
+    }
+    nivis_store::delete_path(&old).map_err(io::Error::other)
 }
 
 /// The hash of a fixed output, computed the way its declaration says.

@@ -27,6 +27,10 @@ pub struct BuildFlags {
     pub print_build_logs: Option<bool>,
     pub dry_run: bool,
     pub store: Option<String>,
+    /// `--check` (`nix build --rebuild`): rebuild and compare.
+    pub check: bool,
+    /// `--repair`: rebuild outputs whose contents are corrupted.
+    pub repair: bool,
 }
 
 impl BuildFlags {
@@ -73,8 +77,9 @@ impl BuildFlags {
                 self.options.push(("tarball-ttl".into(), u32::MAX.to_string()));
             }
             "--store" => self.store = Some(value(i)?),
-            "--check" => bail!(crate::NotImplemented("--check (rebuild and compare)".into())),
-            "--fallback" | "--no-fallback" | "--repair" | "-v" | "--verbose" | "--quiet" | "--show-trace"
+            "--check" => self.check = true,
+            "--repair" => self.repair = true,
+            "--fallback" | "--no-fallback" | "-v" | "--verbose" | "--quiet" | "--show-trace"
             | "--no-gc-warning" | "--impure" => {}
             s if s.starts_with("-j") && s.len() > 2 && s[2..].chars().all(|c| c.is_ascii_digit()) => {
                 self.options.push(("max-jobs".into(), s[2..].to_string()));
@@ -123,7 +128,8 @@ impl BuildFlags {
         settings.max_log_size = config.get_u64("max-build-log-size")?.filter(|s| *s > 0);
         settings.keep_going = config.get_bool("keep-going").unwrap_or(false);
         settings.keep_failed = config.get_bool("keep-failed").unwrap_or(false);
-        settings.check = config.get("nivis-check").as_deref() == Some("true");
+        settings.check = self.check;
+        settings.repair = self.repair;
         settings.sandbox = !matches!(config.get("sandbox").as_deref(), Some("false"));
         settings.keep_build_log = config.get("keep-build-log").as_deref() != Some("false");
         let mut sandbox_paths = config.get_list("sandbox-paths");

@@ -42,6 +42,9 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
             "--no-link" => no_link = true,
             "--print-out-paths" => print_out_paths = true,
             "--json" => json_output = true,
+            // `nix build` calls `--check` `--rebuild`, and has no `--check`.
+            "--rebuild" => build.check = true,
+            "--check" => bail!("unrecognised flag '{a}'"),
             "--extra-experimental-features" | "--experimental-features" => {
                 next(&mut i)?;
             }
@@ -97,7 +100,8 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
     let substituters = build.substituters()?;
     let result = match crate::realise::realise(store.as_ref(), &targets, &settings, &substituters, build.dry_run)? {
         Ok(result) => result,
-        Err(status) => return Ok(ExitCode::from(status)),
+        // Unlike nix-build, `nix build` exits with 1 whatever failed (CppNix 2.8).
+        Err(_) => return Ok(ExitCode::FAILURE),
     };
     if build.dry_run {
         return Ok(ExitCode::SUCCESS);
