@@ -24,7 +24,7 @@ use nivis_store::{Store, StoreError, StoreSettings, ValidPathInfo};
 
 use crate::compression::{Compression, Encoder};
 use crate::error::SubstituteError;
-use crate::transport::{FileTransport, HttpTransport, Transport};
+use crate::transport::{FileTransport, HttpTransport, NetworkSettings, Transport};
 use crate::verify::{NarExpectation, VerifyingNarReader};
 
 /// CppNix's default priority of a binary cache without a `Priority` line.
@@ -106,8 +106,18 @@ fn cache_ttl() -> NarInfoCacheTtl {
 }
 
 impl BinaryCacheStore {
-    /// Opens (and for a `file://` cache, creates) the cache named by `uri`.
+    /// Opens (and for a `file://` cache, creates) the cache named by `uri`,
+    /// with the process's network settings ([`NetworkSettings::current`]).
     pub fn open(uri: &str, settings: &StoreSettings) -> Result<BinaryCacheStore, SubstituteError> {
+        Self::open_with_network(uri, settings, &NetworkSettings::current())
+    }
+
+    /// [`Self::open`] with explicit network settings (HTTP caches only use them).
+    pub fn open_with_network(
+        uri: &str,
+        settings: &StoreSettings,
+        network: &NetworkSettings,
+    ) -> Result<BinaryCacheStore, SubstituteError> {
         let bad = |reason: &str| SubstituteError::BadUri { uri: uri.to_string(), reason: reason.to_string() };
         let (base, params) = split_params(uri);
         let (transport, writable_dir): (Box<dyn Transport>, Option<PathBuf>) =
@@ -121,7 +131,7 @@ impl BinaryCacheStore {
                 if base.starts_with("https://") && !cfg!(feature = "https") {
                     return Err(bad("this nivis was built without TLS support (feature 'https')"));
                 }
-                (Box::new(HttpTransport::new(base.trim_end_matches('/').to_string())), None)
+                (Box::new(HttpTransport::new(base.trim_end_matches('/').to_string(), network)), None)
             } else {
                 return Err(bad("not a binary cache URI (file://, http:// or https://)"));
             };

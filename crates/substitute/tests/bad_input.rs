@@ -264,6 +264,11 @@ fn misbehaving_server(cut_nar_from: Option<String>) -> String {
 
 #[test]
 fn a_failing_server_is_passed_over_for_the_next_substituter() {
+    // Every try is retried (download-attempts): keep the waits short.
+    nivis_substitute::configure_network(nivis_substitute::NetworkSettings {
+        retry_base: std::time::Duration::from_millis(5),
+        ..Default::default()
+    });
     let fixture = Fixture::new();
     let failing = misbehaving_server(None);
     let message = substitute_fails(&fixture, std::slice::from_ref(&failing), false, "failing");
