@@ -79,7 +79,9 @@ impl BuildFlags {
             "--store" => self.store = Some(value(i)?),
             "--check" => self.check = true,
             "--repair" => self.repair = true,
-            "--fallback" | "--no-fallback" | "-v" | "--verbose" | "--quiet" | "--show-trace"
+            "--fallback" => self.options.push(("fallback".into(), "true".into())),
+            "--no-fallback" => self.options.push(("fallback".into(), "false".into())),
+            "-v" | "--verbose" | "--quiet" | "--show-trace"
             | "--no-gc-warning" | "--impure" => {}
             s if s.starts_with("-j") && s.len() > 2 && s[2..].chars().all(|c| c.is_ascii_digit()) => {
                 self.options.push(("max-jobs".into(), s[2..].to_string()));
@@ -102,8 +104,19 @@ impl BuildFlags {
     /// `require-sigs`). Caches nivis cannot open are skipped; the warning is
     /// printed only when the user configured substituters, so the default
     /// (cache.nixos.org) stays quiet on a machine without network.
+    ///
+    /// `substituters` and `extra-substituters` are taken from the command line
+    /// (`--option`, `--substituters`) as from `nix.conf`: nivis has no daemon,
+    /// and the store it writes is the caller's own, as for CppNix's local
+    /// stores. A daemon would take a client's substituters only when each is
+    /// in its own `substituters` or `trusted-substituters`, or the client is a
+    /// trusted user; `trusted-substituters` is read as a setting (default
+    /// empty) and checks nothing here. HTTP caches get `connect-timeout`,
+    /// `stalled-download-timeout` and `download-attempts` from this
+    /// configuration.
     pub fn substituters(&self) -> anyhow::Result<ConfiguredSubstituters> {
         let config = self.config()?;
+        nivis_substitute::configure_network(nivis_substitute::NetworkSettings::from_config(&config));
         let settings = nivis_store::StoreSettings::from_env();
         let (set, warnings) = nivis_substitute::SubstituterSet::from_config(&config, &settings)?;
         if config.is_set("substituters") {
@@ -128,6 +141,7 @@ impl BuildFlags {
         settings.max_log_size = config.get_u64("max-build-log-size")?.filter(|s| *s > 0);
         settings.keep_going = config.get_bool("keep-going").unwrap_or(false);
         settings.keep_failed = config.get_bool("keep-failed").unwrap_or(false);
+        settings.fallback = config.get_bool("fallback")?;
         settings.check = self.check;
         settings.repair = self.repair;
         settings.sandbox = !matches!(config.get("sandbox").as_deref(), Some("false"));
@@ -210,6 +224,26 @@ impl nivis_build::Substituter for ConfiguredSubstituters {
         self.0.substitute(store, paths, &mut progress).map_err(|error| error.to_string())
     }
 
+    /// Prints why each failed substitute failed (`error: ...`, as CppNix
+    /// does with or without `--fallback`).
+    fn substitute_outcome(
+        &self,
+        store: &dyn Store,
+        paths: &nivis_formats::StorePathSet,
+    ) -> Result<nivis_build::SubstituteOutcome, String> {
+        let mut progress = crate::progress::copy_progress(store.store_dir().as_str().to_string(), true);
+        let report = self.0.substitute_report(store, paths, &mut progress).map_err(|error| error.to_string())?;
+        for (path, error) in &report.failed {
+            if report.substitutes_failed.contains(path) {
+                eprintln!("error: {error}");
+            }
+        }
+        Ok(nivis_build::SubstituteOutcome {
+            substituted: report.substituted.into_iter().collect(),
+            failed: report.substitutes_failed,
+        })
+    }
+
     fn query_substitutable(
         &self,
         store: &dyn Store,
@@ -267,7 +301,110 @@ pub fn intercept_nix_store(args: &[OsString]) -> Option<crate::CommandResult> {
     if is(&["--read-log", "-l"], 'l') {
         return Some(nix_store_read_log(&args));
     }
+    // These rebuild, so they take the build flags (`--option sandbox-paths`...).
+    if args.iter().any(|a| a == "--repair-path") {
+        return Some(nix_store_repair_paths(&args));
+    }
+    if args.iter().any(|a| a == "--verify") && args.iter().any(|a| a == "--repair") {
+        return Some(nix_store_verify_repair(&args));
+    }
     None
+}
+
+/// Splits the arguments of a `nix-store` operation into build flags and the
+/// rest (operation flags and operands), with the operation's own flags named.
+fn parse_operation(args: &[String], own_flags: &[&str]) -> anyhow::Result<(BuildFlags, Vec<String>)> {
+    let args = split_compound(args);
+    let mut flags = BuildFlags::default();
+    let mut rest = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].as_str();
+        if own_flags.contains(&arg) {
+            rest.push(arg.to_string());
+        } else if !flags.parse_flag(&args, &mut i)? {
+            if arg.starts_with('-') && arg.len() > 1 {
+                bail!("unknown flag '{arg}'\nTry 'nix-store --help' for more information.");
+            }
+            rest.push(arg.to_string());
+        }
+        i += 1;
+    }
+    Ok((flags, rest))
+}
+
+/// `nix-store --repair-path PATH...`.
+fn nix_store_repair_paths(args: &[String]) -> crate::CommandResult {
+    let (flags, rest) = parse_operation(args, &["--repair-path"])?;
+    let store = crate::store_args::open_store(flags.store.as_deref())?;
+    let settings = BuildSettings { repair: true, ..flags.settings(true)? };
+    let substituters = flags.substituters()?;
+    for arg in rest.iter().filter(|a| *a != "--repair-path") {
+        let path = crate::store_args::follow_links_to_store_path(store.as_ref(), arg)?;
+        let status = repair_path(store.as_ref(), &path, &settings, &substituters)?;
+        if status != 0 {
+            return Ok(ExitCode::from(status));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `nix-store --verify [--check-contents] --repair`: the store's own check
+/// (which reports and invalidates), then [`repair_path`] for every path whose
+/// contents differ from its NAR hash and every vanished path that is still
+/// referred to, as CppNix's `verifyStore` with `repair`.
+fn nix_store_verify_repair(args: &[String]) -> crate::CommandResult {
+    let (flags, rest) = parse_operation(args, &["--verify", "--check-contents", "--repair"])?;
+    if let Some(extra) = rest.iter().find(|a| !matches!(a.as_str(), "--verify" | "--check-contents" | "--repair")) {
+        bail!("no arguments expected, got '{extra}'\nTry 'nix-store --help' for more information.");
+    }
+    let check_contents = rest.iter().any(|a| a == "--check-contents");
+    let store = crate::store_args::open_store(flags.store.as_deref())?;
+    let settings = BuildSettings { repair: true, ..flags.settings(true)? };
+    let substituters = flags.substituters()?;
+    let report = store.verify_store(check_contents, false)?;
+    // Errors other than the ones repaired below (unreadable paths) stay errors.
+    let mut errors = report.errors && report.hash_mismatches.is_empty() && report.missing.is_empty();
+    let broken = report.missing.iter().chain(report.hash_mismatches.iter().map(|(path, _, _)| path));
+    for printed in broken {
+        let path = store.parse_store_path(printed)?;
+        if repair_path(store.as_ref(), &path, &settings, &substituters)? != 0 {
+            errors = true;
+        }
+    }
+    if errors {
+        eprintln!("warning: not all store errors were fixed");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// CppNix's `repairPath`: a valid path whose contents are corrupted (or
+/// gone) is rebuilt through its deriver in repair mode, which rebuilds the
+/// corrupted outputs in the sandbox and swaps them in. Returns the exit status
+/// (0 when the path is good, or was repaired). Re-fetching from a binary cache
+/// is not tried yet: a path without a valid deriver "cannot be repaired".
+pub fn repair_path(
+    store: &dyn Store,
+    path: &StorePath,
+    settings: &BuildSettings,
+    substituters: &ConfiguredSubstituters,
+) -> anyhow::Result<u8> {
+    let printed = store.print_store_path(path);
+    let info = store.query_path_info(path)?.ok_or_else(|| anyhow::anyhow!("path '{printed}' is not valid"))?;
+    let deriver = match info.deriver {
+        Some(deriver) if store.is_valid_path(&deriver)? => deriver,
+        _ => {
+            eprintln!("error: cannot repair path '{printed}'");
+            return Ok(1);
+        }
+    };
+    let settings = BuildSettings { repair: true, ..settings.clone() };
+    let result = nivis_build::realise(store, &[DerivedPath { drv_path: deriver, outputs: None }], &settings, Some(substituters))?;
+    if !result.failures.is_empty() {
+        return Ok(report_failures(&result));
+    }
+    Ok(0)
 }
 
 fn split_compound(args: &[String]) -> Vec<String> {
