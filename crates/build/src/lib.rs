@@ -32,6 +32,7 @@
 //! the chroot is created in the real store directory so outputs can be renamed
 //! into place, and the real store is writable by the caller.
 
+mod build_log;
 mod builtins;
 mod env;
 mod error;
