@@ -58,6 +58,7 @@ pub use request::{
 };
 pub use sandbox::{BuildOutcome, FinishedOutput, run_build};
 pub use scheduler::{
-    BuildFailure, BuildSettings, DerivedPath, FailureKind, MissingPaths, RealiseResult, ScheduleError, SubstitutablePath, Substituter,
+    BuildFailure, BuildSettings, DerivedPath, FailureKind, MissingPaths, RealiseResult, ScheduleError, SubstitutablePath, SubstituteOutcome,
+    Substituter,
     log_path, query_missing, read_build_log, read_derivation, realise,
 };

@@ -83,6 +83,9 @@ pub struct BuildSettings {
     /// Rebuild outputs whose contents no longer match their registered NAR
     /// hash, and replace them (`--repair`).
     pub repair: bool,
+    /// Build a derivation whose outputs have substitutes that failed to
+    /// download (`fallback`, `--fallback`); without it the derivation fails.
+    pub fallback: bool,
 }
 
 impl Default for BuildSettings {
@@ -103,6 +106,7 @@ impl Default for BuildSettings {
             keep_build_log: true,
             check: false,
             repair: false,
+            fallback: false,
         }
     }
 }
@@ -130,6 +134,25 @@ pub trait Substituter {
         store: &dyn Store,
         paths: &StorePathSet,
     ) -> Result<BTreeMap<StorePath, SubstitutablePath>, String>;
+
+    /// [`Substituter::substitute`], also saying which of the paths it could
+    /// not make valid have a substitute that failed (a download that broke,
+    /// a cache that did not answer): CppNix's "substituter failed", which
+    /// the `fallback` setting decides on. Paths that no substituter has are
+    /// not failures: they are simply built.
+    fn substitute_outcome(&self, store: &dyn Store, paths: &StorePathSet) -> Result<SubstituteOutcome, String> {
+        Ok(SubstituteOutcome { substituted: self.substitute(store, paths)?, failed: StorePathSet::new() })
+    }
+}
+
+/// What [`Substituter::substitute_outcome`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubstituteOutcome {
+    /// Made valid.
+    pub substituted: StorePathSet,
+    /// Not made valid although a substitute exists (or a cache could not be
+    /// asked).
+    pub failed: StorePathSet,
 }
 
 /// What a substituter knows of a path before fetching it.
@@ -407,15 +430,36 @@ impl Graph {
                     needs_build.push(drv_path.clone());
                 }
             }
-            if let (Some(substituter), false) = (substituter, missing_paths.is_empty()) {
-                // Failing to substitute is not an error: we build instead.
-                let _ = substituter.substitute(store, &missing_paths);
+            // What cannot be substituted is built, except (without
+            // `fallback`) outputs whose substitutes exist but failed.
+            let mut substitutes_failed = StorePathSet::new();
+            if let (Some(substituter), false) = (substituter, missing_paths.is_empty())
+                && let Ok(outcome) = substituter.substitute_outcome(store, &missing_paths)
+                && !settings.fallback
+            {
+                substitutes_failed = outcome.failed;
             }
             for drv_path in needs_build {
                 let node = nodes.get_mut(&drv_path).expect("walked");
                 let paths = output_paths(&node.drv);
                 let still_missing =
                     node.wanted.iter().any(|o| paths.get(o).is_none_or(|p| !store.is_valid_path(p).unwrap_or(false)));
+                let substitute_failed = node
+                    .wanted
+                    .iter()
+                    .any(|o| paths.get(o).is_some_and(|p| substitutes_failed.contains(p) && !store.is_valid_path(p).unwrap_or(false)));
+                if substitute_failed && node.mode != BuildMode::Check {
+                    node.state = NodeState::Failed;
+                    failures.push(BuildFailure {
+                        drv_path: node.printed.clone(),
+                        message: format!(
+                            "some substitutes for the outputs of derivation '{}' failed (usually happens due to networking issues); try '--fallback' to build derivation from source",
+                            node.printed
+                        ),
+                        kind: FailureKind::Other,
+                    });
+                    continue;
+                }
                 match node.mode {
                     BuildMode::Check if still_missing => {
                         node.state = NodeState::Failed;

@@ -454,11 +454,83 @@ fn outputs_a_binary_cache_has_are_substituted_not_built() {
     assert!(stderr.contains("this derivation will be built:") && stderr.contains("building '"), "{stderr}");
     assert!(!stderr.contains("copying path"), "{stderr}");
 
-    // The same cache without signatures is refused when signatures are required,
-    // and the scheduler falls back to building.
+    // The same cache without signatures is refused when signatures are required:
+    // as in CppNix an untrusted substitute counts as none, so the output is
+    // built (no `--fallback` needed).
     let third = fixture.store("third");
-    let fallback = fixture.nix_build(&third, &["--no-out-link", "--option", "substituters", &cache]);
-    let stderr = text(&fallback.stderr);
-    assert!(fallback.status.success(), "{stderr}");
+    let untrusted = fixture.nix_build(&third, &["--no-out-link", "--option", "substituters", &cache]);
+    let stderr = text(&untrusted.stderr);
+    assert!(untrusted.status.success(), "{stderr}");
     assert!(stderr.contains("building '"), "{stderr}");
+    assert!(!stderr.contains("some substitutes"), "{stderr}");
+}
+
+/// CppNix's `fallback`: a substitute that exists but cannot be had fails the
+/// derivation unless `--fallback` (or `fallback = true`) says to build it; a
+/// path no cache has is simply built. Message and exit status are CppNix's.
+#[test]
+fn failed_substitutes_fail_the_build_unless_fallback() {
+    if !available("failed_substitutes_fail_the_build_unless_fallback") {
+        return;
+    }
+    let fixture = Fixture::new();
+    fixture.write_expr(r#"let dep = mk "fb-dep" "echo dep > $out" { }; in mk "fb-top" "cat ${dep} > $out" { }"#);
+    let first = fixture.store("first");
+    let built = fixture.nix_build(&first, &["--no-out-link"]);
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let out_path = text(&built.stdout).trim().to_string();
+    let cache_dir = fixture.dir.path().join("cache");
+    let cache = format!("file://{}", cache_dir.display());
+    let copy = fixture.nivis("nix").arg("--store").arg(&first).args(["copy", "--to", &cache, &out_path]).output().unwrap();
+    assert!(copy.status.success(), "{}", text(&copy.stderr));
+    // Break the top output's NAR (its narinfo stays): the substitute exists
+    // but does not check out.
+    let narinfo = fs::read_to_string(cache_dir.join(format!("{}.narinfo", &out_path[11..43]))).unwrap();
+    let nar = cache_dir.join(narinfo.lines().find_map(|l| l.strip_prefix("URL: ")).unwrap());
+    let bytes = fs::read(&nar).unwrap();
+    fs::write(&nar, &bytes[..40.min(bytes.len())]).unwrap();
+    let with_cache = ["--no-out-link", "--option", "substituters", cache.as_str(), "--option", "require-sigs", "false"];
+
+    let second = fixture.store("second");
+    let failed = fixture.nix_build(&second, &with_cache);
+    let stderr = text(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    let message = stderr.lines().find(|l| l.contains("some substitutes")).unwrap_or_else(|| panic!("{stderr}")).to_string();
+    assert!(message.starts_with("error: some substitutes for the outputs of derivation '/nix/store/"), "{message}");
+    assert!(message.ends_with("-fb-top.drv' failed (usually happens due to networking issues); try '--fallback' to build derivation from source"), "{message}");
+    assert!(!stderr.contains("building '"), "built without --fallback: {stderr}");
+    assert!(!second.join(out_path.trim_start_matches('/')).exists(), "the output was left behind");
+
+    if cppnix_available() {
+        let reference = fixture.store("cppnix");
+        let mut args = vec![fixture.dir.path().join("default.nix").display().to_string()];
+        args.extend(with_cache.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let theirs = cppnix(&reference, "nix-build", &args);
+        let their_stderr = text(&theirs.stderr);
+        assert_eq!(theirs.status.code(), failed.status.code(), "{their_stderr}");
+        assert!(their_stderr.lines().any(|l| l == message), "CppNix said:\n{their_stderr}\nnivis said: {message}");
+    }
+
+    // --fallback (or `fallback = true`) builds it instead, after saying why.
+    for flags in [&["--fallback"][..], &["--option", "fallback", "true"][..]] {
+        let store = fixture.store(&format!("fallback{}", flags.len()));
+        let mut args = with_cache.to_vec();
+        args.extend_from_slice(flags);
+        let fell_back = fixture.nix_build(&store, &args);
+        let stderr = text(&fell_back.stderr);
+        assert!(fell_back.status.success(), "{stderr}");
+        assert_eq!(text(&fell_back.stdout).trim(), out_path);
+        assert!(stderr.contains("-fb-top.drv'...") && stderr.contains("building '"), "{stderr}");
+        assert!(stderr.contains(&format!("error: path '{out_path}' is not available from any substituter")), "{stderr}");
+        assert!(!stderr.contains("some substitutes"), "{stderr}");
+    }
+
+    // A cache that lacks the path is no failure: it is built, no --fallback needed.
+    fs::remove_file(cache_dir.join(format!("{}.narinfo", &out_path[11..43]))).unwrap();
+    let third = fixture.store("third");
+    let built = fixture.nix_build(&third, &with_cache);
+    let stderr = text(&built.stderr);
+    assert!(built.status.success(), "{stderr}");
+    assert!(stderr.contains("building '") && !stderr.contains("some substitutes"), "{stderr}");
 }

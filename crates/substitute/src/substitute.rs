@@ -85,6 +85,12 @@ pub struct SubstituteReport {
     pub already_valid: Vec<StorePath>,
     /// Paths no substituter could provide, with why.
     pub failed: Vec<(StorePath, SubstituteError)>,
+    /// Of `failed`: paths a substituter had (with a trusted signature) or
+    /// could not be asked about, but that could not be delivered, and paths
+    /// whose references failed so (CppNix's "substituter failed"). Without
+    /// `fallback` their derivations fail instead of being built; paths no
+    /// substituter has are not in it.
+    pub substitutes_failed: StorePathSet,
 }
 
 /// Makes `paths` and their closures valid in `local` from `substituters`
@@ -105,6 +111,10 @@ pub fn substitute_paths(
     let mut report = SubstituteReport::default();
     let Plan { planned, unavailable } = plan(local, substituters, paths, &mut report.already_valid)?;
     for (path, attempts) in unavailable {
+        // Attempts are query errors: a substituter may have had it.
+        if !attempts.is_empty() {
+            report.substitutes_failed.insert(path.clone());
+        }
         report.failed.push((path.clone(), SubstituteError::NoSubstituter { path: local.print_store_path(&path), attempts }));
     }
 
@@ -114,12 +124,16 @@ pub fn substitute_paths(
             .iter()
             .find(|r| **r != path && report.failed.iter().any(|(failed, _)| failed == *r))
         {
+            if report.substitutes_failed.contains(missing) {
+                report.substitutes_failed.insert(path.clone());
+            }
             let attempts = vec![format!("its reference '{}' could not be substituted", local.print_store_path(missing))];
             report.failed.push((path.clone(), SubstituteError::NoSubstituter { path: local.print_store_path(&path), attempts }));
             continue;
         }
         let mut attempts = Vec::new();
         let mut done = false;
+        let mut delivery_failed = false;
         for substituter in substituters {
             match substitute_one(local, substituter.as_ref(), &path, keyring, require_sigs, progress) {
                 Ok(true) => {
@@ -127,8 +141,15 @@ pub fn substitute_paths(
                     break;
                 }
                 Ok(false) => {}
-                Err(e) => attempts.push(format!("{}: {e}", substituter.uri())),
+                Err(e) => {
+                    // An untrusted narinfo counts as not having the path.
+                    delivery_failed |= !matches!(e, SubstituteError::Untrusted { .. });
+                    attempts.push(format!("{}: {e}", substituter.uri()));
+                }
             }
+        }
+        if !done && delivery_failed {
+            report.substitutes_failed.insert(path.clone());
         }
         if done {
             report.substituted.push(path);
@@ -517,5 +538,19 @@ impl SubstituterSet {
         }
         let report = substitute_paths(local, &self.substituters, paths, &self.keyring, self.require_sigs, progress)?;
         Ok(report.substituted.into_iter().collect())
+    }
+
+    /// [`Self::substitute`] with the whole report (what failed, and whether a
+    /// substitute existed), for the `fallback` decision.
+    pub fn substitute_report(
+        &self,
+        local: &dyn Store,
+        paths: &StorePathSet,
+        progress: &mut ProgressFn<'_>,
+    ) -> Result<SubstituteReport, SubstituteError> {
+        if self.substituters.is_empty() {
+            return Ok(SubstituteReport::default());
+        }
+        substitute_paths(local, &self.substituters, paths, &self.keyring, self.require_sigs, progress)
     }
 }
