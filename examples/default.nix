@@ -5,7 +5,8 @@
 #
 #   nix-build examples -A hello --option sandbox-paths /bin/sh=/usr/bin/busybox
 #
-# (`examples/run` does this). Every other package uses the copy in the store.
+# (`examples/run` does this). Every other package uses the copy in the store,
+# but for hello-c, which also needs the host's gcc (see there).
 { system ? builtins.currentSystem }:
 let
   # busybox as a package: bin/busybox plus one symlink per applet we use.
@@ -67,6 +68,21 @@ in rec {
       chmod 555 $out/bin/greeter
       echo "greeter prints a greeting. Its program is in $out." > $doc/share/doc/greeter/README
       printf '.TH GREETER 1\n.SH NAME\ngreeter \\- greet\n' > $man/share/man/man1/greeter.1
+    '';
+  };
+
+  # hello world in C, compiled by the host's gcc and linked statically: the
+  # compiler is seen only through the sandbox paths (/usr, /lib, /lib64), and the
+  # program refers to nothing outside the store (nothing at all, being static).
+  # Build with
+  #   --option sandbox-paths '/bin/sh=/usr/bin/busybox /usr /lib /lib64'
+  hello-c = mkPackage {
+    name = "hello-c";
+    script = ''
+      export PATH=$PATH:/usr/bin
+      cp ${./hello-c/hello.c} hello.c
+      mkdir -p $out/bin
+      gcc -O2 -static -o $out/bin/hello-c hello.c
     '';
   };
 
