@@ -319,7 +319,7 @@ pub struct HttpTransport {
     /// then passed over until this time, as CppNix disables it for a minute,
     /// so that a dead or stalled server costs its timeouts once, not once
     /// per path.
-    disabled_until: std::sync::Mutex<Option<std::time::Instant>>,
+    disabled_until: std::sync::Mutex<Option<(std::time::Instant, String)>>,
 }
 
 /// How long a cache that failed stays disabled (CppNix's 60 s).
@@ -350,9 +350,10 @@ impl HttpTransport {
     fn request<T>(&self, name: &str, once: impl FnMut() -> Result<T, Failure>) -> Result<T, SubstituteError> {
         let now = std::time::Instant::now();
         if let Ok(disabled) = self.disabled_until.lock()
-            && disabled.is_some_and(|until| now < until)
+            && let Some((until, why)) = disabled.as_ref()
+            && now < *until
         {
-            return Err(self.failure(name, format!("binary cache '{}' is disabled after an earlier failure", self.base)));
+            return Err(self.failure(name, format!("binary cache '{}' is disabled after an earlier failure ({why})", self.base)));
         }
         match with_retries(&self.network, &self.url(name), once) {
             Ok(value) => Ok(value),
@@ -360,7 +361,7 @@ impl HttpTransport {
             Err(Failure::Transient(reason)) => {
                 (self.network.warn)(&format!("disabling binary cache '{}' for {} seconds", self.base, DISABLE_FOR.as_secs()));
                 if let Ok(mut disabled) = self.disabled_until.lock() {
-                    *disabled = Some(std::time::Instant::now() + DISABLE_FOR);
+                    *disabled = Some((std::time::Instant::now() + DISABLE_FOR, reason.clone()));
                 }
                 Err(self.failure(name, reason))
             }
@@ -558,7 +559,10 @@ impl Read for ResumingReader {
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => describe_body_error(&e, &self.network),
+                Err(e) => match self.total {
+                    Some(total) => format!("{} after {} of {total} bytes", describe_body_error(&e, &self.network), self.offset),
+                    None => describe_body_error(&e, &self.network),
+                },
             };
             self.reopen(reason)?;
         }

@@ -32,6 +32,8 @@ enum Reply {
     /// Promise the whole file, send half of it, close. `ranges`: announce
     /// `Accept-Ranges: bytes`.
     Cut { ranges: bool },
+    /// Promise the whole file, send half of it, then send nothing more.
+    StallHalfway,
 }
 
 /// Decides the reply from the request path and how many requests for that
@@ -116,7 +118,7 @@ fn handle(mut stream: TcpStream, root: &Path, script: &Script, seen: &Seen) {
             std::thread::sleep(Duration::from_secs(60));
             return;
         }
-        chosen @ (Reply::File | Reply::Cut { .. }) => {
+        chosen @ (Reply::File | Reply::Cut { .. } | Reply::StallHalfway) => {
             let Ok(body) = std::fs::read(root.join(path.trim_start_matches('/'))) else {
                 reply("404 Not Found", "", b"", 0);
                 return;
@@ -130,6 +132,12 @@ fn handle(mut stream: TcpStream, root: &Path, script: &Script, seen: &Seen) {
                 (Reply::Cut { ranges }, _) => {
                     let extra = if ranges { "Accept-Ranges: bytes\r\n" } else { "" };
                     reply("200 OK", extra, &body[..body.len() / 2], body.len());
+                }
+                (Reply::StallHalfway, _) => {
+                    reply("200 OK", "", &body[..body.len() / 2], body.len());
+                    let _ = stream.flush();
+                    std::thread::sleep(Duration::from_secs(60));
+                    return;
                 }
                 (_, Some(from)) if from < body.len() => {
                     let extra = format!("Accept-Ranges: bytes\r\nContent-Range: bytes {from}-{}/{}\r\n", body.len() - 1, body.len());
@@ -337,6 +345,34 @@ fn a_stalled_server_fails_after_the_stall_timeout() {
     // The file cache behind it provided the path.
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert!(destination.is_valid_path(&lib).unwrap());
+}
+
+#[test]
+fn a_body_that_stalls_halfway_fails_after_the_stall_timeout() {
+    let fixture = Fixture::new();
+    let lib = fixture.paths[0].clone();
+    let nar = fixture.nar_request(&lib);
+    let nar_s = nar.clone();
+    let server = Server::start(fixture.cache_dir.clone(), move |path, _| {
+        if path == nar_s { Reply::StallHalfway } else { Reply::File }
+    });
+    let warnings = Arc::default();
+    let destination = fixture.destination("stall-halfway");
+    let started = Instant::now();
+    let report = substitute(&destination, &[fixture.open_http(&server, &quick(3, &warnings))], std::slice::from_ref(&lib));
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(4), "{elapsed:?}");
+    assert_eq!(report.failed.len(), 1);
+    let message = report.failed[0].1.to_string();
+    let size = std::fs::metadata(fixture.cache_dir.join(nar.trim_start_matches('/'))).unwrap().len();
+    let expected = format!(
+        "unable to download '{}{nar}': no data received for 1 seconds ('stalled-download-timeout') after {} of {size} bytes",
+        server.url,
+        size / 2
+    );
+    assert!(message.contains(&expected), "{message}");
+    assert!(report.substitutes_failed.contains(&lib));
+    assert_nothing_registered(&destination, &lib);
 }
 
 #[test]
