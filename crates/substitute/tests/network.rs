@@ -468,3 +468,41 @@ fn settings_come_from_nix_conf_names() {
     assert_eq!(set.stall_timeout, None);
     assert_eq!(set.attempts, 2);
 }
+
+unsafe extern "C" {
+    fn listen(fd: i32, backlog: i32) -> i32;
+}
+
+#[test]
+fn a_connection_that_cannot_be_made_fails_after_the_connect_timeout() {
+    // A listener with the smallest accept queue, filled by connections nobody
+    // accepts: further handshakes are not answered (Linux drops the SYN).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    // SAFETY: a valid listening socket; listen() again only changes its backlog.
+    assert_eq!(unsafe { listen(std::os::fd::AsRawFd::as_raw_fd(&listener), 0) }, 0);
+    let address = listener.local_addr().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        match TcpStream::connect_timeout(&address, Duration::from_millis(200)) {
+            Ok(stream) => held.push(stream),
+            Err(_) => break,
+        }
+    }
+    if held.len() == 8 {
+        // This kernel keeps accepting handshakes: nothing to time out here.
+        eprintln!("SKIPPED a_connection_that_cannot_be_made_fails_after_the_connect_timeout: the accept queue never filled");
+        return;
+    }
+    let warnings = Arc::default();
+    let network = NetworkSettings { connect_timeout: Duration::from_secs(1), ..quick(2, &warnings) };
+    let started = Instant::now();
+    let error = BinaryCacheStore::open_with_network(&format!("http://{address}"), &settings(), &network).err().expect("no connection");
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(5), "{elapsed:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("unable to download 'http://{address}/nix-cache-info': could not connect within 1 seconds ('connect-timeout')")),
+        "{message}"
+    );
+    drop(held);
+}
