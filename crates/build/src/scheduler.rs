@@ -26,6 +26,13 @@
 //! as CppNix does, so `nix log` and `nix-store --read-log` find them; the
 //! last ten lines are kept for the failure message.
 //!
+//! `--check` and `--repair` ([`BuildSettings::check`], [`BuildSettings::repair`])
+//! rebuild outputs that are already valid. The sandbox builds them in its own
+//! store directory, so the valid paths are never touched while the builder
+//! runs; the worker moves each new output next to its valid path
+//! (`<path>.check`, `<path>.repair`), and the calling thread compares NAR
+//! hashes (check) or swaps the new output in and re-registers it (repair).
+//!
 //! Assumptions: the store is a local store (its real directory is where
 //! builds put their outputs); `.drv` files are read from the real store
 //! directory; only input-addressed and fixed-output derivations are built
@@ -575,8 +582,14 @@ pub fn realise(
     settings: &BuildSettings,
     substituter: Option<&dyn Substituter>,
 ) -> Result<RealiseResult, ScheduleError> {
-    let mut graph = Graph::load(store, targets, substituter, settings)?;
     let mut result = RealiseResult::default();
+    let mut graph = if settings.repair {
+        let mut all_targets = targets.to_vec();
+        all_targets.extend(repair_closure_targets(store, targets, &mut result.failures)?);
+        Graph::load(store, &all_targets, substituter, settings)?
+    } else {
+        Graph::load(store, targets, substituter, settings)?
+    };
     for failure in std::mem::take(&mut graph.failures) {
         let drv_path = store.parse_store_path(&failure.drv_path)?;
         result.failures.push(failure);
@@ -679,6 +692,58 @@ pub fn realise(
         }
     }
     Ok(result)
+}
+
+/// `--repair` beyond the requested outputs (CppNix's `repairClosure`): every
+/// other path in the closure of their valid outputs is checked, and a
+/// corrupted one is repaired by rebuilding its deriver (returned as extra
+/// targets). One without a valid deriver cannot be repaired here (CppNix would
+/// try the substituters first), which fails the requested derivation with
+/// CppNix's message.
+fn repair_closure_targets(
+    store: &dyn Store,
+    targets: &[DerivedPath],
+    failures: &mut Vec<BuildFailure>,
+) -> Result<Vec<DerivedPath>, ScheduleError> {
+    let mut checked = StorePathSet::new();
+    let mut extra = Vec::new();
+    for target in targets {
+        let drv = read_derivation(store, &target.drv_path)?;
+        let paths = output_paths(&drv);
+        let mut own = StorePathSet::new();
+        for (name, path) in &paths {
+            if target.outputs.as_ref().is_none_or(|wanted| wanted.contains(name)) && store.is_valid_path(path)? {
+                own.insert(path.clone());
+            }
+        }
+        let closure = compute_closure(store, &own, ClosureOptions::default())?;
+        let printed_drv = store.print_store_path(&target.drv_path);
+        let mut unrepairable = false;
+        for path in closure {
+            if paths.values().any(|p| *p == path) || !checked.insert(path.clone()) || path_contents_good(store, &path)? {
+                continue;
+            }
+            let printed = store.print_store_path(&path);
+            eprintln!("found corrupted or missing path '{printed}' in the output closure of '{printed_drv}'");
+            let deriver = store.query_path_info(&path)?.and_then(|info| info.deriver);
+            match deriver {
+                Some(deriver) if store.is_valid_path(&deriver)? => {
+                    extra.push(DerivedPath { drv_path: deriver, outputs: None });
+                }
+                _ => unrepairable = true,
+            }
+        }
+        if unrepairable {
+            failures.push(BuildFailure {
+                message: format!(
+                    "some paths in the output closure of derivation '{printed_drv}' could not be repaired"
+                ),
+                drv_path: printed_drv,
+                kind: FailureKind::Other,
+            });
+        }
+    }
+    Ok(extra)
 }
 
 /// Marks a node finished and queues the dependents it unblocked.

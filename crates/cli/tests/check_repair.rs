@@ -374,6 +374,19 @@ fn corrupted_outputs_are_found_and_repaired() {
     assert_eq!(fs::read_to_string(real(&det_out)).expect("repaired"), "deterministic\n");
     assert_eq!(disk_hash(&real(&det_out)), det_hash);
 
+    // nix-build --repair of a derivation whose own output is good repairs a
+    // corrupted path in its output's closure through that path's deriver.
+    corrupt(&real(&tree_out).join("sub/file"), "tampered again\n");
+    let (out, code, stderr) = fixture.build(false, &store, "user", &["--repair"]);
+    assert_eq!((out.as_str(), code), (user_out.as_str(), Some(0)), "{stderr}");
+    let user_drv = fixture.drv_path(&store, "user");
+    assert!(
+        stderr.contains(&format!("found corrupted or missing path '{tree_out}' in the output closure of '{user_drv}'")),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("repairing outputs of '{tree_drv}'...")), "{stderr}");
+    assert_eq!(disk_hash(&real(&tree_out)), tree_hash);
+
     // --verify --check-contents --repair: the built path is rebuilt, a source
     // path (no deriver) cannot be repaired, as CppNix says.
     let source = fixture.dir.path().join("source.txt");
