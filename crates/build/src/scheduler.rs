@@ -572,6 +572,9 @@ struct JobResult {
     request: BuildRequest,
     outcome: Result<(BuildStatus, BTreeMap<String, FinishedOutput>), BuildError>,
     last_lines: Vec<String>,
+    /// The build directory, when `-K` kept it: the calling thread deletes it
+    /// after all if the build succeeds, as CppNix keeps only failed ones.
+    kept_build_dir: Option<PathBuf>,
 }
 
 /// Realises `targets` in `store`, building what is missing. Failed builds
@@ -661,8 +664,16 @@ pub fn realise(
         running -= 1;
         let drv_path = job_result.drv_path.clone();
         let locks = pending_registration.remove(&drv_path).unwrap_or_default();
+        let kept_build_dir = job_result.kept_build_dir.clone();
         let outcome = complete_job(store, &graph.nodes[&drv_path], job_result, settings);
         drop(locks);
+        if let Some(build_dir) = kept_build_dir {
+            if outcome.is_ok() {
+                let _ = crate::sandbox::remove_tree(&build_dir);
+            } else {
+                eprintln!("note: keeping build directory '{}'", build_dir.display());
+            }
+        }
         match outcome {
             Ok(()) => {
                 result.built.push(drv_path.clone());
@@ -979,7 +990,11 @@ fn run_job(
         crate::build_log::CompressedLog::create(&path).ok()
     });
     let mut sink = LogSink { file, print, prefix, partial: Vec::new(), last_lines: VecDeque::new() };
+    let mut kept_build_dir = None;
     let outcome = run_build(&request, &mut sink).and_then(|mut outcome| {
+        if request.keep_build_dir && !outcome.build_dir().as_os_str().is_empty() {
+            kept_build_dir = Some(outcome.build_dir().to_path_buf());
+        }
         if !outcome.status.success() {
             return Ok((outcome.status.clone(), BTreeMap::new()));
         }
@@ -998,7 +1013,7 @@ fn run_job(
     if let Some(file) = sink.file.take() {
         let _ = file.finish();
     }
-    JobResult { drv_path, request, outcome, last_lines: sink.last_lines.into_iter().collect() }
+    JobResult { drv_path, request, outcome, last_lines: sink.last_lines.into_iter().collect(), kept_build_dir }
 }
 
 /// `--check` and `--repair`: the valid paths must stay untouched, so each new

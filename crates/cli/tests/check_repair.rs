@@ -220,8 +220,10 @@ fn check_verdicts_match_cppnix() {
         let nondet_real = root_store.join(nondet_out.trim_start_matches("/nix/store/"));
         let check_copy = PathBuf::from(format!("{}.check", nondet_real.display()));
 
-        // Deterministic: success, the same path on stdout, nothing changes.
-        let (out, code, stderr) = fixture.build(cppnix, store, "det", &["--check"]);
+        // Deterministic: success, the same path on stdout, nothing changes (and
+        // -K keeps no build directory of a build that succeeded).
+        let (out, code, stderr) = fixture.build(cppnix, store, "det", &["--check", "-K"]);
+        assert!(!stderr.contains("keeping build directory"), "{who}: {stderr}");
         assert_eq!((out.as_str(), code), (det_out.as_str(), Some(0)), "{who}: {stderr}");
         let det_drv = fixture.drv_path(store, "det");
         assert!(stderr.contains(&format!("checking outputs of '{det_drv}'...")), "{who}: {stderr}");
@@ -253,6 +255,12 @@ fn check_verdicts_match_cppnix() {
             stderr.contains(&format!("differs from '{}'", check_copy.display())),
             "{who}: {stderr}"
         );
+        // The build directory is kept too, said before the error, as CppNix.
+        let note = stderr.lines().find_map(|line| line.strip_prefix("note: keeping build directory '"));
+        let kept = note.and_then(|rest| rest.strip_suffix('\'')).map(PathBuf::from);
+        let kept = kept.unwrap_or_else(|| panic!("{who} did not say it keeps the build directory: {stderr}"));
+        assert!(kept.is_dir(), "{who}: {}", kept.display());
+        let _ = Command::new("rm").arg("-rf").arg(&kept).status();
         assert_canonical(&check_copy);
         assert_ne!(disk_hash(&check_copy), nondet_hash);
         assert_eq!(fs::read(check_copy.join("same")).expect("kept output"), b"same\n");
