@@ -8,8 +8,10 @@
 //! `--include-outputs`, `--use-output`), `--verify`, `--verify-path`,
 //! `--check-validity`, `--dump`, `--restore`, `--export`, `--import`,
 //! `--generate-binary-cache-key`, `--print-env`, `--delete`, `--gc`, `--dump-db`,
-//! `--load-db`, `--register-validity`. Others answer "not implemented yet" and
-//! exit 1. One deliberate extension: `--query --hash --size` prints both.
+//! `--load-db`, `--register-validity`. `--realise`, `--read-log`,
+//! `--repair-path` and `--verify --repair` build, so `crate::realise` takes
+//! them before this file parses anything. Others answer "not implemented yet"
+//! and exit 1. One deliberate extension: `--query --hash --size` prints both.
 
 use std::ffi::OsString;
 use std::io::{self, BufWriter, Read, Write};
@@ -86,6 +88,7 @@ fn operation_of(arg: &str) -> Option<Operation> {
         "--register-validity" => Operation::RegisterValidity,
         "--gc" => Operation::Gc,
         "--init" => Operation::NotBuilt("--init"),
+        // Taken by `crate::realise::intercept_nix_store` first.
         "--repair-path" => Operation::NotBuilt("--repair-path"),
         "--optimise" | "--optimize" => Operation::NotBuilt("--optimise"),
         "--serve" => Operation::Serve,
