@@ -21,7 +21,8 @@
 //!
 //! Above that, [`realise`] (module `scheduler`) is the next layer: the
 //! derivation graph, `-j`, output locks, deleting stale invalid outputs,
-//! registration in the store, logs. Not done anywhere yet: `--check`/`--repair`, floating
+//! registration in the store, logs, `--check` and `--repair` (sandboxed builds
+//! only). Not done anywhere yet: floating
 //! content-addressed outputs (scratch paths and rewriting), recursive Nix,
 //! deciding when to build unsandboxed (`sandbox = false`, or `relaxed` with
 //! `__noChroot`; this crate only runs what it is told, see
