@@ -116,7 +116,13 @@ impl BuildFlags {
     /// configuration.
     pub fn substituters(&self) -> anyhow::Result<ConfiguredSubstituters> {
         let config = self.config()?;
-        nivis_substitute::configure_network(nivis_substitute::NetworkSettings::from_config(&config));
+        let mut network = nivis_substitute::NetworkSettings::from_config(&config);
+        if !config.is_set("substituters") {
+            // The default cache on a machine without network: retried and
+            // disabled as usual, but quietly (see above).
+            network.warn = std::sync::Arc::new(|_| {});
+        }
+        nivis_substitute::configure_network(network);
         let settings = nivis_store::StoreSettings::from_env();
         let (set, warnings) = nivis_substitute::SubstituterSet::from_config(&config, &settings)?;
         if config.is_set("substituters") {
