@@ -27,7 +27,8 @@ pub use compression::Compression;
 pub use error::SubstituteError;
 pub use substitute::{
     CopyOptions, CopyReport, Progress, ProgressFn, SubstitutablePath, SubstituteReport, Substituter, SubstituterSet, check_signatures, copy_paths,
-    copy_paths_shared, open_substituters, substitute_paths, trusted_keyring,
+    copy_paths_shared, default_copy_jobs, open_substituters, substitute_paths, substitute_paths_with_jobs, trusted_keyring,
+    DEFAULT_SUBSTITUTION_JOBS,
 };
 pub use verify::VerifyingNarReader;
 pub use transport::{NetworkSettings, configure_network};

@@ -7,13 +7,15 @@
 //! spooled through a temporary file. Either way the destination's `add_nar`
 //! registers nothing unless the whole NAR arrived and checked out.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{self, Read, Seek, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
 
 use nivis_config::Config;
 use nivis_formats::signature::fingerprint;
 use nivis_formats::{Keyring, StoreDir, StorePath, StorePathSet};
-use nivis_store::{ClosureOptions, Store, StoreError, StoreSettings, ValidPathInfo, compute_closure, topo_sort_paths};
+use nivis_store::{Store, StoreError, StoreSettings, ValidPathInfo};
 
 use crate::binary_cache::BinaryCacheStore;
 use crate::error::SubstituteError;
@@ -23,7 +25,10 @@ use crate::error::SubstituteError;
 pub type ProgressFn<'a> = dyn FnMut(&Progress<'_>) + 'a;
 
 /// Where the copy of one path stands: called once with `done == 0` when it
-/// starts, then about every MiB, and when it is complete.
+/// starts, then about every MiB, when it is complete, and a last time with
+/// `ended` set when the attempt is over (complete or failed). Several paths
+/// may be in flight at once; reports about them interleave, all on the
+/// caller's thread.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress<'a> {
     pub path: &'a StorePath,
@@ -32,6 +37,8 @@ pub struct Progress<'a> {
     /// NAR bytes copied so far, of `total`.
     pub done: u64,
     pub total: u64,
+    /// No more reports follow for this attempt at `path`.
+    pub ended: bool,
 }
 
 /// A substituter that can feed a helper thread.
@@ -108,56 +115,136 @@ pub fn substitute_paths(
     require_sigs: bool,
     progress: &mut ProgressFn<'_>,
 ) -> Result<SubstituteReport, SubstituteError> {
+    substitute_paths_with_jobs(local, substituters, paths, keyring, require_sigs, DEFAULT_SUBSTITUTION_JOBS, progress)
+}
+
+/// How many paths [`substitute_paths`] fetches at once: CppNix's default of
+/// `max-substitution-jobs`. Fewer run when fewer are ready.
+pub const DEFAULT_SUBSTITUTION_JOBS: usize = 16;
+
+/// [`substitute_paths`] with up to `jobs` paths (narinfo queries, then NAR
+/// transfers) in flight at once. A path starts only once every path it refers
+/// to is valid, since a store registers a path only after its references; a
+/// path whose reference fails is not fetched at all.
+pub fn substitute_paths_with_jobs(
+    local: &dyn Store,
+    substituters: &[Substituter],
+    paths: &StorePathSet,
+    keyring: &Keyring,
+    require_sigs: bool,
+    jobs: usize,
+    progress: &mut ProgressFn<'_>,
+) -> Result<SubstituteReport, SubstituteError> {
+    let jobs = jobs.max(1);
     let mut report = SubstituteReport::default();
-    let Plan { planned, unavailable } = plan(local, substituters, paths, &mut report.already_valid)?;
-    for (path, attempts) in unavailable {
-        // Attempts are query errors: a substituter may have had it.
-        if !attempts.is_empty() {
-            report.substitutes_failed.insert(path.clone());
+    let Plan { planned, unavailable } = plan(local, substituters, paths, &mut report.already_valid, jobs)?;
+    let references: BTreeMap<StorePath, StorePathSet> =
+        planned.iter().map(|(path, info)| (path.clone(), info.references.clone())).collect();
+    let unavailable_paths: BTreeSet<StorePath> = unavailable.keys().cloned().collect();
+    let mut graph = TransferGraph::new(&references, &unavailable_paths);
+
+    let no_substituter = |path: &StorePath, attempts: Vec<String>| {
+        (path.clone(), SubstituteError::NoSubstituter { path: local.print_store_path(path), attempts })
+    };
+    // A path that cannot be had fails every path that needs it, transitively.
+    let fail = |report: &mut SubstituteReport, graph: &mut TransferGraph, path: StorePath, attempts: Vec<String>| {
+        let dependents = graph.failed(&path);
+        report.failed.push(no_substituter(&path, attempts));
+        for (referrer, lacking) in dependents {
+            let attempts =
+                vec![format!("its reference '{}' could not be substituted", local.print_store_path(&lacking))];
+            report.failed.push(no_substituter(&referrer, attempts));
         }
-        report.failed.push((path.clone(), SubstituteError::NoSubstituter { path: local.print_store_path(&path), attempts }));
+    };
+    // Paths a substituter has (or could not be asked about) that could not be
+    // had: query errors here, delivery errors below (an untrusted narinfo
+    // counts as absent, as in CppNix). For `fallback`, see `substitutes_failed`.
+    let delivery_failed: Mutex<StorePathSet> =
+        Mutex::new(unavailable.iter().filter(|(_, attempts)| !attempts.is_empty()).map(|(p, _)| p.clone()).collect());
+    for (path, attempts) in unavailable {
+        fail(&mut report, &mut graph, path, attempts);
     }
 
-    for path in references_first(&planned) {
-        let references = &planned[&path].references;
-        if let Some(missing) = references
-            .iter()
-            .find(|r| **r != path && report.failed.iter().any(|(failed, _)| failed == *r))
-        {
-            if report.substitutes_failed.contains(missing) {
-                report.substitutes_failed.insert(path.clone());
-            }
-            let attempts = vec![format!("its reference '{}' could not be substituted", local.print_store_path(missing))];
-            report.failed.push((path.clone(), SubstituteError::NoSubstituter { path: local.print_store_path(&path), attempts }));
-            continue;
-        }
+    // Every substituter in priority order until one provides the path.
+    let try_substituters = |destination: &dyn Store, path: &StorePath, progress: &mut ProgressFn<'_>| {
         let mut attempts = Vec::new();
-        let mut done = false;
-        let mut delivery_failed = false;
         for substituter in substituters {
-            match substitute_one(local, substituter.as_ref(), &path, keyring, require_sigs, progress) {
-                Ok(true) => {
-                    done = true;
-                    break;
-                }
+            match substitute_one(destination, substituter.as_ref(), path, keyring, require_sigs, progress) {
+                Ok(true) => return Ok(()),
                 Ok(false) => {}
                 Err(e) => {
-                    // An untrusted narinfo counts as not having the path.
-                    delivery_failed |= !matches!(e, SubstituteError::Untrusted { .. });
+                    if !matches!(e, SubstituteError::Untrusted { .. })
+                        && let Ok(mut failed) = delivery_failed.lock()
+                    {
+                        failed.insert(path.clone());
+                    }
                     attempts.push(format!("{}: {e}", substituter.uri()));
                 }
             }
         }
-        if !done && delivery_failed {
-            report.substitutes_failed.insert(path.clone());
+        Err(attempts)
+    };
+    let mut finished = |graph: &mut TransferGraph, path: StorePath, outcome: Option<Result<(), Vec<String>>>| {
+        match outcome {
+            Some(Ok(())) => {
+                graph.done(&path);
+                report.substituted.push(path);
+            }
+            Some(Err(attempts)) => fail(&mut report, graph, path, attempts),
+            None => fail(&mut report, graph, path, vec!["the transfer panicked".to_string()]),
         }
-        if done {
-            report.substituted.push(path);
-        } else {
-            report.failed.push((path.clone(), SubstituteError::NoSubstituter { path: local.print_store_path(&path), attempts }));
+        true
+    };
+    match local.as_local() {
+        Some(shared_local) if jobs > 1 => run_parallel(
+            &mut graph,
+            jobs,
+            &|path: &StorePath, progress: &mut ProgressFn<'_>| try_substituters(shared_local, path, progress),
+            progress,
+            &mut finished,
+        ),
+        _ => run_sequential(
+            &mut graph,
+            &mut |path: &StorePath, progress: &mut ProgressFn<'_>| try_substituters(local, path, progress),
+            progress,
+            &mut finished,
+        ),
+    }
+    // Whatever never became ready is part of a reference cycle.
+    for path in graph.take_stuck() {
+        let attempts = vec!["it is part of a reference cycle".to_string()];
+        report.failed.push(no_substituter(&path, attempts));
+    }
+    let delivery_failed = delivery_failed.lock().map(|failed| failed.clone()).unwrap_or_default();
+    report.substitutes_failed = substitutes_failed(&report, &references, delivery_failed);
+    Ok(report)
+}
+
+/// Of the paths that failed: those whose substitute could not be delivered
+/// (or not even asked about), and those that failed because such a path is
+/// among their references (CppNix's "substituter failed", which `fallback`
+/// decides on). A path that failed only because nobody has a reference of it
+/// is not one.
+fn substitutes_failed(
+    report: &SubstituteReport,
+    references: &BTreeMap<StorePath, StorePathSet>,
+    delivery_failed: StorePathSet,
+) -> StorePathSet {
+    let failed: BTreeSet<&StorePath> = report.failed.iter().map(|(path, _)| path).collect();
+    let mut answer: StorePathSet = delivery_failed.into_iter().filter(|path| failed.contains(path)).collect();
+    loop {
+        let before = answer.len();
+        for path in &failed {
+            let lacks_failed_reference =
+                references.get(*path).is_some_and(|refs| refs.iter().any(|r| r != *path && answer.contains(r)));
+            if lacks_failed_reference {
+                answer.insert((*path).clone());
+            }
+        }
+        if answer.len() == before {
+            return answer;
         }
     }
-    Ok(report)
 }
 
 /// What to fetch: the closure of the asked paths that is missing locally,
@@ -173,43 +260,88 @@ fn plan(
     substituters: &[Substituter],
     paths: &StorePathSet,
     already_valid: &mut Vec<StorePath>,
+    jobs: usize,
 ) -> Result<Plan, SubstituteError> {
     let mut planned = BTreeMap::new();
     let mut unavailable: BTreeMap<StorePath, Vec<String>> = BTreeMap::new();
     let mut seen = BTreeSet::new();
-    let mut pending: Vec<StorePath> = paths.iter().cloned().collect();
-    while let Some(path) = pending.pop() {
-        if !seen.insert(path.clone()) {
-            continue;
+    let mut frontier: Vec<StorePath> = paths.iter().cloned().collect();
+    // One level of references at a time, its narinfo queries in parallel:
+    // against an HTTP cache each is a round trip.
+    while !frontier.is_empty() {
+        let mut to_query = Vec::new();
+        for path in std::mem::take(&mut frontier) {
+            if !seen.insert(path.clone()) {
+                continue;
+            }
+            if local.is_valid_path(&path)? {
+                already_valid.push(path);
+            } else {
+                to_query.push(path);
+            }
         }
-        if local.is_valid_path(&path)? {
-            already_valid.push(path);
-            continue;
-        }
-        let mut attempts = Vec::new();
-        let mut found = None;
-        for substituter in substituters {
-            match substituter.query_path_info(&path) {
-                Ok(Some(info)) => {
-                    let download_size = substituter.download_size(&path).ok().flatten().unwrap_or(0);
-                    found = Some(SubstitutablePath { references: info.references, download_size, nar_size: info.nar_size });
-                    break;
+        let answers = map_parallel(&to_query, jobs, |path| {
+            let mut attempts = Vec::new();
+            for substituter in substituters {
+                match substituter.query_path_info(path) {
+                    Ok(Some(info)) => {
+                        let download_size = substituter.download_size(path).ok().flatten().unwrap_or(0);
+                        let found =
+                            SubstitutablePath { references: info.references, download_size, nar_size: info.nar_size };
+                        return Ok(found);
+                    }
+                    Ok(None) => {}
+                    Err(e) => attempts.push(format!("{}: {e}", substituter.uri())),
                 }
-                Ok(None) => {}
-                Err(e) => attempts.push(format!("{}: {e}", substituter.uri())),
             }
-        }
-        match found {
-            Some(info) => {
-                pending.extend(info.references.iter().filter(|r| **r != path).cloned());
-                planned.insert(path, info);
-            }
-            None => {
-                unavailable.insert(path, attempts);
+            Err(attempts)
+        });
+        for (path, answer) in to_query.into_iter().zip(answers) {
+            match answer {
+                Ok(info) => {
+                    frontier.extend(info.references.iter().filter(|r| **r != path && !seen.contains(*r)).cloned());
+                    planned.insert(path, info);
+                }
+                Err(attempts) => {
+                    unavailable.insert(path, attempts);
+                }
             }
         }
     }
     Ok(Plan { planned, unavailable })
+}
+
+/// `f` over every item, on up to `jobs` threads when there is more than one
+/// item; the answers in the items' order.
+fn map_parallel<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = jobs.min(items.len());
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let answers: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(index) else { break };
+                    let answer = f(item);
+                    *answers[index].lock().unwrap_or_else(|p| p.into_inner()) = Some(answer);
+                }
+            });
+        }
+    });
+    answers
+        .into_iter()
+        .zip(items)
+        .map(|(answer, item)| match answer.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(answer) => answer,
+            // Only a panicking `f` leaves a hole; do that item again here so
+            // the panic surfaces on the caller's thread.
+            None => f(item),
+        })
+        .collect()
 }
 
 /// What a substituter knows of a path before fetching it.
@@ -242,34 +374,6 @@ fn substitute_one(
     Ok(true)
 }
 
-/// Orders the planned paths so that references come before referrers.
-fn references_first(planned: &BTreeMap<StorePath, SubstitutablePath>) -> Vec<StorePath> {
-    fn visit(
-        path: &StorePath,
-        planned: &BTreeMap<StorePath, SubstitutablePath>,
-        state: &mut BTreeMap<StorePath, bool>,
-        out: &mut Vec<StorePath>,
-    ) {
-        if state.contains_key(path) {
-            return;
-        }
-        state.insert(path.clone(), false);
-        for reference in &planned[path].references {
-            if reference != path && planned.contains_key(reference) {
-                visit(reference, planned, state, out);
-            }
-        }
-        state.insert(path.clone(), true);
-        out.push(path.clone());
-    }
-    let mut state = BTreeMap::new();
-    let mut out = Vec::new();
-    for path in planned.keys() {
-        visit(path, planned, &mut state, &mut out);
-    }
-    out
-}
-
 /// Read buffer over a pipe: NAR parsers read a few bytes at a time, which
 /// would otherwise each be a system call.
 const PIPE_BUFFER: usize = 256 * 1024;
@@ -288,7 +392,7 @@ struct ProgressReader<'a, 'b, R: Read> {
 impl<'a, 'b, R: Read> ProgressReader<'a, 'b, R> {
     /// Announces the copy of `info.path` from `source` and counts its bytes.
     fn start(inner: R, source: String, info: &'a ValidPathInfo, progress: &'a mut ProgressFn<'b>) -> Self {
-        progress(&Progress { path: &info.path, source: &source, done: 0, total: info.nar_size });
+        progress(&Progress { path: &info.path, source: &source, done: 0, total: info.nar_size, ended: false });
         ProgressReader { inner, path: &info.path, source, done: 0, total: info.nar_size, last_report: 0, progress }
     }
 }
@@ -300,9 +404,21 @@ impl<R: Read> Read for ProgressReader<'_, '_, R> {
         // Report every 1 MiB and at the end, not for every small read.
         if self.done - self.last_report >= 1 << 20 || (n == 0 && self.done != self.last_report) || self.done == self.total {
             self.last_report = self.done;
-            (self.progress)(&Progress { path: self.path, source: &self.source, done: self.done, total: self.total });
+            (self.progress)(&Progress {
+                path: self.path,
+                source: &self.source,
+                done: self.done,
+                total: self.total,
+                ended: false,
+            });
         }
         Ok(n)
+    }
+}
+
+impl<R: Read> Drop for ProgressReader<'_, '_, R> {
+    fn drop(&mut self) {
+        (self.progress)(&Progress { path: self.path, source: &self.source, done: self.done, total: self.total, ended: true });
     }
 }
 
@@ -396,9 +512,10 @@ pub struct CopyReport {
     pub skipped: Vec<StorePath>,
 }
 
-/// Copies the closure of `paths` from `source` to `destination` in
-/// topological order (references first), skipping paths the destination has.
-/// Stops at the first failure; what was copied before stays valid.
+/// Copies the closure of `paths` from `source` to `destination`, references
+/// before referrers, skipping paths the destination has. Between two local
+/// stores up to [`default_copy_jobs`] paths are copied at once. Stops starting
+/// copies at the first failure; what was copied before stays valid.
 pub fn copy_paths(
     source: &dyn Store,
     destination: &dyn Store,
@@ -406,13 +523,34 @@ pub fn copy_paths(
     options: &CopyOptions,
     progress: &mut ProgressFn<'_>,
 ) -> Result<CopyReport, SubstituteError> {
-    copy_with(source, destination, paths, options, progress, &mut |info, progress| {
+    let infos = closure_infos(source, paths, 1)?;
+    let transfer = |source: &dyn Store, destination: &dyn Store, info: &ValidPathInfo, progress: &mut ProgressFn<'_>| {
         transfer_any(source, destination, info, progress)
-    })
+    };
+    match (source.as_local(), destination.as_local()) {
+        (Some(shared_source), Some(shared_destination)) => copy_infos(
+            infos,
+            destination,
+            options,
+            progress,
+            Driver::Parallel(default_copy_jobs(), &|info, progress| {
+                transfer(shared_source, shared_destination, info, progress)
+            }),
+        ),
+        _ => copy_infos(
+            infos,
+            destination,
+            options,
+            progress,
+            Driver::Sequential(&mut |info, progress| transfer(source, destination, info, progress)),
+        ),
+    }
 }
 
-/// [`copy_paths`] from a source that a helper thread may read (a binary
-/// cache): NARs stream straight into the destination.
+/// [`copy_paths`] from a source that helper threads may read (a binary
+/// cache): NARs stream straight into the destination, and into a local
+/// destination up to [`default_copy_jobs`] at once. The closure's path infos
+/// (narinfos) are queried in parallel too.
 pub fn copy_paths_shared(
     source: &(dyn Store + Sync),
     destination: &dyn Store,
@@ -420,47 +558,291 @@ pub fn copy_paths_shared(
     options: &CopyOptions,
     progress: &mut ProgressFn<'_>,
 ) -> Result<CopyReport, SubstituteError> {
-    copy_with(source, destination, paths, options, progress, &mut |info, progress| {
-        transfer_shared(source, destination, info, progress)
-    })
+    let jobs = default_copy_jobs();
+    let infos = closure_infos_shared(source, paths, jobs.max(DEFAULT_SUBSTITUTION_JOBS))?;
+    match destination.as_local() {
+        Some(shared_destination) => copy_infos(
+            infos,
+            destination,
+            options,
+            progress,
+            Driver::Parallel(jobs, &|info, progress| transfer_shared(source, shared_destination, info, progress)),
+        ),
+        None => copy_infos(
+            infos,
+            destination,
+            options,
+            progress,
+            Driver::Sequential(&mut |info, progress| transfer_shared(source, destination, info, progress)),
+        ),
+    }
 }
 
-type Transfer<'t> = dyn FnMut(&ValidPathInfo, &mut ProgressFn<'_>) -> Result<(), SubstituteError> + 't;
+/// How many paths a copy moves at once: one per core, as CppNix's thread pool.
+pub fn default_copy_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
 
-fn copy_with(
+/// The infos of the closure of `paths` in `source`.
+fn closure_infos(
     source: &dyn Store,
-    destination: &dyn Store,
     paths: &StorePathSet,
-    options: &CopyOptions,
-    progress: &mut ProgressFn<'_>,
-    transfer: &mut Transfer<'_>,
-) -> Result<CopyReport, SubstituteError> {
-    for path in paths {
-        if !source.is_valid_path(path)? {
-            return Err(SubstituteError::NotInSource(source.print_store_path(path)));
-        }
-    }
-    let closure = compute_closure(source, paths, ClosureOptions::default())?;
-    let mut order = topo_sort_paths(source, &closure)?;
-    order.reverse();
-    let mut report = CopyReport::default();
-    for path in order {
-        if destination.is_valid_path(&path)? {
-            report.skipped.push(path);
+    _jobs: usize,
+) -> Result<BTreeMap<StorePath, ValidPathInfo>, SubstituteError> {
+    let mut infos = BTreeMap::new();
+    let mut pending: Vec<StorePath> = paths.iter().cloned().collect();
+    while let Some(path) = pending.pop() {
+        if infos.contains_key(&path) {
             continue;
         }
-        let mut info = source
-            .query_path_info(&path)?
-            .ok_or_else(|| SubstituteError::NotInSource(source.print_store_path(&path)))?;
-        if options.check_sigs && !check_signatures(destination.store_dir(), &info, &options.keyring) {
-            return Err(SubstituteError::Untrusted { path: destination.print_store_path(&path) });
+        let info = source.query_path_info(&path)?.ok_or_else(|| SubstituteError::NotInSource(source.print_store_path(&path)))?;
+        pending.extend(info.references.iter().filter(|r| !infos.contains_key(*r)).cloned());
+        infos.insert(path, info);
+    }
+    Ok(infos)
+}
+
+/// [`closure_infos`] with each level of references queried in parallel.
+fn closure_infos_shared(
+    source: &(dyn Store + Sync),
+    paths: &StorePathSet,
+    jobs: usize,
+) -> Result<BTreeMap<StorePath, ValidPathInfo>, SubstituteError> {
+    let mut infos = BTreeMap::new();
+    let mut frontier: Vec<StorePath> = paths.iter().cloned().collect();
+    while !frontier.is_empty() {
+        frontier.sort();
+        frontier.dedup();
+        let answers = map_parallel(&frontier, jobs, |path| source.query_path_info(path));
+        for (path, answer) in std::mem::take(&mut frontier).into_iter().zip(answers) {
+            let info = answer?.ok_or_else(|| SubstituteError::NotInSource(source.print_store_path(&path)))?;
+            frontier.extend(info.references.iter().filter(|r| **r != path && !infos.contains_key(*r)).cloned());
+            infos.insert(path, info);
+        }
+        frontier.retain(|p| !infos.contains_key(p));
+    }
+    Ok(infos)
+}
+
+/// How [`copy_infos`] runs transfers: on helper threads (the destination can
+/// be shared), or one after the other on this thread.
+enum Driver<'d> {
+    Parallel(usize, &'d (dyn Fn(&ValidPathInfo, &mut ProgressFn<'_>) -> Result<(), SubstituteError> + Sync)),
+    Sequential(&'d mut dyn FnMut(&ValidPathInfo, &mut ProgressFn<'_>) -> Result<(), SubstituteError>),
+}
+
+fn copy_infos(
+    mut infos: BTreeMap<StorePath, ValidPathInfo>,
+    destination: &dyn Store,
+    options: &CopyOptions,
+    progress: &mut ProgressFn<'_>,
+    driver: Driver<'_>,
+) -> Result<CopyReport, SubstituteError> {
+    let mut report = CopyReport::default();
+    for (path, info) in infos.iter_mut() {
+        if destination.is_valid_path(path)? {
+            report.skipped.push(path.clone());
+            continue;
+        }
+        if options.check_sigs && !check_signatures(destination.store_dir(), info, &options.keyring) {
+            return Err(SubstituteError::Untrusted { path: destination.print_store_path(path) });
         }
         // Trust ("built here") does not travel with a path.
         info.ultimate = false;
-        transfer(&info, progress)?;
-        report.copied.push(path);
+    }
+    for path in &report.skipped {
+        infos.remove(path);
+    }
+    let references: BTreeMap<StorePath, StorePathSet> =
+        infos.iter().map(|(path, info)| (path.clone(), info.references.clone())).collect();
+    let mut graph = TransferGraph::new(&references, &BTreeSet::new());
+    let mut first_error = None;
+    let mut finished = |graph: &mut TransferGraph, path: StorePath, outcome: Option<Result<(), SubstituteError>>| {
+        match outcome {
+            Some(Ok(())) => {
+                graph.done(&path);
+                report.copied.push(path);
+                true
+            }
+            Some(Err(error)) => {
+                first_error.get_or_insert(error);
+                false
+            }
+            None => {
+                let message = format!("copying '{}' panicked", destination.print_store_path(&path));
+                first_error.get_or_insert(SubstituteError::io(message, io::Error::other("panic")));
+                false
+            }
+        }
+    };
+    match driver {
+        Driver::Parallel(jobs, transfer) => {
+            run_parallel(&mut graph, jobs, &|path: &StorePath, progress: &mut ProgressFn<'_>| transfer(&infos[path], progress), progress, &mut finished)
+        }
+        Driver::Sequential(transfer) => {
+            run_sequential(&mut graph, &mut |path: &StorePath, progress: &mut ProgressFn<'_>| transfer(&infos[path], progress), progress, &mut finished)
+        }
+    }
+    if let Some(error) = first_error {
+        return Err(error);
+    }
+    if let Some(path) = graph.take_stuck().into_iter().next() {
+        return Err(SubstituteError::Store(StoreError::BadInput(format!(
+            "cycle detected in the references of '{}'",
+            destination.print_store_path(&path)
+        ))));
     }
     Ok(report)
+}
+
+/// The paths still to transfer and the order they may start in: a path is
+/// ready once every path it refers to (among those being transferred) is
+/// done, since a store registers a path only after its references.
+struct TransferGraph {
+    /// Paths not ready yet, with how many of their references are not done.
+    waiting: BTreeMap<StorePath, usize>,
+    /// For each path, the paths waiting on it.
+    referrers: BTreeMap<StorePath, Vec<StorePath>>,
+    ready: VecDeque<StorePath>,
+}
+
+impl TransferGraph {
+    /// `references` are the paths to transfer with their references; a
+    /// reference in `missing` will never be done (its referrers wait until
+    /// [`TransferGraph::failed`] removes them).
+    fn new(references: &BTreeMap<StorePath, StorePathSet>, missing: &BTreeSet<StorePath>) -> TransferGraph {
+        let mut graph = TransferGraph { waiting: BTreeMap::new(), referrers: BTreeMap::new(), ready: VecDeque::new() };
+        for (path, path_references) in references {
+            let mut count = 0;
+            for reference in path_references {
+                if reference != path && (references.contains_key(reference) || missing.contains(reference)) {
+                    graph.referrers.entry(reference.clone()).or_default().push(path.clone());
+                    count += 1;
+                }
+            }
+            if count == 0 {
+                graph.ready.push_back(path.clone());
+            } else {
+                graph.waiting.insert(path.clone(), count);
+            }
+        }
+        graph
+    }
+
+    fn next_ready(&mut self) -> Option<StorePath> {
+        self.ready.pop_front()
+    }
+
+    /// `path` is valid now: referrers that waited only on it become ready.
+    fn done(&mut self, path: &StorePath) {
+        for referrer in self.referrers.remove(path).unwrap_or_default() {
+            if let Some(count) = self.waiting.get_mut(&referrer) {
+                *count -= 1;
+                if *count == 0 {
+                    self.waiting.remove(&referrer);
+                    self.ready.push_back(referrer);
+                }
+            }
+        }
+    }
+
+    /// `path` will not become valid: every path that needs it, directly or
+    /// not, is dropped; returned each with the reference it lacks.
+    fn failed(&mut self, path: &StorePath) -> Vec<(StorePath, StorePath)> {
+        let mut dropped = Vec::new();
+        let mut stack = vec![path.clone()];
+        while let Some(lacking) = stack.pop() {
+            for referrer in self.referrers.remove(&lacking).unwrap_or_default() {
+                if self.waiting.remove(&referrer).is_some() {
+                    dropped.push((referrer.clone(), lacking.clone()));
+                    stack.push(referrer);
+                }
+            }
+        }
+        dropped
+    }
+
+    /// Once nothing runs: the paths that can never start (a reference cycle).
+    fn take_stuck(&mut self) -> Vec<StorePath> {
+        std::mem::take(&mut self.waiting).into_keys().collect()
+    }
+}
+
+/// What a transfer thread tells the thread that runs the graph.
+enum Event<R> {
+    Progress { path: StorePath, source: String, done: u64, total: u64, ended: bool },
+    /// `None` if the transfer panicked.
+    Finished { path: StorePath, outcome: Option<R> },
+}
+
+/// Runs `transfer` for every path of `graph` as it becomes ready, up to `jobs`
+/// at once, each on its own thread. This thread relays progress (so the
+/// callback needs not be `Send`) and hands each outcome to `finished`, which
+/// updates the graph and says whether to start more transfers (running ones
+/// always complete).
+fn run_parallel<R: Send>(
+    graph: &mut TransferGraph,
+    jobs: usize,
+    transfer: &(dyn Fn(&StorePath, &mut ProgressFn<'_>) -> R + Sync),
+    progress: &mut ProgressFn<'_>,
+    finished: &mut dyn FnMut(&mut TransferGraph, StorePath, Option<R>) -> bool,
+) {
+    let (sender, receiver) = mpsc::channel::<Event<R>>();
+    std::thread::scope(|scope| {
+        let mut running = 0;
+        let mut go_on = true;
+        loop {
+            while go_on && running < jobs {
+                let Some(path) = graph.next_ready() else { break };
+                running += 1;
+                let sender = sender.clone();
+                scope.spawn(move || {
+                    let mut relay = |p: &Progress<'_>| {
+                        let _ = sender.send(Event::Progress {
+                            path: p.path.clone(),
+                            source: p.source.to_string(),
+                            done: p.done,
+                            total: p.total,
+                            ended: p.ended,
+                        });
+                    };
+                    let outcome =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transfer(&path, &mut relay))).ok();
+                    let _ = sender.send(Event::Finished { path, outcome });
+                });
+            }
+            if running == 0 {
+                break;
+            }
+            // This thread holds a sender, so the channel never closes here.
+            let Ok(event) = receiver.recv() else { break };
+            match event {
+                Event::Progress { path, source, done, total, ended } => {
+                    progress(&Progress { path: &path, source: &source, done, total, ended });
+                }
+                Event::Finished { path, outcome } => {
+                    running -= 1;
+                    go_on &= finished(graph, path, outcome);
+                }
+            }
+        }
+    });
+}
+
+/// [`run_parallel`] with one transfer at a time on this thread, for a
+/// destination that cannot be shared between threads.
+fn run_sequential<R>(
+    graph: &mut TransferGraph,
+    transfer: &mut dyn FnMut(&StorePath, &mut ProgressFn<'_>) -> R,
+    progress: &mut ProgressFn<'_>,
+    finished: &mut dyn FnMut(&mut TransferGraph, StorePath, Option<R>) -> bool,
+) {
+    while let Some(path) = graph.next_ready() {
+        let outcome = transfer(&path, progress);
+        if !finished(graph, path, Some(outcome)) {
+            break;
+        }
+    }
 }
 
 /// The configured substituters with the trust settings that go with them:
@@ -470,6 +852,8 @@ pub struct SubstituterSet {
     pub substituters: Vec<Substituter>,
     pub keyring: Keyring,
     pub require_sigs: bool,
+    /// Paths fetched at once (`max-substitution-jobs`, default 16).
+    pub jobs: usize,
 }
 
 impl SubstituterSet {
@@ -484,6 +868,11 @@ impl SubstituterSet {
             substituters,
             keyring: trusted_keyring(config)?,
             require_sigs: config.get_bool("require-sigs").unwrap_or(true),
+            jobs: config
+                .get_u64("max-substitution-jobs")
+                .ok()
+                .flatten()
+                .map_or(DEFAULT_SUBSTITUTION_JOBS, |jobs| usize::try_from(jobs).unwrap_or(usize::MAX).max(1)),
         };
         Ok((set, warnings))
     }
@@ -499,7 +888,7 @@ impl SubstituterSet {
         if self.substituters.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let Plan { planned, unavailable } = plan(local, &self.substituters, paths, &mut Vec::new())?;
+        let Plan { planned, unavailable } = plan(local, &self.substituters, paths, &mut Vec::new(), self.jobs)?;
         // A path is fetchable if it and everything it refers to is.
         let mut answer = BTreeMap::new();
         for path in paths {
@@ -536,7 +925,15 @@ impl SubstituterSet {
         if self.substituters.is_empty() {
             return Ok(StorePathSet::new());
         }
-        let report = substitute_paths(local, &self.substituters, paths, &self.keyring, self.require_sigs, progress)?;
+        let report = substitute_paths_with_jobs(
+            local,
+            &self.substituters,
+            paths,
+            &self.keyring,
+            self.require_sigs,
+            self.jobs,
+            progress,
+        )?;
         Ok(report.substituted.into_iter().collect())
     }
 
