@@ -11,15 +11,17 @@
 //!    symlinks, and a list of mount operations with every path already a
 //!    `CString`.
 //! 2. It clones the child with all namespace flags at once (`clone` is allowed
-//!    in a multi-threaded process, unlike `unshare(CLONE_NEWUSER)`), then writes
+//!    in a multi-threaded process, unlike `unshare(CLONE_NEWUSER)`), sharing
+//!    its memory until exec (`CLONE_VM` on a stack of its own, like `vfork`:
+//!    no page tables of this large process to copy per build), then writes
 //!    the child's uid/gid maps (sandbox uid 1000 and gid 100 map to the build
 //!    user's host ids) and releases it through a pipe.
 //! 3. The child, pid 1 of its pid namespace, performs the mounts, pivots into the
 //!    chroot, drops to uid 1000/gid 100 and execs the builder with stdout and
 //!    stderr on a pseudo-terminal (CppNix 2.8 also uses a pty, in raw mode).
-//!    Between clone and exec the child must not allocate (another thread of the
-//!    parent may have held the allocator's lock at clone time), so it only makes
-//!    system calls on data prepared in step 1. Failures are reported to the
+//!    Between clone and exec the child must not allocate (the allocator is the
+//!    parent's, shared), so it only makes system calls on data prepared in
+//!    step 1 (see `spawn_sharing_memory`). Failures are reported to the
 //!    parent as (step, errno) on a close-on-exec pipe: EOF there means the exec
 //!    succeeded.
 //! 4. The parent streams the pty to the log sink and enforces the time and log
@@ -466,13 +468,17 @@ pub fn run_build(request: &BuildRequest, log: &mut dyn Write) -> Result<BuildOut
     if plan.private_network {
         flags |= libc::CLONE_NEWNET;
     }
-    // SAFETY: clone without CLONE_VM and without a new stack behaves like fork:
-    // the child gets a copy-on-write copy of this stack and only runs
-    // `child_main`, which makes system calls on memory prepared above and never
-    // returns.
-    let pid = unsafe {
-        libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
-    };
+    // The child shares our memory (CLONE_VM) until it execs: copying the page
+    // tables of this large process for every build, tearing the copy down at
+    // exec and the copy-on-write faults that follow were about a sixth of the
+    // CPU time of bench/build.sh. Not CLONE_VFORK: we must write its id maps
+    // while it waits. See `spawn_sharing_memory` for what the child may do.
+    let stack = ChildStack::new()?;
+    // SAFETY: `child_entry` only runs `child_main`, which makes system calls on
+    // `plan` and its own stack; `plan` and `stack` outlive the child's use of
+    // our memory (it ends at exec or exit, which `read_child_error` or the
+    // guard's reap waits for, and both are dropped after them).
+    let pid = unsafe { spawn_sharing_memory(&stack, flags, child_entry, &plan as *const ChildPlan as *mut libc::c_void) };
     if pid < 0 {
         let error = io::Error::last_os_error();
         return Err(match error.raw_os_error() {
@@ -481,10 +487,6 @@ pub fn run_build(request: &BuildRequest, log: &mut dyn Write) -> Result<BuildOut
             }
             _ => BuildError::Sandbox { step: "cloning the builder process".to_string(), source: error },
         });
-    }
-    if pid == 0 {
-        // SAFETY: we are the freshly cloned child; see `child_main`.
-        unsafe { child_main(&plan) }
     }
     let pid = pid as libc::pid_t;
     let child = ChildGuard { pid, reaped: false, process_group: false };
@@ -582,18 +584,25 @@ fn run_unsandboxed(
     plan.argv_pointers = plan.argv.iter().map(|arg| arg.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     plan.envp_pointers = plan.envp.iter().map(|var| var.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
 
-    // SAFETY: as in `run_build`: fork semantics, and the child only runs
-    // `unsandboxed_child_main`, which never returns and never allocates.
-    let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    // As in `run_build`, the child shares our memory; here nothing needs to
+    // happen between clone and exec on our side, so this thread also waits
+    // for the exec (CLONE_VFORK), as posix_spawn does.
+    let stack = ChildStack::new()?;
+    // SAFETY: the child only runs `unsandboxed_child_main` on `plan` and its
+    // own stack, and this thread is suspended until it has exec'd or exited.
+    let pid = unsafe {
+        spawn_sharing_memory(
+            &stack,
+            libc::CLONE_VFORK,
+            unsandboxed_child_entry,
+            &plan as *const UnsandboxedPlan as *mut libc::c_void,
+        )
+    };
     if pid < 0 {
         return Err(BuildError::Sandbox {
             step: "forking the builder".to_string(),
             source: io::Error::last_os_error(),
         });
-    }
-    if pid == 0 {
-        // SAFETY: we are the freshly forked child.
-        unsafe { unsandboxed_child_main(&plan) }
     }
     let child = ChildGuard { pid: pid as libc::pid_t, reaped: false, process_group: true };
     drop(error_write);
@@ -1205,6 +1214,104 @@ fn monitor(
         None => BuildStatus::Exited(-1),
     };
     Ok((status, log_size))
+}
+
+/// The stack of a child that shares our memory until it execs (the child
+/// cannot use the stack of the thread that cloned it, which goes on running).
+/// A guard page below it turns an overflow into a crash of the child alone.
+struct ChildStack {
+    base: *mut libc::c_void,
+    size: usize,
+}
+
+impl ChildStack {
+    /// The child runs a few frames of system calls; 256 KiB is generous, and
+    /// only the pages it touches are ever allocated.
+    const SIZE: usize = 256 * 1024;
+    const GUARD: usize = 4096;
+
+    fn new() -> Result<ChildStack, BuildError> {
+        let size = Self::SIZE + Self::GUARD;
+        // SAFETY: an anonymous private mapping owned by the returned value.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(BuildError::Sandbox {
+                step: "allocating the child's stack".to_string(),
+                source: io::Error::last_os_error(),
+            });
+        }
+        let stack = ChildStack { base, size };
+        // SAFETY: the lowest page of our own mapping.
+        if unsafe { libc::mprotect(base, Self::GUARD, libc::PROT_NONE) } != 0 {
+            return Err(BuildError::Sandbox {
+                step: "protecting the child's stack".to_string(),
+                source: io::Error::last_os_error(),
+            });
+        }
+        Ok(stack)
+    }
+
+    /// The initial stack pointer (stacks grow down on every Linux target we build for).
+    fn top(&self) -> *mut libc::c_void {
+        // SAFETY: one past the end of our mapping, 16-byte aligned (page aligned).
+        unsafe { self.base.cast::<u8>().add(self.size).cast() }
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the mapping this value owns; the child has exec'd or
+        // exited by now (see `spawn_sharing_memory`).
+        unsafe { libc::munmap(self.base, self.size) };
+    }
+}
+
+/// `clone(CLONE_VM | extra_flags | SIGCHLD)` running `entry(argument)` on
+/// `stack`: a child that shares this process's memory (no page tables to copy,
+/// no copy-on-write faults afterwards), as `vfork` and `posix_spawn` make.
+/// Returns the child's pid, or -1 with errno set.
+///
+/// What the child may do until it execs or exits: only system calls on data
+/// prepared beforehand, and writes to its own stack. It must not allocate
+/// (the allocator's state is ours, and its thread-local parts are those of the
+/// calling thread), lock anything, or return. It also shares the calling
+/// thread's thread-local `errno`, so the calling thread must make no failing
+/// system call that it then relies on until the child is past exec: here it
+/// only writes the id maps, releases the child and blocks reading the error
+/// pipe (an error in those ends the child anyway).
+///
+/// # Safety
+/// `argument` must stay valid, and `stack` mapped, until the child has
+/// exec'd or exited: EOF on a close-on-exec pipe whose write end only the
+/// child holds, or reaping it, proves that (a process's memory is released
+/// before its descriptors are closed).
+unsafe fn spawn_sharing_memory(
+    stack: &ChildStack,
+    extra_flags: libc::c_int,
+    entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    argument: *mut libc::c_void,
+) -> libc::c_long {
+    // SAFETY: see above; glibc's clone switches to `stack` before calling `entry`.
+    unsafe { libc::clone(entry, stack.top(), libc::CLONE_VM | extra_flags | libc::SIGCHLD, argument) as libc::c_long }
+}
+
+extern "C" fn child_entry(plan: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `run_build` passes its `ChildPlan`, alive until we exec or exit.
+    unsafe { child_main(&*(plan as *const ChildPlan)) }
+}
+
+extern "C" fn unsandboxed_child_entry(plan: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `run_unsandboxed` passes its `UnsandboxedPlan`, alive until we exec or exit.
+    unsafe { unsandboxed_child_main(&*(plan as *const UnsandboxedPlan)) }
 }
 
 /// The child between clone and exec. It never returns and never allocates.
