@@ -170,6 +170,15 @@ pub trait Store {
     /// Writes the NAR serialisation of a valid path.
     fn nar_from_path(&self, path: &StorePath, sink: &mut dyn Write) -> Result<(), StoreError>;
 
+    /// [`Store::nar_from_path`] for a consumer that itself checks the NAR
+    /// against the `nar_hash` this store's `query_path_info` gives (a local
+    /// store's `add_nar` does): a store that hashes the NAR it sends to check
+    /// it (a binary cache) may leave that to the consumer and save hashing it
+    /// twice. Every other check still happens here.
+    fn nar_from_path_for_checking_consumer(&self, path: &StorePath, sink: &mut dyn Write) -> Result<(), StoreError> {
+        self.nar_from_path(path, sink)
+    }
+
     /// Adds signatures (`keyname:sig`) to a valid path's info.
     fn add_signatures(&self, path: &StorePath, sigs: &[String]) -> Result<(), StoreError> {
         let _ = (path, sigs);

@@ -323,6 +323,30 @@ impl BinaryCacheStore {
         Ok((narinfo, reader))
     }
 
+    /// Streams the NAR of `path`, decompressed and checked (its hash only if
+    /// `check_nar_hash`: see `Store::nar_from_path_for_checking_consumer`).
+    fn write_checked_nar(&self, path: &StorePath, sink: &mut dyn Write, check_nar_hash: bool) -> Result<(), StoreError> {
+        let (_, mut reader) = self.nar_reader(path).map_err(SubstituteError::into_store_error)?;
+        if !check_nar_hash {
+            reader.leave_nar_hash_to_consumer();
+        }
+        let mut buffer = vec![0u8; 256 * 1024];
+        loop {
+            let n = match reader.read(&mut buffer) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) => {
+                    return Err(match reader.take_error() {
+                        Some(precise) => precise.into_store_error(),
+                        None => StoreError::io(format!("reading the NAR of '{}'", self.print_store_path(path)), e),
+                    });
+                }
+            };
+            sink.write_all(&buffer[..n])
+                .map_err(|e| StoreError::io(format!("writing the NAR of '{}'", self.print_store_path(path)), e))?;
+        }
+    }
+
     fn write_narinfo(&self, narinfo: &NarInfo) -> Result<(), SubstituteError> {
         let name = Self::narinfo_name(&narinfo.store_path);
         self.transport.put_bytes(&name, narinfo.to_text(&self.store_dir).as_bytes(), "text/x-nix-narinfo")?;
@@ -481,22 +505,11 @@ impl Store for BinaryCacheStore {
     }
 
     fn nar_from_path(&self, path: &StorePath, sink: &mut dyn Write) -> Result<(), StoreError> {
-        let (_, mut reader) = self.nar_reader(path).map_err(SubstituteError::into_store_error)?;
-        let mut buffer = vec![0u8; 256 * 1024];
-        loop {
-            let n = match reader.read(&mut buffer) {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(e) => {
-                    return Err(match reader.take_error() {
-                        Some(precise) => precise.into_store_error(),
-                        None => StoreError::io(format!("reading the NAR of '{}'", self.print_store_path(path)), e),
-                    });
-                }
-            };
-            sink.write_all(&buffer[..n])
-                .map_err(|e| StoreError::io(format!("writing the NAR of '{}'", self.print_store_path(path)), e))?;
-        }
+        self.write_checked_nar(path, sink, true)
+    }
+
+    fn nar_from_path_for_checking_consumer(&self, path: &StorePath, sink: &mut dyn Write) -> Result<(), StoreError> {
+        self.write_checked_nar(path, sink, false)
     }
 
     fn add_signatures(&self, path: &StorePath, sigs: &[String]) -> Result<(), StoreError> {

@@ -430,9 +430,16 @@ fn transfer_shared(
     progress: &mut ProgressFn<'_>,
 ) -> Result<(), SubstituteError> {
     let (reader, mut writer) = io::pipe().map_err(|e| SubstituteError::io("creating a pipe", e))?;
+    let destination_checks_hash = destination.as_local().is_some();
     std::thread::scope(|scope| {
         let producer = scope.spawn(move || {
-            let result = source.nar_from_path(&info.path, &mut writer);
+            // A local store's `add_nar` hashes the NAR to compare it with
+            // `info.nar_hash`; the source needs not hash it too.
+            let result = if destination_checks_hash {
+                source.nar_from_path_for_checking_consumer(&info.path, &mut writer)
+            } else {
+                source.nar_from_path(&info.path, &mut writer)
+            };
             drop(writer);
             result
         });

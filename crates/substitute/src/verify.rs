@@ -6,6 +6,11 @@
 //! passed, so a consumer (a store's `add_nar`) never sees a complete NAR that
 //! is wrong: a failed check surfaces as a read error, and the precise
 //! [`SubstituteError`] is kept for the caller in [`VerifyingNarReader::take_error`].
+//! When the consumer hashes the NAR itself anyway (a local store's `add_nar`
+//! compares it with the `NarHash` it registers),
+//! [`VerifyingNarReader::leave_nar_hash_to_consumer`] drops that one check
+//! here, so that the NAR is hashed once; sizes and the compressed file's hash
+//! are still checked.
 
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
@@ -56,7 +61,8 @@ pub struct NarExpectation {
 pub struct VerifyingNarReader {
     decoder: Decoder<CountingHashReader<Box<dyn Read + Send>>>,
     expect: NarExpectation,
-    nar_hasher: Hasher,
+    /// `None` when the consumer checks the NAR hash.
+    nar_hasher: Option<Hasher>,
     nar_count: u64,
     done: bool,
     error: Arc<Mutex<Option<SubstituteError>>>,
@@ -72,12 +78,19 @@ impl VerifyingNarReader {
         })?;
         Ok(VerifyingNarReader {
             decoder,
-            nar_hasher: Hasher::new(expect.nar_hash.algorithm()),
+            nar_hasher: Some(Hasher::new(expect.nar_hash.algorithm())),
             expect,
             nar_count: 0,
             done: false,
             error: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// Leaves the check of the NAR's hash to the consumer, which must compare
+    /// the NAR it reads with `NarHash` before using it (a store's `add_nar`
+    /// does, with the hash of the path info it is given).
+    pub fn leave_nar_hash_to_consumer(&mut self) {
+        self.nar_hasher = None;
     }
 
     /// A handle on the precise reason of a failed read, usable after the
@@ -144,7 +157,7 @@ impl VerifyingNarReader {
                 });
             }
         }
-        let nar_hasher = std::mem::replace(&mut self.nar_hasher, Hasher::new(HashAlgorithm::Sha256));
+        let Some(nar_hasher) = self.nar_hasher.take() else { return Ok(()) };
         let actual = nar_hasher.finish();
         if actual != self.expect.nar_hash {
             return Err(SubstituteError::HashMismatch {
@@ -180,7 +193,9 @@ impl Read for VerifyingNarReader {
             };
             return Err(self.fail(error));
         }
-        self.nar_hasher.update(&buf[..n]);
+        if let Some(nar_hasher) = &mut self.nar_hasher {
+            nar_hasher.update(&buf[..n]);
+        }
         self.nar_count += n as u64;
         if self.nar_count == self.expect.nar_size {
             // The last bytes go out only when everything checks out.
