@@ -103,6 +103,9 @@ pub fn copy(options: &Options) -> anyhow::Result<()> {
     let source_uri = options.from.clone().unwrap_or_else(|| local_uri.clone());
     let destination_uri = options.to.clone().unwrap_or_else(|| local_uri.clone());
     let config = load_config(&options.settings)?;
+    // HTTP caches on either side get `connect-timeout`, `stalled-download-timeout`
+    // and `download-attempts` from `--option` as from nix.conf.
+    nivis_substitute::configure_network(nivis_substitute::NetworkSettings::from_config(&config));
 
     let destination = nivis_substitute::open_store(&destination_uri, &settings)?;
     let check_sigs = !options.no_check_sigs
