@@ -26,8 +26,45 @@ pub const EVAL_STACK_BYTES: usize = 1 << 30;
 /// Search path entries from `-I` flags (first) and `NIX_PATH`, relative paths
 /// made absolute against the current directory.
 pub fn search_path(include: &[String]) -> Vec<String> {
+    search_path_with(include, None)
+}
+
+/// CppNix's default `nix-path` when neither the setting nor `NIX_PATH` gives one:
+/// the channel directories that exist (a dangling link counts, as `pathExists`).
+fn default_nix_path() -> Vec<String> {
+    let mut entries = Vec::new();
+    let exists = |p: &str| std::fs::symlink_metadata(p).is_ok();
+    if let Ok(home) = std::env::var("HOME") {
+        let channels = format!("{home}/.nix-defexpr/channels");
+        if exists(&channels) {
+            entries.push(channels);
+        }
+    }
+    let state_dir = std::env::var("NIX_STATE_DIR").unwrap_or_else(|_| "/nix/var/nix".to_string());
+    let root_channels = format!("{state_dir}/profiles/per-user/root/channels");
+    if exists(&format!("{root_channels}/nixpkgs")) {
+        entries.push(format!("nixpkgs={root_channels}/nixpkgs"));
+    }
+    if exists(&root_channels) {
+        entries.push(root_channels);
+    }
+    entries
+}
+
+/// Search path entries: `-I` flags first, then the `nix-path` setting when it was
+/// set (`nix.conf`, `NIX_CONFIG`, `--option`), else `NIX_PATH`, else the channel
+/// defaults — CppNix's order, where `NIX_PATH` only seeds the setting's default.
+fn search_path_with(include: &[String], nix_path_setting: Option<&str>) -> Vec<String> {
     let mut entries: Vec<String> = include.to_vec();
-    if let Ok(nix_path) = std::env::var("NIX_PATH") {
+    let nix_path = match nix_path_setting {
+        // The setting is a whitespace-separated list.
+        Some(setting) => Some(setting.split_whitespace().collect::<Vec<_>>().join(":")),
+        None => std::env::var("NIX_PATH").ok(),
+    };
+    if nix_path.is_none() {
+        entries.extend(default_nix_path());
+    }
+    if let Some(nix_path) = nix_path {
         let mut parts: Vec<String> = Vec::new();
         for piece in nix_path.split(':') {
             // `https://...` was split at its colon: glue it back.
@@ -71,6 +108,122 @@ pub fn settings(include: &[String], show_trace: bool) -> Settings {
 
 pub fn new_eval(include: &[String], show_trace: bool, io: Rc<dyn EvalIO>) -> Eval {
     Eval::new(io, settings(include, show_trace))
+}
+
+/// The `--option`s of the running command, for evaluations started deep inside
+/// shared code (`nix-build`'s instantiation). One command runs per process.
+static COMMAND_LINE_OPTIONS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Records the command's `--option NAME VALUE`s for [`load_config`].
+pub fn set_command_line_options(options: &[(String, String)]) {
+    if let Ok(mut stored) = COMMAND_LINE_OPTIONS.lock() {
+        *stored = options.to_vec();
+    }
+}
+
+/// The configuration an evaluating command runs with: `nix.conf`, `NIX_CONFIG`,
+/// the options recorded with [`set_command_line_options`], then `options`.
+pub fn load_config(options: &[(String, String)]) -> anyhow::Result<nivis_config::Config> {
+    let mut config = nivis_config::Config::load()?;
+    if let Ok(stored) = COMMAND_LINE_OPTIONS.lock() {
+        for (name, value) in stored.iter() {
+            config.set(name, value);
+        }
+    }
+    for (name, value) in options {
+        config.set(name, value);
+    }
+    Ok(config)
+}
+
+/// `--show-trace`, or `show-trace = true` in the configuration.
+pub fn show_trace(config: &nivis_config::Config, flag: bool) -> bool {
+    flag || config.get_bool("show-trace").unwrap_or(false)
+}
+
+/// The evaluator settings the configuration asks for: `nix-path` (with `-I`
+/// first), `system`, `max-call-depth`, `pure-eval`, `restrict-eval`, `show-trace`.
+pub fn configured_settings(include: &[String], show_trace_flag: bool, config: &nivis_config::Config) -> anyhow::Result<Settings> {
+    let pure_eval = config.get_bool("pure-eval")?;
+    let restrict_eval = config.get_bool("restrict-eval")?;
+    let nix_path_setting = config.is_set("nix-path").then(|| config.get("nix-path").unwrap_or_default());
+    // Pure evaluation has no search path at all, not even `-I`.
+    let nix_path = if pure_eval { Vec::new() } else { search_path_with(include, nix_path_setting.as_deref()) };
+    let mut settings = Settings { nix_path, show_trace: show_trace(config, show_trace_flag), pure_eval, restrict_eval, ..Settings::default() };
+    if let Some(system) = config.get("system").filter(|s| !s.is_empty()) {
+        settings.system = system;
+    }
+    if let Some(depth) = config.get_u64("max-call-depth")? {
+        settings.max_call_depth = depth as usize;
+    }
+    Ok(settings)
+}
+
+/// An evaluator over `io` as the configuration says: the settings above, the
+/// fetchers' settings (`tarball-ttl`, `warn-dirty`, ...) for this thread, and
+/// the restrictions (`restrict-eval`, `pure-eval`, `allowed-uris`,
+/// `allow-import-from-derivation`) on `io`. Call it on the evaluator's thread.
+pub fn configured_eval(
+    include: &[String],
+    show_trace_flag: bool,
+    io: Rc<StoreEvalIO>,
+    config: &nivis_config::Config,
+) -> anyhow::Result<Eval> {
+    let settings = configured_settings(include, show_trace_flag, config)?;
+    nivis_glue::set_thread_fetch_settings(Some(nivis_glue::FetchSettings::from_config(config)));
+    let mut restrictions = nivis_glue::EvalRestrictions {
+        pure_eval: settings.pure_eval,
+        restrict_eval: settings.restrict_eval,
+        allowed_uris: config.get_list("allowed-uris"),
+        allow_import_from_derivation: config.get_bool("allow-import-from-derivation")?,
+        ..Default::default()
+    };
+    if settings.pure_eval || settings.restrict_eval {
+        // CppNix's `EvalState` constructor: every search-path directory may be read.
+        let mut allowed = Vec::new();
+        for entry in &settings.nix_path {
+            let path = entry.split_once('=').map_or(entry.as_str(), |(_, p)| p);
+            if path.contains("://") {
+                continue;
+            }
+            if std::fs::symlink_metadata(path).is_err() {
+                eprintln!("warning: Nix search path entry '{path}' does not exist, ignoring");
+                continue;
+            }
+            allowed.push(std::path::PathBuf::from(path));
+        }
+        restrictions.allowed_paths = Some(allowed);
+    }
+    io.set_restrictions(restrictions);
+    io.set_ifd_builder(ifd_builder(config));
+    Ok(Eval::new(io, settings))
+}
+
+/// Import-from-derivation builds as `nix-build` would: the configuration's build
+/// settings, substituting from its caches first.
+fn ifd_builder(config: &nivis_config::Config) -> nivis_glue::IfdBuilder {
+    let options: Vec<(String, String)> =
+        config.explicit_settings().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+    Box::new(move |store: &dyn nivis_store::Store, drv_path: &nivis_formats::StorePath, output: &str| {
+        let flags = crate::realise::BuildFlags { options: options.clone(), ..Default::default() };
+        let run = || -> anyhow::Result<Result<(), nivis_eval::IoError>> {
+            let settings = flags.settings(true)?;
+            let substituters = flags.substituters()?;
+            let target = nivis_build::DerivedPath {
+                drv_path: drv_path.clone(),
+                outputs: Some([output.to_string()].into_iter().collect()),
+            };
+            Ok(match crate::realise::realise(store, &[target], &settings, &substituters, false)? {
+                Ok(_) => Ok(()),
+                // The failure itself was reported; exit as the build would have.
+                Err(exit_status) => Err(nivis_eval::IoError::WithStatus {
+                    message: format!("cannot build '{}' during evaluation", store.print_store_path(drv_path)),
+                    exit_status,
+                }),
+            })
+        };
+        run().map_err(|error| nivis_eval::IoError::Message(format!("{error:#}")))?
+    })
 }
 
 /// Parses, at `args[*i]`, a flag every evaluating command shares: `--arg NAME
@@ -232,4 +385,14 @@ pub fn parse_attr_path(s: &str) -> Vec<String> {
     }
     out.push(cur);
     out
+}
+
+/// Parses the file a command was given, checked first as every read is: in
+/// restricted or pure mode CppNix refuses even the top-level file when it lies
+/// outside the allowed paths ("access to absolute path ... is forbidden").
+pub fn parse_main_file(ev: &mut Eval, io: &StoreEvalIO, path: &std::path::Path) -> nivis_eval::error::Result<&'static nivis_eval::ast::Expr> {
+    if let Err(error) = io.check_source_path(path) {
+        return Err(EvalError::new(nivis_eval::ErrorKind::Io, error.reason(), Pos::NONE));
+    }
+    ev.parse_file(path)
 }

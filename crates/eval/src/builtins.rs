@@ -863,7 +863,7 @@ fn prim_hash_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let data = e
         .io
         .read_file(&path)
-        .map_err(|err| eval_error(format!("opening file '{}': {}", path.display(), err.reason()), Pos::NONE))?;
+        .map_err(|err| eval_error(err.in_context(format_args!("opening file '{}'", path.display())), Pos::NONE))?;
     let digest = crate::hash::digest(&algo.to_str_lossy(), &data).ok_or_else(|| {
         eval_error(format!("unknown hash algorithm '{}'", algo.to_str_lossy()), p)
     })?;
@@ -1059,7 +1059,7 @@ fn prim_scoped_import(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 fn prim_read_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let path = e.realise_path(&a[0], p)?;
     let data = e.io.read_file(&path).map_err(|err| {
-        eval_error(format!("opening file '{}': {}", path.display(), err.reason()), Pos::NONE)
+        eval_error(err.in_context(format_args!("opening file '{}'", path.display())), Pos::NONE)
     })?;
     // A file in the store keeps its references as context.
     let mut ctx = Context::new();
@@ -1076,7 +1076,7 @@ fn prim_read_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 fn prim_read_dir(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let path = e.realise_path(&a[0], p)?;
-    let entries = e.io.read_dir(&path).map_err(|err| eval_error(format!("opening directory '{}': {}", path.display(), err.reason()), Pos::NONE))?;
+    let entries = e.io.read_dir(&path).map_err(|err| eval_error(err.in_context(format_args!("opening directory '{}'", path.display())), Pos::NONE))?;
     let mut out = Attrs::with_capacity(entries.len());
     for (name, ft) in entries {
         out.entries.push(Attr { name: Sym::new(&name), value: Value::string(ft.nix_name().as_bytes()), pos: Pos::NONE });
@@ -1087,7 +1087,7 @@ fn prim_read_dir(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 fn prim_read_file_type(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let path = e.realise_path(&a[0], p)?;
-    let ft = e.io.file_type(&path).map_err(|err| eval_error(format!("getting status of '{}': {}", path.display(), err.reason()), Pos::NONE))?;
+    let ft = e.io.file_type(&path).map_err(|err| eval_error(err.in_context(format_args!("getting status of '{}'", path.display())), Pos::NONE))?;
     Ok(Value::string(ft.nix_name().as_bytes()))
 }
 

@@ -35,6 +35,9 @@ pub enum ErrorKind {
     Io,
     /// An operation the embedder did not provide (e.g. derivations without a store).
     Unsupported,
+    /// An I/O failure with its own process exit status (a fetched hash mismatch
+    /// is 102, as in CppNix).
+    Status(u8),
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +75,15 @@ impl EvalError {
         self.suggestions = scored.into_iter().map(|(_, c)| String::from_utf8_lossy(&c).into_owned()).collect();
         self
     }
+    /// The status a command exits with for this error: 1, or what CppNix uses
+    /// for the failure underneath (102 for a hash mismatch).
+    pub fn exit_status(&self) -> u8 {
+        match self.kind {
+            ErrorKind::Status(status) => status,
+            _ => 1,
+        }
+    }
+
     pub fn is_catchable(&self) -> bool {
         matches!(self.kind, ErrorKind::Throw | ErrorKind::Assert)
     }

@@ -159,6 +159,7 @@ pub fn eval_error(msg: impl Into<String>, pos: Pos) -> Box<EvalError> {
 pub fn io_error(e: IoError, pos: Pos) -> Box<EvalError> {
     let kind = match e {
         IoError::Unsupported(_) => ErrorKind::Unsupported,
+        IoError::WithStatus { exit_status, .. } => ErrorKind::Status(exit_status),
         _ => ErrorKind::Io,
     };
     EvalError::new(kind, e.to_string(), pos)
@@ -245,7 +246,7 @@ impl Eval {
     /// Reads and parses a file.
     pub fn parse_file(&mut self, path: &Path) -> Result<&'static Expr> {
         let src = self.io.read_file(path).map_err(|e| {
-            EvalError::new(ErrorKind::Io, format!("opening file '{}': {}", path.display(), e.reason()), Pos::NONE)
+            EvalError::new(ErrorKind::Io, e.in_context(format_args!("opening file '{}'", path.display())), Pos::NONE)
         })?;
         let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
         self.parse_with_scope(&src, Origin::File(path.to_path_buf()), &base, None)
@@ -264,7 +265,7 @@ impl Eval {
         if let Err(e) = self.io.file_type(&path) {
             return Err(EvalError::new(
                 ErrorKind::Io,
-                format!("getting status of '{}': {}", path.display(), e.reason()),
+                e.in_context(format_args!("getting status of '{}'", path.display())),
                 Pos::NONE,
             ));
         }

@@ -43,6 +43,15 @@ impl IoError {
             other => other.to_string(),
         }
     }
+
+    /// "CONTEXT: REASON" (`opening file '/x': No such file or directory`), except
+    /// for [`IoError::Forbidden`], which CppNix reports on its own.
+    pub fn in_context(&self, context: impl std::fmt::Display) -> String {
+        match self {
+            IoError::Forbidden(message) => message.clone(),
+            other => format!("{context}: {}", other.reason()),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +60,13 @@ pub enum IoError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Message(String),
+    /// Access refused by `restrict-eval`/`pure-eval` (CppNix's `RestrictedPathError`).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A failure CppNix ends the process with a status other than 1 for: 102 for
+    /// a hash mismatch, 100 for a failed import-from-derivation build.
+    #[error("{message}")]
+    WithStatus { message: String, exit_status: u8 },
     #[error("{0} is not available in this evaluator (no store is configured)")]
     Unsupported(&'static str),
 }

@@ -206,6 +206,30 @@ struct Xml {
     out: String,
     depth: usize,
     strict: bool,
+    /// Print `path`/`line`/`column` of attributes and functions, as
+    /// `nix-instantiate --xml` does (not `builtins.toXML`, nor `--no-location`).
+    location: bool,
+}
+
+/// The location attributes of `pos`, CppNix's `posToXML`: `path` (for a file),
+/// `line`, `column`; nothing for an unknown position or for the built-in
+/// `derivation` code, whose text is ours and not CppNix's (its line numbers
+/// would point into a different file).
+fn xml_location(pos: Pos) -> Vec<(&'static str, String)> {
+    let Some(loc) = pos.resolve() else { return Vec::new() };
+    let mut attrs = Vec::new();
+    match &loc.origin {
+        crate::pos::Origin::File(path) => attrs.push(("path", path.display().to_string())),
+        _ => {
+            let first_code_line = crate::derivation::DERIVATION_NIX.lines().nth(1).unwrap_or_default();
+            if crate::pos::source_line(pos.file, 2).as_deref() == Some(first_code_line.as_bytes()) {
+                return Vec::new();
+            }
+        }
+    }
+    attrs.push(("line", loc.line.to_string()));
+    attrs.push(("column", loc.column.to_string()));
+    attrs
 }
 
 impl Xml {
@@ -239,7 +263,13 @@ pub fn to_xml(e: &mut Eval, v: &Value, pos: Pos, ctx: &mut Context) -> Result<St
 /// `strict = false` prints values not evaluated yet as `<unevaluated />`, as
 /// `nix-instantiate --eval --xml` without `--strict` does.
 pub fn to_xml_opts(e: &mut Eval, v: &Value, pos: Pos, ctx: &mut Context, strict: bool) -> Result<String> {
-    let mut x = Xml { out: "<?xml version='1.0' encoding='utf-8'?>\n".to_string(), depth: 0, strict };
+    to_xml_with_location(e, v, pos, ctx, strict, false)
+}
+
+/// `location = true` adds source positions to attributes and functions, as
+/// `nix-instantiate --eval --xml` prints them.
+pub fn to_xml_with_location(e: &mut Eval, v: &Value, pos: Pos, ctx: &mut Context, strict: bool, location: bool) -> Result<String> {
+    let mut x = Xml { out: "<?xml version='1.0' encoding='utf-8'?>\n".to_string(), depth: 0, strict, location };
     x.open("expr", &[]);
     let mut drvs_seen = HashSet::new();
     xml_value(e, v, pos, &mut x, ctx, &mut drvs_seen)?;
@@ -249,7 +279,11 @@ pub fn to_xml_opts(e: &mut Eval, v: &Value, pos: Pos, ctx: &mut Context, strict:
 
 fn xml_attrs(e: &mut Eval, a: &Attrs, pos: Pos, x: &mut Xml, ctx: &mut Context, seen: &mut HashSet<Vec<u8>>) -> Result<()> {
     for attr in a.sorted_by_name() {
-        x.open("attr", &[("name", attr.name.to_string())]);
+        let mut attrs = vec![("name", attr.name.to_string())];
+        if x.location {
+            attrs.extend(xml_location(attr.pos));
+        }
+        x.open("attr", &attrs);
         let value = attr.value.clone();
         xml_value(e, &value, pos, x, ctx, seen)?;
         x.close("attr");
@@ -281,21 +315,32 @@ fn xml_value(e: &mut Eval, v: &Value, pos: Pos, x: &mut Xml, ctx: &mut Context, 
         Value::Float(f) => x.empty("float", &[("value", format_float_g(*f))]),
         Value::Attrs(a) => {
             if e.is_derivation(a)? {
+                // CppNix shows `drvPath`/`outPath` only when they are strings,
+                // forcing them only under `--strict`; a derivation without a
+                // known `drvPath` is shown as `<repeated />`.
                 let mut attrs: Vec<(&str, String)> = Vec::new();
                 let mut drv_path = None;
-                if let Some(d) = a.get(e.s.drv_path).cloned() {
-                    let d = e.force_string(&d, pos)?;
-                    drv_path = Some(d.as_bytes().to_vec());
-                    attrs.push(("drvPath", d.to_str_lossy().into_owned()));
+                let mut known_string = |e: &mut Eval, v: Option<Value>| -> Result<Option<Vec<u8>>> {
+                    let Some(v) = v else { return Ok(None) };
+                    if !x.strict && matches!(&v, Value::Thunk(t) if !t.is_done()) {
+                        return Ok(None);
+                    }
+                    Ok(match e.force(&v, pos)? {
+                        Value::String(s) => Some(s.as_bytes().to_vec()),
+                        _ => None,
+                    })
+                };
+                if let Some(d) = known_string(e, a.get(e.s.drv_path).cloned())? {
+                    attrs.push(("drvPath", String::from_utf8_lossy(&d).into_owned()));
+                    drv_path = Some(d);
                 }
-                if let Some(o) = a.get(e.s.out_path).cloned() {
-                    let o = e.force_string(&o, pos)?;
-                    attrs.push(("outPath", o.to_str_lossy().into_owned()));
+                if let Some(o) = known_string(e, a.get(e.s.out_path).cloned())? {
+                    attrs.push(("outPath", String::from_utf8_lossy(&o).into_owned()));
                 }
                 x.open("derivation", &attrs);
                 let repeated = match drv_path {
                     Some(d) => !seen.insert(d),
-                    None => false,
+                    None => true,
                 };
                 if repeated {
                     x.empty("repeated", &[]);
@@ -317,8 +362,9 @@ fn xml_value(e: &mut Eval, v: &Value, pos: Pos, x: &mut Xml, ctx: &mut Context, 
             x.close("list");
         }
         Value::Lambda(c) => {
-            x.open("function", &[]);
             let l = c.lambda;
+            let location = if x.location { xml_location(l.pos) } else { Vec::new() };
+            x.open("function", &location);
             match &l.formals {
                 Some(f) => {
                     let mut attrs = Vec::new();

@@ -261,7 +261,10 @@ impl Input {
             "path" => format!("path:{}", maybe_str(&self.attrs, "path").ok().flatten().unwrap_or("")),
             _ => url,
         };
-        if let Ok(Some(nar_hash)) = self.nar_hash() {
+        // CppNix's Git scheme leaves `narHash` out of its URL; the others keep it.
+        if let Ok(Some(nar_hash)) = self.nar_hash()
+            && self.kind() != "git"
+        {
             query.insert("narHash", nar_hash.to_sri());
         }
         if query.is_empty() {

@@ -214,7 +214,7 @@ fn declare_outputs(
 }
 
 /// Reads a derivation: one computed in this evaluation, or a `.drv` in the store.
-fn read_derivation(io: &StoreEvalIO, path: &StorePath) -> Result<Derivation, IoError> {
+pub(crate) fn read_derivation(io: &StoreEvalIO, path: &StorePath) -> Result<Derivation, IoError> {
     if let Some(drv) = io.computed_derivations.borrow().get(path) {
         return Ok(drv.clone());
     }

@@ -31,7 +31,10 @@ fn settings() -> FetchSettings {
 }
 
 fn fetch_error(error: nivis_fetch::FetchError) -> IoError {
-    IoError::Message(error.to_string())
+    match u8::try_from(error.exit_status()) {
+        Ok(exit_status) if exit_status != 1 => IoError::WithStatus { message: error.to_string(), exit_status },
+        _ => IoError::Message(error.to_string()),
+    }
 }
 
 /// CppNix's `fixURI`: a bare path is a `file://` URL.

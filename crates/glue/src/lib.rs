@@ -9,17 +9,28 @@
 //! eval`), paths are computed exactly as they would be written, but nothing is
 //! written; derivations computed in this evaluation are remembered in memory so
 //! that derivations depending on them hash correctly without a `.drv` on disk.
+//!
+//! [`EvalRestrictions`] (`restrict-eval`, `pure-eval`, `allowed-uris`,
+//! `allow-import-from-derivation`) are enforced here, at every read, fetch and
+//! realised string context; import-from-derivation builds through the
+//! [`IfdBuilder`] the embedder installs (the glue crate cannot build).
 
 mod derivation;
 mod fetch;
 mod path_import;
+mod restrict;
 
 pub use fetch::{format_last_modified_date, set_thread_fetch_settings};
 pub use nivis_fetch::FetchSettings;
+pub use restrict::EvalRestrictions;
+
+/// Builds one output of a derivation for import-from-derivation: given the store,
+/// the `.drv` and the output name.
+pub type IfdBuilder = Box<dyn Fn(&dyn Store, &StorePath, &str) -> Result<(), IoError>>;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nivis_eval::io::{DerivationRequest, DerivationResult, FetchValue, FileType, PathFilter};
 use nivis_eval::{EvalIO, FsIO, IoError};
@@ -36,6 +47,8 @@ pub struct StoreEvalIO {
     drv_hashes: RefCell<DrvHashCache>,
     /// Derivations computed in this evaluation, by path, for read-only mode.
     computed_derivations: RefCell<HashMap<StorePath, Derivation>>,
+    restrictions: RefCell<EvalRestrictions>,
+    ifd_builder: RefCell<Option<IfdBuilder>>,
 }
 
 impl StoreEvalIO {
@@ -47,7 +60,97 @@ impl StoreEvalIO {
             fs: FsIO,
             drv_hashes: RefCell::new(DrvHashCache::new()),
             computed_derivations: RefCell::new(HashMap::new()),
+            restrictions: RefCell::new(EvalRestrictions::default()),
+            ifd_builder: RefCell::new(None),
         }
+    }
+
+    /// Puts `restrictions` in force for the reads and fetches that follow.
+    pub fn set_restrictions(&self, restrictions: EvalRestrictions) {
+        *self.restrictions.borrow_mut() = restrictions;
+    }
+
+    /// How import-from-derivation builds a missing output; without one, reading
+    /// an output that is not valid fails with a clear error.
+    pub fn set_ifd_builder(&self, builder: IfdBuilder) {
+        *self.ifd_builder.borrow_mut() = Some(builder);
+    }
+
+    /// CppNix's `checkSourcePath`: `path` itself if it may be read, else the
+    /// "access to absolute path ... is forbidden" error.
+    pub fn check_source_path(&self, path: &Path) -> Result<PathBuf, IoError> {
+        self.restrictions.borrow().check_source_path(path)
+    }
+
+    /// The path to read on disk: checked, then, for a path inside the logical
+    /// store directory of a store kept elsewhere (`--store DIR`), moved to where
+    /// that store keeps it (CppNix's `toRealPath`).
+    fn physical_path(&self, path: &Path) -> Result<PathBuf, IoError> {
+        let path = self.check_source_path(path)?;
+        let Ok(rest) = path.strip_prefix(self.store_dir().as_str()) else { return Ok(path) };
+        let mut components = rest.components();
+        let Some(first) = components.next() else { return Ok(path) };
+        let Ok(store_path) = StorePath::from_base_name(&first.as_os_str().to_string_lossy()) else { return Ok(path) };
+        match self.store.real_path(&store_path) {
+            // `join("")` would add a trailing slash, which a file does not take.
+            Some(real) if components.as_path().as_os_str().is_empty() => Ok(real),
+            Some(real) => Ok(real.join(components.as_path())),
+            None => Ok(path),
+        }
+    }
+
+    fn allow_path(&self, path: &Path) {
+        self.restrictions.borrow_mut().allow_path(path);
+    }
+
+    /// Realises one context element as CppNix's `realiseContext`: the path (or the
+    /// `.drv`) must be valid; an output of a derivation is built when missing,
+    /// unless import-from-derivation is disabled. Realised paths become readable
+    /// in restricted mode.
+    fn realise_context_element(&self, element: &str) -> Result<(), IoError> {
+        let (printed, output) = if let Some(rest) = element.strip_prefix('=') {
+            (rest, None)
+        } else if let Some(rest) = element.strip_prefix('!') {
+            match rest.split_once('!') {
+                Some((output, drv)) => (drv, Some(output)),
+                None => (rest, None),
+            }
+        } else {
+            (element, None)
+        };
+        let path = self.parse_path(printed)?;
+        if !self.store.is_valid_path(&path).map_err(store_error)? {
+            return Err(IoError::Message(format!("path '{printed}' is not valid")));
+        }
+        let Some(output) = output.filter(|_| path.is_derivation()) else {
+            self.allow_path(Path::new(printed));
+            return Ok(());
+        };
+        if !self.restrictions.borrow().allow_import_from_derivation {
+            return Err(IoError::Message(format!(
+                "cannot build '{printed}' during evaluation because the option 'allow-import-from-derivation' is disabled"
+            )));
+        }
+        let drv = derivation::read_derivation(self, &path)?;
+        let output_path = drv.outputs.get(output).and_then(|o| o.path().cloned());
+        let valid = match &output_path {
+            Some(out) => self.store.is_valid_path(out).map_err(store_error)?,
+            None => false,
+        };
+        if !valid {
+            match &*self.ifd_builder.borrow() {
+                Some(build) => build(&*self.store, &path, output)?,
+                None => {
+                    return Err(IoError::Message(format!(
+                        "cannot build '{printed}' during evaluation: this command cannot build derivations"
+                    )));
+                }
+            }
+        }
+        if let Some(out) = output_path {
+            self.allow_path(Path::new(&self.store.print_store_path(&out)));
+        }
+        Ok(())
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -75,19 +178,23 @@ fn store_error(error: nivis_store::StoreError) -> IoError {
 
 impl EvalIO for StoreEvalIO {
     fn read_file(&self, path: &Path) -> Result<Vec<u8>, IoError> {
-        self.fs.read_file(path)
+        self.fs.read_file(&self.physical_path(path)?)
     }
     fn read_dir(&self, path: &Path) -> Result<Vec<(Vec<u8>, FileType)>, IoError> {
-        self.fs.read_dir(path)
+        self.fs.read_dir(&self.physical_path(path)?)
     }
     fn path_exists(&self, path: &Path) -> Result<bool, IoError> {
-        self.fs.path_exists(path)
+        // CppNix 2.8 answers `false` for a path it may not look at.
+        match self.physical_path(path) {
+            Ok(path) => self.fs.path_exists(&path),
+            Err(_) => Ok(false),
+        }
     }
     fn file_type(&self, path: &Path) -> Result<FileType, IoError> {
-        self.fs.file_type(path)
+        self.fs.file_type(&self.physical_path(path)?)
     }
     fn is_directory(&self, path: &Path) -> Result<bool, IoError> {
-        self.fs.is_directory(path)
+        self.fs.is_directory(&self.physical_path(path)?)
     }
     fn store_dir(&self) -> String {
         self.store_dir().as_str().to_string()
@@ -100,7 +207,8 @@ impl EvalIO for StoreEvalIO {
         recursive: bool,
         filter: Option<&mut PathFilter<'_>>,
     ) -> Result<String, IoError> {
-        let store_path = path_import::add_path(self, path, name, recursive, filter)?;
+        let path = self.physical_path(path)?;
+        let store_path = path_import::add_path(self, &path, name, recursive, filter)?;
         Ok(self.store_dir().print_path(&store_path))
     }
 
@@ -119,12 +227,24 @@ impl EvalIO for StoreEvalIO {
         derivation::derivation_strict(self, request)
     }
 
+    fn realise_context(&self, element: &str) -> Result<(), IoError> {
+        self.realise_context_element(element)
+    }
+
     fn is_valid_store_path(&self, store_path: &str) -> Result<bool, IoError> {
+        self.check_source_path(Path::new(store_path))?;
         let path = self.parse_path(store_path)?;
         self.store.is_valid_path(&path).map_err(store_error)
     }
 
     fn fetch(&self, kind: &str, args: &[(String, FetchValue)]) -> Result<Vec<(String, FetchValue)>, IoError> {
-        fetch::fetch(&*self.store, kind, args)
+        if let Some((_, FetchValue::String(url))) = args.iter().find(|(name, _)| name == "url") {
+            self.restrictions.borrow().check_uri(url)?;
+        }
+        let result = fetch::fetch(&*self.store, kind, args)?;
+        if let Some((_, FetchValue::String(out_path))) = result.iter().find(|(name, _)| name == "outPath") {
+            self.allow_path(Path::new(out_path));
+        }
+        Ok(result)
     }
 }

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use nivis_eval::Pos;
 
-use crate::eval_io::{AutoArg, EVAL_STACK_BYTES, auto_args, auto_call, find_along_attr_path, new_eval, open_eval_io};
+use crate::eval_io::{AutoArg, EVAL_STACK_BYTES, auto_args, auto_call, find_along_attr_path, open_eval_io};
 use crate::realise::{BuildFlags, create_out_link, group_targets, out_link_name, realise};
 
 #[derive(Default)]
@@ -65,6 +65,7 @@ fn parse_args(args: Vec<OsString>) -> anyhow::Result<Options> {
 
 pub fn run(args: Vec<OsString>) -> crate::CommandResult {
     let o = parse_args(args)?;
+    crate::eval_io::set_command_line_options(&o.build.options);
     let store_flag = o.build.store.clone();
     let include = o.include.clone();
     let files = o.files.clone();
@@ -134,7 +135,15 @@ pub(crate) fn instantiate(
         eprintln!("error: {error:#}");
         1u8
     })?;
-    let mut ev = new_eval(include, show_trace, io);
+    let config = crate::eval_io::load_config(&[]).map_err(|error| {
+        eprintln!("error: {error:#}");
+        1u8
+    })?;
+    let show_trace = crate::eval_io::show_trace(&config, show_trace);
+    let mut ev = crate::eval_io::configured_eval(include, show_trace, io, &config).map_err(|error| {
+        eprintln!("error: {error:#}");
+        1u8
+    })?;
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     if files.is_empty() && !from_args {
         files.push("./default.nix".to_string());
@@ -142,7 +151,7 @@ pub(crate) fn instantiate(
     let attr_paths = if attr_paths.is_empty() { vec![String::new()] } else { attr_paths };
     let render = |e: Box<nivis_eval::EvalError>| {
         eprintln!("{}", e.render(show_trace));
-        1u8
+        e.exit_status()
     };
     let auto = auto_args(&mut ev, &auto_arg_values).map_err(render)?;
     let mut pairs = Vec::new();

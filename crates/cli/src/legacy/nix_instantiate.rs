@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::eval_io::{AutoArg, EVAL_STACK_BYTES, auto_args, auto_call, find_along_attr_path, new_eval, open_eval_io};
+use crate::eval_io::{AutoArg, EVAL_STACK_BYTES, auto_args, auto_call, find_along_attr_path, open_eval_io};
 use nivis_eval::Pos;
 
 #[derive(Default)]
@@ -30,6 +30,10 @@ struct Options {
     auto_args: Vec<(String, AutoArg)>,
     include: Vec<String>,
     files: Vec<String>,
+    /// `--option NAME VALUE`, applied over `nix.conf` and `NIX_CONFIG`.
+    options: Vec<(String, String)>,
+    /// `--no-location`: no source positions in `--xml` output.
+    no_location: bool,
 }
 
 fn parse_args(args: Vec<OsString>) -> anyhow::Result<Options> {
@@ -58,15 +62,13 @@ fn parse_args(args: Vec<OsString>) -> anyhow::Result<Options> {
             "--read-write-mode" => o.read_only = Some(false),
             "--readonly-mode" => o.read_only = Some(true),
             "--store" => o.store = Some(next(&mut i, &a)?),
-            "--no-location" => {}
+            "--no-location" => o.no_location = true,
             "--dry-run" => o.read_only = Some(true),
             "-A" | "--attr" => o.attr_paths.push(next(&mut i, &a)?),
             "--option" => {
-                // The evaluator does not read nix.conf settings yet; say so
-                // rather than appear to honour them.
                 let name = next(&mut i, &a)?;
-                next(&mut i, &a)?;
-                eprintln!("warning: the evaluator ignores the setting '{name}' (not supported by nivis yet)");
+                let value = next(&mut i, &a)?;
+                o.options.push((name, value));
             }
             "--add-root" | "--indirect" => {
                 anyhow::bail!(crate::NotImplemented(format!("nix-instantiate {a} (garbage collector roots)")))
@@ -98,7 +100,21 @@ fn run_in_thread(mut o: Options) -> u8 {
             return 1;
         }
     };
-    let mut ev = new_eval(&o.include, o.show_trace, io);
+    let config = match crate::eval_io::load_config(&o.options) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return 1;
+        }
+    };
+    o.show_trace = crate::eval_io::show_trace(&config, o.show_trace);
+    let mut ev = match crate::eval_io::configured_eval(&o.include, o.show_trace, io.clone(), &config) {
+        Ok(ev) => ev,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return 1;
+        }
+    };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -115,7 +131,7 @@ fn run_in_thread(mut o: Options) -> u8 {
                 }
                 Err(e) => {
                     eprintln!("{}", e.render(o.show_trace));
-                    return 1;
+                    return e.exit_status();
                 }
             }
         }
@@ -132,7 +148,7 @@ fn run_in_thread(mut o: Options) -> u8 {
         Ok(a) => a,
         Err(e) => {
             eprintln!("{}", e.render(o.show_trace));
-            return 1;
+            return e.exit_status();
         }
     };
     let mut gc_warning_printed = false;
@@ -144,13 +160,13 @@ fn run_in_thread(mut o: Options) -> u8 {
             let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut src);
             ev.parse_stdin(&src, &cwd)
         } else {
-            lookup_file_arg(&mut ev, f, &cwd).and_then(|p| ev.parse_file(&p))
+            lookup_file_arg(&mut ev, f, &cwd).and_then(|p| crate::eval_io::parse_main_file(&mut ev, &io, &p))
         };
         let expr = match parsed {
             Ok(e) => e,
             Err(e) => {
                 eprintln!("{}", e.render(o.show_trace));
-                return 1;
+                return e.exit_status();
             }
         };
         if o.parse {
@@ -186,7 +202,7 @@ fn run_in_thread(mut o: Options) -> u8 {
                     if o.strict {
                         v = ev.force_deep(&v, Pos::NONE)?;
                     }
-                    let s = nivis_eval::print::to_xml_opts(&mut ev, &v, Pos::NONE, &mut ctx, o.strict)?;
+                    let s = nivis_eval::print::to_xml_with_location(&mut ev, &v, Pos::NONE, &mut ctx, o.strict, !o.no_location)?;
                     let _ = out.write_all(s.as_bytes());
                 } else if o.json {
                     let mut buf = Vec::new();
@@ -208,7 +224,7 @@ fn run_in_thread(mut o: Options) -> u8 {
         if let Err(e) = result {
             let _ = out.flush();
             eprintln!("{}", e.render(o.show_trace));
-            return 1;
+            return e.exit_status();
         }
     }
     0

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::eval_io::{AutoArg, EVAL_STACK_BYTES, auto_args, find_along_attr_path, new_eval};
+use crate::eval_io::{AutoArg, EVAL_STACK_BYTES, auto_args, find_along_attr_path};
 use nivis_eval::{Pos, Value};
 
 #[derive(Default)]
@@ -26,6 +26,9 @@ struct Options {
     store: Option<String>,
     include: Vec<String>,
     auto_args: Vec<(String, AutoArg)>,
+    /// `--option NAME VALUE`, applied over `nix.conf` and `NIX_CONFIG`.
+    options: Vec<(String, String)>,
+    impure: bool,
 }
 
 pub fn run(args: &[OsString]) -> crate::CommandResult {
@@ -51,13 +54,12 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
             "--show-trace" => o.show_trace = true,
             "--read-only" => o.read_only = true,
             "--store" => o.store = Some(next(&mut i, &a)?),
-            "--impure" | "--no-write-lock-file" | "--offline" => {}
+            "--impure" => o.impure = true,
+            "--no-write-lock-file" | "--offline" => {}
             "--option" => {
-                // The evaluator does not read nix.conf settings yet; say so
-                // rather than appear to honour them.
                 let name = next(&mut i, &a)?;
-                next(&mut i, &a)?;
-                eprintln!("warning: the evaluator ignores the setting '{name}' (not supported by nivis yet)");
+                let value = next(&mut i, &a)?;
+                o.options.push((name, value));
             }
             s if s.starts_with('-') => anyhow::bail!("unrecognised flag '{s}'"),
             _ => {
@@ -79,7 +81,7 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
     Ok(ExitCode::from(code))
 }
 
-fn run_in_thread(o: Options) -> u8 {
+fn run_in_thread(mut o: Options) -> u8 {
     let io = match crate::eval_io::open_eval_io(o.store.as_deref(), o.read_only) {
         Ok(io) => io,
         Err(error) => {
@@ -87,14 +89,37 @@ fn run_in_thread(o: Options) -> u8 {
             return 1;
         }
     };
-    let mut ev = new_eval(&o.include, o.show_trace, io);
+    let config = match crate::eval_io::load_config(&o.options) {
+        // The new CLI evaluates purely unless told `--impure`; `--file` is
+        // impure anyway (CppNix keeps that for backward compatibility).
+        Ok(mut config) => {
+            if o.impure || o.file.is_some() {
+                config.set("pure-eval", "false");
+            } else if !config.is_set("pure-eval") {
+                config.set("pure-eval", "true");
+            }
+            config
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return 1;
+        }
+    };
+    o.show_trace = crate::eval_io::show_trace(&config, o.show_trace);
+    let mut ev = match crate::eval_io::configured_eval(&o.include, o.show_trace, io.clone(), &config) {
+        Ok(ev) => ev,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return 1;
+        }
+    };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let result = (|| -> nivis_eval::error::Result<Vec<u8>> {
         let expr = match (&o.expr, &o.file) {
             (Some(e), _) => ev.parse_string(e, &cwd)?,
             (None, Some(f)) => {
                 let path = crate::legacy::nix_instantiate::lookup_file_arg(&mut ev, f, &cwd)?;
-                ev.parse_file(&path)?
+                crate::eval_io::parse_main_file(&mut ev, &io, &path)?
             }
             (None, None) => unreachable!("checked before"),
         };
@@ -150,7 +175,7 @@ fn run_in_thread(o: Options) -> u8 {
         }
         Err(e) => {
             eprintln!("{}", e.render(o.show_trace));
-            1
+            e.exit_status()
         }
     }
 }
