@@ -149,3 +149,62 @@ where
         .expect("a SHA-256 digest has the SHA-256 size");
     Ok(OutputInfo { nar_hash, nar_size: tee.size, references: tee.scanner.found_paths() })
 }
+
+/// The most files and directories an output may have to be made durable
+/// one `fsync` at a time; larger outputs take one `syncfs`.
+const MAX_ENTRIES_SYNCED_ONE_BY_ONE: usize = 64;
+
+/// Makes finished outputs durable before they are registered (a path is
+/// valid only once its contents are on disk), and the entries the outputs
+/// were moved to in `real_store_dir`.
+///
+/// An output of a few regular files and directories (most small builds) is
+/// fsync'd file by file: on a journalling file system the first of those
+/// flushes carries all the metadata and the later ones find little left to
+/// write. Anything larger, or holding symlinks (which cannot be opened to be
+/// synced), takes one `syncfs(2)` of the store's file system, which also
+/// writes out whatever else is pending there and so, on a busy machine, costs
+/// far more than a few files' flushes.
+pub(crate) fn sync_outputs<'a>(
+    outputs: impl IntoIterator<Item = &'a Path>,
+    real_store_dir: &Path,
+) -> Result<(), BuildError> {
+    let mut files = Vec::new();
+    let mut directories = Vec::new();
+    let mut whole_file_system = false;
+    'outputs: for output in outputs {
+        let mut pending = vec![output.to_path_buf()];
+        while let Some(path) = pending.pop() {
+            let metadata = fs::symlink_metadata(&path).map_err(|e| BuildError::io("getting status of", &path, e))?;
+            if metadata.is_file() {
+                files.push(path);
+            } else if metadata.is_dir() {
+                for entry in fs::read_dir(&path).map_err(|e| BuildError::io("reading directory", &path, e))? {
+                    pending.push(entry.map_err(|e| BuildError::io("reading directory", &path, e))?.path());
+                }
+                directories.push(path);
+            } else {
+                whole_file_system = true;
+                break 'outputs;
+            }
+            if files.len() + directories.len() > MAX_ENTRIES_SYNCED_ONE_BY_ONE {
+                whole_file_system = true;
+                break 'outputs;
+            }
+        }
+    }
+    if whole_file_system {
+        let directory = fs::File::open(real_store_dir).map_err(|e| BuildError::io("opening", real_store_dir, e))?;
+        // SAFETY: syncfs on a descriptor we own for the duration of the call.
+        if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&directory)) } != 0 {
+            return Err(BuildError::io("syncing the file system of", real_store_dir, io::Error::last_os_error()));
+        }
+        return Ok(());
+    }
+    // Children before their parents, the store directory last.
+    for path in files.iter().chain(directories.iter().rev()).map(|p| p.as_path()).chain(std::iter::once(real_store_dir)) {
+        let file = fs::File::open(path).map_err(|e| BuildError::io("opening", path, e))?;
+        file.sync_all().map_err(|e| BuildError::io("syncing", path, e))?;
+    }
+    Ok(())
+}

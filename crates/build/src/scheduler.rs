@@ -13,8 +13,8 @@
 //!    output makes us wait, then we see its outputs valid and reuse them),
 //!    delete stale invalid outputs, compute the input closure, record temporary
 //!    roots. The builder itself runs on a worker thread ([`crate::run_build`],
-//!    then [`crate::BuildOutcome::finish_outputs`] and one `syncfs`), which
-//!    needs no store.
+//!    then [`crate::BuildOutcome::finish_outputs`] and making the outputs
+//!    durable, `outputs::sync_outputs`), which needs no store.
 //! 3. Back on the calling thread: fixed-output hashes and the
 //!    `allowedReferences`-style constraints are checked, then every output is
 //!    registered (NAR hash and size, references, deriver, `ultimate`, content
@@ -1003,7 +1003,7 @@ fn run_job(
             BuildMode::Normal => outcome.finish_outputs(&request, Some((owner.uid, owner.gid)))?,
             BuildMode::Check | BuildMode::Repair => finish_outputs_aside(&outcome, &request, mode, (owner.uid, owner.gid))?,
         };
-        sync_file_system(&request.real_store_dir)?;
+        crate::outputs::sync_outputs(finished.values().map(|o| o.real_path.as_path()), &request.real_store_dir)?;
         Ok((outcome.status.clone(), finished))
     });
     if !sink.partial.is_empty() {
@@ -1049,19 +1049,6 @@ fn finish_outputs_aside(
         finished.insert(name.clone(), FinishedOutput { path: path.clone(), real_path: aside, info });
     }
     Ok(finished)
-}
-
-/// Makes the outputs durable before they are registered (a path is valid
-/// only once its contents are on disk): one `syncfs(2)` of the store's file
-/// system, done on the worker thread so builds overlap it.
-fn sync_file_system(real_store_dir: &Path) -> Result<(), BuildError> {
-    use std::os::fd::AsRawFd;
-    let directory = fs::File::open(real_store_dir).map_err(|e| BuildError::io("opening", real_store_dir, e))?;
-    // SAFETY: syncfs on a descriptor we own for the duration of the call.
-    if unsafe { libc::syncfs(directory.as_raw_fd()) } != 0 {
-        return Err(BuildError::io("syncing the file system of", real_store_dir, io::Error::last_os_error()));
-    }
-    Ok(())
 }
 
 /// Step 3 of the module comment: checks, then registration in one transaction.
