@@ -8,8 +8,9 @@
 //! How it works:
 //! 1. The parent prepares everything on disk: the build directory, the chroot
 //!    tree with `/etc/passwd`, `/etc/group`, `/etc/hosts`, mount points and
-//!    symlinks, and a list of mount operations with every path already a
-//!    `CString`.
+//!    symlinks (within one `realise`, the skeleton of an earlier build's
+//!    chroot, see [`ChrootReuse`]), and a list of mount operations with every
+//!    path already a `CString`.
 //! 2. It clones the child with all namespace flags at once (`clone` is allowed
 //!    in a multi-threaded process, unlike `unshare(CLONE_NEWUSER)`), sharing
 //!    its memory until exec (`CLONE_VM` on a stack of its own, like `vfork`:
@@ -90,7 +91,14 @@ impl BuildOutcome {
             outputs: request.outputs.clone(),
             chroot_store_dir: request.real_store_dir.clone(),
             real_store_dir: request.real_store_dir.clone(),
-            cleanup: Cleanup { chroot_root: None, build_dir: PathBuf::new(), keep_build_dir: true },
+            cleanup: Cleanup {
+                chroot_root: None,
+                skeleton_key: None,
+                chroot_store_dir: PathBuf::new(),
+                builder_owns_chroot: false,
+                build_dir: PathBuf::new(),
+                keep_build_dir: true,
+            },
         }
     }
 
@@ -194,11 +202,18 @@ fn move_path(source: &Path, destination: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// Removes the chroot and the build directory when the build is over.
+/// Removes the chroot and the build directory when the build is over (or
+/// hands the chroot's skeleton back to the [`ChrootReuse`] pool).
 #[derive(Debug)]
 struct Cleanup {
     /// `None` for an unsandboxed build.
     chroot_root: Option<PathBuf>,
+    /// The skeleton's key when the chroot may go back to the pool.
+    skeleton_key: Option<String>,
+    /// The chroot's store directory, emptied before the skeleton is reused.
+    chroot_store_dir: PathBuf,
+    /// The builder ran as the chroot's owner (a rootless build).
+    builder_owns_chroot: bool,
     build_dir: PathBuf,
     keep_build_dir: bool,
 }
@@ -206,10 +221,144 @@ struct Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         if let Some(chroot_root) = &self.chroot_root {
-            let _ = remove_tree(chroot_root);
+            let kept = self.skeleton_key.take().is_some_and(|key| {
+                ChrootReuse::give_back(key, chroot_root, &self.chroot_store_dir, self.builder_owns_chroot)
+            });
+            if !kept {
+                let _ = remove_tree(chroot_root);
+            }
         }
         if !self.keep_build_dir {
             let _ = remove_tree(&self.build_dir);
+        }
+    }
+}
+
+/// Reusing chroot skeletons between the builds of one realisation.
+///
+/// Most of a chroot is the same for every build: `/etc` and its files,
+/// `/dev` with its device mount points and symlinks, `/proc`, `/build`,
+/// the sandbox paths' mount points. Creating and deleting those ~30 inodes
+/// per build was a quarter of the CPU time of building 50 trivial
+/// derivations (ext4 inode allocation churn). While a [`ChrootReuse`] guard
+/// is alive, a finished build's chroot is emptied of what the builder may
+/// have left in `/tmp` and the store directory (the only places a builder
+/// can write: in a root build everything else belongs to root, in a
+/// rootless one it is read-only), keeping only empty directories there (the
+/// input mount points), and waits, under a name of its own, for the next
+/// build with the same key, which renames it to its own `<drv>.chroot`,
+/// restores the modes of `/tmp` and the store directory and removes the
+/// mount points it does not need. (A rootless builder owns `/tmp` and the
+/// store directory, so there those two are deleted and made anew.) Mounts are made in
+/// each build's own mount namespace, so the host-side skeleton stays a tree
+/// of empty mount points. The last guard to go deletes what is left, so no
+/// skeleton outlives the realisation (a killed process leaves its chroots
+/// behind as before; they are not store paths and are deleted by the next
+/// build of the same derivation or the garbage collector).
+pub(crate) struct ChrootReuse {
+    _private: (),
+}
+
+static CHROOT_REUSERS: std::sync::Mutex<(usize, Vec<(String, PathBuf)>)> = std::sync::Mutex::new((0, Vec::new()));
+
+impl ChrootReuse {
+    /// Lets builds reuse chroot skeletons until the guard is dropped.
+    pub(crate) fn enable() -> ChrootReuse {
+        CHROOT_REUSERS.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
+        ChrootReuse { _private: () }
+    }
+
+    fn enabled() -> bool {
+        CHROOT_REUSERS.lock().unwrap_or_else(|p| p.into_inner()).0 > 0
+    }
+
+    /// A pooled skeleton with this key, if any, renamed to `chroot_root`.
+    fn take(key: &str, chroot_root: &Path) -> bool {
+        let skeleton = {
+            let mut pool = CHROOT_REUSERS.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(index) = pool.1.iter().position(|(k, _)| k == key) else { return false };
+            pool.1.swap_remove(index).1
+        };
+        if fs::rename(&skeleton, chroot_root).is_ok() {
+            return true;
+        }
+        let _ = remove_tree(&skeleton);
+        false
+    }
+
+    /// Empties the per-build parts of a finished chroot and pools it; false
+    /// (the caller deletes it) when reuse is off or emptying failed.
+    fn give_back(key: String, chroot_root: &Path, chroot_store_dir: &Path, builder_owned: bool) -> bool {
+        if !Self::enabled() {
+            return false;
+        }
+        // `/tmp` is emptied; in the store directory only empty directories
+        // (the input mount points, which the next build may use again) stay,
+        // and the next build removes those it does not need. Directories
+        // kept rather than recreated: creating inodes is what costs here.
+        // A rootless builder owns those two directories and could leave
+        // attributes on them (a default ACL) that would shape the next
+        // build: then they are deleted and made anew.
+        let emptied = if builder_owned {
+            remove_tree(&chroot_root.join("tmp")).is_ok() && remove_tree(chroot_store_dir).is_ok()
+        } else {
+            empty_directory(&chroot_root.join("tmp"), |_| false)
+                && empty_directory(chroot_store_dir, |entry| is_empty_directory(&entry.path()))
+        };
+        if !emptied {
+            return false;
+        }
+        // A name of its own while pooled: another process building the same
+        // derivation deletes `<drv>.chroot` first, and must not find ours.
+        static POOLED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let number = POOLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut pooled_name = chroot_root.as_os_str().to_owned();
+        pooled_name.push(format!("-pooled-{}-{number}", std::process::id()));
+        let pooled = PathBuf::from(pooled_name);
+        if fs::rename(chroot_root, &pooled).is_err() {
+            return false;
+        }
+        let mut pool = CHROOT_REUSERS.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.0 == 0 {
+            drop(pool);
+            let _ = remove_tree(&pooled);
+            return true;
+        }
+        pool.1.push((key, pooled));
+        true
+    }
+}
+
+/// Removes every entry of `directory` except those `keep` accepts; false if
+/// something could not be removed.
+fn empty_directory(directory: &Path, keep: impl Fn(&fs::DirEntry) -> bool) -> bool {
+    let Ok(entries) = fs::read_dir(directory) else { return false };
+    for entry in entries {
+        let Ok(entry) = entry else { return false };
+        if !keep(&entry) && remove_tree(&entry.path()).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+fn is_empty_directory(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+        && fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_none())
+}
+
+impl Drop for ChrootReuse {
+    fn drop(&mut self) {
+        let leftovers = {
+            let mut pool = CHROOT_REUSERS.lock().unwrap_or_else(|p| p.into_inner());
+            pool.0 -= 1;
+            if pool.0 > 0 {
+                return;
+            }
+            std::mem::take(&mut pool.1)
+        };
+        for (_, skeleton) in leftovers {
+            let _ = remove_tree(&skeleton);
         }
     }
 }
@@ -318,11 +467,9 @@ enum Step {
     BindRoot,
     BindStore,
     ChdirRoot,
-    MkdirOldRoot,
     PivotRoot,
     ChrootDot,
     UnmountOldRoot,
-    RemoveOldRoot,
     ReadOnlyRoot,
     ChdirBuild,
     Setgid,
@@ -334,7 +481,7 @@ enum Step {
     Exec,
 }
 
-const STEP_NAMES: [&str; 21] = [
+const STEP_NAMES: [&str; 19] = [
     "setting the host name",
     "setting the domain name",
     "bringing up the loopback interface",
@@ -342,11 +489,9 @@ const STEP_NAMES: [&str; 21] = [
     "bind-mounting the chroot onto itself",
     "bind-mounting the chroot's store onto itself",
     "entering the chroot directory",
-    "creating real-root",
     "pivot_root",
     "chroot",
     "unmounting the old root",
-    "removing real-root",
     "making / read-only",
     "entering the build directory",
     "setgid",
@@ -401,8 +546,11 @@ pub fn run_build(request: &BuildRequest, log: &mut dyn Write) -> Result<BuildOut
     let build_dir = create_build_dir(&request.tmp_root, drv_name)?;
     let chroot_root = request.real_store_dir.join(format!("{drv_base}.chroot"));
     // From here on the directories are removed on every exit path.
-    let cleanup = Cleanup {
+    let mut cleanup = Cleanup {
         chroot_root: request.sandbox.then(|| chroot_root.clone()),
+        skeleton_key: None,
+        chroot_store_dir: in_chroot(&chroot_root, &request.store_dir),
+        builder_owns_chroot: build_user == current,
         build_dir: build_dir.clone(),
         keep_build_dir: request.keep_build_dir,
     };
@@ -423,7 +571,10 @@ pub fn run_build(request: &BuildRequest, log: &mut dyn Write) -> Result<BuildOut
     chown_if_needed(&build_dir, build_user, current)?;
 
     remove_tree(&chroot_root)?;
-    let ops = prepare_chroot(request, &chroot_root, &build_dir, build_user, current)?;
+    let skeleton_key = ChrootReuse::enabled().then(|| skeleton_key(request, build_user, current)).flatten();
+    let reused = skeleton_key.as_deref().is_some_and(|key| ChrootReuse::take(key, &chroot_root));
+    let ops = prepare_chroot(request, &chroot_root, &build_dir, build_user, current, !reused)?;
+    cleanup.skeleton_key = skeleton_key;
     let chroot_store_dir = in_chroot(&chroot_root, &request.store_dir);
 
     let argv: Vec<CString> = std::iter::once(cstring(base_name(&request.builder), "builder")?)
@@ -732,13 +883,40 @@ fn chown_if_needed(path: &Path, build_user: BuildUser, current: BuildUser) -> Re
     Ok(())
 }
 
+/// What decides the shape of a chroot's skeleton (everything but `/tmp` and
+/// the store directory), or `None` when a skeleton must not be reused
+/// because a mount point of its own lies in a per-build part.
+fn skeleton_key(request: &BuildRequest, build_user: BuildUser, current: BuildUser) -> Option<String> {
+    let per_build = |target: &Path| target.starts_with("/tmp") || target.starts_with(&request.store_dir);
+    if per_build(&request.sandbox_build_dir) || request.sandbox_paths.iter().any(|p| per_build(&p.target)) {
+        return None;
+    }
+    Some(format!(
+        "{}|{}|{}|{}|{}|{}|{}|{:?}|{:?}",
+        request.real_store_dir.display(),
+        request.store_dir.display(),
+        request.sandbox_build_dir.display(),
+        request.fixed_output,
+        request.kvm,
+        build_user.uid,
+        build_user.gid,
+        current,
+        request.sandbox_paths,
+    ))
+}
+
 /// Creates the chroot tree and returns the mounts the child must perform.
+/// With `fresh` false the chroot is a reused skeleton (see [`ChrootReuse`]):
+/// `/tmp` and the store directory get their modes (and owners) back, the
+/// store directory loses the mount points this build does not use, and
+/// mount points are created only where missing.
 fn prepare_chroot(
     request: &BuildRequest,
     chroot_root: &Path,
     build_dir: &Path,
     build_user: BuildUser,
     current: BuildUser,
+    fresh: bool,
 ) -> Result<Vec<MountOp>, BuildError> {
     let mkdir = |path: &Path, mode: u32| -> Result<(), BuildError> {
         fs::DirBuilder::new()
@@ -749,21 +927,31 @@ fn prepare_chroot(
         fs::set_permissions(path, fs::Permissions::from_mode(mode))
             .map_err(|e| BuildError::io("changing mode of", path, e))
     };
+    // Parts of the skeleton: made only in a fresh chroot.
+    let skeleton_dir = |path: &Path, mode: u32| if fresh { mkdir(path, mode) } else { Ok(()) };
     let write_file = |path: &Path, contents: &str| -> Result<(), BuildError> {
+        if !fresh {
+            return Ok(());
+        }
         fs::write(path, contents).map_err(|e| BuildError::io("writing", path, e))
     };
     let make_symlink = |target: &str, link: &Path| -> Result<(), BuildError> {
+        if !fresh {
+            return Ok(());
+        }
         symlink(target, link).map_err(|e| BuildError::io("creating symlink", link, e))
     };
 
-    fs::DirBuilder::new()
-        .mode(0o750)
-        .create(chroot_root)
-        .map_err(|e| BuildError::io("creating directory", chroot_root, e))?;
-    if build_user != current {
-        // The builder's group must be able to enter the chroot root (0750).
-        std::os::unix::fs::lchown(chroot_root, Some(current.uid), Some(build_user.gid))
-            .map_err(|e| BuildError::io("changing ownership of", chroot_root, e))?;
+    if fresh {
+        fs::DirBuilder::new()
+            .mode(0o750)
+            .create(chroot_root)
+            .map_err(|e| BuildError::io("creating directory", chroot_root, e))?;
+        if build_user != current {
+            // The builder's group must be able to enter the chroot root (0750).
+            std::os::unix::fs::lchown(chroot_root, Some(current.uid), Some(build_user.gid))
+                .map_err(|e| BuildError::io("changing ownership of", chroot_root, e))?;
+        }
     }
     // A writable /tmp: many builders need one even though they should use $TMPDIR.
     mkdir(&chroot_root.join("tmp"), 0o1777)?;
@@ -775,7 +963,7 @@ fn prepare_chroot(
     }
 
     let etc = chroot_root.join("etc");
-    mkdir(&etc, 0o755)?;
+    skeleton_dir(&etc, 0o755)?;
     let build_top = request.sandbox_build_dir.display();
     write_file(
         &etc.join("passwd"),
@@ -812,26 +1000,39 @@ fn prepare_chroot(
         std::os::unix::fs::lchown(&chroot_store_dir, Some(current.uid), Some(build_user.gid))
             .map_err(|e| BuildError::io("changing ownership of", &chroot_store_dir, e))?;
     }
+    let mut symlink_inputs = Vec::new();
     for input in &request.input_paths {
         let base = base_name(input);
         let source = request.real_store_dir.join(base);
         let metadata =
             fs::symlink_metadata(&source).map_err(|e| BuildError::io("getting status of input", &source, e))?;
         if metadata.file_type().is_symlink() {
-            // A symlink store path is immutable and cannot be bind-mounted (mount
-            // follows it): a copy behaves the same.
-            let target = fs::read_link(&source).map_err(|e| BuildError::io("reading symlink", &source, e))?;
-            let link = chroot_store_dir.join(base);
-            symlink(&target, &link).map_err(|e| BuildError::io("creating symlink", &link, e))?;
+            symlink_inputs.push((base, source));
         } else {
             input_binds.insert(request.store_dir.join(base), (source, true));
         }
+    }
+    if !fresh {
+        // The previous build's mount points that this one does not mount on.
+        for entry in fs::read_dir(&chroot_store_dir).map_err(|e| BuildError::io("reading directory", &chroot_store_dir, e))? {
+            let entry = entry.map_err(|e| BuildError::io("reading directory", &chroot_store_dir, e))?;
+            if !input_binds.contains_key(&request.store_dir.join(entry.file_name())) {
+                remove_tree(&entry.path())?;
+            }
+        }
+    }
+    for (base, source) in symlink_inputs {
+        // A symlink store path is immutable and cannot be bind-mounted (mount
+        // follows it): a copy behaves the same.
+        let target = fs::read_link(&source).map_err(|e| BuildError::io("reading symlink", &source, e))?;
+        let link = chroot_store_dir.join(base);
+        symlink(&target, &link).map_err(|e| BuildError::io("creating symlink", &link, e))?;
     }
 
     binds.insert(request.sandbox_build_dir.clone(), (build_dir.to_path_buf(), false));
 
     let dev = chroot_root.join("dev");
-    mkdir(&dev, 0o755)?;
+    skeleton_dir(&dev, 0o755)?;
     let mut devices = vec!["/dev/full", "/dev/null", "/dev/random", "/dev/tty", "/dev/urandom", "/dev/zero"];
     if request.kvm && Path::new("/dev/kvm").exists() {
         devices.push("/dev/kvm");
@@ -883,11 +1084,11 @@ fn prepare_chroot(
     }
 
     let proc_dir = chroot_root.join("proc");
-    mkdir(&proc_dir, 0o555)?;
+    skeleton_dir(&proc_dir, 0o555)?;
     ops.push(MountOp::Proc { target: path_cstring(&proc_dir)? });
     if Path::new("/dev/shm").exists() {
         let shm = dev.join("shm");
-        mkdir(&shm, 0o755)?;
+        skeleton_dir(&shm, 0o755)?;
         ops.push(MountOp::Tmpfs {
             target: path_cstring(&shm)?,
             data: cstring(format!("size={}", request.dev_shm_size), "dev-shm-size")?,
@@ -895,7 +1096,7 @@ fn prepare_chroot(
     }
     if Path::new("/dev/pts/ptmx").exists() && !binds.contains_key(Path::new("/dev/pts")) {
         let pts = dev.join("pts");
-        mkdir(&pts, 0o755)?;
+        skeleton_dir(&pts, 0o755)?;
         make_symlink("/dev/pts/ptmx", &dev.join("ptmx"))?;
         ops.push(MountOp::Devpts {
             target: path_cstring(&pts)?,
@@ -1426,14 +1627,15 @@ unsafe fn child_main(plan: &ChildPlan) -> ! {
             }
         }
 
+        // pivot_root(".", ".") stacks the old root on the new one, and
+        // unmounting "." then takes it away (pivot_root(2)): no directory to
+        // create in the chroot and remove again for the old root.
         check(libc::chdir(plan.chroot_root.as_ptr()), Step::ChdirRoot);
-        check(libc::mkdir(c"real-root".as_ptr(), 0o500), Step::MkdirOldRoot);
-        if libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c"real-root".as_ptr()) != 0 {
+        if libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) != 0 {
             fail(Step::PivotRoot as u32);
         }
+        check(libc::umount2(c".".as_ptr(), libc::MNT_DETACH), Step::UnmountOldRoot);
         check(libc::chroot(c".".as_ptr()), Step::ChrootDot);
-        check(libc::umount2(c"real-root".as_ptr(), libc::MNT_DETACH), Step::UnmountOldRoot);
-        check(libc::rmdir(c"real-root".as_ptr()), Step::RemoveOldRoot);
         if plan.read_only_root {
             remount_read_only(c"/", Step::ReadOnlyRoot as u32, plan.error_write);
         }

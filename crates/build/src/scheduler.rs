@@ -585,6 +585,8 @@ pub fn realise(
     settings: &BuildSettings,
     substituter: Option<&dyn Substituter>,
 ) -> Result<RealiseResult, ScheduleError> {
+    // Builders' chroot skeletons are reused until this returns.
+    let _chroot_reuse = crate::sandbox::ChrootReuse::enable();
     let mut result = RealiseResult::default();
     let mut graph = if settings.repair {
         let mut all_targets = targets.to_vec();
