@@ -320,7 +320,7 @@ fn xml_value(e: &mut Eval, v: &Value, pos: Pos, x: &mut Xml, ctx: &mut Context, 
                 // known `drvPath` is shown as `<repeated />`.
                 let mut attrs: Vec<(&str, String)> = Vec::new();
                 let mut drv_path = None;
-                let mut known_string = |e: &mut Eval, v: Option<Value>| -> Result<Option<Vec<u8>>> {
+                let known_string = |e: &mut Eval, v: Option<Value>| -> Result<Option<Vec<u8>>> {
                     let Some(v) = v else { return Ok(None) };
                     if !x.strict && matches!(&v, Value::Thunk(t) if !t.is_done()) {
                         return Ok(None);

@@ -151,6 +151,25 @@ impl Input {
     /// CppNix's `Input::fromAttrs` followed by the scheme's checks.
     pub fn from_attrs(attrs: Attrs) -> Result<Input, FetchError> {
         let kind = maybe_str(&attrs, "type")?.unwrap_or("").to_string();
+        if kind == "indirect" {
+            return Err(FetchError::msg(format!(
+                "cannot fetch input '{}': flake registry lookups are not supported yet",
+                attrs_json_text(&attrs)
+            )));
+        }
+        if crate::git_archive::is_archive_kind(&kind) {
+            for name in attrs.keys() {
+                if !crate::git_archive::ARCHIVE_ATTRIBUTES.contains(&name.as_str()) {
+                    return Err(FetchError::msg(format!("unsupported input attribute '{name}'")));
+                }
+            }
+            crate::git_archive::check_attrs(&attrs)?;
+            let input = Input { attrs };
+            input.rev()?;
+            maybe_int(&input.attrs, "lastModified")?;
+            input.nar_hash()?;
+            return Ok(input);
+        }
         let (allowed, label): (&[&str], &str) = match kind.as_str() {
             "git" => (GIT_ATTRIBUTES, "Git"),
             "tarball" => (TARBALL_ATTRIBUTES, "tarball"),
@@ -239,6 +258,9 @@ impl Input {
 
     /// The input as a URL, for messages (CppNix's `Input::to_string`).
     pub fn to_url(&self) -> String {
+        if crate::git_archive::is_archive_kind(self.kind()) {
+            return crate::git_archive::to_url(self);
+        }
         let url = maybe_str(&self.attrs, "url").ok().flatten().unwrap_or("").to_string();
         let mut query: BTreeMap<&str, String> = BTreeMap::new();
         let base = match self.kind() {
@@ -296,6 +318,14 @@ pub fn input_from_url(url: &str) -> Result<Input, FetchError> {
             None => (p.to_string(), String::new()),
         })
         .collect();
+    if crate::git_archive::is_archive_kind(scheme) {
+        return crate::git_archive::input_from_url(url, scheme, rest);
+    }
+    if scheme == "flake" {
+        return Err(FetchError::msg(format!(
+            "cannot fetch input '{url}': flake registry lookups are not supported yet"
+        )));
+    }
     if scheme == "path" {
         attrs.insert("type".into(), Attr::String("path".into()));
         attrs.insert(
@@ -368,6 +398,9 @@ pub fn fetch_tree(store: &dyn Store, settings: &FetchSettings, input: &Input) ->
         let shallow = maybe_bool(&input.attrs, "shallow")?.unwrap_or(false);
         let has_all_info = match input.kind() {
             "git" => input.last_modified().is_some() && (shallow || input.rev_count().is_some()),
+            kind if crate::git_archive::is_archive_kind(kind) => {
+                input.rev()?.is_some() && input.last_modified().is_some()
+            }
             _ => true,
         };
         if has_all_info {
@@ -391,6 +424,7 @@ pub fn fetch_tree(store: &dyn Store, settings: &FetchSettings, input: &Input) ->
     }
     let (store_path, mut result) = match input.kind() {
         "git" => crate::git::fetch_git(store, settings, input)?,
+        kind if crate::git_archive::is_archive_kind(kind) => crate::git_archive::fetch(store, settings, input)?,
         "tarball" => {
             let url = get_str(&input.attrs, "url")?;
             let (path, _) = crate::tarball::download_tarball(store, settings, url, &input.name()?, false)?;

@@ -10,7 +10,8 @@
 //!   do not download again.
 //! - [`tarball`]: `downloadFile`/`downloadTarball` and the `fetchurl`/`fetchTarball`
 //!   builtins; `git`: the Git fetcher, which runs the `git` command as CppNix does;
-//!   [`input`]: `fetchTree`'s inputs (attributes, types, checks, results).
+//!   [`input`]: `fetchTree`'s inputs (attributes, types, checks, results);
+//!   [`git_archive`]: `github:`, `gitlab:` and `sourcehut:` inputs (forge archives).
 //!
 //! Assumptions: a store path is added only once its contents are complete and
 //! checked (an expected hash is verified before `add_to_store`), so a failed fetch
@@ -19,6 +20,7 @@
 pub mod cache;
 mod error;
 mod git;
+pub mod git_archive;
 pub mod input;
 mod settings;
 pub mod tarball;

@@ -22,6 +22,10 @@ pub struct FetchSettings {
     pub hashed_mirrors: Vec<String>,
     /// Where warnings go (CppNix's `warn`); stderr by default.
     pub warn: fn(&str),
+    /// `(from, to)`: forge URLs (`github:` & co.) starting with `from` are
+    /// fetched from `to` + the rest instead. For tests, which cannot reach the
+    /// forges; no configuration setting sets it.
+    pub archive_url_rewrite: Option<(String, String)>,
 }
 
 fn warn_to_stderr(message: &str) {
@@ -50,6 +54,7 @@ impl Default for FetchSettings {
             cache_dir: user_cache_dir().join("nivis"),
             hashed_mirrors: Vec::new(),
             warn: warn_to_stderr,
+            archive_url_rewrite: None,
         }
     }
 }

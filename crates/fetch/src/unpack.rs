@@ -132,7 +132,7 @@ fn unpack_tar(reader: Box<dyn Read + Send>, destination: &Path, format: Format) 
     archive.set_unpack_xattrs(false);
     archive.set_overwrite(true);
     archive.set_preserve_ownerships(false);
-    archive.unpack(destination).map_err(|e| {
+    unpack_entries(&mut archive, destination).map_err(|e| {
         let detail = match e.kind() {
             io::ErrorKind::UnexpectedEof => match format {
                 Format::Gzip => "truncated gzip input".to_string(),
@@ -142,6 +142,35 @@ fn unpack_tar(reader: Box<dyn Read + Send>, destination: &Path, format: Format) 
         };
         extract_error(detail)
     })
+}
+
+/// `Archive::unpack`, plus what it leaves out: directories keep their mtimes
+/// (libarchive's `ARCHIVE_EXTRACT_TIME`), which matters because the top
+/// directory's mtime is a fetched tree's `lastModified`. As `unpack`, files
+/// go first and directories last, deepest first, so a read-only directory
+/// cannot block its children and no child changes a parent's time afterwards.
+fn unpack_entries(archive: &mut tar::Archive<Box<dyn Read + Send>>, destination: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(destination)?;
+    let mut directories = Vec::new();
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if entry.header().entry_type() == tar::EntryType::Directory {
+            directories.push(entry);
+        } else {
+            entry.unpack_in(destination)?;
+        }
+    }
+    directories.sort_by(|a, b| b.path_bytes().cmp(&a.path_bytes()));
+    for mut directory in directories {
+        let mtime = directory.header().mtime().ok();
+        let relative = directory.path()?.into_owned();
+        if directory.unpack_in(destination)? {
+            if let Some(mtime) = mtime {
+                set_mtime(&destination.join(relative), mtime as i64);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A zip member's path, refused if it would leave the destination.

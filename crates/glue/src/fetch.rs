@@ -61,6 +61,26 @@ fn fix_uri_for_git(uri: &str) -> String {
     fix_uri(uri)
 }
 
+/// `fetchTree "..."` takes URL-like references (`github:owner/repo`,
+/// `git+https://...`, `path:...`) as they are, as current CppNix does; only a
+/// plain path becomes a `file://` URL (2.8 made `github:...` a file URL too).
+fn fix_tree_uri(uri: &str) -> String {
+    let has_scheme = uri.split_once(':').is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    // A bare name (`nixpkgs`) is a flake registry reference.
+    let is_flake_id = uri.starts_with(|c: char| c.is_ascii_alphabetic())
+        && uri.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c));
+    if has_scheme {
+        uri.to_string()
+    } else if is_flake_id {
+        format!("flake:{uri}")
+    } else {
+        fix_uri(uri)
+    }
+}
+
 fn fix_uri_with_scheme(uri: &str, scheme: &str) -> String {
     if uri.contains("://") {
         uri.to_string()
@@ -136,7 +156,7 @@ fn fetch_tree(
         // `fetchTree "URL"`: the URL says what to fetch.
         None => {
             let url = string_arg(args, "url").unwrap_or("");
-            nivis_fetch::input::input_from_url(&fix_uri(url)).map_err(fetch_error)?
+            nivis_fetch::input::input_from_url(&fix_tree_uri(url)).map_err(fetch_error)?
         }
         Some(input_type) => {
             let mut attrs = Attrs::new();
