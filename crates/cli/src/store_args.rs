@@ -62,13 +62,17 @@ pub fn follow_links_to_store_path(store: &dyn Store, arg: &str) -> anyhow::Resul
 }
 
 /// For `nix [global flags] <subcommand> ...`: moves the global flags CppNix
-/// accepts before the subcommand (`--store URI`) after it, and drops those that
-/// only switch features on (`--extra-experimental-features X`, `--option N V`),
-/// so each subcommand sees its name first.
+/// accepts before the subcommand (`--store URI`) after it, drops those that only
+/// switch features on (`--extra-experimental-features X`), and hands settings
+/// (`--option N V`) to every subcommand through `NIX_CONFIG`, which each one's
+/// configuration reads last, so each subcommand sees its name first.
+///
+/// Call this before any thread starts: it sets an environment variable.
 pub fn hoist_global_flags(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let mut leading = Vec::new();
     let mut iter = args.into_iter();
     let mut rest = Vec::new();
+    let mut settings = String::new();
     while let Some(arg) = iter.next() {
         match arg.to_str() {
             Some("--store") => {
@@ -79,14 +83,23 @@ pub fn hoist_global_flags(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStri
                 iter.next();
             }
             Some("--option") => {
-                iter.next();
-                iter.next();
+                let (Some(name), Some(value)) = (iter.next(), iter.next()) else { break };
+                settings.push_str(&format!("{} = {}\n", name.to_string_lossy(), value.to_string_lossy()));
             }
             _ => {
                 rest.push(arg);
                 break;
             }
         }
+    }
+    if !settings.is_empty() {
+        let mut nix_config = std::env::var("NIX_CONFIG").unwrap_or_default();
+        if !nix_config.is_empty() && !nix_config.ends_with('\n') {
+            nix_config.push('\n');
+        }
+        nix_config.push_str(&settings);
+        // SAFETY: called from `main` before any thread exists (see above).
+        unsafe { std::env::set_var("NIX_CONFIG", nix_config) };
     }
     rest.extend(iter);
     if rest.is_empty() {

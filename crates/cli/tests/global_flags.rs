@@ -1,0 +1,86 @@
+//! Flags given to `nix` before the subcommand (`nix --option N V eval ...`,
+//! `nix --store DIR path-info ...`) reach the subcommand, as in CppNix: each
+//! case runs nivis and CppNix 2.8 with the same arguments and compares.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run(ours: bool, dir: &Path, args: &[&str]) -> Output {
+    let mut command = if ours {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_nivis"));
+        c.arg0("nix");
+        c
+    } else {
+        Command::new("/usr/bin/nix")
+    };
+    command
+        .args(["--extra-experimental-features", "nix-command"])
+        .args(args)
+        .current_dir(dir)
+        .env("NIX_CONF_DIR", dir)
+        .env("NIX_USER_CONF_FILES", "")
+        .env("XDG_CACHE_HOME", dir.join(if ours { "cache-nivis" } else { "cache-cppnix" }))
+        .env_remove("NIX_CONFIG")
+        .env_remove("NIX_PATH")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn option_before_the_subcommand_is_applied() {
+    if !Path::new("/usr/bin/nix").exists() {
+        eprintln!("SKIPPED: CppNix (/usr/bin/nix) is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--option", "system", "i686-linux", "eval", "--impure", "--expr", "builtins.currentSystem"];
+    let ours = run(true, dir.path(), &args);
+    let theirs = run(false, dir.path(), &args);
+    assert!(ours.status.success(), "{}", String::from_utf8_lossy(&ours.stderr));
+    assert_eq!(String::from_utf8_lossy(&ours.stdout), "\"i686-linux\"\n");
+    assert_eq!(ours.stdout, theirs.stdout);
+
+    // A setting already in NIX_CONFIG is overridden by the flag, not lost.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nivis"));
+    command.arg0("nix");
+    let out = command
+        .args(["--option", "system", "armv7l-linux", "eval", "--impure", "--expr", "builtins.currentSystem"])
+        .current_dir(dir.path())
+        .env("NIX_CONF_DIR", dir.path())
+        .env("NIX_USER_CONF_FILES", "")
+        .env("NIX_CONFIG", "system = aarch64-linux")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "\"armv7l-linux\"\n", "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn store_before_the_subcommand_is_applied() {
+    if !Path::new("/usr/bin/nix").exists() {
+        eprintln!("SKIPPED: CppNix (/usr/bin/nix) is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.txt"), "hello\n").unwrap();
+    let store = dir.path().join("store-root");
+    let store = store.to_str().unwrap();
+    let added = Command::new("/usr/bin/nix-store")
+        .args(["--store", store, "--add", "hello.txt"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let path = String::from_utf8(added.stdout).unwrap();
+    let args = ["--store", store, "path-info", "--json", path.trim()];
+    let ours = run(true, dir.path(), &args);
+    let theirs = run(false, dir.path(), &args);
+    assert!(ours.status.success(), "{}", String::from_utf8_lossy(&ours.stderr));
+    let ours: serde_json::Value = serde_json::from_slice(&ours.stdout).unwrap();
+    let theirs: serde_json::Value = serde_json::from_slice(&theirs.stdout).unwrap();
+    // 2.8 prints a list of objects with "path"; current CppNix (and nivis) an
+    // object keyed by path.
+    assert_eq!(theirs[0]["path"], path.trim());
+    assert_eq!(ours[path.trim()]["narHash"], theirs[0]["narHash"]);
+    assert_eq!(ours[path.trim()]["narSize"], theirs[0]["narSize"]);
+}
