@@ -44,3 +44,16 @@ fn malformed_forge_references_are_refused() {
     let (_, _, stderr) = eval("builtins.fetchTree { type = \"github\"; owner = \"o\"; repo = \"r\"; url = \"x\"; }");
     assert!(stderr.contains("unsupported input attribute 'url'"), "{stderr}");
 }
+
+#[test]
+fn pure_evaluation_wants_a_rev_for_forge_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_nivis"))
+        .arg0("nix-instantiate")
+        .args(["--store", dir.path().join("store").to_str().unwrap(), "--option", "pure-eval", "true", "--eval", "-E"])
+        .arg("builtins.fetchTree { type = \"github\"; owner = \"o\"; repo = \"r\"; ref = \"main\"; }")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.starts_with("error: in pure evaluation mode, 'fetchTree' requires a locked input"), "{stderr}");
+}

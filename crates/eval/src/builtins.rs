@@ -1380,7 +1380,10 @@ fn fetch(e: &mut Eval, kind: &str, a: &[Value], p: Pos) -> Result<Value> {
             return Err(eval_error(format!("in pure evaluation mode, '{who}' requires a 'sha256' argument"), Pos::NONE));
         }
         // CppNix's `isLocked`: a Git input needs its `rev`, others their `narHash`.
-        let is_git = args.iter().any(|(n, v)| n == "type" && *v == FetchValue::String("git".to_string()));
+        // Git and forge (`github`, `gitlab`, `sourcehut`) inputs are locked by a `rev`.
+        let is_git = args.iter().any(|(n, v)| {
+            n == "type" && matches!(v, FetchValue::String(t) if ["git", "github", "gitlab", "sourcehut"].contains(&t.as_str()))
+        });
         if (kind == "git" || kind == "tree") && !(if is_git { has("rev") } else { has("narHash") }) {
             return Err(eval_error("in pure evaluation mode, 'fetchTree' requires a locked input", p));
         }
