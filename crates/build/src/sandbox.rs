@@ -1484,7 +1484,9 @@ impl Drop for ChildStack {
 /// What the child may do until it execs or exits: only system calls on data
 /// prepared beforehand, and writes to its own stack. It must not allocate
 /// (the allocator's state is ours, and its thread-local parts are those of the
-/// calling thread), lock anything, or return. It also shares the calling
+/// calling thread), lock anything, or return. `read`, `write` and `close` go
+/// through `syscall`: glibc's wrappers of those cancellation points flip a
+/// flag in the calling thread's descriptor, which the child shares. It also shares the calling
 /// thread's thread-local `errno`, so the calling thread must make no failing
 /// system call that it then relies on until the child is past exec: here it
 /// only writes the id maps, releases the child and blocks reading the error
@@ -1531,7 +1533,7 @@ unsafe fn child_main(plan: &ChildPlan) -> ! {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
         // Wait until the parent has written our uid/gid maps.
         let mut byte = 0u8;
-        if libc::read(plan.sync_read, (&mut byte as *mut u8).cast(), 1) != 1 {
+        if libc::syscall(libc::SYS_read, plan.sync_read as libc::c_long, &mut byte as *mut u8, 1usize) != 1 {
             libc::_exit(1);
         }
 
@@ -1752,7 +1754,7 @@ fn child_fail(error_fd: RawFd, step: u32) -> ! {
         let mut report = [0u8; 8];
         report[..4].copy_from_slice(&step.to_le_bytes());
         report[4..].copy_from_slice(&errno.to_le_bytes());
-        libc::write(error_fd, report.as_ptr().cast(), report.len());
+        libc::syscall(libc::SYS_write, error_fd as libc::c_long, report.as_ptr(), report.len());
         libc::_exit(1)
     }
 }
@@ -1821,6 +1823,6 @@ unsafe fn bring_up_loopback(error_fd: RawFd) {
         if libc::ioctl(socket, libc::SIOCSIFFLAGS, &request) != 0 {
             fail(Step::Loopback as u32);
         }
-        libc::close(socket);
+        libc::syscall(libc::SYS_close, socket as libc::c_long);
     }
 }
