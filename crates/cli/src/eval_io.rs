@@ -213,14 +213,24 @@ fn ifd_builder(config: &nivis_config::Config) -> nivis_glue::IfdBuilder {
                 drv_path: drv_path.clone(),
                 outputs: Some([output.to_string()].into_iter().collect()),
             };
-            Ok(match crate::realise::realise(store, &[target], &settings, &substituters, false)? {
-                Ok(_) => Ok(()),
-                // The failure itself was reported; exit as the build would have.
-                Err(exit_status) => Err(nivis_eval::IoError::WithStatus {
-                    message: format!("cannot build '{}' during evaluation", store.print_store_path(drv_path)),
-                    exit_status,
-                }),
-            })
+            crate::realise::print_missing(store, std::slice::from_ref(&target), &substituters)?;
+            let result = nivis_build::realise(store, &[target], &settings, Some(&substituters))?;
+            if result.failures.is_empty() {
+                return Ok(Ok(()));
+            }
+            // As CppNix: the other failures are logged, the one of the
+            // derivation asked for (or the first) is the evaluation error.
+            let printed = store.print_store_path(drv_path);
+            let main = result.failures.iter().position(|f| f.drv_path == printed).unwrap_or(0);
+            for (index, failure) in result.failures.iter().enumerate() {
+                if index != main {
+                    eprintln!("error: {}", failure.message);
+                }
+            }
+            Ok(Err(nivis_eval::IoError::WithStatus {
+                message: result.failures[main].message.clone(),
+                exit_status: result.exit_status(),
+            }))
         };
         run().map_err(|error| nivis_eval::IoError::Message(format!("{error:#}")))?
     })

@@ -331,6 +331,30 @@ in (import "${{d}}").x
         &["--store", ours_store.to_str().unwrap(), "--read-write-mode", "--option", "substituters", "", "--eval", file],
     );
     assert_eq!(text(&ours.stdout), "42\n", "{}", text(&ours.stderr));
+
+    // A failing builder ends the evaluation with the build's exit status (100)
+    // and the builder's message, for both.
+    let failing = s.write(
+        "ifd-fail.nix",
+        &format!(
+            r#"let bb = builtins.path {{ path = {}; name = "busybox"; }};
+    d = derivation {{ name = "ifd-fail"; system = "x86_64-linux"; builder = "${{bb}}/bin/sh"; args = [ "-c" "exit 3" ]; }};
+in import "${{d}}"
+"#,
+            s.path("bb").display()
+        ),
+    );
+    let mut outputs = Vec::new();
+    for (ours, store) in [(true, "fail-nivis"), (false, "fail-cppnix")] {
+        let store = s.path(store);
+        let args = ["--store", store.to_str().unwrap(), "--read-write-mode", "--option", "substituters", "", "--eval", failing.to_str().unwrap()];
+        outputs.push(s.run(ours, "nix-instantiate", &[], &args));
+    }
+    assert_eq!(outputs[0].status.code(), Some(100), "{}", text(&outputs[0].stderr));
+    assert_eq!(outputs[0].status.code(), outputs[1].status.code());
+    for output in &outputs {
+        assert!(text(&output.stderr).contains("failed with exit code 3"), "{}", text(&output.stderr));
+    }
 }
 
 #[test]
