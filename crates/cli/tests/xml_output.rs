@@ -17,6 +17,7 @@ const EXPRESSION: &str = r#"let
   lib = {
     id = x: x;
     pick = { name, value ? 0, ... }: value;
+    unordered = { zeta, alpha ? 1, mid }: mid;
     whole = args@{ a, b }: args;
     bare = args@{ ... }: args;
   };
@@ -89,7 +90,7 @@ fn to_xml_has_no_positions() {
         eprintln!("skipping: CppNix is not installed");
         return;
     }
-    let expr = "builtins.toXML { a = 1; f = { x ? 1 }: x; l = [ (y: y) ]; }";
+    let expr = "builtins.toXML { a = 1; f = { x ? 1, b }: x; l = [ (y: y) ]; }";
     let ours = Command::new(env!("CARGO_BIN_EXE_nivis")).arg0("nix-instantiate").args(["--eval", "-E", expr]).output().unwrap();
     let theirs = Command::new("/usr/bin/nix-instantiate").args(["--eval", "-E", expr]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&ours.stdout), String::from_utf8_lossy(&theirs.stdout));

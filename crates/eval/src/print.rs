@@ -375,8 +375,12 @@ fn xml_value(e: &mut Eval, v: &Value, pos: Pos, x: &mut Xml, ctx: &mut Context, 
                         attrs.push(("name", a.to_string()));
                     }
                     x.open("attrspat", &attrs);
-                    for formal in &f.entries {
-                        x.empty("attr", &[("name", formal.name.to_string())]);
+                    // In name order, whatever the source order (CppNix's
+                    // `lexicographicOrder`).
+                    let mut names: Vec<String> = f.entries.iter().map(|formal| formal.name.to_string()).collect();
+                    names.sort();
+                    for name in names {
+                        x.empty("attr", &[("name", name)]);
                     }
                     x.close("attrspat");
                 }
