@@ -192,6 +192,8 @@ fn pure_eval_hides_impure_builtins_and_files() {
     let out = pure(&format!("import {file}"));
     assert!(first_error_line(&out.stderr).contains("is forbidden in pure eval mode (use '--impure' to override)"));
     pure("builtins.getEnv \"PATH\"");
+    let out = pure("builtins.storePath /nix/store/00000000000000000000000000000000-x");
+    assert!(first_error_line(&out.stderr).contains("'builtins.storePath' is not allowed in pure evaluation mode"));
     s.same(&[("NIX_CONFIG", "pure-eval = true")], &["--eval", file]);
 }
 

@@ -1233,6 +1233,9 @@ fn add_path(
 }
 
 fn prim_store_path(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    if e.settings.pure_eval {
+        return Err(eval_error("'builtins.storePath' is not allowed in pure evaluation mode", p));
+    }
     let (path, _) = e.coerce_to_path(&a[0], p)?;
     let s = String::from_utf8_lossy(&path).into_owned();
     let store_dir = e.io.store_dir();
