@@ -29,6 +29,36 @@ pub fn search_path(include: &[String]) -> Vec<String> {
     search_path_with(include, None)
 }
 
+/// CppNix's `parseNixPath`: entries separated by `:`, except that the colon
+/// of a URL entry (`nixpkgs=https://...`, `channel:NAME`) does not split it.
+fn parse_nix_path(text: &str) -> Vec<String> {
+    let bytes = text.as_bytes();
+    let mut entries = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let mut value_start = start;
+        while i < bytes.len() && bytes[i] != b':' {
+            if bytes[i] == b'=' {
+                value_start = i + 1;
+            }
+            i += 1;
+        }
+        if i < bytes.len() && nivis_eval::io::is_pseudo_url(&text[value_start..]) {
+            i += 1;
+            while i < bytes.len() && bytes[i] != b':' {
+                i += 1;
+            }
+        }
+        if i > start {
+            entries.push(text[start..i].to_string());
+        }
+        i += 1;
+        start = i;
+    }
+    entries
+}
+
 /// CppNix's default `nix-path` when neither the setting nor `NIX_PATH` gives one:
 /// the channel directories that exist (a dangling link counts, as `pathExists`).
 fn default_nix_path() -> Vec<String> {
@@ -65,21 +95,7 @@ fn search_path_with(include: &[String], nix_path_setting: Option<&str>) -> Vec<S
         entries.extend(default_nix_path());
     }
     if let Some(nix_path) = nix_path {
-        let mut parts: Vec<String> = Vec::new();
-        for piece in nix_path.split(':') {
-            // `https://...` was split at its colon: glue it back.
-            if piece.starts_with("//") {
-                if let Some(last) = parts.last_mut() {
-                    last.push(':');
-                    last.push_str(piece);
-                    continue;
-                }
-            }
-            if !piece.is_empty() {
-                parts.push(piece.to_string());
-            }
-        }
-        entries.extend(parts);
+        entries.extend(parse_nix_path(&nix_path));
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     entries
@@ -89,7 +105,7 @@ fn search_path_with(include: &[String], nix_path_setting: Option<&str>) -> Vec<S
                 Some((p, rest)) => (Some(p.to_string()), rest.to_string()),
                 None => (None, entry.clone()),
             };
-            let path = if path.starts_with('/') || path.contains("://") {
+            let path = if path.starts_with('/') || nivis_eval::io::is_pseudo_url(&path) {
                 path
             } else {
                 cwd.join(&path).to_string_lossy().into_owned()

@@ -372,3 +372,31 @@ fn max_call_depth_bounds_recursion() {
     let configured = s.run(true, "nix-instantiate", &[("NIX_CONFIG", "max-call-depth = 20")], &["--eval", "-E", expr]);
     assert_eq!(configured.status.code(), Some(1));
 }
+
+#[test]
+fn url_entries_of_the_search_path_are_downloaded() {
+    need_cppnix!();
+    let s = Scratch::new();
+    s.write("tree/top/lib.nix", "{ answer = 42; }");
+    let made = Command::new("tar")
+        .current_dir(s.path("tree"))
+        .args(["-czf", "../exprs.tar.gz", "top"])
+        .status()
+        .is_ok_and(|st| st.success());
+    assert!(made, "tar");
+    let store = s.path("store");
+    let store = store.to_str().unwrap();
+    let url = format!("file://{}", s.path("exprs.tar.gz").display());
+    let entry = format!("exprs={url}");
+    let out = s.same(&[], &["--store", store, "-I", &entry, "--eval", "-E", "(import <exprs/lib.nix>).answer"]);
+    assert_eq!(text(&out.stdout), "42\n", "{}", text(&out.stderr));
+    // Through NIX_PATH, whose colons inside URLs do not split entries, and in
+    // restricted mode, where the downloaded tree becomes readable.
+    let nix_path = format!("a=/nonexistent:{entry}:b=channel:somewhere");
+    s.same(&[("NIX_PATH", &nix_path)], &["--store", store, "--eval", "-E", "builtins.nixPath"]);
+    s.same(&[("NIX_PATH", &nix_path)], &["--store", store, "--option", "restrict-eval", "true", "--eval", "-E", "(import <exprs/lib.nix>).answer"]);
+    // An entry that cannot be downloaded is skipped with a warning.
+    let missing = format!("exprs=file://{}", s.path("missing.tar.gz").display());
+    let out = s.same(&[], &["--store", store, "-I", &missing, "--eval", "-E", "<exprs/lib.nix>"]);
+    assert!(text(&out.stderr).contains("cannot be downloaded, ignoring"), "{}", text(&out.stderr));
+}

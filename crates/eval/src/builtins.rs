@@ -1119,7 +1119,15 @@ fn prim_find_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         let Some(path_v) = attrs.get(e.s.path).cloned() else {
             return Err(eval_error("attribute 'path' missing", p));
         };
-        let path = e.coerce_to_string(&path_v, p, Coerce { more: false, copy_to_store: false })?;
+        let mut path = e.coerce_to_string(&path_v, p, Coerce { more: false, copy_to_store: false })?.as_bytes().to_vec();
+        if let Ok(text) = std::str::from_utf8(&path)
+            && crate::io::is_pseudo_url(text)
+        {
+            match e.io.resolve_search_path_url(text) {
+                Some(resolved) => path = resolved.into_bytes(),
+                None => continue,
+            }
+        }
         let rest: Vec<u8> = if prefix.is_empty() {
             wanted.clone()
         } else if wanted == prefix {
@@ -1129,7 +1137,7 @@ fn prim_find_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         } else {
             continue;
         };
-        let mut candidate = path.as_bytes().to_vec();
+        let mut candidate = path;
         if !rest.is_empty() {
             candidate.push(b'/');
             candidate.extend_from_slice(&rest);

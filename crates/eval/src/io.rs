@@ -171,6 +171,24 @@ pub trait EvalIO {
     fn fetch(&self, _kind: &str, _args: &[(String, FetchValue)]) -> Result<Vec<(String, FetchValue)>, IoError> {
         Err(IoError::Unsupported("fetchers"))
     }
+    /// A search-path entry that is a URL (`https://.../nixpkgs.tar.gz`,
+    /// `channel:NAME`): the directory it unpacks to, or `None` when it cannot
+    /// be had (CppNix warns and skips the entry). Embedders without fetchers
+    /// skip such entries.
+    fn resolve_search_path_url(&self, _url: &str) -> Option<String> {
+        None
+    }
+}
+
+/// CppNix's `isPseudoUrl`: a search-path entry to download rather than a path.
+pub fn is_pseudo_url(entry: &str) -> bool {
+    if entry.starts_with("channel:") {
+        return true;
+    }
+    match entry.split_once("://") {
+        Some((scheme, _)) => ["http", "https", "file", "channel", "git", "s3", "ssh"].contains(&scheme),
+        None => false,
+    }
 }
 
 /// An [`EvalIO`] that reads the real file system and has no store.

@@ -49,6 +49,8 @@ pub struct StoreEvalIO {
     computed_derivations: RefCell<HashMap<StorePath, Derivation>>,
     restrictions: RefCell<EvalRestrictions>,
     ifd_builder: RefCell<Option<IfdBuilder>>,
+    /// Search-path URLs already downloaded (or failed), as CppNix resolves each once.
+    resolved_search_path: RefCell<HashMap<String, Option<String>>>,
 }
 
 impl StoreEvalIO {
@@ -62,6 +64,7 @@ impl StoreEvalIO {
             computed_derivations: RefCell::new(HashMap::new()),
             restrictions: RefCell::new(EvalRestrictions::default()),
             ifd_builder: RefCell::new(None),
+            resolved_search_path: RefCell::new(HashMap::new()),
         }
     }
 
@@ -235,6 +238,33 @@ impl EvalIO for StoreEvalIO {
         self.check_source_path(Path::new(store_path))?;
         let path = self.parse_path(store_path)?;
         self.store.is_valid_path(&path).map_err(store_error)
+    }
+
+    fn resolve_search_path_url(&self, url: &str) -> Option<String> {
+        if let Some(known) = self.resolved_search_path.borrow().get(url) {
+            return known.clone();
+        }
+        // `channel:NAME` is a channel's expressions on nixos.org.
+        let download_url = match url.strip_prefix("channel:") {
+            Some(name) => format!("https://nixos.org/channels/{name}/nixexprs.tar.xz"),
+            None => url.to_string(),
+        };
+        // As CppNix, the entries are downloaded outside the URI restrictions
+        // (they are the user's own configuration) and become readable.
+        let args = [("url".to_string(), FetchValue::String(download_url))];
+        let resolved = match fetch::fetch(&*self.store, "tarball", &args) {
+            Ok(result) => result.into_iter().find_map(|(name, value)| match value {
+                FetchValue::String(path) if name == "outPath" => Some(path),
+                _ => None,
+            }),
+            Err(_) => None,
+        };
+        match &resolved {
+            Some(path) => self.allow_path(Path::new(path)),
+            None => eprintln!("warning: Nix search path entry '{url}' cannot be downloaded, ignoring"),
+        }
+        self.resolved_search_path.borrow_mut().insert(url.to_string(), resolved.clone());
+        resolved
     }
 
     fn fetch(&self, kind: &str, args: &[(String, FetchValue)]) -> Result<Vec<(String, FetchValue)>, IoError> {
