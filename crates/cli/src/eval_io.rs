@@ -152,6 +152,25 @@ pub fn load_config(options: &[(String, String)]) -> anyhow::Result<nivis_config:
     Ok(config)
 }
 
+/// The `pure-eval` the new CLI (`nix eval`, `nix build`, `nix profile`)
+/// evaluates with, as an option for [`load_config`]. CppNix's `nix` sets
+/// `pure-eval` before reading its flags, so `nix.conf` and `NIX_CONFIG` do not
+/// make it impure; `--impure` or `--option pure-eval false` do, and `--file` is
+/// impure whatever the flags say (kept for backward compatibility, as CppNix).
+pub fn new_cli_pure_eval(command_line_options: &[(String, String)], impure: bool, from_file: bool) -> (String, String) {
+    let explicit = command_line_options.iter().rev().find(|(name, _)| name == "pure-eval").map(|(_, value)| value.clone());
+    let pure = if from_file {
+        "false".to_string()
+    } else if let Some(value) = explicit {
+        value
+    } else if impure {
+        "false".to_string()
+    } else {
+        "true".to_string()
+    };
+    ("pure-eval".to_string(), pure)
+}
+
 /// `--show-trace`, or `show-trace = true` in the configuration.
 pub fn show_trace(config: &nivis_config::Config, flag: bool) -> bool {
     flag || config.get_bool("show-trace").unwrap_or(false)

@@ -31,6 +31,10 @@ pub struct BuildFlags {
     pub check: bool,
     /// `--repair`: rebuild outputs whose contents are corrupted.
     pub repair: bool,
+    /// `--impure` (new CLI): evaluate without `pure-eval`.
+    pub impure: bool,
+    /// `--show-trace`, for the commands that evaluate.
+    pub show_trace: bool,
 }
 
 impl BuildFlags {
@@ -81,8 +85,9 @@ impl BuildFlags {
             "--repair" => self.repair = true,
             "--fallback" => self.options.push(("fallback".into(), "true".into())),
             "--no-fallback" => self.options.push(("fallback".into(), "false".into())),
-            "-v" | "--verbose" | "--quiet" | "--show-trace"
-            | "--no-gc-warning" | "--impure" => {}
+            "--impure" => self.impure = true,
+            "--show-trace" => self.show_trace = true,
+            "-v" | "--verbose" | "--quiet" | "--no-gc-warning" => {}
             s if s.starts_with("-j") && s.len() > 2 && s[2..].chars().all(|c| c.is_ascii_digit()) => {
                 self.options.push(("max-jobs".into(), s[2..].to_string()));
             }

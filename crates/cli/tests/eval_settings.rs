@@ -400,3 +400,39 @@ fn url_entries_of_the_search_path_are_downloaded() {
     let out = s.same(&[], &["--store", store, "-I", &missing, "--eval", "-E", "<exprs/lib.nix>"]);
     assert!(text(&out.stderr).contains("cannot be downloaded, ignoring"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn nix_build_evaluates_purely_and_takes_eval_options() {
+    need_cppnix!();
+    let s = Scratch::new();
+    let file = s.write("env.nix", "builtins.getEnv \"HOME\"");
+    let file = file.to_str().unwrap();
+    let store = s.path("store");
+    let store = store.to_str().unwrap();
+    let env = [("NIX_CONFIG", "experimental-features = nix-command")];
+    let build = |env: &[(&str, &str)], extra: &[&str]| {
+        let mut args = vec!["build", "--dry-run", "--store", store];
+        args.extend_from_slice(extra);
+        s.same_tool("nix", env, &args)
+    };
+    // `--expr` is pure by default, and nix.conf cannot change that ...
+    let out = build(&env, &["--expr", "builtins.currentTime"]);
+    assert!(first_error_line(&out.stderr).contains("attribute 'currentTime' missing"));
+    build(&[("NIX_CONFIG", "experimental-features = nix-command\npure-eval = false")], &["--expr", "builtins.currentTime"]);
+    // ... but `--impure` and `--option pure-eval false` can.
+    let out = build(&env, &["--impure", "--expr", "builtins.currentTime"]);
+    assert!(first_error_line(&out.stderr).contains("does not evaluate to a derivation"));
+    build(&env, &["--option", "pure-eval", "false", "--expr", "builtins.currentTime"]);
+    build(&env, &["--impure", "--option", "pure-eval", "true", "--expr", "builtins.currentTime"]);
+    // `--file` is impure whatever the options say.
+    build(&env, &["-f", file, "--option", "pure-eval", "true"]);
+    // Other evaluation settings reach the evaluator from the command line.
+    let out = build(&env, &["--option", "restrict-eval", "true", "-f", file]);
+    assert!(first_error_line(&out.stderr).contains("forbidden in restricted mode"));
+    build(&env, &["--option", "system", "sys-x", "--impure", "--expr", "builtins.currentSystem"]);
+    s.same_tool(
+        "nix",
+        &env,
+        &["profile", "install", "--profile", s.path("p").to_str().unwrap(), "--store", store, "--expr", "builtins.currentTime"],
+    );
+}

@@ -83,7 +83,7 @@ pub fn run(args: Vec<OsString>) -> crate::CommandResult {
         })
         .collect();
     let instantiated = nivis_eval::run_with_big_stack(EVAL_STACK_BYTES, move || {
-        instantiate(store_flag.as_deref(), &include, files, attr_paths, from_args, show_trace, auto_arg_values)
+        instantiate(store_flag.as_deref(), &include, files, attr_paths, from_args, show_trace, auto_arg_values, &[])
     });
     let pairs = match instantiated {
         Ok(pairs) => pairs,
@@ -122,6 +122,9 @@ pub fn run(args: Vec<OsString>) -> crate::CommandResult {
 }
 
 /// Evaluates and writes the `.drv` files: `(drv path, output name)` pairs.
+/// The configuration is `nix.conf`, `NIX_CONFIG`, the command's recorded
+/// `--option`s ([`crate::eval_io::set_command_line_options`]), then `options`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn instantiate(
     store_flag: Option<&str>,
     include: &[String],
@@ -130,12 +133,13 @@ pub(crate) fn instantiate(
     from_args: bool,
     show_trace: bool,
     auto_arg_values: Vec<(String, AutoArg)>,
+    options: &[(String, String)],
 ) -> Result<Vec<(String, String)>, u8> {
     let io = open_eval_io(store_flag, false).map_err(|error| {
         eprintln!("error: {error:#}");
         1u8
     })?;
-    let config = crate::eval_io::load_config(&[]).map_err(|error| {
+    let config = crate::eval_io::load_config(options).map_err(|error| {
         eprintln!("error: {error:#}");
         1u8
     })?;

@@ -68,6 +68,9 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
         let source = expr.or(file).expect("one of them");
         let attr_paths = if installables.is_empty() { vec![String::new()] } else { installables.clone() };
         let store_flag = build.store.clone();
+        crate::eval_io::set_command_line_options(&build.options);
+        let pure_eval = [crate::eval_io::new_cli_pure_eval(&build.options, build.impure, !from_args)];
+        let show_trace = build.show_trace;
         let pairs = nivis_eval::run_with_big_stack(EVAL_STACK_BYTES, move || {
             crate::legacy::nix_build::instantiate(
                 store_flag.as_deref(),
@@ -75,8 +78,9 @@ pub fn run(args: &[OsString]) -> crate::CommandResult {
                 vec![source],
                 attr_paths,
                 from_args,
-                false,
+                show_trace,
                 auto_args,
+                &pure_eval,
             )
         });
         let pairs = match pairs {

@@ -89,17 +89,10 @@ fn run_in_thread(mut o: Options) -> u8 {
             return 1;
         }
     };
-    let config = match crate::eval_io::load_config(&o.options) {
-        // The new CLI evaluates purely unless told `--impure`; `--file` is
-        // impure anyway (CppNix keeps that for backward compatibility).
-        Ok(mut config) => {
-            if o.impure || o.file.is_some() {
-                config.set("pure-eval", "false");
-            } else if !config.is_set("pure-eval") {
-                config.set("pure-eval", "true");
-            }
-            config
-        }
+    let mut options = o.options.clone();
+    options.push(crate::eval_io::new_cli_pure_eval(&o.options, o.impure, o.file.is_some()));
+    let config = match crate::eval_io::load_config(&options) {
+        Ok(config) => config,
         Err(error) => {
             eprintln!("error: {error:#}");
             return 1;

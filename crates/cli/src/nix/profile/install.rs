@@ -141,6 +141,9 @@ fn resolve_installables(options: &Options, store: &dyn Store) -> anyhow::Result<
                     )
                 })
                 .collect();
+            crate::eval_io::set_command_line_options(&options.build.options);
+            let pure_eval = [crate::eval_io::new_cli_pure_eval(&options.build.options, options.build.impure, !from_args)];
+            let show_trace = options.build.show_trace;
             let pairs = nivis_eval::run_with_big_stack(EVAL_STACK_BYTES, move || {
                 crate::legacy::nix_build::instantiate(
                     store_flag.as_deref(),
@@ -148,8 +151,9 @@ fn resolve_installables(options: &Options, store: &dyn Store) -> anyhow::Result<
                     vec![source],
                     vec![attr_path],
                     from_args,
-                    false,
+                    show_trace,
                     auto_args,
+                    &pure_eval,
                 )
             });
             match pairs {

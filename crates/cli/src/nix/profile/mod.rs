@@ -166,7 +166,7 @@ impl Options {
                 "--regex" if accepts.matchers => o.regexes.push(next(&mut i)?),
                 "-f" | "--file" if accepts.eval => o.file = Some(next(&mut i)?),
                 "--expr" if accepts.eval => o.expr = Some(next(&mut i)?),
-                "--impure" if accepts.eval => {}
+                "--impure" if accepts.eval => o.build.impure = true,
                 "--store" if !accepts.build => o.build.store = Some(next(&mut i)?),
                 "--option" if !accepts.build => {
                     next(&mut i)?;
