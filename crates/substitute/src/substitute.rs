@@ -7,7 +7,8 @@
 //! spooled through a temporary file. Either way the destination's `add_nar`
 //! registers nothing unless the whole NAR arrived and checked out.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::io::{self, Read, Seek, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
@@ -141,7 +142,8 @@ pub fn substitute_paths_with_jobs(
     let references: BTreeMap<StorePath, StorePathSet> =
         planned.iter().map(|(path, info)| (path.clone(), info.references.clone())).collect();
     let unavailable_paths: BTreeSet<StorePath> = unavailable.keys().cloned().collect();
-    let mut graph = TransferGraph::new(&references, &unavailable_paths);
+    let mut graph =
+        TransferGraph::new(&references, &unavailable_paths, &|path| planned.get(path).map_or(0, |p| p.nar_size));
 
     let no_substituter = |path: &StorePath, attempts: Vec<String>| {
         (path.clone(), SubstituteError::NoSubstituter { path: local.print_store_path(path), attempts })
@@ -752,7 +754,7 @@ fn copy_infos(
     }
     let references: BTreeMap<StorePath, StorePathSet> =
         infos.iter().map(|(path, info)| (path.clone(), info.references.clone())).collect();
-    let mut graph = TransferGraph::new(&references, &BTreeSet::new());
+    let mut graph = TransferGraph::new(&references, &BTreeSet::new(), &|path| infos.get(path).map_or(0, |i| i.nar_size));
     let mut first_error = None;
     let mut finished = |graph: &mut TransferGraph, path: StorePath, outcome: Option<Result<(), SubstituteError>>| {
         match outcome {
@@ -794,21 +796,34 @@ fn copy_infos(
 
 /// The paths still to transfer and the order they may start in: a path is
 /// ready once every path it refers to (among those being transferred) is
-/// done, since a store registers a path only after its references.
+/// done, since a store registers a path only after its references. Of the
+/// ready paths the largest NAR starts first, so that a big path does not
+/// start last and run alone at the end.
 struct TransferGraph {
     /// Paths not ready yet, with how many of their references are not done.
     waiting: BTreeMap<StorePath, usize>,
     /// For each path, the paths waiting on it.
     referrers: BTreeMap<StorePath, Vec<StorePath>>,
-    ready: VecDeque<StorePath>,
+    /// Ready paths by NAR size, largest first (then in path order).
+    ready: BinaryHeap<(u64, Reverse<StorePath>)>,
+    nar_sizes: BTreeMap<StorePath, u64>,
 }
 
 impl TransferGraph {
     /// `references` are the paths to transfer with their references; a
     /// reference in `missing` will never be done (its referrers wait until
     /// [`TransferGraph::failed`] removes them).
-    fn new(references: &BTreeMap<StorePath, StorePathSet>, missing: &BTreeSet<StorePath>) -> TransferGraph {
-        let mut graph = TransferGraph { waiting: BTreeMap::new(), referrers: BTreeMap::new(), ready: VecDeque::new() };
+    fn new(
+        references: &BTreeMap<StorePath, StorePathSet>,
+        missing: &BTreeSet<StorePath>,
+        nar_size: &dyn Fn(&StorePath) -> u64,
+    ) -> TransferGraph {
+        let mut graph = TransferGraph {
+            waiting: BTreeMap::new(),
+            referrers: BTreeMap::new(),
+            ready: BinaryHeap::new(),
+            nar_sizes: references.keys().map(|path| (path.clone(), nar_size(path))).collect(),
+        };
         for (path, path_references) in references {
             let mut count = 0;
             for reference in path_references {
@@ -818,7 +833,7 @@ impl TransferGraph {
                 }
             }
             if count == 0 {
-                graph.ready.push_back(path.clone());
+                graph.make_ready(path.clone());
             } else {
                 graph.waiting.insert(path.clone(), count);
             }
@@ -826,8 +841,13 @@ impl TransferGraph {
         graph
     }
 
+    fn make_ready(&mut self, path: StorePath) {
+        let size = self.nar_sizes.get(&path).copied().unwrap_or(0);
+        self.ready.push((size, Reverse(path)));
+    }
+
     fn next_ready(&mut self) -> Option<StorePath> {
-        self.ready.pop_front()
+        self.ready.pop().map(|(_, Reverse(path))| path)
     }
 
     /// `path` is valid now: referrers that waited only on it become ready.
@@ -837,7 +857,7 @@ impl TransferGraph {
                 *count -= 1;
                 if *count == 0 {
                     self.waiting.remove(&referrer);
-                    self.ready.push_back(referrer);
+                    self.make_ready(referrer);
                 }
             }
         }

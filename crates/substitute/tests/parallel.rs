@@ -243,3 +243,31 @@ fn a_corrupted_nar_in_the_middle_registers_nothing_that_needs_it() {
     }
     assert_consistent(&destination);
 }
+
+#[test]
+fn the_largest_ready_path_starts_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = open_local(&tmp.path().join("source"));
+    let closure = Closure::new(&source);
+    let (_, uri) = write_cache(tmp.path(), &source, &closure, "zstd");
+    let destination = open_local(&tmp.path().join("destination"));
+    let substituters: Vec<Substituter> = vec![Box::new(BinaryCacheStore::open(&uri, &settings()).unwrap())];
+    // One at a time, so that the order is the scheduler's alone.
+    let report = substitute_paths_with_jobs(
+        &destination,
+        &substituters,
+        &set(&[closure.top.clone(), closure.lone.clone()]),
+        &Keyring::new(),
+        false,
+        1,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let position = |path: &StorePath| report.substituted.iter().position(|p| p == path).unwrap();
+    // `base` (100 kB) before `lone` (10 kB), which waits until the 2 MB
+    // `left` and `right` that `base` made ready have started.
+    assert_eq!(position(&closure.base), 0);
+    assert!(position(&closure.lone) > position(&closure.left).max(position(&closure.right)));
+    assert_consistent(&destination);
+}
