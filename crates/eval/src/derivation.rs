@@ -12,27 +12,42 @@ use crate::pos::Pos;
 use crate::symbol::Sym;
 use crate::value::*;
 
+/// The file name CppNix 2.8 gives its built-in `derivation` code, in
+/// positions (`unsafeGetAttrPos`, `--xml`) and error traces.
+pub const DERIVATION_NIX_PATH: &str = "//builtin/derivation.nix";
+
 /// `derivation`, in Nix: calls `derivationStrict` and returns the first output's
 /// attribute set, each output carrying `outPath`, `drvPath`, `type` and
-/// `outputName`, plus the original attributes, `all` and `drvAttrs`.
-pub const DERIVATION_NIX: &str = r#"
+/// `outputName`, plus the original attributes, `all` and `drvAttrs`. Our own
+/// text, laid out so that its positions are CppNix 2.8's.
+pub const DERIVATION_NIX: &str = r#"# The built-in `derivation`: calls `derivationStrict` and returns the first
+# output's attribute set. The layout is deliberate: every attribute it defines
+# sits where CppNix 2.8's //builtin/derivation.nix reports it (--xml locations,
+# unsafeGetAttrPos), so the line and column numbers agree.
 drvAttrs@{ outputs ? [ "out" ], ... }:
 let
   strict = derivationStrict drvAttrs;
-  outputPairs = map (outputName: {
-    name = outputName;
-    value = shared // {
-      outPath = builtins.getAttr outputName strict;
-      drvPath = strict.drvPath;
-      type = "derivation";
-      inherit outputName;
+  outputPairs = map outputPair outputs;
+  shared = drvAttrs // builtins.listToAttrs outputPairs
+    // {
+      # one attribute per output, then these two
+      all = map (pair: pair.value) outputPairs;
+     inherit drvAttrs;
     };
-  }) outputs;
-  shared = drvAttrs // builtins.listToAttrs outputPairs // {
-    all = map (pair: pair.value) outputPairs;
-    inherit drvAttrs;
-  };
-in (builtins.head outputPairs).value
+  outputPair = outputName:
+    {
+      name = outputName;
+      value = shared // {
+        outPath = builtins.getAttr outputName strict;
+        drvPath = strict.drvPath;
+        type = "derivation";
+       inherit outputName;
+      };
+    };
+in
+
+  # the first output
+   (builtins.head outputPairs).value
 "#;
 
 pub fn prim_derivation_strict(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {

@@ -205,7 +205,12 @@ impl Eval {
             force_depth: 0,
         };
         let expr = ev
-            .parse_with_scope(crate::derivation::DERIVATION_NIX.as_bytes(), Origin::String, Path::new("/"), None)
+            .parse_with_scope(
+                crate::derivation::DERIVATION_NIX.as_bytes(),
+                Origin::File(crate::derivation::DERIVATION_NIX_PATH.into()),
+                Path::new("/"),
+                None,
+            )
             .expect("the built-in definition of `derivation` parses");
         if let Value::Thunk(t) = &derivation {
             t.replace(ThunkState::Pending { expr, env: ev.base_env.clone() });

@@ -211,21 +211,14 @@ struct Xml {
     location: bool,
 }
 
-/// The location attributes of `pos`, CppNix's `posToXML`: `path` (for a file),
-/// `line`, `column`; nothing for an unknown position or for the built-in
-/// `derivation` code, whose text is ours and not CppNix's (its line numbers
-/// would point into a different file).
+/// The location attributes of `pos`, CppNix's `posToXML`: `path` (for a file,
+/// the built-in `derivation`'s included), `line`, `column`; nothing for an
+/// unknown position.
 fn xml_location(pos: Pos) -> Vec<(&'static str, String)> {
     let Some(loc) = pos.resolve() else { return Vec::new() };
     let mut attrs = Vec::new();
-    match &loc.origin {
-        crate::pos::Origin::File(path) => attrs.push(("path", path.display().to_string())),
-        _ => {
-            let first_code_line = crate::derivation::DERIVATION_NIX.lines().nth(1).unwrap_or_default();
-            if crate::pos::source_line(pos.file, 2).as_deref() == Some(first_code_line.as_bytes()) {
-                return Vec::new();
-            }
-        }
+    if let crate::pos::Origin::File(path) = &loc.origin {
+        attrs.push(("path", path.display().to_string()));
     }
     attrs.push(("line", loc.line.to_string()));
     attrs.push(("column", loc.column.to_string()));
