@@ -10,7 +10,8 @@
 //! 3. record a temporary GC root, take `<path>.lock`, and if the path became valid
 //!    meanwhile throw the temporary copy away (a valid path is never rewritten);
 //! 4. rename into place, make the contents durable (`fsync` of a lone file,
-//!    `syncfs` for a tree), fsync the store directory;
+//!    `syncfs` for a tree) and the name (the store directory's fsync, where
+//!    the first sync did not already carry it);
 //! 5. register path info and references in ONE SQLite transaction.
 //!
 //! A crash before 5 leaves at most an unregistered (invalid) directory entry; a
@@ -349,11 +350,11 @@ impl LocalStore {
         temp.keep = true;
         // The contents and the name must be on disk before the database row
         // says they are there. Syncing after the rename is as safe as before
-        // it (until the row is written the name is an invalid leftover) and,
-        // on a journalling file system, makes the file's sync carry the rename
-        // too, so the directory's sync finds nothing left to write: one disk
-        // flush per small path instead of two or three.
-        let synced = nar::sync_tree(&real).and_then(|()| nar::sync_dir(&self.config.real_store_dir));
+        // it (until the row is written the name is an invalid leftover) and
+        // lets one sync carry both where the file system allows
+        // (`sync_new_entry`): one disk flush per small path instead of two or
+        // three.
+        let synced = nar::sync_new_entry(&real, &self.config.real_store_dir);
         if let Err(e) = synced {
             if !self.is_valid_path(&info.path).unwrap_or(true) {
                 let _ = nar::delete_path(&real);
