@@ -159,12 +159,11 @@ const MAX_ENTRIES_SYNCED_ONE_BY_ONE: usize = 64;
 /// were moved to in `real_store_dir`.
 ///
 /// An output of a few regular files and directories (most small builds) is
-/// fsync'd file by file: on a journalling file system the first of those
-/// flushes carries all the metadata and the later ones find little left to
-/// write. Anything larger, or holding symlinks (which cannot be opened to be
-/// synced), takes one `syncfs(2)` of the store's file system, which also
-/// writes out whatever else is pending there and so, on a busy machine, costs
-/// far more than a few files' flushes.
+/// fsync'd file by file, then the store directory (not needed on ext4 for
+/// outputs that are lone files). Anything larger, or holding symlinks (which
+/// cannot be opened to be synced), takes one `syncfs(2)` of the store's file
+/// system, which also writes out whatever else is pending there and so, on a
+/// busy machine, costs far more than a few files' flushes.
 pub(crate) fn sync_outputs<'a>(
     outputs: impl IntoIterator<Item = &'a Path>,
     real_store_dir: &Path,
@@ -201,10 +200,26 @@ pub(crate) fn sync_outputs<'a>(
         }
         return Ok(());
     }
-    // Children before their parents, the store directory last.
-    for path in files.iter().chain(directories.iter().rev()).map(|p| p.as_path()).chain(std::iter::once(real_store_dir)) {
+    // Children before their parents, the store directory last, except where
+    // the outputs are lone files on ext4, whose fsync also carries the name
+    // they were renamed to (see `nivis_store`'s `sync_new_entry`).
+    let names_carried = directories.is_empty() && files.first().is_some_and(|file| on_ext4(file));
+    let store_dir = (!names_carried).then_some(real_store_dir);
+    for path in files.iter().chain(directories.iter().rev()).map(|p| p.as_path()).chain(store_dir) {
         let file = fs::File::open(path).map_err(|e| BuildError::io("opening", path, e))?;
         file.sync_all().map_err(|e| BuildError::io("syncing", path, e))?;
     }
     Ok(())
+}
+
+/// Whether `path` is on an ext4 file system (false when that cannot be told).
+fn on_ext4(path: &Path) -> bool {
+    const EXT4_SUPER_MAGIC: i64 = 0xEF53;
+    let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else { return false };
+    // SAFETY: statfs fills a zeroed buffer we own from a NUL-terminated path.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return false;
+    }
+    stat.f_type as i64 == EXT4_SUPER_MAGIC
 }
