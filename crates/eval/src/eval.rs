@@ -181,6 +181,49 @@ impl<T> AddTrace<T> for Result<T> {
     }
 }
 
+/// The value of an integer operand that needs no evaluation: a constant, or a
+/// variable whose thunk has been forced already.
+#[inline]
+fn ready_int(e: &'static Expr, env: &Rc<Env>) -> Option<i64> {
+    match e {
+        Expr::Const(Value::Int(n)) => Some(*n),
+        Expr::Var(Var { loc: VarLoc::Local { depth, slot }, .. }) => match env_at(env, *depth).get_forced(*slot as usize)? {
+            Value::Int(n) => Some(n),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `a - 1`, `a + b`, `a < b`, ... on integers that are already values, computed
+/// right away instead of allocating a thunk for it (`fib (n - 1)`, the `x + 1` of
+/// a list element). Only when the result is certain and the operation cannot
+/// fail (overflow and division by zero fall back to a thunk, which reports the
+/// error if it is ever forced), so laziness is unobservable: the operands are
+/// values and the operation has no effects.
+#[inline(never)]
+fn eager_int_arith(e: &'static Expr, env: &Rc<Env>) -> Option<Value> {
+    match e {
+        Expr::BinOp { op, lhs, rhs, .. } => {
+            let (a, b) = (ready_int(lhs, env)?, ready_int(rhs, env)?);
+            Some(match op {
+                BinOp::Sub => Value::Int(a.checked_sub(b)?),
+                BinOp::Mul => Value::Int(a.checked_mul(b)?),
+                BinOp::Div if b != 0 => Value::Int(a.checked_div(b)?),
+                BinOp::Lt => Value::Bool(a < b),
+                BinOp::Eq => Value::Bool(a == b),
+                BinOp::Neq => Value::Bool(a != b),
+                _ => return None,
+            })
+        }
+        Expr::ConcatStrings { force_string: false, parts, .. } if parts.len() == 2 => {
+            let (a, b) = (ready_int(&parts[0].1, env)?, ready_int(&parts[1].1, env)?);
+            Some(Value::Int(a.checked_add(b)?))
+        }
+        _ => None,
+    }
+}
+
 fn env_at(env: &Rc<Env>, depth: u32) -> &Rc<Env> {
     let mut e = env;
     for _ in 0..depth {
@@ -418,6 +461,12 @@ impl Eval {
             Expr::Const(v) => v.clone(),
             Expr::Var(Var { loc: VarLoc::Local { depth, slot }, .. }) => {
                 match env_at(env, *depth).get_forced(*slot as usize) {
+                    Some(v) => v,
+                    None => Value::thunk(ThunkState::Pending { expr: e, env: env.clone() }),
+                }
+            }
+            Expr::BinOp { .. } | Expr::ConcatStrings { force_string: false, .. } => {
+                match eager_int_arith(e, env) {
                     Some(v) => v,
                     None => Value::thunk(ThunkState::Pending { expr: e, env: env.clone() }),
                 }

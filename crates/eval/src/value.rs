@@ -19,49 +19,136 @@ use crate::symbol::Sym;
 /// `/nix/store/...` (a plain path), `=/nix/store/x.drv` (a derivation with all
 /// its outputs), `!out!/nix/store/x.drv` (one output of a derivation).
 ///
-/// A sorted vector without duplicates (most contexts hold one to a few
-/// elements: a B-tree node would cost ~200 bytes each), iterated in byte order
-/// as CppNix's `std::set`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Context(Vec<Box<[u8]>>);
+/// Iterated in byte order as CppNix's `std::set`. Most contexts hold one to a few
+/// elements and live as a sorted vector without duplicates (a B-tree node would
+/// cost ~200 bytes each); a context that grows past [`CONTEXT_VEC_MAX`] elements
+/// (`concatStringsSep` over thousands of derivation paths) moves to a B-tree set,
+/// so that building it stays O(n log n) rather than O(n²) sorted insertions.
+#[derive(Clone, Debug)]
+pub struct Context(ContextRepr);
+
+#[derive(Clone, Debug)]
+enum ContextRepr {
+    Small(Vec<Box<[u8]>>),
+    Large(std::collections::BTreeSet<Box<[u8]>>),
+}
+
+/// The size at which a context turns from a sorted vector into a B-tree set.
+const CONTEXT_VEC_MAX: usize = 32;
+
+/// Equal when the elements are (a context emptied below the vector size may still
+/// be a B-tree).
+impl PartialEq for Context {
+    fn eq(&self, other: &Context) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Context {}
+
+impl Default for Context {
+    fn default() -> Context {
+        Context::new()
+    }
+}
+
+/// Iterator over a context's elements in byte order.
+pub enum ContextIter<'a> {
+    Small(std::slice::Iter<'a, Box<[u8]>>),
+    Large(std::collections::btree_set::Iter<'a, Box<[u8]>>),
+}
+
+impl<'a> Iterator for ContextIter<'a> {
+    type Item = &'a Box<[u8]>;
+    #[inline]
+    fn next(&mut self) -> Option<&'a Box<[u8]>> {
+        match self {
+            ContextIter::Small(i) => i.next(),
+            ContextIter::Large(i) => i.next(),
+        }
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            ContextIter::Small(i) => i.size_hint(),
+            ContextIter::Large(i) => i.size_hint(),
+        }
+    }
+}
+
+/// Owning iterator over a context's elements in byte order.
+pub enum ContextIntoIter {
+    Small(std::vec::IntoIter<Box<[u8]>>),
+    Large(std::collections::btree_set::IntoIter<Box<[u8]>>),
+}
+
+impl Iterator for ContextIntoIter {
+    type Item = Box<[u8]>;
+    fn next(&mut self) -> Option<Box<[u8]>> {
+        match self {
+            ContextIntoIter::Small(i) => i.next(),
+            ContextIntoIter::Large(i) => i.next(),
+        }
+    }
+}
 
 impl Context {
     pub fn new() -> Context {
-        Context(Vec::new())
+        Context(ContextRepr::Small(Vec::new()))
     }
     /// Adds an element; false if it was there already.
     pub fn insert(&mut self, element: Box<[u8]>) -> bool {
-        match self.0.binary_search(&element) {
-            Ok(_) => false,
-            Err(i) => {
-                self.0.insert(i, element);
-                true
-            }
+        match &mut self.0 {
+            ContextRepr::Small(v) => match v.binary_search(&element) {
+                Ok(_) => false,
+                Err(i) => {
+                    if v.len() < CONTEXT_VEC_MAX {
+                        v.insert(i, element);
+                    } else {
+                        let mut set: std::collections::BTreeSet<Box<[u8]>> = std::mem::take(v).into_iter().collect();
+                        set.insert(element);
+                        self.0 = ContextRepr::Large(set);
+                    }
+                    true
+                }
+            },
+            ContextRepr::Large(set) => set.insert(element),
         }
     }
     pub fn contains(&self, element: &[u8]) -> bool {
-        self.0.binary_search_by(|e| (**e).cmp(element)).is_ok()
-    }
-    pub fn remove(&mut self, element: &[u8]) -> bool {
-        match self.0.binary_search_by(|e| (**e).cmp(element)) {
-            Ok(i) => {
-                self.0.remove(i);
-                true
-            }
-            Err(_) => false,
+        match &self.0 {
+            ContextRepr::Small(v) => v.binary_search_by(|e| (**e).cmp(element)).is_ok(),
+            ContextRepr::Large(set) => set.contains(element),
         }
     }
-    pub fn iter(&self) -> std::slice::Iter<'_, Box<[u8]>> {
-        self.0.iter()
+    pub fn remove(&mut self, element: &[u8]) -> bool {
+        match &mut self.0 {
+            ContextRepr::Small(v) => match v.binary_search_by(|e| (**e).cmp(element)) {
+                Ok(i) => {
+                    v.remove(i);
+                    true
+                }
+                Err(_) => false,
+            },
+            ContextRepr::Large(set) => set.remove(element),
+        }
+    }
+    pub fn iter(&self) -> ContextIter<'_> {
+        match &self.0 {
+            ContextRepr::Small(v) => ContextIter::Small(v.iter()),
+            ContextRepr::Large(set) => ContextIter::Large(set.iter()),
+        }
     }
     pub fn len(&self) -> usize {
-        self.0.len()
+        match &self.0 {
+            ContextRepr::Small(v) => v.len(),
+            ContextRepr::Large(set) => set.len(),
+        }
     }
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
     pub fn first(&self) -> Option<&Box<[u8]>> {
-        self.0.first()
+        self.iter().next()
     }
 }
 
@@ -78,7 +165,10 @@ impl FromIterator<Box<[u8]>> for Context {
         let mut elements: Vec<Box<[u8]>> = iter.into_iter().collect();
         elements.sort_unstable();
         elements.dedup();
-        Context(elements)
+        if elements.len() > CONTEXT_VEC_MAX {
+            return Context(ContextRepr::Large(elements.into_iter().collect()));
+        }
+        Context(ContextRepr::Small(elements))
     }
 }
 
@@ -90,17 +180,20 @@ impl<const N: usize> From<[Box<[u8]>; N]> for Context {
 
 impl IntoIterator for Context {
     type Item = Box<[u8]>;
-    type IntoIter = std::vec::IntoIter<Box<[u8]>>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+    type IntoIter = ContextIntoIter;
+    fn into_iter(self) -> ContextIntoIter {
+        match self.0 {
+            ContextRepr::Small(v) => ContextIntoIter::Small(v.into_iter()),
+            ContextRepr::Large(set) => ContextIntoIter::Large(set.into_iter()),
+        }
     }
 }
 
 impl<'a> IntoIterator for &'a Context {
     type Item = &'a Box<[u8]>;
-    type IntoIter = std::slice::Iter<'a, Box<[u8]>>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+    type IntoIter = ContextIter<'a>;
+    fn into_iter(self) -> ContextIter<'a> {
+        self.iter()
     }
 }
 
