@@ -20,7 +20,7 @@
 //! every derivation CppNix wrote the two agree; [`Derivation::fill_output_paths`]
 //! computes them for new derivations.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use thiserror::Error;
 
@@ -381,16 +381,21 @@ fn push_unescaped(out: &mut Vec<u8>, s: &[u8]) {
 fn push_escaped(out: &mut Vec<u8>, s: &[u8]) {
     out.reserve(s.len() + 2);
     out.push(b'"');
-    for &byte in s {
-        match byte {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            other => out.push(other),
-        }
+    // Runs of bytes that need no escape (almost all of a derivation) are
+    // copied at once.
+    let mut rest = s;
+    while let Some(i) = rest.iter().position(|b| matches!(b, b'"' | b'\\' | b'\n' | b'\r' | b'\t')) {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(match rest[i] {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            _ => b"\\t",
+        });
+        rest = &rest[i + 1..];
     }
+    out.extend_from_slice(rest);
     out.push(b'"');
 }
 
@@ -702,7 +707,9 @@ impl Derivation {
 /// reading them on demand (CppNix's `drvHashes`). Keep one per evaluation.
 #[derive(Debug, Default, Clone)]
 pub struct DrvHashCache {
-    hashes: BTreeMap<StorePath, DrvHashModulo>,
+    /// Hashed, not ordered: nothing iterates it, and a large evaluation does a
+    /// lookup per input of every derivation.
+    hashes: HashMap<StorePath, DrvHashModulo>,
 }
 
 impl DrvHashCache {
