@@ -112,13 +112,13 @@ impl From<ParseError> for Box<EvalError> {
 /// next source lines, numbered, with a caret under the column.
 pub fn render_pos(out: &mut String, pos: Pos) {
     use std::fmt::Write;
-    let Some(loc) = pos.resolve() else { return };
+    let (Some(loc), Some(file)) = (pos.resolve(), pos.file()) else { return };
     let _ = write!(out, "\n       at {loc}:\n");
     let line = loc.line;
     let width = (line + 1).to_string().len().max(6);
     let mut shown_any = false;
     for l in line.saturating_sub(1).max(1)..=line + 1 {
-        let Some(text) = source_line(pos.file, l) else { continue };
+        let Some(text) = source_line(file, l) else { continue };
         if !shown_any {
             out.push('\n');
             shown_any = true;

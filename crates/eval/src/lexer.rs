@@ -335,7 +335,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn err(&self, at: usize, msg: impl Into<String>) -> ParseError {
-        ParseError { msg: msg.into(), pos: Pos { file: self.file, offset: at as u32 } }
+        ParseError { msg: msg.into(), pos: Pos::new(self.file, at as u32) }
     }
 
     fn state(&self) -> State {

@@ -143,7 +143,7 @@ impl<'a> Parser<'a> {
         &self.tokens[j].tok
     }
     fn pos(&self) -> Pos {
-        Pos { file: self.file, offset: self.tokens[self.i].start }
+        Pos::new(self.file, self.tokens[self.i].start)
     }
     fn bump(&mut self) -> Tok {
         let t = self.tokens[self.i].tok.clone();
@@ -510,7 +510,7 @@ impl<'a> Parser<'a> {
 
     /// After `"`: string parts through the closing `"`.
     fn parse_string_body(&mut self) -> Result<Expr, ParseError> {
-        let pos = Pos { file: self.file, offset: self.tokens[self.i.saturating_sub(1)].start };
+        let pos = Pos::new(self.file, self.tokens[self.i.saturating_sub(1)].start);
         let mut parts: Vec<(Pos, Expr)> = Vec::new();
         let mut literal_only = true;
         loop {

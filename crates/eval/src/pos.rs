@@ -1,8 +1,10 @@
 //! Source files and positions.
 //!
-//! A [`Pos`] is a (file, byte offset) pair, eight bytes; line and column are
-//! computed only when a position is shown. Sources are registered in a
-//! thread-local table and never freed (their syntax trees are leaked too).
+//! A [`Pos`] is four bytes: an offset into one space that all registered
+//! sources share end to end (as CppNix's `PosIdx`), so an attribute (symbol,
+//! value, position) takes 24 bytes. The file, line and column are computed
+//! only when a position is shown. Sources are registered in a thread-local
+//! table and never freed (their syntax trees are leaked too).
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -18,6 +20,8 @@ pub enum Origin {
 }
 
 struct Source {
+    /// Where this source's first byte sits in the shared position space.
+    base: u32,
     origin: Origin,
     text: Rc<[u8]>,
     line_starts: Vec<u32>,
@@ -29,10 +33,7 @@ thread_local! {
 
 /// A position in a registered source.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
-pub struct Pos {
-    pub file: u32,
-    pub offset: u32,
-}
+pub struct Pos(u32);
 
 /// A position resolved to line and column (both 1-based).
 #[derive(Clone, Debug)]
@@ -43,25 +44,52 @@ pub struct Location {
 }
 
 impl Pos {
-    pub const NONE: Pos = Pos { file: u32::MAX, offset: 0 };
+    pub const NONE: Pos = Pos(u32::MAX);
 
-    pub fn is_none(self) -> bool {
-        self.file == u32::MAX
+    /// The position of byte `offset` of source `file` (none when the sources
+    /// read so far exceed the 4 GiB position space).
+    pub fn new(file: u32, offset: u32) -> Pos {
+        SOURCES.with(|s| match s.borrow().get(file as usize) {
+            Some(src) => match src.base.checked_add(offset) {
+                Some(p) if p != u32::MAX => Pos(p),
+                _ => Pos::NONE,
+            },
+            None => Pos::NONE,
+        })
     }
 
-    pub fn resolve(self) -> Option<Location> {
+    pub fn is_none(self) -> bool {
+        self == Pos::NONE
+    }
+
+    /// The source file id and the byte offset in it.
+    pub fn file_and_offset(self) -> Option<(u32, u32)> {
         if self.is_none() {
             return None;
         }
         SOURCES.with(|s| {
             let s = s.borrow();
-            let src = s.get(self.file as usize)?;
-            let line_index = match src.line_starts.binary_search(&self.offset) {
+            let index = s.partition_point(|src| src.base <= self.0).checked_sub(1)?;
+            Some((index as u32, self.0 - s[index].base))
+        })
+    }
+
+    /// The source file id, if any.
+    pub fn file(self) -> Option<u32> {
+        self.file_and_offset().map(|(file, _)| file)
+    }
+
+    pub fn resolve(self) -> Option<Location> {
+        let (file, offset) = self.file_and_offset()?;
+        SOURCES.with(|s| {
+            let s = s.borrow();
+            let src = s.get(file as usize)?;
+            let line_index = match src.line_starts.binary_search(&offset) {
                 Ok(i) => i,
                 Err(i) => i - 1,
             };
             let line_start = src.line_starts[line_index] as usize;
-            let upto = (self.offset as usize).min(src.text.len());
+            let upto = (offset as usize).min(src.text.len());
             // CppNix counts columns in bytes, starting at 1.
             let column = (upto - line_start) as u32 + 1;
             Some(Location { origin: src.origin.clone(), line: line_index as u32 + 1, column })
@@ -79,7 +107,16 @@ pub fn add_source(origin: Origin, text: Rc<[u8]>) -> u32 {
     }
     SOURCES.with(|s| {
         let mut s = s.borrow_mut();
-        s.push(Source { origin, text, line_starts });
+        // One past the end of the previous source, so that its end-of-file
+        // position stays its own; saturating, positions past 4 GiB are none.
+        let base = match s.last() {
+            Some(prev) => {
+                let len = u32::try_from(prev.text.len()).unwrap_or(u32::MAX);
+                prev.base.saturating_add(len).saturating_add(1)
+            }
+            None => 0,
+        };
+        s.push(Source { base, origin, text, line_starts });
         (s.len() - 1) as u32
     })
 }

@@ -507,3 +507,4 @@ impl Value {
 }
 
 const _: () = assert!(std::mem::size_of::<Value>() == 16);
+const _: () = assert!(std::mem::size_of::<Attr>() == 24);
