@@ -130,7 +130,10 @@ pub(crate) fn derivation_strict(io: &StoreEvalIO, request: &DerivationRequest) -
             (output_name.clone(), printed)
         })
         .collect();
-    io.computed_derivations.borrow_mut().insert(drv_path.clone(), drv);
+    // Only the output names are kept: the hash of this derivation is in the
+    // cache already, and `=drv` contexts need nothing else (a large evaluation
+    // would otherwise hold every derivation's environment until it ends).
+    io.computed_outputs.borrow_mut().insert(drv_path.clone(), drv.outputs.keys().cloned().collect());
     Ok(DerivationResult { drv_path: store_dir.print_path(&drv_path), outputs })
 }
 
@@ -145,7 +148,10 @@ fn add_context_inputs(io: &StoreEvalIO, request: &DerivationRequest, drv: &mut D
                 .map_err(store_error)?;
             for path in closure {
                 if path.is_derivation() {
-                    let outputs: BTreeSet<String> = read_derivation(io, &path)?.outputs.keys().cloned().collect();
+                    let outputs: BTreeSet<String> = match io.computed_outputs.borrow().get(&path) {
+                        Some(names) => names.iter().cloned().collect(),
+                        None => read_derivation(io, &path)?.outputs.keys().cloned().collect(),
+                    };
                     drv.input_derivations.insert(path.clone(), outputs);
                 }
                 drv.input_sources.insert(path);
@@ -213,11 +219,9 @@ fn declare_outputs(
     Ok(())
 }
 
-/// Reads a derivation: one computed in this evaluation, or a `.drv` in the store.
+/// Reads a `.drv` from the store (derivations computed in this evaluation are
+/// never read back: their hashes and output names are remembered).
 pub(crate) fn read_derivation(io: &StoreEvalIO, path: &StorePath) -> Result<Derivation, IoError> {
-    if let Some(drv) = io.computed_derivations.borrow().get(path) {
-        return Ok(drv.clone());
-    }
     let store_dir = io.store_dir();
     let printed = store_dir.print_path(path);
     let real = io

@@ -7,8 +7,9 @@
 //! Assumptions: one [`StoreEvalIO`] serves one evaluation on one thread (the
 //! evaluator is `Rc`-based). In read-only mode (`nix-instantiate --eval`, `nix
 //! eval`), paths are computed exactly as they would be written, but nothing is
-//! written; derivations computed in this evaluation are remembered in memory so
-//! that derivations depending on them hash correctly without a `.drv` on disk.
+//! written; the hash modulo and output names of derivations computed in this
+//! evaluation are remembered in memory so that derivations depending on them
+//! hash correctly without a `.drv` on disk.
 //!
 //! [`EvalRestrictions`] (`restrict-eval`, `pure-eval`, `allowed-uris`,
 //! `allow-import-from-derivation`) are enforced here, at every read, fetch and
@@ -34,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 use nivis_eval::io::{DerivationRequest, DerivationResult, FetchValue, FileType, PathFilter};
 use nivis_eval::{EvalIO, FsIO, IoError};
-use nivis_formats::{Derivation, DrvHashCache, StoreDir, StorePath, StorePathSet};
+use nivis_formats::{DrvHashCache, StoreDir, StorePath, StorePathSet};
 use nivis_store::Store;
 
 /// An [`EvalIO`] over a store: the real file system for reading, the store for
@@ -45,8 +46,9 @@ pub struct StoreEvalIO {
     fs: FsIO,
     /// Hash modulo of every derivation met so far (CppNix's `drvHashes`).
     drv_hashes: RefCell<DrvHashCache>,
-    /// Derivations computed in this evaluation, by path, for read-only mode.
-    computed_derivations: RefCell<HashMap<StorePath, Derivation>>,
+    /// Output names of the derivations computed in this evaluation, by path,
+    /// for `=drv` contexts in read-only mode.
+    computed_outputs: RefCell<HashMap<StorePath, Vec<String>>>,
     restrictions: RefCell<EvalRestrictions>,
     ifd_builder: RefCell<Option<IfdBuilder>>,
     /// Search-path URLs already downloaded (or failed), as CppNix resolves each once.
@@ -61,7 +63,7 @@ impl StoreEvalIO {
             read_only,
             fs: FsIO,
             drv_hashes: RefCell::new(DrvHashCache::new()),
-            computed_derivations: RefCell::new(HashMap::new()),
+            computed_outputs: RefCell::new(HashMap::new()),
             restrictions: RefCell::new(EvalRestrictions::default()),
             ifd_builder: RefCell::new(None),
             resolved_search_path: RefCell::new(HashMap::new()),
