@@ -205,6 +205,9 @@ fn ready_int(e: &'static Expr, env: &Rc<Env>) -> Option<i64> {
 fn eager_int_arith(e: &'static Expr, env: &Rc<Env>) -> Option<Value> {
     match e {
         Expr::BinOp { op, lhs, rhs, .. } => {
+            if !matches!(op, BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Lt | BinOp::Eq | BinOp::Neq) {
+                return None;
+            }
             let (a, b) = (ready_int(lhs, env)?, ready_int(rhs, env)?);
             Some(match op {
                 BinOp::Sub => Value::Int(a.checked_sub(b)?),
@@ -600,7 +603,12 @@ impl Eval {
                     let v = self.eval(expr, env)?;
                     self.arith(BinOp::Sub, Value::Int(0), v, *pos)
                 }
-                Expr::ConcatStrings { force_string, parts, pos } => self.eval_concat(*force_string, parts, *pos, env),
+                Expr::ConcatStrings { force_string: false, parts, pos } if parts.len() == 2 => {
+                    self.eval_plus(parts, *pos, env)
+                }
+                Expr::ConcatStrings { force_string, parts, pos } => {
+                    self.eval_concat(*force_string, parts, None, *pos, env)
+                }
                 Expr::CurPos(pos) => Ok(self.pos_to_value(*pos)),
             };
         }
@@ -1023,8 +1031,46 @@ impl Eval {
         }
     }
 
+    /// `a + b`: integers added right here; anything else continues as the
+    /// general concatenation with the first operand already evaluated (the
+    /// order of evaluation and of errors is the same either way).
     #[inline(never)]
-    fn eval_concat(&mut self, force_string: bool, parts: &'static [(Pos, Expr)], pos: Pos, env: &Rc<Env>) -> Result<Value> {
+    fn eval_plus(&mut self, parts: &'static [(Pos, Expr)], pos: Pos, env: &Rc<Env>) -> Result<Value> {
+        let first = self.eval_operand(&parts[0].1, env)?;
+        if let Value::Int(a) = first {
+            let second = self.eval_operand(&parts[1].1, env)?;
+            if let Value::Int(b) = second {
+                if let Some(n) = a.checked_add(b) {
+                    return Ok(Value::Int(n));
+                }
+            }
+            return self.eval_concat_values(false, parts, [first, second].into_iter(), pos, env);
+        }
+        self.eval_concat(false, parts, Some(first), pos, env)
+    }
+
+    #[inline(never)]
+    fn eval_concat(
+        &mut self,
+        force_string: bool,
+        parts: &'static [(Pos, Expr)],
+        first: Option<Value>,
+        pos: Pos,
+        env: &Rc<Env>,
+    ) -> Result<Value> {
+        self.eval_concat_values(force_string, parts, first.into_iter(), pos, env)
+    }
+
+    /// String interpolation and `+`: `given` holds the values of the first parts
+    /// if they have been evaluated already; the rest are evaluated in order.
+    fn eval_concat_values(
+        &mut self,
+        force_string: bool,
+        parts: &'static [(Pos, Expr)],
+        mut given: impl Iterator<Item = Value>,
+        pos: Pos,
+        env: &Rc<Env>,
+    ) -> Result<Value> {
         #[derive(PartialEq, Clone, Copy)]
         enum First {
             Str,
@@ -1038,7 +1084,10 @@ impl Eval {
         let mut buf: Vec<u8> = Vec::new();
         let mut ctx = Context::new();
         for (i, (part_pos, part)) in parts.iter().enumerate() {
-            let v = self.eval_operand(part, env)?;
+            let v = match given.next() {
+                Some(v) => v,
+                None => self.eval_operand(part, env)?,
+            };
             if i == 0 && !force_string {
                 first_type = match v {
                     Value::Int(_) => First::Int,
