@@ -81,8 +81,25 @@ pub fn prim_replace_strings(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
     let mut ctx = s.context().cloned().unwrap_or_default();
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
+    // Without an empty pattern, only positions holding some pattern's first
+    // byte can match: the bytes in between are copied in one go.
+    let any_empty = from.iter().any(|f| f.as_bytes().is_empty());
+    let mut first_bytes = [false; 256];
+    for f in &from {
+        if let Some(&b) = f.as_bytes().first() {
+            first_bytes[b as usize] = true;
+        }
+    }
     let mut pos = 0;
     while pos <= bytes.len() {
+        if !any_empty {
+            let next = bytes[pos..].iter().position(|b| first_bytes[*b as usize]).map_or(bytes.len(), |i| pos + i);
+            out.extend_from_slice(&bytes[pos..next]);
+            pos = next;
+            if pos == bytes.len() {
+                break;
+            }
+        }
         let mut found = false;
         for (i, f) in from.iter().enumerate() {
             let f = f.as_bytes();
