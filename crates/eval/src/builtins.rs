@@ -407,15 +407,20 @@ fn prim_list_to_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         };
         let name = e.force_string_no_ctx(&name_v, p)?;
         let sym = Sym::new(name.as_bytes());
-        // The first definition of a name wins.
-        if out.find(sym).is_some() {
-            continue;
-        }
         let Some(value) = entry.find(e.s.value) else {
+            // A repeated name is skipped before its value is looked at.
+            if out.entries.iter().any(|a| a.name == sym) {
+                continue;
+            }
             return Err(eval_error("attribute 'value' missing", p));
         };
-        out.insert(sym, value.value.clone(), value.pos);
+        out.entries.push(Attr { name: sym, value: value.value.clone(), pos: value.pos });
     }
+    // One stable sort, then the first definition of each name wins (sorted
+    // insertion would move O(n) entries per name arriving out of order).
+    out.entries.sort_by_key(|a| a.name);
+    out.entries.dedup_by_key(|a| a.name);
+    out.entries.shrink_to_fit();
     Ok(Value::attrs(out))
 }
 
