@@ -321,7 +321,7 @@ impl Env {
     }
     /// `get`, looking through a thunk that has been forced already (one
     /// reference-count increment instead of three on the most common read).
-    #[inline]
+    #[inline(always)]
     pub fn get_forced(&self, slot: usize) -> Option<Value> {
         // SAFETY: as in `get`; the borrow of the slot ends before this returns.
         match unsafe { (&*self.values.get()).get(slot)? } {
@@ -392,7 +392,7 @@ impl Thunk {
         Thunk(UnsafeCell::new(state))
     }
     /// The value, if the thunk has been forced.
-    #[inline]
+    #[inline(always)]
     pub fn value(&self) -> Option<Value> {
         // SAFETY: single-threaded; the reference ends within this call.
         match unsafe { &*self.0.get() } {
