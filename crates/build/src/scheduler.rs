@@ -93,6 +93,102 @@ pub struct BuildSettings {
     /// Build a derivation whose outputs have substitutes that failed to
     /// download (`fallback`, `--fallback`); without it the derivation fails.
     pub fallback: bool,
+    /// The platform this machine builds for (`system`).
+    pub system: String,
+    /// Other platforms it can build for (`extra-platforms`).
+    pub extra_platforms: BTreeSet<String>,
+    /// The features a derivation may require (`system-features`).
+    pub system_features: BTreeSet<String>,
+}
+
+impl BuildSettings {
+    /// CppNix's "can build locally" check, for a derivation that must be
+    /// built: its platform is `system` or one of `extra-platforms` (or it is
+    /// built in: `builtin:...` builders run anywhere), and `system-features`
+    /// has every feature it lists in `requiredSystemFeatures`. The error is
+    /// CppNix's (there are no remote builders to hand it to).
+    fn check_can_build_locally(&self, drv: &Derivation, printed: &str) -> Result<(), ScheduleError> {
+        let platform = String::from_utf8_lossy(&drv.platform).into_owned();
+        let builtin = drv.builder.starts_with(b"builtin:");
+        let required: BTreeSet<String> = required_system_features(drv);
+        let platform_ok = builtin || platform == self.system || self.extra_platforms.contains(&platform);
+        let features_ok = required.iter().all(|feature| self.system_features.contains(feature));
+        if platform_ok && features_ok {
+            return Ok(());
+        }
+        let join = |set: &BTreeSet<String>| set.iter().map(String::as_str).collect::<Vec<_>>().join(", ");
+        Err(ScheduleError::CannotBuildHere {
+            platform,
+            required: join(&required),
+            drv: printed.to_string(),
+            system: self.system.clone(),
+            features: join(&self.system_features),
+        })
+    }
+}
+
+/// The `requiredSystemFeatures` of a derivation: a space-separated attribute,
+/// or a list in its `__json` (structured attributes).
+fn required_system_features(drv: &Derivation) -> BTreeSet<String> {
+    if let Some(json) = drv.env.get(b"__json".as_slice()) {
+        let parsed: Option<serde_json::Value> = serde_json::from_slice(json).ok();
+        return parsed
+            .as_ref()
+            .and_then(|v| v.get("requiredSystemFeatures"))
+            .and_then(|v| v.as_array())
+            .map(|items| items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+    }
+    drv.env
+        .get(b"requiredSystemFeatures".as_slice())
+        .map(|v| String::from_utf8_lossy(v).split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// The platform this build of nivis runs on, in Nix's naming (`x86_64-linux`).
+pub fn host_system() -> String {
+    format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS)
+}
+
+/// CppNix's default `extra-platforms`: on x86-64 Linux, `i686-linux` and the
+/// x86-64 micro-architecture levels this CPU supports (`x86_64-v1-linux`...).
+pub fn default_extra_platforms() -> BTreeSet<String> {
+    let mut platforms = BTreeSet::new();
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        platforms.insert("i686-linux".to_string());
+        platforms.insert("x86_64-v1-linux".to_string());
+        let v2 = has!("cmpxchg16b") && has!("popcnt") && has!("sse3") && has!("sse4.1") && has!("sse4.2") && has!("ssse3");
+        let v3 = v2
+            && has!("avx")
+            && has!("avx2")
+            && has!("bmi1")
+            && has!("bmi2")
+            && has!("f16c")
+            && has!("fma")
+            && has!("lzcnt")
+            && has!("movbe")
+            && has!("xsave");
+        let v4 = v3 && has!("avx512f") && has!("avx512bw") && has!("avx512cd") && has!("avx512dq") && has!("avx512vl");
+        for (level, supported) in [(2, v2), (3, v3), (4, v4)] {
+            if supported {
+                platforms.insert(format!("x86_64-v{level}-linux"));
+            }
+        }
+    }
+    platforms
+}
+
+/// CppNix's default `system-features`: `benchmark`, `big-parallel`,
+/// `nixos-test`, and `kvm` when `/dev/kvm` can be opened.
+pub fn default_system_features() -> BTreeSet<String> {
+    let mut features: BTreeSet<String> =
+        ["benchmark", "big-parallel", "nixos-test"].iter().map(|s| s.to_string()).collect();
+    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok() {
+        features.insert("kvm".to_string());
+    }
+    features
 }
 
 impl Default for BuildSettings {
@@ -114,6 +210,9 @@ impl Default for BuildSettings {
             check: false,
             repair: false,
             fallback: false,
+            system: host_system(),
+            extra_platforms: default_extra_platforms(),
+            system_features: default_system_features(),
         }
     }
 }
@@ -260,6 +359,10 @@ pub enum ScheduleError {
         "unable to start any build; either increase '--max-jobs' or enable remote builds.\nhttps://nixos.org/manual/nix/stable/advanced-topics/distributed-builds.html"
     )]
     NoJobs,
+    #[error(
+        "a '{platform}' with features {{{required}}} is required to build '{drv}', but I am a '{system}' with features {{{features}}}"
+    )]
+    CannotBuildHere { platform: String, required: String, drv: String, system: String, features: String },
 }
 
 /// What the graph walk found about one derivation.
@@ -601,6 +704,9 @@ pub fn realise(
         fail_dependents(&mut graph, &drv_path, &mut result.failures);
     }
     let any_pending = graph.nodes.values().any(|n| n.state == NodeState::Pending);
+    for node in graph.nodes.values().filter(|n| n.state == NodeState::Pending) {
+        settings.check_can_build_locally(&node.drv, &node.printed)?;
+    }
     if any_pending && settings.max_jobs == 0 {
         return Err(ScheduleError::NoJobs);
     }

@@ -165,6 +165,18 @@ impl BuildFlags {
         }
         settings.print_build_logs = self.print_build_logs.unwrap_or(legacy);
         settings.prefix_log_lines = !legacy;
+        // What this machine can build: `system`, `extra-platforms` and
+        // `system-features` (CppNix's defaults unless set).
+        if let Some(system) = config.get("system").filter(|s| !s.is_empty()) {
+            settings.system = system;
+        }
+        if config.is_set("extra-platforms") {
+            settings.extra_platforms = config.get_list("extra-platforms").into_iter().collect();
+        }
+        if config.is_set("system-features") {
+            settings.system_features = config.get_list("system-features").into_iter().collect();
+        }
+        settings.system_features.extend(config.get_list("extra-system-features"));
         Ok(settings)
     }
 }

@@ -534,3 +534,50 @@ fn failed_substitutes_fail_the_build_unless_fallback() {
     assert!(built.status.success(), "{stderr}");
     assert!(stderr.contains("building '") && !stderr.contains("some substitutes"), "{stderr}");
 }
+
+#[test]
+fn platforms_and_system_features_decide_what_builds_here() {
+    if !available("platforms_and_system_features_decide_what_builds_here") {
+        return;
+    }
+    let fixture = Fixture::new();
+    fixture.write_expr(
+        r#"{
+  foreign = mk "foreign" "mkdir $out" { system = "mips64-weird"; };
+  special = mk "special" "mkdir $out" { requiredSystemFeatures = [ "gpu" "big-parallel" ]; };
+}"#,
+    );
+    let store = fixture.store("nivis");
+    let refused = |attr: &str, args: &[&str]| {
+        let mut all = vec!["-A", attr, "--no-out-link"];
+        all.extend_from_slice(args);
+        let ours = fixture.nix_build(&store, &all);
+        assert_eq!(ours.status.code(), Some(1), "{attr} {args:?}: {}", text(&ours.stderr));
+        let ours_error = text(&ours.stderr).lines().find(|l| l.starts_with("error:")).unwrap_or_default().to_string();
+        if cppnix_available() {
+            let cpp_store = fixture.store("cppnix");
+            let mut cpp_args = vec![fixture.dir.path().join("default.nix").to_string_lossy().into_owned()];
+            cpp_args.extend(all.iter().map(|s| s.to_string()));
+            let cpp_args: Vec<&str> = cpp_args.iter().map(String::as_str).collect();
+            let theirs = cppnix(&cpp_store, "nix-build", &cpp_args);
+            assert_eq!(theirs.status.code(), Some(1));
+            let theirs_error = text(&theirs.stderr).lines().find(|l| l.starts_with("error:")).unwrap_or_default().to_string();
+            // The features of this host are in both messages; the drv paths agree.
+            assert_eq!(ours_error, theirs_error);
+        }
+        ours_error
+    };
+    let message = refused("foreign", &[]);
+    assert!(message.contains("a 'mips64-weird' with features {} is required to build"), "{message}");
+    let message = refused("special", &[]);
+    assert!(message.contains("with features {big-parallel, gpu} is required"), "{message}");
+    // `extra-platforms` and `system-features` let them build here.
+    let built = fixture.nix_build(&store, &["-A", "foreign", "--no-out-link", "--option", "extra-platforms", "mips64-weird"]);
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let built = fixture.nix_build(&store, &["-A", "special", "--no-out-link", "--option", "system-features", "gpu big-parallel"]);
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    // So does `system` itself.
+    let other = fixture.store("other");
+    let built = fixture.nix_build(&other, &["-A", "foreign", "--no-out-link", "--option", "system", "mips64-weird"]);
+    assert!(built.status.success(), "{}", text(&built.stderr));
+}

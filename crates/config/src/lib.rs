@@ -96,7 +96,8 @@ impl Config {
     /// Sets one setting as `--option NAME VALUE` does: `extra-NAME` appends.
     pub fn set(&mut self, name: &str, value: &str) {
         let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
-        if let Some(base) = name.strip_prefix("extra-") {
+        // `extra-platforms` is a setting of its own, not an append to `platforms`.
+        if let Some(base) = name.strip_prefix("extra-").filter(|_| default_value(name).is_none()) {
             let current = self.get(base).unwrap_or_default();
             let joined = match (current.is_empty(), value.is_empty()) {
                 (true, _) => value,
