@@ -221,6 +221,13 @@ pub trait Store {
         None
     }
 
+    /// This store as one that several threads may use at once (for parallel
+    /// copies), if it is one; a local store is reachable through
+    /// [`Store::as_local`] already.
+    fn as_shared(&self) -> Option<&(dyn Store + Sync)> {
+        None
+    }
+
     /// Parses a printed path (`/nix/store/<hash>-<name>`) of this store.
     fn parse_store_path(&self, printed: &str) -> Result<StorePath, StoreError> {
         self.store_dir()

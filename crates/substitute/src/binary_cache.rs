@@ -512,6 +512,10 @@ impl Store for BinaryCacheStore {
         self.write_checked_nar(path, sink, false)
     }
 
+    fn as_shared(&self) -> Option<&(dyn Store + Sync)> {
+        Some(self)
+    }
+
     fn add_signatures(&self, path: &StorePath, sigs: &[String]) -> Result<(), StoreError> {
         let mut narinfo = self
             .narinfo(path)

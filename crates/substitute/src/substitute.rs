@@ -617,8 +617,10 @@ pub struct CopyReport {
 
 /// Copies the closure of `paths` from `source` to `destination`, references
 /// before referrers, skipping paths the destination has. Between two local
-/// stores up to [`default_copy_jobs`] paths are copied at once. Stops starting
-/// copies at the first failure; what was copied before stays valid.
+/// stores that threads may share (local stores, binary caches: see [`shared`])
+/// up to [`default_copy_jobs`] paths are copied at once, which for a cache
+/// means as many NARs compressed at once. Stops starting copies at the first
+/// failure; what was copied before stays valid.
 pub fn copy_paths(
     source: &dyn Store,
     destination: &dyn Store,
@@ -630,7 +632,7 @@ pub fn copy_paths(
     let transfer = |source: &dyn Store, destination: &dyn Store, info: &ValidPathInfo, progress: &mut ProgressFn<'_>| {
         transfer_any(source, destination, info, progress)
     };
-    match (source.as_local(), destination.as_local()) {
+    match (shared(source), shared(destination)) {
         (Some(shared_source), Some(shared_destination)) => copy_infos(
             infos,
             destination,
@@ -651,8 +653,8 @@ pub fn copy_paths(
 }
 
 /// [`copy_paths`] from a source that helper threads may read (a binary
-/// cache): NARs stream straight into the destination, and into a local
-/// destination up to [`default_copy_jobs`] at once. The closure's path infos
+/// cache): NARs stream straight into the destination, and into one that
+/// threads may share up to [`default_copy_jobs`] at once. The closure's path infos
 /// (narinfos) are queried in parallel too.
 pub fn copy_paths_shared(
     source: &(dyn Store + Sync),
@@ -663,7 +665,7 @@ pub fn copy_paths_shared(
 ) -> Result<CopyReport, SubstituteError> {
     let jobs = default_copy_jobs();
     let infos = closure_infos_shared(source, paths, jobs.max(DEFAULT_SUBSTITUTION_JOBS))?;
-    match destination.as_local() {
+    match shared(destination) {
         Some(shared_destination) => copy_infos(
             infos,
             destination,
@@ -678,6 +680,14 @@ pub fn copy_paths_shared(
             progress,
             Driver::Sequential(&mut |info, progress| transfer_shared(source, destination, info, progress)),
         ),
+    }
+}
+
+/// `store` as one that several threads may use at once, if it is one.
+fn shared(store: &dyn Store) -> Option<&(dyn Store + Sync)> {
+    match store.as_local() {
+        Some(local) => Some(local),
+        None => store.as_shared(),
     }
 }
 
