@@ -729,6 +729,7 @@ fn prim_generic_closure(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let mut work: std::collections::VecDeque<Value> = start.iter().cloned().collect();
     let mut seen_keys: Vec<Value> = Vec::new();
     let mut seen_fast: std::collections::HashSet<(u8, Vec<u8>)> = std::collections::HashSet::new();
+    let mut float_seen = false;
     let mut out = Vec::new();
     while let Some(item) = work.pop_front() {
         let attrs = e.force_attrs(&item, p)?;
@@ -736,12 +737,19 @@ fn prim_generic_closure(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
             return Err(eval_error("attribute 'key' required", p));
         };
         let key = e.force(&key, p)?;
-        // Keys must be mutually comparable, as CppNix keeps them in an ordered set.
+        // Keys must be mutually comparable, as CppNix keeps them in an ordered
+        // set; it compares the new key with those already there (new first,
+        // which decides the order of the types in the error message).
         if let Some(first) = seen_keys.first().cloned() {
-            e.less_than(&first, &key, p)?;
+            e.less_than(&key, &first, p)?;
+        }
+        if matches!(key, Value::Float(_)) {
+            float_seen = true;
         }
         let fast = match &key {
-            Value::Int(n) => Some((0u8, n.to_le_bytes().to_vec())),
+            // An integer equals a float of the same value: once floats are
+            // keys, integers take the slow path too.
+            Value::Int(n) if !float_seen => Some((0u8, n.to_le_bytes().to_vec())),
             Value::String(s) => Some((1, s.as_bytes().to_vec())),
             Value::Path(s) => Some((2, s.as_bytes().to_vec())),
             _ => None,
@@ -1210,12 +1218,32 @@ fn add_path(
     name: &str,
     filter: Option<Value>,
     recursive: bool,
-    _expected_sha256: Option<String>,
+    expected_sha256: Option<String>,
     p: Pos,
 ) -> Result<Value> {
     use std::os::unix::ffi::OsStrExt;
     let fs_path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(path));
     let io = e.io.clone();
+    let with_context = |store_path: String| {
+        let mut ctx = Context::new();
+        ctx.insert(store_path.clone().into_bytes().into_boxed_slice());
+        Value::string_ctx(store_path.into_bytes(), ctx)
+    };
+    // `sha256`: the path is known in advance. CppNix trusts a valid store path
+    // of that name and hash without reading the source; otherwise it adds the
+    // source and insists that it lands there.
+    let expected_store_path = match &expected_sha256 {
+        Some(hash) => {
+            let digest = expected_sha256_digest(hash).map_err(|msg| eval_error(msg, p))?;
+            Some(fixed_output_store_path(&io.store_dir(), name, recursive, &digest))
+        }
+        None => None,
+    };
+    if let Some(expected) = &expected_store_path {
+        if io.is_valid_store_path(expected).unwrap_or(false) {
+            return Ok(with_context(expected.clone()));
+        }
+    }
     let store_path = match filter {
         None => io.add_to_store(&fs_path, name, recursive, None).map_err(|err| io_error(err, p))?,
         Some(f) => {
@@ -1240,9 +1268,50 @@ fn add_path(
             r.map_err(|err| io_error(err, p))?
         }
     };
-    let mut ctx = Context::new();
-    ctx.insert(store_path.clone().into_bytes().into_boxed_slice());
-    Ok(Value::string_ctx(store_path.into_bytes(), ctx))
+    if expected_store_path.is_some_and(|expected| expected != store_path) {
+        return Err(eval_error(
+            format!("store path mismatch in (possibly filtered) path added from '{}'", fs_path.display()),
+            p,
+        ));
+    }
+    Ok(with_context(store_path))
+}
+
+/// The `sha256` of `builtins.path`, as CppNix's `newHashAllowEmpty`: any
+/// encoding of a SHA-256 hash; an empty string is the all-zero hash, with
+/// CppNix's warning.
+fn expected_sha256_digest(hash: &str) -> std::result::Result<Vec<u8>, String> {
+    if hash.is_empty() {
+        let zero = vec![0u8; 32];
+        eprintln!("warning: found empty hash, assuming 'sha256-{}'", crate::hash::base64(&zero));
+        return Ok(zero);
+    }
+    let (algo, digest) = crate::hash::parse_any(hash, Some("sha256"))?;
+    if algo != "sha256" {
+        return Err(format!("hash '{hash}' should have type 'sha256'"));
+    }
+    Ok(digest)
+}
+
+/// CppNix's `makeFixedOutputPath` for a SHA-256 hash: a recursive (NAR) hash
+/// makes a `source` path, a flat one an `output:out` path over the
+/// `fixed:out:` fingerprint.
+fn fixed_output_store_path(store_dir: &str, name: &str, recursive: bool, sha256: &[u8]) -> String {
+    use crate::hash::{base16, digest, nix32};
+    let hex = base16(sha256);
+    let fingerprint = if recursive {
+        format!("source:sha256:{hex}:{store_dir}:{name}")
+    } else {
+        let inner = digest("sha256", format!("fixed:out:sha256:{hex}:").as_bytes()).unwrap_or_default();
+        format!("output:out:sha256:{}:{store_dir}:{name}", base16(&inner))
+    };
+    let full = digest("sha256", fingerprint.as_bytes()).unwrap_or_default();
+    // Compressed to 160 bits by XOR-folding, as store path hashes are.
+    let mut compressed = [0u8; 20];
+    for (i, byte) in full.iter().enumerate() {
+        compressed[i % 20] ^= byte;
+    }
+    format!("{store_dir}/{}-{name}", nix32(&compressed))
 }
 
 fn prim_store_path(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
@@ -1257,7 +1326,9 @@ fn prim_store_path(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     }
     let rest = &s[store_dir.len() + 1..];
     let base = format!("{}/{}", store_dir, rest.split('/').next().unwrap_or(""));
-    if !e.io.is_valid_store_path(&base).map_err(|err| io_error(err, p))? {
+    // As CppNix, read-only mode does not insist that the path is valid (the
+    // question still checks that the path may be accessed at all).
+    if !e.io.is_valid_store_path(&base).map_err(|err| io_error(err, p))? && !e.io.read_only() {
         return Err(eval_error(format!("path '{base}' is not valid"), p));
     }
     let mut ctx = Context::new();

@@ -261,6 +261,9 @@ impl Eval {
         if let Value::Thunk(t) = &derivation {
             t.replace(ThunkState::Pending { expr, env: ev.base_env.clone() });
         }
+        // CppNix evaluates it at start-up: `builtins.derivation` prints as a
+        // function, not as unevaluated code.
+        let _ = ev.force(&derivation, Pos::NONE);
         ev
     }
 

@@ -159,6 +159,11 @@ pub trait EvalIO {
         };
         self.realise(store_path)
     }
+    /// Whether store paths are only computed, never written (`--readonly-mode`):
+    /// `builtins.storePath` then does not insist that its path is valid.
+    fn read_only(&self) -> bool {
+        false
+    }
     /// `builtins.storePath`: checks that the path is a valid store path.
     fn is_valid_store_path(&self, _store_path: &str) -> Result<bool, IoError> {
         Err(IoError::Unsupported("builtins.storePath"))

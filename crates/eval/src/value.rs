@@ -467,8 +467,17 @@ impl Value {
         Value::thunk(ThunkState::Apply { func, arg })
     }
 
-    /// CppNix's `showType`: "an integer", "a set", ...
-    pub fn show_type(&self) -> &'static str {
+    /// CppNix's `showType`: "an integer", "a set", ..., and for built-in
+    /// functions their name ("the built-in function 'add'", as CppNix since 2.6).
+    pub fn show_type(&self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Value::PrimOp(op) => format!("the built-in function '{}'", op.name).into(),
+            Value::PrimOpApp(app) => format!("the partially applied built-in function '{}'", app.op.name).into(),
+            other => other.show_type_static().into(),
+        }
+    }
+
+    fn show_type_static(&self) -> &'static str {
         match self {
             Value::Null => "null",
             Value::Bool(_) => "a Boolean",

@@ -236,6 +236,10 @@ impl EvalIO for StoreEvalIO {
         self.realise_context_element(element)
     }
 
+    fn read_only(&self) -> bool {
+        self.read_only
+    }
+
     fn is_valid_store_path(&self, store_path: &str) -> Result<bool, IoError> {
         self.check_source_path(Path::new(store_path))?;
         let path = self.parse_path(store_path)?;

@@ -1,0 +1,56 @@
+//! Small corners of evaluation found by differential checks against CppNix
+//! 2.8, each run through both `nix-instantiate`s: stdout, exit status and the
+//! first line of stderr (the message) must agree. Cases whose output the
+//! corpus in `tests/lang` cannot hold live here: error messages (an eval-fail
+//! case only has to fail) and lazy printing (the corpus prints `--strict`).
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// (flags before `-E`, expression).
+const CASES: &[(&[&str], &str)] = &[
+    // Built-in functions are named in type errors, as CppNix's showType does.
+    (&["--eval"], "builtins.add.x"),
+    (&["--eval"], "(builtins.add 1).x"),
+    (&["--eval"], "\"${builtins.add}\""),
+    (&["--eval"], "builtins.toJSON [ builtins.map ]"),
+    (&["--eval"], "builtins.toJSON (builtins.elem 1)"),
+    // genericClosure compares a new key with those it has (new first).
+    (&["--eval"], "builtins.genericClosure { startSet = [ { key = 1; } { key = \"1\"; } ]; operator = x: [ ]; }"),
+    // `derivation` is evaluated at start-up: a lambda, not unevaluated code.
+    (&["--eval"], "{ inherit (builtins) derivation; }"),
+    (&["--eval", "--xml"], "[ builtins.derivation ]"),
+];
+
+fn run(ours: bool, flags: &[&str], expr: &str) -> Output {
+    let mut command = if ours {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_nivis"));
+        c.arg0("nix-instantiate");
+        c
+    } else {
+        Command::new("/usr/bin/nix-instantiate")
+    };
+    command.arg("--readonly-mode").args(flags).arg("-E").arg(expr).env_remove("NIX_PATH");
+    command.output().unwrap()
+}
+
+fn first_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).lines().next().unwrap_or("").to_string()
+}
+
+#[test]
+fn corners_agree_with_cppnix() {
+    if !Path::new("/usr/bin/nix-instantiate").exists() {
+        eprintln!("skipping: CppNix is not installed");
+        return;
+    }
+    for (flags, expr) in CASES {
+        let ours = run(true, flags, expr);
+        let theirs = run(false, flags, expr);
+        let what = format!("{flags:?} -E {expr}");
+        assert_eq!(ours.status.code(), theirs.status.code(), "exit status of {what}");
+        assert_eq!(String::from_utf8_lossy(&ours.stdout), String::from_utf8_lossy(&theirs.stdout), "stdout of {what}");
+        assert_eq!(first_line(&ours.stderr), first_line(&theirs.stderr), "message of {what}");
+    }
+}
