@@ -16,6 +16,8 @@ const CASES: &[(&[&str], &str)] = &[
     (&["--eval"], "\"${builtins.add}\""),
     (&["--eval"], "builtins.toJSON [ builtins.map ]"),
     (&["--eval"], "builtins.toJSON (builtins.elem 1)"),
+    // A functor set is not a function for functionArgs, in CppNix's words.
+    (&["--eval"], "builtins.functionArgs { __functor = self: { a }: a; }"),
     // genericClosure compares a new key with those it has (new first).
     (&["--eval"], "builtins.genericClosure { startSet = [ { key = 1; } { key = \"1\"; } ]; operator = x: [ ]; }"),
     // `derivation` is evaluated at start-up: a lambda, not unevaluated code.

@@ -497,7 +497,8 @@ fn prim_function_args(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
             Ok(Value::attrs(out))
         }
         Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(Value::attrs(Attrs::new())),
-        other => Err(type_error(other, "a function", p)),
+        // CppNix's own wording (a functor set is not a function here).
+        _ => Err(crate::error::EvalError::new(crate::error::ErrorKind::Type, "'functionArgs' requires a function", p)),
     }
 }
 

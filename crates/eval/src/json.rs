@@ -142,8 +142,9 @@ impl<'a> P<'a> {
             if let Ok(n) = text.parse::<i64>() {
                 return Ok(Value::Int(n));
             }
+            // Current CppNix refuses what 2.8 wrapped around.
             if let Ok(n) = text.parse::<u64>() {
-                return Ok(Value::Int(n as i64));
+                return Err(format!("unsigned json number {n} outside of Nix integer range"));
             }
         }
         match text.parse::<f64>() {
