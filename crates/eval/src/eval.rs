@@ -187,10 +187,7 @@ impl<T> AddTrace<T> for Result<T> {
 fn ready_int(e: &'static Expr, env: &Rc<Env>) -> Option<i64> {
     match e {
         Expr::Const(Value::Int(n)) => Some(*n),
-        Expr::Var(Var { loc: VarLoc::Local { depth, slot }, .. }) => match env_at(env, *depth).get_forced(*slot as usize)? {
-            Value::Int(n) => Some(n),
-            _ => None,
-        },
+        Expr::Var(Var { loc: VarLoc::Local { depth, slot }, .. }) => env_at(env, *depth).peek_int(*slot as usize),
         _ => None,
     }
 }
@@ -568,7 +565,7 @@ impl Eval {
                     self.force_value(v, var.pos)
                 }
                 Expr::Call { func, args, pos } => self.eval_call(func, args, *pos, env),
-                Expr::If { cond, then, else_, pos } => match self.eval(cond, env)? {
+                Expr::If { cond, then, else_, pos } => match self.eval_condition(cond, env)? {
                     Value::Bool(true) => {
                         e = then;
                         continue;
@@ -579,7 +576,10 @@ impl Eval {
                     }
                     other => Err(type_error(&other, "a Boolean", *pos)),
                 },
-                Expr::BinOp { op, lhs, rhs, pos } => self.eval_binop(*op, lhs, rhs, *pos, env),
+                Expr::BinOp { op, lhs, rhs, pos } => match eager_int_arith(e, env) {
+                    Some(v) => Ok(v),
+                    None => self.eval_binop(*op, lhs, rhs, *pos, env),
+                },
                 Expr::Select { expr, path, default, pos } => {
                     self.eval_select(expr, path, default.as_deref(), *pos, env)
                 }
@@ -615,6 +615,18 @@ impl Eval {
                 Expr::CurPos(pos) => Ok(self.pos_to_value(*pos)),
             };
         }
+    }
+
+    /// The condition of an `if`: a comparison of integers that are already
+    /// values (`n < 2`) is decided without a recursive `eval`.
+    #[inline(always)]
+    fn eval_condition(&mut self, cond: &'static Expr, env: &Rc<Env>) -> Result<Value> {
+        if let Expr::BinOp { .. } = cond {
+            if let Some(v) = eager_int_arith(cond, env) {
+                return Ok(v);
+            }
+        }
+        self.eval(cond, env)
     }
 
     #[inline(never)]

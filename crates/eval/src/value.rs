@@ -329,6 +329,20 @@ impl Env {
             v => Some(v.clone()),
         }
     }
+    /// The integer in `slot` (directly or in a forced thunk), without touching
+    /// any reference count; `None` for anything else.
+    #[inline(always)]
+    pub fn peek_int(&self, slot: usize) -> Option<i64> {
+        // SAFETY: as in `get`; the borrows end before this returns.
+        match unsafe { (&*self.values.get()).get(slot)? } {
+            Value::Int(n) => Some(*n),
+            Value::Thunk(t) => match unsafe { &*t.0.get() } {
+                ThunkState::Done(Value::Int(n)) => Some(*n),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
     /// Whether `slot` has been filled.
     #[inline]
     pub fn has(&self, slot: usize) -> bool {
