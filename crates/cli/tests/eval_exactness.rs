@@ -25,6 +25,13 @@ const CASES: &[(&[&str], &str)] = &[
     (&["--eval", "--xml"], "[ builtins.derivation ]"),
 ];
 
+/// Messages that changed after 2.8: (expression, current CppNix's first line,
+/// from its source, primops.cc).
+const CURRENT_MESSAGES: &[(&str, &str)] = &[(
+    "let d = derivation { name = \"a\"; system = \"x\"; builder = \"/b\"; }; in builtins.toFile \"f\" \"${d} ${d.drvPath}\"",
+    "error: files created by builtins.toFile may not reference derivations, but f references =/nix/store/zls09i4hh0vfzm882j1ry186i11233w6-a.drv",
+)];
+
 fn run(ours: bool, flags: &[&str], expr: &str) -> Output {
     let mut command = if ours {
         let mut c = Command::new(env!("CARGO_BIN_EXE_nivis"));
@@ -54,5 +61,14 @@ fn corners_agree_with_cppnix() {
         assert_eq!(ours.status.code(), theirs.status.code(), "exit status of {what}");
         assert_eq!(String::from_utf8_lossy(&ours.stdout), String::from_utf8_lossy(&theirs.stdout), "stdout of {what}");
         assert_eq!(first_line(&ours.stderr), first_line(&theirs.stderr), "message of {what}");
+    }
+}
+
+#[test]
+fn messages_of_current_cppnix() {
+    for (expr, expected) in CURRENT_MESSAGES {
+        let ours = run(true, &["--eval"], expr);
+        assert!(!ours.status.success(), "{expr} must fail");
+        assert_eq!(first_line(&ours.stderr), *expected, "{expr}");
     }
 }

@@ -1341,15 +1341,34 @@ fn prim_to_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let name = e.force_string_no_ctx(&a[0], p)?;
     let contents = e.force_string(&a[1], p)?;
     let mut refs = Vec::new();
+    // The element named in the error is the first one in CppNix's order of
+    // context elements: `=DRV` (deep) before `!OUTPUT!DRV` (by derivation,
+    // then output).
+    let mut offending: Option<(u8, String, String)> = None;
     for c in contents.context().into_iter().flatten() {
         let c = String::from_utf8_lossy(c).into_owned();
-        if c.starts_with('=') || c.starts_with('!') {
-            return Err(eval_error(
-                format!("in 'toFile': the file '{}' cannot refer to derivation outputs", name.to_str_lossy()),
-                p,
-            ));
+        let key = if let Some(drv) = c.strip_prefix('=') {
+            (0u8, drv.to_string(), String::new())
+        } else if let Some(rest) = c.strip_prefix('!') {
+            let (output, drv) = rest.split_once('!').unwrap_or(("", rest));
+            (1u8, drv.to_string(), output.to_string())
+        } else {
+            refs.push(c);
+            continue;
+        };
+        if offending.as_ref().is_none_or(|known| key < *known) {
+            offending = Some(key);
         }
-        refs.push(c);
+    }
+    if let Some((kind, drv, output)) = offending {
+        let element = if kind == 0 { format!("={drv}") } else { format!("!{output}!{drv}") };
+        return Err(eval_error(
+            format!(
+                "files created by builtins.toFile may not reference derivations, but {} references {element}",
+                name.to_str_lossy()
+            ),
+            p,
+        ));
     }
     let path = e.io.to_file(&name.to_str_lossy(), contents.as_bytes(), &refs).map_err(|err| io_error(err, p))?;
     let mut ctx = Context::new();
