@@ -456,7 +456,8 @@ fn prim_map_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let mut out = Attrs::with_capacity(attrs.len());
     for x in &attrs.entries {
         let partial = Value::apply_thunk(f.clone(), Value::string(x.name.as_bytes()));
-        out.entries.push(Attr { name: x.name, value: Value::apply_thunk(partial, x.value.clone()), pos: x.pos });
+        // CppNix gives the new attributes no position (unsafeGetAttrPos is null).
+        out.entries.push(Attr { name: x.name, value: Value::apply_thunk(partial, x.value.clone()), pos: Pos::NONE });
     }
     Ok(Value::attrs(out))
 }
