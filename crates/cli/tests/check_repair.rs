@@ -11,30 +11,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const BUSYBOX: &str = "/usr/bin/busybox";
+mod support;
+use support::{BUSYBOX, cppnix_available, sandbox_available};
 
-/// Whether sandboxed builds can run here; says why not.
-fn available(test: &str) -> bool {
-    let busybox_ok = fs::metadata(BUSYBOX).is_ok();
-    let userns = Command::new("unshare").args(["-U", "-m", "-p", "-f", "true"]).status().is_ok_and(|s| s.success());
-    if !busybox_ok || !userns {
-        eprintln!("SKIPPED {test}: needs {BUSYBOX} (busybox-static) and user namespaces");
-        return false;
-    }
-    true
-}
-
-/// CppNix 2.8 as a peer (it needs root for chroot stores).
-fn cppnix_available() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc_geteuid() } == 0;
-    root && Command::new("/usr/bin/nix-build").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
-unsafe extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
-}
 
 /// The derivations under test. `nondet` and `multi.dev` differ on every build
 /// (a fresh random UUID); `det` and `tree` do not; `user` refers to `tree`.
@@ -189,7 +168,7 @@ fn corrupt(path: &Path, contents: &str) {
 
 #[test]
 fn check_verdicts_match_cppnix() {
-    if !available("check_verdicts_match_cppnix") {
+    if !sandbox_available("check_verdicts_match_cppnix") {
         return;
     }
     let fixture = Fixture::new();
@@ -314,7 +293,7 @@ fn check_verdicts_match_cppnix() {
 
 #[test]
 fn corrupted_outputs_are_found_and_repaired() {
-    if !available("corrupted_outputs_are_found_and_repaired") {
+    if !sandbox_available("corrupted_outputs_are_found_and_repaired") {
         return;
     }
     let fixture = Fixture::new();

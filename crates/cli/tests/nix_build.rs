@@ -8,34 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BUSYBOX: &str = "/usr/bin/busybox";
+mod support;
+use support::{BUSYBOX, cppnix_available, sandbox_available};
 
 struct Fixture {
     dir: tempfile::TempDir,
     bin: PathBuf,
-}
-
-/// Whether sandboxed builds can run here; says why not.
-fn available(test: &str) -> bool {
-    let busybox_ok = fs::metadata(BUSYBOX).is_ok();
-    let userns = Command::new("unshare").args(["-U", "-m", "-p", "-f", "true"]).status().is_ok_and(|s| s.success());
-    if !busybox_ok || !userns {
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: needs {BUSYBOX} (busybox-static) and user namespaces");
-        return false;
-    }
-    true
-}
-
-fn cppnix_available() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc_geteuid() } == 0;
-    root && Command::new("/usr/bin/nix-build").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
-unsafe extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }
 
 impl Fixture {
@@ -106,7 +84,7 @@ fn cppnix(store: &Path, command: &str, args: &[&str]) -> Output {
 
 #[test]
 fn chain_and_multiple_outputs_match_cppnix() {
-    if !available("chain_and_multiple_outputs_match_cppnix") {
+    if !sandbox_available("chain_and_multiple_outputs_match_cppnix") {
         return;
     }
     let fixture = Fixture::new();
@@ -182,7 +160,7 @@ fn chain_and_multiple_outputs_match_cppnix() {
 
 #[test]
 fn failures_are_reported_like_cppnix() {
-    if !available("failures_are_reported_like_cppnix") {
+    if !sandbox_available("failures_are_reported_like_cppnix") {
         return;
     }
     let fixture = Fixture::new();
@@ -248,7 +226,7 @@ fn failures_are_reported_like_cppnix() {
 
 #[test]
 fn two_jobs_overlap() {
-    if !available("two_jobs_overlap") {
+    if !sandbox_available("two_jobs_overlap") {
         return;
     }
     let fixture = Fixture::new();
@@ -270,7 +248,7 @@ fn two_jobs_overlap() {
 
 #[test]
 fn concurrent_processes_build_once() {
-    if !available("concurrent_processes_build_once") {
+    if !sandbox_available("concurrent_processes_build_once") {
         return;
     }
     let fixture = Fixture::new();
@@ -304,7 +282,7 @@ fn concurrent_processes_build_once() {
 
 #[test]
 fn killed_build_leaves_nothing_valid_and_rebuilds() {
-    if !available("killed_build_leaves_nothing_valid_and_rebuilds") {
+    if !sandbox_available("killed_build_leaves_nothing_valid_and_rebuilds") {
         return;
     }
     let fixture = Fixture::new();
@@ -339,7 +317,7 @@ fn killed_build_leaves_nothing_valid_and_rebuilds() {
 
 #[test]
 fn nix_store_realise_prints_outputs_and_dry_run_builds_nothing() {
-    if !available("nix_store_realise_prints_outputs_and_dry_run_builds_nothing") {
+    if !sandbox_available("nix_store_realise_prints_outputs_and_dry_run_builds_nothing") {
         return;
     }
     let fixture = Fixture::new();
@@ -366,7 +344,7 @@ fn nix_store_realise_prints_outputs_and_dry_run_builds_nothing() {
 
 #[test]
 fn nix_build_links_and_json() {
-    if !available("nix_build_links_and_json") {
+    if !sandbox_available("nix_build_links_and_json") {
         return;
     }
     let fixture = Fixture::new();
@@ -391,7 +369,7 @@ fn nix_build_links_and_json() {
 
 #[test]
 fn settings_reach_the_builder() {
-    if !available("settings_reach_the_builder") {
+    if !sandbox_available("settings_reach_the_builder") {
         return;
     }
     let fixture = Fixture::new();
@@ -410,7 +388,7 @@ fn settings_reach_the_builder() {
 
 #[test]
 fn outputs_a_binary_cache_has_are_substituted_not_built() {
-    if !available("outputs_a_binary_cache_has_are_substituted_not_built") {
+    if !sandbox_available("outputs_a_binary_cache_has_are_substituted_not_built") {
         return;
     }
     let fixture = Fixture::new();
@@ -470,7 +448,7 @@ fn outputs_a_binary_cache_has_are_substituted_not_built() {
 /// path no cache has is simply built. Message and exit status are CppNix's.
 #[test]
 fn failed_substitutes_fail_the_build_unless_fallback() {
-    if !available("failed_substitutes_fail_the_build_unless_fallback") {
+    if !sandbox_available("failed_substitutes_fail_the_build_unless_fallback") {
         return;
     }
     let fixture = Fixture::new();
@@ -537,7 +515,7 @@ fn failed_substitutes_fail_the_build_unless_fallback() {
 
 #[test]
 fn platforms_and_system_features_decide_what_builds_here() {
-    if !available("platforms_and_system_features_decide_what_builds_here") {
+    if !sandbox_available("platforms_and_system_features_decide_what_builds_here") {
         return;
     }
     let fixture = Fixture::new();
