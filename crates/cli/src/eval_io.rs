@@ -194,6 +194,21 @@ pub fn configured_settings(include: &[String], show_trace_flag: bool, config: &n
     Ok(settings)
 }
 
+/// What an evaluating command starts from, read from the configuration with
+/// its command-line `options`: whether traces are shown (`--show-trace` or the
+/// `show-trace` setting), and the evaluator over `io` ([`configured_eval`]).
+pub fn eval_for_command(
+    options: &[(String, String)],
+    include: &[String],
+    show_trace_flag: bool,
+    io: Rc<StoreEvalIO>,
+) -> anyhow::Result<(bool, Eval)> {
+    let config = load_config(options)?;
+    let show_trace = show_trace(&config, show_trace_flag);
+    let ev = configured_eval(include, show_trace, io, &config)?;
+    Ok((show_trace, ev))
+}
+
 /// An evaluator over `io` as the configuration says: the settings above, the
 /// fetchers' settings (`tarball-ttl`, `warn-dirty`, ...) for this thread, and
 /// the restrictions (`restrict-eval`, `pure-eval`, `allowed-uris`,

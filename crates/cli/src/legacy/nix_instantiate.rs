@@ -100,16 +100,11 @@ fn run_in_thread(mut o: Options) -> u8 {
             return 1;
         }
     };
-    let config = match crate::eval_io::load_config(&o.options) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            return 1;
+    let mut ev = match crate::eval_io::eval_for_command(&o.options, &o.include, o.show_trace, io.clone()) {
+        Ok((show_trace, ev)) => {
+            o.show_trace = show_trace;
+            ev
         }
-    };
-    o.show_trace = crate::eval_io::show_trace(&config, o.show_trace);
-    let mut ev = match crate::eval_io::configured_eval(&o.include, o.show_trace, io.clone(), &config) {
-        Ok(ev) => ev,
         Err(error) => {
             eprintln!("error: {error:#}");
             return 1;
