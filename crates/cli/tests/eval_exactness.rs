@@ -27,7 +27,16 @@ const CASES: &[(&[&str], &str)] = &[
 
 /// Messages that changed after 2.8: (expression, current CppNix's first line,
 /// from its source, primops.cc).
-const CURRENT_MESSAGES: &[(&str, &str)] = &[(
+const CURRENT_MESSAGES: &[(&str, &str)] = &[
+    (
+        "builtins.fromJSON \"{\\\"a\\\\u0000b\\\": 1}\"",
+        "error: input string 'a\u{2400}b' cannot be represented as Nix string because it contains null bytes",
+    ),
+    (
+        "builtins.fromJSON \"9223372036854775808\"",
+        "error: unsigned json number 9223372036854775808 outside of Nix integer range",
+    ),
+    (
     "let d = derivation { name = \"a\"; system = \"x\"; builder = \"/b\"; }; in builtins.toFile \"f\" \"${d} ${d.drvPath}\"",
     "error: files created by builtins.toFile may not reference derivations, but f references =/nix/store/zls09i4hh0vfzm882j1ry186i11233w6-a.drv",
 )];

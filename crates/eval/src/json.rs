@@ -169,6 +169,14 @@ impl<'a> P<'a> {
                     if std::str::from_utf8(&out).is_err() {
                         return Err(err(self, "invalid string: ill-formed UTF-8 byte"));
                     }
+                    // Current CppNix (forceNoNullByte) refuses a NUL, shown as
+                    // U+2400, in a value or a key; 2.8 cut the string there.
+                    if out.contains(&0) {
+                        let shown = String::from_utf8_lossy(&out).replace('\0', "\u{2400}");
+                        return Err(format!(
+                            "input string '{shown}' cannot be represented as Nix string because it contains null bytes"
+                        ));
+                    }
                     return Ok(out);
                 }
                 b'\\' => {
