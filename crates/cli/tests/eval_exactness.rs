@@ -81,3 +81,20 @@ fn messages_of_current_cppnix() {
         assert_eq!(first_line(&ours.stderr), *expected, "{expr}");
     }
 }
+
+#[test]
+fn read_file_refuses_a_nul_as_cppnix() {
+    if !Path::new("/usr/bin/nix-instantiate").exists() {
+        eprintln!("skipping: CppNix is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("with-nul.bin");
+    std::fs::write(&file, b"before\0after").unwrap();
+    let expr = format!("builtins.readFile {}", file.display());
+    let ours = run(true, &["--eval"], &expr);
+    let theirs = run(false, &["--eval"], &expr);
+    assert_eq!(ours.status.code(), theirs.status.code());
+    assert_eq!(first_line(&ours.stderr), first_line(&theirs.stderr));
+    assert!(first_line(&ours.stderr).contains("cannot be represented as a Nix string"));
+}

@@ -1076,6 +1076,12 @@ fn prim_read_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let data = e.io.read_file(&path).map_err(|err| {
         eval_error(err.in_context(format_args!("opening file '{}'", path.display())), Pos::NONE)
     })?;
+    if data.contains(&0) {
+        return Err(eval_error(
+            format!("the contents of the file '{}' cannot be represented as a Nix string", path.display()),
+            p,
+        ));
+    }
     // A file in the store keeps its references as context.
     let mut ctx = Context::new();
     let (raw, _) = e.coerce_to_path(&a[0], p)?;

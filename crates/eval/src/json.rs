@@ -172,10 +172,7 @@ impl<'a> P<'a> {
                     // Current CppNix (forceNoNullByte) refuses a NUL, shown as
                     // U+2400, in a value or a key; 2.8 cut the string there.
                     if out.contains(&0) {
-                        let shown = String::from_utf8_lossy(&out).replace('\0', "\u{2400}");
-                        return Err(format!(
-                            "input string '{shown}' cannot be represented as Nix string because it contains null bytes"
-                        ));
+                        return Err(null_byte_error(&String::from_utf8_lossy(&out)));
                     }
                     return Ok(out);
                 }
@@ -218,6 +215,12 @@ impl<'a> P<'a> {
     }
 }
 
+/// Current CppNix's `forceNoNullByte` message, the NUL shown as U+2400.
+fn null_byte_error(s: &str) -> String {
+    let shown = s.replace('\0', "\u{2400}");
+    format!("input string '{shown}' cannot be represented as Nix string because it contains null bytes")
+}
+
 pub fn from_json(s: &[u8]) -> Result<Value, String> {
     let mut p = P { s, i: 0 };
     let v = p.value(0)?;
@@ -235,6 +238,8 @@ pub fn from_json(s: &[u8]) -> Result<Value, String> {
 fn toml_to_value(v: crate::support::toml::TomlValue) -> Result<Value, String> {
     use crate::support::toml::TomlValue;
     Ok(match v {
+        // Raised inside CppNix's TOML visitor, so under its "while parsing TOML".
+        TomlValue::String(s) if s.contains('\0') => return Err(format!("while parsing TOML: {}", null_byte_error(&s))),
         TomlValue::String(s) => Value::string(s.into_bytes()),
         TomlValue::Int(n) => Value::Int(n),
         TomlValue::Float(f) => Value::Float(f),
@@ -246,6 +251,9 @@ fn toml_to_value(v: crate::support::toml::TomlValue) -> Result<Value, String> {
         TomlValue::Table(t) => {
             let mut attrs = Attrs::with_capacity(t.len());
             for (k, v) in t {
+                if k.contains('\0') {
+                    return Err(format!("while parsing TOML: {}", null_byte_error(&k)));
+                }
                 attrs.insert(Sym::new(k.as_bytes()), toml_to_value(v)?, Pos::NONE);
             }
             Value::attrs(attrs)
