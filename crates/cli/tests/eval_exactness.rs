@@ -49,7 +49,10 @@ fn run(ours: bool, flags: &[&str], expr: &str) -> Output {
     } else {
         Command::new("/usr/bin/nix-instantiate")
     };
-    command.arg("--readonly-mode").args(flags).arg("-E").arg(expr).env_remove("NIX_PATH");
+    if !flags.contains(&"--read-write-mode") {
+        command.arg("--readonly-mode");
+    }
+    command.args(flags).arg("-E").arg(expr).env_remove("NIX_PATH");
     command.output().unwrap()
 }
 
@@ -97,4 +100,25 @@ fn read_file_refuses_a_nul_as_cppnix() {
     assert_eq!(ours.status.code(), theirs.status.code());
     assert_eq!(first_line(&ours.stderr), first_line(&theirs.stderr));
     assert!(first_line(&ours.stderr).contains("cannot be represented as a Nix string"));
+}
+
+/// `readFile` of a file in the store: its context is those references of the
+/// store path that occur in the contents (current CppNix's re-scan; 2.8 gave
+/// no context at all, so this is checked against the rule itself).
+#[test]
+fn read_file_of_a_store_file_carries_its_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let expr = r#"let
+  a = builtins.toFile "a" "x";
+  b = builtins.toFile "b" "refers to ${a}";
+  c = builtins.toFile "c" "refers to nothing";
+in [
+  (builtins.getContext (builtins.readFile b) == { ${builtins.unsafeDiscardStringContext a} = { path = true; }; })
+  (builtins.getContext (builtins.readFile c) == { })
+  (builtins.hasContext (builtins.readFile "${a}"))
+]"#;
+    let ours = run(true, &["--store", store.to_str().unwrap(), "--read-write-mode", "--eval", "--strict"], expr);
+    assert!(ours.status.success(), "{}", String::from_utf8_lossy(&ours.stderr));
+    assert_eq!(String::from_utf8_lossy(&ours.stdout), "[ true true false ]\n");
 }

@@ -1082,15 +1082,23 @@ fn prim_read_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
             p,
         ));
     }
-    // A file in the store keeps its references as context.
+    // A file in the store keeps as context those references of its store
+    // path whose hash parts occur in the contents (current CppNix re-scans;
+    // 2.8 took every reference).
     let mut ctx = Context::new();
     let (raw, _) = e.coerce_to_path(&a[0], p)?;
     let store_dir = e.io.store_dir();
     if raw.starts_with(store_dir.as_bytes()) && raw.len() > store_dir.len() + 1 {
         let rest = &raw[store_dir.len() + 1..];
         let end = rest.iter().position(|c| *c == b'/').unwrap_or(rest.len());
-        let _ = &mut ctx;
-        let _ = end;
+        let store_path = format!("{store_dir}/{}", String::from_utf8_lossy(&rest[..end]));
+        for reference in e.io.store_path_references(&store_path) {
+            let base = reference.rsplit('/').next().unwrap_or("");
+            let hash_part = &base.as_bytes()[..base.len().min(32)];
+            if hash_part.len() == 32 && data.windows(32).any(|w| w == hash_part) {
+                ctx.insert(reference.into_bytes().into_boxed_slice());
+            }
+        }
     }
     Ok(Value::string_ctx(data, ctx))
 }

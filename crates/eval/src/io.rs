@@ -159,6 +159,11 @@ pub trait EvalIO {
         };
         self.realise(store_path)
     }
+    /// The references of a valid store path (printed paths), for `readFile`'s
+    /// context; empty when the path is not valid or there is no store.
+    fn store_path_references(&self, _store_path: &str) -> Vec<String> {
+        Vec::new()
+    }
     /// Whether store paths are only computed, never written (`--readonly-mode`):
     /// `builtins.storePath` then does not insist that its path is valid.
     fn read_only(&self) -> bool {

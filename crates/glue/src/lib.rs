@@ -240,6 +240,14 @@ impl EvalIO for StoreEvalIO {
         self.read_only
     }
 
+    fn store_path_references(&self, store_path: &str) -> Vec<String> {
+        let Ok(path) = self.parse_path(store_path) else { return Vec::new() };
+        match self.store.query_path_info(&path) {
+            Ok(Some(info)) => info.references.iter().map(|r| self.store.print_store_path(r)).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     fn is_valid_store_path(&self, store_path: &str) -> Result<bool, IoError> {
         self.check_source_path(Path::new(store_path))?;
         let path = self.parse_path(store_path)?;
