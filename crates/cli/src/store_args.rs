@@ -64,15 +64,16 @@ pub fn follow_links_to_store_path(store: &dyn Store, arg: &str) -> anyhow::Resul
 /// For `nix [global flags] <subcommand> ...`: moves the global flags CppNix
 /// accepts before the subcommand (`--store URI`) after it, drops those that only
 /// switch features on (`--extra-experimental-features X`), and hands settings
-/// (`--option N V`) to every subcommand through `NIX_CONFIG`, which each one's
-/// configuration reads last, so each subcommand sees its name first.
+/// (`--option N V`) on: after the name to the subcommands that parse them, to
+/// the others through `NIX_CONFIG`, which each one's configuration reads last.
+/// Each subcommand sees its name first.
 ///
 /// Call this before any thread starts: it sets an environment variable.
 pub fn hoist_global_flags(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let mut leading = Vec::new();
     let mut iter = args.into_iter();
     let mut rest = Vec::new();
-    let mut settings = String::new();
+    let mut settings = Vec::new();
     while let Some(arg) = iter.next() {
         match arg.to_str() {
             Some("--store") => {
@@ -84,7 +85,7 @@ pub fn hoist_global_flags(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStri
             }
             Some("--option") => {
                 let (Some(name), Some(value)) = (iter.next(), iter.next()) else { break };
-                settings.push_str(&format!("{} = {}\n", name.to_string_lossy(), value.to_string_lossy()));
+                settings.push((name, value));
             }
             _ => {
                 rest.push(arg);
@@ -92,12 +93,22 @@ pub fn hoist_global_flags(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStri
             }
         }
     }
-    if !settings.is_empty() {
+    // Subcommands that take `--option` themselves get it as if given after
+    // their name, so it counts as a command-line option (`nix build --expr` is
+    // pure unless `--option pure-eval false`, which NIX_CONFIG cannot undo).
+    let takes_options = matches!(rest.first().and_then(|a| a.to_str()), Some("eval" | "build" | "copy"));
+    if takes_options {
+        for (name, value) in settings {
+            leading.extend([std::ffi::OsString::from("--option"), name, value]);
+        }
+    } else if !settings.is_empty() {
         let mut nix_config = std::env::var("NIX_CONFIG").unwrap_or_default();
         if !nix_config.is_empty() && !nix_config.ends_with('\n') {
             nix_config.push('\n');
         }
-        nix_config.push_str(&settings);
+        for (name, value) in settings {
+            nix_config.push_str(&format!("{} = {}\n", name.to_string_lossy(), value.to_string_lossy()));
+        }
         // SAFETY: called from `main` before any thread exists (see above).
         unsafe { std::env::set_var("NIX_CONFIG", nix_config) };
     }

@@ -23,6 +23,7 @@ fn run(ours: bool, dir: &Path, args: &[&str]) -> Output {
         .env("XDG_CACHE_HOME", dir.join(if ours { "cache-nivis" } else { "cache-cppnix" }))
         .env_remove("NIX_CONFIG")
         .env_remove("NIX_PATH")
+        .env("NIVIS_GLOBAL_FLAGS", "seen")
         .output()
         .unwrap()
 }
@@ -39,6 +40,15 @@ fn option_before_the_subcommand_is_applied() {
     let theirs = run(false, dir.path(), &args);
     assert!(ours.status.success(), "{}", String::from_utf8_lossy(&ours.stderr));
     assert_eq!(String::from_utf8_lossy(&ours.stdout), "\"i686-linux\"\n");
+    assert_eq!(ours.stdout, theirs.stdout);
+
+    // Before the subcommand it is a command-line option still: `nix eval
+    // --expr` is pure unless `--option pure-eval false` says otherwise.
+    let args = ["--option", "pure-eval", "false", "eval", "--expr", "builtins.getEnv \"NIVIS_GLOBAL_FLAGS\""];
+    let ours = run(true, dir.path(), &args);
+    let theirs = run(false, dir.path(), &args);
+    assert!(ours.status.success(), "{}", String::from_utf8_lossy(&ours.stderr));
+    assert_eq!(String::from_utf8_lossy(&ours.stdout), "\"seen\"\n");
     assert_eq!(ours.stdout, theirs.stdout);
 
     // A setting already in NIX_CONFIG is overridden by the flag, not lost.
