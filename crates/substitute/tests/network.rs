@@ -441,9 +441,11 @@ fn a_cut_nar_is_resumed_where_the_server_takes_ranges() {
 
 #[test]
 fn a_refused_connection_is_retried_then_reported() {
-    // A port nobody listens on: bind, note the port, close.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let url = format!("http://127.0.0.1:{port}");
+    // A port nobody listens on: bind, note the port, close. On 127.0.0.2, so
+    // that the other tests' servers (127.0.0.1, any free port) cannot take it
+    // in between and answer.
+    let port = TcpListener::bind("127.0.0.2:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.2:{port}");
     let warnings = Arc::default();
     let error = BinaryCacheStore::open_with_network(&url, &settings(), &quick(3, &warnings)).err().expect("no server");
     let warnings = warnings.lock().unwrap().clone();
