@@ -222,19 +222,26 @@ pub fn print_missing(store: &dyn Store, targets: &[DerivedPath], substituters: &
             eprintln!("  {}", store.print_store_path(path));
         }
     }
-    if !missing.will_substitute.is_empty() {
-        let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
-        let sizes = format!("{:.2} MiB download, {:.2} MiB unpacked", mib(missing.download_size), mib(missing.nar_size));
-        if missing.will_substitute.len() == 1 {
-            eprintln!("this path will be fetched ({sizes}):");
-        } else {
-            eprintln!("these {} paths will be fetched ({sizes}):", missing.will_substitute.len());
-        }
-        for path in &missing.will_substitute {
-            eprintln!("  {}", store.print_store_path(path));
-        }
-    }
+    print_will_fetch(store, &missing.will_substitute, missing.download_size, missing.nar_size);
     Ok(())
+}
+
+/// "these N paths will be fetched (X MiB download, Y MiB unpacked):" on
+/// stderr, as CppNix's `printMissing`; nothing when `paths` is empty.
+fn print_will_fetch(store: &dyn Store, paths: &nivis_formats::StorePathSet, download_size: u64, nar_size: u64) {
+    if paths.is_empty() {
+        return;
+    }
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    let sizes = format!("{:.2} MiB download, {:.2} MiB unpacked", mib(download_size), mib(nar_size));
+    if paths.len() == 1 {
+        eprintln!("this path will be fetched ({sizes}):");
+    } else {
+        eprintln!("these {} paths will be fetched ({sizes}):", paths.len());
+    }
+    for path in paths {
+        eprintln!("  {}", store.print_store_path(path));
+    }
 }
 
 /// The configured binary caches, as the scheduler's substitution hook: every
@@ -473,12 +480,44 @@ fn nix_store_realise(args: &[String]) -> crate::CommandResult {
             plain.push(path);
         }
     }
+    // Paths that are not derivations can only be fetched: from the
+    // substituters (content-addressed ones need no signature), else an error.
+    let substituters = flags.substituters()?;
+    let mut missing = nivis_formats::StorePathSet::new();
     for path in &plain {
         if !store.is_valid_path(path)? {
-            bail!("path '{}' is required, but there is no substituter that can build it", store.print_store_path(path));
+            missing.insert(path.clone());
         }
     }
-    let substituters = flags.substituters()?;
+    let mut fetchable = nivis_formats::StorePathSet::new();
+    if !missing.is_empty() {
+        let answer = nivis_build::Substituter::query_substitutable(&substituters, store.as_ref(), &missing)
+            .map_err(|error| anyhow::anyhow!(error))?;
+        fetchable = answer.keys().cloned().collect();
+        let download_size = answer.values().map(|p| p.download_size).sum();
+        let nar_size = answer.values().map(|p| p.nar_size).sum();
+        print_will_fetch(store.as_ref(), &fetchable, download_size, nar_size);
+        if !flags.dry_run
+            && let Err(error) = nivis_build::Substituter::substitute(&substituters, store.as_ref(), &missing)
+        {
+            eprintln!("warning: {error}");
+        }
+    }
+    let mut unknown = Vec::new();
+    for path in &missing {
+        let available = if flags.dry_run { fetchable.contains(path) } else { store.is_valid_path(path)? };
+        if !available {
+            unknown.push(store.print_store_path(path));
+        }
+    }
+    if let Some(first) = unknown.first() {
+        // CppNix's printMissing names them first; the error is current CppNix's.
+        eprintln!("don't know how to build these paths:");
+        for path in &unknown {
+            eprintln!("  {path}");
+        }
+        bail!("path '{first}' is required, but there is no substituter that can build it");
+    }
     let result = match realise(store.as_ref(), &targets, &settings, &substituters, flags.dry_run)? {
         Ok(result) => result,
         Err(status) => return Ok(ExitCode::from(status)),
