@@ -32,6 +32,11 @@ pub enum BuildError {
     #[error("path '{0}' is configured as part of the sandbox but does not exist")]
     MissingSandboxPath(PathBuf),
 
+    /// The `build-users-group` setting cannot be used (no such group, no
+    /// members...); the message is CppNix's.
+    #[error("{0}")]
+    BuildUsers(String),
+
     /// A value in the request is malformed (a relative path, a store path outside
     /// the store directory, a name with a slash...).
     #[error("invalid build request: {0}")]

@@ -43,6 +43,7 @@ mod request;
 mod sandbox;
 mod scheduler;
 mod seccomp;
+mod user_pool;
 
 pub use builtins::{
     BuildEnvError, BuildEnvStats, Package, StoreLocation, build_profile, build_profile_in, builtin_buildenv,
@@ -57,6 +58,7 @@ pub use refs::{HASH_PART_LEN, ReferenceScanner};
 pub use request::{
     AUTO_BUILD_ID, BuildRequest, BuildStatus, BuildUser, InputPathInfo, SANDBOX_GID, SANDBOX_UID, SandboxPath,
 };
+pub use user_pool::{UserLock, UserPool};
 pub use sandbox::{BuildOutcome, FinishedOutput, run_build};
 pub use scheduler::{
     BuildFailure, BuildSettings, DerivedPath, FailureKind, MissingPaths, RealiseResult, ScheduleError, SubstitutablePath, SubstituteOutcome,

@@ -99,6 +99,10 @@ pub struct BuildSettings {
     pub extra_platforms: BTreeSet<String>,
     /// The features a derivation may require (`system-features`).
     pub system_features: BTreeSet<String>,
+    /// `build-users-group`: when running as root, each build runs as a free
+    /// member of this group (see [`crate::UserPool`]); `None` (the setting
+    /// empty) keeps the default build user ([`BuildUser::default_for_caller`]).
+    pub build_users_group: Option<String>,
 }
 
 impl BuildSettings {
@@ -213,6 +217,7 @@ impl Default for BuildSettings {
             system: host_system(),
             extra_platforms: default_extra_platforms(),
             system_features: default_system_features(),
+            build_users_group: None,
         }
     }
 }
@@ -363,6 +368,9 @@ pub enum ScheduleError {
         "a '{platform}' with features {{{required}}} is required to build '{drv}', but I am a '{system}' with features {{{features}}}"
     )]
     CannotBuildHere { platform: String, required: String, drv: String, system: String, features: String },
+    /// The `build-users-group` setting cannot be used.
+    #[error(transparent)]
+    BuildUsers(BuildError),
 }
 
 /// What the graph walk found about one derivation.
@@ -715,6 +723,18 @@ pub fn realise(
         return Err(ScheduleError::NotLocal(store.uri()));
     }
     let log_dir = local.map(|l| l.config().log_dir.clone());
+    // CppNix uses build users only when it runs as root; the group is
+    // resolved once, before any build starts, so a bad setting fails early.
+    // SAFETY: getuid has no preconditions.
+    let root = unsafe { libc::getuid() } == 0;
+    let user_pool = match (&settings.build_users_group, local) {
+        (Some(group), Some(local)) if any_pending && root => {
+            Some(std::sync::Arc::new(
+                crate::UserPool::open(group, &local.config().state_dir).map_err(ScheduleError::BuildUsers)?,
+            ))
+        }
+        _ => None,
+    };
     let real_store_dir = local.map(|l| l.config().real_store_dir.clone()).unwrap_or_default();
 
     let mut ready: VecDeque<StorePath> = graph
@@ -758,8 +778,10 @@ pub fn realise(
                     let log_file = if settings.keep_build_log { log_dir.as_ref().map(|d| log_path(d, &drv_path)) } else { None };
                     let (print, prefix) = (settings.print_build_logs, settings.prefix_log_lines);
                     let name = drv_path.name().trim_end_matches(".drv").to_string();
+                    let user_pool = user_pool.clone();
                     std::thread::spawn(move || {
-                        let result = run_job(drv_path, request, mode, log_file, print, prefix.then_some(name));
+                        let result =
+                            run_job(drv_path, request, mode, log_file, print, prefix.then_some(name), user_pool.as_deref());
                         let _ = sender.send(result);
                     });
                 }
@@ -1092,14 +1114,30 @@ fn run_job(
     log_file: Option<PathBuf>,
     print: bool,
     prefix: Option<String>,
+    user_pool: Option<&crate::UserPool>,
 ) -> JobResult {
+    let mut request = request;
     let file = log_file.and_then(|path| {
         fs::create_dir_all(path.parent()?).ok()?;
         crate::build_log::CompressedLog::create(&path).ok()
     });
     let mut sink = LogSink { file, print, prefix, partial: Vec::new(), last_lines: VecDeque::new() };
     let mut kept_build_dir = None;
-    let outcome = run_build(&request, &mut sink).and_then(|mut outcome| {
+    // The build user stays taken until the outputs are canonicalised (owned
+    // by us again), as CppNix keeps it for the whole build.
+    let user_lock = user_pool
+        .map(|pool| pool.acquire(|| eprintln!("waiting for UID to build '{}'...", request.drv_path)))
+        .transpose();
+    let (outcome, _user_lock) = match user_lock {
+        Err(e) => (Err(e), None),
+        Ok(lock) => {
+            if let Some(lock) = &lock {
+                request.build_user = Some(lock.user);
+            }
+            (run_build(&request, &mut sink), lock)
+        }
+    };
+    let outcome = outcome.and_then(|mut outcome| {
         if request.keep_build_dir && !outcome.build_dir().as_os_str().is_empty() {
             kept_build_dir = Some(outcome.build_dir().to_path_buf());
         }

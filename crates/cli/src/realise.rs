@@ -163,6 +163,7 @@ impl BuildFlags {
         if let Some(dir) = config.get("build-dir").filter(|d| !d.is_empty()) {
             settings.tmp_root = PathBuf::from(dir);
         }
+        settings.build_users_group = config.get("build-users-group").filter(|g| !g.is_empty());
         settings.print_build_logs = self.print_build_logs.unwrap_or(legacy);
         settings.prefix_log_lines = !legacy;
         // What this machine can build: `system`, `extra-platforms` and
