@@ -1131,10 +1131,17 @@ fn run_job(
     let (outcome, _user_lock) = match user_lock {
         Err(e) => (Err(e), None),
         Ok(lock) => {
+            // CppNix kills the build user's processes before and after.
+            let killed = lock.as_ref().map_or(Ok(()), crate::UserLock::kill_processes);
             if let Some(lock) = &lock {
                 request.build_user = Some(lock.user);
             }
-            (run_build(&request, &mut sink), lock)
+            let outcome = killed.and_then(|()| run_build(&request, &mut sink));
+            let outcome = match (outcome, lock.as_ref().map_or(Ok(()), crate::UserLock::kill_processes)) {
+                (Ok(_), Err(e)) => Err(e),
+                (outcome, _) => outcome,
+            };
+            (outcome, lock)
         }
     };
     let outcome = outcome.and_then(|mut outcome| {

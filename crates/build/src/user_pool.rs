@@ -111,6 +111,64 @@ impl UserPool {
     }
 }
 
+impl UserLock {
+    /// Kills every process running as this build user (CppNix's `killUser`,
+    /// done before and after each build): a previous unsandboxed builder may
+    /// have left some, and they must not see or touch the next build. A child
+    /// takes the uid and signals everything it may (`kill(-1)` skips itself).
+    pub fn kill_processes(&self) -> Result<(), BuildError> {
+        let uid = self.user.uid;
+        if uid == 0 {
+            return Ok(());
+        }
+        // SAFETY: between fork and _exit the child only makes raw system
+        // calls, which are async-signal-safe (this process has threads).
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(BuildError::Sandbox {
+                step: format!("killing the processes of uid {uid}"),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        if pid == 0 {
+            unsafe {
+                if libc::syscall(libc::SYS_setuid, uid as libc::c_long) != 0 {
+                    libc::_exit(1);
+                }
+                loop {
+                    // Success means every such process was signalled (a
+                    // repeat could spin on zombies nobody has reaped yet).
+                    if libc::kill(-1, libc::SIGKILL) == 0 {
+                        libc::_exit(0);
+                    }
+                    let errno = *libc::__errno_location();
+                    if errno == libc::ESRCH || errno == libc::EPERM {
+                        libc::_exit(0);
+                    }
+                    if errno != libc::EINTR {
+                        libc::_exit(1);
+                    }
+                }
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above.
+        while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
+            let error = std::io::Error::last_os_error();
+            if error.kind() != std::io::ErrorKind::Interrupted {
+                return Err(BuildError::Sandbox { step: format!("killing the processes of uid {uid}"), source: error });
+            }
+        }
+        if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+            return Err(BuildError::Sandbox {
+                step: format!("killing the processes of uid {uid}"),
+                source: std::io::Error::other("the killing process failed"),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Calls a reentrant `get*_r` function with a growing buffer.
 fn with_buffer<T>(mut call: impl FnMut(&mut [u8]) -> Result<Option<T>, i32>) -> Result<Option<T>, BuildError> {
     let mut size = 16 * 1024;

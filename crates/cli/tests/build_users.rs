@@ -173,9 +173,28 @@ fn builds_run_as_free_members_of_the_build_users_group() {
     }
 
     // A member locked by someone else (CppNix on a shared store) is skipped.
+    // A process left running as that member (an earlier unsandboxed
+    // builder, say) is killed before the build, as CppNix does.
+    let mut lingering = Command::new("setpriv")
+        .args([&format!("--reuid={}", uids[1]), &format!("--regid={gid}"), "--clear-groups", "sleep", "300"])
+        .spawn()
+        .expect("setpriv");
     let held = hold_lock(&fixture.userpool(), uids[0]);
     let built = fixture.build(GROUP, &["c"]);
     assert!(built.status.success(), "nix-build: {}", text(&built.stderr));
+    let mut killed = None;
+    for _ in 0..50 {
+        killed = lingering.try_wait().expect("wait");
+        if killed.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if killed.is_none() {
+        let _ = lingering.kill();
+    }
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(killed.and_then(|s| s.signal()), Some(libc::SIGKILL), "the member's process must be killed");
     let out = text(&built.stdout).trim().to_string();
     assert_eq!(mapped_host_id(&fs::read_to_string(fixture.real(&out).join("uid_map")).expect("uid_map")), uids[1]);
 
