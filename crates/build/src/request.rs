@@ -64,7 +64,9 @@ impl BuildUser {
     /// for root. A builder whose ids are the host's root would pass every
     /// permission check on root-owned files it can reach (`/proc/sysrq-trigger`
     /// for one), capabilities or not; so root builds as [`AUTO_BUILD_ID`], the
-    /// first id of CppNix's `auto-allocate-uids` range.
+    /// first id of CppNix's `auto-allocate-uids` range. (With
+    /// `build-users-group` set, `realise` takes a member of that group
+    /// instead: see [`crate::UserPool`].)
     pub fn default_for_caller() -> BuildUser {
         let current = BuildUser::current();
         if current.uid == 0 { BuildUser { uid: AUTO_BUILD_ID, gid: AUTO_BUILD_ID } } else { current }

@@ -1126,7 +1126,7 @@ fn run_job(
     // The build user stays taken until the outputs are canonicalised (owned
     // by us again), as CppNix keeps it for the whole build.
     let user_lock = user_pool
-        .map(|pool| pool.acquire(|| eprintln!("waiting for UID to build '{}'...", request.drv_path)))
+        .map(|pool| pool.acquire(|| eprintln!("waiting for UID to build '{}'", request.drv_path)))
         .transpose();
     let (outcome, _user_lock) = match user_lock {
         Err(e) => (Err(e), None),
