@@ -2,27 +2,16 @@
 //! `nix --store DIR path-info ...`) reach the subcommand, as in CppNix: each
 //! case runs nivis and CppNix 2.8 with the same arguments and compares.
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod support;
+use support::clean_tool;
 
 fn run(ours: bool, dir: &Path, args: &[&str]) -> Output {
-    let mut command = if ours {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_nivis"));
-        c.arg0("nix");
-        c
-    } else {
-        Command::new("/usr/bin/nix")
-    };
-    command
+    clean_tool(ours, "nix", dir)
         .args(["--extra-experimental-features", "nix-command"])
         .args(args)
-        .current_dir(dir)
-        .env("NIX_CONF_DIR", dir)
-        .env("NIX_USER_CONF_FILES", "")
-        .env("XDG_CACHE_HOME", dir.join(if ours { "cache-nivis" } else { "cache-cppnix" }))
-        .env_remove("NIX_CONFIG")
-        .env_remove("NIX_PATH")
         .env("NIVIS_GLOBAL_FLAGS", "seen")
         .output()
         .unwrap()
@@ -52,13 +41,8 @@ fn option_before_the_subcommand_is_applied() {
     assert_eq!(ours.stdout, theirs.stdout);
 
     // A setting already in NIX_CONFIG is overridden by the flag, not lost.
-    let mut command = Command::new(env!("CARGO_BIN_EXE_nivis"));
-    command.arg0("nix");
-    let out = command
+    let out = clean_tool(true, "nix", dir.path())
         .args(["--option", "system", "armv7l-linux", "eval", "--impure", "--expr", "builtins.currentSystem"])
-        .current_dir(dir.path())
-        .env("NIX_CONF_DIR", dir.path())
-        .env("NIX_USER_CONF_FILES", "")
         .env("NIX_CONFIG", "system = aarch64-linux")
         .output()
         .unwrap();
@@ -75,7 +59,7 @@ fn store_before_the_subcommand_is_applied() {
     std::fs::write(dir.path().join("hello.txt"), "hello\n").unwrap();
     let store = dir.path().join("store-root");
     let store = store.to_str().unwrap();
-    let added = Command::new("/usr/bin/nix-store")
+    let added = std::process::Command::new("/usr/bin/nix-store")
         .args(["--store", store, "--add", "hello.txt"])
         .current_dir(dir.path())
         .output()

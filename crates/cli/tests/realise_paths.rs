@@ -3,27 +3,14 @@
 //! signed (its path proves its contents), as CppNix 2.8 fetches it; a path no
 //! cache has is refused with CppNix's message. Both tools run side by side.
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod support;
+use support::clean_tool;
+
 fn nix_store(ours: bool, dir: &Path, args: &[&str]) -> Output {
-    let mut command = if ours {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_nivis"));
-        c.arg0("nix-store");
-        c
-    } else {
-        Command::new("/usr/bin/nix-store")
-    };
-    command
-        .args(args)
-        .current_dir(dir)
-        .env("NIX_CONF_DIR", dir)
-        .env("NIX_USER_CONF_FILES", "")
-        .env("XDG_CACHE_HOME", dir.join(if ours { "cache-nivis" } else { "cache-cppnix" }))
-        .env_remove("NIX_CONFIG")
-        .output()
-        .unwrap()
+    clean_tool(ours, "nix-store", dir).args(args).output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -32,3 +32,26 @@ pub fn cppnix_available() -> bool {
 unsafe extern "C" {
     fn geteuid() -> u32;
 }
+
+/// `name` (a CppNix command name such as `nix` or `nix-store`) as nivis
+/// (`ours`) or as CppNix 2.8 from /usr/bin, run in `dir` with a clean
+/// configuration: `dir` as the configuration directory, no user files, no
+/// `NIX_CONFIG`/`NIX_PATH`, and a cache directory of its own per tool.
+pub fn clean_tool(ours: bool, name: &str, dir: &std::path::Path) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut command = if ours {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_nivis"));
+        c.arg0(name);
+        c
+    } else {
+        Command::new(format!("/usr/bin/{name}"))
+    };
+    command
+        .current_dir(dir)
+        .env("NIX_CONF_DIR", dir)
+        .env("NIX_USER_CONF_FILES", "")
+        .env("XDG_CACHE_HOME", dir.join(if ours { "cache-nivis" } else { "cache-cppnix" }))
+        .env_remove("NIX_CONFIG")
+        .env_remove("NIX_PATH");
+    command
+}
