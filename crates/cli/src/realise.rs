@@ -451,24 +451,12 @@ fn split_compound(args: &[String]) -> Vec<String> {
 }
 
 fn nix_store_realise(args: &[String]) -> crate::CommandResult {
-    let args = split_compound(args);
-    let mut flags = BuildFlags::default();
-    let mut paths = Vec::new();
-    let mut i = 0;
-    while i < args.len() {
-        let arg = args[i].as_str();
-        if matches!(arg, "--realise" | "--realize" | "-r" | "--ignore-unknown" | "--add-root" | "--indirect") {
-            if arg == "--add-root" {
-                bail!(crate::NotImplemented("nix-store --realise --add-root".into()));
-            }
-        } else if !flags.parse_flag(&args, &mut i)? {
-            if arg.starts_with('-') && arg.len() > 1 {
-                bail!("unknown flag '{arg}'\nTry 'nix-store --help' for more information.");
-            }
-            paths.push(arg.to_string());
-        }
-        i += 1;
+    const OWN_FLAGS: &[&str] = &["--realise", "--realize", "-r", "--ignore-unknown", "--add-root", "--indirect"];
+    let (flags, rest) = parse_operation(args, OWN_FLAGS)?;
+    if rest.iter().any(|a| a == "--add-root") {
+        bail!(crate::NotImplemented("nix-store --realise --add-root".into()));
     }
+    let paths: Vec<&String> = rest.iter().filter(|a| !OWN_FLAGS.contains(&a.as_str())).collect();
     let store = crate::store_args::open_store(flags.store.as_deref())?;
     let settings = flags.settings(true)?;
     let mut targets = Vec::new();
