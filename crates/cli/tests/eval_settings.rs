@@ -89,9 +89,18 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// The first line of stderr that is not a retry warning from a download.
+/// The error message: the last line of stderr that starts with `error: `
+/// (current CppNix prints the trace frames first and the message last, 2.8
+/// the message first), unindented, skipping retry warnings from downloads.
 fn first_error_line(stderr: &[u8]) -> String {
-    text(stderr).lines().find(|l| !l.starts_with("warning: error: unable to download")).unwrap_or("").to_string()
+    text(stderr)
+        .lines()
+        .filter(|l| !l.starts_with("warning: error: unable to download"))
+        .filter(|l| l.trim_start().starts_with("error: "))
+        .last()
+        .unwrap_or("")
+        .trim_start()
+        .to_string()
 }
 
 macro_rules! need_cppnix {

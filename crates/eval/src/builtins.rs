@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use crate::ast::BinOp;
-use crate::error::{ErrorKind, EvalError, Result};
+use crate::error::{BadArgument, ErrorKind, EvalError, Result};
 use crate::eval::{Coerce, Eval, Settings, context_store_path, eval_error, io_error, type_error};
 use crate::io::{EvalIO, FileType};
 use crate::pos::Pos;
@@ -99,7 +99,7 @@ pub static PRIMOPS: &[PrimOp] = &[
     p!("isNull", 1, |e, a, p| is_type(e, a, p, |v| matches!(v, Value::Null)), "Whether a value is null."),
     p!("isPath", 1, |e, a, p| is_type(e, a, p, |v| matches!(v, Value::Path(_))), "Whether a value is a path."),
     p!("isString", 1, |e, a, p| is_type(e, a, p, |v| matches!(v, Value::String(_))), "Whether a value is a string."),
-    p!("length", 1, |e, a, p| Ok(Value::Int(e.force_list(&a[0], p)?.len() as i64)), "The length of a list."),
+    p!("length", 1, |e, a, p| Ok(Value::Int(e.force_list(&a[0], p).argument(0)?.len() as i64)), "The length of a list."),
     p!("lessThan", 2, |e, a, p| Ok(Value::Bool(e.less_than(&a[0], &a[1], p)?)), "`a < b`."),
     p!("listToAttrs", 1, prim_list_to_attrs, "A set from a list of `{ name; value; }`."),
     p!("map", 2, prim_map, "Apply a function to each list element (lazily)."),
@@ -234,8 +234,8 @@ fn is_type(e: &mut Eval, a: &[Value], p: Pos, f: fn(&Value) -> bool) -> Result<V
 }
 
 fn bit(e: &mut Eval, a: &[Value], p: Pos, f: fn(i64, i64) -> i64) -> Result<Value> {
-    let x = e.force_int(&a[0], p)?;
-    let y = e.force_int(&a[1], p)?;
+    let x = e.force_int(&a[0], p).argument(0)?;
+    let y = e.force_int(&a[1], p).argument(1)?;
     Ok(Value::Int(f(x, y)))
 }
 
@@ -333,7 +333,7 @@ fn prim_trace_verbose(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_warn(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.force_string(&a[0], p)?;
+    let s = e.force_string(&a[0], p).argument(0)?;
     eprintln!("evaluation warning: {}", s.to_str_lossy());
     e.force(&a[1], p)
 }
@@ -341,20 +341,20 @@ fn prim_warn(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 // ----- attribute sets -----
 
 fn prim_attr_names(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let attrs = e.force_attrs(&a[0], p)?;
+    let attrs = e.force_attrs(&a[0], p).argument(0)?;
     let names = attrs.sorted_by_name().iter().map(|x| Value::string(x.name.as_bytes())).collect();
     Ok(Value::list(names))
 }
 
 fn prim_attr_values(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let attrs = e.force_attrs(&a[0], p)?;
+    let attrs = e.force_attrs(&a[0], p).argument(0)?;
     let values = attrs.sorted_by_name().iter().map(|x| x.value.clone()).collect();
     Ok(Value::list(values))
 }
 
 fn prim_get_attr(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let name = e.force_string_no_ctx(&a[0], p)?;
-    let attrs = e.force_attrs(&a[1], p)?;
+    let name = e.force_string_no_ctx(&a[0], p).argument(0)?;
+    let attrs = e.force_attrs(&a[1], p).argument(1)?;
     let sym = Sym::new(name.as_bytes());
     match attrs.find(sym) {
         Some(attr) => {
@@ -366,14 +366,14 @@ fn prim_get_attr(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_has_attr(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let name = e.force_string_no_ctx(&a[0], p)?;
-    let attrs = e.force_attrs(&a[1], p)?;
+    let name = e.force_string_no_ctx(&a[0], p).argument(0)?;
+    let attrs = e.force_attrs(&a[1], p).argument(1)?;
     Ok(bool_v(attrs.get(Sym::new(name.as_bytes())).is_some()))
 }
 
 fn prim_unsafe_get_attr_pos(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let name = e.force_string_no_ctx(&a[0], p)?;
-    let attrs = e.force_attrs(&a[1], p)?;
+    let name = e.force_string_no_ctx(&a[0], p).argument(0)?;
+    let attrs = e.force_attrs(&a[1], p).argument(1)?;
     match attrs.find(Sym::new(name.as_bytes())) {
         Some(attr) => Ok(e.pos_to_value(attr.pos)),
         None => Ok(Value::Null),
@@ -381,8 +381,8 @@ fn prim_unsafe_get_attr_pos(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
 }
 
 fn prim_remove_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let attrs = e.force_attrs(&a[0], p)?;
-    let list = e.force_list(&a[1], p)?;
+    let attrs = e.force_attrs(&a[0], p).argument(0)?;
+    let list = e.force_list(&a[1], p).argument(1)?;
     let mut remove: Vec<Sym> = Vec::with_capacity(list.len());
     for item in list.iter() {
         let s = e.force_string_no_ctx(item, p)?;
@@ -398,7 +398,7 @@ fn prim_remove_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_list_to_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let list = e.force_list(&a[0], p)?;
+    let list = e.force_list(&a[0], p).argument(0)?;
     let mut out = Attrs::with_capacity(list.len());
     for item in list.iter() {
         let entry = e.force_attrs(item, p)?;
@@ -425,8 +425,8 @@ fn prim_list_to_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_intersect_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let x = e.force_attrs(&a[0], p)?;
-    let y = e.force_attrs(&a[1], p)?;
+    let x = e.force_attrs(&a[0], p).argument(0)?;
+    let y = e.force_attrs(&a[1], p).argument(1)?;
     let mut out = Attrs::new();
     for attr in &y.entries {
         if x.get(attr.name).is_some() {
@@ -437,9 +437,9 @@ fn prim_intersect_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_cat_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let name = e.force_string_no_ctx(&a[0], p)?;
+    let name = e.force_string_no_ctx(&a[0], p).argument(0)?;
     let sym = Sym::new(name.as_bytes());
-    let list = e.force_list(&a[1], p)?;
+    let list = e.force_list(&a[1], p).argument(1)?;
     let mut out = Vec::new();
     for item in list.iter() {
         let attrs = e.force_attrs(item, p)?;
@@ -451,7 +451,7 @@ fn prim_cat_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_map_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let attrs = e.force_attrs(&a[1], p)?;
+    let attrs = e.force_attrs(&a[1], p).argument(1)?;
     let f = a[0].clone();
     let mut out = Attrs::with_capacity(attrs.len());
     for x in &attrs.entries {
@@ -463,7 +463,7 @@ fn prim_map_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_zip_attrs_with(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let list = e.force_list(&a[1], p)?;
+    let list = e.force_list(&a[1], p).argument(1)?;
     let mut groups: Vec<(Sym, Vec<Value>)> = Vec::new();
     let mut index: std::collections::HashMap<Sym, usize> = std::collections::HashMap::new();
     for item in list.iter() {
@@ -504,7 +504,7 @@ fn prim_function_args(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_group_by(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let list = e.force_list(&a[1], p)?;
+    let list = e.force_list(&a[1], p).argument(1)?;
     let mut groups: Vec<(Sym, Vec<Value>)> = Vec::new();
     let mut index: std::collections::HashMap<Sym, usize> = std::collections::HashMap::new();
     let f = e.force(&a[0], p)?;
@@ -529,14 +529,14 @@ fn prim_group_by(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 // ----- lists -----
 
 fn prim_map(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let list = e.force_list(&a[1], p)?;
+    let list = e.force_list(&a[1], p).argument(1)?;
     let out = list.iter().map(|x| Value::apply_thunk(a[0].clone(), x.clone())).collect();
     Ok(Value::list(out))
 }
 
 fn prim_filter(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let f = e.force_function(&a[0], p)?;
-    let list = e.force_list(&a[1], p)?;
+    let f = e.force_function(&a[0], p).argument(0)?;
+    let list = e.force_list(&a[1], p).argument(1)?;
     let mut out = Vec::new();
     for x in list.iter() {
         if call_pred(e, &f, x, p)? {
@@ -550,8 +550,8 @@ fn prim_filter(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_all(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let f = e.force_function(&a[0], p)?;
-    let list = e.force_list(&a[1], p)?;
+    let f = e.force_function(&a[0], p).argument(0)?;
+    let list = e.force_list(&a[1], p).argument(1)?;
     for x in list.iter() {
         if !call_pred(e, &f, x, p)? {
             return Ok(bool_v(false));
@@ -561,8 +561,8 @@ fn prim_all(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_any(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let f = e.force_function(&a[0], p)?;
-    let list = e.force_list(&a[1], p)?;
+    let f = e.force_function(&a[0], p).argument(0)?;
+    let list = e.force_list(&a[1], p).argument(1)?;
     for x in list.iter() {
         if call_pred(e, &f, x, p)? {
             return Ok(bool_v(true));
@@ -572,7 +572,7 @@ fn prim_any(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_elem(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let list = e.force_list(&a[1], p)?;
+    let list = e.force_list(&a[1], p).argument(1)?;
     for x in list.iter() {
         if e.equal(&a[0], x, p)? {
             return Ok(bool_v(true));
@@ -582,8 +582,8 @@ fn prim_elem(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_elem_at(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let list = e.force_list(&a[0], p)?;
-    let n = e.force_int(&a[1], p)?;
+    let list = e.force_list(&a[0], p).argument(0)?;
+    let n = e.force_int(&a[1], p).argument(1)?;
     if n < 0 || n as usize >= list.len() {
         return Err(eval_error(format!("list index {n} is out of bounds"), p));
     }
@@ -591,7 +591,7 @@ fn prim_elem_at(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_head(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let list = e.force_list(&a[0], p)?;
+    let list = e.force_list(&a[0], p).argument(0)?;
     match list.first() {
         Some(v) => e.force(v, p),
         None => Err(eval_error("list index 0 is out of bounds", p)),
@@ -599,7 +599,7 @@ fn prim_head(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_tail(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let list = e.force_list(&a[0], p)?;
+    let list = e.force_list(&a[0], p).argument(0)?;
     if list.is_empty() {
         return Err(eval_error("'tail' called on an empty list", p));
     }
@@ -607,7 +607,7 @@ fn prim_tail(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_concat_lists(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let lists = e.force_list(&a[0], p)?;
+    let lists = e.force_list(&a[0], p).argument(0)?;
     let mut out = Vec::new();
     for l in lists.iter() {
         let l = e.force_list(l, p)?;
@@ -617,8 +617,8 @@ fn prim_concat_lists(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_concat_map(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let f = e.force_function(&a[0], p)?;
-    let list = e.force_list(&a[1], p)?;
+    let f = e.force_function(&a[0], p).argument(0)?;
+    let list = e.force_list(&a[1], p).argument(1)?;
     let mut out = Vec::new();
     for x in list.iter() {
         let r = e.call(&f, x.clone(), p)?;
@@ -629,8 +629,8 @@ fn prim_concat_map(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_foldl(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let f = e.force_function(&a[0], p)?;
-    let list = e.force_list(&a[2], p)?;
+    let f = e.force_function(&a[0], p).argument(0)?;
+    let list = e.force_list(&a[2], p).argument(2)?;
     let mut acc = a[1].clone();
     for x in list.iter() {
         acc = e.call_n(&f, &[acc, x.clone()], p)?;
@@ -639,7 +639,7 @@ fn prim_foldl(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_gen_list(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let n = e.force_int(&a[1], p)?;
+    let n = e.force_int(&a[1], p).argument(1)?;
     if n < 0 {
         return Err(eval_error(format!("cannot create list of size {n}"), p));
     }
@@ -648,8 +648,8 @@ fn prim_gen_list(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_partition(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let f = e.force_function(&a[0], p)?;
-    let list = e.force_list(&a[1], p)?;
+    let f = e.force_function(&a[0], p).argument(0)?;
+    let list = e.force_list(&a[1], p).argument(1)?;
     let (mut right, mut wrong) = (Vec::new(), Vec::new());
     for x in list.iter() {
         if call_pred(e, &f, x, p)? {
@@ -665,8 +665,8 @@ fn prim_partition(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_sort(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let f = e.force_function(&a[0], p)?;
-    let list = e.force_list(&a[1], p)?;
+    let f = e.force_function(&a[0], p).argument(0)?;
+    let list = e.force_list(&a[1], p).argument(1)?;
     let mut items: Vec<Value> = list.iter().cloned().collect();
     for it in items.iter_mut() {
         *it = e.force(it, p)?;
@@ -719,7 +719,7 @@ fn merge_sort(v: Vec<Value>, less: &mut dyn FnMut(&Value, &Value) -> bool) -> Ve
 }
 
 fn prim_generic_closure(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let args = e.force_attrs(&a[0], p)?;
+    let args = e.force_attrs(&a[0], p).argument(0)?;
     let Some(start) = args.get(e.s.start_set).cloned() else {
         return Err(eval_error("attribute 'startSet' missing", p));
     };
@@ -794,8 +794,8 @@ fn prim_to_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_concat_strings_sep(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let sep = e.force_string(&a[0], p)?;
-    let list = e.force_list(&a[1], p)?;
+    let sep = e.force_string(&a[0], p).argument(0)?;
+    let list = e.force_list(&a[1], p).argument(1)?;
     let mut buf = Vec::new();
     let mut ctx = sep.context().cloned().unwrap_or_default();
     for (i, x) in list.iter().enumerate() {
@@ -843,19 +843,19 @@ fn prim_to_path(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_compare_versions(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let x = e.force_string_no_ctx(&a[0], p)?;
-    let y = e.force_string_no_ctx(&a[1], p)?;
+    let x = e.force_string_no_ctx(&a[0], p).argument(0)?;
+    let y = e.force_string_no_ctx(&a[1], p).argument(1)?;
     Ok(Value::Int(crate::strings::compare_versions(x.as_bytes(), y.as_bytes()) as i64))
 }
 
 fn prim_split_version(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.force_string_no_ctx(&a[0], p)?;
+    let s = e.force_string_no_ctx(&a[0], p).argument(0)?;
     let parts = crate::strings::split_version(s.as_bytes()).into_iter().map(Value::string).collect();
     Ok(Value::list(parts))
 }
 
 fn prim_parse_drv_name(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.force_string_no_ctx(&a[0], p)?;
+    let s = e.force_string_no_ctx(&a[0], p).argument(0)?;
     let (name, version) = crate::strings::parse_drv_name(s.as_bytes());
     let mut out = Attrs::new();
     out.insert(e.s.name, Value::string(name), Pos::NONE);
@@ -864,8 +864,8 @@ fn prim_parse_drv_name(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_hash_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let algo = e.force_string_no_ctx(&a[0], p)?;
-    let s = e.force_string(&a[1], p)?;
+    let algo = e.force_string_no_ctx(&a[0], p).argument(0)?;
+    let s = e.force_string(&a[1], p).argument(1)?;
     let digest = crate::hash::digest(&algo.to_str_lossy(), s.as_bytes()).ok_or_else(|| {
         eval_error(format!("unknown hash algorithm '{}'", algo.to_str_lossy()), p)
     })?;
@@ -873,7 +873,7 @@ fn prim_hash_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_hash_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let algo = e.force_string_no_ctx(&a[0], p)?;
+    let algo = e.force_string_no_ctx(&a[0], p).argument(0)?;
     let path = e.realise_path(&a[1], p)?;
     let data = e
         .io
@@ -886,7 +886,7 @@ fn prim_hash_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_convert_hash(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let args = e.force_attrs(&a[0], p)?;
+    let args = e.force_attrs(&a[0], p).argument(0)?;
     let get = |e: &mut Eval, name: &str| -> Result<Option<String>> {
         match args.get(Sym::from_str(name)).cloned() {
             Some(v) => Ok(Some(e.force_string_no_ctx(&v, p)?.to_str_lossy().into_owned())),
@@ -906,7 +906,7 @@ fn prim_convert_hash(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 // ----- string context -----
 
 fn prim_has_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.force_string(&a[0], p)?;
+    let s = e.force_string(&a[0], p).argument(0)?;
     Ok(bool_v(s.has_context()))
 }
 
@@ -951,7 +951,7 @@ fn prim_add_drv_output_deps(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
 }
 
 fn prim_get_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.force_string(&a[0], p)?;
+    let s = e.force_string(&a[0], p).argument(0)?;
     // path -> (path: bool, allOutputs: bool, outputs: [names])
     let mut info: std::collections::BTreeMap<Vec<u8>, (bool, bool, Vec<Vec<u8>>)> = Default::default();
     for c in s.context().into_iter().flatten() {
@@ -986,8 +986,8 @@ fn prim_get_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_append_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.force_string(&a[0], p)?;
-    let attrs = e.force_attrs(&a[1], p)?;
+    let s = e.force_string(&a[0], p).argument(0)?;
+    let attrs = e.force_attrs(&a[1], p).argument(1)?;
     let mut ctx = s.context().cloned().unwrap_or_default();
     let store_dir = e.io.store_dir();
     for entry in &attrs.entries {
@@ -1054,7 +1054,7 @@ fn prim_import(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_scoped_import(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let scope_attrs = e.force_attrs(&a[0], p)?;
+    let scope_attrs = e.force_attrs(&a[0], p).argument(0)?;
     let mut path = e.realise_path(&a[1], p)?;
     if e.io.is_directory(&path).map_err(|err| io_error(err, p))? {
         path.push("default.nix");
@@ -1136,8 +1136,8 @@ fn prim_path_exists(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_find_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let search_path = e.force_list(&a[0], p)?;
-    let wanted = e.force_string_no_ctx(&a[1], p)?;
+    let search_path = e.force_list(&a[0], p).argument(0)?;
+    let wanted = e.force_string_no_ctx(&a[1], p).argument(1)?;
     let wanted = wanted.as_bytes().to_vec();
     for entry in search_path.iter() {
         let attrs = e.force_attrs(entry, p)?;
@@ -1204,7 +1204,7 @@ fn prim_filter_source(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_path(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let args = e.force_attrs(&a[0], p)?;
+    let args = e.force_attrs(&a[0], p).argument(0)?;
     let Some(path_v) = args.get(e.s.path).cloned() else {
         return Err(eval_error("missing required 'path' attribute in the first argument to builtins.path", p));
     };
@@ -1353,8 +1353,8 @@ fn prim_store_path(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_to_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let name = e.force_string_no_ctx(&a[0], p)?;
-    let contents = e.force_string(&a[1], p)?;
+    let name = e.force_string_no_ctx(&a[0], p).argument(0)?;
+    let contents = e.force_string(&a[1], p).argument(1)?;
     let mut refs = Vec::new();
     // The element named in the error is the first one in CppNix's order of
     // context elements: `=DRV` (deep) before `!OUTPUT!DRV` (by derivation,
@@ -1392,7 +1392,7 @@ fn prim_to_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_get_env(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let name = e.force_string_no_ctx(&a[0], p)?;
+    let name = e.force_string_no_ctx(&a[0], p).argument(0)?;
     if e.settings.pure_eval || e.settings.restrict_eval {
         return Ok(Value::string(Vec::new()));
     }
@@ -1402,7 +1402,7 @@ fn prim_get_env(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_placeholder(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let output = e.force_string_no_ctx(&a[0], p)?;
+    let output = e.force_string_no_ctx(&a[0], p).argument(0)?;
     let mut input = b"nix-output:".to_vec();
     input.extend_from_slice(output.as_bytes());
     let digest = crate::hash::digest("sha256", &input).unwrap_or_default();
@@ -1551,11 +1551,11 @@ fn prim_to_xml(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_from_json(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.force_string(&a[0], p)?;
+    let s = e.force_string(&a[0], p).argument(0)?;
     crate::json::from_json(s.as_bytes()).map_err(|m| eval_error(m, p))
 }
 
 fn prim_from_toml(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.force_string(&a[0], p)?;
+    let s = e.force_string(&a[0], p).argument(0)?;
     crate::json::from_toml(s.as_bytes()).map_err(|m| eval_error(m, p))
 }

@@ -55,13 +55,44 @@ pub struct EvalError {
     pub trace: Vec<TraceFrame>,
     /// "Did you mean ...?" candidates, best first.
     pub suggestions: Vec<String>,
+    /// Set when a built-in found its argument number `n` (0-based) of the
+    /// wrong type; the call turns it into CppNix's "while evaluating the
+    /// first argument passed to builtins.NAME" frame.
+    pub(crate) bad_argument: Option<u8>,
 }
 
 pub type Result<T> = std::result::Result<T, Box<EvalError>>;
 
+/// Marks a type error raised while a built-in forced one of its own arguments.
+pub(crate) trait BadArgument<T> {
+    fn argument(self, index: u8) -> Result<T>;
+}
+
+impl<T> BadArgument<T> for Result<T> {
+    #[inline]
+    fn argument(self, index: u8) -> Result<T> {
+        self.map_err(|mut e| {
+            if e.kind == ErrorKind::Type && e.trace.is_empty() && e.bad_argument.is_none() {
+                e.bad_argument = Some(index);
+            }
+            e
+        })
+    }
+}
+
+/// "first", "second", ... as CppNix names a built-in's arguments.
+pub(crate) fn ordinal(index: u8) -> &'static str {
+    match index {
+        0 => "first",
+        1 => "second",
+        2 => "third",
+        _ => "fourth",
+    }
+}
+
 impl EvalError {
     pub fn new(kind: ErrorKind, msg: impl Into<String>, pos: Pos) -> Box<EvalError> {
-        Box::new(EvalError { kind, msg: msg.into(), pos, trace: Vec::new(), suggestions: Vec::new() })
+        Box::new(EvalError { kind, msg: msg.into(), pos, trace: Vec::new(), suggestions: Vec::new(), bad_argument: None })
     }
 
     /// Adds CppNix's suggestions: the names within edit distance 2 of `wanted`,
@@ -108,57 +139,121 @@ impl From<ParseError> for Box<EvalError> {
     }
 }
 
-/// Shows `pos` as CppNix does: `at FILE:LINE:COL:` then the previous, current and
-/// next source lines, numbered, with a caret under the column.
-pub fn render_pos(out: &mut String, pos: Pos) {
+/// Shows `pos` as current CppNix does (`printPosMaybe`): `at FILE:LINE:COL:`,
+/// then the previous, current and next source lines, each numbered in a
+/// five-wide column, with a caret under the column. Lines are separated by
+/// `\n` and the excerpt ends with one; `indent` goes before `at` only.
+/// Returns whether a position was shown.
+pub fn render_pos(out: &mut String, indent: &str, pos: Pos) -> bool {
     use std::fmt::Write;
-    let (Some(loc), Some(file)) = (pos.resolve(), pos.file()) else { return };
-    let _ = write!(out, "\n       at {loc}:\n");
+    let (Some(loc), Some(file)) = (pos.resolve(), pos.file()) else { return false };
+    let _ = write!(out, "{indent}at {loc}:");
     let line = loc.line;
-    let width = (line + 1).to_string().len().max(6);
-    let mut shown_any = false;
-    for l in line.saturating_sub(1).max(1)..=line + 1 {
+    let first = if line > 1 { line - 1 } else { line };
+    for l in first..=line + 1 {
         let Some(text) = source_line(file, l) else { continue };
-        if !shown_any {
-            out.push('\n');
-            shown_any = true;
-        }
         let text = String::from_utf8_lossy(&text);
-        let _ = writeln!(out, "       {:>width$}| {}", l, text, width = width);
-        if l == line {
-            let pad: String = " ".repeat(loc.column.saturating_sub(1) as usize);
-            let _ = writeln!(out, "       {:>width$}| {}^", "", pad, width = width);
+        let _ = write!(out, "\n {l:>5}| {text}");
+        if l == line && loc.column > 0 {
+            let pad = " ".repeat(loc.column as usize);
+            let _ = write!(out, "\n      |{pad}^");
         }
+    }
+    out.push('\n');
+    true
+}
+
+/// What a trace frame is compared by when CppNix elides repeated frames.
+type FrameKey<'a> = (Pos, &'a str);
+
+/// Appends one `… while …` frame; counts it once, and once more if it has a position.
+fn render_frame(out: &mut String, count: &mut usize, frame: &TraceFrame) {
+    out.push_str("\n… ");
+    out.push_str(&frame.msg);
+    out.push('\n');
+    if render_pos(out, "  ", frame.pos) {
+        *count += 1;
     }
 }
 
+/// Prints the frames skipped as repeats: each one when there are at most five,
+/// else one `(N duplicate frames omitted)` line.
+fn render_skipped(out: &mut String, count: &mut usize, skipped: &mut Vec<&TraceFrame>) {
+    if skipped.len() <= 5 {
+        for frame in skipped.iter() {
+            render_frame(out, count, frame);
+        }
+    } else {
+        out.push_str(&format!("\n({} duplicate frames omitted)\n", skipped.len()));
+    }
+    skipped.clear();
+}
+
+/// Prefixes the first line with `first` and every other line with `rest`,
+/// dropping trailing whitespace from each line (CppNix's `indent`).
+fn indent_lines(first: &str, rest: &str, text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let prefix = if i == 0 { first } else { rest };
+        let joined = format!("{prefix}{line}");
+        out.push_str(joined.trim_end());
+    }
+    out
+}
+
 impl EvalError {
-    /// Renders the error as CppNix prints it to stderr (without a trailing newline).
+    /// Renders the error as current CppNix prints it to stderr (without a
+    /// trailing newline): `error:`, the trace frames outermost first, each
+    /// `… message` with its position and source excerpt, then the message
+    /// itself, its position and suggestions; all lines after the first are
+    /// indented by seven spaces. Without `--show-trace` only the first few
+    /// frames are shown.
     pub fn render(&self, show_trace: bool) -> String {
-        // Continuation lines of a message are indented under its first line.
-        let msg = self.msg.replace("\n", "\n       ").replace("\n       \n", "\n\n");
-        let mut out = format!("error: {}\n", msg);
-        render_pos(&mut out, self.pos);
+        let mut body = String::new();
+        if !self.trace.is_empty() {
+            let mut seen: std::collections::HashSet<FrameKey> = std::collections::HashSet::new();
+            let mut skipped: Vec<&TraceFrame> = Vec::new();
+            let mut count = 0usize;
+            let mut truncate = false;
+            // Frames are pushed innermost first as the error unwinds.
+            for frame in self.trace.iter().rev() {
+                if frame.msg.is_empty() {
+                    continue;
+                }
+                if !show_trace && count > 3 {
+                    truncate = true;
+                }
+                if truncate {
+                    continue;
+                }
+                if !seen.insert((frame.pos, frame.msg.as_str())) {
+                    skipped.push(frame);
+                    continue;
+                }
+                render_skipped(&mut body, &mut count, &mut skipped);
+                count += 1;
+                render_frame(&mut body, &mut count, frame);
+            }
+            render_skipped(&mut body, &mut count, &mut skipped);
+            if truncate {
+                body.push_str("\n(stack trace truncated; use '--show-trace' to show the full, detailed trace)\n");
+            }
+            body.push_str("\nerror: ");
+        }
+        body.push_str(&self.msg);
+        body.push('\n');
+        render_pos(&mut body, "", self.pos);
         if !self.suggestions.is_empty() {
             let shown = match self.suggestions.as_slice() {
                 [one] => one.clone(),
                 [first @ .., last] => format!("one of {} or {}", first.join(", "), last),
                 [] => String::new(),
             };
-            out.push_str(&format!("       Did you mean {shown}?\n"));
+            body.push_str(&format!("Did you mean {shown}?\n"));
         }
-        if show_trace {
-            // Innermost frame first, as CppNix prints them.
-            for frame in self.trace.iter() {
-                out.push_str(&format!("\n       … {}\n", frame.msg));
-                render_pos(&mut out, frame.pos);
-            }
-        } else if !self.trace.is_empty() {
-            out.push_str("(use '--show-trace' to show detailed location information)\n");
-        }
-        while out.ends_with('\n') {
-            out.pop();
-        }
-        out
+        indent_lines("error: ", "       ", body.trim_end())
     }
 }

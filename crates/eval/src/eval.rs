@@ -148,8 +148,10 @@ pub struct Eval {
 /// crash (the evaluation thread's stack is sized for this).
 const MAX_FORCE_DEPTH: usize = 120_000;
 
+#[cold]
 pub fn type_error(v: &Value, expected: &str, pos: Pos) -> Box<EvalError> {
-    EvalError::new(ErrorKind::Type, format!("value is {} while {} was expected", v.show_type(), expected), pos)
+    let shown = crate::show_value::show_value(v);
+    EvalError::new(ErrorKind::Type, format!("expected {expected} but found {}: {shown}", v.show_type()), pos)
 }
 
 pub fn eval_error(msg: impl Into<String>, pos: Pos) -> Box<EvalError> {
@@ -1186,7 +1188,11 @@ impl Eval {
             }
             other => Err(EvalError::new(
                 ErrorKind::Type,
-                format!("attempt to call something which is not a function but {}", other.show_type()),
+                format!(
+                    "attempt to call something which is not a function but {}: {}",
+                    other.show_type(),
+                    crate::show_value::show_value(other)
+                ),
                 pos,
             )),
         }
@@ -1213,7 +1219,12 @@ impl Eval {
     }
 
     fn call_primop(&mut self, op: &'static builtins::PrimOp, args: &[Value], pos: Pos) -> Result<Value> {
-        (op.func)(self, args, pos)
+        // As in CppNix, a built-in does not see its call's position (errors it
+        // raises have none); the call adds a frame at it instead.
+        match (op.func)(self, args, Pos::NONE) {
+            Ok(v) => Ok(v),
+            Err(e) => Err(primop_call_failed(op, e, pos)),
+        }
     }
 
     fn call_lambda(&mut self, c: &Rc<Closure>, arg: Value, pos: Pos) -> Result<Value> {
@@ -1317,7 +1328,11 @@ impl Eval {
                 Some(n) => format!("'{n}'"),
                 None => "anonymous lambda".to_string(),
             };
-            return result.trace(lambda.pos, || format!("while evaluating {name}")).trace(pos, || "from call site".to_string());
+            let result = result.trace(lambda.pos, || format!("while calling {name}"));
+            if pos.is_none() {
+                return result;
+            }
+            return result.trace(pos, || "from call site".to_string());
         }
         result
     }
@@ -1516,6 +1531,22 @@ impl Eval {
             _ => Err(eval_error(format!("cannot compare {} with {}", a.show_type(), b.show_type()), Pos::NONE)),
         }
     }
+}
+
+/// The frames CppNix adds when a built-in's call fails: which argument had
+/// the wrong type, then "while calling the 'NAME' builtin" at the call.
+#[cold]
+#[inline(never)]
+fn primop_call_failed(op: &'static builtins::PrimOp, mut e: Box<EvalError>, pos: Pos) -> Box<EvalError> {
+    if let Some(index) = e.bad_argument.take() {
+        let msg = format!("while evaluating the {} argument passed to builtins.{}", crate::error::ordinal(index), op.name);
+        e.trace.push(TraceFrame { pos: Pos::NONE, msg });
+    }
+    // addErrorContext's own frame would only repeat the context it adds.
+    if op.name != "addErrorContext" {
+        e.trace.push(TraceFrame { pos, msg: format!("while calling the '{}' builtin", op.name) });
+    }
+    e
 }
 
 #[cold]

@@ -33,6 +33,7 @@ pub mod parser;
 pub mod pos;
 pub mod print;
 pub mod resolve;
+mod show_value;
 mod strings;
 pub mod support;
 pub mod symbol;

@@ -128,7 +128,9 @@ pub fn source_line(file: u32, line: u32) -> Option<Vec<u8>> {
         let src = s.get(file as usize)?;
         let start = *src.line_starts.get(line.checked_sub(1)? as usize)? as usize;
         let end = src.line_starts.get(line as usize).map(|e| *e as usize - 1).unwrap_or(src.text.len());
-        if start > src.text.len() || (start == src.text.len() && line as usize > 1 && end <= start) {
+        // The empty line after a final newline counts (current CppNix shows
+        // it in excerpts); only lines past the end do not.
+        if start > src.text.len() {
             return None;
         }
         let end = end.max(start);
