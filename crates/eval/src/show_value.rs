@@ -32,13 +32,6 @@ pub fn show_value(v: &Value) -> String {
     String::from_utf8_lossy(&shower.out).into_owned()
 }
 
-/// A string literal, escaped and cut as in error messages.
-pub fn show_string(s: &[u8]) -> String {
-    let mut out = Vec::new();
-    write_string(&mut out, s);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn write_string(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
     for (i, &c) in s.iter().enumerate() {
