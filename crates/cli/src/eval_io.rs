@@ -191,6 +191,8 @@ pub fn configured_settings(include: &[String], show_trace_flag: bool, config: &n
     if let Some(depth) = config.get_u64("max-call-depth")? {
         settings.max_call_depth = depth as usize;
     }
+    settings.trace_verbose = config.get_bool("trace-verbose")?;
+    settings.experimental_features = config.get_list("experimental-features");
     Ok(settings)
 }
 

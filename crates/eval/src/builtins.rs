@@ -75,6 +75,8 @@ pub static PRIMOPS: &[PrimOp] = &[
     p!("findFile", 2, prim_find_file, "Look a path up in a search path (`<nixpkgs>`)."),
     p!("foldl'", 3, prim_foldl, "Strict left fold."),
     p!("fromJSON", 1, prim_from_json, "Parse JSON into a value."),
+    p!("parseFlakeRef", 1, prim_parse_flake_ref, "Parse a flake reference into its attributes."),
+    p!("flakeRefToString", 1, prim_flake_ref_to_string, "The URL form of a flake reference's attributes."),
     p!("fromTOML", 1, prim_from_toml, "Parse TOML into a value."),
     p!("functionArgs", 1, prim_function_args, "The formal arguments of a function and whether they have defaults."),
     p!("genList", 2, prim_gen_list, "A list of `f 0` ... `f (n-1)`."),
@@ -317,11 +319,17 @@ fn prim_deep_seq(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 fn prim_trace(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let v = e.force(&a[0], p)?;
+    // A string is shown as it is; anything else as current CppNix's value
+    // printer shows it (`«lambda @ …»`, `«thunk»`, ...).
     let shown = match &v {
-        Value::String(s) => s.to_str_lossy().into_owned(),
-        other => crate::print::print_value(e, other, false)?,
+        Value::String(s) => s.as_bytes().to_vec(),
+        other => crate::print::print_value_for_trace(e, other),
     };
-    eprintln!("trace: {shown}");
+    let mut line = b"trace: ".to_vec();
+    line.extend_from_slice(&shown);
+    line.push(b'\n');
+    use std::io::Write as _;
+    let _ = std::io::stderr().write_all(&line);
     e.force(&a[1], p)
 }
 
@@ -937,7 +945,21 @@ fn prim_add_drv_output_deps(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
         ));
     }
     let only = ctx.iter().next().cloned().unwrap_or_default();
-    if only.starts_with(b"=") || only.starts_with(b"!") || !only.ends_with(b".drv") {
+    // Already "all outputs of this derivation": kept, so the builtin is idempotent.
+    if only.starts_with(b"=") {
+        return Ok(Value::string_ctx(s.as_bytes().to_vec(), ctx));
+    }
+    if let Some(rest) = only.strip_prefix(b"!") {
+        let output = rest.split(|&b| b == b'!').next().unwrap_or_default();
+        return Err(eval_error(
+            format!(
+                "`addDrvOutputDependencies` can only act on derivations, not on a derivation output such as '{}'",
+                String::from_utf8_lossy(output)
+            ),
+            p,
+        ));
+    }
+    if !only.ends_with(b".drv") {
         return Err(eval_error(
             format!("path '{}' is not a derivation", String::from_utf8_lossy(context_store_path(&String::from_utf8_lossy(&only)).as_bytes())),
             p,
@@ -1185,7 +1207,9 @@ fn prim_find_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     if let Some(rest) = wanted.strip_prefix(b"nix/") {
         return Ok(Value::path([CORE_PKGS_PREFIX.as_bytes(), rest].concat()));
     }
-    Err(eval_error(
+    // CppNix raises a `ThrownError` here, which `tryEval` catches.
+    Err(EvalError::new(
+        ErrorKind::Throw,
         format!(
             "file '{}' was not found in the Nix search path (add it using $NIX_PATH or -I)",
             String::from_utf8_lossy(&wanted)
@@ -1550,6 +1574,56 @@ fn prim_to_xml(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     Ok(Value::string_ctx(out.into_bytes(), ctx))
 }
 
+// ----- flake references -----
+
+fn prim_parse_flake_ref(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    use crate::support::flakeref::{FlakeAttr, parse_flake_ref};
+    let s = e.force_string_no_ctx(&a[0], p)?;
+    let parsed = parse_flake_ref(&s.to_str_lossy()).map_err(|m| eval_error(m, p))?;
+    let mut out = Attrs::with_capacity(parsed.len());
+    for (name, value) in parsed {
+        let value = match value {
+            FlakeAttr::String(s) => Value::string(s.into_bytes()),
+            FlakeAttr::Int(n) => Value::Int(n as i64),
+            FlakeAttr::Bool(b) => Value::Bool(b),
+        };
+        out.insert(Sym::from_str(&name), value, Pos::NONE);
+    }
+    Ok(Value::attrs(out))
+}
+
+fn prim_flake_ref_to_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    use crate::support::flakeref::{FlakeAttr, flake_ref_to_string};
+    let attrs = e.force_attrs(&a[0], p)?;
+    let mut context = Context::new();
+    let mut flake_attrs = Vec::new();
+    for attr in attrs.sorted_by_name() {
+        let name = attr.name.as_str().into_owned();
+        let value = match e.force(&attr.value, p)? {
+            Value::String(s) => {
+                for c in s.context().into_iter().flatten() {
+                    context.insert(c.clone());
+                }
+                FlakeAttr::String(s.to_str_lossy().into_owned())
+            }
+            Value::Int(n) => FlakeAttr::Int(n as u64),
+            Value::Bool(b) => FlakeAttr::Bool(b),
+            other => {
+                return Err(eval_error(
+                    format!(
+                        "flake reference attribute sets may only contain integers, Booleans, and strings, but attribute '{name}' is {}",
+                        other.show_type()
+                    ),
+                    p,
+                ));
+            }
+        };
+        flake_attrs.push((name, value));
+    }
+    let url = flake_ref_to_string(&flake_attrs).map_err(|m| eval_error(m, p))?;
+    Ok(Value::string_ctx(url.into_bytes(), context))
+}
+
 fn prim_from_json(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let s = e.force_string(&a[0], p).argument(0)?;
     crate::json::from_json(s.as_bytes()).map_err(|m| eval_error(m, p))
@@ -1557,5 +1631,6 @@ fn prim_from_json(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 fn prim_from_toml(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let s = e.force_string(&a[0], p).argument(0)?;
-    crate::json::from_toml(s.as_bytes()).map_err(|m| eval_error(m, p))
+    let timestamps = e.settings.experimental_features.iter().any(|f| f == "parse-toml-timestamps");
+    crate::json::from_toml(s.as_bytes(), timestamps).map_err(|m| eval_error(m, p))
 }

@@ -35,6 +35,8 @@ pub struct Settings {
     /// Record function-call frames in error traces (`--show-trace`); CppNix
     /// only collects them then.
     pub show_trace: bool,
+    /// `experimental-features` (e.g. `parse-toml-timestamps`).
+    pub experimental_features: Vec<String>,
 }
 
 impl Default for Settings {
@@ -51,6 +53,7 @@ impl Default for Settings {
             restrict_eval: false,
             current_time,
             trace_verbose: false,
+            experimental_features: Vec::new(),
             show_trace: false,
         }
     }
@@ -72,6 +75,7 @@ pub struct Syms {
     pub column: Sym,
     pub key: Sym,
     pub success: Sym,
+    pub overrides: Sym,
     pub path: Sym,
     pub prefix: Sym,
     pub right: Sym,
@@ -110,6 +114,7 @@ impl Syms {
             column: s("column"),
             key: s("key"),
             success: s("success"),
+            overrides: s("__overrides"),
             path: s("path"),
             prefix: s("prefix"),
             right: s("right"),
@@ -895,8 +900,15 @@ impl Eval {
     fn rec_env(&mut self, a: &'static AttrsExpr, env: &Rc<Env>, mut out: Option<&mut Attrs>) -> Rc<Env> {
         let new_env = Env::new(Some(env.clone()), a.attrs.len());
         let froms: Vec<Value> = a.inherit_from.iter().map(|f| self.maybe_thunk(f, &new_env)).collect();
+        // With `__overrides`, CppNix gives every plain attribute a thunk of its
+        // own (no aliasing of another slot's value), so that an attribute
+        // referring to an overridden one sees the override.
+        let has_overrides = out.is_some() && a.attrs.iter().any(|d| d.name == self.s.overrides);
         for def in &a.attrs {
             let value = match def.kind {
+                AttrKind::Plain if has_overrides => {
+                    Value::thunk(ThunkState::Pending { expr: &def.value, env: new_env.clone() })
+                }
                 AttrKind::Plain => self.maybe_thunk(&def.value, &new_env),
                 AttrKind::Inherited => self.maybe_thunk(&def.value, env),
                 AttrKind::InheritFrom(k) => {

@@ -235,7 +235,7 @@ pub fn from_json(s: &[u8]) -> Result<Value, String> {
     Ok(v)
 }
 
-fn toml_to_value(v: crate::support::toml::TomlValue) -> Result<Value, String> {
+fn toml_to_value(v: crate::support::toml::TomlValue, timestamps: bool) -> Result<Value, String> {
     use crate::support::toml::TomlValue;
     Ok(match v {
         // Raised inside CppNix's TOML visitor, so under its "while parsing TOML".
@@ -244,24 +244,34 @@ fn toml_to_value(v: crate::support::toml::TomlValue) -> Result<Value, String> {
         TomlValue::Int(n) => Value::Int(n),
         TomlValue::Float(f) => Value::Float(f),
         TomlValue::Bool(b) => Value::Bool(b),
+        // Current CppNix's `parse-toml-timestamps`: `{ _type = "timestamp"; value = TEXT; }`.
+        TomlValue::Datetime(text) if timestamps => {
+            let mut attrs = Attrs::with_capacity(2);
+            attrs.insert(Sym::new(b"_type"), Value::string(b"timestamp".to_vec()), Pos::NONE);
+            attrs.insert(Sym::new(b"value"), Value::string(text.into_bytes()), Pos::NONE);
+            Value::attrs(attrs)
+        }
         TomlValue::Datetime(_) => {
             return Err("while parsing TOML: Dates and times are not supported".to_string());
         }
-        TomlValue::Array(items) => Value::list(items.into_iter().map(toml_to_value).collect::<Result<_, _>>()?),
+        TomlValue::Array(items) => {
+            Value::list(items.into_iter().map(|item| toml_to_value(item, timestamps)).collect::<Result<_, _>>()?)
+        }
         TomlValue::Table(t) => {
             let mut attrs = Attrs::with_capacity(t.len());
             for (k, v) in t {
                 if k.contains('\0') {
                     return Err(format!("while parsing TOML: {}", null_byte_error(&k)));
                 }
-                attrs.insert(Sym::new(k.as_bytes()), toml_to_value(v)?, Pos::NONE);
+                attrs.insert(Sym::new(k.as_bytes()), toml_to_value(v, timestamps)?, Pos::NONE);
             }
             Value::attrs(attrs)
         }
     })
 }
 
-pub fn from_toml(s: &[u8]) -> Result<Value, String> {
+/// `timestamps`: the experimental feature `parse-toml-timestamps` is on.
+pub fn from_toml(s: &[u8], timestamps: bool) -> Result<Value, String> {
     let v = crate::support::toml::parse(s).map_err(|e| format!("while parsing TOML: {e}"))?;
-    toml_to_value(v)
+    toml_to_value(v, timestamps)
 }

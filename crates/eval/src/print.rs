@@ -41,28 +41,53 @@ fn escape_string_opts(s: &[u8], out: &mut Vec<u8>, all_dollars: bool) {
 /// Prints a value for `nix-instantiate --eval` (the value itself should be
 /// forced; nested values are printed as far as they are evaluated).
 pub fn print_value(e: &mut Eval, v: &Value, _strict: bool) -> Result<String> {
-    let mut out = Vec::new();
-    let mut seen = HashSet::new();
-    print_inner(e, v, &mut out, &mut seen);
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    Ok(String::from_utf8_lossy(&print_value_bytes(e, v)).into_owned())
 }
 
 /// Bytes version of [`print_value`] (strings are bytes, not UTF-8).
 pub fn print_value_bytes(e: &mut Eval, v: &Value) -> Vec<u8> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
-    print_inner(e, v, &mut out, &mut seen);
+    let slot = v as *const Value as usize;
+    print_inner(e, v, &mut out, &mut seen, slot, PrintStyle::Ambiguous);
     out
 }
 
-fn print_inner(e: &mut Eval, v: &Value, out: &mut Vec<u8>, seen: &mut HashSet<usize>) {
+/// Prints a value as current CppNix's `ValuePrinter` does (`builtins.trace`):
+/// functions as `«lambda NAME @ FILE:LINE:COL»`, `«primop NAME»`,
+/// `«partially applied primop NAME»`, unevaluated values as `«thunk»` and
+/// values under evaluation as `«potential infinite recursion»`.
+pub fn print_value_for_trace(e: &mut Eval, v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let slot = v as *const Value as usize;
+    print_inner(e, v, &mut out, &mut seen, slot, PrintStyle::Trace);
+    out
+}
+
+/// Which of CppNix's two value printers to follow: `printAmbiguous`
+/// (`nix-instantiate --eval`) or `ValuePrinter` (`trace`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PrintStyle {
+    Ambiguous,
+    Trace,
+}
+
+/// `slot` identifies where `v` is stored. CppNix keeps lists of one or two
+/// elements inside the value itself, so its «repeated» check for them is on
+/// the value's location (a thunk, or the slot in the enclosing list or set),
+/// whereas longer lists and sets are identified by their shared contents.
+/// That is why `let x = [ x ]; in x` prints as `[ [ «repeated» ] ]`.
+fn print_inner(e: &mut Eval, v: &Value, out: &mut Vec<u8>, seen: &mut HashSet<usize>, slot: usize, style: PrintStyle) {
     match v {
-        Value::Thunk(t) => {
-            match t.value() {
-                Some(v) => print_inner(e, &v, out, seen),
-                None => out.extend_from_slice(b"<CODE>"),
+        Value::Thunk(t) => match t.value() {
+            Some(v) => print_inner(e, &v, out, seen, Rc::as_ptr(t) as usize, style),
+            None if style == PrintStyle::Trace && t.is_black_hole() => {
+                out.extend_from_slice("«potential infinite recursion»".as_bytes())
             }
-        }
+            None if style == PrintStyle::Trace => out.extend_from_slice("«thunk»".as_bytes()),
+            None => out.extend_from_slice(b"<CODE>"),
+        },
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
@@ -78,22 +103,42 @@ fn print_inner(e: &mut Eval, v: &Value, out: &mut Vec<u8>, seen: &mut HashSet<us
             for attr in a.sorted_by_name() {
                 write_attr_name(out, attr.name.as_bytes());
                 out.extend_from_slice(b" = ");
-                print_inner(e, &attr.value, out, seen);
+                print_inner(e, &attr.value, out, seen, &attr.value as *const Value as usize, style);
                 out.extend_from_slice(b"; ");
             }
             out.push(b'}');
         }
         Value::List(l) => {
-            if !l.is_empty() && !seen.insert(Rc::as_ptr(l) as usize) {
+            let identity = if l.len() <= 2 { slot } else { Rc::as_ptr(l) as usize };
+            // Tagged so that a small list's slot never collides with a
+            // set's or a long list's contents.
+            if !l.is_empty() && !seen.insert(identity | if l.len() <= 2 { 1 << 63 } else { 0 }) {
                 out.extend_from_slice("«repeated»".as_bytes());
                 return;
             }
             out.extend_from_slice(b"[ ");
             for item in l.iter() {
-                print_inner(e, item, out, seen);
+                print_inner(e, item, out, seen, item as *const Value as usize, style);
                 out.push(b' ');
             }
             out.push(b']');
+        }
+        Value::Lambda(c) if style == PrintStyle::Trace => {
+            out.extend_from_slice("«lambda".as_bytes());
+            if let Some(name) = c.lambda.name {
+                out.push(b' ');
+                out.extend_from_slice(name.as_bytes());
+            }
+            if let Some(location) = c.lambda.pos.resolve() {
+                out.extend_from_slice(format!(" @ {location}").as_bytes());
+            }
+            out.extend_from_slice("»".as_bytes());
+        }
+        Value::PrimOp(op) if style == PrintStyle::Trace => {
+            out.extend_from_slice(format!("«primop {}»", op.name).as_bytes())
+        }
+        Value::PrimOpApp(app) if style == PrintStyle::Trace => {
+            out.extend_from_slice(format!("«partially applied primop {}»", app.op.name).as_bytes())
         }
         Value::Lambda(_) => out.extend_from_slice(b"<LAMBDA>"),
         Value::PrimOp(_) => out.extend_from_slice(b"<PRIMOP>"),

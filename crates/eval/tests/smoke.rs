@@ -205,3 +205,27 @@ fn parser_never_panics_on_truncated_or_mangled_input() {
         assert!(parsed > 0);
     });
 }
+
+/// `fromTOML` with the experimental feature `parse-toml-timestamps` (current
+/// CppNix): dates and times become `{ _type = "timestamp"; value = TEXT; }`;
+/// without it they are an error, as in CppNix 2.8.
+#[test]
+fn fromtoml_timestamps_behind_the_experimental_feature() {
+    let src = "builtins.fromTOML ''\n  day = 1979-05-27\n  moment = 1979-05-27T07:32:00Z\n''";
+    let run = |features: Vec<String>| {
+        nivis_eval::run_with_big_stack(64 << 20, move || {
+            let settings = Settings { experimental_features: features, ..Settings::default() };
+            let mut ev = Eval::new(Rc::new(FsIO), settings);
+            let r = ev.parse_string(src, Path::new("/tmp")).and_then(|e| ev.eval_expr(e)).and_then(|v| ev.force_deep(&v, Pos::NONE));
+            match r {
+                Ok(v) => nivis_eval::print::print_value(&mut ev, &v, true).unwrap(),
+                Err(e) => format!("ERROR {}", e.msg),
+            }
+        })
+    };
+    assert_eq!(
+        run(vec!["parse-toml-timestamps".to_string()]),
+        "{ day = { _type = \"timestamp\"; value = \"1979-05-27\"; }; moment = { _type = \"timestamp\"; value = \"1979-05-27T07:32:00Z\"; }; }"
+    );
+    assert_eq!(run(Vec::new()), "ERROR while parsing TOML: Dates and times are not supported");
+}

@@ -70,6 +70,13 @@ fn parse_args(args: Vec<OsString>) -> anyhow::Result<Options> {
                 let value = next(&mut i, &a)?;
                 o.options.push((name, value));
             }
+            // Settings given as flags, as CppNix accepts them.
+            "--experimental-features" | "--extra-experimental-features" => {
+                let value = next(&mut i, &a)?;
+                o.options.push((a[2..].to_string(), value));
+            }
+            "--trace-verbose" => o.options.push(("trace-verbose".to_string(), "true".to_string())),
+            "--no-trace-verbose" => o.options.push(("trace-verbose".to_string(), "false".to_string())),
             "--add-root" | "--indirect" => {
                 anyhow::bail!(crate::NotImplemented(format!("nix-instantiate {a} (garbage collector roots)")))
             }

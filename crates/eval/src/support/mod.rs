@@ -9,3 +9,4 @@ pub mod versions;
 pub mod float_format;
 pub mod json_string;
 pub mod toml;
+pub mod flakeref;
