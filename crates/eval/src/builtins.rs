@@ -846,7 +846,7 @@ fn prim_dir_of(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_to_path(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let (path, ctx) = e.coerce_to_path(&a[0], p)?;
+    let (path, ctx) = e.coerce_to_path(&a[0], p).argument(0)?;
     Ok(Value::string_ctx(crate::parser::canon_path(&path), ctx))
 }
 

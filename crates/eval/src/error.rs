@@ -72,7 +72,14 @@ impl<T> BadArgument<T> for Result<T> {
     #[inline]
     fn argument(self, index: u8) -> Result<T> {
         self.map_err(|mut e| {
-            if e.kind == ErrorKind::Type && e.trace.is_empty() && e.bad_argument.is_none() {
+            // Only an error about the argument itself (a wrong type, a string
+            // that is no absolute path): not one raised while forcing it,
+            // which comes with frames or a position of its own.
+            if matches!(e.kind, ErrorKind::Type | ErrorKind::Eval)
+                && e.trace.is_empty()
+                && e.pos.is_none()
+                && e.bad_argument.is_none()
+            {
                 e.bad_argument = Some(index);
             }
             e
@@ -177,8 +184,12 @@ fn render_frame(out: &mut String, count: &mut usize, frame: &TraceFrame) {
 }
 
 /// Prints the frames skipped as repeats: each one when there are at most five,
-/// else one `(N duplicate frames omitted)` line.
+/// else one `(N duplicate frames omitted)` line. Frames seen stay seen (CppNix
+/// means to forget them after such a line, but its set is cleared on a copy).
 fn render_skipped(out: &mut String, count: &mut usize, skipped: &mut Vec<&TraceFrame>) {
+    if skipped.is_empty() {
+        return;
+    }
     if skipped.len() <= 5 {
         for frame in skipped.iter() {
             render_frame(out, count, frame);

@@ -180,7 +180,9 @@ pub trait AddTrace<T> {
 impl<T> AddTrace<T> for Result<T> {
     fn trace(self, pos: Pos, msg: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|mut e| {
-            if e.trace.len() < 64 {
+            // CppNix keeps every frame (repeats are elided when shown); the
+            // bound only keeps a runaway recursion from exhausting memory.
+            if e.trace.len() < 100_000 {
                 e.trace.push(TraceFrame { pos, msg: msg() });
             }
             e
@@ -572,16 +574,17 @@ impl Eval {
                     self.force_value(v, var.pos)
                 }
                 Expr::Call { func, args, pos } => self.eval_call(func, args, *pos, env),
-                Expr::If { cond, then, else_, pos } => match self.eval_condition(cond, env)? {
-                    Value::Bool(true) => {
+                Expr::If { cond, then, else_, pos } => match self.eval_condition(cond, env) {
+                    Ok(Value::Bool(true)) => {
                         e = then;
                         continue;
                     }
-                    Value::Bool(false) => {
+                    Ok(Value::Bool(false)) => {
                         e = else_;
                         continue;
                     }
-                    other => Err(type_error(&other, "a Boolean", *pos)),
+                    Ok(other) => Err(type_error(&other, "a Boolean", *pos)).trace(*pos, branch_condition),
+                    Err(error) => Err(error).trace(*pos, branch_condition),
                 },
                 Expr::BinOp { op, lhs, rhs, pos } => match eager_int_arith(e, env) {
                     Some(v) => Ok(v),
@@ -596,22 +599,26 @@ impl Eval {
                 Expr::Lambda(l) => Ok(Value::Lambda(Rc::new(Closure { lambda: l, env: env.clone() }))),
                 Expr::Let { attrs, body } => self.eval_let(attrs, body, env),
                 Expr::With { attrs, body, .. } => self.eval_with(attrs, body, env),
-                Expr::Assert { cond, body, pos } => match self.eval(cond, env)? {
-                    Value::Bool(true) => {
+                Expr::Assert { cond, body, pos } => match self.eval(cond, env) {
+                    Ok(Value::Bool(true)) => {
                         e = body;
                         continue;
                     }
-                    Value::Bool(false) => Err(assertion_failed(cond, *pos)),
-                    other => Err(type_error(&other, "a Boolean", *pos)),
+                    Ok(Value::Bool(false)) => Err(self.assertion_failed(cond, *pos, env)),
+                    Ok(other) => Err(type_error(&other, "a Boolean", *pos)).trace(*pos, assert_condition),
+                    Err(error) => Err(error).trace(*pos, assert_condition),
                 },
-                Expr::Not { expr, .. } => match self.eval(expr, env)? {
-                    Value::Bool(b) => Ok(Value::Bool(!b)),
+                Expr::Not { expr, .. } => match self.eval(expr, env) {
+                    Ok(Value::Bool(b)) => Ok(Value::Bool(!b)),
                     // CppNix reports this one without a position.
-                    other => Err(type_error(&other, "a Boolean", Pos::NONE)),
+                    Ok(other) => Err(type_error(&other, "a Boolean", Pos::NONE)).trace(expr.pos(), not_argument),
+                    Err(error) => Err(error).trace(expr.pos(), not_argument),
                 },
                 Expr::Neg { expr, pos } => {
                     let v = self.eval(expr, env)?;
-                    self.arith(BinOp::Sub, Value::Int(0), v, *pos)
+                    // `-x` is `builtins.sub 0 x` in CppNix.
+                    self.arith(BinOp::Sub, Value::Int(0), v, Pos::NONE)
+                        .trace(*pos, || "while calling the 'sub' builtin".to_string())
                 }
                 Expr::ConcatStrings { force_string: false, parts, pos } if parts.len() == 2 => {
                     self.eval_plus(parts, *pos, env)
@@ -751,7 +758,7 @@ impl Eval {
             AttrName::Static(s) => Ok(*s),
             AttrName::Dynamic(e) => {
                 let v = self.eval(e, env)?;
-                let s = self.force_string_no_ctx(&v, e.pos())?;
+                let s = self.force_string_no_ctx(&v, e.pos()).trace(e.pos(), || "while evaluating an attribute name".into())?;
                 Ok(Sym::new(s.as_bytes()))
             }
         }
@@ -792,7 +799,7 @@ impl Eval {
                         if default.is_some() {
                             return Ok(None);
                         }
-                        Err(type_error(other, "a set", pos))
+                        Err(type_error(other, "a set", Pos::NONE)).trace(pos, || "while selecting an attribute".into())
                     }
                 }
             })();
@@ -806,7 +813,7 @@ impl Eval {
                                 .iter()
                                 .map(|a| match a {
                                     AttrName::Static(s) => s.to_string(),
-                                    AttrName::Dynamic(_) => "\"${...}\"".to_string(),
+                                    AttrName::Dynamic(e) => format!("\"${{{}}}\"", crate::print::show_expr(e)),
                                 })
                                 .collect();
                             format!("while evaluating the attribute '{}'", shown.join("."))
@@ -927,22 +934,22 @@ impl Eval {
     fn eval_binop(&mut self, op: BinOp, lhs: &'static Expr, rhs: &'static Expr, pos: Pos, env: &Rc<Env>) -> Result<Value> {
         match op {
             BinOp::And => {
-                if !self.eval_bool(lhs, pos, env)? {
+                if !self.eval_bool(lhs, pos, env).trace(pos, || "in the left operand of the AND (&&) operator".into())? {
                     return Ok(Value::Bool(false));
                 }
-                Ok(Value::Bool(self.eval_bool(rhs, pos, env)?))
+                Ok(Value::Bool(self.eval_bool(rhs, pos, env).trace(pos, || "in the right operand of the AND (&&) operator".into())?))
             }
             BinOp::Or => {
-                if self.eval_bool(lhs, pos, env)? {
+                if self.eval_bool(lhs, pos, env).trace(pos, || "in the left operand of the OR (||) operator".into())? {
                     return Ok(Value::Bool(true));
                 }
-                Ok(Value::Bool(self.eval_bool(rhs, pos, env)?))
+                Ok(Value::Bool(self.eval_bool(rhs, pos, env).trace(pos, || "in the right operand of the OR (||) operator".into())?))
             }
             BinOp::Impl => {
-                if !self.eval_bool(lhs, pos, env)? {
+                if !self.eval_bool(lhs, pos, env).trace(pos, || "in the left operand of the IMPL (->) operator".into())? {
                     return Ok(Value::Bool(true));
                 }
-                Ok(Value::Bool(self.eval_bool(rhs, pos, env)?))
+                Ok(Value::Bool(self.eval_bool(rhs, pos, env).trace(pos, || "in the right operand of the IMPL (->) operator".into())?))
             }
             BinOp::Eq | BinOp::Neq => {
                 let l = self.eval_operand(lhs, env)?;
@@ -959,20 +966,20 @@ impl Eval {
                 if let (Value::Int(a), Value::Int(b)) = (&l, &r) {
                     return Ok(Value::Bool(a < b));
                 }
-                Ok(Value::Bool(self.less_than(&l, &r, pos)?))
+                // CppNix parses `a < b` as a call of builtins.lessThan.
+                Ok(Value::Bool(self.less_than(&l, &r, pos).trace(pos, || "while calling the 'lessThan' builtin".into())?))
             }
             BinOp::Update => {
-                let l = self.eval_operand(lhs, env)?;
-                let r = self.eval_operand(rhs, env)?;
-                let la = self.force_attrs(&l, pos)?;
-                let ra = self.force_attrs(&r, pos)?;
+                // The right operand first, as current CppNix evaluates it.
+                let ra = self.update_operand(rhs, env, "in the right operand of the update (//) operator")?;
+                let la = self.update_operand(lhs, env, "in the left operand of the update (//) operator")?;
                 Ok(Value::Attrs(update_attrs(&la, &ra)))
             }
             BinOp::Concat => {
                 let l = self.eval_operand(lhs, env)?;
                 let r = self.eval_operand(rhs, env)?;
-                let ll = self.force_list(&l, pos)?;
-                let rl = self.force_list(&r, pos)?;
+                let ll = self.concat_operand(&l, pos)?;
+                let rl = self.concat_operand(&r, pos)?;
                 // Always a new list, even with an empty side (CppNix prints the
                 // result as a distinct value, never «repeated»).
                 let mut v = Vec::with_capacity(ll.len() + rl.len());
@@ -995,8 +1002,28 @@ impl Eval {
                         return Ok(Value::Int(n));
                     }
                 }
-                self.arith(op, l, r, pos)
+                // CppNix parses `a - b` as a call of builtins.sub (and so on).
+                self.arith(op, l, r, Pos::NONE).trace(pos, || format!("while calling the '{}' builtin", arith_builtin(op)))
             }
+        }
+    }
+
+    /// An operand of `//`: any error in it gets a frame at the operand.
+    fn update_operand(&mut self, e: &'static Expr, env: &Rc<Env>, frame: &'static str) -> Result<Rc<Attrs>> {
+        let v = self.eval_operand(e, env).trace(e.pos(), || frame.to_string())?;
+        match v {
+            Value::Attrs(a) => Ok(a),
+            other => Err(type_error(&other, "a set", Pos::NONE)).trace(e.pos(), || frame.to_string()),
+        }
+    }
+
+    /// An operand of `++` (already evaluated): a list, else a type error with
+    /// a frame at the operator.
+    fn concat_operand(&mut self, v: &Value, pos: Pos) -> Result<Rc<Vec<Value>>> {
+        match v {
+            Value::List(l) => Ok(l.clone()),
+            other => Err(type_error(other, "a list", Pos::NONE))
+                .trace(pos, || "while evaluating one of the elements to concatenate".into()),
         }
     }
 
@@ -1055,8 +1082,8 @@ impl Eval {
                     _ => unreachable!(),
                 }))
             }
-            (Value::Int(_) | Value::Float(_), other) => Err(type_error(other, "an integer", pos)),
-            (other, _) => Err(type_error(other, "an integer", pos)),
+            (Value::Int(_) | Value::Float(_), other) => Err(arith_operand_error(op, 1, &l, other, pos)),
+            (other, _) => Err(arith_operand_error(op, 0, &r, other, pos)),
         }
     }
 
@@ -1129,7 +1156,7 @@ impl Eval {
                 First::Int => match v {
                     Value::Int(x) => {
                         n = n.checked_add(x).ok_or_else(|| {
-                            eval_error(format!("integer overflow in adding {n} + {x}"), pos)
+                            eval_error(format!("integer overflow in adding {n} + {x}"), *part_pos)
                         })?;
                     }
                     Value::Float(x) => {
@@ -1147,7 +1174,12 @@ impl Eval {
                 },
                 First::Str | First::Path => {
                     let opts = Coerce { more: false, copy_to_store: first_type == First::Str };
-                    self.coerce_to_string_into(&v, *part_pos, opts, &mut buf, &mut ctx)?;
+                    if let Err(mut error) = self.coerce_to_string_into(&v, *part_pos, opts, &mut buf, &mut ctx) {
+                        if error.kind == ErrorKind::Type && error.trace.is_empty() {
+                            error.trace.push(TraceFrame { pos: *part_pos, msg: "while evaluating a path segment".into() });
+                        }
+                        return Err(error);
+                    }
                 }
             }
         }
@@ -1300,8 +1332,9 @@ impl Eval {
                                         lambda_name(lambda),
                                         formal.name
                                     ),
-                                    pos,
-                                ));
+                                    lambda.pos,
+                                ))
+                                .trace(pos, || "from call site".into());
                             }
                         },
                     };
@@ -1312,9 +1345,10 @@ impl Eval {
                         if !formals.entries.iter().any(|f| f.name == a.name) {
                             return Err(eval_error(
                                 format!("function '{}' called with unexpected argument '{}'", lambda_name(lambda), a.name),
-                                pos,
+                                lambda.pos,
                             )
-                            .with_suggestions(a.name.as_bytes(), formals.entries.iter().map(|f| f.name.as_bytes())));
+                            .with_suggestions(a.name.as_bytes(), formals.entries.iter().map(|f| f.name.as_bytes())))
+                            .trace(pos, || "from call site".into());
                         }
                     }
                 }
@@ -1390,7 +1424,7 @@ impl Eval {
                     let out = out.clone();
                     return self.coerce_to_string_into(&out, pos, opts, buf, ctx);
                 }
-                Err(EvalError::new(ErrorKind::Type, "cannot coerce a set to a string", pos))
+                Err(cannot_coerce(&v))
             }
             Value::Int(n) if opts.more => {
                 buf.extend_from_slice(n.to_string().as_bytes());
@@ -1421,7 +1455,7 @@ impl Eval {
                 }
                 Ok(())
             }
-            other => Err(EvalError::new(ErrorKind::Type, format!("cannot coerce {} to a string", other.show_type()), pos)),
+            other => Err(cannot_coerce(other)),
         }
     }
 
@@ -1545,6 +1579,53 @@ impl Eval {
     }
 }
 
+/// The built-in CppNix calls for an arithmetic operator.
+fn arith_builtin(op: BinOp) -> &'static str {
+    match op {
+        BinOp::Add => "add",
+        BinOp::Sub => "sub",
+        BinOp::Mul => "mul",
+        _ => "div",
+    }
+}
+
+/// An operand of arithmetic that is not a number: CppNix forces both as
+/// floats when either is a float, else as integers, naming the operand.
+#[cold]
+fn arith_operand_error(op: BinOp, index: usize, other_operand: &Value, bad: &Value, pos: Pos) -> Box<EvalError> {
+    let expected = if matches!(other_operand, Value::Float(_)) || matches!(bad, Value::Float(_)) { "a float" } else { "an integer" };
+    let what = match op {
+        BinOp::Add => "addition",
+        BinOp::Sub => "subtraction",
+        BinOp::Mul => "multiplication",
+        _ => "division",
+    };
+    let which = if index == 0 { "first" } else { "second" };
+    let mut e = type_error(bad, expected, pos);
+    e.trace.push(TraceFrame { pos, msg: format!("while evaluating the {which} argument of the {what}") });
+    e
+}
+
+fn not_argument() -> String {
+    "in the argument of the not operator".to_string()
+}
+
+fn branch_condition() -> String {
+    "while evaluating a branch condition".to_string()
+}
+
+fn assert_condition() -> String {
+    "in the condition of the assert statement".to_string()
+}
+
+/// CppNix's "cannot coerce a set to a string: { … }", without a position
+/// (the caller's frame gives it).
+#[cold]
+fn cannot_coerce(v: &Value) -> Box<EvalError> {
+    let shown = crate::show_value::show_value(v);
+    EvalError::new(ErrorKind::Type, format!("cannot coerce {} to a string: {shown}", v.show_type()), Pos::NONE)
+}
+
 /// The frames CppNix adds when a built-in's call fails: which argument had
 /// the wrong type, then "while calling the 'NAME' builtin" at the call.
 #[cold]
@@ -1561,10 +1642,27 @@ fn primop_call_failed(op: &'static builtins::PrimOp, mut e: Box<EvalError>, pos:
     e
 }
 
-#[cold]
-fn assertion_failed(cond: &Expr, pos: Pos) -> Box<EvalError> {
-    let shown = crate::print::show_expr(cond);
-    EvalError::new(ErrorKind::Assert, format!("assertion '{shown}' failed"), pos)
+impl Eval {
+    /// A failed `assert`. When the condition is an equality, current CppNix
+    /// evaluates both sides again and explains where they differ.
+    #[cold]
+    #[inline(never)]
+    fn assertion_failed(&mut self, cond: &'static Expr, pos: Pos, env: &Rc<Env>) -> Box<EvalError> {
+        let shown = crate::print::show_expr(cond);
+        if let Expr::BinOp { op: BinOp::Eq, lhs, rhs, .. } = cond {
+            // CppNix's `==` carries no position, so neither do its frames.
+            let explained = (|| -> Result<()> {
+                let l = self.eval(lhs, env)?;
+                let r = self.eval(rhs, env)?;
+                crate::assert_eq::assert_eq_values(self, &l, &r, Pos::NONE)
+            })();
+            if let Err(error) = explained {
+                let frame = format!("while evaluating the condition of the assertion '{shown}'");
+                return Err::<(), _>(error).trace(pos, || frame).unwrap_err();
+            }
+        }
+        EvalError::new(ErrorKind::Assert, format!("assertion '{shown}' failed"), pos)
+    }
 }
 
 /// The store path a context element refers to (`!out!/nix/store/x.drv` → the .drv).

@@ -680,7 +680,9 @@ impl<'a> Lexer<'a> {
         }
         if slash {
             // After a segment ending in `/`, only an interpolation may follow.
-            return Err(self.err(start, "path has a trailing slash"));
+            // Current CppNix reports it just after the path (2.8: at its start).
+            let _ = start;
+            return Err(self.err(self.pos, "path has a trailing slash"));
         }
         let n = rest.iter().take_while(|c| is_path_char(**c) || **c == b'/').count();
         if n > 0 {

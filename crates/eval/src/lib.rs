@@ -22,6 +22,7 @@
 
 pub mod ast;
 pub mod builtins;
+mod assert_eq;
 mod derivation;
 pub mod error;
 pub mod eval;

@@ -367,6 +367,9 @@ impl<'a> Parser<'a> {
             if prec < min {
                 break;
             }
+            // Current CppNix positions a binary operation at its operator (2.8
+            // used the start of the left operand).
+            let op_pos = self.pos();
             let op_tok = self.bump();
             if op_tok == Tok::Question {
                 let path = self.parse_attrpath()?;
@@ -375,7 +378,7 @@ impl<'a> Parser<'a> {
                 let rhs_pos = self.pos();
                 let rhs = self.parse_op(if assoc == 1 { prec } else { prec + 1 })?;
                 let (l, r) = (Box::new(lhs), Box::new(rhs));
-                let bin = |op, lhs, rhs| Expr::BinOp { op, lhs, rhs, pos: start };
+                let bin = |op, lhs, rhs| Expr::BinOp { op, lhs, rhs, pos: op_pos };
                 lhs = match op_tok {
                     Tok::Impl => bin(BinOp::Impl, l, r),
                     Tok::Or => bin(BinOp::Or, l, r),
@@ -389,7 +392,7 @@ impl<'a> Parser<'a> {
                     Tok::Update => bin(BinOp::Update, l, r),
                     Tok::Concat => bin(BinOp::Concat, l, r),
                     Tok::Plus => {
-                        Expr::ConcatStrings { force_string: false, parts: vec![(start, *l), (rhs_pos, *r)], pos: start }
+                        Expr::ConcatStrings { force_string: false, parts: vec![(start, *l), (rhs_pos, *r)], pos: op_pos }
                     }
                     Tok::Minus => bin(BinOp::Sub, l, r),
                     Tok::Star => bin(BinOp::Mul, l, r),
@@ -955,8 +958,12 @@ impl<'a> Parser<'a> {
                     }
                     None => {
                         let mut value = value;
-                        if let Expr::Lambda(l) = &mut value {
+                        // As CppNix's setName: the name reaches the lambdas
+                        // nested directly in the body too (`f = a: b: ...`).
+                        let mut named = &mut value;
+                        while let Expr::Lambda(l) = named {
                             l.name = Some(sym);
+                            named = &mut l.body;
                         }
                         if let Some(ix) = index.as_deref_mut() {
                             ix.insert(sym, attrs.attrs.len());

@@ -11,6 +11,11 @@
 //! - `eval-fail-NAME.nix`: evaluation must end in an error (not a panic, not a
 //!   hang).
 //! - `parse-okay-NAME.nix` / `parse-fail-NAME.nix`: parsing must succeed / fail.
+//! - `eval-fail-NAME.err.exp` / `parse-fail-NAME.err.exp`, when present: the
+//!   error exactly as `nix-instantiate --eval --strict --show-trace` prints it
+//!   in current CppNix's layout (newline included), with the corpus directory
+//!   written `/pwd/lang`. Written by hand from current CppNix's layout and
+//!   messages (2.8's layout differs), so no CppNix cross-check for them.
 //!
 //! Cases named in `tests/lang/KNOWN-FAILURES` may fail (the evaluator is not
 //! complete yet); any other failure fails the test. A listed case that passes
@@ -98,17 +103,18 @@ fn run_nivis(path: PathBuf, parse_only: bool) -> Outcome {
             use nivis_eval::{Eval, Pos, Settings};
             let store = nivis_store::DummyStore::new(nivis_formats::StoreDir::new("/nix/store").unwrap());
             let io = Rc::new(nivis_glue::StoreEvalIO::new(Box::new(store), true));
-            let mut eval = Eval::new(io, Settings::default());
+            // As `--show-trace`: the frames of `.err.exp` files are all there.
+            let mut eval = Eval::new(io, Settings { show_trace: true, ..Settings::default() });
             let expr = match eval.parse_file(&path) {
                 Ok(expr) => expr,
-                Err(error) => return Outcome::ParseError(error.render(false)),
+                Err(error) => return Outcome::ParseError(error.render(true)),
             };
             if parse_only {
                 return Outcome::Parsed;
             }
             let value = match eval.eval_expr(expr).and_then(|value| eval.force_deep(&value, Pos::NONE)) {
                 Ok(value) => value,
-                Err(error) => return Outcome::EvalError(error.render(false)),
+                Err(error) => return Outcome::EvalError(error.render(true)),
             };
             Outcome::Value(nivis_eval::print::print_value_bytes(&mut eval, &value))
         });
@@ -150,16 +156,25 @@ fn check(case: &Case) -> Option<String> {
         (Kind::EvalOkay, Outcome::EvalError(message) | Outcome::ParseError(message)) => {
             Some(format!("expected a value, got an error: {}", short(&message)))
         }
-        (Kind::EvalFail, Outcome::EvalError(_) | Outcome::ParseError(_)) => None,
+        (Kind::EvalFail, Outcome::EvalError(message) | Outcome::ParseError(message)) => check_error(case, &message),
         (Kind::EvalFail, Outcome::Value(printed)) => {
             Some(format!("expected an error, got {}", String::from_utf8_lossy(&printed)))
         }
         (Kind::ParseOkay, Outcome::Parsed) => None,
         (Kind::ParseOkay, Outcome::ParseError(message)) => Some(format!("parse error: {}", short(&message))),
-        (Kind::ParseFail, Outcome::ParseError(_)) => None,
+        (Kind::ParseFail, Outcome::ParseError(message)) => check_error(case, &message),
         (Kind::ParseFail, Outcome::Parsed) => Some("parsed, but must not".into()),
         (kind, outcome) => Some(format!("unexpected outcome for {kind:?}: {outcome:?}")),
     }
+}
+
+/// Compares a rendered error with `NAME.err.exp`, if the case has one.
+fn check_error(case: &Case, rendered: &str) -> Option<String> {
+    let expected_path = case.path.with_extension("err.exp");
+    let expected = std::fs::read_to_string(&expected_path).ok()?;
+    let corpus = corpus_dir();
+    let actual = format!("{}\n", rendered.replace(corpus.to_str().expect("UTF-8 path"), "/pwd/lang"));
+    (actual != expected).then(|| format!("error differs\n--- expected:\n{expected}--- actual:\n{actual}"))
 }
 
 /// Names listed in a file, one per line (`- NAME: reason` for POST-2.8.md,

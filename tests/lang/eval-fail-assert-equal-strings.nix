@@ -1,0 +1,5 @@
+let
+  name = "left";
+in
+assert name == "right";
+name

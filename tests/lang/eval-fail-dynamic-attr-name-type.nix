@@ -1,0 +1,4 @@
+let
+  key = true;
+in
+{ x = 1; }.${key}

@@ -1,0 +1,4 @@
+let
+  s = { inner = 3; };
+in
+s.inner.deeper

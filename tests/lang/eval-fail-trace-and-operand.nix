@@ -1,0 +1,4 @@
+let
+  check = x: x > 0 && x;
+in
+check 1

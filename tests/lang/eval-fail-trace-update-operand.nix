@@ -1,0 +1,5 @@
+let
+  base = { a = 1; };
+  extra = 5;
+in
+base // extra
