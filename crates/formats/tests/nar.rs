@@ -161,6 +161,44 @@ fn sink_errors_stop_the_dump() {
     assert!(matches!(&error, NarError::Stream(e) if e.to_string() == "disk full"), "{error}");
 }
 
+/// A file cut short while it is being archived is an error naming it, under
+/// every hand-over policy (whichever thread reads it). The sink truncates the
+/// file as soon as the archive reaches its contents; the walker runs at most
+/// 16 MiB ahead of the sink, so with 24 MiB it still has bytes to read that
+/// are gone.
+#[test]
+fn a_file_shrinking_during_the_dump_is_an_error() {
+    struct Truncating {
+        file: PathBuf,
+        seen: usize,
+        done: bool,
+    }
+    impl Write for Truncating {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.seen += buf.len();
+            if !self.done && self.seen > 200 {
+                fs::OpenOptions::new().write(true).open(&self.file)?.set_len(4096)?;
+                self.done = true;
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("shrinking");
+    for low_water in [0, 512 * 1024, u64::MAX] {
+        fs::write(&file, vec![1u8; 24 * 1024 * 1024]).unwrap();
+        let mut sink = Truncating { file: file.clone(), seen: 0, done: false };
+        let error = nar::dump_path_with_low_water(&file, &mut sink, low_water).unwrap_err();
+        assert!(
+            matches!(&error, NarError::FileChanged { path, expected } if *path == file && *expected == 24 * 1024 * 1024),
+            "low water {low_water}: {error}"
+        );
+    }
+}
+
 /// Re-serialises what the parser sees with [`NarWriter`]. The writer needs each
 /// entry's name before its node; the parser gives full paths, so the name is
 /// the last component (none for the root).

@@ -141,7 +141,8 @@ enum Piece {
     /// segments over while the consumer is short of work balances the two
     /// threads: in stretches of many small files the walker is busy with
     /// system calls and the consumer would otherwise wait.
-    Segment { file: Arc<OwnedFd>, offset: u64, len: u64, path: Arc<PathBuf> },
+    /// `size` is the whole file's, for the error if it turns out shorter.
+    Segment { file: Arc<OwnedFd>, offset: u64, len: u64, size: u64, path: Arc<PathBuf> },
     /// Consecutive directory entries for regular files, each `entry ( name
     /// <name> node ( type regular ... ) )`, for the consumer to open, stat and
     /// read itself. Handed over when the consumer is about to run dry, which
@@ -321,7 +322,7 @@ impl Producer {
                     }
                     let path = shared_path.get_or_insert_with(|| Arc::new(self.current_path())).clone();
                     self.queued.fetch_add(len, Ordering::Relaxed);
-                    let segment = Piece::Segment { file: file.clone(), offset, len, path };
+                    let segment = Piece::Segment { file: file.clone(), offset, len, size, path };
                     self.full.send(segment).map_err(|_| hung_up())?;
                 } else {
                     self.put_file_range(file.as_raw_fd(), offset, len, size)?;
@@ -574,7 +575,7 @@ fn consume<W: Write + ?Sized>(
                 // The walker may have finished and dropped its receiver: fine.
                 let _ = recycle.send(chunk);
             }
-            Piece::Segment { file, offset, len, path } => {
+            Piece::Segment { file, offset, len, size, path } => {
                 if segment_buffer.is_empty() {
                     segment_buffer = vec![0u8; BUFFER_SIZE];
                 }
@@ -585,7 +586,7 @@ fn consume<W: Write + ?Sized>(
                     let read = sys::pread(file.as_raw_fd(), &mut segment_buffer[..want], position)
                         .map_err(NarError::io("reading file", path.as_path()))?;
                     if read == 0 {
-                        return Err(NarError::FileChanged { path: path.to_path_buf(), expected: end });
+                        return Err(NarError::FileChanged { path: path.to_path_buf(), expected: size });
                     }
                     sink.write_all(&segment_buffer[..read]).map_err(NarError::Stream)?;
                     position += read as u64;
