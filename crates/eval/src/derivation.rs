@@ -160,11 +160,11 @@ pub fn prim_derivation_strict(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value
     let result = io.derivation_strict(&request).map_err(|err| io_error(err, p))?;
     let mut out = Attrs::new();
     let mut drv_ctx = Context::new();
-    drv_ctx.insert(format!("={}", result.drv_path).into_bytes().into_boxed_slice());
+    drv_ctx.insert(format!("={}", result.drv_path).into_bytes());
     out.insert(e.s.drv_path, Value::string_ctx(result.drv_path.clone().into_bytes(), drv_ctx), Pos::NONE);
     for (output, path) in result.outputs {
         let mut ctx = Context::new();
-        ctx.insert(format!("!{}!{}", output, result.drv_path).into_bytes().into_boxed_slice());
+        ctx.insert(format!("!{}!{}", output, result.drv_path).into_bytes());
         out.insert(Sym::from_str(&output), Value::string_ctx(path.into_bytes(), ctx), Pos::NONE);
     }
     Ok(Value::attrs(out))

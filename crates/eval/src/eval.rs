@@ -147,6 +147,11 @@ pub struct Eval {
     pub(crate) store_copies: HashMap<Vec<u8>, String>,
     call_depth: usize,
     force_depth: usize,
+    /// A buffer strings are built in before they get their exact-size
+    /// allocation, reused so that building a string costs one allocation rather
+    /// than a series of growing ones (taken while in use: a nested build, such
+    /// as a `__toString` called during an interpolation, starts a fresh one).
+    string_scratch: Vec<u8>,
 }
 
 /// How deep thunk forcing may nest before we report a stack overflow rather than
@@ -255,6 +260,7 @@ impl Eval {
             store_copies: HashMap::new(),
             call_depth: 0,
             force_depth: 0,
+            string_scratch: Vec::new(),
         };
         let expr = ev
             .parse_with_scope(
@@ -1137,7 +1143,8 @@ impl Eval {
         let mut first_type = First::Str;
         let mut n: i64 = 0;
         let mut nf: f64 = 0.0;
-        let mut buf: Vec<u8> = Vec::new();
+        let mut buf = std::mem::take(&mut self.string_scratch);
+        buf.clear();
         let mut ctx = Context::new();
         for (i, (part_pos, part)) in parts.iter().enumerate() {
             let v = match given.next() {
@@ -1183,7 +1190,7 @@ impl Eval {
                 }
             }
         }
-        Ok(match first_type {
+        let result = match first_type {
             First::Int => Value::Int(n),
             First::Float => Value::Float(nf),
             First::Path => {
@@ -1192,8 +1199,10 @@ impl Eval {
                 }
                 Value::path(crate::parser::canon_path(&buf))
             }
-            First::Str => Value::string_ctx(buf, ctx),
-        })
+            First::Str => Value::string_ctx(&buf[..], ctx),
+        };
+        self.string_scratch = buf;
+        Ok(result)
     }
 
     // ----- function application -----
@@ -1408,7 +1417,7 @@ impl Eval {
                 if opts.copy_to_store {
                     let store_path = self.copy_path_to_store(p.as_bytes(), pos)?;
                     buf.extend_from_slice(store_path.as_bytes());
-                    ctx.insert(store_path.into_bytes().into_boxed_slice());
+                    ctx.insert(store_path.into_bytes());
                 } else {
                     buf.extend_from_slice(p.as_bytes());
                 }
@@ -1427,7 +1436,9 @@ impl Eval {
                 Err(cannot_coerce(&v))
             }
             Value::Int(n) if opts.more => {
-                buf.extend_from_slice(n.to_string().as_bytes());
+                use std::io::Write as _;
+                // Formatted straight into the buffer, with no string of its own.
+                write!(buf, "{n}").expect("writing to a vector cannot fail");
                 Ok(())
             }
             Value::Float(f) if opts.more => {
@@ -1460,10 +1471,17 @@ impl Eval {
     }
 
     pub fn coerce_to_string(&mut self, v: &Value, pos: Pos, opts: Coerce) -> Result<NixString> {
-        let mut buf = Vec::new();
+        // A string needs no building: share its bytes' copy, skip the scratch buffer.
+        if let Value::String(s) = v {
+            return Ok((**s).clone());
+        }
+        let mut buf = std::mem::take(&mut self.string_scratch);
+        buf.clear();
         let mut ctx = Context::new();
         self.coerce_to_string_into(v, pos, opts, &mut buf, &mut ctx)?;
-        Ok(NixString::with_context(buf, ctx))
+        let result = NixString::with_context(&buf[..], ctx);
+        self.string_scratch = buf;
+        Ok(result)
     }
 
     /// Coerces to an absolute path (a path value, or a string starting with `/`).

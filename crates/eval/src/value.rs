@@ -27,10 +27,15 @@ use crate::symbol::Sym;
 #[derive(Clone, Debug)]
 pub struct Context(ContextRepr);
 
+/// One element of a [`Context`]. Shared rather than owned: a context is copied
+/// into every string built from one (interpolation, `+`, `concatStringsSep`),
+/// and copying an element then costs a reference count, not an allocation.
+pub type ContextElement = Rc<[u8]>;
+
 #[derive(Clone, Debug)]
 enum ContextRepr {
-    Small(Vec<Box<[u8]>>),
-    Large(std::collections::BTreeSet<Box<[u8]>>),
+    Small(Vec<ContextElement>),
+    Large(std::collections::BTreeSet<ContextElement>),
 }
 
 /// The size at which a context turns from a sorted vector into a B-tree set.
@@ -54,14 +59,14 @@ impl Default for Context {
 
 /// Iterator over a context's elements in byte order.
 pub enum ContextIter<'a> {
-    Small(std::slice::Iter<'a, Box<[u8]>>),
-    Large(std::collections::btree_set::Iter<'a, Box<[u8]>>),
+    Small(std::slice::Iter<'a, ContextElement>),
+    Large(std::collections::btree_set::Iter<'a, ContextElement>),
 }
 
 impl<'a> Iterator for ContextIter<'a> {
-    type Item = &'a Box<[u8]>;
+    type Item = &'a ContextElement;
     #[inline]
-    fn next(&mut self) -> Option<&'a Box<[u8]>> {
+    fn next(&mut self) -> Option<&'a ContextElement> {
         match self {
             ContextIter::Small(i) => i.next(),
             ContextIter::Large(i) => i.next(),
@@ -77,13 +82,13 @@ impl<'a> Iterator for ContextIter<'a> {
 
 /// Owning iterator over a context's elements in byte order.
 pub enum ContextIntoIter {
-    Small(std::vec::IntoIter<Box<[u8]>>),
-    Large(std::collections::btree_set::IntoIter<Box<[u8]>>),
+    Small(std::vec::IntoIter<ContextElement>),
+    Large(std::collections::btree_set::IntoIter<ContextElement>),
 }
 
 impl Iterator for ContextIntoIter {
-    type Item = Box<[u8]>;
-    fn next(&mut self) -> Option<Box<[u8]>> {
+    type Item = ContextElement;
+    fn next(&mut self) -> Option<ContextElement> {
         match self {
             ContextIntoIter::Small(i) => i.next(),
             ContextIntoIter::Large(i) => i.next(),
@@ -96,7 +101,8 @@ impl Context {
         Context(ContextRepr::Small(Vec::new()))
     }
     /// Adds an element; false if it was there already.
-    pub fn insert(&mut self, element: Box<[u8]>) -> bool {
+    pub fn insert(&mut self, element: impl Into<ContextElement>) -> bool {
+        let element: ContextElement = element.into();
         match &mut self.0 {
             ContextRepr::Small(v) => match v.binary_search(&element) {
                 Ok(_) => false,
@@ -104,7 +110,7 @@ impl Context {
                     if v.len() < CONTEXT_VEC_MAX {
                         v.insert(i, element);
                     } else {
-                        let mut set: std::collections::BTreeSet<Box<[u8]>> = std::mem::take(v).into_iter().collect();
+                        let mut set: std::collections::BTreeSet<ContextElement> = std::mem::take(v).into_iter().collect();
                         set.insert(element);
                         self.0 = ContextRepr::Large(set);
                     }
@@ -147,22 +153,22 @@ impl Context {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    pub fn first(&self) -> Option<&Box<[u8]>> {
+    pub fn first(&self) -> Option<&ContextElement> {
         self.iter().next()
     }
 }
 
-impl Extend<Box<[u8]>> for Context {
-    fn extend<I: IntoIterator<Item = Box<[u8]>>>(&mut self, iter: I) {
+impl Extend<ContextElement> for Context {
+    fn extend<I: IntoIterator<Item = ContextElement>>(&mut self, iter: I) {
         for element in iter {
             self.insert(element);
         }
     }
 }
 
-impl FromIterator<Box<[u8]>> for Context {
-    fn from_iter<I: IntoIterator<Item = Box<[u8]>>>(iter: I) -> Context {
-        let mut elements: Vec<Box<[u8]>> = iter.into_iter().collect();
+impl FromIterator<ContextElement> for Context {
+    fn from_iter<I: IntoIterator<Item = ContextElement>>(iter: I) -> Context {
+        let mut elements: Vec<ContextElement> = iter.into_iter().collect();
         elements.sort_unstable();
         elements.dedup();
         if elements.len() > CONTEXT_VEC_MAX {
@@ -172,14 +178,14 @@ impl FromIterator<Box<[u8]>> for Context {
     }
 }
 
-impl<const N: usize> From<[Box<[u8]>; N]> for Context {
-    fn from(elements: [Box<[u8]>; N]) -> Context {
+impl<const N: usize> From<[ContextElement; N]> for Context {
+    fn from(elements: [ContextElement; N]) -> Context {
         elements.into_iter().collect()
     }
 }
 
 impl IntoIterator for Context {
-    type Item = Box<[u8]>;
+    type Item = ContextElement;
     type IntoIter = ContextIntoIter;
     fn into_iter(self) -> ContextIntoIter {
         match self.0 {
@@ -190,7 +196,7 @@ impl IntoIterator for Context {
 }
 
 impl<'a> IntoIterator for &'a Context {
-    type Item = &'a Box<[u8]>;
+    type Item = &'a ContextElement;
     type IntoIter = ContextIter<'a>;
     fn into_iter(self) -> ContextIter<'a> {
         self.iter()

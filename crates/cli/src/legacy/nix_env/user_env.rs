@@ -210,7 +210,7 @@ pub fn create_user_env(g: &mut Globals, elems: &[DrvInfo], profile: &Path, token
         g.ev.eval_expr(e).ev()?
     };
     let mut args = Attrs::new();
-    let context: nivis_eval::value::Context = [manifest_printed.as_bytes().to_vec().into_boxed_slice()].into();
+    let context: nivis_eval::value::Context = [nivis_eval::value::ContextElement::from(manifest_printed.as_bytes())].into();
     args.insert(Sym::from_str("manifest"), Value::string_ctx(manifest_printed.as_bytes().to_vec(), context), Pos::NONE);
     args.insert(Sym::from_str("derivations"), manifest, Pos::NONE);
     let top = g.ev.call(&builder, Value::attrs(args), Pos::NONE).ev()?;
