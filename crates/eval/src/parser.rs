@@ -647,11 +647,20 @@ impl<'a> Parser<'a> {
                             }
                         }
                     }
-                    out.push((part_pos, const_str(s2)));
+                    // Current CppNix drops empty pieces (`''\n  ${x}''` is
+                    // `(x)`, not `("" + x)`).
+                    if !s2.is_empty() {
+                        out.push((part_pos, const_str(s2)));
+                    }
                 }
             }
         }
-        if out.len() == 1 && matches!(out[0].1, Expr::Const(_)) {
+        if out.is_empty() {
+            return Ok(const_str(Vec::new()));
+        }
+        // One literal piece is that string; anything else, even a lone
+        // interpolated path, is a concatenation (and so a string).
+        if out.len() == 1 && matches!(out[0].1, Expr::Const(Value::String(_))) {
             return Ok(out.pop().expect("one part").1);
         }
         Ok(Expr::ConcatStrings { force_string: true, parts: out, pos })

@@ -440,13 +440,66 @@ fn show_attr_path(path: &[AttrName], out: &mut String) {
             out.push('.');
         }
         match a {
-            AttrName::Static(s) => out.push_str(&s.as_str()),
+            AttrName::Static(s) => push_identifier(out, *s),
             AttrName::Dynamic(e) => {
                 out.push_str("\"${");
                 show(e, out);
                 out.push_str("}\"");
             }
         }
+    }
+}
+
+/// A name as current CppNix's `printIdentifier` shows it.
+fn push_identifier(out: &mut String, name: crate::symbol::Sym) {
+    let mut bytes = Vec::new();
+    write_attr_name(&mut bytes, name.as_bytes());
+    out.push_str(&String::from_utf8_lossy(&bytes));
+}
+
+/// The bindings of a set or `let` as current CppNix's `showBindings` prints
+/// them: `inherit` names first, then each `inherit (e)` group in source
+/// order, then the other attributes, all in lexicographic order, then the
+/// dynamic attributes in source order.
+fn show_bindings(a: &AttrsExpr, out: &mut String) {
+    let mut sorted: Vec<&AttrDef> = a.attrs.iter().collect();
+    sorted.sort_by(|x, y| x.name.as_bytes().cmp(y.name.as_bytes()));
+    let inherited: Vec<&AttrDef> = sorted.iter().copied().filter(|d| d.kind == AttrKind::Inherited).collect();
+    if !inherited.is_empty() {
+        out.push_str("inherit");
+        for d in inherited {
+            out.push(' ');
+            push_identifier(out, d.name);
+        }
+        out.push_str("; ");
+    }
+    for (index, from) in a.inherit_from.iter().enumerate() {
+        let names: Vec<&AttrDef> =
+            sorted.iter().copied().filter(|d| d.kind == AttrKind::InheritFrom(index as u32)).collect();
+        if names.is_empty() {
+            continue;
+        }
+        out.push_str("inherit (");
+        show(from, out);
+        out.push(')');
+        for d in names {
+            out.push(' ');
+            push_identifier(out, d.name);
+        }
+        out.push_str("; ");
+    }
+    for d in sorted.iter().filter(|d| d.kind == AttrKind::Plain) {
+        push_identifier(out, d.name);
+        out.push_str(" = ");
+        show(&d.value, out);
+        out.push_str("; ");
+    }
+    for d in &a.dynamic {
+        out.push_str("\"${");
+        show(&d.name, out);
+        out.push_str("}\" = ");
+        show(&d.value, out);
+        out.push_str("; ");
     }
 }
 
@@ -463,13 +516,15 @@ fn show(e: &Expr, out: &mut String) {
             Value::Float(f) => out.push_str(&format_float_g(*f)),
             Value::String(s) => {
                 let mut b = Vec::new();
-                escape_string_opts(s.as_bytes(), &mut b, true);
+                // printLiteralString: `$` is escaped only before `{` (CppNix
+                // 2.8 escaped every `$` here).
+                escape_string_opts(s.as_bytes(), &mut b, false);
                 out.push_str(&String::from_utf8_lossy(&b));
             }
             Value::Path(p) => out.push_str(&p.to_str_lossy()),
             _ => out.push_str("null"),
         },
-        Expr::Var(v) => out.push_str(&v.name.as_str()),
+        Expr::Var(v) => push_identifier(out, v.name),
         Expr::Select { expr, path, default, .. } => {
             out.push('(');
             show(expr, out);
@@ -493,15 +548,7 @@ fn show(e: &Expr, out: &mut String) {
                 out.push_str("rec ");
             }
             out.push_str("{ ");
-            for d in &a.attrs {
-                if d.kind == AttrKind::Inherited {
-                    let _ = write!(out, "inherit {}; ", d.name);
-                } else {
-                    let _ = write!(out, "{} = ", d.name);
-                    show(&d.value, out);
-                    out.push_str("; ");
-                }
-            }
+            show_bindings(a, out);
             out.push('}');
         }
         Expr::List(items) => {
@@ -518,12 +565,15 @@ fn show(e: &Expr, out: &mut String) {
             if let Some(f) = &l.formals {
                 out.push_str("{ ");
                 let mut first = true;
-                for formal in &f.entries {
+                // Current CppNix lists formals in lexicographic order.
+                let mut sorted: Vec<&Formal> = f.entries.iter().collect();
+                sorted.sort_by(|x, y| x.name.as_bytes().cmp(y.name.as_bytes()));
+                for formal in sorted {
                     if !first {
                         out.push_str(", ");
                     }
                     first = false;
-                    out.push_str(&formal.name.as_str());
+                    push_identifier(out, formal.name);
                     if let Some(d) = &formal.default {
                         out.push_str(" ? ");
                         show(d, out);
@@ -537,10 +587,11 @@ fn show(e: &Expr, out: &mut String) {
                 }
                 out.push_str(" }");
                 if let Some(a) = l.arg {
-                    let _ = write!(out, " @ {a}");
+                    out.push_str(" @ ");
+                    push_identifier(out, a);
                 }
             } else if let Some(a) = l.arg {
-                out.push_str(&a.as_str());
+                push_identifier(out, a);
             }
             out.push_str(": ");
             show(&l.body, out);
@@ -557,11 +608,7 @@ fn show(e: &Expr, out: &mut String) {
         }
         Expr::Let { attrs, body } => {
             out.push_str("(let ");
-            for d in &attrs.attrs {
-                let _ = write!(out, "{} = ", d.name);
-                show(&d.value, out);
-                out.push_str("; ");
-            }
+            show_bindings(attrs, out);
             out.push_str("in ");
             show(body, out);
             out.push(')');

@@ -73,38 +73,32 @@ pub fn write_nix_string(out: &mut Vec<u8>, text: &[u8]) {
     out.push(b'"');
 }
 
-/// Whether CppNix 2.8 prints an attribute name bare: it starts with a letter
-/// or `_`, continues with letters, digits, `_`, `'` or `-`, and is not `if`
-/// (2.8 quotes that keyword alone; `let`, `then`, `or`... stay bare).
+/// Whether current CppNix prints a name bare: it starts with a letter or `_`,
+/// continues with letters, digits, `_`, `'` or `-`, and is not a keyword
+/// (CppNix 2.8 quoted `if` alone).
 pub fn is_bare_attr_name(name: &[u8]) -> bool {
     let Some(&first) = name.first() else { return false };
-    if first.is_ascii_digit() || first == b'-' || first == b'\'' {
+    if !(first.is_ascii_alphabetic() || first == b'_') {
         return false;
     }
-    name != b"if" && name.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'\'' | b'-'))
+    !is_reserved_keyword(name) && name.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'\'' | b'-'))
 }
 
-/// Appends an attribute name as `nix-instantiate --eval` prints it. A quoted
-/// name escapes every `$` (CppNix 2.8 prints `{ "a$" = 1; }` as
-/// `{ "a\$" = 1; }`), unlike a string value.
+/// The keywords current CppNix quotes when it prints a name (`or` is not one:
+/// it can be a name).
+fn is_reserved_keyword(name: &[u8]) -> bool {
+    matches!(name, b"if" | b"then" | b"else" | b"assert" | b"with" | b"let" | b"in" | b"rec" | b"inherit")
+}
+
+/// Appends a name (attribute, variable, formal) as current CppNix prints it
+/// (`printIdentifier`): bare when it is an identifier, otherwise as a string
+/// literal, where `$` is escaped only before `{` (CppNix 2.8 escaped every `$`).
 pub fn write_attr_name(out: &mut Vec<u8>, name: &[u8]) {
     if is_bare_attr_name(name) {
         out.extend_from_slice(name);
         return;
     }
-    out.push(b'"');
-    for &byte in name {
-        match byte {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'$' => out.extend_from_slice(b"\\$"),
-            _ => out.push(byte),
-        }
-    }
-    out.push(b'"');
+    write_nix_string(out, name);
 }
 
 #[cfg(test)]
@@ -161,10 +155,14 @@ mod tests {
     }
 
     #[test]
-    fn attr_names_match_cppnix_2_8() {
-        // Recorded from CppNix 2.8 printing attribute sets with these names.
-        let bare: &[&[u8]] = &[b"_x", b"a-", b"x'", b"let", b"or", b"rec", b"then", b"else", b"assert", b"in", b"__curPos", b"null", b"true"];
-        let quoted: &[&[u8]] = &[b"\n", b"${", b"-a", b"1a", b"a.b", "é".as_bytes(), b"if", b"", b"quoted key", b"file-b.txt"];
+    fn attr_names_as_current_cppnix_prints_identifiers() {
+        // Current CppNix's printIdentifier: keywords are quoted (2.8 quoted
+        // `if` alone), `or` and builtin names are not.
+        let bare: &[&[u8]] = &[b"_x", b"a-", b"x'", b"or", b"__curPos", b"null", b"true"];
+        let quoted: &[&[u8]] = &[
+            b"\n", b"${", b"-a", b"1a", b"a.b", "é".as_bytes(), b"if", b"let", b"rec", b"then", b"else", b"assert",
+            b"in", b"with", b"inherit", b"", b"quoted key", b"file-b.txt",
+        ];
         for name in bare {
             assert!(is_bare_attr_name(name), "{:?}", String::from_utf8_lossy(name));
         }
@@ -174,14 +172,15 @@ mod tests {
     }
 
     #[test]
-    fn quoted_attr_names_escape_every_dollar() {
-        // Recorded from CppNix 2.8: { "$a" = 1; "a$" = 2; "$" = 3; "${" = 4; "q\"\n" = 5; }.
+    fn quoted_attr_names_escape_dollar_only_before_brace() {
+        // As string literals (printLiteralString); CppNix 2.8 escaped every `$`.
         let cases: &[(&[u8], &str)] = &[
-            (b"$a", r#""\$a""#),
-            (b"a$", r#""a\$""#),
-            (b"$", r#""\$""#),
+            (b"$a", r#""$a""#),
+            (b"a$", r#""a$""#),
+            (b"$", r#""$""#),
             (b"${", r#""\${""#),
             (b"q\"\n", r#""q\"\n""#),
+            (b"let", r#""let""#),
             (b"plain", "plain"),
         ];
         for (name, expected) in cases {
