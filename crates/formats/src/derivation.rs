@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use thiserror::Error;
 
-use crate::hash::{Hash, HashAlgorithm, HashEncoding, HashError};
+use crate::hash::{Hash, HashAlgorithm, HashError, Sha256Writer, base16_into};
 use crate::nixbase32;
 use crate::store_path::{FileIngestionMethod, StoreDir, StorePath, StorePathError, StorePathSet, output_path_name};
 
@@ -369,24 +369,99 @@ impl Derivation {
 
 // ---------------------------------------------------------------------------
 // Writing
+//
+// `derivationStrict` serialises every new derivation three times (masked for
+// its output paths, as the `.drv` text, unmasked for the derivations that use
+// it), so the writer avoids allocating: paths and hashes are written in place,
+// and the two ATerms that only feed a hash go straight into a SHA-256.
+
+/// Where an ATerm goes: a buffer (the `.drv` file) or a hash.
+trait AtermSink {
+    fn put(&mut self, bytes: &[u8]);
+    fn put_byte(&mut self, byte: u8);
+}
+
+impl AtermSink for Vec<u8> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+    #[inline]
+    fn put_byte(&mut self, byte: u8) {
+        self.push(byte);
+    }
+}
+
+impl AtermSink for Sha256Writer {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        self.write(bytes);
+    }
+    #[inline]
+    fn put_byte(&mut self, byte: u8) {
+        self.write_byte(byte);
+    }
+}
 
 /// Appends `"s"` without escaping (CppNix's `printUnquotedString`).
-fn push_unescaped(out: &mut Vec<u8>, s: &[u8]) {
-    out.push(b'"');
-    out.extend_from_slice(s);
-    out.push(b'"');
+fn push_unescaped(out: &mut impl AtermSink, s: &[u8]) {
+    out.put_byte(b'"');
+    out.put(s);
+    out.put_byte(b'"');
+}
+
+/// Appends `"<store dir>/<base name>"`, unescaped like every path.
+fn push_store_path(out: &mut impl AtermSink, store_dir: &StoreDir, path: &StorePath) {
+    out.put_byte(b'"');
+    out.put(store_dir.as_str().as_bytes());
+    out.put_byte(b'/');
+    out.put(path.base_name().as_bytes());
+    out.put_byte(b'"');
+}
+
+/// Whether `byte` is written escaped: `"`, `\`, newline, CR, tab.
+#[inline]
+fn needs_escape(byte: u8) -> bool {
+    matches!(byte, b'"' | b'\\' | b'\n' | b'\r' | b'\t')
+}
+
+/// The index of the first byte of `s` that needs an escape. Looks at eight
+/// bytes at a time: a word with no `"`, no `\` and no byte below 0x0e (which
+/// covers newline, CR and tab) is skipped whole; the rare word that has one of
+/// those is looked at byte by byte. Environment values are long and almost
+/// never contain an escape, so this is most of the time spent writing them.
+fn find_escape(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Non-zero iff some byte of `word` is below `n` (n <= 0x80); a zero byte
+    // of `word ^ ONES * b` is a byte equal to `b`.
+    fn has_byte_below(word: u64, n: u8) -> u64 {
+        word.wrapping_sub(ONES * n as u64) & !word & HIGHS
+    }
+    let mut start = 0;
+    let mut chunks = s.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("chunks of eight"));
+        let candidates = has_byte_below(word ^ (ONES * b'"' as u64), 1)
+            | has_byte_below(word ^ (ONES * b'\\' as u64), 1)
+            | has_byte_below(word, 0x0e);
+        if candidates != 0
+            && let Some(index) = chunk.iter().position(|&b| needs_escape(b))
+        {
+            return Some(start + index);
+        }
+        start += 8;
+    }
+    chunks.remainder().iter().position(|&b| needs_escape(b)).map(|index| start + index)
 }
 
 /// Appends `"s"` with `"`, `\`, newline, CR and tab escaped.
-fn push_escaped(out: &mut Vec<u8>, s: &[u8]) {
-    out.reserve(s.len() + 2);
-    out.push(b'"');
-    // Runs of bytes that need no escape (almost all of a derivation) are
-    // copied at once.
+fn push_escaped(out: &mut impl AtermSink, s: &[u8]) {
+    out.put_byte(b'"');
     let mut rest = s;
-    while let Some(i) = rest.iter().position(|b| matches!(b, b'"' | b'\\' | b'\n' | b'\r' | b'\t')) {
-        out.extend_from_slice(&rest[..i]);
-        out.extend_from_slice(match rest[i] {
+    while let Some(i) = find_escape(rest) {
+        out.put(&rest[..i]);
+        out.put(match rest[i] {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
             b'\n' => b"\\n",
@@ -395,106 +470,171 @@ fn push_escaped(out: &mut Vec<u8>, s: &[u8]) {
         });
         rest = &rest[i + 1..];
     }
-    out.extend_from_slice(rest);
-    out.push(b'"');
+    out.put(rest);
+    out.put_byte(b'"');
 }
 
-fn push_list<T>(out: &mut Vec<u8>, items: impl IntoIterator<Item = T>, mut push_item: impl FnMut(&mut Vec<u8>, T)) {
-    out.push(b'[');
+fn push_list<W: AtermSink, T>(out: &mut W, items: impl IntoIterator<Item = T>, mut push_item: impl FnMut(&mut W, T)) {
+    out.put_byte(b'[');
     for (i, item) in items.into_iter().enumerate() {
         if i > 0 {
-            out.push(b',');
+            out.put_byte(b',');
         }
         push_item(out, item);
     }
-    out.push(b']');
+    out.put_byte(b']');
 }
 
-fn method_algo(method: FileIngestionMethod, algorithm: HashAlgorithm) -> String {
-    format!("{}{}", method.prefix(), algorithm.name())
+/// `"[r:]<algo>"`, quoted.
+fn push_method_algo(out: &mut impl AtermSink, method: FileIngestionMethod, algorithm: HashAlgorithm) {
+    out.put_byte(b'"');
+    out.put(method.prefix().as_bytes());
+    out.put(algorithm.name().as_bytes());
+    out.put_byte(b'"');
+}
+
+/// `"<base16>"`.
+fn push_base16(out: &mut impl AtermSink, hash: &Hash) {
+    let mut hex = [0u8; 128];
+    out.put_byte(b'"');
+    out.put(base16_into(hash.digest(), &mut hex));
+    out.put_byte(b'"');
 }
 
 /// How the input derivations are written: as store paths (the `.drv` file), or
-/// replaced by base16 hashes (inside `hashDerivationModulo`).
+/// replaced by base16 hashes (inside `hashDerivationModulo`), already
+/// rendered by [`Derivation::input_hashes`].
 enum InputsForm<'a> {
     Paths,
-    Hashes(&'a BTreeMap<String, BTreeSet<String>>),
+    Rendered(&'a [u8]),
 }
 
 impl Derivation {
     /// The ATerm text, exactly as CppNix writes the `.drv` file.
     pub fn to_aterm(&self, store_dir: &StoreDir) -> Vec<u8> {
-        self.unparse(store_dir, false, InputsForm::Paths)
+        let mut out = Vec::with_capacity(self.aterm_size_hint());
+        self.unparse(&mut out, store_dir, false, InputsForm::Paths);
+        out
     }
 
-    fn unparse(&self, store_dir: &StoreDir, mask_outputs: bool, inputs: InputsForm<'_>) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4096);
-        out.extend_from_slice(b"Derive(");
-        push_list(&mut out, &self.outputs, |out, (name, output)| {
-            let (path, hash_algo, hash) = match output {
-                DerivationOutput::InputAddressed(path) => {
-                    let path = if mask_outputs { String::new() } else { store_dir.print_path(path) };
-                    (path, String::new(), String::new())
+    /// Roughly the length of the ATerm, so that its buffer grows at most once.
+    fn aterm_size_hint(&self) -> usize {
+        let env: usize = self.env.iter().map(|(key, value)| key.len() + value.len() + 8).sum();
+        let args: usize = self.args.iter().map(|arg| arg.len() + 3).sum();
+        let paths = (self.input_derivations.len() + self.input_sources.len() + self.outputs.len()) * 96;
+        256 + env + args + paths + self.builder.len() + self.platform.len()
+    }
+
+    fn unparse(&self, out: &mut impl AtermSink, store_dir: &StoreDir, mask_outputs: bool, inputs: InputsForm<'_>) {
+        out.put(b"Derive(");
+        self.write_outputs(out, store_dir, mask_outputs);
+        out.put_byte(b',');
+        match inputs {
+            InputsForm::Paths => self.write_input_paths(out, store_dir),
+            InputsForm::Rendered(rendered) => out.put(rendered),
+        }
+        out.put_byte(b',');
+        self.write_tail(out, store_dir, mask_outputs);
+        out.put_byte(b')');
+    }
+
+    /// `[("out","/nix/store/…","",""),…]`; masking empties the paths.
+    fn write_outputs<W: AtermSink>(&self, out: &mut W, store_dir: &StoreDir, mask_outputs: bool) {
+        push_list(out, &self.outputs, |out, (name, output)| {
+            out.put_byte(b'(');
+            push_unescaped(out, name.as_bytes());
+            out.put_byte(b',');
+            let path = match output {
+                DerivationOutput::InputAddressed(path) | DerivationOutput::Fixed { path, .. } if !mask_outputs => {
+                    Some(path)
                 }
-                DerivationOutput::Fixed { method, hash, path } => {
-                    let path = if mask_outputs { String::new() } else { store_dir.print_path(path) };
-                    (path, method_algo(*method, hash.algorithm()), hash.encode(HashEncoding::Base16, false))
+                _ => None,
+            };
+            match path {
+                Some(path) => push_store_path(out, store_dir, path),
+                None => out.put(b"\"\""),
+            }
+            out.put_byte(b',');
+            match output {
+                DerivationOutput::InputAddressed(_) | DerivationOutput::Deferred => out.put(b"\"\",\"\""),
+                DerivationOutput::Fixed { method, hash, .. } => {
+                    push_method_algo(out, *method, hash.algorithm());
+                    out.put_byte(b',');
+                    push_base16(out, hash);
                 }
                 DerivationOutput::Floating { method, algorithm } => {
-                    (String::new(), method_algo(*method, *algorithm), String::new())
+                    push_method_algo(out, *method, *algorithm);
+                    out.put(b",\"\"");
                 }
-                DerivationOutput::Deferred => (String::new(), String::new(), String::new()),
                 DerivationOutput::Impure { method, algorithm } => {
-                    (String::new(), method_algo(*method, *algorithm), "impure".to_string())
+                    push_method_algo(out, *method, *algorithm);
+                    out.put(b",\"impure\"");
                 }
-            };
-            out.push(b'(');
-            push_unescaped(out, name.as_bytes());
-            for field in [path, hash_algo, hash] {
-                out.push(b',');
-                push_unescaped(out, field.as_bytes());
             }
-            out.push(b')');
+            out.put_byte(b')');
         });
-        out.push(b',');
-        let push_input = |out: &mut Vec<u8>, key: &[u8], output_names: &BTreeSet<String>| {
-            out.push(b'(');
-            push_unescaped(out, key);
-            out.push(b',');
+    }
+
+    /// `[("/nix/store/…drv",["out"]),…]`.
+    fn write_input_paths<W: AtermSink>(&self, out: &mut W, store_dir: &StoreDir) {
+        push_list(out, &self.input_derivations, |out, (drv_path, output_names)| {
+            out.put_byte(b'(');
+            push_store_path(out, store_dir, drv_path);
+            out.put_byte(b',');
             push_list(out, output_names, |out, name| push_unescaped(out, name.as_bytes()));
-            out.push(b')');
-        };
-        match inputs {
-            InputsForm::Paths => push_list(&mut out, &self.input_derivations, |out, (drv_path, names)| {
-                push_input(out, store_dir.print_path(drv_path).as_bytes(), names)
-            }),
-            InputsForm::Hashes(hashes) => {
-                push_list(&mut out, hashes, |out, (hash, names)| push_input(out, hash.as_bytes(), names))
-            }
-        }
-        out.push(b',');
-        push_list(&mut out, &self.input_sources, |out, path| {
-            push_unescaped(out, store_dir.print_path(path).as_bytes())
+            out.put_byte(b')');
         });
-        out.push(b',');
-        push_unescaped(&mut out, &self.platform);
-        out.push(b',');
-        push_escaped(&mut out, &self.builder);
-        out.push(b',');
-        push_list(&mut out, &self.args, |out, arg| push_escaped(out, arg));
-        out.push(b',');
-        push_list(&mut out, &self.env, |out, (key, value)| {
-            out.push(b'(');
+    }
+
+    /// Everything after the input derivations: sources, platform, builder,
+    /// arguments and environment (without the closing parenthesis).
+    fn write_tail<W: AtermSink>(&self, out: &mut W, store_dir: &StoreDir, mask_outputs: bool) {
+        push_list(out, &self.input_sources, |out, path| push_store_path(out, store_dir, path));
+        out.put_byte(b',');
+        push_unescaped(out, &self.platform);
+        out.put_byte(b',');
+        push_escaped(out, &self.builder);
+        out.put_byte(b',');
+        push_list(out, &self.args, |out, arg| push_escaped(out, arg));
+        out.put_byte(b',');
+        push_list(out, &self.env, |out, (key, value)| {
+            out.put_byte(b'(');
             push_escaped(out, key);
-            out.push(b',');
+            out.put_byte(b',');
             // Masking blanks the variables named after outputs, so the hash does
-            // not depend on the paths it is about to determine.
-            let masked = mask_outputs && std::str::from_utf8(key).is_ok_and(|k| self.outputs.contains_key(k));
+            // not depend on the paths it is about to determine. Derivations
+            // have few outputs: a scan beats a map lookup.
+            let masked = mask_outputs && self.outputs.keys().any(|name| name.as_bytes() == key.as_slice());
             push_escaped(out, if masked { b"" } else { value });
-            out.push(b')');
+            out.put_byte(b')');
         });
-        out.push(b')');
-        out
+    }
+
+    /// The references of the `.drv` in set order without repeats (the union
+    /// of input sources and input derivations), without building the set.
+    fn references_in_order(&self) -> impl Iterator<Item = &StorePath> {
+        let mut sources = self.input_sources.iter().peekable();
+        let mut drvs = self.input_derivations.keys().peekable();
+        std::iter::from_fn(move || match (sources.peek(), drvs.peek()) {
+            (Some(source), Some(drv)) => match source.cmp(drv) {
+                std::cmp::Ordering::Less => sources.next(),
+                std::cmp::Ordering::Greater => drvs.next(),
+                std::cmp::Ordering::Equal => {
+                    drvs.next();
+                    sources.next()
+                }
+            },
+            (Some(_), None) => sources.next(),
+            (None, _) => drvs.next(),
+        })
+    }
+
+    /// The `.drv` file's path given the SHA-256 of its ATerm.
+    fn drv_path_of(&self, store_dir: &StoreDir, name: &str, aterm_hash: &Hash) -> Result<StorePath, StorePathError> {
+        let mut drv_name = String::with_capacity(name.len() + 4);
+        drv_name.push_str(name);
+        drv_name.push_str(".drv");
+        store_dir.make_text_path_from(&drv_name, aterm_hash, self.references_in_order())
     }
 
     /// The references a `.drv` file is registered with: its input sources and
@@ -509,7 +649,9 @@ impl Derivation {
     /// `name` (without `.drv`): a text path over the ATerm, referring to the
     /// inputs.
     pub fn drv_path(&self, store_dir: &StoreDir, name: &str) -> Result<StorePath, StorePathError> {
-        store_dir.compute_text_path(&format!("{name}.drv"), &self.to_aterm(store_dir), &self.references())
+        let mut writer = Sha256Writer::new();
+        self.unparse(&mut writer, store_dir, false, InputsForm::Paths);
+        self.drv_path_of(store_dir, name, &writer.finish())
     }
 
     /// Whether this is a fixed-output derivation (every output fixed).
@@ -584,6 +726,15 @@ fn impure_output_hash() -> Hash {
     Hash::of_bytes(HashAlgorithm::Sha256, b"impure")
 }
 
+/// The input derivations as `hashDerivationModulo` writes them, rendered once
+/// per derivation (the masked and the unmasked hash both need them).
+struct InputHashes {
+    /// `[("<base16 hash>",["out",…]),…]`, sorted by hash.
+    rendered: Vec<u8>,
+    /// Whether some input is deferred.
+    deferred: bool,
+}
+
 impl Derivation {
     /// CppNix's `hashDerivationModulo`. `input_hash` gives the hash modulo of
     /// each input derivation (computed with `mask_outputs = false`, as CppNix's
@@ -598,47 +749,99 @@ impl Derivation {
         E: From<DerivationError>,
     {
         self.check_outputs()?;
+        if let Some(hashes) = self.output_hashes(store_dir) {
+            return Ok(DrvHashModulo::Outputs(hashes));
+        }
+        let inputs = self.input_hashes(store_dir, &mut input_hash)?;
+        Ok(self.hash_with_inputs(store_dir, mask_outputs, &inputs))
+    }
+
+    /// The per-output hashes of a fixed-output or impure derivation (which do
+    /// not depend on the inputs); `None` for the others.
+    fn output_hashes(&self, store_dir: &StoreDir) -> Option<BTreeMap<String, Hash>> {
         if self.is_fixed_output() {
             let mut hashes = BTreeMap::new();
             for (name, output) in &self.outputs {
                 let DerivationOutput::Fixed { method, hash, path } = output else { unreachable!() };
-                let fingerprint = format!(
-                    "fixed:out:{}:{}:{}",
-                    method_algo(*method, hash.algorithm()),
-                    hash.encode(HashEncoding::Base16, false),
-                    store_dir.print_path(path)
-                );
-                hashes.insert(name.clone(), Hash::of_bytes(HashAlgorithm::Sha256, fingerprint.as_bytes()));
+                // `fixed:out:[r:]<algo>:<base16>:<path>`
+                let mut writer = Sha256Writer::new();
+                writer.write(b"fixed:out:");
+                writer.write(method.prefix().as_bytes());
+                writer.write(hash.algorithm().name().as_bytes());
+                writer.write_byte(b':');
+                let mut hex = [0u8; 128];
+                writer.write(base16_into(hash.digest(), &mut hex));
+                writer.write_byte(b':');
+                writer.write(store_dir.as_str().as_bytes());
+                writer.write_byte(b'/');
+                writer.write(path.base_name().as_bytes());
+                hashes.insert(name.clone(), writer.finish());
             }
-            return Ok(DrvHashModulo::Outputs(hashes));
+            return Some(hashes);
         }
         if self.is_impure() {
-            let hashes = self.outputs.keys().map(|name| (name.clone(), impure_output_hash())).collect();
-            return Ok(DrvHashModulo::Outputs(hashes));
+            return Some(self.outputs.keys().map(|name| (name.clone(), impure_output_hash())).collect());
         }
+        None
+    }
 
-        let mut deferred = self.has_floating_output();
-        let mut inputs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    /// Replaces each input derivation by its hash modulo, as CppNix does: a
+    /// map from base16 hash to output names, where a later input with the same
+    /// hash replaces an earlier one; each used output of a fixed-output or
+    /// impure input stands alone, as the `out` of a pretend derivation.
+    fn input_hashes<E>(
+        &self,
+        store_dir: &StoreDir,
+        input_hash: &mut impl FnMut(&StorePath) -> Result<DrvHashModulo, E>,
+    ) -> Result<InputHashes, E>
+    where
+        E: From<DerivationError>,
+    {
+        let mut deferred = false;
+        // `None` stands for the output names `["out"]`.
+        let mut entries: Vec<(Hash, Option<&BTreeSet<String>>)> = Vec::with_capacity(self.input_derivations.len());
         for (drv_path, output_names) in &self.input_derivations {
             match input_hash(drv_path)? {
                 DrvHashModulo::Drv { hash, deferred: input_deferred } => {
                     deferred |= input_deferred;
-                    inputs.insert(hash.encode(HashEncoding::Base16, false), output_names.clone());
+                    entries.push((hash, Some(output_names)));
                 }
                 DrvHashModulo::Outputs(hashes) => {
-                    // Each used output stands alone, as the `out` of a pretend derivation.
                     for output in output_names {
                         let hash = hashes.get(output).ok_or_else(|| DerivationError::MissingInputOutput {
                             drv: store_dir.print_path(drv_path),
                             output: output.clone(),
                         })?;
-                        inputs.insert(hash.encode(HashEncoding::Base16, false), BTreeSet::from(["out".to_string()]));
+                        entries.push((*hash, None));
                     }
                 }
             }
         }
-        let aterm = self.unparse(store_dir, mask_outputs, InputsForm::Hashes(&inputs));
-        Ok(DrvHashModulo::Drv { hash: Hash::of_bytes(HashAlgorithm::Sha256, &aterm), deferred })
+        // Base16 order is digest byte order. Reversed before the stable sort,
+        // the first of equal hashes is the one inserted last: the one kept.
+        entries.reverse();
+        entries.sort_by(|a, b| a.0.digest().cmp(b.0.digest()));
+        entries.dedup_by(|later, kept| later.0.digest() == kept.0.digest());
+        let mut rendered = Vec::with_capacity(entries.len() * 90 + 2);
+        push_list(&mut rendered, &entries, |out, (hash, output_names)| {
+            out.push(b'(');
+            push_base16(out, hash);
+            out.push(b',');
+            match output_names {
+                Some(names) => push_list(out, *names, |out, name| push_unescaped(out, name.as_bytes())),
+                None => out.extend_from_slice(b"[\"out\"]"),
+            }
+            out.push(b')');
+        });
+        Ok(InputHashes { rendered, deferred })
+    }
+
+    /// The hash modulo of a derivation that is not fixed-output or impure,
+    /// its ATerm streamed into the hash.
+    fn hash_with_inputs(&self, store_dir: &StoreDir, mask_outputs: bool, inputs: &InputHashes) -> DrvHashModulo {
+        let mut writer = Sha256Writer::new();
+        self.unparse(&mut writer, store_dir, mask_outputs, InputsForm::Rendered(&inputs.rendered));
+        DrvHashModulo::Drv { hash: writer.finish(), deferred: inputs.deferred || self.has_floating_output() }
     }
 
     /// Completes a derivation fresh from evaluation, as `derivationStrict` does
@@ -655,53 +858,130 @@ impl Derivation {
         &mut self,
         store_dir: &StoreDir,
         name: &str,
-        input_hash: impl FnMut(&StorePath) -> Result<DrvHashModulo, E>,
+        mut input_hash: impl FnMut(&StorePath) -> Result<DrvHashModulo, E>,
     ) -> Result<(), E>
+    where
+        E: From<DerivationError> + From<StorePathError>,
+    {
+        self.fill_output_paths_keeping_inputs(store_dir, name, &mut input_hash).map(|_| ())
+    }
+
+    /// [`Derivation::fill_output_paths`], returning the rendered input hashes
+    /// when it needed them, for the hash modulo that follows.
+    fn fill_output_paths_keeping_inputs<E>(
+        &mut self,
+        store_dir: &StoreDir,
+        name: &str,
+        input_hash: &mut impl FnMut(&StorePath) -> Result<DrvHashModulo, E>,
+    ) -> Result<Option<InputHashes>, E>
     where
         E: From<DerivationError> + From<StorePathError>,
     {
         if self.outputs.is_empty() {
             return Err(DerivationError::NoOutputs.into());
         }
-        let mut input_addressed = Vec::new();
+        let mut has_input_addressed = false;
         for (output_name, output) in self.outputs.iter_mut() {
-            match output {
+            let value = match output {
                 DerivationOutput::Fixed { method, hash, path } => {
                     let path_name = output_path_name(name, output_name);
                     *path = store_dir.make_fixed_output_path(*method, hash, &path_name, &StorePathSet::new(), false)?;
-                    self.env.insert(output_name.as_bytes().to_vec(), store_dir.print_path(path).into_bytes());
+                    store_dir.print_path(path).into_bytes()
                 }
                 DerivationOutput::Floating { .. } | DerivationOutput::Impure { .. } => {
-                    self.env.insert(output_name.as_bytes().to_vec(), hash_placeholder(output_name).into_bytes());
+                    hash_placeholder(output_name).into_bytes()
                 }
                 DerivationOutput::InputAddressed(_) | DerivationOutput::Deferred => {
                     *output = DerivationOutput::Deferred;
-                    self.env.insert(output_name.as_bytes().to_vec(), Vec::new());
-                    input_addressed.push(output_name.clone());
+                    has_input_addressed = true;
+                    Vec::new()
                 }
-            }
+            };
+            set_env(&mut self.env, output_name, value);
         }
         self.check_outputs()?;
-        if input_addressed.is_empty() {
-            return Ok(());
+        // Mixed kinds were refused: if one output is input-addressed, all are.
+        if !has_input_addressed {
+            return Ok(None);
         }
-        let (hash, deferred) = match self.hash_modulo(store_dir, true, input_hash)? {
-            DrvHashModulo::Drv { hash, deferred } => (hash, deferred),
-            // Only possible when every output is fixed or impure, which leaves
-            // no input-addressed output to fill.
-            DrvHashModulo::Outputs(_) => return Ok(()),
+        let inputs = self.input_hashes(store_dir, input_hash)?;
+        let DrvHashModulo::Drv { hash, deferred } = self.hash_with_inputs(store_dir, true, &inputs) else {
+            unreachable!("hash_with_inputs gives one hash")
         };
         if deferred {
-            return Ok(());
+            return Ok(Some(inputs));
         }
-        for output_name in input_addressed {
-            let path = store_dir.make_output_path(&output_name, &hash, name)?;
-            self.env.insert(output_name.as_bytes().to_vec(), store_dir.print_path(&path).into_bytes());
-            self.outputs.insert(output_name, DerivationOutput::InputAddressed(path));
+        for (output_name, output) in self.outputs.iter_mut() {
+            let path = store_dir.make_output_path(output_name, &hash, name)?;
+            let mut printed = Vec::with_capacity(store_dir.as_str().len() + 1 + path.base_name().len());
+            store_dir.write_path(&mut printed, &path);
+            set_env(&mut self.env, output_name, printed);
+            *output = DerivationOutput::InputAddressed(path);
         }
-        Ok(())
+        Ok(Some(inputs))
+    }
+
+    /// What `derivationStrict` does with a derivation fresh from evaluation,
+    /// in one pass: [`Derivation::fill_output_paths`], then the `.drv` text
+    /// (left in `aterm`, for the caller to write), its store path, and the
+    /// derivation's own hash modulo (unmasked), to record for the derivations
+    /// that will use it. Each input's hash is asked for once.
+    ///
+    /// The unmasked hash modulo differs from the `.drv` text only in the input
+    /// derivations, so it is hashed from the text with that list swapped.
+    pub fn instantiate<E>(
+        &mut self,
+        store_dir: &StoreDir,
+        name: &str,
+        mut input_hash: impl FnMut(&StorePath) -> Result<DrvHashModulo, E>,
+        aterm: &mut Vec<u8>,
+    ) -> Result<(StorePath, DrvHashModulo), E>
+    where
+        E: From<DerivationError> + From<StorePathError>,
+    {
+        let inputs = self.fill_output_paths_keeping_inputs(store_dir, name, &mut input_hash)?;
+
+        aterm.clear();
+        aterm.reserve(self.aterm_size_hint());
+        aterm.extend_from_slice(b"Derive(");
+        self.write_outputs(aterm, store_dir, false);
+        aterm.push(b',');
+        let inputs_start = aterm.len();
+        self.write_input_paths(aterm, store_dir);
+        let inputs_end = aterm.len();
+        aterm.push(b',');
+        self.write_tail(aterm, store_dir, false);
+        aterm.push(b')');
+        let drv_path = self.drv_path_of(store_dir, name, &Hash::of_bytes(HashAlgorithm::Sha256, aterm))?;
+
+        let hash_modulo = match self.output_hashes(store_dir) {
+            Some(hashes) => DrvHashModulo::Outputs(hashes),
+            None => {
+                let inputs = match inputs {
+                    Some(inputs) => inputs,
+                    None => self.input_hashes(store_dir, &mut input_hash)?,
+                };
+                let mut writer = Sha256Writer::new();
+                writer.write(&aterm[..inputs_start]);
+                writer.write(&inputs.rendered);
+                writer.write(&aterm[inputs_end..]);
+                DrvHashModulo::Drv { hash: writer.finish(), deferred: inputs.deferred || self.has_floating_output() }
+            }
+        };
+        Ok((drv_path, hash_modulo))
     }
 }
+
+/// Sets an output's environment variable, reusing the key when it is there.
+fn set_env(env: &mut BTreeMap<Vec<u8>, Vec<u8>>, output_name: &str, value: Vec<u8>) {
+    match env.get_mut(output_name.as_bytes()) {
+        Some(slot) => *slot = value,
+        None => {
+            env.insert(output_name.as_bytes().to_vec(), value);
+        }
+    }
+}
+
 
 /// A memo table of hash modulo values of derivations in a store, filled by
 /// reading them on demand (CppNix's `drvHashes`). Keep one per evaluation.

@@ -187,6 +187,13 @@ impl Hash {
         encode_digest(self.algorithm, self.digest(), encoding, include_algorithm)
     }
 
+    /// Appends the lower-case hex form of the digest to `out`, without prefix:
+    /// [`Hash::to_base16`] for serialisers that build their output in one buffer.
+    pub fn write_base16(&self, out: &mut Vec<u8>) {
+        let mut buffer = [0u8; 128];
+        out.extend_from_slice(base16_into(self.digest(), &mut buffer));
+    }
+
     /// Lower-case hex, without prefix.
     pub fn to_base16(&self) -> String {
         self.encode(HashEncoding::Base16, false)
@@ -289,6 +296,18 @@ impl Hash {
 /// `nix-hash --truncate` results (a SHA-256 folded to 20 bytes) this way.
 pub fn encode_digest(algorithm: HashAlgorithm, digest: &[u8], encoding: HashEncoding, include_algorithm: bool) -> String {
     let body = match encoding {
+        HashEncoding::Base16 if digest.len() <= 64 => {
+            let mut buffer = [0u8; 128];
+            let hex = base16_into(digest, &mut buffer);
+            let mut body = String::with_capacity(hex.len() + 8);
+            if include_algorithm {
+                body.push_str(algorithm.name());
+                body.push(':');
+            }
+            // Hex digits are ASCII.
+            body.push_str(std::str::from_utf8(hex).expect("hex is ASCII"));
+            return body;
+        }
         HashEncoding::Base16 => data_encoding::HEXLOWER.encode(digest),
         HashEncoding::Nix32 => nixbase32::encode(digest),
         HashEncoding::Base64 | HashEncoding::Sri => data_encoding::BASE64.encode(digest),
@@ -298,6 +317,17 @@ pub fn encode_digest(algorithm: HashAlgorithm, digest: &[u8], encoding: HashEnco
         _ if include_algorithm => format!("{algorithm}:{body}"),
         _ => body,
     }
+}
+
+/// Lower-case hex of `digest` (at most 64 bytes) in `buffer`; no allocation,
+/// for the hashes printed many times per derivation.
+pub(crate) fn base16_into<'b>(digest: &[u8], buffer: &'b mut [u8; 128]) -> &'b [u8] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (index, byte) in digest.iter().enumerate() {
+        buffer[index * 2] = HEX[(byte >> 4) as usize];
+        buffer[index * 2 + 1] = HEX[(byte & 0xf) as usize];
+    }
+    &buffer[..digest.len() * 2]
 }
 
 /// Splits `algo:rest` or `algo-rest` (SRI). A `:` anywhere wins over `-`, as in
@@ -381,6 +411,86 @@ pub fn compress_hash(digest: &[u8], new_size: usize) -> Vec<u8> {
         out[index % new_size] ^= byte;
     }
     out
+}
+
+/// [`compress_hash`] into a fixed-size array (no allocation); the store path
+/// digest is `compress_hash_array::<20>` of a SHA-256.
+pub fn compress_hash_array<const N: usize>(digest: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    if N == 0 {
+        return out;
+    }
+    for (index, byte) in digest.iter().enumerate() {
+        out[index % N] ^= byte;
+    }
+    out
+}
+
+/// A SHA-256 fed through a small buffer: for serialisers (ATerm, store path
+/// fingerprints) that write many pieces of a few bytes each, where calling the
+/// hasher for every piece costs more than the hashing itself.
+#[derive(Clone)]
+pub struct Sha256Writer {
+    hasher: sha2::Sha256,
+    buffer: [u8; SHA256_WRITER_BUFFER],
+    buffered: usize,
+}
+
+const SHA256_WRITER_BUFFER: usize = 1024;
+
+impl Default for Sha256Writer {
+    fn default() -> Self {
+        Sha256Writer::new()
+    }
+}
+
+impl Sha256Writer {
+    pub fn new() -> Sha256Writer {
+        Sha256Writer { hasher: sha2::Sha256::new(), buffer: [0; SHA256_WRITER_BUFFER], buffered: 0 }
+    }
+
+    #[inline]
+    pub fn write(&mut self, bytes: &[u8]) {
+        let end = self.buffered + bytes.len();
+        if end <= SHA256_WRITER_BUFFER {
+            self.buffer[self.buffered..end].copy_from_slice(bytes);
+            self.buffered = end;
+        } else {
+            self.write_slow(bytes);
+        }
+    }
+
+    #[inline]
+    pub fn write_byte(&mut self, byte: u8) {
+        if self.buffered == SHA256_WRITER_BUFFER {
+            self.flush_buffer();
+        }
+        self.buffer[self.buffered] = byte;
+        self.buffered += 1;
+    }
+
+    #[cold]
+    fn write_slow(&mut self, bytes: &[u8]) {
+        self.flush_buffer();
+        if bytes.len() >= SHA256_WRITER_BUFFER {
+            self.hasher.update(bytes);
+        } else {
+            self.buffer[..bytes.len()].copy_from_slice(bytes);
+            self.buffered = bytes.len();
+        }
+    }
+
+    fn flush_buffer(&mut self) {
+        self.hasher.update(&self.buffer[..self.buffered]);
+        self.buffered = 0;
+    }
+
+    pub fn finish(mut self) -> Hash {
+        self.flush_buffer();
+        let mut digest = [0u8; 64];
+        digest[..32].copy_from_slice(&self.hasher.finalize());
+        Hash { algorithm: HashAlgorithm::Sha256, digest }
+    }
 }
 
 /// A hash being computed over a stream of bytes. It also counts the bytes fed,

@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
-use crate::hash::{Hash, HashAlgorithm, HashEncoding, compress_hash};
+use crate::hash::{Hash, HashAlgorithm, Sha256Writer, base16_into, compress_hash_array};
 use crate::nixbase32;
 
 /// Bytes in a store path digest.
@@ -65,14 +65,25 @@ pub fn check_name(path: &str, name: &str) -> Result<(), StorePathError> {
     if name.len() > STORE_PATH_NAME_MAX_LEN {
         return Err(StorePathError::NameTooLong(path.to_string()));
     }
-    let first_component = name.split('-').next().unwrap_or(name);
-    if first_component == "." || first_component == ".." {
+    let bytes = name.as_bytes();
+    let first_component = match bytes.iter().position(|&b| b == b'-') {
+        Some(dash) => &bytes[..dash],
+        None => bytes,
+    };
+    if first_component == b"." || first_component == b".." {
         return Err(StorePathError::InvalidName { path: path.to_string(), name: name.to_string() });
     }
-    if let Some(character) = name.chars().find(|&c| !is_name_char(c)) {
+    // Checked byte by byte (every allowed character is ASCII); the character
+    // named in the error is found only when there is one.
+    if !bytes.iter().all(|&b| is_name_byte(b)) {
+        let character = name.chars().find(|&c| !is_name_char(c)).expect("a byte outside the allowed set");
         return Err(StorePathError::InvalidNameCharacter { path: path.to_string(), character });
     }
     Ok(())
+}
+
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.' | b'_' | b'?' | b'=')
 }
 
 fn is_name_char(c: char) -> bool {
@@ -110,8 +121,12 @@ impl StorePath {
 
     /// Builds a path from a digest and a name, validating the name.
     pub fn from_digest(digest: &[u8; STORE_PATH_DIGEST_SIZE], name: &str) -> Result<StorePath, StorePathError> {
-        let hash_part = nixbase32::encode(digest);
-        let base_name = format!("{hash_part}-{name}");
+        let mut hash_part = [0u8; STORE_PATH_HASH_LEN];
+        nixbase32::encode_into(digest, &mut hash_part);
+        let mut base_name = String::with_capacity(STORE_PATH_HASH_LEN + 1 + name.len());
+        base_name.push_str(std::str::from_utf8(&hash_part).expect("nix32 alphabet is ASCII"));
+        base_name.push('-');
+        base_name.push_str(name);
         check_name(&base_name, name)?;
         Ok(StorePath { base_name })
     }
@@ -225,7 +240,25 @@ impl StoreDir {
 
     /// The full path of `store_path` in this directory.
     pub fn print_path(&self, store_path: &StorePath) -> String {
-        format!("{}/{}", self.path, store_path.base_name)
+        let mut printed = String::with_capacity(self.path.len() + 1 + store_path.base_name.len());
+        printed.push_str(&self.path);
+        printed.push('/');
+        printed.push_str(&store_path.base_name);
+        printed
+    }
+
+    /// Appends the full path of `store_path` to `out` ([`StoreDir::print_path`]
+    /// without a `String` of its own).
+    pub fn write_path(&self, out: &mut Vec<u8>, store_path: &StorePath) {
+        out.extend_from_slice(self.path.as_bytes());
+        out.push(b'/');
+        out.extend_from_slice(store_path.base_name.as_bytes());
+    }
+
+    fn hash_path(&self, writer: &mut Sha256Writer, store_path: &StorePath) {
+        writer.write(self.path.as_bytes());
+        writer.write_byte(b'/');
+        writer.write(store_path.base_name.as_bytes());
     }
 
     /// Parses a full path that must name a store path itself (not something
@@ -259,16 +292,31 @@ impl StoreDir {
     /// CppNix's `makeStorePath`: the path whose digest is the SHA-256 of
     /// `<type>:<algo>:<base16 hash>:<store dir>:<name>`, XOR-folded to 20 bytes.
     pub fn make_store_path(&self, path_type: &str, hash: &Hash, name: &str) -> Result<StorePath, StorePathError> {
-        let fingerprint = format!(
-            "{}:{}:{}:{}",
-            path_type,
-            hash.encode(HashEncoding::Base16, true),
-            self.path,
-            name
-        );
-        let sha = Hash::of_bytes(HashAlgorithm::Sha256, fingerprint.as_bytes());
-        let compressed = compress_hash(sha.digest(), STORE_PATH_DIGEST_SIZE);
-        let digest: [u8; STORE_PATH_DIGEST_SIZE] = compressed.try_into().expect("compressed to 20 bytes");
+        self.make_store_path_with(|writer| writer.write(path_type.as_bytes()), hash, name)
+    }
+
+    /// [`StoreDir::make_store_path`] with the type written by `write_type`
+    /// straight into the hash: the fingerprint is never built as a string
+    /// (for a `.drv` it names every input).
+    fn make_store_path_with(
+        &self,
+        write_type: impl FnOnce(&mut Sha256Writer),
+        hash: &Hash,
+        name: &str,
+    ) -> Result<StorePath, StorePathError> {
+        let mut writer = Sha256Writer::new();
+        write_type(&mut writer);
+        writer.write_byte(b':');
+        writer.write(hash.algorithm().name().as_bytes());
+        writer.write_byte(b':');
+        let mut hex = [0u8; 128];
+        writer.write(base16_into(hash.digest(), &mut hex));
+        writer.write_byte(b':');
+        writer.write(self.path.as_bytes());
+        writer.write_byte(b':');
+        writer.write(name.as_bytes());
+        let sha = writer.finish();
+        let digest: [u8; STORE_PATH_DIGEST_SIZE] = compress_hash_array(sha.digest());
         StorePath::from_digest(&digest, name)
     }
 
@@ -286,13 +334,44 @@ impl StoreDir {
         path_type
     }
 
+    /// [`StoreDir::make_type`], written into a hash. `references` must come in
+    /// set order, without repeats.
+    fn hash_type<'r>(
+        &self,
+        writer: &mut Sha256Writer,
+        kind: &str,
+        references: impl IntoIterator<Item = &'r StorePath>,
+        has_self_reference: bool,
+    ) {
+        writer.write(kind.as_bytes());
+        for reference in references {
+            writer.write_byte(b':');
+            self.hash_path(writer, reference);
+        }
+        if has_self_reference {
+            writer.write(b":self");
+        }
+    }
+
     /// A text path (`builtins.toFile`, `.drv` files): type `text` with references,
     /// over the SHA-256 of the contents.
     pub fn make_text_path(&self, name: &str, hash: &Hash, references: &StorePathSet) -> Result<StorePath, StorePathError> {
+        self.make_text_path_from(name, hash, references)
+    }
+
+    /// [`StoreDir::make_text_path`] with the references as an iterator, which
+    /// must yield them in set order without repeats (a `.drv` names the union
+    /// of its input sources and input derivations without building that set).
+    pub(crate) fn make_text_path_from<'r>(
+        &self,
+        name: &str,
+        hash: &Hash,
+        references: impl IntoIterator<Item = &'r StorePath>,
+    ) -> Result<StorePath, StorePathError> {
         if hash.algorithm() != HashAlgorithm::Sha256 {
             return Err(StorePathError::NeedsSha256(hash.algorithm()));
         }
-        self.make_store_path(&self.make_type("text", references, false), hash, name)
+        self.make_store_path_with(|writer| self.hash_type(writer, "text", references, false), hash, name)
     }
 
     /// The path of a text file with these contents, as `builtins.toFile` and
@@ -313,26 +392,51 @@ impl StoreDir {
         has_self_reference: bool,
     ) -> Result<StorePath, StorePathError> {
         if hash.algorithm() == HashAlgorithm::Sha256 && method == FileIngestionMethod::Recursive {
-            return self.make_store_path(&self.make_type("source", references, has_self_reference), hash, name);
+            return self.make_store_path_with(
+                |writer| self.hash_type(writer, "source", references, has_self_reference),
+                hash,
+                name,
+            );
         }
         if !references.is_empty() || has_self_reference {
             return Err(StorePathError::ReferencesNotAllowed);
         }
-        let inner = format!("fixed:out:{}{}:", method.prefix(), hash.encode(HashEncoding::Base16, true));
-        let inner_hash = Hash::of_bytes(HashAlgorithm::Sha256, inner.as_bytes());
-        self.make_store_path("output:out", &inner_hash, name)
+        // `fixed:out:[r:]<algo>:<base16>:`
+        let mut inner = Sha256Writer::new();
+        inner.write(b"fixed:out:");
+        inner.write(method.prefix().as_bytes());
+        inner.write(hash.algorithm().name().as_bytes());
+        inner.write_byte(b':');
+        let mut hex = [0u8; 128];
+        inner.write(base16_into(hash.digest(), &mut hex));
+        inner.write_byte(b':');
+        self.make_store_path("output:out", &inner.finish(), name)
     }
 
     /// The output path of an input-addressed derivation: type `output:<id>` over
     /// the derivation's `hashDerivationModulo`; outputs other than `out` get
     /// `-<id>` appended to the name.
     pub fn make_output_path(&self, output_name: &str, drv_hash: &Hash, drv_name: &str) -> Result<StorePath, StorePathError> {
-        let name = output_path_name(drv_name, output_name);
-        self.make_store_path(&format!("output:{output_name}"), drv_hash, &name)
+        let write_type = |writer: &mut Sha256Writer| {
+            writer.write(b"output:");
+            writer.write(output_name.as_bytes());
+        };
+        if output_name == "out" {
+            self.make_store_path_with(write_type, drv_hash, drv_name)
+        } else {
+            self.make_store_path_with(write_type, drv_hash, &output_path_name(drv_name, output_name))
+        }
     }
 }
 
 /// `name` for output `out`, `name-<output>` for the others.
 pub fn output_path_name(drv_name: &str, output_name: &str) -> String {
-    if output_name == "out" { drv_name.to_string() } else { format!("{drv_name}-{output_name}") }
+    if output_name == "out" {
+        return drv_name.to_string();
+    }
+    let mut name = String::with_capacity(drv_name.len() + 1 + output_name.len());
+    name.push_str(drv_name);
+    name.push('-');
+    name.push_str(output_name);
+    name
 }

@@ -10,8 +10,8 @@ use std::fs;
 
 use nivis_formats::derivation::{downstream_placeholder, hash_placeholder};
 use nivis_formats::{
-    Derivation, DerivationError, DerivationOutput, DrvHashCache, FileIngestionMethod, Hash, HashAlgorithm, StoreDir,
-    StorePath,
+    Derivation, DerivationError, DerivationOutput, DrvHashCache, DrvHashModulo, FileIngestionMethod, Hash, HashAlgorithm,
+    StoreDir, StorePath,
 };
 use peer::{PeerStore, accepting, golden_dir};
 use proptest::prelude::*;
@@ -94,6 +94,20 @@ fn cppnix_derivations_round_trip_and_paths_match() {
             .unwrap();
         assert_eq!(fresh, drv, "output paths of {base_name}");
         assert_eq!(fresh.drv_path(&store_dir, name).unwrap().base_name(), base_name);
+
+        // The one-pass route derivationStrict takes: the same derivation, the
+        // very bytes CppNix wrote, its path, and the hash modulo the cache
+        // computes by reading the file back.
+        let mut fresh = as_fresh(&drv);
+        let mut aterm = b"left over from an earlier derivation".to_vec();
+        let (drv_path, hash_modulo) = fresh
+            .instantiate::<DerivationError>(&store_dir, name, |input| cache.hash_of(&store_dir, input, &mut read), &mut aterm)
+            .unwrap();
+        assert_eq!(fresh, drv, "instantiate: output paths of {base_name}");
+        assert_eq!(aterm, *contents, "instantiate: .drv text of {base_name}");
+        assert_eq!(drv_path.base_name(), base_name);
+        let read_back = cache.hash_of(&store_dir, &drv_path, &mut read).unwrap();
+        assert_eq!(hash_modulo, read_back, "instantiate: hash modulo of {base_name}");
     }
     // All five kinds of output appeared.
     assert_eq!(kinds.len(), 5, "not every kind of output was exercised");
@@ -289,6 +303,41 @@ proptest! {
         let parsed = Derivation::parse(&store_dir, &printed).unwrap();
         prop_assert_eq!(&parsed, &drv);
         prop_assert_eq!(parsed.to_aterm(&store_dir), printed);
+    }
+
+    /// `instantiate` (fill, print, name and hash in one pass) agrees with the
+    /// separate steps, errors included. Input hashes come from a pool of one
+    /// or two, so inputs often share a hash (CppNix keeps the last of those).
+    #[test]
+    fn instantiate_agrees_with_the_separate_steps(
+        drv in derivation_strategy(),
+        pool in prop::collection::vec(any::<[u8; 32]>(), 1..3),
+    ) {
+        let store_dir = StoreDir::default();
+        let input_hash = |path: &StorePath| -> Result<DrvHashModulo, DerivationError> {
+            let pick = path.hash_part().as_bytes()[0] as usize;
+            let hash = Hash::from_digest(HashAlgorithm::Sha256, &pool[pick % pool.len()]).unwrap();
+            if pick % 3 == 0 {
+                // A fixed-output input: one hash per output it has.
+                let names = &drv.input_derivations[path];
+                Ok(DrvHashModulo::Outputs(names.iter().map(|name| (name.clone(), hash)).collect()))
+            } else {
+                Ok(DrvHashModulo::Drv { hash, deferred: pick % 7 == 0 })
+            }
+        };
+        let mut separate = drv.clone();
+        let expected = separate.fill_output_paths(&store_dir, "name", input_hash).and_then(|()| {
+            let drv_path = separate.drv_path(&store_dir, "name")?;
+            Ok((drv_path, separate.hash_modulo(&store_dir, false, input_hash)?))
+        });
+        let mut one_pass = drv.clone();
+        let mut aterm = Vec::new();
+        let actual = one_pass.instantiate(&store_dir, "name", input_hash, &mut aterm);
+        prop_assert_eq!(&actual, &expected);
+        if expected.is_ok() {
+            prop_assert_eq!(&one_pass, &separate);
+            prop_assert_eq!(aterm, separate.to_aterm(&store_dir));
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `derivationStrict` on the store side: from the evaluated attributes to a
 //! written `.drv` and its output paths, as CppNix's `prim_derivationStrict` does.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use nivis_eval::io::{DerivationRequest, DerivationResult};
@@ -36,24 +37,28 @@ fn message(text: impl Into<String>) -> IoError {
 
 /// The value of a derivation attribute as a string: from the environment, or from
 /// the JSON of structured attributes (where the environment holds only `__json`).
-fn attribute(request: &DerivationRequest, structured: Option<&serde_json::Value>, name: &str) -> Option<String> {
+fn attribute<'a>(
+    request: &'a DerivationRequest,
+    structured: Option<&'a serde_json::Value>,
+    name: &str,
+) -> Option<Cow<'a, str>> {
     match structured {
         Some(json) => json.get(name).map(|value| match value {
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Bool(true) => "1".to_string(),
-            serde_json::Value::Bool(false) => String::new(),
-            other => other.to_string(),
+            serde_json::Value::String(s) => Cow::Borrowed(s.as_str()),
+            serde_json::Value::Bool(true) => Cow::Borrowed("1"),
+            serde_json::Value::Bool(false) => Cow::Borrowed(""),
+            other => Cow::Owned(other.to_string()),
         }),
-        None => request.env.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone()),
+        None => request.env.iter().find(|(key, _)| key == name).map(|(_, value)| Cow::Borrowed(value.as_str())),
     }
 }
 
-fn is_true(value: Option<String>) -> bool {
+fn is_true(value: Option<Cow<'_, str>>) -> bool {
     value.is_some_and(|v| !v.is_empty())
 }
 
 pub(crate) fn derivation_strict(io: &StoreEvalIO, request: &DerivationRequest) -> Result<DerivationResult, IoError> {
-    let store_dir = io.store_dir().clone();
+    let store_dir = io.store_dir();
     let name = request.name.as_str();
     // CppNix checks these in this order, after evaluating every attribute.
     if request.builder.is_empty() {
@@ -84,39 +89,36 @@ pub(crate) fn derivation_strict(io: &StoreEvalIO, request: &DerivationRequest) -
     if let Some(json) = &request.structured_attrs {
         drv.env.insert(b"__json".to_vec(), json.clone().into_bytes());
     } else {
-        for (key, value) in &request.env {
-            drv.env.insert(key.clone().into_bytes(), value.clone().into_bytes());
-        }
+        // The request is in name order already: the map is built in bulk,
+        // not by an insertion per variable.
+        drv.env = request.env.iter().map(|(key, value)| (key.as_bytes().to_vec(), value.as_bytes().to_vec())).collect();
     }
 
     add_context_inputs(io, request, &mut drv)?;
     declare_outputs(request, structured.as_ref(), name, &mut drv)?;
 
     let hashes = &io.drv_hashes;
-    drv.fill_output_paths(&store_dir, name, |input: &StorePath| {
-        hashes
-            .borrow_mut()
-            .hash_of(&store_dir, input, &mut |path| read_derivation(io, path).map_err(GlueError))
-    })
-    .map_err(|GlueError(e)| e)?;
-
-    let drv_path = drv.drv_path(&store_dir, name).map_err(|e| message(e.to_string()))?;
+    // One buffer for the `.drv` text of every derivation of the evaluation.
+    let mut aterm = io.aterm_buffer.take();
+    let (drv_path, own_hash) = drv
+        .instantiate(
+            store_dir,
+            name,
+            |input: &StorePath| {
+                hashes.borrow_mut().hash_of(store_dir, input, &mut |path| read_derivation(io, path).map_err(GlueError))
+            },
+            &mut aterm,
+        )
+        .map_err(|GlueError(e)| e)?;
     if !io.read_only {
-        let aterm = drv.to_aterm(&store_dir);
         io.store
             .add_text_to_store(&format!("{name}.drv"), &aterm, &drv.references(), false)
             .map_err(store_error)?;
     }
+    io.aterm_buffer.replace(aterm);
 
     // Remember the hash of the unmasked derivation for the derivations that will
     // depend on this one, as CppNix does right after writing it.
-    let own_hash = drv
-        .hash_modulo(&store_dir, false, |input: &StorePath| {
-            hashes
-                .borrow_mut()
-                .hash_of(&store_dir, input, &mut |path| read_derivation(io, path).map_err(GlueError))
-        })
-        .map_err(|GlueError(e)| e)?;
     hashes.borrow_mut().insert(drv_path.clone(), own_hash);
 
     let outputs = drv

@@ -49,6 +49,8 @@ pub struct StoreEvalIO {
     /// Output names of the derivations computed in this evaluation, by path,
     /// for `=drv` contexts in read-only mode.
     computed_outputs: RefCell<HashMap<StorePath, Vec<String>>>,
+    /// Reused for the `.drv` text of each derivation (see `derivation_strict`).
+    aterm_buffer: RefCell<Vec<u8>>,
     restrictions: RefCell<EvalRestrictions>,
     ifd_builder: RefCell<Option<IfdBuilder>>,
     /// Search-path URLs already downloaded (or failed), as CppNix resolves each once.
@@ -64,6 +66,7 @@ impl StoreEvalIO {
             fs: FsIO,
             drv_hashes: RefCell::new(DrvHashCache::new()),
             computed_outputs: RefCell::new(HashMap::new()),
+            aterm_buffer: RefCell::new(Vec::new()),
             restrictions: RefCell::new(EvalRestrictions::default()),
             ifd_builder: RefCell::new(None),
             resolved_search_path: RefCell::new(HashMap::new()),
