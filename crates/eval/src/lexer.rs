@@ -323,7 +323,9 @@ impl<'a> Lexer<'a> {
         loop {
             lx.tok_start = lx.pos;
             let tok = lx.next()?;
-            let start = if tok == Tok::Eof { lx.last_start } else { lx.tok_start };
+            // Current CppNix reports an unexpected end of file at the very end
+            // (2.8: where the last lexeme started).
+            let start = if tok == Tok::Eof { lx.src.len() } else { lx.tok_start };
             lx.last_start = start;
             let eof = tok == Tok::Eof;
             lx.tokens.push(Token { tok, start: start as u32, end: lx.pos as u32 });
@@ -620,7 +622,7 @@ impl<'a> Lexer<'a> {
         let s = self.src;
         let rest = &s[self.pos..];
         if rest.is_empty() {
-            return Err(self.err(self.last_start, "syntax error, unexpected end of file, expecting IND_STR or DOLLAR_CURLY or IND_STRING_CLOSE"));
+            return Err(self.err(self.last_start, "syntax error, unexpected end of file, expecting indented string or '${' or end of an indented string"));
         }
         if rest.starts_with(b"''$") {
             self.pos += 3;

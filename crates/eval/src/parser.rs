@@ -43,43 +43,44 @@ pub fn parse(src: &[u8], file: u32, base_dir: &Path) -> Result<Expr, ParseError>
     Ok(e)
 }
 
-/// Token names as CppNix's bison grammar prints them in syntax errors.
+/// Token names as current CppNix's bison grammar prints them in syntax errors
+/// (its token aliases: "identifier", "'if'"; 2.8 printed ID, IF).
 fn tok_name(t: &Tok) -> String {
     match t {
-        Tok::Id(_) => "ID".into(),
-        Tok::Int(_) => "INT".into(),
-        Tok::Float(_) => "FLOAT".into(),
+        Tok::Id(_) => "identifier".into(),
+        Tok::Int(_) => "integer".into(),
+        Tok::Float(_) => "floating-point literal".into(),
         Tok::StrOpen | Tok::StrClose => "'\"'".into(),
-        Tok::StrText(_) | Tok::PathText(_) => "STR".into(),
-        Tok::IndText { .. } => "IND_STR".into(),
-        Tok::IndOpen => "IND_STRING_OPEN".into(),
-        Tok::IndClose => "IND_STRING_CLOSE".into(),
-        Tok::DollarCurly => "DOLLAR_CURLY".into(),
-        Tok::Path(_) => "PATH".into(),
-        Tok::HPath(_) => "HPATH".into(),
-        Tok::PathEnd => "PATH_END".into(),
-        Tok::SPath(_) => "SPATH".into(),
+        Tok::StrText(_) | Tok::PathText(_) => "string".into(),
+        Tok::IndText { .. } => "indented string".into(),
+        Tok::IndOpen => "start of an indented string".into(),
+        Tok::IndClose => "end of an indented string".into(),
+        Tok::DollarCurly => "'${'".into(),
+        Tok::Path(_) => "path".into(),
+        Tok::HPath(_) => "'~/…' path".into(),
+        Tok::PathEnd => "end of path".into(),
+        Tok::SPath(_) => "'<…>' path".into(),
         Tok::Uri(_) => "URI".into(),
-        Tok::If => "IF".into(),
-        Tok::Then => "THEN".into(),
-        Tok::Else => "ELSE".into(),
-        Tok::Assert => "ASSERT".into(),
-        Tok::With => "WITH".into(),
-        Tok::Let => "LET".into(),
-        Tok::In => "IN".into(),
-        Tok::Rec => "REC".into(),
-        Tok::Inherit => "INHERIT".into(),
-        Tok::OrKw => "OR_KW".into(),
-        Tok::Ellipsis => "ELLIPSIS".into(),
-        Tok::Eq => "EQ".into(),
-        Tok::Neq => "NEQ".into(),
-        Tok::Leq => "LEQ".into(),
-        Tok::Geq => "GEQ".into(),
-        Tok::And => "AND".into(),
-        Tok::Or => "OR".into(),
-        Tok::Impl => "IMPL".into(),
-        Tok::Update => "UPDATE".into(),
-        Tok::Concat => "CONCAT".into(),
+        Tok::If => "'if'".into(),
+        Tok::Then => "'then'".into(),
+        Tok::Else => "'else'".into(),
+        Tok::Assert => "'assert'".into(),
+        Tok::With => "'with'".into(),
+        Tok::Let => "'let'".into(),
+        Tok::In => "'in'".into(),
+        Tok::Rec => "'rec'".into(),
+        Tok::Inherit => "'inherit'".into(),
+        Tok::OrKw => "'or'".into(),
+        Tok::Ellipsis => "'...'".into(),
+        Tok::Eq => "'=='".into(),
+        Tok::Neq => "'!='".into(),
+        Tok::Leq => "'<='".into(),
+        Tok::Geq => "'>='".into(),
+        Tok::And => "'&&'".into(),
+        Tok::Or => "'||'".into(),
+        Tok::Impl => "'->'".into(),
+        Tok::Update => "'//'".into(),
+        Tok::Concat => "'++'".into(),
         Tok::Lt => "'<'".into(),
         Tok::Gt => "'>'".into(),
         Tok::Plus => "'+'".into(),
@@ -314,12 +315,15 @@ impl<'a> Parser<'a> {
                     } else {
                         None
                     };
+                    let bare = default.is_none();
                     entries.push(Formal { name: Sym::new(&name), default, pos });
                     match self.peek() {
                         Tok::Comma => {
                             self.bump();
                         }
                         Tok::RBrace => {}
+                        // Current CppNix's grammar names the one token it expects here.
+                        _ if bare => return Err(self.unexpected_expecting("'}'")),
                         _ => return Err(self.unexpected()),
                     }
                 }
@@ -507,7 +511,7 @@ impl<'a> Parser<'a> {
                     other => AttrName::Dynamic(other),
                 })
             }
-            _ => Err(self.unexpected_expecting("ID or OR_KW or DOLLAR_CURLY or '\"'")),
+            _ => Err(self.unexpected_expecting("identifier or 'or' or '${' or '\"'")),
         }
     }
 
@@ -791,6 +795,9 @@ impl<'a> Parser<'a> {
             }
             _ => {
                 self.unbump();
+                if *self.peek() == Tok::Eof {
+                    return Err(self.unexpected_expecting("expression"));
+                }
                 return Err(self.unexpected());
             }
         })
@@ -952,8 +959,9 @@ impl<'a> Parser<'a> {
                                 let offset = existing.inherit_from.len() as u32;
                                 existing.inherit_from.extend(new.inherit_from);
                                 for mut ad in new.attrs {
+                                    // Current CppNix reports it at the earlier definition.
                                     if let Some(p) = existing.attrs.iter().find(|a| a.name == ad.name) {
-                                        return Err(self.dup_attr(&[ad.name], ad.pos, p.pos));
+                                        return Err(self.dup_attr(&[ad.name], p.pos, ad.pos));
                                     }
                                     if let AttrKind::InheritFrom(k) = ad.kind {
                                         ad.kind = AttrKind::InheritFrom(k + offset);

@@ -1,0 +1,4 @@
+let
+  x = { };
+in
+x.then

@@ -1,0 +1,4 @@
+let
+  dir = ./some/dir/;
+in
+dir
