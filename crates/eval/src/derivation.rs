@@ -83,7 +83,7 @@ pub fn prim_derivation_strict(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value
             for item in list.iter() {
                 let s = e.coerce_to_string(item, p, Coerce { more: true, copy_to_store: true })?;
                 context.extend(s.context().into_iter().flatten().cloned());
-                request.args.push(s.to_str_lossy().into_owned());
+                request.args.push(s.as_bytes().to_vec());
             }
             continue;
         }
@@ -100,21 +100,21 @@ pub fn prim_derivation_strict(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value
             if attr.name == e.s.builder || attr.name == e.s.system {
                 let s = e.coerce_to_string(&v, p, Coerce { more: true, copy_to_store: true })?;
                 if attr.name == e.s.builder {
-                    request.builder = s.to_str_lossy().into_owned();
+                    request.builder = s.as_bytes().to_vec();
                 } else {
-                    request.system = s.to_str_lossy().into_owned();
+                    request.system = s.as_bytes().to_vec();
                 }
             }
             continue;
         }
         let s = e.coerce_to_string(&v, p, Coerce { more: true, copy_to_store: true })?;
         context.extend(s.context().into_iter().flatten().cloned());
-        let text = s.to_str_lossy().into_owned();
         if attr.name == e.s.outputs {
-            for o in text.split_whitespace() {
+            for o in s.to_str_lossy().split_whitespace() {
                 outputs.push(o.to_string());
             }
         }
+        let text = s.as_bytes().to_vec();
         if attr.name == e.s.builder {
             request.builder = text.clone();
         }
@@ -152,12 +152,12 @@ pub fn prim_derivation_strict(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value
             json.extend_from_slice(v);
         }
         json.push(b'}');
-        request.structured_attrs = Some(String::from_utf8_lossy(&json).into_owned());
+        request.structured_attrs = Some(json);
     }
     request.outputs = outputs;
     request.context = context.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect();
     let io = e.io.clone();
-    let result = io.derivation_strict(&request).map_err(|err| io_error(err, p))?;
+    let result = io.derivation_strict(request).map_err(|err| io_error(err, p))?;
     let mut out = Attrs::new();
     let mut drv_ctx = Context::new();
     drv_ctx.insert(format!("={}", result.drv_path).into_bytes());

@@ -73,17 +73,20 @@ pub enum IoError {
 
 /// What `derivationStrict` hands to the store side after evaluating the attributes:
 /// every attribute already coerced to a string (or JSON for `__structuredAttrs`).
+/// Values are bytes, as Nix strings are: CppNix writes them into the `.drv`
+/// as they are, valid UTF-8 or not. Handed over by value, so the store side
+/// keeps the strings instead of copying them.
 #[derive(Debug, Clone, Default)]
 pub struct DerivationRequest {
     pub name: String,
-    pub system: String,
-    pub builder: String,
-    pub args: Vec<String>,
+    pub system: Vec<u8>,
+    pub builder: Vec<u8>,
+    pub args: Vec<Vec<u8>>,
     pub outputs: Vec<String>,
     /// Attributes that become environment variables (all but `args`), in name order.
-    pub env: Vec<(String, String)>,
+    pub env: Vec<(String, Vec<u8>)>,
     /// The JSON of all attributes when `__structuredAttrs = true`.
-    pub structured_attrs: Option<String>,
+    pub structured_attrs: Option<Vec<u8>>,
     /// The union of the string contexts of all attributes (CppNix encoding).
     pub context: Vec<String>,
 }
@@ -137,7 +140,7 @@ pub trait EvalIO {
         Err(IoError::Unsupported("builtins.toFile"))
     }
     /// `derivationStrict`: writes the `.drv` and computes the output paths.
-    fn derivation_strict(&self, _request: &DerivationRequest) -> Result<DerivationResult, IoError> {
+    fn derivation_strict(&self, _request: DerivationRequest) -> Result<DerivationResult, IoError> {
         Err(IoError::Unsupported("derivationStrict"))
     }
     /// Makes sure a store path is valid (built or substituted) before it is read,

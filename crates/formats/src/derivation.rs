@@ -786,8 +786,9 @@ impl Derivation {
     }
 
     /// Replaces each input derivation by its hash modulo, as CppNix does: a
-    /// map from base16 hash to output names, where a later input with the same
-    /// hash replaces an earlier one; each used output of a fixed-output or
+    /// map from base16 hash to output names, where inputs with the same hash
+    /// (possible when they differ only in equivalent fixed-output inputs) get
+    /// the union of their output names; each used output of a fixed-output or
     /// impure input stands alone, as the `out` of a pretend derivation.
     fn input_hashes<E>(
         &self,
@@ -817,22 +818,38 @@ impl Derivation {
                 }
             }
         }
-        // Base16 order is digest byte order. Reversed before the stable sort,
-        // the first of equal hashes is the one inserted last: the one kept.
-        entries.reverse();
-        entries.sort_by(|a, b| a.0.digest().cmp(b.0.digest()));
-        entries.dedup_by(|later, kept| later.0.digest() == kept.0.digest());
+        // Base16 order is digest byte order.
+        entries.sort_unstable_by(|a, b| a.0.digest().cmp(b.0.digest()));
         let mut rendered = Vec::with_capacity(entries.len() * 90 + 2);
-        push_list(&mut rendered, &entries, |out, (hash, output_names)| {
-            out.push(b'(');
-            push_base16(out, hash);
-            out.push(b',');
-            match output_names {
-                Some(names) => push_list(out, *names, |out, name| push_unescaped(out, name.as_bytes())),
-                None => out.extend_from_slice(b"[\"out\"]"),
+        rendered.push(b'[');
+        let mut rest = entries.as_slice();
+        while let Some((hash, output_names)) = rest.first() {
+            let same_hash = rest.iter().take_while(|(other, _)| other.digest() == hash.digest()).count();
+            if rendered.len() > 1 {
+                rendered.push(b',');
             }
-            out.push(b')');
-        });
+            rendered.push(b'(');
+            push_base16(&mut rendered, hash);
+            rendered.push(b',');
+            if same_hash == 1 {
+                match output_names {
+                    Some(names) => push_list(&mut rendered, *names, |out, name| push_unescaped(out, name.as_bytes())),
+                    None => rendered.extend_from_slice(b"[\"out\"]"),
+                }
+            } else {
+                let union: BTreeSet<&str> = rest[..same_hash]
+                    .iter()
+                    .flat_map(|(_, names)| match names {
+                        Some(names) => names.iter().map(String::as_str).collect::<Vec<_>>(),
+                        None => vec!["out"],
+                    })
+                    .collect();
+                push_list(&mut rendered, union, |out, name| push_unescaped(out, name.as_bytes()));
+            }
+            rendered.push(b')');
+            rest = &rest[same_hash..];
+        }
+        rendered.push(b']');
         Ok(InputHashes { rendered, deferred })
     }
 

@@ -307,7 +307,7 @@ proptest! {
 
     /// `instantiate` (fill, print, name and hash in one pass) agrees with the
     /// separate steps, errors included. Input hashes come from a pool of one
-    /// or two, so inputs often share a hash (CppNix keeps the last of those).
+    /// or two, so inputs often share a hash (CppNix merges those).
     #[test]
     fn instantiate_agrees_with_the_separate_steps(
         drv in derivation_strategy(),

@@ -2,7 +2,7 @@
 //! written `.drv` and its output paths, as CppNix's `prim_derivationStrict` does.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use nivis_eval::io::{DerivationRequest, DerivationResult};
 use nivis_eval::IoError;
@@ -38,7 +38,7 @@ fn message(text: impl Into<String>) -> IoError {
 /// The value of a derivation attribute as a string: from the environment, or from
 /// the JSON of structured attributes (where the environment holds only `__json`).
 fn attribute<'a>(
-    request: &'a DerivationRequest,
+    env: &'a BTreeMap<Vec<u8>, Vec<u8>>,
     structured: Option<&'a serde_json::Value>,
     name: &str,
 ) -> Option<Cow<'a, str>> {
@@ -49,7 +49,7 @@ fn attribute<'a>(
             serde_json::Value::Bool(false) => Cow::Borrowed(""),
             other => Cow::Owned(other.to_string()),
         }),
-        None => request.env.iter().find(|(key, _)| key == name).map(|(_, value)| Cow::Borrowed(value.as_str())),
+        None => env.get(name.as_bytes()).map(|value| String::from_utf8_lossy(value)),
     }
 }
 
@@ -57,14 +57,15 @@ fn is_true(value: Option<Cow<'_, str>>) -> bool {
     value.is_some_and(|v| !v.is_empty())
 }
 
-pub(crate) fn derivation_strict(io: &StoreEvalIO, request: &DerivationRequest) -> Result<DerivationResult, IoError> {
+pub(crate) fn derivation_strict(io: &StoreEvalIO, request: DerivationRequest) -> Result<DerivationResult, IoError> {
     let store_dir = io.store_dir();
-    let name = request.name.as_str();
+    let DerivationRequest { name, system, builder, args, outputs, env, structured_attrs, context } = request;
+    let name = name.as_str();
     // CppNix checks these in this order, after evaluating every attribute.
-    if request.builder.is_empty() {
+    if builder.is_empty() {
         return Err(message("required attribute 'builder' missing"));
     }
-    if request.system.is_empty() {
+    if system.is_empty() {
         return Err(message("required attribute 'system' missing"));
     }
     if name.ends_with(".drv") {
@@ -72,30 +73,27 @@ pub(crate) fn derivation_strict(io: &StoreEvalIO, request: &DerivationRequest) -
     }
     check_name(name, name).map_err(|e| message(e.to_string()))?;
 
-    let structured = match &request.structured_attrs {
+    let structured = match &structured_attrs {
         Some(text) => Some(
-            serde_json::from_str::<serde_json::Value>(text)
+            serde_json::from_str::<serde_json::Value>(&String::from_utf8_lossy(text))
                 .map_err(|e| message(format!("internal error: structured attributes are not JSON: {e}")))?,
         ),
         None => None,
     };
 
-    let mut drv = Derivation {
-        platform: request.system.clone().into_bytes(),
-        builder: request.builder.clone().into_bytes(),
-        args: request.args.iter().map(|a| a.clone().into_bytes()).collect(),
-        ..Derivation::default()
-    };
-    if let Some(json) = &request.structured_attrs {
-        drv.env.insert(b"__json".to_vec(), json.clone().into_bytes());
-    } else {
+    // The strings are moved, not copied, into the derivation.
+    let mut drv = Derivation { platform: system, builder, args, ..Derivation::default() };
+    match structured_attrs {
+        Some(json) => {
+            drv.env.insert(b"__json".to_vec(), json);
+        }
         // The request is in name order already: the map is built in bulk,
         // not by an insertion per variable.
-        drv.env = request.env.iter().map(|(key, value)| (key.as_bytes().to_vec(), value.as_bytes().to_vec())).collect();
+        None => drv.env = env.into_iter().map(|(key, value)| (key.into_bytes(), value)).collect(),
     }
 
-    add_context_inputs(io, request, &mut drv)?;
-    declare_outputs(request, structured.as_ref(), name, &mut drv)?;
+    add_context_inputs(io, &context, &mut drv)?;
+    declare_outputs(&outputs, &drv.env, structured.as_ref(), name, &mut drv.outputs)?;
 
     let hashes = &io.drv_hashes;
     // One buffer for the `.drv` text of every derivation of the evaluation.
@@ -142,8 +140,8 @@ pub(crate) fn derivation_strict(io: &StoreEvalIO, request: &DerivationRequest) -
 /// Turns the string context of the attributes into input derivations and
 /// sources: `!out!drv` needs one output, `=drv` the derivation's whole closure
 /// (what `unsafeDiscardOutputDependency` leaves), a plain path itself.
-fn add_context_inputs(io: &StoreEvalIO, request: &DerivationRequest, drv: &mut Derivation) -> Result<(), IoError> {
-    for element in &request.context {
+fn add_context_inputs(io: &StoreEvalIO, context: &[String], drv: &mut Derivation) -> Result<(), IoError> {
+    for element in context {
         if let Some(drv_path) = element.strip_prefix('=') {
             let drv_path = io.parse_path(drv_path)?;
             let closure = compute_closure(io.store(), &StorePathSet::from([drv_path]), ClosureOptions::default())
@@ -174,24 +172,25 @@ fn add_context_inputs(io: &StoreEvalIO, request: &DerivationRequest, drv: &mut D
 /// Declares each output's kind: fixed (`outputHash`), floating content-addressed
 /// (`__contentAddressed`) or input-addressed; paths are filled in later.
 fn declare_outputs(
-    request: &DerivationRequest,
+    output_names: &[String],
+    env: &BTreeMap<Vec<u8>, Vec<u8>>,
     structured: Option<&serde_json::Value>,
     name: &str,
-    drv: &mut Derivation,
+    outputs: &mut BTreeMap<String, DerivationOutput>,
 ) -> Result<(), IoError> {
-    let method = match attribute(request, structured, "outputHashMode").as_deref() {
+    let method = match attribute(env, structured, "outputHashMode").as_deref() {
         None | Some("flat") => FileIngestionMethod::Flat,
         Some("recursive") => FileIngestionMethod::Recursive,
         Some(other) => return Err(message(format!("invalid value '{other}' for 'outputHashMode' attribute"))),
     };
-    let algorithm = match attribute(request, structured, "outputHashAlgo").as_deref() {
+    let algorithm = match attribute(env, structured, "outputHashAlgo").as_deref() {
         None | Some("") => None,
         Some(text) => Some(
             HashAlgorithm::from_name(text).ok_or_else(|| message(format!("unknown hash algorithm '{text}'")))?,
         ),
     };
-    if let Some(output_hash) = attribute(request, structured, "outputHash") {
-        if request.outputs.len() != 1 || request.outputs[0] != "out" {
+    if let Some(output_hash) = attribute(env, structured, "outputHash") {
+        if output_names.len() != 1 || output_names[0] != "out" {
             return Err(message(format!(
                 "multiple outputs are not supported in fixed-output derivations, in derivation '{name}'"
             )));
@@ -206,17 +205,17 @@ fn declare_outputs(
         };
         // The placeholder path is replaced by `fill_output_paths`.
         let placeholder = StorePath::from_digest(&[0; 20], name).map_err(|e| message(e.to_string()))?;
-        drv.outputs.insert("out".to_string(), DerivationOutput::Fixed { method, hash, path: placeholder });
+        outputs.insert("out".to_string(), DerivationOutput::Fixed { method, hash, path: placeholder });
         return Ok(());
     }
-    if is_true(attribute(request, structured, "__contentAddressed")) {
+    if is_true(attribute(env, structured, "__contentAddressed")) {
         return Err(message("experimental Nix feature 'ca-derivations' is disabled; enable it with '--extra-experimental-features ca-derivations'"));
     }
-    if is_true(attribute(request, structured, "__impure")) {
+    if is_true(attribute(env, structured, "__impure")) {
         return Err(message("experimental Nix feature 'impure-derivations' is disabled; enable it with '--extra-experimental-features impure-derivations'"));
     }
-    for output in &request.outputs {
-        drv.outputs.insert(output.clone(), DerivationOutput::Deferred);
+    for output in output_names {
+        outputs.insert(output.clone(), DerivationOutput::Deferred);
     }
     Ok(())
 }

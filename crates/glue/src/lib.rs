@@ -231,7 +231,7 @@ impl EvalIO for StoreEvalIO {
         Ok(self.store_dir().print_path(&path))
     }
 
-    fn derivation_strict(&self, request: &DerivationRequest) -> Result<DerivationResult, IoError> {
+    fn derivation_strict(&self, request: DerivationRequest) -> Result<DerivationResult, IoError> {
         derivation::derivation_strict(self, request)
     }
 

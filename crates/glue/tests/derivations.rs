@@ -110,6 +110,36 @@ fn fixed_output_inputs_do_not_leak_how_they_were_fetched() {
     ));
 }
 
+/// Two derivations that differ only in which of two equivalent fixed-output
+/// inputs they use have the same hash modulo but different `.drv` paths. A
+/// derivation using both meets that hash twice among its inputs; CppNix
+/// hashes it once, with the union of the output names used of each.
+#[test]
+fn inputs_with_equal_hashes_modulo_merge_their_output_names() {
+    check(&format!(
+        r#"{BASE} let
+          f1 = mk {{ name = "src"; outputHash = "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="; how = "one way"; }};
+          f2 = mk {{ name = "src"; outputHash = "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="; how = "another"; }};
+          a = mk {{ name = "twin"; outputs = [ "out" "dev" ]; src = f1; }};
+          b = mk {{ name = "twin"; outputs = [ "out" "dev" ]; src = f2; }};
+        in paths a ++ paths b
+          ++ paths (mk {{ name = "user"; x = a.out; y = b.dev; }})
+          ++ paths (mk {{ name = "user"; x = a.dev; y = b.out; }})"#
+    ));
+}
+
+/// Nix strings are bytes: a value that is not valid UTF-8 goes into the `.drv`
+/// (and so into its hash) byte for byte.
+#[test]
+fn env_and_args_that_are_not_utf8() {
+    check(&format!(
+        r#"{BASE} let half = builtins.substring 0 1 "é"; in map paths [
+          (mk {{ name = "half-char"; value = "a${{half}}b"; }})
+          (mk {{ name = "half-arg"; args = [ "-c" half ]; }})
+        ]"#
+    ));
+}
+
 #[test]
 fn env_escaping_ignore_nulls_pass_as_file_and_structured_attrs() {
     check(&format!(
