@@ -399,6 +399,17 @@ impl Eval {
         // The pending state moves out, leaving a black hole, so no reference into
         // the thunk lives while its expression is evaluated.
         let state = t.replace(ThunkState::BlackHole);
+        if let ThunkState::Apply { func, arg } = &state {
+            // A lazy application made by a builtin (`map`, `mapAttrs`, `genList`)
+            // is CppNix's `tApp`, which is never black-holed: forcing it again
+            // while it is under evaluation calls the function again, so an
+            // infinite recursion through it is reported where it reaches a real
+            // thunk (e.g. an option's `value` in the module system), as CppNix
+            // reports it.
+            let (func, arg) = (func.clone(), arg.clone());
+            t.replace(state);
+            return self.force_unblackholed_apply(t, &func, &arg, pos);
+        }
         self.force_depth += 1;
         if self.force_depth > MAX_FORCE_DEPTH {
             self.force_depth -= 1;
@@ -424,6 +435,22 @@ impl Eval {
                 Err(e)
             }
         }
+    }
+
+    #[inline(never)]
+    fn force_unblackholed_apply(&mut self, t: &Rc<Thunk>, func: &Value, arg: &Value, pos: Pos) -> Result<Value> {
+        self.force_depth += 1;
+        if self.force_depth > MAX_FORCE_DEPTH {
+            self.force_depth -= 1;
+            return Err(EvalError::new(ErrorKind::StackOverflow, "stack overflow (possible infinite recursion)", pos));
+        }
+        let result = self.force_apply(func, arg, pos);
+        self.force_depth -= 1;
+        let v = result?;
+        // A re-entrant forcing may have finished the thunk already; the value is
+        // the same (same function, same argument), so the old state just drops.
+        drop(t.replace(ThunkState::Done(v.clone())));
+        Ok(v)
     }
 
     #[inline(never)]
@@ -783,7 +810,8 @@ impl Eval {
         // Once an attribute has been found, errors get a frame naming the path,
         // as CppNix's ExprSelect does.
         let mut found_pos: Option<Pos> = None;
-        for name in path {
+        let last = path.len().saturating_sub(1);
+        for (i, name) in path.iter().enumerate() {
             let step = (|| -> Result<Option<Value>> {
                 let sym = self.attr_name_sym(name, env)?;
                 match &v {
@@ -791,7 +819,12 @@ impl Eval {
                         Some(attr) => {
                             let (value, apos) = (attr.value.clone(), attr.pos);
                             found_pos = Some(apos);
-                            Ok(Some(self.force_value(value, pos)?))
+                            // CppNix forces the selected value at the position of
+                            // the attribute's definition (the intermediate sets of
+                            // `a.b.c` at the selection's): that is where "infinite
+                            // recursion encountered" points for `s = { a = s.a; }`.
+                            let force_pos = if i == last && apos != Pos::NONE { apos } else { pos };
+                            Ok(Some(self.force_value(value, force_pos)?))
                         }
                         None => {
                             if default.is_some() {
