@@ -192,6 +192,9 @@ pub fn configured_settings(include: &[String], show_trace_flag: bool, config: &n
         settings.max_call_depth = depth as usize;
     }
     settings.trace_verbose = config.get_bool("trace-verbose")?;
+    // `abort-on-warn`, or `NIX_ABORT_ON_WARN` as nixpkgs' `lib.warn` reads it.
+    settings.abort_on_warn = config.get_bool("abort-on-warn")?
+        || std::env::var("NIX_ABORT_ON_WARN").is_ok_and(|v| ["1", "true", "yes"].contains(&v.as_str()));
     settings.experimental_features = config.get_list("experimental-features");
     Ok(settings)
 }

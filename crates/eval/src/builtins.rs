@@ -343,6 +343,10 @@ fn prim_trace_verbose(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 fn prim_warn(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let s = e.force_string(&a[0], p).argument(0)?;
     eprintln!("evaluation warning: {}", s.to_str_lossy());
+    if e.settings.abort_on_warn {
+        // Not catchable by tryEval: it is there to show the warning's trace.
+        return Err(eval_error("aborting to reveal stack trace of warning, as abort-on-warn is set", p));
+    }
     e.force(&a[1], p)
 }
 

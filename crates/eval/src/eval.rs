@@ -37,6 +37,8 @@ pub struct Settings {
     pub show_trace: bool,
     /// `experimental-features` (e.g. `parse-toml-timestamps`).
     pub experimental_features: Vec<String>,
+    /// `abort-on-warn`: `builtins.warn` fails after printing its warning.
+    pub abort_on_warn: bool,
 }
 
 impl Default for Settings {
@@ -54,6 +56,7 @@ impl Default for Settings {
             current_time,
             trace_verbose: false,
             experimental_features: Vec::new(),
+            abort_on_warn: false,
             show_trace: false,
         }
     }

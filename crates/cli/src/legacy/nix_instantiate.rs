@@ -76,6 +76,7 @@ fn parse_args(args: Vec<OsString>) -> anyhow::Result<Options> {
                 o.options.push((a[2..].to_string(), value));
             }
             "--trace-verbose" => o.options.push(("trace-verbose".to_string(), "true".to_string())),
+            "--abort-on-warn" => o.options.push(("abort-on-warn".to_string(), "true".to_string())),
             "--no-trace-verbose" => o.options.push(("trace-verbose".to_string(), "false".to_string())),
             "--add-root" | "--indirect" => {
                 anyhow::bail!(crate::NotImplemented(format!("nix-instantiate {a} (garbage collector roots)")))
@@ -324,6 +325,11 @@ fn take_derivation(
         .cloned()
         .ok_or_else(|| error("derivation lacks a 'drvPath' attribute".to_string()))?;
     let drv_path = ev.force_string(&drv_path, Pos::NONE)?.to_str_lossy().into_owned();
+    // CppNix's `StorePath::requireDerivation`, on the store path's base name.
+    if !drv_path.ends_with(".drv") {
+        let base = drv_path.rsplit('/').next().unwrap_or(&drv_path);
+        return Err(error(format!("store path '{base}' is not a valid derivation path")));
+    }
     let output_name = attrs
         .get(Sym::from_str("outputName"))
         .cloned()
