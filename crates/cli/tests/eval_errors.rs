@@ -170,6 +170,18 @@ const CASES: &[(&str, &str, &[&str], &str)] = &[
        error: expected a list but found an integer: 1
 ",
     ),
+    (
+        "max-call-depth",
+        "let\n  f = n: f (n + 1);\nin\nf 0\n",
+        &["--eval", "--max-call-depth", "3"],
+        "error: stack overflow; max-call-depth exceeded
+       at FILE:2:10:
+            1| let
+            2|   f = n: f (n + 1);
+             |          ^
+            3| in
+",
+    ),
 ];
 
 #[test]

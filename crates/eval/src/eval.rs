@@ -492,8 +492,9 @@ impl Eval {
                 if !seen.insert(Rc::as_ptr(l) as usize) {
                     return Ok(v);
                 }
-                for item in l.iter() {
-                    self.force_deep_inner(item, pos, seen)?;
+                for (index, item) in l.iter().enumerate() {
+                    self.force_deep_inner(item, pos, seen)
+                        .trace(Pos::NONE, || format!("while evaluating list element at index {index}"))?;
                 }
             }
             _ => {}
@@ -1003,13 +1004,20 @@ impl Eval {
                 Ok(Value::Bool(eq == (op == BinOp::Eq)))
             }
             BinOp::Lt => {
-                let l = self.eval_operand(lhs, env)?;
-                let r = self.eval_operand(rhs, env)?;
-                if let (Value::Int(a), Value::Int(b)) = (&l, &r) {
-                    return Ok(Value::Bool(a < b));
+                // CppNix parses `a < b` as a call of builtins.lessThan, so any
+                // error in it or its operands gets that call's frame.
+                let result = (|| {
+                    let l = self.eval_operand(lhs, env)?;
+                    let r = self.eval_operand(rhs, env)?;
+                    if let (Value::Int(a), Value::Int(b)) = (&l, &r) {
+                        return Ok(Value::Bool(a < b));
+                    }
+                    Ok(Value::Bool(self.less_than(&l, &r, Pos::NONE)?))
+                })();
+                match result {
+                    Ok(v) => Ok(v),
+                    Err(e) => Err(e).trace(pos, || "while calling the 'lessThan' builtin".into()),
                 }
-                // CppNix parses `a < b` as a call of builtins.lessThan.
-                Ok(Value::Bool(self.less_than(&l, &r, pos).trace(pos, || "while calling the 'lessThan' builtin".into())?))
             }
             BinOp::Update => {
                 // The right operand first, as current CppNix evaluates it.
@@ -1030,8 +1038,16 @@ impl Eval {
                 Ok(Value::list(v))
             }
             BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => {
-                let l = self.eval_operand(lhs, env)?;
-                let r = self.eval_operand(rhs, env)?;
+                // CppNix parses `a - b` as a call of builtins.sub (and so on),
+                // so errors in the operands get that call's frame too.
+                let l = match self.eval_operand(lhs, env) {
+                    Ok(v) => v,
+                    Err(e) => return Err(e).trace(pos, || format!("while calling the '{}' builtin", arith_builtin(op))),
+                };
+                let r = match self.eval_operand(rhs, env) {
+                    Ok(v) => v,
+                    Err(e) => return Err(e).trace(pos, || format!("while calling the '{}' builtin", arith_builtin(op))),
+                };
                 if let (Value::Int(a), Value::Int(b)) = (&l, &r) {
                     let fast = match op {
                         BinOp::Add => a.checked_add(*b),
@@ -1044,7 +1060,6 @@ impl Eval {
                         return Ok(Value::Int(n));
                     }
                 }
-                // CppNix parses `a - b` as a call of builtins.sub (and so on).
                 self.arith(op, l, r, Pos::NONE).trace(pos, || format!("while calling the '{}' builtin", arith_builtin(op)))
             }
         }
@@ -1408,7 +1423,9 @@ impl Eval {
     /// Evaluates `lambda`'s body in its bound environment `env`.
     fn run_body(&mut self, lambda: &'static Lambda, env: &Rc<Env>, pos: Pos) -> Result<Value> {
         self.call_depth += 1;
-        if self.call_depth > self.settings.max_call_depth {
+        // CppNix checks the depth before counting the call, so a call at
+        // depth max-call-depth itself still runs.
+        if self.call_depth > self.settings.max_call_depth + 1 {
             self.call_depth -= 1;
             return Err(EvalError::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded", pos));
         }

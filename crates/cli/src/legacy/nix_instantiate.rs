@@ -71,7 +71,7 @@ fn parse_args(args: Vec<OsString>) -> anyhow::Result<Options> {
                 o.options.push((name, value));
             }
             // Settings given as flags, as CppNix accepts them.
-            "--experimental-features" | "--extra-experimental-features" => {
+            "--experimental-features" | "--extra-experimental-features" | "--max-call-depth" => {
                 let value = next(&mut i, &a)?;
                 o.options.push((a[2..].to_string(), value));
             }

@@ -1,0 +1,4 @@
+let
+  big = 3037000500;
+in
+big * big * 2
