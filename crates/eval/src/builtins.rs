@@ -801,8 +801,21 @@ fn prim_string_length(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_to_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.coerce_to_string(&a[0], p, Coerce { more: true, copy_to_store: false })?;
-    Ok(Value::String(Rc::new(s)))
+    let v = e.force(&a[0], p)?;
+    match e.coerce_to_string(&v, p, Coerce { more: true, copy_to_store: false }) {
+        Ok(s) => Ok(Value::String(Rc::new(s))),
+        Err(mut error) => {
+            // CppNix names the argument for a failed coercion, and for any
+            // failure inside a list's elements.
+            if matches!(v, Value::List(_)) || (error.kind == ErrorKind::Type && error.trace.is_empty()) {
+                error.trace.push(crate::error::TraceFrame {
+                    pos: Pos::NONE,
+                    msg: "while evaluating the first argument passed to builtins.toString".to_string(),
+                });
+            }
+            Err(error)
+        }
+    }
 }
 
 fn prim_concat_strings_sep(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
@@ -884,13 +897,19 @@ fn prim_hash_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     Ok(Value::string(crate::hash::base16(&digest).into_bytes()))
 }
 
+/// A file that cannot be read: a missing one in current CppNix's words.
+#[cold]
+fn read_error(err: crate::io::IoError, path: &std::path::Path) -> Box<EvalError> {
+    if matches!(&err, crate::io::IoError::Io(io) if io.kind() == std::io::ErrorKind::NotFound) {
+        return eval_error(format!("path '{}' does not exist", path.display()), Pos::NONE);
+    }
+    eval_error(err.in_context(format_args!("opening file '{}'", path.display())), Pos::NONE)
+}
+
 fn prim_hash_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let algo = e.force_string_no_ctx(&a[0], p).argument(0)?;
     let path = e.realise_path(&a[1], p)?;
-    let data = e
-        .io
-        .read_file(&path)
-        .map_err(|err| eval_error(err.in_context(format_args!("opening file '{}'", path.display())), Pos::NONE))?;
+    let data = e.io.read_file(&path).map_err(|err| read_error(err, &path))?;
     let digest = crate::hash::digest(&algo.to_str_lossy(), &data).ok_or_else(|| {
         eval_error(format!("unknown hash algorithm '{}'", algo.to_str_lossy()), p)
     })?;
@@ -1099,9 +1118,7 @@ fn prim_scoped_import(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 fn prim_read_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let path = e.realise_path(&a[0], p)?;
-    let data = e.io.read_file(&path).map_err(|err| {
-        eval_error(err.in_context(format_args!("opening file '{}'", path.display())), Pos::NONE)
-    })?;
+    let data = e.io.read_file(&path).map_err(|err| read_error(err, &path))?;
     if data.contains(&0) {
         return Err(eval_error(
             format!("the contents of the file '{}' cannot be represented as a Nix string", path.display()),

@@ -1508,7 +1508,12 @@ impl Eval {
             Value::List(l) if opts.more => {
                 let n = l.len();
                 for (i, item) in l.iter().enumerate() {
-                    self.coerce_to_string_into(item, pos, opts, buf, ctx)?;
+                    if let Err(mut error) = self.coerce_to_string_into(item, pos, opts, buf, ctx) {
+                        if error.kind == ErrorKind::Type && error.trace.is_empty() {
+                            error.trace.push(TraceFrame { pos, msg: "while evaluating one element of the list".into() });
+                        }
+                        return Err(error);
+                    }
                     if i + 1 < n {
                         let item = self.force(item, pos)?;
                         let empty_list = matches!(&item, Value::List(x) if x.is_empty());
@@ -1564,7 +1569,9 @@ impl Eval {
         }
         let p = Path::new(std::ffi::OsStr::from_bytes(path));
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let store_path = self.io.add_to_store(p, &name, true, None).map_err(|e| io_error(e, pos))?;
+        // No position, as in CppNix: the frames of the caller tell where.
+        let _ = pos;
+        let store_path = self.io.add_to_store(p, &name, true, None).map_err(|e| io_error(e, Pos::NONE))?;
         self.store_copies.insert(path.to_vec(), store_path.clone());
         Ok(store_path)
     }

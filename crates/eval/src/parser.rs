@@ -243,7 +243,9 @@ impl<'a> Parser<'a> {
                 self.expect(Tok::In)?;
                 let body = self.parse_expr()?;
                 if let Some(d) = attrs.dynamic.first() {
-                    return Err(self.err_at(d.pos, "dynamic attributes not allowed in let".into()));
+                    // Current CppNix reports it at the `let` (2.8: at the attribute).
+                    let _ = d;
+                    return Err(self.err_at(pos, "dynamic attributes not allowed in let".into()));
                 }
                 Ok(Expr::Let { attrs: Box::new(attrs), body: Box::new(body) })
             }

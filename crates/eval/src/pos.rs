@@ -99,10 +99,13 @@ impl Pos {
 
 /// Registers a source text and returns its file id.
 pub fn add_source(origin: Origin, text: Rc<[u8]>) -> u32 {
+    // A line ends at `\n`, `\r\n` or a lone `\r`, as CppNix's lexer counts lines.
     let mut line_starts = vec![0u32];
     for (i, b) in text.iter().enumerate() {
-        if *b == b'\n' {
-            line_starts.push(i as u32 + 1);
+        match *b {
+            b'\n' => line_starts.push(i as u32 + 1),
+            b'\r' if text.get(i + 1) != Some(&b'\n') => line_starts.push(i as u32 + 1),
+            _ => {}
         }
     }
     SOURCES.with(|s| {
@@ -133,7 +136,11 @@ pub fn source_line(file: u32, line: u32) -> Option<Vec<u8>> {
         if start > src.text.len() {
             return None;
         }
-        let end = end.max(start);
+        let mut end = end.max(start);
+        // Without the line break's `\r` (of `\r\n`, or a lone one).
+        if end > start && src.text.get(end - 1) == Some(&b'\r') {
+            end -= 1;
+        }
         Some(src.text[start..end].to_vec())
     })
 }

@@ -28,6 +28,10 @@ pub(crate) fn add_path(
     filter: Option<&mut PathFilter<'_>>,
 ) -> Result<StorePath, IoError> {
     if let Err(error) = std::fs::symlink_metadata(path) {
+        // Current CppNix's words for a missing path.
+        if error.kind() == std::io::ErrorKind::NotFound {
+            return Err(message(format!("path '{}' does not exist", path.display())));
+        }
         return Err(message(format!("getting status of '{}': {}", path.display(), os_reason(&error))));
     }
     let store_dir = io.store_dir();
