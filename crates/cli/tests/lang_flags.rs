@@ -81,3 +81,30 @@ fn a_derivation_whose_drv_path_is_no_derivation_is_refused() {
         text(&out.stderr)
     );
 }
+
+/// `f or` where its meaning will change once `or` is a plain identifier (as
+/// an argument, a list element, an `or` default) warns while parsing, showing
+/// the source in parentheses (NixOS/nix#11121); at the head of an
+/// application or alone in parentheses it does not.
+#[test]
+fn cursed_or_warns_where_its_meaning_will_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cursed.nix");
+    std::fs::write(
+        &file,
+        "let\n  a = let or = 1; in [ (y: y) or ];\n  b = let or = 2; in (y: y * 3) (y: y - 1) or;\n  c = let or = (y: y); in map or [ ];\n  d = let f = (y: y); or = 4; in f (f or);\nin\n[ a b c d ]\n",
+    )
+    .unwrap();
+    let out = instantiate(dir.path(), &["--eval", "--strict", file.to_str().unwrap()], &[]);
+    assert_eq!(text(&out.stdout), "[ [ 1 ] 3 [ ] 4 ]\n");
+    let at = file.display();
+    let expected = format!(
+        "warning: at {at}:2:24: This expression uses `or` as an identifier in a way that will change in a future Nix release.\n\
+         Wrap this entire expression in parentheses to preserve its current meaning:\n    ((y: y) or)\n\
+         Give feedback at https://github.com/NixOS/nix/pull/11121\n\
+         warning: at {at}:3:33: This expression uses `or` as an identifier in a way that will change in a future Nix release.\n\
+         Wrap this entire expression in parentheses to preserve its current meaning:\n    ((y: y - 1) or)\n\
+         Give feedback at https://github.com/NixOS/nix/pull/11121\n"
+    );
+    assert_eq!(text(&out.stderr), expected);
+}

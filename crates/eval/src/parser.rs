@@ -25,6 +25,10 @@ pub struct Parser<'a> {
     home: Option<Vec<u8>>,
     /// Whether the last `bump` moved forward (it never moves past the end).
     advanced: bool,
+    src: &'a [u8],
+    /// Set by [`Parser::parse_select`] when it just parsed `f or` (a call of
+    /// `f` on a variable named `or`): its position and source span.
+    cursed_or: Option<(Pos, u32, u32)>,
 }
 
 /// Parses `src` (registered as file `file`); relative paths are resolved against
@@ -35,7 +39,7 @@ pub fn parse(src: &[u8], file: u32, base_dir: &Path) -> Result<Expr, ParseError>
         use std::os::unix::ffi::OsStrExt;
         h.as_bytes().to_vec()
     });
-    let mut p = Parser { tokens, i: 0, file, base_dir, home, advanced: false };
+    let mut p = Parser { tokens, i: 0, file, base_dir, home, advanced: false, src, cursed_or: None };
     let e = p.parse_expr()?;
     if p.peek() != &Tok::Eof {
         return Err(p.unexpected_expecting("end of file"));
@@ -143,6 +147,26 @@ impl<'a> Parser<'a> {
         let j = (self.i + n).min(self.tokens.len() - 1);
         &self.tokens[j].tok
     }
+    /// Current CppNix's deprecation warning (NixOS/nix#11121) for an `f or`
+    /// just parsed as an argument, a list element or an `or` default, where
+    /// its meaning will change once `or` is a plain identifier. It shows the
+    /// source text in parentheses. CppNix's message goes through a format
+    /// string, and for a text with a `%` (as `"%s" or`) it prints no warning;
+    /// neither does this.
+    fn warn_cursed_or(&mut self) {
+        let Some((pos, start, end)) = self.cursed_or.take() else { return };
+        let text = String::from_utf8_lossy(self.src.get(start as usize..end as usize).unwrap_or_default());
+        if text.contains('%') {
+            return;
+        }
+        let at = pos.resolve().map(|location| location.to_string()).unwrap_or_default();
+        eprintln!(
+            "warning: at {at}: This expression uses `or` as an identifier in a way that will change in a future Nix release.\n\
+             Wrap this entire expression in parentheses to preserve its current meaning:\n    ({text})\n\
+             Give feedback at https://github.com/NixOS/nix/pull/11121"
+        );
+    }
+
     fn pos(&self) -> Pos {
         Pos::new(self.file, self.tokens[self.i].start)
     }
@@ -440,12 +464,16 @@ impl<'a> Parser<'a> {
     fn parse_app(&mut self) -> Result<Expr, ParseError> {
         let pos = self.pos();
         let func = self.parse_select()?;
+        // `f or` at the head of an application keeps its meaning once `or`
+        // becomes a plain identifier: no warning.
+        self.cursed_or = None;
         if !self.starts_simple() {
             return Ok(func);
         }
         let mut args = Vec::new();
         while self.starts_simple() {
             args.push(self.parse_select()?);
+            self.warn_cursed_or();
         }
         Ok(Expr::Call { func: Box::new(func), args, pos })
     }
@@ -459,7 +487,9 @@ impl<'a> Parser<'a> {
                 let path = self.parse_attrpath()?;
                 let default = if *self.peek() == Tok::OrKw {
                     self.bump();
-                    Some(Box::new(self.parse_select()?))
+                    let default = self.parse_select()?;
+                    self.warn_cursed_or();
+                    Some(Box::new(default))
                 } else {
                     None
                 };
@@ -468,7 +498,9 @@ impl<'a> Parser<'a> {
             Tok::OrKw => {
                 // `f or`: CppNix applies `f` to a variable named `or` (nixpkgs once
                 // had a function of that name).
+                let or_end = self.tokens[self.i].end;
                 self.bump();
+                self.cursed_or = Some((pos, pos.file_and_offset().map_or(0, |(_, o)| o), or_end));
                 // CppNix gives the variable the position of the whole rule.
                 let arg = Expr::Var(Var { name: Sym::from_str("or"), pos, loc: VarLoc::Unresolved });
                 Ok(Expr::Call { func: Box::new(e), args: vec![arg], pos })
@@ -791,6 +823,7 @@ impl<'a> Parser<'a> {
                         return Err(self.unexpected());
                     }
                     items.push(self.parse_select()?);
+                    self.warn_cursed_or();
                 }
                 self.bump();
                 Expr::List(items)
@@ -996,3 +1029,4 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 }
+
