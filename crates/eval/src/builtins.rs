@@ -259,9 +259,29 @@ fn round(e: &mut Eval, a: &[Value], p: Pos, f: fn(f64) -> f64) -> Result<Value> 
     }
 }
 
-fn call_pred(e: &mut Eval, f: &Value, x: &Value, p: Pos) -> Result<bool> {
+/// Calls a predicate; a result that is not a Boolean gets CppNix's frame
+/// naming what returned it (`what`: "the function passed to builtins.all").
+fn call_pred(e: &mut Eval, f: &Value, x: &Value, p: Pos, what: &str) -> Result<bool> {
     let r = e.call(f, x.clone(), p)?;
-    e.force_bool(&r, p)
+    e.force_bool(&r, p).map_err(|err| frame_on_type_error(err, Pos::NONE, || format!("while evaluating the return value of {what}")))
+}
+
+/// Adds a frame to a type error raised right where a value was checked
+/// (CppNix's `errorCtx`), not to errors that come with frames of their own.
+#[cold]
+fn frame_on_type_error(mut err: Box<EvalError>, pos: Pos, msg: impl FnOnce() -> String) -> Box<EvalError> {
+    if err.kind == ErrorKind::Type && err.trace.is_empty() {
+        err.trace.push(crate::error::TraceFrame { pos, msg: msg() });
+    }
+    err
+}
+
+/// Where a function value was defined (a lambda's position), for frames.
+fn function_pos(f: &Value) -> Pos {
+    match f {
+        Value::Lambda(c) => c.lambda.pos,
+        _ => Pos::NONE,
+    }
 }
 
 pub fn to_string_plain(e: &mut Eval, v: &Value, p: Pos) -> Result<NixString> {
@@ -454,7 +474,11 @@ fn prim_cat_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let list = e.force_list(&a[1], p).argument(1)?;
     let mut out = Vec::new();
     for item in list.iter() {
-        let attrs = e.force_attrs(item, p)?;
+        let attrs = e.force_attrs(item, p).map_err(|err| {
+            frame_on_type_error(err, Pos::NONE, || {
+                "while evaluating an element in the list passed as second argument to builtins.catAttrs".to_string()
+            })
+        })?;
         if let Some(v) = attrs.get(sym) {
             out.push(v.clone());
         }
@@ -551,7 +575,7 @@ fn prim_filter(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let list = e.force_list(&a[1], p).argument(1)?;
     let mut out = Vec::new();
     for x in list.iter() {
-        if call_pred(e, &f, x, p)? {
+        if call_pred(e, &f, x, p, "the filtering function passed to builtins.filter")? {
             out.push(x.clone());
         }
     }
@@ -565,7 +589,7 @@ fn prim_all(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let f = e.force_function(&a[0], p).argument(0)?;
     let list = e.force_list(&a[1], p).argument(1)?;
     for x in list.iter() {
-        if !call_pred(e, &f, x, p)? {
+        if !call_pred(e, &f, x, p, "the function passed to builtins.all")? {
             return Ok(bool_v(false));
         }
     }
@@ -576,7 +600,7 @@ fn prim_any(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let f = e.force_function(&a[0], p).argument(0)?;
     let list = e.force_list(&a[1], p).argument(1)?;
     for x in list.iter() {
-        if call_pred(e, &f, x, p)? {
+        if call_pred(e, &f, x, p, "the function passed to builtins.any")? {
             return Ok(bool_v(true));
         }
     }
@@ -634,7 +658,11 @@ fn prim_concat_map(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let mut out = Vec::new();
     for x in list.iter() {
         let r = e.call(&f, x.clone(), p)?;
-        let l = e.force_list(&r, p)?;
+        let l = e.force_list(&r, p).map_err(|err| {
+            frame_on_type_error(err, function_pos(&f), || {
+                "while evaluating the return value of the function passed to builtins.concatMap".to_string()
+            })
+        })?;
         out.extend(l.iter().cloned());
     }
     Ok(Value::list(out))
@@ -664,7 +692,7 @@ fn prim_partition(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let list = e.force_list(&a[1], p).argument(1)?;
     let (mut right, mut wrong) = (Vec::new(), Vec::new());
     for x in list.iter() {
-        if call_pred(e, &f, x, p)? {
+        if call_pred(e, &f, x, p, "the partition function passed to builtins.partition")? {
             right.push(x.clone());
         } else {
             wrong.push(x.clone());
@@ -827,7 +855,11 @@ fn prim_concat_strings_sep(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         if i > 0 {
             buf.extend_from_slice(sep.as_bytes());
         }
-        e.coerce_to_string_into(x, p, Coerce { more: false, copy_to_store: true }, &mut buf, &mut ctx)?;
+        e.coerce_to_string_into(x, p, Coerce { more: false, copy_to_store: true }, &mut buf, &mut ctx).map_err(|err| {
+            frame_on_type_error(err, Pos::NONE, || {
+                "while evaluating one element of the list of strings to concat passed to builtins.concatStringsSep".to_string()
+            })
+        })?;
     }
     Ok(Value::string_ctx(buf, ctx))
 }
