@@ -1,1 +1,1 @@
-builtins.readDir ./lib/nope
+builtins.readDir ./no-such-directory

@@ -760,30 +760,54 @@ fn merge_sort(v: Vec<Value>, less: &mut dyn FnMut(&Value, &Value) -> bool) -> Ve
 
 fn prim_generic_closure(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let args = e.force_attrs(&a[0], p).argument(0)?;
+    let frame = |msg: &str| crate::error::TraceFrame { pos: Pos::NONE, msg: msg.to_string() };
+    let in_args = "in the attrset passed as argument to builtins.genericClosure";
     let Some(start) = args.get(e.s.start_set).cloned() else {
-        return Err(eval_error("attribute 'startSet' missing", p));
+        let mut err = eval_error("attribute 'startSet' missing", Pos::NONE);
+        err.trace.push(frame(in_args));
+        return Err(err);
     };
+    let start = e.force_list(&start, p).map_err(|err| {
+        frame_on_type_error(err, Pos::NONE, || {
+            "while evaluating the 'startSet' attribute passed as argument to builtins.genericClosure".to_string()
+        })
+    })?;
     let Some(op) = args.get(e.s.operator).cloned() else {
-        return Err(eval_error("attribute 'operator' missing", p));
+        let mut err = eval_error("attribute 'operator' missing", Pos::NONE);
+        err.trace.push(frame(in_args));
+        return Err(err);
     };
-    let op = e.force_function(&op, p)?;
-    let start = e.force_list(&start, p)?;
+    let op = e.force_function(&op, p).map_err(|err| {
+        frame_on_type_error(err, Pos::NONE, || {
+            "while evaluating the 'operator' attribute passed as argument to builtins.genericClosure".to_string()
+        })
+    })?;
+    let show = crate::show_value::show_value;
     let mut work: std::collections::VecDeque<Value> = start.iter().cloned().collect();
     let mut seen_keys: Vec<Value> = Vec::new();
     let mut seen_fast: std::collections::HashSet<(u8, Vec<u8>)> = std::collections::HashSet::new();
     let mut float_seen = false;
     let mut out = Vec::new();
     while let Some(item) = work.pop_front() {
-        let attrs = e.force_attrs(&item, p)?;
+        let in_element = |err: Box<EvalError>, item: &Value| {
+            let mut err = err;
+            err.trace.push(crate::error::TraceFrame { pos: Pos::NONE, msg: format!("in genericClosure element {}", show(item)) });
+            err
+        };
+        let attrs = e.force_attrs(&item, p).map_err(|err| in_element(err, &item))?;
         let Some(key) = attrs.get(e.s.key).cloned() else {
-            return Err(eval_error("attribute 'key' required", p));
+            return Err(in_element(eval_error("attribute 'key' missing", Pos::NONE), &item));
         };
         let key = e.force(&key, p)?;
         // Keys must be mutually comparable, as CppNix keeps them in an ordered
         // set; it compares the new key with those already there (new first,
         // which decides the order of the types in the error message).
         if let Some(first) = seen_keys.first().cloned() {
-            e.less_than(&key, &first, p)?;
+            if let Err(mut err) = e.less_than(&key, &first, p) {
+                err.trace.push(frame(&format!("with element {}", show(&out[0]))));
+                err.trace.push(frame(&format!("while comparing element {}", show(&item))));
+                return Err(err);
+            }
         }
         if matches!(key, Value::Float(_)) {
             float_seen = true;
@@ -814,8 +838,19 @@ fn prim_generic_closure(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         }
         seen_keys.push(key);
         out.push(item.clone());
-        let next = e.call(&op, item, p)?;
-        let next = e.force_list(&next, p)?;
+        let next = e
+            .call(&op, item.clone(), p)
+            .and_then(|next| {
+                e.force_list(&next, p).map_err(|err| {
+                    frame_on_type_error(err, Pos::NONE, || {
+                        "while evaluating the return value of the `operator` passed to builtins.genericClosure".to_string()
+                    })
+                })
+            })
+            .map_err(|mut err| {
+                err.trace.push(frame(&format!("while calling operator on genericClosure element {}", show(&item))));
+                err
+            })?;
         work.extend(next.iter().cloned());
     }
     Ok(Value::list(out))
@@ -1180,7 +1215,12 @@ fn prim_read_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 fn prim_read_dir(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let path = e.realise_path(&a[0], p)?;
-    let entries = e.io.read_dir(&path).map_err(|err| eval_error(err.in_context(format_args!("opening directory '{}'", path.display())), Pos::NONE))?;
+    let entries = e.io.read_dir(&path).map_err(|err| {
+        if matches!(&err, crate::io::IoError::Io(io) if io.kind() == std::io::ErrorKind::NotFound) {
+            return eval_error(format!("path '{}' does not exist", path.display()), Pos::NONE);
+        }
+        eval_error(err.in_context(format_args!("opening directory '{}'", path.display())), Pos::NONE)
+    })?;
     let mut out = Attrs::with_capacity(entries.len());
     for (name, ft) in entries {
         out.entries.push(Attr { name: Sym::new(&name), value: Value::string(ft.nix_name().as_bytes()), pos: Pos::NONE });

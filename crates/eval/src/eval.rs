@@ -1652,9 +1652,25 @@ impl Eval {
                     i += 1;
                 }
             }
-            _ => Err(eval_error(format!("cannot compare {} with {}", a.show_type(), b.show_type()), Pos::NONE)),
+            _ => Err(cannot_compare(&a, &b)),
         }
     }
+}
+
+/// Current CppNix's words for values `<` cannot order, with the values.
+#[cold]
+fn cannot_compare(a: &Value, b: &Value) -> Box<EvalError> {
+    let (shown_a, shown_b) = (crate::show_value::show_value(a), crate::show_value::show_value(b));
+    let msg = if std::mem::discriminant(a) == std::mem::discriminant(b) {
+        format!(
+            "cannot compare {} with {}; values of that type are incomparable (values are {shown_a} and {shown_b})",
+            a.show_type(),
+            b.show_type()
+        )
+    } else {
+        format!("cannot compare {} with {}; values are {shown_a} and {shown_b}", a.show_type(), b.show_type())
+    };
+    eval_error(msg, Pos::NONE)
 }
 
 /// The built-in CppNix calls for an arithmetic operator.

@@ -1,0 +1,4 @@
+builtins.genericClosure {
+  startSet = [ { id = 1; } ];
+  operator = x: [ ];
+}
