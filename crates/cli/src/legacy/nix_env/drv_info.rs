@@ -135,6 +135,24 @@ impl DrvInfo {
         Ok(result)
     }
 
+    /// The names of the outputs, without evaluating their paths (CppNix's
+    /// `queryOutputs(false)`): the `outputs` list, or just `out`.
+    pub fn output_names(&self, ev: &mut Eval) -> anyhow::Result<Vec<String>> {
+        let mut names = BTreeSet::new();
+        match self.attrs.as_ref().and_then(|attrs| attr(attrs, "outputs")) {
+            Some(list) => {
+                let list = ev.force_list(&list, Pos::NONE).ev()?;
+                for item in list.iter() {
+                    names.insert(ev.force_string_no_ctx(item, Pos::NONE).ev()?.to_str_lossy().into_owned());
+                }
+            }
+            None => {
+                names.insert("out".to_string());
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+
     /// The `meta` attribute set (forced), if any.
     pub fn meta_attrs(&self, ev: &mut Eval) -> anyhow::Result<Option<Rc<Attrs>>> {
         if let Some(meta) = &self.meta_override {
@@ -246,6 +264,13 @@ fn add_to_path(prefix: &str, name: &str) -> String {
     if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") }
 }
 
+/// CppNix's `AssertionError`, which `getDerivation` skips when asked to: a failed
+/// `assert` and also `throw` (CppNix's `ThrownError` is a subclass), so `nix-env
+/// -qa` lists a package set whose removed packages are `throw`ing aliases.
+fn is_assertion_failure(e: &nivis_eval::EvalError) -> bool {
+    matches!(e.kind, nivis_eval::ErrorKind::Assert | nivis_eval::ErrorKind::Throw)
+}
+
 /// CppNix's `getDerivation`: returns true when `v` is not a derivation (the
 /// caller may look inside it).
 fn get_derivation(
@@ -258,7 +283,7 @@ fn get_derivation(
 ) -> anyhow::Result<bool> {
     let forced = match ev.force(v, Pos::NONE) {
         Ok(forced) => forced,
-        Err(e) if ignore_assertion_failures && e.kind == nivis_eval::ErrorKind::Assert => return Ok(false),
+        Err(e) if ignore_assertion_failures && is_assertion_failure(&e) => return Ok(false),
         Err(e) => return Err(super::eval_failure(e)),
     };
     let Value::Attrs(attrs) = &forced else { return Ok(true) };
@@ -271,7 +296,7 @@ fn get_derivation(
     let name = match attr(attrs, "name") {
         Some(n) => match ev.force_string_no_ctx(&n, Pos::NONE) {
             Ok(s) => s.to_str_lossy().into_owned(),
-            Err(e) if ignore_assertion_failures && e.kind == nivis_eval::ErrorKind::Assert => return Ok(false),
+            Err(e) if ignore_assertion_failures && is_assertion_failure(&e) => return Ok(false),
             Err(e) => return Err(super::eval_failure(e)),
         },
         None => bail!("derivation name missing"),

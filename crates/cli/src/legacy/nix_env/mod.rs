@@ -60,9 +60,18 @@ impl std::fmt::Display for ExitStatus {
 
 impl std::error::Error for ExitStatus {}
 
-/// An evaluation error, rendered as CppNix renders it (position, trace).
+/// An evaluation error, rendered as CppNix renders it (position, trace), and
+/// whether it is one of CppNix's `AssertionError`s (a failed `assert` or a
+/// `throw`), which `nix-env -qa` skips.
 #[derive(Debug)]
-pub struct EvalFailure(String);
+pub struct EvalFailure(String, bool);
+
+impl EvalFailure {
+    /// A failed `assert` or a `throw` (CppNix's `ThrownError` is an `AssertionError`).
+    pub fn is_assertion(error: &anyhow::Error) -> bool {
+        error.downcast_ref::<EvalFailure>().is_some_and(|failure| failure.1)
+    }
+}
 
 impl std::fmt::Display for EvalFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,7 +107,8 @@ thread_local! {
 pub fn eval_failure(e: Box<EvalError>) -> anyhow::Error {
     let rendered = e.render(SHOW_TRACE.with(|s| s.get()));
     let text = rendered.strip_prefix("error: ").unwrap_or(&rendered).trim_end_matches('\n').to_string();
-    anyhow::Error::new(EvalFailure(text))
+    let assertion = matches!(e.kind, nivis_eval::ErrorKind::Assert | nivis_eval::ErrorKind::Throw);
+    anyhow::Error::new(EvalFailure(text, assertion))
 }
 
 /// `?` for evaluator results inside nix-env.

@@ -11,7 +11,7 @@ use nivis_eval::{Eval, Pos, Value};
 use super::drv_info::{DrvInfo, filter_by_selector, load_derivations, query_installed};
 use nivis_store::Store;
 
-use super::{EvalResultExt, Globals};
+use super::{EvalFailure, EvalResultExt, Globals};
 
 #[derive(PartialEq, Eq)]
 enum Source {
@@ -361,42 +361,57 @@ pub fn op_query(g: &mut Globals, flags: &[String], args: &[String]) -> anyhow::R
     if json {
         let mut root = Vec::new();
         for elem in &elems {
-            let mut object = vec![
-                ("name".to_string(), Json::str(&elem.name)),
-                ("pname".to_string(), Json::str(&elem.pname())),
-                ("version".to_string(), Json::str(&elem.version())),
-                ("system".to_string(), Json::str(&elem.system(&mut g.ev)?)),
-            ];
-            let output_name = match &elem.attrs {
-                Some(attrs) => match attrs.get(nivis_eval::Sym::from_str("outputName")).cloned() {
-                    Some(v) => g.ev.force_string(&v, Pos::NONE).ev()?.to_str_lossy().into_owned(),
+            // CppNix opens the object first and, when the element's evaluation
+            // fails an assertion (or throws), skips the rest, keeping what it has.
+            let mut object = Vec::new();
+            let filled = (|| -> anyhow::Result<()> {
+                object.push(("name".to_string(), Json::str(&elem.name)));
+                object.push(("pname".to_string(), Json::str(&elem.pname())));
+                object.push(("version".to_string(), Json::str(&elem.version())));
+                object.push(("system".to_string(), Json::str(&elem.system(&mut g.ev)?)));
+                let output_name = match &elem.attrs {
+                    Some(attrs) => match attrs.get(nivis_eval::Sym::from_str("outputName")).cloned() {
+                        Some(v) => g.ev.force_string(&v, Pos::NONE).ev()?.to_str_lossy().into_owned(),
+                        None => String::new(),
+                    },
                     None => String::new(),
-                },
-                None => String::new(),
-            };
-            object.push(("outputName".to_string(), Json::str(&output_name)));
-            // Every output is listed; its path only with --out-path.
-            let mut outputs = Vec::new();
-            for (name, path) in elem.outputs(&mut g.ev, false)? {
-                outputs.push((name, if print_out_path { Json::str(&path) } else { Json::Null }));
-            }
-            object.push(("outputs".to_string(), Json::Object(outputs)));
-            if print_drv_path && let Some(drv) = elem.drv_path(&mut g.ev)? {
-                object.push(("drvPath".to_string(), Json::str(&drv)));
-            }
-            if print_meta {
-                let mut meta = Vec::new();
-                for name in elem.meta_names(&mut g.ev)? {
-                    let value = match elem.meta(&mut g.ev, &name)? {
-                        Some(v) => to_json(&mut g.ev, &v)?,
-                        None => {
-                            eprintln!("derivation '{}' has invalid meta attribute '{name}'", elem.name);
-                            Json::Null
-                        }
-                    };
-                    meta.push((name, value));
+                };
+                object.push(("outputName".to_string(), Json::str(&output_name)));
+                // Every output is listed; its path only with --out-path.
+                let mut outputs = Vec::new();
+                if print_out_path {
+                    for (name, path) in elem.outputs(&mut g.ev, false)? {
+                        outputs.push((name, Json::str(&path)));
+                    }
+                } else {
+                    for name in elem.output_names(&mut g.ev)? {
+                        outputs.push((name, Json::Null));
+                    }
                 }
-                object.push(("meta".to_string(), Json::Object(meta)));
+                object.push(("outputs".to_string(), Json::Object(outputs)));
+                if print_drv_path && let Some(drv) = elem.drv_path(&mut g.ev)? {
+                    object.push(("drvPath".to_string(), Json::str(&drv)));
+                }
+                if print_meta {
+                    let mut meta = Vec::new();
+                    for name in elem.meta_names(&mut g.ev)? {
+                        let value = match elem.meta(&mut g.ev, &name)? {
+                            Some(v) => to_json(&mut g.ev, &v)?,
+                            None => {
+                                eprintln!("derivation '{}' has invalid meta attribute '{name}'", elem.name);
+                                Json::Null
+                            }
+                        };
+                        meta.push((name, value));
+                    }
+                    object.push(("meta".to_string(), Json::Object(meta)));
+                }
+                Ok(())
+            })();
+            if let Err(e) = filled
+                && !EvalFailure::is_assertion(&e)
+            {
+                return Err(e);
             }
             root.push((elem.attr_path.clone(), Json::Object(object)));
         }
@@ -414,76 +429,101 @@ pub fn op_query(g: &mut Globals, flags: &[String], args: &[String]) -> anyhow::R
             if elem.failed {
                 continue;
             }
-            let out_path = if print_status || g.prebuilt_only { Some(elem.out_path(&mut g.ev)?) } else { None };
-            if g.prebuilt_only
-                && !out_path.as_ref().is_some_and(|p| valid_paths.contains(p) || substitutable_paths.contains(p))
-            {
-                continue;
-            }
-            // XMLAttrs is a std::map: attributes come out sorted by name.
-            let mut attrs: BTreeMap<&str, String> = BTreeMap::new();
-            if print_status {
-                let out_path = out_path.clone().unwrap_or_default();
-                let flag = |b: bool| if b { "1" } else { "0" }.to_string();
-                attrs.insert("installed", flag(installed_paths.contains(&out_path)));
-                attrs.insert("valid", flag(valid_paths.contains(&out_path)));
-                attrs.insert("substitutable", flag(substitutable_paths.contains(&out_path)));
-            }
-            attrs.insert("attrPath", elem.attr_path.clone());
-            attrs.insert("name", elem.name.clone());
-            attrs.insert("pname", elem.pname());
-            attrs.insert("version", elem.version());
-            let output_name = match &elem.attrs {
-                Some(a) => match a.get(nivis_eval::Sym::from_str("outputName")).cloned() {
-                    Some(v) => g.ev.force_string(&v, Pos::NONE).ev()?.to_str_lossy().into_owned(),
+            // When the element's evaluation fails an assertion (or throws), the
+            // item is skipped, as CppNix skips it.
+            let mut item = Vec::new();
+            let written = (|| -> anyhow::Result<bool> {
+                let out_path = if print_status || g.prebuilt_only { Some(elem.out_path(&mut g.ev)?) } else { None };
+                if g.prebuilt_only
+                    && !out_path.as_ref().is_some_and(|p| valid_paths.contains(p) || substitutable_paths.contains(p))
+                {
+                    return Ok(false);
+                }
+                // XMLAttrs is a std::map: attributes come out sorted by name.
+                let mut attrs: BTreeMap<&str, String> = BTreeMap::new();
+                if print_status {
+                    let out_path = out_path.clone().unwrap_or_default();
+                    let flag = |b: bool| if b { "1" } else { "0" }.to_string();
+                    attrs.insert("installed", flag(installed_paths.contains(&out_path)));
+                    attrs.insert("valid", flag(valid_paths.contains(&out_path)));
+                    attrs.insert("substitutable", flag(substitutable_paths.contains(&out_path)));
+                }
+                attrs.insert("attrPath", elem.attr_path.clone());
+                attrs.insert("name", elem.name.clone());
+                attrs.insert("pname", elem.pname());
+                attrs.insert("version", elem.version());
+                let output_name = match &elem.attrs {
+                    Some(a) => match a.get(nivis_eval::Sym::from_str("outputName")).cloned() {
+                        Some(v) => g.ev.force_string(&v, Pos::NONE).ev()?.to_str_lossy().into_owned(),
+                        None => String::new(),
+                    },
                     None => String::new(),
-                },
-                None => String::new(),
-            };
-            attrs.insert("outputName", output_name);
-            if compare_versions {
-                let (diff, version) = compare_version_against_set(elem, others);
-                if diff != '-' {
-                    attrs.insert("versionDiff", diff.to_string());
-                    attrs.insert("maxComparedVersion", version);
+                };
+                attrs.insert("outputName", output_name);
+                if compare_versions {
+                    let (diff, version) = compare_version_against_set(elem, others);
+                    if diff != '-' {
+                        attrs.insert("versionDiff", diff.to_string());
+                        attrs.insert("maxComparedVersion", version);
+                    }
                 }
-            }
-            let system = elem.system(&mut g.ev)?;
-            if !system.is_empty() {
-                attrs.insert("system", system);
-            }
-            if print_drv_path && let Some(drv) = elem.drv_path(&mut g.ev)? {
-                attrs.insert("drvPath", drv);
-            }
-            if print_description {
-                let description = elem.meta_string(&mut g.ev, "description")?;
-                if !description.is_empty() {
-                    attrs.insert("description", description);
+                let system = elem.system(&mut g.ev)?;
+                if !system.is_empty() {
+                    attrs.insert("system", system);
                 }
-            }
-            text.extend_from_slice(b"  <item");
-            for (name, value) in &attrs {
-                xml_attribute(&mut text, name, value.as_bytes());
-            }
-            text.extend_from_slice(b">\n");
-            for (name, path) in elem.outputs(&mut g.ev, false)? {
-                text.extend_from_slice(b"    <output");
-                xml_attribute(&mut text, "name", name.as_bytes());
-                if print_out_path {
-                    xml_attribute(&mut text, "path", path.as_bytes());
+                if print_drv_path && let Some(drv) = elem.drv_path(&mut g.ev)? {
+                    attrs.insert("drvPath", drv);
                 }
-                text.extend_from_slice(b" />\n");
-            }
-            if print_meta {
-                for name in elem.meta_names(&mut g.ev)? {
-                    let Some(value) = elem.meta(&mut g.ev, &name)? else {
-                        eprintln!("derivation '{}' has invalid meta attribute '{name}'", elem.name);
-                        continue;
-                    };
-                    xml_meta(&mut g.ev, &mut text, &name, &value)?;
+                if print_description {
+                    let description = elem.meta_string(&mut g.ev, "description")?;
+                    if !description.is_empty() {
+                        attrs.insert("description", description);
+                    }
                 }
+                item.extend_from_slice(b"  <item");
+                for (name, value) in &attrs {
+                    xml_attribute(&mut item, name, value.as_bytes());
+                }
+                item.extend_from_slice(b">\n");
+                // Paths only with --out-path: CppNix does not evaluate them otherwise.
+                let outputs: Vec<(String, Option<String>)> = if print_out_path {
+                    elem.outputs(&mut g.ev, false)?.into_iter().map(|(name, path)| (name, Some(path))).collect()
+                } else {
+                    elem.output_names(&mut g.ev)?.into_iter().map(|name| (name, None)).collect()
+                };
+                for (name, path) in outputs {
+                    item.extend_from_slice(b"    <output");
+                    xml_attribute(&mut item, "name", name.as_bytes());
+                    if let Some(path) = path {
+                        xml_attribute(&mut item, "path", path.as_bytes());
+                    }
+                    item.extend_from_slice(b" />\n");
+                }
+                if print_meta {
+                    for name in elem.meta_names(&mut g.ev)? {
+                        let Some(value) = elem.meta(&mut g.ev, &name)? else {
+                            eprintln!("derivation '{}' has invalid meta attribute '{name}'", elem.name);
+                            continue;
+                        };
+                        xml_meta(&mut g.ev, &mut item, &name, &value)?;
+                    }
+                }
+                item.extend_from_slice(b"  </item>\n");
+                Ok(true)
+            })();
+            match written {
+                Ok(true) => text.extend_from_slice(&item),
+                Ok(false) => {}
+                // Once the item is open (its outputs and meta come after), CppNix
+                // closes it and keeps what it wrote.
+                Err(e) if EvalFailure::is_assertion(&e) => {
+                    if !item.is_empty() {
+                        text.extend_from_slice(&item);
+                        text.extend_from_slice(b"  </item>\n");
+                    }
+                }
+                Err(e) => return Err(e),
             }
-            text.extend_from_slice(b"  </item>\n");
         }
         text.extend_from_slice(b"</items>\n");
         out.write_all(&text)?;
@@ -495,59 +535,71 @@ pub fn op_query(g: &mut Globals, flags: &[String], args: &[String]) -> anyhow::R
         if elem.failed {
             continue;
         }
-        if g.prebuilt_only {
-            let out_path = elem.out_path(&mut g.ev)?;
-            if !valid_paths.contains(&out_path) && !substitutable_paths.contains(&out_path) {
-                continue;
-            }
-        }
-        let mut columns = Vec::new();
-        if print_status {
-            let out_path = elem.out_path(&mut g.ev)?;
-            let is_installed = installed_paths.contains(&out_path);
-            let is_valid = valid_paths.contains(&out_path);
-            let has_substitute = substitutable_paths.contains(&out_path);
-            columns.push(format!(
-                "{}{}{}",
-                if is_installed { "I" } else { "-" },
-                if is_valid { "P" } else { "-" },
-                if has_substitute { "S" } else { "-" }
-            ));
-        }
-        if print_attr_path {
-            columns.push(elem.attr_path.clone());
-        }
-        if print_name {
-            columns.push(elem.name.clone());
-        }
-        if compare_versions {
-            let (diff, version) = compare_version_against_set(elem, others);
-            columns.push(format!("{diff} {version}"));
-        }
-        if print_system {
-            columns.push(elem.system(&mut g.ev)?);
-        }
-        if print_drv_path {
-            columns.push(elem.drv_path(&mut g.ev)?.unwrap_or_else(|| "-".to_string()));
-        }
-        if print_out_path {
-            let mut s = String::new();
-            for (name, path) in elem.outputs(&mut g.ev, false)? {
-                if !s.is_empty() {
-                    s.push(';');
+        // An element whose evaluation fails an assertion (or throws) is skipped,
+        // as CppNix skips it ("skipping derivation named ... which gives an
+        // assertion failure", said only with -v): `nix-env -qa --drv-path` lists
+        // a package set with unfree or broken packages.
+        let row = (|| -> anyhow::Result<Option<Vec<String>>> {
+            if g.prebuilt_only {
+                let out_path = elem.out_path(&mut g.ev)?;
+                if !valid_paths.contains(&out_path) && !substitutable_paths.contains(&out_path) {
+                    return Ok(None);
                 }
-                if name != "out" {
-                    s.push_str(&name);
-                    s.push('=');
-                }
-                s.push_str(&path);
             }
-            columns.push(s);
+            let mut columns = Vec::new();
+            if print_status {
+                let out_path = elem.out_path(&mut g.ev)?;
+                let is_installed = installed_paths.contains(&out_path);
+                let is_valid = valid_paths.contains(&out_path);
+                let has_substitute = substitutable_paths.contains(&out_path);
+                columns.push(format!(
+                    "{}{}{}",
+                    if is_installed { "I" } else { "-" },
+                    if is_valid { "P" } else { "-" },
+                    if has_substitute { "S" } else { "-" }
+                ));
+            }
+            if print_attr_path {
+                columns.push(elem.attr_path.clone());
+            }
+            if print_name {
+                columns.push(elem.name.clone());
+            }
+            if compare_versions {
+                let (diff, version) = compare_version_against_set(elem, others);
+                columns.push(format!("{diff} {version}"));
+            }
+            if print_system {
+                columns.push(elem.system(&mut g.ev)?);
+            }
+            if print_drv_path {
+                columns.push(elem.drv_path(&mut g.ev)?.unwrap_or_else(|| "-".to_string()));
+            }
+            if print_out_path {
+                let mut s = String::new();
+                for (name, path) in elem.outputs(&mut g.ev, false)? {
+                    if !s.is_empty() {
+                        s.push(';');
+                    }
+                    if name != "out" {
+                        s.push_str(&name);
+                        s.push('=');
+                    }
+                    s.push_str(&path);
+                }
+                columns.push(s);
+            }
+            if print_description {
+                columns.push(elem.meta_string(&mut g.ev, "description")?);
+            }
+            Ok(Some(columns))
+        })();
+        match row {
+            Ok(Some(columns)) => table.push(columns),
+            Ok(None) => {}
+            Err(e) if EvalFailure::is_assertion(&e) => {}
+            Err(e) => return Err(e),
         }
-        if print_description {
-            columns.push(elem.meta_string(&mut g.ev, "description")?);
-        }
-        table.push(columns);
     }
     print_table(&table, &mut out)?;
     Ok(())
