@@ -36,6 +36,8 @@ fn unevaluable_packages_are_skipped_as_cppnix_skips_them() {
     let queries: &[&[&str]] = &[
         &["-f", "packages.nix", "-qa"],
         &["-f", "packages.nix", "-qaP", "--drv-path"],
+        // The common flag that evaluates without writing `.drv` files.
+        &["--readonly-mode", "-f", "packages.nix", "-qaP", "--drv-path"],
         &["-f", "packages.nix", "-qaP", "--out-path", "--description"],
         &["-f", "packages.nix", "-qa", "--json"],
         &["-f", "packages.nix", "-qa", "--json", "--out-path", "--meta"],

@@ -177,6 +177,8 @@ struct Parsed {
     system_filter: String,
     prebuilt_only: bool,
     show_trace: bool,
+    /// `--readonly-mode`: evaluate without writing `.drv` files (queries do so anyway).
+    read_only: bool,
     auto_args: Vec<(String, AutoArg)>,
     include: Vec<String>,
     build: BuildFlags,
@@ -193,6 +195,7 @@ fn parse(args: Vec<String>) -> anyhow::Result<Result<Parsed, ExitCode>> {
         system_filter: "*".to_string(),
         prebuilt_only: false,
         show_trace: false,
+        read_only: false,
         auto_args: Vec::new(),
         include: Vec::new(),
         build: BuildFlags::default(),
@@ -242,6 +245,7 @@ fn parse(args: Vec<String>) -> anyhow::Result<Result<Parsed, ExitCode>> {
             "--system-filter" => p.system_filter = next(&mut i)?,
             "--prebuilt-only" | "-b" => p.prebuilt_only = true,
             "--show-trace" => p.show_trace = true,
+            "--readonly-mode" => p.read_only = true,
             _ => {
                 let common = crate::eval_io::parse_eval_flag(&args, &mut i, &mut p.auto_args, &mut p.include)?
                     || (arg != "--system" && p.build.parse_flag(&args, &mut i)?);
@@ -287,7 +291,7 @@ fn run_parsed(p: Parsed) -> anyhow::Result<()> {
     SHOW_TRACE.with(|s| s.set(p.show_trace));
     let Some((name, op)) = p.op else { bail!(usage("no operation specified".to_string())) };
     // Queries evaluate without writing `.drv` files (CppNix's readOnlyMode).
-    let io = crate::eval_io::open_eval_io(p.build.store.as_deref(), name == "query")?;
+    let io = crate::eval_io::open_eval_io(p.build.store.as_deref(), name == "query" || p.read_only)?;
     let eval_config = crate::eval_io::load_config(&p.build.options)?;
     let mut ev = crate::eval_io::configured_eval(&p.include, p.show_trace, io.clone(), &eval_config)?;
     let auto_args = crate::eval_io::auto_args(&mut ev, &p.auto_args).ev()?.unwrap_or_else(|| Rc::new(Attrs::new()));
