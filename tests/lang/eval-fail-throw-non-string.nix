@@ -1,1 +1,1 @@
-throw 1
+throw { reason = "x"; }

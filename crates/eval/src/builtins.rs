@@ -291,7 +291,9 @@ pub fn to_string_plain(e: &mut Eval, v: &Value, p: Pos) -> Result<NixString> {
 // ----- errors and control -----
 
 fn prim_abort(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.coerce_to_string(&a[0], p, Coerce { more: false, copy_to_store: true })?;
+    let s = e.coerce_to_string(&a[0], p, Coerce { more: false, copy_to_store: true }).map_err(|err| {
+        frame_on_type_error(err, Pos::NONE, || "while evaluating the error message passed to builtins.abort".to_string())
+    })?;
     Err(EvalError::new(
         ErrorKind::Abort,
         format!("evaluation aborted with the following error message: '{}'", s.to_str_lossy()),
@@ -300,7 +302,10 @@ fn prim_abort(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_throw(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.coerce_to_string(&a[0], p, Coerce { more: false, copy_to_store: true })?;
+    // ("builtin.throw" is CppNix's spelling.)
+    let s = e.coerce_to_string(&a[0], p, Coerce { more: false, copy_to_store: true }).map_err(|err| {
+        frame_on_type_error(err, Pos::NONE, || "while evaluating the error message passed to builtin.throw".to_string())
+    })?;
     Err(EvalError::new(ErrorKind::Throw, s.to_str_lossy().into_owned(), Pos::NONE))
 }
 

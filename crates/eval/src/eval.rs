@@ -332,11 +332,14 @@ impl Eval {
         use std::os::unix::ffi::OsStrExt;
         let mut path = path.to_path_buf();
         if let Err(e) = self.io.file_type(&path) {
-            return Err(EvalError::new(
-                ErrorKind::Io,
-                e.in_context(format_args!("getting status of '{}'", path.display())),
-                Pos::NONE,
-            ));
+            // Current CppNix's words for a missing file.
+            let msg = match &e {
+                IoError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+                    format!("path '{}' does not exist", path.display())
+                }
+                _ => e.in_context(format_args!("getting status of '{}'", path.display())),
+            };
+            return Err(EvalError::new(ErrorKind::Io, msg, Pos::NONE));
         }
         if self.io.is_directory(&path).map_err(|e| io_error(e, pos))? {
             path.push("default.nix");
@@ -1726,7 +1729,9 @@ fn cannot_coerce(v: &Value) -> Box<EvalError> {
 #[inline(never)]
 fn primop_call_failed(op: &'static builtins::PrimOp, mut e: Box<EvalError>, pos: Pos) -> Box<EvalError> {
     if let Some(index) = e.bad_argument.take() {
-        let msg = format!("while evaluating the {} argument passed to builtins.{}", crate::error::ordinal(index), op.name);
+        // builtins.head checks its list as elemAt does, and says so.
+        let named = if op.name == "head" { "elemAt" } else { op.name };
+        let msg = format!("while evaluating the {} argument passed to builtins.{named}", crate::error::ordinal(index));
         e.trace.push(TraceFrame { pos: Pos::NONE, msg });
     }
     // addErrorContext's own frame would only repeat the context it adds.
