@@ -64,7 +64,7 @@ row() {
 }
 
 cd "$here"
-for workload in fib attrset-build merge mapattrs list-fold strings tojson imports; do
+for workload in fib attrset-build merge mapattrs list-fold strings tojson imports callpackage; do
     row "$workload" "$workload.nix"
 done
 row "pkgset-10k" pkgset.nix --arg n 10000

@@ -425,9 +425,11 @@ fn prim_remove_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         let s = e.force_string_no_ctx(item, p)?;
         remove.push(Sym::new(s.as_bytes()));
     }
+    // Sorted, so that removing many names from a large set stays n log k.
+    remove.sort_unstable();
     let mut out = Attrs::with_capacity(attrs.len());
     for x in &attrs.entries {
-        if !remove.contains(&x.name) {
+        if remove.binary_search(&x.name).is_err() {
             out.entries.push(Attr { name: x.name, value: x.value.clone(), pos: x.pos });
         }
     }
@@ -464,10 +466,22 @@ fn prim_list_to_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 fn prim_intersect_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let x = e.force_attrs(&a[0], p).argument(0)?;
     let y = e.force_attrs(&a[1], p).argument(1)?;
-    let mut out = Attrs::new();
-    for attr in &y.entries {
-        if x.get(attr.name).is_some() {
-            out.entries.push(Attr { name: attr.name, value: attr.value.clone(), pos: attr.pos });
+    // The attributes of `y` whose names `x` has, looked up from the smaller
+    // side: nixpkgs' `callPackage` intersects a function's few arguments with
+    // the whole package set, once per package. Both sides are sorted by symbol,
+    // so either walk keeps the result sorted.
+    let mut out = Attrs::with_capacity(x.len().min(y.len()));
+    if x.len() < y.len() {
+        for wanted in &x.entries {
+            if let Some(attr) = y.find(wanted.name) {
+                out.entries.push(attr.clone());
+            }
+        }
+    } else {
+        for attr in &y.entries {
+            if x.get(attr.name).is_some() {
+                out.entries.push(attr.clone());
+            }
         }
     }
     Ok(Value::attrs(out))
