@@ -26,7 +26,9 @@ use thiserror::Error;
 
 use crate::hash::{Hash, HashAlgorithm, HashError, Sha256Writer, base16_into};
 use crate::nixbase32;
-use crate::store_path::{FileIngestionMethod, StoreDir, StorePath, StorePathError, StorePathSet, output_path_name};
+use crate::store_path::{
+    FileIngestionMethod, StoreDir, StorePath, StorePathBuildHasher, StorePathError, StorePathSet, output_path_name,
+};
 
 /// One output of a derivation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -1006,7 +1008,7 @@ fn set_env(env: &mut BTreeMap<Vec<u8>, Vec<u8>>, output_name: &str, value: Vec<u
 pub struct DrvHashCache {
     /// Hashed, not ordered: nothing iterates it, and a large evaluation does a
     /// lookup per input of every derivation.
-    hashes: HashMap<StorePath, DrvHashModulo>,
+    hashes: HashMap<StorePath, DrvHashModulo, StorePathBuildHasher>,
 }
 
 impl DrvHashCache {

@@ -15,7 +15,8 @@ pub mod store_path;
 
 pub use hash::{Hash, HashAlgorithm, HashEncoding, HashError, Hasher, compress_hash, encode_digest};
 pub use store_path::{
-    FileIngestionMethod, StoreDir, StorePath, StorePathError, StorePathSet, check_name, output_path_name,
+    FileIngestionMethod, StoreDir, StorePath, StorePathBuildHasher, StorePathError, StorePathSet, check_name,
+    output_path_name,
 };
 pub use derivation::{Derivation, DerivationError, DerivationOutput, DrvHashCache, DrvHashModulo};
 pub use narinfo::{ContentAddress, ContentAddressError, NarInfo, NarInfoError};

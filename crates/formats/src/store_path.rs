@@ -82,8 +82,21 @@ pub fn check_name(path: &str, name: &str) -> Result<(), StorePathError> {
     Ok(())
 }
 
+/// The bytes a store path name may contain, as a table: names are checked
+/// every time a path is parsed (each string context element, each reference).
+const NAME_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.' | b'_' | b'?' | b'=');
+        byte += 1;
+    }
+    table
+};
+
 fn is_name_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.' | b'_' | b'?' | b'=')
+    NAME_BYTES[b as usize]
 }
 
 fn is_name_char(c: char) -> bool {
@@ -179,6 +192,43 @@ impl FromStr for StorePath {
         StorePath::from_base_name(s)
     }
 }
+
+/// A hasher for maps keyed by [`StorePath`] (and by base names): the hash
+/// part is already the output of a cryptographic hash, so its first 16
+/// characters, folded and mixed by one multiplication, spread keys as well as
+/// SipHash does at a fraction of the cost. Not for keys an adversary picks to
+/// collide: an evaluation's own paths are not that.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StorePathHasher {
+    state: u64,
+}
+
+impl std::hash::Hasher for StorePathHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Strings are hashed as their bytes then a 0xff terminator; only the
+        // first write (the base name's start) is taken.
+        if self.state != 0 {
+            return;
+        }
+        let mut words = [0u8; 16];
+        let taken = bytes.len().min(16);
+        words[..taken].copy_from_slice(&bytes[..taken]);
+        let low = u64::from_le_bytes(words[..8].try_into().expect("eight bytes"));
+        let high = u64::from_le_bytes(words[8..].try_into().expect("eight bytes"));
+        let mixed = (low ^ high.rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        // The low bits pick the bucket: give them the high bits' entropy.
+        self.state = mixed ^ (mixed >> 32);
+    }
+
+    fn write_u8(&mut self, _terminator: u8) {}
+
+    fn finish(&self) -> u64 {
+        self.state
+    }
+}
+
+/// `HashMap<StorePath, V, StorePathBuildHasher>`: see [`StorePathHasher`].
+pub type StorePathBuildHasher = std::hash::BuildHasherDefault<StorePathHasher>;
 
 /// How file contents were turned into a hash for a fixed-output path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

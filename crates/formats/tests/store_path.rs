@@ -202,3 +202,27 @@ fn source_type_with_references_spells_out_the_fingerprint() {
         Err(StorePathError::ReferencesNotAllowed)
     );
 }
+
+/// The cheap hasher for maps keyed by store paths spreads real paths over the
+/// buckets as a uniform hash would: 10000 paths into 2^14 buckets (the low bits
+/// pick the bucket) fill about 16384 * (1 - e^(-10000/16384)) = 7,490 of them,
+/// and the top seven bits (hashbrown's tag) take all 128 values.
+#[test]
+fn store_path_hasher_spreads_paths_like_a_uniform_hash() {
+    use std::hash::{BuildHasher, Hash as _, Hasher as _};
+    let build = nivis_formats::StorePathBuildHasher::default();
+    let store_dir = nivis_formats::StoreDir::default();
+    let mut buckets = std::collections::HashSet::new();
+    let mut tags = std::collections::HashSet::new();
+    for i in 0..10000 {
+        let hash = nivis_formats::Hash::of_bytes(nivis_formats::HashAlgorithm::Sha256, format!("{i}").as_bytes());
+        let path = store_dir.make_text_path(&format!("pkg-{i}.drv"), &hash, &Default::default()).unwrap();
+        let mut hasher = build.build_hasher();
+        path.hash(&mut hasher);
+        let value = hasher.finish();
+        buckets.insert(value & 0x3fff);
+        tags.insert(value >> 57);
+    }
+    assert!((7300..7700).contains(&buckets.len()), "{} buckets used", buckets.len());
+    assert_eq!(tags.len(), 128);
+}

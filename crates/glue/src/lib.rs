@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 use nivis_eval::io::{DerivationRequest, DerivationResult, FetchValue, FileType, PathFilter};
 use nivis_eval::{EvalIO, FsIO, IoError};
-use nivis_formats::{DrvHashCache, StoreDir, StorePath, StorePathSet};
+use nivis_formats::{DrvHashCache, StoreDir, StorePath, StorePathBuildHasher, StorePathSet};
 use nivis_store::Store;
 
 /// An [`EvalIO`] over a store: the real file system for reading, the store for
@@ -48,7 +48,7 @@ pub struct StoreEvalIO {
     drv_hashes: RefCell<DrvHashCache>,
     /// Output names of the derivations computed in this evaluation, by path,
     /// for `=drv` contexts in read-only mode.
-    computed_outputs: RefCell<HashMap<StorePath, Vec<String>>>,
+    computed_outputs: RefCell<HashMap<StorePath, Vec<String>, StorePathBuildHasher>>,
     /// Reused for the `.drv` text of each derivation (see `derivation_strict`).
     aterm_buffer: RefCell<Vec<u8>>,
     restrictions: RefCell<EvalRestrictions>,
@@ -65,7 +65,7 @@ impl StoreEvalIO {
             read_only,
             fs: FsIO,
             drv_hashes: RefCell::new(DrvHashCache::new()),
-            computed_outputs: RefCell::new(HashMap::new()),
+            computed_outputs: RefCell::new(HashMap::default()),
             aterm_buffer: RefCell::new(Vec::new()),
             restrictions: RefCell::new(EvalRestrictions::default()),
             ifd_builder: RefCell::new(None),
