@@ -52,6 +52,9 @@ pub enum Tok {
     And,
     Or,
     Impl,
+    /// `|>` and `<|` (experimental feature `pipe-operators`).
+    PipeInto,
+    PipeFrom,
     Update,
     Concat,
     Lt,
@@ -434,7 +437,7 @@ impl<'a> Lexer<'a> {
             .max(uri_len);
         // Operators of two or three characters.
         let op3 = if s.starts_with(b"...") { 3 } else { 0 };
-        let op2 = [b"==", b"!=", b"<=", b">=", b"&&", b"||", b"->", b"//", b"++", b"${", b"''"]
+        let op2 = [b"==", b"!=", b"<=", b">=", b"&&", b"||", b"->", b"//", b"++", b"${", b"''", b"|>", b"<|"]
             .iter()
             .any(|p| s.starts_with(*p));
         let op_len = if op3 > 0 { 3 } else if op2 { 2 } else { 1 };
@@ -523,6 +526,8 @@ impl<'a> Lexer<'a> {
             b"->" => Tok::Impl,
             b"//" => Tok::Update,
             b"++" => Tok::Concat,
+            b"|>" => Tok::PipeInto,
+            b"<|" => Tok::PipeFrom,
             b"${" => {
                 self.states.push(State::Default);
                 Tok::DollarCurly

@@ -83,6 +83,8 @@ fn tok_name(t: &Tok) -> String {
         Tok::And => "'&&'".into(),
         Tok::Or => "'||'".into(),
         Tok::Impl => "'->'".into(),
+        Tok::PipeInto => "'|>'".into(),
+        Tok::PipeFrom => "'<|'".into(),
         Tok::Update => "'//'".into(),
         Tok::Concat => "'++'".into(),
         Tok::Lt => "'<'".into(),
@@ -363,6 +365,8 @@ impl<'a> Parser<'a> {
         // (precedence, associativity: 0 left, 1 right, 2 none)
         Some(match self.peek() {
             Tok::Impl => (1, 1),
+            // Recognised so that their use is reported as CppNix reports it.
+            Tok::PipeInto | Tok::PipeFrom => (0, 0),
             Tok::Or => (2, 0),
             Tok::And => (3, 0),
             Tok::Eq | Tok::Neq => (4, 2),
@@ -401,6 +405,13 @@ impl<'a> Parser<'a> {
             // used the start of the left operand).
             let op_pos = self.pos();
             let op_tok = self.bump();
+            if matches!(op_tok, Tok::PipeInto | Tok::PipeFrom) {
+                return Err(self.err_at(
+                    op_pos,
+                    "experimental Nix feature 'pipe-operators' is disabled; add '--extra-experimental-features pipe-operators' to enable it"
+                        .into(),
+                ));
+            }
             if op_tok == Tok::Question {
                 let path = self.parse_attrpath()?;
                 lhs = Expr::HasAttr { expr: Box::new(lhs), path, pos: start };
