@@ -918,8 +918,13 @@ impl Eval {
             let name_value = self.eval(&d.name, &scope_env)?;
             let name = match &name_value {
                 Value::Null => continue,
-                Value::String(_) => self.force_string_no_ctx(&name_value, d.pos)?,
-                other => return Err(type_error(other, "a string", d.pos)),
+                Value::String(_) => self
+                    .force_string_no_ctx(&name_value, d.pos)
+                    .trace(d.pos, || "while evaluating the name of a dynamic attribute".into())?,
+                other => {
+                    return Err(type_error(other, "a string", d.pos))
+                        .trace(d.pos, || "while evaluating the name of a dynamic attribute".into());
+                }
             };
             let sym = Sym::new(name.as_bytes());
             if let Some(prev) = attrs.find(sym) {

@@ -1,0 +1,4 @@
+let
+  name = 42;
+in
+{ ${name} = true; }
