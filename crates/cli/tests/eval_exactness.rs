@@ -10,6 +10,11 @@ use std::process::{Command, Output};
 
 /// (flags before `-E`, expression).
 const CASES: &[(&[&str], &str)] = &[
+    // Without --strict, an attribute or list element not evaluated yet prints
+    // as <CODE>, arithmetic included (nivis computes some arithmetic early,
+    // but only in a function's arguments).
+    (&["--eval"], "{ a = 1 + 1; b = [ (2 * 3) (4 - 1) ]; c = let x = 1 + 1; in x; d = \"${toString 1}\"; }"),
+    (&["--eval"], "let f = n: { half = n / 2; next = f (n - 1); }; in f 10"),
     // Built-in functions are named in type errors, as CppNix's showType does.
     (&["--eval"], "builtins.add.x"),
     (&["--eval"], "(builtins.add 1).x"),

@@ -506,7 +506,9 @@ impl Eval {
     }
 
     /// A value for `e` in `env` without evaluating it: constants and already
-    /// bound variables directly, everything else as a thunk.
+    /// bound variables directly, everything else as a thunk (what a set's
+    /// attribute or a list's element holds, where CppNix's printing shows an
+    /// unevaluated expression as `<CODE>` or «thunk»).
     #[inline]
     pub fn maybe_thunk(&self, e: &'static Expr, env: &Rc<Env>) -> Value {
         match e {
@@ -517,13 +519,23 @@ impl Eval {
                     None => Value::thunk(ThunkState::Pending { expr: e, env: env.clone() }),
                 }
             }
-            Expr::BinOp { .. } | Expr::ConcatStrings { force_string: false, .. } => {
-                match eager_int_arith(e, env) {
-                    Some(v) => v,
-                    None => Value::thunk(ThunkState::Pending { expr: e, env: env.clone() }),
-                }
-            }
             _ => Value::thunk(ThunkState::Pending { expr: e, env: env.clone() }),
+        }
+    }
+
+    /// `maybe_thunk` for a function's argument: integer arithmetic on operands
+    /// that are values already (`fib (n - 1)`) is computed right away rather
+    /// than suspended, which saves a thunk per call of a recursive function.
+    /// Only arguments get this: a set's or list's element that is computed
+    /// early would print as its value where CppNix prints `<CODE>`.
+    #[inline]
+    fn maybe_thunk_arg(&self, e: &'static Expr, env: &Rc<Env>) -> Value {
+        match e {
+            Expr::BinOp { .. } | Expr::ConcatStrings { force_string: false, .. } => match eager_int_arith(e, env) {
+                Some(v) => v,
+                None => Value::thunk(ThunkState::Pending { expr: e, env: env.clone() }),
+            },
+            _ => self.maybe_thunk(e, env),
         }
     }
 
@@ -716,7 +728,7 @@ impl Eval {
                         i += k;
                         continue;
                     }
-                    let arg = self.maybe_thunk(&args[i], env);
+                    let arg = self.maybe_thunk_arg(&args[i], env);
                     f = self.call_lambda(c, arg, pos)?;
                 }
                 // A built-in given all its remaining arguments at once is called directly.
@@ -727,7 +739,7 @@ impl Eval {
                     continue;
                 }
                 _ => {
-                    let arg = self.maybe_thunk(&args[i], env);
+                    let arg = self.maybe_thunk_arg(&args[i], env);
                     f = self.call(&f, arg, pos)?;
                 }
             }
@@ -738,7 +750,7 @@ impl Eval {
 
     /// A built-in applied to argument expressions, with the arguments on the stack.
     fn call_primop_exprs(&mut self, op: &'static builtins::PrimOp, args: &'static [Expr], pos: Pos, env: &Rc<Env>) -> Result<Value> {
-        let argv: smallvec::SmallVec<[Value; 4]> = args.iter().map(|a| self.maybe_thunk(a, env)).collect();
+        let argv: smallvec::SmallVec<[Value; 4]> = args.iter().map(|a| self.maybe_thunk_arg(a, env)).collect();
         self.call_primop(op, &argv, pos)
     }
 
@@ -1363,7 +1375,7 @@ impl Eval {
     /// argument buffer does not enlarge `eval`'s (recursive) stack frame.
     #[inline(never)]
     fn call_lambda_exprs(&mut self, c: &Rc<Closure>, args: &'static [Expr], pos: Pos, env: &Rc<Env>) -> Result<Value> {
-        let argv: smallvec::SmallVec<[Value; 4]> = args.iter().map(|a| self.maybe_thunk(a, env)).collect();
+        let argv: smallvec::SmallVec<[Value; 4]> = args.iter().map(|a| self.maybe_thunk_arg(a, env)).collect();
         self.call_lambda_multi(c, &argv, pos)
     }
 
