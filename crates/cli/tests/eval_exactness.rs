@@ -10,6 +10,10 @@ use std::process::{Command, Output};
 
 /// (flags before `-E`, expression).
 const CASES: &[(&[&str], &str)] = &[
+    // Output names are separated by space, tab, newline and return only: a
+    // form feed stays in the name (and makes it an invalid store path name).
+    (&["--eval", "--strict"], "builtins.derivationStrict { name = \"x\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; outputs = \"out${builtins.fromJSON \"\\\"\\\\u000c\\\"\"}dev  bin\"; }"),
+    (&["--eval", "--strict"], "builtins.derivationStrict { name = \"x\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; outputs = \"out\\tdev \\n bin\"; }"),
     // Without --strict, an attribute or list element not evaluated yet prints
     // as <CODE>, arithmetic included (nivis computes some arithmetic early,
     // but only in a function's arguments).

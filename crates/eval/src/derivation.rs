@@ -110,8 +110,10 @@ pub fn prim_derivation_strict(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value
         let s = e.coerce_to_string(&v, p, Coerce { more: true, copy_to_store: true })?;
         context.extend(s.context().into_iter().flatten().cloned());
         if attr.name == e.s.outputs {
-            for o in s.to_str_lossy().split_whitespace() {
-                outputs.push(o.to_string());
+            // CppNix's tokenizeString: only space, tab, newline and return
+            // separate names (not the other Unicode or ASCII whitespace).
+            for o in s.as_bytes().split(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')).filter(|o| !o.is_empty()) {
+                outputs.push(String::from_utf8_lossy(o).into_owned());
             }
         }
         let text = s.as_bytes().to_vec();
