@@ -29,6 +29,12 @@ fn run(ours: bool, dir: &Path, args: &[&str]) -> Output {
 /// The message lines: what comes before nivis's source excerpt.
 fn message(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
+    // nivis prints current CppNix's layout: "error:", the trace frames, then
+    // the message as "       error: …"; 2.8, the peer here, starts with it.
+    let text = match text.rfind("\n       error: ") {
+        Some(i) if text.starts_with("error:\n") => text[i + "\n       ".len()..].to_string(),
+        _ => text.into_owned(),
+    };
     let end = text.find("\n\n       at ").unwrap_or(text.len());
     text[..end].trim_end().to_string()
 }

@@ -55,5 +55,7 @@ fn pure_evaluation_wants_a_rev_for_forge_inputs() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.starts_with("error: in pure evaluation mode, 'fetchTree' requires a locked input"), "{stderr}");
+    // Current CppNix's layout: the builtin's frame first, the message last.
+    assert!(stderr.starts_with("error:\n       … while calling the 'fetchTree' builtin"), "{stderr}");
+    assert!(stderr.contains("\n       error: in pure evaluation mode, 'fetchTree' requires a locked input"), "{stderr}");
 }
