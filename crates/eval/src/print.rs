@@ -22,20 +22,26 @@ pub fn escape_string(s: &[u8], out: &mut Vec<u8>) {
 /// `all_dollars`: escape every `$` (as expressions are shown), not only `${`.
 fn escape_string_opts(s: &[u8], out: &mut Vec<u8>, all_dollars: bool) {
     out.push(b'"');
-    for (i, &c) in s.iter().enumerate() {
-        match c {
-            b'"' | b'\\' => {
-                out.push(b'\\');
-                out.push(c);
-            }
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'$' if all_dollars || s.get(i + 1) == Some(&b'{') => out.extend_from_slice(b"\\$"),
-            c => out.push(c),
-        }
+    for i in 0..s.len() {
+        push_escaped_byte(out, s, i, all_dollars);
     }
     out.push(b'"');
+}
+
+/// Byte `i` of the string `s` as it stands inside a printed string literal
+/// (CppNix's printLiteralString; `all_dollars` as in `escape_string_opts`).
+pub(crate) fn push_escaped_byte(out: &mut Vec<u8>, s: &[u8], i: usize, all_dollars: bool) {
+    match s[i] {
+        c @ (b'"' | b'\\') => {
+            out.push(b'\\');
+            out.push(c);
+        }
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        b'$' if all_dollars || s.get(i + 1) == Some(&b'{') => out.extend_from_slice(b"\\$"),
+        c => out.push(c),
+    }
 }
 
 /// Prints a value for `nix-instantiate --eval` (the value itself should be

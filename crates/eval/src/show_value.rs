@@ -34,23 +34,13 @@ pub fn show_value(v: &Value) -> String {
 
 fn write_string(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
-    for (i, &c) in s.iter().enumerate() {
+    for i in 0..s.len() {
         if i >= MAX_STRING_BYTES {
             out.extend_from_slice(b"\" ");
             elided(out, s.len() - i, "byte", "bytes");
             return;
         }
-        match c {
-            b'"' | b'\\' => {
-                out.push(b'\\');
-                out.push(c);
-            }
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'$' if s.get(i + 1) == Some(&b'{') => out.extend_from_slice(b"\\$"),
-            c => out.push(c),
-        }
+        crate::print::push_escaped_byte(out, s, i, false);
     }
     out.push(b'"');
 }
