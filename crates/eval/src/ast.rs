@@ -16,7 +16,7 @@ pub enum VarLoc {
     /// Looked up at run time in the enclosing `with` scopes: `depths` lists how
     /// many environments up each one is, innermost first (a static chain, so a
     /// `with` environment needs no link to the next one).
-    With { depths: &'static [u32] },
+    With { depths: &'static [(u32, Pos)] },
 }
 
 pub struct Var {

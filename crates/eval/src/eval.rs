@@ -791,9 +791,21 @@ impl Eval {
     fn lookup_with_var(&mut self, var: &'static Var, env: &Rc<Env>) -> Result<Value> {
         match var.loc {
             VarLoc::With { depths } => {
-                for &depth in depths {
+                for &(depth, with_pos) in depths {
                     let scope_value = env_at(env, depth).get(0).expect("a `with` environment holds its set");
-                    let attrs = self.force_attrs(&scope_value, var.pos)?;
+                    // As CppNix's forceAttrs(…, the `with`'s position, errorCtx):
+                    // a set that is not one is reported under a frame at `with`.
+                    let attrs = match self.force(&scope_value, with_pos)? {
+                        Value::Attrs(a) => a,
+                        other => {
+                            let mut err = type_error(&other, "a set", Pos::NONE);
+                            err.trace.push(TraceFrame {
+                                pos: with_pos,
+                                msg: "while evaluating the first subexpression of a with expression".to_string(),
+                            });
+                            return Err(err);
+                        }
+                    };
                     if let Some(v) = attrs.get(var.name) {
                         return Ok(v.clone());
                     }

@@ -8,11 +8,13 @@ use std::collections::HashMap;
 
 use crate::ast::*;
 use crate::error::ParseError;
+use crate::pos::Pos;
 use crate::symbol::Sym;
 
 pub enum Scope {
     Static { names: Vec<Sym>, map: Option<HashMap<Sym, u32>> },
-    With,
+    /// A `with` scope, and where its `with` keyword is (for its error frame).
+    With(Pos),
 }
 
 impl Scope {
@@ -28,7 +30,7 @@ impl Scope {
         match self {
             Scope::Static { map: Some(m), .. } => m.get(&name).copied(),
             Scope::Static { names, map: None } => names.iter().rposition(|s| *s == name).map(|i| i as u32),
-            Scope::With => None,
+            Scope::With(_) => None,
         }
     }
 }
@@ -52,11 +54,11 @@ pub fn resolve(e: &mut Expr, outer: &[&Scope]) -> Result<(), ParseError> {
 impl<'a> Resolver<'a> {
     fn lookup(&self, v: &mut Var) -> Result<(), ParseError> {
         let n = self.scopes.len();
-        let mut with_depths: Vec<u32> = Vec::new();
+        let mut with_depths: Vec<(u32, Pos)> = Vec::new();
         for (i, scope) in self.scopes.iter().enumerate().rev() {
             let depth = (n - 1 - i) as u32;
             match scope {
-                Scope::With => with_depths.push(depth),
+                Scope::With(pos) => with_depths.push((depth, *pos)),
                 s => {
                     if let Some(slot) = s.find(v.name) {
                         v.loc = VarLoc::Local { depth, slot };
@@ -208,9 +210,10 @@ impl<'a> Resolver<'a> {
                 }
                 Ok(())
             }
-            Expr::With { attrs, body, .. } => {
+            Expr::With { attrs, body, pos } => {
                 self.expr(attrs)?;
-                self.with_scope(Scope::With, |r| r.expr(body))
+                let pos = *pos;
+                self.with_scope(Scope::With(pos), |r| r.expr(body))
             }
             Expr::If { cond, then, else_, .. } => {
                 self.expr(cond)?;
