@@ -767,13 +767,7 @@ impl Derivation {
                 let DerivationOutput::Fixed { method, hash, path } = output else { unreachable!() };
                 // `fixed:out:[r:]<algo>:<base16>:<path>`
                 let mut writer = Sha256Writer::new();
-                writer.write(b"fixed:out:");
-                writer.write(method.prefix().as_bytes());
-                writer.write(hash.algorithm().name().as_bytes());
-                writer.write_byte(b':');
-                let mut hex = [0u8; 128];
-                writer.write(base16_into(hash.digest(), &mut hex));
-                writer.write_byte(b':');
+                crate::store_path::write_fixed_output_fingerprint(&mut writer, *method, hash);
                 writer.write(store_dir.as_str().as_bytes());
                 writer.write_byte(b'/');
                 writer.write(path.base_name().as_bytes());

@@ -451,15 +451,8 @@ impl StoreDir {
         if !references.is_empty() || has_self_reference {
             return Err(StorePathError::ReferencesNotAllowed);
         }
-        // `fixed:out:[r:]<algo>:<base16>:`
         let mut inner = Sha256Writer::new();
-        inner.write(b"fixed:out:");
-        inner.write(method.prefix().as_bytes());
-        inner.write(hash.algorithm().name().as_bytes());
-        inner.write_byte(b':');
-        let mut hex = [0u8; 128];
-        inner.write(base16_into(hash.digest(), &mut hex));
-        inner.write_byte(b':');
+        write_fixed_output_fingerprint(&mut inner, method, hash);
         self.make_store_path("output:out", &inner.finish(), name)
     }
 
@@ -489,4 +482,17 @@ pub fn output_path_name(drv_name: &str, output_name: &str) -> String {
     name.push('-');
     name.push_str(output_name);
     name
+}
+
+/// Writes `fixed:out:[r:]<algo>:<base16>:`, the fingerprint of a fixed-output
+/// path's content that both its store path and its derivation's hash modulo
+/// start from.
+pub(crate) fn write_fixed_output_fingerprint(writer: &mut Sha256Writer, method: FileIngestionMethod, hash: &Hash) {
+    writer.write(b"fixed:out:");
+    writer.write(method.prefix().as_bytes());
+    writer.write(hash.algorithm().name().as_bytes());
+    writer.write_byte(b':');
+    let mut hex = [0u8; 128];
+    writer.write(base16_into(hash.digest(), &mut hex));
+    writer.write_byte(b':');
 }
