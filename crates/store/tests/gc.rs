@@ -154,6 +154,19 @@ fn roots_of_every_kind_keep_their_closures() {
             .unwrap(),
     );
     store.add_temp_root(&closures[6].0).unwrap();
+    // Until `sleep` has been exec'd, /proc shows the forked test process's own
+    // environment and standard input: wait for the children's (bounded), or the
+    // scan can miss them.
+    let environ = format!("/proc/{}/environ", env_holder.0.id());
+    let stdin = format!("/proc/{}/fd/0", holder.0.id());
+    let held = real(&root, &closures[4].0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !(fs::read(&environ).is_ok_and(|e| e.windows(b"SOME_TOOL=".len()).any(|w| w == b"SOME_TOOL="))
+        && fs::read_link(&stdin).is_ok_and(|target| target == held))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 
     let roots = store.find_roots(false).unwrap();
     let links_of = |path: &StorePath| roots.get(path).cloned().unwrap_or_default();
