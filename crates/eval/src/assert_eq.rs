@@ -18,7 +18,7 @@ fn unequal(msg: String) -> Box<EvalError> {
 }
 
 fn with_frame(mut e: Box<EvalError>, pos: Pos, msg: String) -> Box<EvalError> {
-    e.trace.push(TraceFrame { pos, msg });
+    e.trace.push(TraceFrame::new(pos, msg));
     e
 }
 
@@ -113,10 +113,10 @@ pub fn assert_eq_values(ev: &mut Eval, a: &Value, b: &Value, pos: Pos) -> Result
                 let (iv, jv) = (i.value.clone(), j.value.clone());
                 if let Err(mut e) = assert_eq_values(ev, &iv, &jv, pos) {
                     if !j.pos.is_none() {
-                        e.trace.push(TraceFrame { pos: j.pos, msg: "where right hand side is".to_string() });
+                        e.trace.push(TraceFrame::new(j.pos, "where right hand side is".to_string()));
                     }
                     if !i.pos.is_none() {
-                        e.trace.push(TraceFrame { pos: i.pos, msg: "where left hand side is".to_string() });
+                        e.trace.push(TraceFrame::new(i.pos, "where left hand side is".to_string()));
                     }
                     return Err(with_frame(e, pos, format!("while comparing attribute '{}'", i.name)));
                 }

@@ -5,8 +5,8 @@
 use std::rc::Rc;
 
 use crate::ast::BinOp;
-use crate::error::{BadArgument, ErrorKind, EvalError, Result};
-use crate::eval::{Coerce, Eval, Settings, context_store_path, eval_error, io_error, type_error};
+use crate::error::{ErrorContext, ErrorKind, EvalError, Result, TraceFrame, add_context};
+use crate::eval::{AddTrace, Coerce, Eval, Settings, context_store_path, eval_error, io_error, type_error};
 use crate::io::{EvalIO, FileType};
 use crate::pos::Pos;
 use crate::resolve::Scope;
@@ -48,13 +48,13 @@ pub static PRIMOPS: &[PrimOp] = &[
     p!("attrNames", 1, prim_attr_names, "The names of a set's attributes, sorted."),
     p!("attrValues", 1, prim_attr_values, "The values of a set's attributes, in name order."),
     p!("baseNameOf", 1, prim_base_name_of, "The last component of a path or string."),
-    p!("bitAnd", 2, |e, a, p| bit(e, a, p, |x, y| x & y), "Bitwise and."),
-    p!("bitOr", 2, |e, a, p| bit(e, a, p, |x, y| x | y), "Bitwise or."),
-    p!("bitXor", 2, |e, a, p| bit(e, a, p, |x, y| x ^ y), "Bitwise exclusive or."),
+    p!("bitAnd", 2, |e, a, p| bit(e, a, p, "bitAnd", |x, y| x & y), "Bitwise and."),
+    p!("bitOr", 2, |e, a, p| bit(e, a, p, "bitOr", |x, y| x | y), "Bitwise or."),
+    p!("bitXor", 2, |e, a, p| bit(e, a, p, "bitXor", |x, y| x ^ y), "Bitwise exclusive or."),
     p!("break", 1, |e, a, p| e.force(&a[0], p), "In a debugger, pause; here, the identity."),
     p!("catAttrs", 2, prim_cat_attrs, "The values of attribute `name` in each set of a list that has it."),
-    p!("ceil", 1, |e, a, p| round(e, a, p, f64::ceil), "Round a number up to an integer."),
-    p!("floor", 1, |e, a, p| round(e, a, p, f64::floor), "Round a number down to an integer."),
+    p!("ceil", 1, |e, a, p| round(e, a, p, "ceil", f64::ceil), "Round a number up to an integer."),
+    p!("floor", 1, |e, a, p| round(e, a, p, "floor", f64::floor), "Round a number down to an integer."),
     p!("compareVersions", 2, prim_compare_versions, "Compare two version strings: -1, 0 or 1."),
     p!("concatLists", 1, prim_concat_lists, "Concatenate a list of lists."),
     p!("concatMap", 2, prim_concat_map, "Map a function returning lists and concatenate."),
@@ -101,7 +101,10 @@ pub static PRIMOPS: &[PrimOp] = &[
     p!("isNull", 1, |e, a, p| is_type(e, a, p, |v| matches!(v, Value::Null)), "Whether a value is null."),
     p!("isPath", 1, |e, a, p| is_type(e, a, p, |v| matches!(v, Value::Path(_))), "Whether a value is a path."),
     p!("isString", 1, |e, a, p| is_type(e, a, p, |v| matches!(v, Value::String(_))), "Whether a value is a string."),
-    p!("length", 1, |e, a, p| Ok(Value::Int(e.force_list(&a[0], p).argument(0)?.len() as i64)), "The length of a list."),
+    p!("length", 1, |e, a, p| {
+        let list = e.force_list(&a[0], p).context("while evaluating the first argument passed to builtins.length")?;
+        Ok(Value::Int(list.len() as i64))
+    }, "The length of a list."),
     p!("lessThan", 2, |e, a, p| Ok(Value::Bool(e.less_than(&a[0], &a[1], p)?)), "`a < b`."),
     p!("listToAttrs", 1, prim_list_to_attrs, "A set from a list of `{ name; value; }`."),
     p!("map", 2, prim_map, "Apply a function to each list element (lazily)."),
@@ -235,14 +238,15 @@ fn is_type(e: &mut Eval, a: &[Value], p: Pos, f: fn(&Value) -> bool) -> Result<V
     Ok(bool_v(f(&v)))
 }
 
-fn bit(e: &mut Eval, a: &[Value], p: Pos, f: fn(i64, i64) -> i64) -> Result<Value> {
-    let x = e.force_int(&a[0], p).argument(0)?;
-    let y = e.force_int(&a[1], p).argument(1)?;
+fn bit(e: &mut Eval, a: &[Value], p: Pos, name: &str, f: fn(i64, i64) -> i64) -> Result<Value> {
+    let x = e.force_int(&a[0], p).context_with(|| format!("while evaluating the first argument passed to builtins.{name}"))?;
+    let y = e.force_int(&a[1], p).context_with(|| format!("while evaluating the second argument passed to builtins.{name}"))?;
     Ok(Value::Int(f(x, y)))
 }
 
-fn round(e: &mut Eval, a: &[Value], p: Pos, f: fn(f64) -> f64) -> Result<Value> {
-    match e.force(&a[0], p)? {
+fn round(e: &mut Eval, a: &[Value], p: Pos, name: &str, f: fn(f64) -> f64) -> Result<Value> {
+    let arg = e.force(&a[0], p)?;
+    match arg {
         Value::Int(n) => Ok(Value::Int(n)),
         Value::Float(x) => {
             let r = f(x);
@@ -255,7 +259,10 @@ fn round(e: &mut Eval, a: &[Value], p: Pos, f: fn(f64) -> f64) -> Result<Value> 
             }
             Ok(Value::Int(r as i64))
         }
-        other => Err(type_error(&other, "a float", p)),
+        other => {
+            let err = type_error(&other, "a float", p);
+            Err(add_context(err, Pos::NONE, || format!("while evaluating the first argument passed to builtins.{name}")))
+        }
     }
 }
 
@@ -271,7 +278,7 @@ fn call_pred(e: &mut Eval, f: &Value, x: &Value, p: Pos, what: &str) -> Result<b
 #[cold]
 fn frame_on_type_error(mut err: Box<EvalError>, pos: Pos, msg: impl FnOnce() -> String) -> Box<EvalError> {
     if err.kind == ErrorKind::Type && err.trace.is_empty() {
-        err.trace.push(crate::error::TraceFrame { pos, msg: msg() });
+        err.trace.push(TraceFrame::new(pos, msg()));
     }
     err
 }
@@ -284,6 +291,60 @@ fn function_pos(f: &Value) -> Pos {
     }
 }
 
+/// CppNix's `coerceToString(pos, v, context, errorCtx, ...)`: a value that
+/// cannot be coerced gets the `msg` frame, and so does any failure inside a
+/// list's elements (errors raised while forcing `v` itself do not).
+pub(crate) fn coerce_ctx(e: &mut Eval, v: &Value, p: Pos, opts: Coerce, msg: &str) -> Result<NixString> {
+    let v = e.force(v, p)?;
+    e.coerce_to_string(&v, p, opts).map_err(|err| {
+        if matches!(v, Value::List(_)) {
+            let mut err = err;
+            err.trace.push(TraceFrame::new(Pos::NONE, msg));
+            err
+        } else {
+            add_context(err, Pos::NONE, || msg.to_string())
+        }
+    })
+}
+
+/// CppNix's `coerceToPath(pos, v, context, errorCtx)`: any failure while
+/// forcing `v` gets the `msg` frame, as does a value that is no absolute path.
+fn coerce_path_ctx(e: &mut Eval, v: &Value, p: Pos, msg: &str) -> Result<(Vec<u8>, Context)> {
+    let v = e.force(v, p).trace(Pos::NONE, || msg.to_string())?;
+    e.coerce_to_path(&v, p).context(msg)
+}
+
+/// CppNix's `realisePath`: the path argument of `import`, `readFile`,
+/// `readDir`, `hashFile`..., coerced under "while realising the context of a
+/// path", then the store paths of its context built.
+fn realise_path_arg(e: &mut Eval, v: &Value, p: Pos) -> Result<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let (path, ctx) = coerce_path_ctx(e, v, p, "while realising the context of a path")?;
+    for c in &ctx {
+        let c = String::from_utf8_lossy(c).into_owned();
+        e.io.realise_context(&c).map_err(|err| io_error(err, Pos::NONE)).trace(Pos::NONE, || {
+            format!("while realising the context of path '{}'", String::from_utf8_lossy(&path))
+        })?;
+    }
+    Ok(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&path)))
+}
+
+/// CppNix's `getAttr(name, attrs, errorCtx)`: a missing attribute is an error
+/// with the `errorCtx` frame.
+fn required_attr(attrs: &Attrs, name: Sym, msg: &str) -> Result<Value> {
+    match attrs.get(name) {
+        Some(v) => Ok(v.clone()),
+        None => Err(missing_attr(name, msg)),
+    }
+}
+
+#[cold]
+fn missing_attr(name: Sym, msg: &str) -> Box<EvalError> {
+    let mut err = EvalError::new(ErrorKind::Type, format!("attribute '{name}' missing"), Pos::NONE);
+    err.trace.push(TraceFrame::new(Pos::NONE, msg));
+    err
+}
+
 pub fn to_string_plain(e: &mut Eval, v: &Value, p: Pos) -> Result<NixString> {
     e.coerce_to_string(v, p, Coerce { more: true, copy_to_store: false })
 }
@@ -291,9 +352,8 @@ pub fn to_string_plain(e: &mut Eval, v: &Value, p: Pos) -> Result<NixString> {
 // ----- errors and control -----
 
 fn prim_abort(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.coerce_to_string(&a[0], p, Coerce { more: false, copy_to_store: true }).map_err(|err| {
-        frame_on_type_error(err, Pos::NONE, || "while evaluating the error message passed to builtins.abort".to_string())
-    })?;
+    let coerce = Coerce { more: false, copy_to_store: true };
+    let s = coerce_ctx(e, &a[0], p, coerce, "while evaluating the error message passed to builtins.abort")?;
     Err(EvalError::new(
         ErrorKind::Abort,
         format!("evaluation aborted with the following error message: '{}'", s.to_str_lossy()),
@@ -303,9 +363,8 @@ fn prim_abort(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 fn prim_throw(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     // ("builtin.throw" is CppNix's spelling.)
-    let s = e.coerce_to_string(&a[0], p, Coerce { more: false, copy_to_store: true }).map_err(|err| {
-        frame_on_type_error(err, Pos::NONE, || "while evaluating the error message passed to builtin.throw".to_string())
-    })?;
+    let coerce = Coerce { more: false, copy_to_store: true };
+    let s = coerce_ctx(e, &a[0], p, coerce, "while evaluating the error message passed to builtin.throw")?;
     Err(EvalError::new(ErrorKind::Throw, s.to_str_lossy().into_owned(), Pos::NONE))
 }
 
@@ -313,9 +372,14 @@ fn prim_add_error_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     match e.force(&a[1], p) {
         Ok(v) => Ok(v),
         Err(mut err) => {
-            if let Ok(s) = e.coerce_to_string(&a[0], p, Coerce { more: false, copy_to_store: false }) {
-                err.trace.push(crate::error::TraceFrame { pos: Pos::NONE, msg: s.to_str_lossy().into_owned() });
-            }
+            // A message that cannot be coerced replaces the error (CppNix
+            // coerces it inside its handler). The frame is shown even where
+            // the trace is truncated.
+            let coerce = Coerce { more: false, copy_to_store: false };
+            let msg = coerce_ctx(e, &a[0], p, coerce, "while evaluating the error message passed to builtins.addErrorContext")?;
+            let mut frame = TraceFrame::new(Pos::NONE, msg.to_str_lossy().into_owned());
+            frame.always = true;
+            err.trace.push(frame);
             Err(err)
         }
     }
@@ -366,7 +430,7 @@ fn prim_trace_verbose(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_warn(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.force_string(&a[0], p).argument(0)?;
+    let s = e.force_string(&a[0], p).context("while evaluating the first argument; the message passed to builtins.warn")?;
     eprintln!("evaluation warning: {}", s.to_str_lossy());
     if e.settings.abort_on_warn {
         // Not catchable by tryEval: it is there to show the warning's trace.
@@ -378,39 +442,34 @@ fn prim_warn(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 // ----- attribute sets -----
 
 fn prim_attr_names(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let attrs = e.force_attrs(&a[0], p).argument(0)?;
+    let attrs = e.force_attrs(&a[0], p).context("while evaluating the argument passed to builtins.attrNames")?;
     let names = attrs.sorted_by_name().iter().map(|x| Value::string(x.name.as_bytes())).collect();
     Ok(Value::list(names))
 }
 
 fn prim_attr_values(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let attrs = e.force_attrs(&a[0], p).argument(0)?;
+    let attrs = e.force_attrs(&a[0], p).context("while evaluating the argument passed to builtins.attrValues")?;
     let values = attrs.sorted_by_name().iter().map(|x| x.value.clone()).collect();
     Ok(Value::list(values))
 }
 
 fn prim_get_attr(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let name = e.force_string_no_ctx(&a[0], p).argument(0)?;
-    let attrs = e.force_attrs(&a[1], p).argument(1)?;
-    let sym = Sym::new(name.as_bytes());
-    match attrs.find(sym) {
-        Some(attr) => {
-            let v = attr.value.clone();
-            e.force(&v, p)
-        }
-        None => Err(eval_error(format!("attribute '{sym}' missing"), p)),
-    }
+    let name = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.getAttr")?;
+    let attrs = e.force_attrs(&a[1], p).context("while evaluating the second argument passed to builtins.getAttr")?;
+    let v = required_attr(&attrs, Sym::new(name.as_bytes()), "in the attribute set under consideration")?;
+    e.force(&v, p)
 }
 
 fn prim_has_attr(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let name = e.force_string_no_ctx(&a[0], p).argument(0)?;
-    let attrs = e.force_attrs(&a[1], p).argument(1)?;
+    let name = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.hasAttr")?;
+    let attrs = e.force_attrs(&a[1], p).context("while evaluating the second argument passed to builtins.hasAttr")?;
     Ok(bool_v(attrs.get(Sym::new(name.as_bytes())).is_some()))
 }
 
 fn prim_unsafe_get_attr_pos(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let name = e.force_string_no_ctx(&a[0], p).argument(0)?;
-    let attrs = e.force_attrs(&a[1], p).argument(1)?;
+    let name =
+        e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.unsafeGetAttrPos")?;
+    let attrs = e.force_attrs(&a[1], p).context("while evaluating the second argument passed to builtins.unsafeGetAttrPos")?;
     match attrs.find(Sym::new(name.as_bytes())) {
         Some(attr) => Ok(e.pos_to_value(attr.pos)),
         None => Ok(Value::Null),
@@ -418,11 +477,13 @@ fn prim_unsafe_get_attr_pos(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
 }
 
 fn prim_remove_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let attrs = e.force_attrs(&a[0], p).argument(0)?;
-    let list = e.force_list(&a[1], p).argument(1)?;
+    let attrs = e.force_attrs(&a[0], p).context("while evaluating the first argument passed to builtins.removeAttrs")?;
+    let list = e.force_list(&a[1], p).context("while evaluating the second argument passed to builtins.removeAttrs")?;
     let mut remove: Vec<Sym> = Vec::with_capacity(list.len());
     for item in list.iter() {
-        let s = e.force_string_no_ctx(item, p)?;
+        let s = e
+            .force_string_no_ctx(item, p)
+            .context("while evaluating the values of the second argument passed to builtins.removeAttrs")?;
         remove.push(Sym::new(s.as_bytes()));
     }
     // Sorted, so that removing many names from a large set stays n log k.
@@ -437,35 +498,43 @@ fn prim_remove_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_list_to_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let list = e.force_list(&a[0], p).argument(0)?;
-    let mut out = Attrs::with_capacity(list.len());
+    const PAIR: &str = "in a {name=...; value=...;} pair";
+    let list = e.force_list(&a[0], p).context("while evaluating the argument passed to builtins.listToAttrs")?;
+    // As CppNix: every element's name first, then, in name order, the value
+    // of the first element of each name (a later duplicate's value is never
+    // looked at).
+    let mut named: Vec<(Sym, Rc<Attrs>)> = Vec::with_capacity(list.len());
     for item in list.iter() {
-        let entry = e.force_attrs(item, p)?;
-        let Some(name_v) = entry.get(e.s.name).cloned() else {
-            return Err(eval_error("attribute 'name' missing", p));
+        let entry =
+            e.force_attrs(item, p).context("while evaluating an element of the list passed to builtins.listToAttrs")?;
+        let Some(name_attr) = entry.find(e.s.name) else {
+            return Err(missing_attr(e.s.name, PAIR));
         };
-        let name = e.force_string_no_ctx(&name_v, p)?;
-        let sym = Sym::new(name.as_bytes());
-        let Some(value) = entry.find(e.s.value) else {
-            // A repeated name is skipped before its value is looked at.
-            if out.entries.iter().any(|a| a.name == sym) {
-                continue;
-            }
-            return Err(eval_error("attribute 'value' missing", p));
-        };
-        out.entries.push(Attr { name: sym, value: value.value.clone(), pos: value.pos });
+        let (name_v, name_pos) = (name_attr.value.clone(), name_attr.pos);
+        let name = e.force_string_no_ctx(&name_v, p).map_err(|err| {
+            add_context(err, name_pos, || {
+                "while evaluating the `name` attribute of an element of the list passed to builtins.listToAttrs".to_string()
+            })
+        })?;
+        named.push((Sym::new(name.as_bytes()), entry));
     }
     // One stable sort, then the first definition of each name wins (sorted
     // insertion would move O(n) entries per name arriving out of order).
-    out.entries.sort_by_key(|a| a.name);
-    out.entries.dedup_by_key(|a| a.name);
-    out.entries.shrink_to_fit();
+    named.sort_by_key(|(name, _)| *name);
+    named.dedup_by_key(|(name, _)| *name);
+    let mut out = Attrs::with_capacity(named.len());
+    for (name, entry) in &named {
+        let Some(value) = entry.find(e.s.value) else {
+            return Err(missing_attr(e.s.value, PAIR));
+        };
+        out.entries.push(Attr { name: *name, value: value.value.clone(), pos: value.pos });
+    }
     Ok(Value::attrs(out))
 }
 
 fn prim_intersect_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let x = e.force_attrs(&a[0], p).argument(0)?;
-    let y = e.force_attrs(&a[1], p).argument(1)?;
+    let x = e.force_attrs(&a[0], p).context("while evaluating the first argument passed to builtins.intersectAttrs")?;
+    let y = e.force_attrs(&a[1], p).context("while evaluating the second argument passed to builtins.intersectAttrs")?;
     // The attributes of `y` whose names `x` has, looked up from the smaller
     // side: nixpkgs' `callPackage` intersects a function's few arguments with
     // the whole package set, once per package. Both sides are sorted by symbol,
@@ -488,9 +557,9 @@ fn prim_intersect_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_cat_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let name = e.force_string_no_ctx(&a[0], p).argument(0)?;
+    let name = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.catAttrs")?;
     let sym = Sym::new(name.as_bytes());
-    let list = e.force_list(&a[1], p).argument(1)?;
+    let list = e.force_list(&a[1], p).context("while evaluating the second argument passed to builtins.catAttrs")?;
     let mut out = Vec::new();
     for item in list.iter() {
         let attrs = e.force_attrs(item, p).map_err(|err| {
@@ -506,7 +575,7 @@ fn prim_cat_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_map_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let attrs = e.force_attrs(&a[1], p).argument(1)?;
+    let attrs = e.force_attrs(&a[1], p).context("while evaluating the second argument passed to builtins.mapAttrs")?;
     let f = a[0].clone();
     let mut out = Attrs::with_capacity(attrs.len());
     for x in &attrs.entries {
@@ -518,11 +587,14 @@ fn prim_map_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_zip_attrs_with(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let list = e.force_list(&a[1], p).argument(1)?;
+    e.force_function(&a[0], p).context("while evaluating the first argument passed to builtins.zipAttrsWith")?;
+    let list = e.force_list(&a[1], p).context("while evaluating the second argument passed to builtins.zipAttrsWith")?;
     let mut groups: Vec<(Sym, Vec<Value>)> = Vec::new();
     let mut index: std::collections::HashMap<Sym, usize> = std::collections::HashMap::new();
     for item in list.iter() {
-        let attrs = e.force_attrs(item, p)?;
+        let attrs = e
+            .force_attrs(item, p)
+            .context("while evaluating a value of the list passed as second argument to builtins.zipAttrsWith")?;
         for x in &attrs.entries {
             let i = *index.entry(x.name).or_insert_with(|| {
                 groups.push((x.name, Vec::new()));
@@ -559,13 +631,15 @@ fn prim_function_args(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_group_by(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let list = e.force_list(&a[1], p).argument(1)?;
+    let f = e.force_function(&a[0], p).context("while evaluating the first argument passed to builtins.groupBy")?;
+    let list = e.force_list(&a[1], p).context("while evaluating the second argument passed to builtins.groupBy")?;
     let mut groups: Vec<(Sym, Vec<Value>)> = Vec::new();
     let mut index: std::collections::HashMap<Sym, usize> = std::collections::HashMap::new();
-    let f = e.force(&a[0], p)?;
     for item in list.iter() {
         let k = e.call(&f, item.clone(), p)?;
-        let k = e.force_string_no_ctx(&k, p)?;
+        let k = e
+            .force_string_no_ctx(&k, p)
+            .context("while evaluating the return value of the grouping function passed to builtins.groupBy")?;
         let sym = Sym::new(k.as_bytes());
         let i = *index.entry(sym).or_insert_with(|| {
             groups.push((sym, Vec::new()));
@@ -584,14 +658,22 @@ fn prim_group_by(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 // ----- lists -----
 
 fn prim_map(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let list = e.force_list(&a[1], p).argument(1)?;
+    let list = e.force_list(&a[1], p).context("while evaluating the second argument passed to builtins.map")?;
+    // The function is checked only when there is something to apply it to.
+    if list.is_empty() {
+        return Ok(Value::List(list));
+    }
+    e.force_function(&a[0], p).context("while evaluating the first argument passed to builtins.map")?;
     let out = list.iter().map(|x| Value::apply_thunk(a[0].clone(), x.clone())).collect();
     Ok(Value::list(out))
 }
 
 fn prim_filter(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let f = e.force_function(&a[0], p).argument(0)?;
-    let list = e.force_list(&a[1], p).argument(1)?;
+    let list = e.force_list(&a[1], p).context("while evaluating the second argument passed to builtins.filter")?;
+    if list.is_empty() {
+        return Ok(Value::List(list));
+    }
+    let f = e.force_function(&a[0], p).context("while evaluating the first argument passed to builtins.filter")?;
     let mut out = Vec::new();
     for x in list.iter() {
         if call_pred(e, &f, x, p, "the filtering function passed to builtins.filter")? {
@@ -605,8 +687,8 @@ fn prim_filter(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_all(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let f = e.force_function(&a[0], p).argument(0)?;
-    let list = e.force_list(&a[1], p).argument(1)?;
+    let f = e.force_function(&a[0], p).context("while evaluating the first argument passed to builtins.all")?;
+    let list = e.force_list(&a[1], p).context("while evaluating the second argument passed to builtins.all")?;
     for x in list.iter() {
         if !call_pred(e, &f, x, p, "the function passed to builtins.all")? {
             return Ok(bool_v(false));
@@ -616,8 +698,8 @@ fn prim_all(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_any(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let f = e.force_function(&a[0], p).argument(0)?;
-    let list = e.force_list(&a[1], p).argument(1)?;
+    let f = e.force_function(&a[0], p).context("while evaluating the first argument passed to builtins.any")?;
+    let list = e.force_list(&a[1], p).context("while evaluating the second argument passed to builtins.any")?;
     for x in list.iter() {
         if call_pred(e, &f, x, p, "the function passed to builtins.any")? {
             return Ok(bool_v(true));
@@ -627,7 +709,7 @@ fn prim_any(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_elem(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let list = e.force_list(&a[1], p).argument(1)?;
+    let list = e.force_list(&a[1], p).context("while evaluating the second argument passed to builtins.elem")?;
     for x in list.iter() {
         if e.equal(&a[0], x, p)? {
             return Ok(bool_v(true));
@@ -637,43 +719,44 @@ fn prim_elem(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_elem_at(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let list = e.force_list(&a[0], p).argument(0)?;
-    let n = e.force_int(&a[1], p).argument(1)?;
+    // The index is checked before the list, as in CppNix.
+    let n = e.force_int(&a[1], p).context("while evaluating the second argument passed to 'builtins.elemAt'")?;
+    let list = e.force_list(&a[0], p).context("while evaluating the first argument passed to 'builtins.elemAt'")?;
     if n < 0 || n as usize >= list.len() {
-        return Err(eval_error(format!("list index {n} is out of bounds"), p));
+        return Err(eval_error(format!("'builtins.elemAt' called with index {n} on a list of size {}", list.len()), p));
     }
     e.force(&list[n as usize], p)
 }
 
 fn prim_head(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let list = e.force_list(&a[0], p).argument(0)?;
+    let list = e.force_list(&a[0], p).context("while evaluating the first argument passed to 'builtins.head'")?;
     match list.first() {
         Some(v) => e.force(v, p),
-        None => Err(eval_error("list index 0 is out of bounds", p)),
+        None => Err(eval_error("'builtins.head' called on an empty list", p)),
     }
 }
 
 fn prim_tail(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let list = e.force_list(&a[0], p).argument(0)?;
+    let list = e.force_list(&a[0], p).context("while evaluating the first argument passed to 'builtins.tail'")?;
     if list.is_empty() {
-        return Err(eval_error("'tail' called on an empty list", p));
+        return Err(eval_error("'builtins.tail' called on an empty list", p));
     }
     Ok(Value::list(list[1..].to_vec()))
 }
 
 fn prim_concat_lists(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let lists = e.force_list(&a[0], p).argument(0)?;
+    let lists = e.force_list(&a[0], p).context("while evaluating the first argument passed to builtins.concatLists")?;
     let mut out = Vec::new();
     for l in lists.iter() {
-        let l = e.force_list(l, p)?;
+        let l = e.force_list(l, p).context("while evaluating a value of the list passed to builtins.concatLists")?;
         out.extend(l.iter().cloned());
     }
     Ok(Value::list(out))
 }
 
 fn prim_concat_map(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let f = e.force_function(&a[0], p).argument(0)?;
-    let list = e.force_list(&a[1], p).argument(1)?;
+    let f = e.force_function(&a[0], p).context("while evaluating the first argument passed to builtins.concatMap")?;
+    let list = e.force_list(&a[1], p).context("while evaluating the second argument passed to builtins.concatMap")?;
     let mut out = Vec::new();
     for x in list.iter() {
         let r = e.call(&f, x.clone(), p)?;
@@ -688,8 +771,9 @@ fn prim_concat_map(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_foldl(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let f = e.force_function(&a[0], p).argument(0)?;
-    let list = e.force_list(&a[2], p).argument(2)?;
+    // CppNix names it by its C++ name.
+    let f = e.force_function(&a[0], p).context("while evaluating the first argument passed to builtins.foldlStrict")?;
+    let list = e.force_list(&a[2], p).context("while evaluating the third argument passed to builtins.foldlStrict")?;
     let mut acc = a[1].clone();
     for x in list.iter() {
         acc = e.call_n(&f, &[acc, x.clone()], p)?;
@@ -698,17 +782,19 @@ fn prim_foldl(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_gen_list(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let n = e.force_int(&a[1], p).argument(1)?;
+    let n = e.force_int(&a[1], p).context("while evaluating the second argument passed to builtins.genList")?;
     if n < 0 {
         return Err(eval_error(format!("cannot create list of size {n}"), p));
     }
+    // Checked even for an empty list, as CppNix does.
+    e.force_function(&a[0], Pos::NONE).context("while evaluating the first argument passed to builtins.genList")?;
     let out = (0..n).map(|i| Value::apply_thunk(a[0].clone(), Value::Int(i))).collect();
     Ok(Value::list(out))
 }
 
 fn prim_partition(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let f = e.force_function(&a[0], p).argument(0)?;
-    let list = e.force_list(&a[1], p).argument(1)?;
+    let f = e.force_function(&a[0], p).context("while evaluating the first argument passed to builtins.partition")?;
+    let list = e.force_list(&a[1], p).context("while evaluating the second argument passed to builtins.partition")?;
     let (mut right, mut wrong) = (Vec::new(), Vec::new());
     for x in list.iter() {
         if call_pred(e, &f, x, p, "the partition function passed to builtins.partition")? {
@@ -724,19 +810,31 @@ fn prim_partition(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_sort(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let f = e.force_function(&a[0], p).argument(0)?;
-    let list = e.force_list(&a[1], p).argument(1)?;
+    let list = e.force_list(&a[1], p).context("while evaluating the second argument passed to builtins.sort")?;
+    if list.is_empty() {
+        return Ok(Value::List(list));
+    }
+    let f = e.force_function(&a[0], p).context("while evaluating the first argument passed to builtins.sort")?;
     let mut items: Vec<Value> = list.iter().cloned().collect();
     for it in items.iter_mut() {
         *it = e.force(it, p)?;
     }
+    // `lessThan` itself is compared directly, with CppNix's frame for it.
+    let is_less_than = matches!(&f, Value::PrimOp(op) if op.name == "lessThan");
     // A merge sort that can stop on the first error from the comparator.
     let mut error = None;
     let mut less = |x: &Value, y: &Value, e: &mut Eval| -> bool {
         if error.is_some() {
             return false;
         }
-        let r = e.call(&f, x.clone(), p).and_then(|g| e.call(&g, y.clone(), p)).and_then(|r| e.force_bool(&r, p));
+        let r = if is_less_than {
+            e.less_than(x, y, p).trace(Pos::NONE, || "while evaluating the ordering function passed to builtins.sort".into())
+        } else {
+            e.call(&f, x.clone(), p).and_then(|g| e.call(&g, y.clone(), p)).and_then(|r| {
+                e.force_bool(&r, p)
+                    .context("while evaluating the return value of the sorting function passed to builtins.sort")
+            })
+        };
         match r {
             Ok(b) => b,
             Err(err) => {
@@ -778,8 +876,8 @@ fn merge_sort(v: Vec<Value>, less: &mut dyn FnMut(&Value, &Value) -> bool) -> Ve
 }
 
 fn prim_generic_closure(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let args = e.force_attrs(&a[0], p).argument(0)?;
-    let frame = |msg: &str| crate::error::TraceFrame { pos: Pos::NONE, msg: msg.to_string() };
+    let args = e.force_attrs(&a[0], p).context("while evaluating the first argument passed to builtins.genericClosure")?;
+    let frame = |msg: &str| TraceFrame::new(Pos::NONE, msg.to_string());
     let in_args = "in the attrset passed as argument to builtins.genericClosure";
     let Some(start) = args.get(e.s.start_set).cloned() else {
         let mut err = eval_error("attribute 'startSet' missing", Pos::NONE);
@@ -791,6 +889,10 @@ fn prim_generic_closure(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
             "while evaluating the 'startSet' attribute passed as argument to builtins.genericClosure".to_string()
         })
     })?;
+    // Nothing to close over: the operator is not even looked up.
+    if start.is_empty() {
+        return Ok(Value::List(start));
+    }
     let Some(op) = args.get(e.s.operator).cloned() else {
         let mut err = eval_error("attribute 'operator' missing", Pos::NONE);
         err.trace.push(frame(in_args));
@@ -810,7 +912,7 @@ fn prim_generic_closure(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     while let Some(item) = work.pop_front() {
         let in_element = |err: Box<EvalError>, item: &Value| {
             let mut err = err;
-            err.trace.push(crate::error::TraceFrame { pos: Pos::NONE, msg: format!("in genericClosure element {}", show(item)) });
+            err.trace.push(TraceFrame::new(Pos::NONE, format!("in genericClosure element {}", show(item))));
             err
         };
         let attrs = e.force_attrs(&item, p).map_err(|err| in_element(err, &item))?;
@@ -878,7 +980,9 @@ fn prim_generic_closure(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 // ----- strings -----
 
 fn prim_string_length(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.coerce_to_string(&a[0], p, Coerce { more: false, copy_to_store: false })?;
+    // A path is copied to the store first (CppNix's default coercion).
+    let coerce = Coerce { more: false, copy_to_store: true };
+    let s = coerce_ctx(e, &a[0], p, coerce, "while evaluating the argument passed to builtins.stringLength")?;
     Ok(Value::Int(s.as_bytes().len() as i64))
 }
 
@@ -890,10 +994,7 @@ fn prim_to_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
             // CppNix names the argument for a failed coercion, and for any
             // failure inside a list's elements.
             if matches!(v, Value::List(_)) || (error.kind == ErrorKind::Type && error.trace.is_empty()) {
-                error.trace.push(crate::error::TraceFrame {
-                    pos: Pos::NONE,
-                    msg: "while evaluating the first argument passed to builtins.toString".to_string(),
-                });
+                error.trace.push(TraceFrame::new(Pos::NONE, "while evaluating the first argument passed to builtins.toString"));
             }
             Err(error)
         }
@@ -901,8 +1002,12 @@ fn prim_to_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_concat_strings_sep(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let sep = e.force_string(&a[0], p).argument(0)?;
-    let list = e.force_list(&a[1], p).argument(1)?;
+    let sep = e
+        .force_string(&a[0], p)
+        .context("while evaluating the first argument (the separator string) passed to builtins.concatStringsSep")?;
+    let list = e
+        .force_list(&a[1], p)
+        .context("while evaluating the second argument (the list of strings to concat) passed to builtins.concatStringsSep")?;
     let mut buf = Vec::new();
     let mut ctx = sep.context().cloned().unwrap_or_default();
     for (i, x) in list.iter().enumerate() {
@@ -919,7 +1024,8 @@ fn prim_concat_strings_sep(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_base_name_of(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.coerce_to_string(&a[0], p, Coerce { more: false, copy_to_store: false })?;
+    let coerce = Coerce { more: false, copy_to_store: false };
+    let s = coerce_ctx(e, &a[0], p, coerce, "while evaluating the first argument passed to builtins.baseNameOf")?;
     let mut bytes = s.as_bytes();
     if bytes.ends_with(b"/") {
         bytes = &bytes[..bytes.len() - 1];
@@ -934,7 +1040,8 @@ fn prim_base_name_of(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 fn prim_dir_of(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let v = e.force(&a[0], p)?;
     let is_path = matches!(v, Value::Path(_));
-    let s = e.coerce_to_string(&v, p, Coerce { more: false, copy_to_store: false })?;
+    let coerce = Coerce { more: false, copy_to_store: false };
+    let s = coerce_ctx(e, &v, p, coerce, "while evaluating the first argument passed to 'builtins.dirOf'")?;
     let bytes = s.as_bytes();
     let dir: Vec<u8> = match bytes.iter().rposition(|c| *c == b'/') {
         None => b".".to_vec(),
@@ -949,24 +1056,24 @@ fn prim_dir_of(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_to_path(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let (path, ctx) = e.coerce_to_path(&a[0], p).argument(0)?;
+    let (path, ctx) = coerce_path_ctx(e, &a[0], p, "while evaluating the first argument passed to builtins.toPath")?;
     Ok(Value::string_ctx(crate::parser::canon_path(&path), ctx))
 }
 
 fn prim_compare_versions(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let x = e.force_string_no_ctx(&a[0], p).argument(0)?;
-    let y = e.force_string_no_ctx(&a[1], p).argument(1)?;
+    let x = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.compareVersions")?;
+    let y = e.force_string_no_ctx(&a[1], p).context("while evaluating the second argument passed to builtins.compareVersions")?;
     Ok(Value::Int(crate::strings::compare_versions(x.as_bytes(), y.as_bytes()) as i64))
 }
 
 fn prim_split_version(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.force_string_no_ctx(&a[0], p).argument(0)?;
+    let s = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.splitVersion")?;
     let parts = crate::strings::split_version(s.as_bytes()).into_iter().map(Value::string).collect();
     Ok(Value::list(parts))
 }
 
 fn prim_parse_drv_name(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.force_string_no_ctx(&a[0], p).argument(0)?;
+    let s = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.parseDrvName")?;
     let (name, version) = crate::strings::parse_drv_name(s.as_bytes());
     let mut out = Attrs::new();
     out.insert(e.s.name, Value::string(name), Pos::NONE);
@@ -975,11 +1082,13 @@ fn prim_parse_drv_name(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_hash_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let algo = e.force_string_no_ctx(&a[0], p).argument(0)?;
-    let s = e.force_string(&a[1], p).argument(1)?;
-    let digest = crate::hash::digest(&algo.to_str_lossy(), s.as_bytes()).ok_or_else(|| {
-        eval_error(format!("unknown hash algorithm '{}'", algo.to_str_lossy()), p)
-    })?;
+    let algo = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.hashString")?;
+    // The algorithm is checked before the string is forced.
+    if crate::hash::digest(&algo.to_str_lossy(), b"").is_none() {
+        return Err(eval_error(format!("unknown hash algorithm '{}'", algo.to_str_lossy()), p));
+    }
+    let s = e.force_string(&a[1], p).context("while evaluating the second argument passed to builtins.hashString")?;
+    let digest = crate::hash::digest(&algo.to_str_lossy(), s.as_bytes()).unwrap_or_default();
     Ok(Value::string(crate::hash::base16(&digest).into_bytes()))
 }
 
@@ -993,28 +1102,30 @@ fn read_error(err: crate::io::IoError, path: &std::path::Path) -> Box<EvalError>
 }
 
 fn prim_hash_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let algo = e.force_string_no_ctx(&a[0], p).argument(0)?;
-    let path = e.realise_path(&a[1], p)?;
+    let algo = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.hashFile")?;
+    if crate::hash::digest(&algo.to_str_lossy(), b"").is_none() {
+        return Err(eval_error(format!("unknown hash algorithm '{}'", algo.to_str_lossy()), p));
+    }
+    let path = realise_path_arg(e, &a[1], p)?;
     let data = e.io.read_file(&path).map_err(|err| read_error(err, &path))?;
-    let digest = crate::hash::digest(&algo.to_str_lossy(), &data).ok_or_else(|| {
-        eval_error(format!("unknown hash algorithm '{}'", algo.to_str_lossy()), p)
-    })?;
+    let digest = crate::hash::digest(&algo.to_str_lossy(), &data).unwrap_or_default();
     Ok(Value::string(crate::hash::base16(&digest).into_bytes()))
 }
 
 fn prim_convert_hash(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let args = e.force_attrs(&a[0], p).argument(0)?;
-    let get = |e: &mut Eval, name: &str| -> Result<Option<String>> {
-        match args.get(Sym::from_str(name)).cloned() {
-            Some(v) => Ok(Some(e.force_string_no_ctx(&v, p)?.to_str_lossy().into_owned())),
-            None => Ok(None),
-        }
+    let args = e.force_attrs(&a[0], p).context("while evaluating the first argument passed to builtins.convertHash")?;
+    let string = |e: &mut Eval, v: &Value, name: &str| -> Result<String> {
+        let s = e.force_string_no_ctx(v, p).context_with(|| format!("while evaluating the attribute '{name}'"))?;
+        Ok(s.to_str_lossy().into_owned())
     };
-    let Some(hash) = get(e, "hash")? else { return Err(eval_error("attribute 'hash' missing", p)) };
-    let algo = get(e, "hashAlgo")?;
-    let Some(format) = get(e, "toHashFormat")? else {
-        return Err(eval_error("attribute 'toHashFormat' missing", p));
+    let hash_v = required_attr(&args, Sym::from_str("hash"), "while locating the attribute 'hash'")?;
+    let hash = string(e, &hash_v, "hash")?;
+    let algo = match args.get(Sym::from_str("hashAlgo")).cloned() {
+        Some(v) => Some(string(e, &v, "hashAlgo")?),
+        None => None,
     };
+    let format_v = required_attr(&args, Sym::from_str("toHashFormat"), "while locating the attribute 'toHashFormat'")?;
+    let format = string(e, &format_v, "toHashFormat")?;
     let (algo, digest) = crate::hash::parse_any(&hash, algo.as_deref()).map_err(|m| eval_error(m, p))?;
     let out = crate::hash::format(&algo, &digest, &format).map_err(|m| eval_error(m, p))?;
     Ok(Value::string(out.into_bytes()))
@@ -1023,17 +1134,20 @@ fn prim_convert_hash(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 // ----- string context -----
 
 fn prim_has_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.force_string(&a[0], p).argument(0)?;
+    let s = e.force_string(&a[0], p).context("while evaluating the argument passed to builtins.hasContext")?;
     Ok(bool_v(s.has_context()))
 }
 
 fn prim_discard_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.coerce_to_string(&a[0], p, Coerce { more: false, copy_to_store: false })?;
+    // A path is copied to the store (CppNix's default coercion).
+    let coerce = Coerce { more: false, copy_to_store: true };
+    let s = coerce_ctx(e, &a[0], p, coerce, "while evaluating the argument passed to builtins.unsafeDiscardStringContext")?;
     Ok(Value::string(s.as_bytes().to_vec()))
 }
 
 fn prim_discard_output_dep(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.coerce_to_string(&a[0], p, Coerce { more: false, copy_to_store: false })?;
+    let coerce = Coerce { more: false, copy_to_store: true };
+    let s = coerce_ctx(e, &a[0], p, coerce, "while evaluating the argument passed to builtins.unsafeDiscardOutputDependency")?;
     let mut ctx = Context::new();
     for c in s.context().into_iter().flatten() {
         match c.strip_prefix(b"=") {
@@ -1045,7 +1159,8 @@ fn prim_discard_output_dep(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_add_drv_output_deps(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.coerce_to_string(&a[0], p, Coerce { more: false, copy_to_store: false })?;
+    let coerce = Coerce { more: false, copy_to_store: true };
+    let s = coerce_ctx(e, &a[0], p, coerce, "while evaluating the argument passed to builtins.addDrvOutputDependencies")?;
     let ctx = s.context().cloned().unwrap_or_default();
     if ctx.len() != 1 {
         return Err(eval_error(
@@ -1082,7 +1197,7 @@ fn prim_add_drv_output_deps(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
 }
 
 fn prim_get_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.force_string(&a[0], p).argument(0)?;
+    let s = e.force_string(&a[0], p).context("while evaluating the argument passed to builtins.getContext")?;
     // path -> (path: bool, allOutputs: bool, outputs: [names])
     let mut info: std::collections::BTreeMap<Vec<u8>, (bool, bool, Vec<Vec<u8>>)> = Default::default();
     for c in s.context().into_iter().flatten() {
@@ -1117,10 +1232,12 @@ fn prim_get_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_append_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.force_string(&a[0], p).argument(0)?;
-    let attrs = e.force_attrs(&a[1], p).argument(1)?;
+    let s = e.force_string(&a[0], p).context("while evaluating the first argument passed to builtins.appendContext")?;
+    let attrs = e.force_attrs(&a[1], p).context("while evaluating the second argument passed to builtins.appendContext")?;
     let mut ctx = s.context().cloned().unwrap_or_default();
     let store_dir = e.io.store_dir();
+    // Attribute frames carry the attribute's position (CppNix's forceX(v, attr.pos, errorCtx)).
+    let at = |pos: Pos, msg: &'static str| move |err| add_context(err, pos, || msg.to_string());
     for entry in &attrs.entries {
         let path = entry.name.as_bytes();
         if !path.starts_with(store_dir.as_bytes()) {
@@ -1129,18 +1246,20 @@ fn prim_append_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
                 entry.pos,
             ));
         }
-        let info = e.force_attrs(&entry.value, p)?;
-        if let Some(v) = info.get(e.s.path).cloned() {
-            if e.force_bool(&v, p)? {
+        let info = e.force_attrs(&entry.value, p).map_err(at(entry.pos, "while evaluating the value of a string context"))?;
+        if let Some(x) = info.find(e.s.path) {
+            let (v, pos) = (x.value.clone(), x.pos);
+            if e.force_bool(&v, p).map_err(at(pos, "while evaluating the `path` attribute of a string context"))? {
                 ctx.insert(path.to_vec().into_boxed_slice());
             }
         }
-        if let Some(v) = info.get(e.s.all_outputs).cloned() {
-            if e.force_bool(&v, p)? {
+        if let Some(x) = info.find(e.s.all_outputs) {
+            let (v, pos) = (x.value.clone(), x.pos);
+            if e.force_bool(&v, p).map_err(at(pos, "while evaluating the `allOutputs` attribute of a string context"))? {
                 if !path.ends_with(b".drv") {
                     return Err(eval_error(
                         format!("tried to add all-outputs context of {}, which is not a derivation, to a string", String::from_utf8_lossy(path)),
-                        p,
+                        entry.pos,
                     ));
                 }
                 let mut elem = b"=".to_vec();
@@ -1148,16 +1267,18 @@ fn prim_append_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
                 ctx.insert(elem.into_boxed_slice());
             }
         }
-        if let Some(v) = info.get(e.s.outputs).cloned() {
-            let outputs = e.force_list(&v, p)?;
+        if let Some(x) = info.find(e.s.outputs) {
+            let (v, pos) = (x.value.clone(), x.pos);
+            let outputs = e.force_list(&v, p).map_err(at(pos, "while evaluating the `outputs` attribute of a string context"))?;
             if !outputs.is_empty() && !path.ends_with(b".drv") {
                 return Err(eval_error(
                     format!("tried to add derivation output context of {}, which is not a derivation, to a string", String::from_utf8_lossy(path)),
-                    p,
+                    entry.pos,
                 ));
             }
             for o in outputs.iter() {
-                let name = e.force_string_no_ctx(o, p)?;
+                let name =
+                    e.force_string_no_ctx(o, p).map_err(at(pos, "while evaluating an output name within a string context"))?;
                 let mut elem = b"!".to_vec();
                 elem.extend_from_slice(name.as_bytes());
                 elem.push(b'!');
@@ -1175,7 +1296,7 @@ fn prim_append_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 const CORE_PKGS_PREFIX: &str = "/__corepkgs__/";
 
 fn prim_import(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let path = e.realise_path(&a[0], p)?;
+    let path = realise_path_arg(e, &a[0], p)?;
     if path.as_os_str() == "/__corepkgs__/fetchurl.nix" {
         // Parsed from memory with base directory `/`, as CppNix does.
         let expr = e.parse_string(include_str!("corepkgs/fetchurl.nix"), std::path::Path::new("/"))?;
@@ -1185,8 +1306,9 @@ fn prim_import(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_scoped_import(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let scope_attrs = e.force_attrs(&a[0], p).argument(0)?;
-    let mut path = e.realise_path(&a[1], p)?;
+    // The path first, then the scope (CppNix's order).
+    let mut path = realise_path_arg(e, &a[1], p)?;
+    let scope_attrs = e.force_attrs(&a[0], p).context("while evaluating the first argument passed to builtins.scopedImport")?;
     if e.io.is_directory(&path).map_err(|err| io_error(err, p))? {
         path.push("default.nix");
     }
@@ -1203,7 +1325,7 @@ fn prim_scoped_import(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_read_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let path = e.realise_path(&a[0], p)?;
+    let path = realise_path_arg(e, &a[0], p)?;
     let data = e.io.read_file(&path).map_err(|err| read_error(err, &path))?;
     if data.contains(&0) {
         return Err(eval_error(
@@ -1233,7 +1355,7 @@ fn prim_read_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_read_dir(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let path = e.realise_path(&a[0], p)?;
+    let path = realise_path_arg(e, &a[0], p)?;
     let entries = e.io.read_dir(&path).map_err(|err| {
         if matches!(&err, crate::io::IoError::Io(io) if io.kind() == std::io::ErrorKind::NotFound) {
             return eval_error(format!("path '{}' does not exist", path.display()), Pos::NONE);
@@ -1249,14 +1371,14 @@ fn prim_read_dir(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_read_file_type(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let path = e.realise_path(&a[0], p)?;
+    let path = realise_path_arg(e, &a[0], p)?;
     let ft = e.io.file_type(&path).map_err(|err| eval_error(err.in_context(format_args!("getting status of '{}'", path.display())), Pos::NONE))?;
     Ok(Value::string(ft.nix_name().as_bytes()))
 }
 
 fn prim_path_exists(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let v = e.force(&a[0], p)?;
-    let path = e.realise_path(&v, p)?;
+    let path = realise_path_arg(e, &v, p)?;
     // A trailing slash (or `/.`) requires a directory, as CppNix checks.
     let raw = match &v {
         Value::String(s) => s.as_bytes().to_vec(),
@@ -1270,19 +1392,36 @@ fn prim_path_exists(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_find_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let search_path = e.force_list(&a[0], p).argument(0)?;
-    let wanted = e.force_string_no_ctx(&a[1], p).argument(1)?;
-    let wanted = wanted.as_bytes().to_vec();
+    let search_path = e.force_list(&a[0], p).context("while evaluating the first argument passed to builtins.findFile")?;
+    // Every entry is checked before the name is looked at (CppNix builds the
+    // whole search path first).
+    let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(search_path.len());
     for entry in search_path.iter() {
-        let attrs = e.force_attrs(entry, p)?;
+        let attrs =
+            e.force_attrs(entry, p).context("while evaluating an element of the list passed to builtins.findFile")?;
         let prefix = match attrs.get(e.s.prefix).cloned() {
-            Some(v) => e.force_string_no_ctx(&v, p)?.as_bytes().to_vec(),
+            Some(v) => e
+                .force_string_no_ctx(&v, p)
+                .context("while evaluating the `prefix` attribute of an element of the list passed to builtins.findFile")?
+                .as_bytes()
+                .to_vec(),
             None => Vec::new(),
         };
-        let Some(path_v) = attrs.get(e.s.path).cloned() else {
-            return Err(eval_error("attribute 'path' missing", p));
-        };
-        let mut path = e.coerce_to_string(&path_v, p, Coerce { more: false, copy_to_store: false })?.as_bytes().to_vec();
+        let path_v = required_attr(&attrs, e.s.path, "in an element of the __nixPath")?;
+        let coerce = Coerce { more: false, copy_to_store: false };
+        let path = coerce_ctx(
+            e,
+            &path_v,
+            p,
+            coerce,
+            "while evaluating the `path` attribute of an element of the list passed to builtins.findFile",
+        )?;
+        entries.push((prefix, path.as_bytes().to_vec()));
+    }
+    let wanted = e.force_string_no_ctx(&a[1], p).context("while evaluating the second argument passed to builtins.findFile")?;
+    let wanted = wanted.as_bytes().to_vec();
+    for (prefix, path) in entries {
+        let mut path = path;
         if let Ok(text) = std::str::from_utf8(&path)
             && crate::io::is_pseudo_url(text)
         {
@@ -1331,7 +1470,9 @@ fn prim_find_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_filter_source(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let (path, _) = e.coerce_to_path(&a[1], p)?;
+    let (path, _) =
+        coerce_path_ctx(e, &a[1], p, "while evaluating the second argument (the path to filter) passed to 'builtins.filterSource'")?;
+    e.force_function(&a[0], p).context("while evaluating the first argument passed to builtins.filterSource")?;
     let name = std::path::Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&path))
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -1340,31 +1481,73 @@ fn prim_filter_source(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_path(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let args = e.force_attrs(&a[0], p).argument(0)?;
-    let Some(path_v) = args.get(e.s.path).cloned() else {
-        return Err(eval_error("missing required 'path' attribute in the first argument to builtins.path", p));
+    let args = e.force_attrs(&a[0], p).context("while evaluating the argument passed to 'builtins.path'")?;
+    let mut path = None;
+    let mut name = String::new();
+    let mut filter = None;
+    let mut recursive = true;
+    let mut sha256 = None;
+    // Attribute by attribute in the set's order, each checked with a frame
+    // at its own position, as CppNix does.
+    for attr in &args.entries {
+        let at = |msg: &'static str| move |err| add_context(err, attr.pos, || msg.to_string());
+        if attr.name == e.s.path {
+            let (raw, _) = e
+                .force(&attr.value, p)
+                .trace(attr.pos, || "while evaluating the 'path' attribute passed to 'builtins.path'".to_string())
+                .and_then(|v| e.coerce_to_path(&v, p))
+                .map_err(at("while evaluating the 'path' attribute passed to 'builtins.path'"))?;
+            path = Some(raw);
+        } else if attr.name == e.s.name {
+            let s = e
+                .force_string_no_ctx(&attr.value, p)
+                .map_err(at("while evaluating the `name` attribute passed to builtins.path"))?;
+            name = s.to_str_lossy().into_owned();
+        } else if attr.name == e.s.filter {
+            let f = e
+                .force_function(&attr.value, p)
+                .map_err(at("while evaluating the `filter` parameter passed to builtins.path"))?;
+            filter = Some(f);
+        } else if attr.name == e.s.recursive {
+            recursive =
+                e.force_bool(&attr.value, p).map_err(at("while evaluating the `recursive` attribute passed to builtins.path"))?;
+        } else if attr.name == e.s.sha256 {
+            let s = e
+                .force_string_no_ctx(&attr.value, p)
+                .map_err(at("while evaluating the `sha256` attribute passed to builtins.path"))?;
+            sha256 = Some(s.to_str_lossy().into_owned());
+        } else {
+            return Err(eval_error(format!("unsupported argument '{}' to 'builtins.path'", attr.name), attr.pos));
+        }
+    }
+    let Some(path) = path else {
+        return Err(eval_error("missing required 'path' attribute in the first argument to 'builtins.path'", p));
     };
-    let (path, _) = e.coerce_to_path(&path_v, p)?;
-    let name = match args.get(e.s.name).cloned() {
-        Some(v) => e.force_string_no_ctx(&v, p)?.to_str_lossy().into_owned(),
-        None => std::path::Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&path))
+    if name.is_empty() {
+        name = std::path::Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&path))
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    };
-    let filter = args.get(e.s.filter).cloned();
-    let recursive = match args.get(e.s.recursive).cloned() {
-        Some(v) => e.force_bool(&v, p)?,
-        None => true,
-    };
-    let sha256 = match args.get(e.s.sha256).cloned() {
-        Some(v) => Some(e.force_string_no_ctx(&v, p)?.to_str_lossy().into_owned()),
-        None => None,
-    };
+            .unwrap_or_default();
+    }
     add_path(e, &path, &name, filter, recursive, sha256, p)
 }
 
+/// Adds a path to the store (`filterSource`, `path`); any failure gets
+/// CppNix's "while adding path" frame.
 fn add_path(
+    e: &mut Eval,
+    path: &[u8],
+    name: &str,
+    filter: Option<Value>,
+    recursive: bool,
+    expected_sha256: Option<String>,
+    p: Pos,
+) -> Result<Value> {
+    add_path_inner(e, path, name, filter, recursive, expected_sha256, p)
+        .trace(Pos::NONE, || format!("while adding path '{}'", String::from_utf8_lossy(path)))
+}
+
+fn add_path_inner(
     e: &mut Eval,
     path: &[u8],
     name: &str,
@@ -1404,7 +1587,10 @@ fn add_path(
             let mut cb = |child: &std::path::Path, ft: FileType| -> std::result::Result<bool, crate::io::IoError> {
                 let child_v = Value::string(child.as_os_str().as_bytes().to_vec());
                 let type_v = Value::string(ft.nix_name().as_bytes());
-                match e.call_n(&f, &[child_v, type_v], p).and_then(|r| e.force_bool(&r, p)) {
+                let result = e.call_n(&f, &[child_v, type_v], p).and_then(|r| {
+                    e.force_bool(&r, p).context("while evaluating the return value of the path filter function")
+                });
+                match result {
                     Ok(b) => Ok(b),
                     Err(err) => {
                         let msg = err.msg.clone();
@@ -1470,7 +1656,7 @@ fn prim_store_path(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     if e.settings.pure_eval {
         return Err(eval_error("'builtins.storePath' is not allowed in pure evaluation mode", p));
     }
-    let (path, _) = e.coerce_to_path(&a[0], p)?;
+    let (path, _) = coerce_path_ctx(e, &a[0], p, "while evaluating the first argument passed to 'builtins.storePath'")?;
     let s = String::from_utf8_lossy(&path).into_owned();
     let store_dir = e.io.store_dir();
     if !s.starts_with(&format!("{store_dir}/")) {
@@ -1489,8 +1675,8 @@ fn prim_store_path(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_to_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let name = e.force_string_no_ctx(&a[0], p).argument(0)?;
-    let contents = e.force_string(&a[1], p).argument(1)?;
+    let name = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.toFile")?;
+    let contents = e.force_string(&a[1], p).context("while evaluating the second argument passed to builtins.toFile")?;
     let mut refs = Vec::new();
     // The element named in the error is the first one in CppNix's order of
     // context elements: `=DRV` (deep) before `!OUTPUT!DRV` (by derivation,
@@ -1528,7 +1714,7 @@ fn prim_to_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_get_env(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let name = e.force_string_no_ctx(&a[0], p).argument(0)?;
+    let name = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.getEnv")?;
     if e.settings.pure_eval || e.settings.restrict_eval {
         return Ok(Value::string(Vec::new()));
     }
@@ -1538,7 +1724,7 @@ fn prim_get_env(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_placeholder(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let output = e.force_string_no_ctx(&a[0], p).argument(0)?;
+    let output = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.placeholder")?;
     let mut input = b"nix-output:".to_vec();
     input.extend_from_slice(output.as_bytes());
     let digest = crate::hash::digest("sha256", &input).unwrap_or_default();
@@ -1737,12 +1923,12 @@ fn prim_flake_ref_to_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
 }
 
 fn prim_from_json(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.force_string(&a[0], p).argument(0)?;
-    crate::json::from_json(s.as_bytes()).map_err(|m| eval_error(m, p))
+    let s = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.fromJSON")?;
+    crate::json::from_json(s.as_bytes()).map_err(|m| eval_error(m, p)).trace(Pos::NONE, || "while decoding a JSON string".into())
 }
 
 fn prim_from_toml(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let s = e.force_string(&a[0], p).argument(0)?;
+    let s = e.force_string_no_ctx(&a[0], p).context("while evaluating the argument passed to builtins.fromTOML")?;
     let timestamps = e.settings.experimental_features.iter().any(|f| f == "parse-toml-timestamps");
     crate::json::from_toml(s.as_bytes(), timestamps).map_err(|m| eval_error(m, p))
 }

@@ -5,8 +5,8 @@
 //! computing output paths is the store's job, behind
 //! [`crate::io::EvalIO::derivation_strict`].
 
-use crate::error::Result;
-use crate::eval::{Coerce, Eval, eval_error, io_error};
+use crate::error::{ErrorContext, ErrorKind, EvalError, Result, TraceFrame, add_context};
+use crate::eval::{AddTrace, Coerce, Eval, eval_error, io_error};
 use crate::io::DerivationRequest;
 use crate::pos::Pos;
 use crate::symbol::Sym;
@@ -51,97 +51,63 @@ in
 "#;
 
 pub fn prim_derivation_strict(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let attrs = e.force_attrs(&a[0], p)?;
-    let Some(name_v) = attrs.get(e.s.name).cloned() else {
-        return Err(eval_error("required attribute 'name' missing", p));
+    let attrs = e.force_attrs(&a[0], p).context("while evaluating the argument passed to builtins.derivationStrict")?;
+    // The name first, for the frames of every later error.
+    let Some(name_attr) = attrs.find(e.s.name) else {
+        let mut err = EvalError::new(ErrorKind::Type, "attribute 'name' missing", Pos::NONE);
+        err.trace.push(TraceFrame::new(Pos::NONE, "in the attrset passed as argument to builtins.derivationStrict"));
+        return Err(err);
     };
-    let name = e.force_string_no_ctx(&name_v, p)?.to_str_lossy().into_owned();
-    let ignore_nulls = match attrs.get(e.s.ignore_nulls).cloned() {
-        Some(v) => e.force_bool(&v, p)?,
-        None => false,
-    };
+    let (name_v, name_pos) = (name_attr.value.clone(), name_attr.pos);
+    let name = e
+        .force_string_no_ctx(&name_v, p)
+        .context("while evaluating the `name` attribute passed to builtins.derivationStrict")
+        .trace(name_pos, || "while evaluating the derivation attribute 'name'".to_string())?
+        .to_str_lossy()
+        .into_owned();
+    // CppNix shows where the name is as text, not as a code excerpt.
+    derivation_strict_named(e, &attrs, &name, p).trace(Pos::NONE, || {
+        let at = name_pos.resolve().map(|loc| loc.to_string()).unwrap_or_else(|| "«none»:0".to_string());
+        format!("while evaluating derivation '{name}'\n  whose name attribute is located at {at}")
+    })
+}
+
+fn derivation_strict_named(e: &mut Eval, attrs: &Attrs, name: &str, p: Pos) -> Result<Value> {
+    let name = name.to_string();
     let structured = match attrs.get(e.s.structured_attrs).cloned() {
-        Some(v) => e.force_bool(&v, p)?,
+        Some(v) => e
+            .force_bool(&v, p)
+            .context("while evaluating the `__structuredAttrs` attribute passed to builtins.derivationStrict")?,
         None => false,
     };
-    let mut request = DerivationRequest { name: name.clone(), ..Default::default() };
-    let mut context = Context::new();
-    let mut json_fields: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut outputs: Vec<String> = Vec::new();
+    let ignore_nulls = match attrs.get(e.s.ignore_nulls).cloned() {
+        Some(v) => {
+            e.force_bool(&v, p).context("while evaluating the `__ignoreNulls` attribute passed to builtins.derivationStrict")?
+        }
+        None => false,
+    };
+    let mut d = DrvBuilder {
+        request: DerivationRequest { name: name.clone(), ..Default::default() },
+        context: Context::new(),
+        json_fields: Vec::new(),
+        outputs: vec!["out".to_string()],
+    };
     for attr in attrs.sorted_by_name() {
-        let key = attr.name.to_string();
         if attr.name == e.s.ignore_nulls {
             continue;
         }
-        let what = || format!("while evaluating the attribute '{key}' of the derivation '{name}'");
-        let v = crate::eval::AddTrace::trace(e.force(&attr.value, p), attr.pos, what)?;
-        if ignore_nulls && matches!(v, Value::Null) {
-            continue;
-        }
-        if attr.name == e.s.args {
-            let list = e.force_list(&v, p)?;
-            for item in list.iter() {
-                let s = e.coerce_to_string(item, p, Coerce { more: true, copy_to_store: true })?;
-                context.extend(s.context().into_iter().flatten().cloned());
-                request.args.push(s.as_bytes().to_vec());
-            }
-            continue;
-        }
-        if structured && attr.name != e.s.structured_attrs {
-            let mut out = Vec::new();
-            crate::print::to_json(e, &v, p, &mut out, &mut context)?;
-            json_fields.push((key.clone(), out));
-            if attr.name == e.s.outputs {
-                let list = e.force_list(&v, p)?;
-                for o in list.iter() {
-                    outputs.push(e.force_string_no_ctx(o, p)?.to_str_lossy().into_owned());
-                }
-            }
-            if attr.name == e.s.builder || attr.name == e.s.system {
-                let s = e.coerce_to_string(&v, p, Coerce { more: true, copy_to_store: true })?;
-                if attr.name == e.s.builder {
-                    request.builder = s.as_bytes().to_vec();
-                } else {
-                    request.system = s.as_bytes().to_vec();
-                }
-            }
-            continue;
-        }
-        let s = e.coerce_to_string(&v, p, Coerce { more: true, copy_to_store: true })?;
-        context.extend(s.context().into_iter().flatten().cloned());
-        if attr.name == e.s.outputs {
-            // CppNix's tokenizeString: only space, tab, newline and return
-            // separate names (not the other Unicode or ASCII whitespace).
-            for o in s.as_bytes().split(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')).filter(|o| !o.is_empty()) {
-                outputs.push(String::from_utf8_lossy(o).into_owned());
-            }
-        }
-        let text = s.as_bytes().to_vec();
-        if attr.name == e.s.builder {
-            request.builder = text.clone();
-        }
-        if attr.name == e.s.system {
-            request.system = text.clone();
-        }
-        request.env.push((key, text));
+        // Any failure names the attribute at its position; the checks inside
+        // add no frame of their own (CppNix's empty `context_below`).
+        d.add_attr(e, attr, structured, ignore_nulls, p).trace(attr.pos, || {
+            format!("while evaluating attribute '{}' of derivation '{name}'", attr.name)
+        })?;
     }
+    let DrvBuilder { mut request, context, json_fields, outputs } = d;
     if request.builder.is_empty() {
         return Err(eval_error("required attribute 'builder' missing", p));
     }
     if request.system.is_empty() {
         return Err(eval_error("required attribute 'system' missing", p));
-    }
-    if outputs.is_empty() {
-        outputs.push("out".to_string());
-    }
-    let mut seen = std::collections::HashSet::new();
-    for o in &outputs {
-        if o == "drv" {
-            return Err(eval_error(format!("invalid derivation output name 'drv' in derivation '{name}'"), p));
-        }
-        if !seen.insert(o.clone()) {
-            return Err(eval_error(format!("duplicate derivation output '{o}', in derivation '{name}'"), p));
-        }
     }
     if structured {
         let mut json = b"{".to_vec();
@@ -170,4 +136,101 @@ pub fn prim_derivation_strict(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value
         out.insert(Sym::from_str(&output), Value::string_ctx(path.into_bytes(), ctx), Pos::NONE);
     }
     Ok(Value::attrs(out))
+}
+
+/// What `derivationStrict` gathers from the attributes, one at a time.
+struct DrvBuilder {
+    request: DerivationRequest,
+    context: Context,
+    json_fields: Vec<(String, Vec<u8>)>,
+    outputs: Vec<String>,
+}
+
+impl DrvBuilder {
+    fn add_attr(&mut self, e: &mut Eval, attr: &Attr, structured: bool, ignore_nulls: bool, p: Pos) -> Result<()> {
+        let key = attr.name.to_string();
+        let v = e.force(&attr.value, p)?;
+        if ignore_nulls && matches!(v, Value::Null) {
+            return Ok(());
+        }
+        if attr.name == e.s.args {
+            let list = e.force_list(&v, p).map_err(silent)?;
+            for item in list.iter() {
+                let s = e
+                    .coerce_to_string(item, p, Coerce { more: true, copy_to_store: true })
+                    .context("while evaluating an element of the argument list")?;
+                self.context.extend(s.context().into_iter().flatten().cloned());
+                self.request.args.push(s.as_bytes().to_vec());
+            }
+            return Ok(());
+        }
+        if structured {
+            if attr.name == e.s.structured_attrs {
+                return Ok(());
+            }
+            let mut out = Vec::new();
+            crate::print::to_json(e, &v, p, &mut out, &mut self.context)?;
+            self.json_fields.push((key, out));
+            if attr.name == e.s.outputs {
+                let list = e.force_list(&v, p).map_err(silent)?;
+                let mut names = Vec::with_capacity(list.len());
+                for o in list.iter() {
+                    names.push(e.force_string_no_ctx(o, p).map_err(silent)?.to_str_lossy().into_owned());
+                }
+                self.set_outputs(names)?;
+            } else if attr.name == e.s.builder {
+                let s = e.force_string(&v, p).map_err(silent)?;
+                self.request.builder = s.as_bytes().to_vec();
+            } else if attr.name == e.s.system {
+                let s = e.force_string_no_ctx(&v, p).map_err(silent)?;
+                self.request.system = s.as_bytes().to_vec();
+            }
+            return Ok(());
+        }
+        let s = e.coerce_to_string(&v, p, Coerce { more: true, copy_to_store: true }).map_err(silent)?;
+        self.context.extend(s.context().into_iter().flatten().cloned());
+        let text = s.as_bytes().to_vec();
+        if attr.name == e.s.builder {
+            self.request.builder = text.clone();
+        } else if attr.name == e.s.system {
+            self.request.system = text.clone();
+        } else if attr.name == e.s.outputs {
+            // CppNix's tokenizeString: only space, tab, newline and return
+            // separate names (not the other Unicode or ASCII whitespace).
+            let names = text
+                .split(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+                .filter(|o| !o.is_empty())
+                .map(|o| String::from_utf8_lossy(o).into_owned())
+                .collect();
+            self.set_outputs(names)?;
+        }
+        self.request.env.push((key, text));
+        Ok(())
+    }
+
+    /// Current CppNix's rules for `outputs`: no repeats, none named
+    /// `drvPath` (the attribute the result already has), at least one.
+    fn set_outputs(&mut self, names: Vec<String>) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for o in &names {
+            if !seen.insert(o.as_str()) {
+                return Err(eval_error(format!("duplicate derivation output '{o}'"), Pos::NONE));
+            }
+            if o == "drvPath" {
+                return Err(eval_error("invalid derivation output name 'drvPath'", Pos::NONE));
+            }
+        }
+        if names.is_empty() {
+            return Err(eval_error("derivation cannot have an empty set of outputs", Pos::NONE));
+        }
+        self.outputs = names;
+        Ok(())
+    }
+}
+
+/// CppNix checks derivation attributes with an empty `errorCtx`: a frame
+/// that is never shown, and that keeps later frames from being added.
+#[cold]
+fn silent(err: Box<EvalError>) -> Box<EvalError> {
+    add_context(err, Pos::NONE, String::new)
 }

@@ -44,6 +44,15 @@ pub enum ErrorKind {
 pub struct TraceFrame {
     pub pos: Pos,
     pub msg: String,
+    /// Shown even where the trace is truncated (CppNix's `TracePrint::Always`,
+    /// which `builtins.addErrorContext` uses).
+    pub always: bool,
+}
+
+impl TraceFrame {
+    pub fn new(pos: Pos, msg: impl Into<String>) -> TraceFrame {
+        TraceFrame { pos, msg: msg.into(), always: false }
+    }
 }
 
 #[derive(Debug, Clone, Error)]
@@ -55,51 +64,44 @@ pub struct EvalError {
     pub trace: Vec<TraceFrame>,
     /// "Did you mean ...?" candidates, best first.
     pub suggestions: Vec<String>,
-    /// Set when a built-in found its argument number `n` (0-based) of the
-    /// wrong type; the call turns it into CppNix's "while evaluating the
-    /// first argument passed to builtins.NAME" frame.
-    pub(crate) bad_argument: Option<u8>,
 }
 
 pub type Result<T> = std::result::Result<T, Box<EvalError>>;
 
-/// Marks a type error raised while a built-in forced one of its own arguments.
-pub(crate) trait BadArgument<T> {
-    fn argument(self, index: u8) -> Result<T>;
+/// CppNix's `errorCtx`: the frame a check adds to the error it raises
+/// itself ("while evaluating the first argument passed to builtins.elemAt"),
+/// never to an error raised while forcing the value, which comes with frames
+/// or a position of its own.
+pub(crate) trait ErrorContext<T> {
+    fn context(self, msg: &str) -> Result<T>;
+    fn context_with(self, msg: impl FnOnce() -> String) -> Result<T>;
 }
 
-impl<T> BadArgument<T> for Result<T> {
+impl<T> ErrorContext<T> for Result<T> {
     #[inline]
-    fn argument(self, index: u8) -> Result<T> {
-        self.map_err(|mut e| {
-            // Only an error about the argument itself (a wrong type, a string
-            // that is no absolute path): not one raised while forcing it,
-            // which comes with frames or a position of its own.
-            if matches!(e.kind, ErrorKind::Type | ErrorKind::Eval)
-                && e.trace.is_empty()
-                && e.pos.is_none()
-                && e.bad_argument.is_none()
-            {
-                e.bad_argument = Some(index);
-            }
-            e
-        })
+    fn context(self, msg: &str) -> Result<T> {
+        self.map_err(|e| add_context(e, Pos::NONE, || msg.to_string()))
+    }
+    #[inline]
+    fn context_with(self, msg: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| add_context(e, Pos::NONE, msg))
     }
 }
 
-/// "first", "second", ... as CppNix names a built-in's arguments.
-pub(crate) fn ordinal(index: u8) -> &'static str {
-    match index {
-        0 => "first",
-        1 => "second",
-        2 => "third",
-        _ => "fourth",
+/// Adds the `errorCtx` frame at `pos` to an error just raised by a check
+/// (a wrong type, a string with a context, a string that is no absolute
+/// path, a missing attribute).
+#[cold]
+pub(crate) fn add_context(mut e: Box<EvalError>, pos: Pos, msg: impl FnOnce() -> String) -> Box<EvalError> {
+    if matches!(e.kind, ErrorKind::Type | ErrorKind::Eval) && e.trace.is_empty() && e.pos.is_none() {
+        e.trace.push(TraceFrame::new(pos, msg()));
     }
+    e
 }
 
 impl EvalError {
     pub fn new(kind: ErrorKind, msg: impl Into<String>, pos: Pos) -> Box<EvalError> {
-        Box::new(EvalError { kind, msg: msg.into(), pos, trace: Vec::new(), suggestions: Vec::new(), bad_argument: None })
+        Box::new(EvalError { kind, msg: msg.into(), pos, trace: Vec::new(), suggestions: Vec::new() })
     }
 
     /// Adds CppNix's suggestions: the names within edit distance 2 of `wanted`,
@@ -237,7 +239,7 @@ impl EvalError {
                 if !show_trace && count > 3 {
                     truncate = true;
                 }
-                if truncate {
+                if truncate && !frame.always {
                     continue;
                 }
                 if !seen.insert((frame.pos, frame.msg.as_str())) {

@@ -191,7 +191,7 @@ impl<T> AddTrace<T> for Result<T> {
             // CppNix keeps every frame (repeats are elided when shown); the
             // bound only keeps a runaway recursion from exhausting memory.
             if e.trace.len() < 100_000 {
-                e.trace.push(TraceFrame { pos, msg: msg() });
+                e.trace.push(TraceFrame::new(pos, msg()));
             }
             e
         })
@@ -799,10 +799,10 @@ impl Eval {
                         Value::Attrs(a) => a,
                         other => {
                             let mut err = type_error(&other, "a set", Pos::NONE);
-                            err.trace.push(TraceFrame {
-                                pos: with_pos,
-                                msg: "while evaluating the first subexpression of a with expression".to_string(),
-                            });
+                            err.trace.push(TraceFrame::new(
+                                with_pos,
+                                "while evaluating the first subexpression of a with expression",
+                            ));
                             return Err(err);
                         }
                     };
@@ -1266,7 +1266,7 @@ impl Eval {
                     let opts = Coerce { more: false, copy_to_store: first_type == First::Str };
                     if let Err(mut error) = self.coerce_to_string_into(&v, *part_pos, opts, &mut buf, &mut ctx) {
                         if error.kind == ErrorKind::Type && error.trace.is_empty() {
-                            error.trace.push(TraceFrame { pos: *part_pos, msg: "while evaluating a path segment".into() });
+                            error.trace.push(TraceFrame::new(*part_pos, "while evaluating a path segment"));
                         }
                         return Err(error);
                     }
@@ -1542,7 +1542,7 @@ impl Eval {
                 for (i, item) in l.iter().enumerate() {
                     if let Err(mut error) = self.coerce_to_string_into(item, pos, opts, buf, ctx) {
                         if error.kind == ErrorKind::Type && error.trace.is_empty() {
-                            error.trace.push(TraceFrame { pos, msg: "while evaluating one element of the list".into() });
+                            error.trace.push(TraceFrame::new(pos, "while evaluating one element of the list"));
                         }
                         return Err(error);
                     }
@@ -1728,7 +1728,7 @@ fn arith_operand_error(op: BinOp, index: usize, other_operand: &Value, bad: &Val
     };
     let which = if index == 0 { "first" } else { "second" };
     let mut e = type_error(bad, expected, pos);
-    e.trace.push(TraceFrame { pos, msg: format!("while evaluating the {which} argument of the {what}") });
+    e.trace.push(TraceFrame::new(pos, format!("while evaluating the {which} argument of the {what}")));
     e
 }
 
@@ -1752,20 +1752,14 @@ fn cannot_coerce(v: &Value) -> Box<EvalError> {
     EvalError::new(ErrorKind::Type, format!("cannot coerce {} to a string: {shown}", v.show_type()), Pos::NONE)
 }
 
-/// The frames CppNix adds when a built-in's call fails: which argument had
-/// the wrong type, then "while calling the 'NAME' builtin" at the call.
+/// The frame CppNix adds when a built-in's call fails: "while calling the
+/// 'NAME' builtin" at the call (not for `addErrorContext`, whose own frame
+/// would only repeat the context it adds).
 #[cold]
 #[inline(never)]
 fn primop_call_failed(op: &'static builtins::PrimOp, mut e: Box<EvalError>, pos: Pos) -> Box<EvalError> {
-    if let Some(index) = e.bad_argument.take() {
-        // builtins.head checks its list as elemAt does, and says so.
-        let named = if op.name == "head" { "elemAt" } else { op.name };
-        let msg = format!("while evaluating the {} argument passed to builtins.{named}", crate::error::ordinal(index));
-        e.trace.push(TraceFrame { pos: Pos::NONE, msg });
-    }
-    // addErrorContext's own frame would only repeat the context it adds.
     if op.name != "addErrorContext" {
-        e.trace.push(TraceFrame { pos, msg: format!("while calling the '{}' builtin", op.name) });
+        e.trace.push(TraceFrame::new(pos, format!("while calling the '{}' builtin", op.name)));
     }
     e
 }

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::error::Result;
+use crate::error::{ErrorContext, Result};
 use crate::eval::{Coerce, Eval, eval_error};
 use crate::pos::Pos;
 use crate::support::{posix_regex, versions};
@@ -40,9 +40,10 @@ fn groups_value(s: &[u8], groups: &posix_regex::Groups) -> Value {
 }
 
 pub fn prim_match(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let re = e.force_string_no_ctx(&a[0], p)?;
-    let s = e.force_string(&a[1], p)?;
+    let re = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.match")?;
+    // The expression is compiled before the string is forced (CppNix's order).
     let regex = compile(re.as_bytes()).map_err(|m| eval_error(m, p))?;
+    let s = e.force_string(&a[1], p).context("while evaluating the second argument passed to builtins.match")?;
     match regex.full_match(s.as_bytes()).map_err(|m| eval_error(m.to_string(), p))? {
         None => Ok(Value::Null),
         Some(groups) => Ok(groups_value(s.as_bytes(), &groups)),
@@ -50,9 +51,9 @@ pub fn prim_match(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 pub fn prim_split(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let re = e.force_string_no_ctx(&a[0], p)?;
-    let s = e.force_string(&a[1], p)?;
+    let re = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.split")?;
     let regex = compile(re.as_bytes()).map_err(|m| eval_error(m, p))?;
+    let s = e.force_string(&a[1], p).context("while evaluating the second argument passed to builtins.split")?;
     let bytes = s.as_bytes();
     let mut out = Vec::new();
     let mut last = 0;
@@ -67,17 +68,18 @@ pub fn prim_split(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 pub fn prim_replace_strings(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let from_list = e.force_list(&a[0], p)?;
-    let to_list = e.force_list(&a[1], p)?;
-    let s = e.coerce_to_string(&a[2], p, Coerce { more: false, copy_to_store: false })?;
+    let from_list = e.force_list(&a[0], p).context("while evaluating the first argument passed to builtins.replaceStrings")?;
+    let to_list = e.force_list(&a[1], p).context("while evaluating the second argument passed to builtins.replaceStrings")?;
     if from_list.len() != to_list.len() {
         return Err(eval_error("'from' and 'to' arguments passed to builtins.replaceStrings have different lengths", p));
     }
     let mut from = Vec::with_capacity(from_list.len());
     for f in from_list.iter() {
-        from.push(e.force_string(f, p)?);
+        from.push(e.force_string(f, p).context("while evaluating one of the strings to replace passed to builtins.replaceStrings")?);
     }
-    let mut to_cache: Vec<Option<NixString>> = vec![None; to_list.len()];
+    // Strings only, never coerced (a path is an error, as in CppNix).
+    let s = e.force_string(&a[2], p).context("while evaluating the third argument passed to builtins.replaceStrings")?;
+    let mut to_cache: Vec<Option<Rc<NixString>>> = vec![None; to_list.len()];
     let mut ctx = s.context().cloned().unwrap_or_default();
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -106,7 +108,9 @@ pub fn prim_replace_strings(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
             if bytes[pos..].starts_with(f) {
                 found = true;
                 if to_cache[i].is_none() {
-                    let t = e.coerce_to_string(&to_list[i], p, Coerce { more: false, copy_to_store: false })?;
+                    let t = e
+                        .force_string(&to_list[i], p)
+                        .context("while evaluating one of the replacement strings passed to builtins.replaceStrings")?;
                     to_cache[i] = Some(t);
                 }
                 let t = to_cache[i].as_ref().expect("filled above");
@@ -136,12 +140,27 @@ pub fn prim_replace_strings(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
 }
 
 pub fn prim_substring(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let start = e.force_int(&a[0], p)?;
-    let len = e.force_int(&a[1], p)?;
-    let s = e.coerce_to_string(&a[2], p, Coerce { more: false, copy_to_store: false })?;
+    let start =
+        e.force_int(&a[0], p).context("while evaluating the first argument (the start offset) passed to builtins.substring")?;
     if start < 0 {
         return Err(eval_error("negative start position in 'substring'", p));
     }
+    let len =
+        e.force_int(&a[1], p).context("while evaluating the second argument (the substring length) passed to builtins.substring")?;
+    // An empty substring of a string keeps the context without coercing.
+    if len == 0 {
+        if let Value::String(s) = e.force(&a[2], p)? {
+            return Ok(Value::string_ctx(Vec::new(), s.context().cloned().unwrap_or_default()));
+        }
+    }
+    // A path is copied to the store first (CppNix's default coercion).
+    let s = crate::builtins::coerce_ctx(
+        e,
+        &a[2],
+        p,
+        Coerce { more: false, copy_to_store: true },
+        "while evaluating the third argument (the string) passed to builtins.substring",
+    )?;
     let bytes = s.as_bytes();
     let start = start as usize;
     let piece: &[u8] = if start >= bytes.len() {

@@ -1,0 +1,2 @@
+# the message of addErrorContext is coerced only when an error passes.
+builtins.addErrorContext { } (throw "inner")

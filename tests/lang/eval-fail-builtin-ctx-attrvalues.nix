@@ -1,0 +1,2 @@
+# attrValues has one argument, named without an ordinal.
+builtins.attrValues [ ]

@@ -1,0 +1,2 @@
+# baseNameOf coerces its argument.
+builtins.baseNameOf [ ]

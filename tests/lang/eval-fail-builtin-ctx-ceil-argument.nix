@@ -1,0 +1,2 @@
+# ceil names its argument.
+builtins.ceil "1.5"

@@ -1,0 +1,2 @@
+# an element of concatLists' list.
+builtins.concatLists [ [ 1 ] 2 ]

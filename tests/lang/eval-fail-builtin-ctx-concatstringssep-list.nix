@@ -1,0 +1,2 @@
+# the list of concatStringsSep.
+builtins.concatStringsSep "," "a"

@@ -1,0 +1,2 @@
+# the separator of concatStringsSep.
+builtins.concatStringsSep 1 [ ]

@@ -1,0 +1,2 @@
+# an element of args.
+builtins.derivationStrict { name = "a"; system = "x"; builder = "b"; args = [ "c" { } ]; }

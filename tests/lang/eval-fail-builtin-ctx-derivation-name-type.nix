@@ -1,0 +1,2 @@
+# a derivation name that is not a string.
+builtins.derivationStrict { name = 1; }

@@ -1,0 +1,2 @@
+# __structuredAttrs must be a Boolean.
+builtins.derivationStrict { name = "a"; __structuredAttrs = "yes"; }

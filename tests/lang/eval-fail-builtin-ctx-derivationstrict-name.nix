@@ -1,0 +1,2 @@
+# derivationStrict without a name.
+builtins.derivationStrict { }

@@ -1,0 +1,2 @@
+# dirOf's frame quotes the builtin's name.
+builtins.dirOf { }

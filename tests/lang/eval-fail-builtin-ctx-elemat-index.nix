@@ -1,0 +1,2 @@
+# elemAt checks the index before the list.
+builtins.elemAt "not a list" "0"

@@ -1,0 +1,2 @@
+# an entry of the search path.
+builtins.findFile [ { prefix = "x"; } ] "x"

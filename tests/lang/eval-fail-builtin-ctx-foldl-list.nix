@@ -1,0 +1,2 @@
+# foldl' is named by its C++ name.
+builtins.foldl' (a: b: a) 0 { }

@@ -1,0 +1,2 @@
+# a JSON parse error.
+builtins.fromJSON "[1,"

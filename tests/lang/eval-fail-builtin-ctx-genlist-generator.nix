@@ -1,0 +1,2 @@
+# genList checks its generator even though no element is built yet.
+builtins.length (builtins.genList null 2)

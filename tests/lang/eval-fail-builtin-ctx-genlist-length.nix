@@ -1,0 +1,2 @@
+# genList checks the length first.
+builtins.genList "f" "3"

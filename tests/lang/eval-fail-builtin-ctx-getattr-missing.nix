@@ -1,0 +1,2 @@
+# getAttr's missing attribute.
+builtins.getAttr "b" { a = 1; }

@@ -1,0 +1,2 @@
+# groupBy's function must return a string.
+builtins.groupBy (x: x) [ "a" 1 ]

@@ -1,0 +1,2 @@
+# hashString checks the algorithm before the string.
+builtins.hashString "sha3" 1

@@ -1,0 +1,2 @@
+# head of an empty list.
+builtins.head (builtins.tail [ 1 ])

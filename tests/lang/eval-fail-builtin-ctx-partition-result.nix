@@ -1,0 +1,2 @@
+# partition's predicate must return a Boolean.
+builtins.partition (x: null) [ 1 ]

@@ -1,0 +1,2 @@
+# builtins.path refuses unknown attributes.
+builtins.path { path = ./lib; flat = true; }

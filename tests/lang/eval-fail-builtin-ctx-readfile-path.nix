@@ -1,0 +1,2 @@
+# readFile realises its argument's context.
+builtins.readFile "lib"

@@ -1,0 +1,2 @@
+# a name in removeAttrs' list.
+builtins.removeAttrs { a = 1; } [ "a" 2 ]

@@ -1,0 +1,2 @@
+# a pattern of replaceStrings.
+builtins.replaceStrings [ 1 ] [ "b" ] "abc"

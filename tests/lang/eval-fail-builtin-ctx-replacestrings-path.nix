@@ -1,0 +1,2 @@
+# replaceStrings takes a string, not a path.
+builtins.replaceStrings [ "a" ] [ "b" ] ./lib

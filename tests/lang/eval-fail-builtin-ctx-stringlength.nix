@@ -1,0 +1,2 @@
+# stringLength coerces its argument.
+builtins.stringLength { }

@@ -1,0 +1,2 @@
+# substring's length argument.
+builtins.substring 0 "2" "abc"

@@ -1,0 +1,2 @@
+# substring's string argument.
+builtins.substring 0 2 { }

@@ -1,0 +1,2 @@
+# tail names itself quoted.
+builtins.tail { }

@@ -1,0 +1,2 @@
+# unsafeDiscardStringContext coerces its argument.
+builtins.unsafeDiscardStringContext { }

@@ -1,0 +1,2 @@
+# warn takes a string message.
+builtins.warn 1 2
