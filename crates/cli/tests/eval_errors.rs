@@ -171,6 +171,33 @@ const CASES: &[(&str, &str, &[&str], &str)] = &[
 ",
     ),
     (
+        // Without --show-trace the trace stops after a few frames, but a
+        // frame from builtins.addErrorContext is shown anyway (CppNix's
+        // TracePrint::Always); the frames after it stay hidden.
+        "truncated-trace-keeps-error-context",
+        "if (if (if (builtins.addErrorContext \"innermost context\" (throw \"deep\")) then 1 else 2) then true else false) then 1 else 2\n",
+        &["--eval"],
+        "error:
+       … while evaluating a branch condition
+         at FILE:1:1:
+            1| if (if (if (builtins.addErrorContext \"innermost context\" (throw \"deep\")) then 1 else 2) then true else false) then 1 else 2
+             | ^
+            2|
+
+       … while evaluating a branch condition
+         at FILE:1:5:
+            1| if (if (if (builtins.addErrorContext \"innermost context\" (throw \"deep\")) then 1 else 2) then true else false) then 1 else 2
+             |     ^
+            2|
+
+       … innermost context
+
+       (stack trace truncated; use '--show-trace' to show the full, detailed trace)
+
+       error: deep
+",
+    ),
+    (
         "max-call-depth",
         "let\n  f = n: f (n + 1);\nin\nf 0\n",
         &["--eval", "--max-call-depth", "3"],
