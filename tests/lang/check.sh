@@ -18,9 +18,11 @@ passed=0
 failed=0
 for file in $pattern.nix; do
     name=${file%.nix}
+    # Extra command-line flags of the case (experimental features).
+    flags=$(cat "$name.flags" 2>/dev/null)
     case "$name" in
         eval-okay-*)
-            if actual=$("$binary" --readonly-mode --eval --strict "$file" 2>/dev/null) &&
+            if actual=$("$binary" --readonly-mode $flags --eval --strict "$file" 2>/dev/null) &&
                 [ "$actual" = "$(cat "$name.exp")" ]; then
                 ok=1
             else
@@ -28,16 +30,16 @@ for file in $pattern.nix; do
             fi
             ;;
         eval-fail-*)
-            "$binary" --readonly-mode --eval --strict "$file" > /dev/null 2>&1
+            "$binary" --readonly-mode $flags --eval --strict "$file" > /dev/null 2>&1
             status=$?
             # An error is exit status 1; a crash (signal, >128) is a failure too.
             if [ "$status" -eq 1 ]; then ok=1; else ok=0; fi
             ;;
         parse-okay-*)
-            if "$binary" --readonly-mode --parse "$file" > /dev/null 2>&1; then ok=1; else ok=0; fi
+            if "$binary" --readonly-mode $flags --parse "$file" > /dev/null 2>&1; then ok=1; else ok=0; fi
             ;;
         parse-fail-*)
-            "$binary" --readonly-mode --parse "$file" > /dev/null 2>&1
+            "$binary" --readonly-mode $flags --parse "$file" > /dev/null 2>&1
             if [ $? -eq 1 ]; then ok=1; else ok=0; fi
             ;;
         *) continue ;;

@@ -293,7 +293,10 @@ impl Eval {
         extra: Option<&Scope>,
     ) -> Result<&'static Expr> {
         let file = add_source(origin, Rc::from(src));
-        let mut e = crate::parser::parse(src, file, base_dir)?;
+        let features = crate::parser::Features {
+            pipe_operators: self.settings.experimental_features.iter().any(|f| f == "pipe-operators"),
+        };
+        let mut e = crate::parser::parse_with_features(src, file, base_dir, features)?;
         let mut scopes: Vec<&Scope> = vec![&self.base_scope];
         if let Some(x) = extra {
             scopes.push(x);

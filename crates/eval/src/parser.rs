@@ -29,22 +29,59 @@ pub struct Parser<'a> {
     /// Set by [`Parser::parse_select`] when it just parsed `f or` (a call of
     /// `f` on a variable named `or`): its position and source span.
     cursed_or: Option<(Pos, u32, u32)>,
+    /// The experimental feature `pipe-operators` is on: `|>` and `<|` parse.
+    pipe_operators: bool,
+}
+
+/// What the parser accepts beyond the stable language.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Features {
+    /// `|>` and `<|` (experimental feature `pipe-operators`).
+    pub pipe_operators: bool,
 }
 
 /// Parses `src` (registered as file `file`); relative paths are resolved against
 /// `base_dir`.
 pub fn parse(src: &[u8], file: u32, base_dir: &Path) -> Result<Expr, ParseError> {
+    parse_with_features(src, file, base_dir, Features::default())
+}
+
+/// [`parse`], with the experimental syntax in `features` accepted.
+pub fn parse_with_features(src: &[u8], file: u32, base_dir: &Path, features: Features) -> Result<Expr, ParseError> {
     let tokens = Lexer::tokenize(src, file)?;
     let home = std::env::var_os("HOME").map(|h| {
         use std::os::unix::ffi::OsStrExt;
         h.as_bytes().to_vec()
     });
-    let mut p = Parser { tokens, i: 0, file, base_dir, home, advanced: false, src, cursed_or: None };
+    let mut p = Parser {
+        tokens,
+        i: 0,
+        file,
+        base_dir,
+        home,
+        advanced: false,
+        src,
+        cursed_or: None,
+        pipe_operators: features.pipe_operators,
+    };
     let e = p.parse_expr()?;
     if p.peek() != &Tok::Eof {
         return Err(p.unexpected_expecting("end of file"));
     }
     Ok(e)
+}
+
+/// CppNix's `makeCall` for the pipe operators: an argument piped into a call
+/// joins that call's arguments (`x |> f a` is `f a x`, at `f a`'s position);
+/// anything else is called at the operator.
+fn make_call(op_pos: Pos, func: Expr, arg: Expr) -> Expr {
+    match func {
+        Expr::Call { func, mut args, pos } => {
+            args.push(arg);
+            Expr::Call { func, args, pos }
+        }
+        func => Expr::Call { func: Box::new(func), args: vec![arg], pos: op_pos },
+    }
 }
 
 /// Token names as current CppNix's bison grammar prints them in syntax errors
@@ -189,17 +226,41 @@ impl<'a> Parser<'a> {
     }
 
     fn unexpected_expecting(&self, what: &str) -> ParseError {
+        if let Some(e) = self.pipe_disabled() {
+            return e;
+        }
         ParseError { msg: format!("syntax error, unexpected {}, expecting {}", tok_name(self.peek()), what), pos: self.pos() }
     }
 
     fn unexpected(&self) -> ParseError {
+        if let Some(e) = self.pipe_disabled() {
+            return e;
+        }
         ParseError { msg: format!("syntax error, unexpected {}", tok_name(self.peek())), pos: self.pos() }
     }
+
+    /// CppNix's lexer refuses `|>` and `<|` wherever they occur while the
+    /// feature is off, so a pipe token the grammar does not expect is
+    /// reported as the disabled feature, not as a syntax error.
+    fn pipe_disabled(&self) -> Option<ParseError> {
+        if self.pipe_operators || !matches!(self.peek(), Tok::PipeInto | Tok::PipeFrom) {
+            return None;
+        }
+        Some(self.err_at(
+            self.pos(),
+            "experimental Nix feature 'pipe-operators' is disabled; add '--extra-experimental-features pipe-operators' to enable it"
+                .into(),
+        ))
+    }
+
     fn expect(&mut self, t: Tok) -> Result<(), ParseError> {
         if *self.peek() == t {
             self.bump();
             Ok(())
         } else {
+            if let Some(e) = self.pipe_disabled() {
+                return Err(e);
+            }
             Err(ParseError {
                 msg: format!("syntax error, unexpected {}, expecting {}", tok_name(self.peek()), tok_name(&t)),
                 pos: self.pos(),
@@ -284,7 +345,59 @@ impl<'a> Parser<'a> {
                 let else_ = self.parse_expr()?;
                 Ok(Expr::If { cond: Box::new(cond), then: Box::new(then), else_: Box::new(else_), pos })
             }
-            _ => self.parse_op(0),
+            _ => self.parse_pipe(),
+        }
+    }
+
+    /// The pipe operators, below every other operator (CppNix's `expr_if`
+    /// level): `f <| g <| x` is `f (g x)` (right-associative), `x |> g |> f`
+    /// is `f (g x)` (left-associative), and the two do not mix in one chain.
+    /// Each operand is an operator expression (no `if`, lambda, `let`...).
+    fn parse_pipe(&mut self) -> Result<Expr, ParseError> {
+        let first = self.parse_op(1)?;
+        match self.peek() {
+            Tok::PipeFrom => {
+                let op_pos = self.pos();
+                if let Some(e) = self.pipe_disabled() {
+                    return Err(e);
+                }
+                self.bump();
+                let rhs = self.parse_pipe_from_rhs()?;
+                Ok(make_call(op_pos, first, rhs))
+            }
+            Tok::PipeInto => {
+                let mut lhs = first;
+                while *self.peek() == Tok::PipeInto {
+                    let op_pos = self.pos();
+                    if let Some(e) = self.pipe_disabled() {
+                        return Err(e);
+                    }
+                    self.bump();
+                    let func = self.parse_op(1)?;
+                    lhs = make_call(op_pos, func, lhs);
+                }
+                if *self.peek() == Tok::PipeFrom {
+                    return Err(self.unexpected());
+                }
+                Ok(lhs)
+            }
+            _ => Ok(first),
+        }
+    }
+
+    /// The right-hand side of `<|`: an operand, or an operand applied to the
+    /// rest of a `<|` chain.
+    fn parse_pipe_from_rhs(&mut self) -> Result<Expr, ParseError> {
+        let operand = self.parse_op(1)?;
+        match self.peek() {
+            Tok::PipeFrom => {
+                let op_pos = self.pos();
+                self.bump();
+                let rhs = self.parse_pipe_from_rhs()?;
+                Ok(make_call(op_pos, operand, rhs))
+            }
+            Tok::PipeInto => Err(self.unexpected()),
+            _ => Ok(operand),
         }
     }
 
@@ -365,8 +478,6 @@ impl<'a> Parser<'a> {
         // (precedence, associativity: 0 left, 1 right, 2 none)
         Some(match self.peek() {
             Tok::Impl => (1, 1),
-            // Recognised so that their use is reported as CppNix reports it.
-            Tok::PipeInto | Tok::PipeFrom => (0, 0),
             Tok::Or => (2, 0),
             Tok::And => (3, 0),
             Tok::Eq | Tok::Neq => (4, 2),
@@ -405,13 +516,6 @@ impl<'a> Parser<'a> {
             // used the start of the left operand).
             let op_pos = self.pos();
             let op_tok = self.bump();
-            if matches!(op_tok, Tok::PipeInto | Tok::PipeFrom) {
-                return Err(self.err_at(
-                    op_pos,
-                    "experimental Nix feature 'pipe-operators' is disabled; add '--extra-experimental-features pipe-operators' to enable it"
-                        .into(),
-                ));
-            }
             if op_tok == Tok::Question {
                 let path = self.parse_attrpath()?;
                 lhs = Expr::HasAttr { expr: Box::new(lhs), path, pos: start };

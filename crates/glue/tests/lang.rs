@@ -11,6 +11,8 @@
 //! - `eval-fail-NAME.nix`: evaluation must end in an error (not a panic, not a
 //!   hang).
 //! - `parse-okay-NAME.nix` / `parse-fail-NAME.nix`: parsing must succeed / fail.
+//! - `NAME.flags`, when present: `--extra-experimental-features FEATURE` for
+//!   the case (e.g. `pipe-operators`).
 //! - `eval-fail-NAME.err.exp` / `parse-fail-NAME.err.exp`, when present: the
 //!   error exactly as `nix-instantiate --eval --strict --show-trace` prints it
 //!   in current CppNix's layout (newline included), with the corpus directory
@@ -104,7 +106,9 @@ fn run_nivis(path: PathBuf, parse_only: bool) -> Outcome {
             let store = nivis_store::DummyStore::new(nivis_formats::StoreDir::new("/nix/store").unwrap());
             let io = Rc::new(nivis_glue::StoreEvalIO::new(Box::new(store), true));
             // As `--show-trace`: the frames of `.err.exp` files are all there.
-            let mut eval = Eval::new(io, Settings { show_trace: true, ..Settings::default() });
+            let mut settings = Settings { show_trace: true, ..Settings::default() };
+            settings.experimental_features = case_features(&path);
+            let mut eval = Eval::new(io, settings);
             let expr = match eval.parse_file(&path) {
                 Ok(expr) => expr,
                 Err(error) => return Outcome::ParseError(error.render(true)),
@@ -132,6 +136,21 @@ fn run_nivis(path: PathBuf, parse_only: bool) -> Outcome {
         return Outcome::Panic(format!("cannot spawn evaluator thread: {error}"));
     }
     receiver.recv_timeout(CASE_TIMEOUT).unwrap_or(Outcome::Timeout)
+}
+
+/// The experimental features a case turns on in its `NAME.flags` file (as in
+/// CppNix's corpus: command-line flags, here only
+/// `--extra-experimental-features FEATURE...`).
+fn case_features(path: &Path) -> Vec<String> {
+    let flags = std::fs::read_to_string(path.with_extension("flags")).unwrap_or_default();
+    let mut words = flags.split_whitespace();
+    let mut features = Vec::new();
+    while let Some(word) = words.next() {
+        if word == "--extra-experimental-features" {
+            features.extend(words.next().map(str::to_string));
+        }
+    }
+    features
 }
 
 /// `None` if the case passes, else why it failed.

@@ -1,0 +1,3 @@
+# Without the feature, a pipe token is refused wherever it appears, even
+# where the grammar could not use it.
+[ 1 |> builtins.length ]
