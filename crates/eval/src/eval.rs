@@ -1174,8 +1174,7 @@ impl Eval {
                     _ => unreachable!(),
                 }))
             }
-            (Value::Int(_) | Value::Float(_), other) => Err(arith_operand_error(op, 1, &l, other, pos)),
-            (other, _) => Err(arith_operand_error(op, 0, &r, other, pos)),
+            _ => Err(arith_operand_error(op, &l, &r, pos)),
         }
     }
 
@@ -1515,7 +1514,9 @@ impl Eval {
                 if let Some(f) = a.get(self.s.to_string) {
                     let f = self.force(&f.clone(), pos)?;
                     let r = self.call(&f, v.clone(), pos)?;
-                    return self.coerce_to_string_into(&r, pos, opts, buf, ctx);
+                    return self.coerce_to_string_into(&r, pos, opts, buf, ctx).map_err(|e| {
+                        crate::error::add_context(e, pos, || "while evaluating the result of the `__toString` attribute".into())
+                    });
                 }
                 if let Some(out) = a.get(self.s.out_path) {
                     let out = out.clone();
@@ -1718,21 +1719,46 @@ fn arith_builtin(op: BinOp) -> &'static str {
     }
 }
 
-/// An operand of arithmetic that is not a number: CppNix forces both as
-/// floats when either is a float, else as integers, naming the operand.
+/// An operand of arithmetic that is not a number, reported as CppNix's
+/// `__add`/`__sub`/`__mul` report it (both operands forced as floats when
+/// either is a float, else as integers, first operand first) and `__div`
+/// (the divisor first, as a float, then whether it is zero, then the
+/// dividend), in their own words.
 #[cold]
-fn arith_operand_error(op: BinOp, index: usize, other_operand: &Value, bad: &Value, pos: Pos) -> Box<EvalError> {
-    let expected = if matches!(other_operand, Value::Float(_)) || matches!(bad, Value::Float(_)) { "a float" } else { "an integer" };
+fn arith_operand_error(op: BinOp, l: &Value, r: &Value, pos: Pos) -> Box<EvalError> {
+    let is_number = |v: &Value| matches!(v, Value::Int(_) | Value::Float(_));
+    let is_float = |v: &Value| matches!(v, Value::Float(_));
+    let with_frame = |mut e: Box<EvalError>, msg: String| {
+        e.trace.push(TraceFrame::new(pos, msg));
+        e
+    };
+    if op == BinOp::Div {
+        if !is_number(r) {
+            return with_frame(type_error(r, "a float", pos), "while evaluating the second operand of the division".into());
+        }
+        if matches!(r, Value::Int(0)) || matches!(r, Value::Float(f) if *f == 0.0) {
+            return eval_error("division by zero", pos);
+        }
+        let expected = if is_float(r) { "a float" } else { "an integer" };
+        return with_frame(type_error(l, expected, pos), "while evaluating the first operand of the division".into());
+    }
     let what = match op {
         BinOp::Add => "addition",
         BinOp::Sub => "subtraction",
-        BinOp::Mul => "multiplication",
-        _ => "division",
+        _ => "multiplication",
     };
-    let which = if index == 0 { "first" } else { "second" };
-    let mut e = type_error(bad, expected, pos);
-    e.trace.push(TraceFrame::new(pos, format!("while evaluating the {which} argument of the {what}")));
-    e
+    let floats = is_float(l) || is_float(r);
+    let expected = if floats { "a float" } else { "an integer" };
+    if !is_number(l) {
+        // (CppNix's own wording for a product of floats lacks "argument".)
+        let msg = if floats && op == BinOp::Mul {
+            "while evaluating the first of the multiplication".to_string()
+        } else {
+            format!("while evaluating the first argument of the {what}")
+        };
+        return with_frame(type_error(l, expected, pos), msg);
+    }
+    with_frame(type_error(r, expected, pos), format!("while evaluating the second argument of the {what}"))
 }
 
 fn not_argument() -> String {

@@ -1,0 +1,2 @@
+# __div takes its divisor as a float first.
+1 / "a"

@@ -1,0 +1,2 @@
+# __div checks its divisor first: zero is reported before the dividend.
+"a" / 0
