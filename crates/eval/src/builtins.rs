@@ -980,14 +980,23 @@ fn prim_generic_closure(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 // ----- strings -----
 
 fn prim_string_length(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    // A string is measured where it is, not copied first.
+    let v = e.force(&a[0], p)?;
+    if let Value::String(s) = &v {
+        return Ok(Value::Int(s.as_bytes().len() as i64));
+    }
     // A path is copied to the store first (CppNix's default coercion).
     let coerce = Coerce { more: false, copy_to_store: true };
-    let s = coerce_ctx(e, &a[0], p, coerce, "while evaluating the argument passed to builtins.stringLength")?;
+    let s = coerce_ctx(e, &v, p, coerce, "while evaluating the argument passed to builtins.stringLength")?;
     Ok(Value::Int(s.as_bytes().len() as i64))
 }
 
 fn prim_to_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let v = e.force(&a[0], p)?;
+    // A string is its own string (context included): shared, not copied.
+    if let Value::String(_) = v {
+        return Ok(v);
+    }
     match e.coerce_to_string(&v, p, Coerce { more: true, copy_to_store: false }) {
         Ok(s) => Ok(Value::String(Rc::new(s))),
         Err(mut error) => {

@@ -1525,9 +1525,8 @@ impl Eval {
                 Err(cannot_coerce(&v))
             }
             Value::Int(n) if opts.more => {
-                use std::io::Write as _;
                 // Formatted straight into the buffer, with no string of its own.
-                write!(buf, "{n}").expect("writing to a vector cannot fail");
+                crate::print::push_int(buf, *n);
                 Ok(())
             }
             Value::Float(f) if opts.more => {
@@ -1565,7 +1564,14 @@ impl Eval {
     }
 
     pub fn coerce_to_string(&mut self, v: &Value, pos: Pos, opts: Coerce) -> Result<NixString> {
-        // A string needs no building: share its bytes' copy, skip the scratch buffer.
+        // A string needs no building: copy it once, skipping the scratch buffer.
+        let forced;
+        let v = if let Value::Thunk(_) = v {
+            forced = self.force(v, pos)?;
+            &forced
+        } else {
+            v
+        };
         if let Value::String(s) = v {
             return Ok((**s).clone());
         }

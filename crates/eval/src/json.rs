@@ -9,6 +9,11 @@ use crate::value::*;
 struct P<'a> {
     s: &'a [u8],
     i: usize,
+    /// The attributes and items of the objects and arrays being parsed, inner
+    /// ones above outer ones: each gets one allocation of its exact size at its
+    /// end, rather than a vector grown by doubling.
+    attrs: Vec<Attr>,
+    items: Vec<Value>,
 }
 
 fn err(p: &P, what: &str) -> String {
@@ -31,58 +36,45 @@ impl<'a> P<'a> {
         match c {
             b'{' => {
                 self.i += 1;
-                let mut attrs = Attrs::new();
                 self.ws();
                 if self.s.get(self.i) == Some(&b'}') {
                     self.i += 1;
-                    return Ok(Value::attrs(attrs));
+                    return Ok(Value::attrs(Attrs::new()));
                 }
-                loop {
-                    self.ws();
-                    if self.s.get(self.i) != Some(&b'"') {
-                        return Err(err(self, "expected string literal"));
-                    }
-                    let k = self.string()?;
-                    self.ws();
-                    if self.s.get(self.i) != Some(&b':') {
-                        return Err(err(self, "expected ':'"));
-                    }
-                    self.i += 1;
-                    let v = self.value(depth + 1)?;
-                    attrs.insert(Sym::new(&k), v, Pos::NONE);
-                    self.ws();
-                    match self.s.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b'}') => {
-                            self.i += 1;
-                            return Ok(Value::attrs(attrs));
-                        }
-                        _ => return Err(err(self, "expected '}'")),
-                    }
+                let base = self.attrs.len();
+                let result = self.object_members(depth);
+                if result.is_err() {
+                    self.attrs.truncate(base);
                 }
+                result?;
+                let mut entries: Vec<Attr> = self.attrs.drain(base..).collect();
+                // Sorted by symbol; of a repeated key the last value wins.
+                entries.sort_by_key(|a| a.name);
+                entries.dedup_by(|later, earlier| {
+                    if later.name != earlier.name {
+                        return false;
+                    }
+                    std::mem::swap(later, earlier);
+                    true
+                });
+                Ok(Value::attrs(Attrs { entries }))
             }
             b'[' => {
                 self.i += 1;
-                let mut items = Vec::new();
                 self.ws();
                 if self.s.get(self.i) == Some(&b']') {
                     self.i += 1;
-                    return Ok(Value::list(items));
+                    return Ok(Value::list(Vec::new()));
                 }
-                loop {
-                    items.push(self.value(depth + 1)?);
-                    self.ws();
-                    match self.s.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b']') => {
-                            self.i += 1;
-                            return Ok(Value::list(items));
-                        }
-                        _ => return Err(err(self, "expected ']'")),
-                    }
+                let base = self.items.len();
+                let result = self.array_items(depth);
+                if result.is_err() {
+                    self.items.truncate(base);
                 }
+                result?;
+                Ok(Value::list(self.items.drain(base..).collect()))
             }
-            b'"' => Ok(Value::string(self.string()?)),
+            b'"' => Ok(Value::String(std::rc::Rc::new(NixString::plain(self.string()?)))),
             b't' if self.s[self.i..].starts_with(b"true") => {
                 self.i += 4;
                 Ok(Value::Bool(true))
@@ -97,6 +89,51 @@ impl<'a> P<'a> {
             }
             b'-' | b'0'..=b'9' => self.number(),
             _ => Err(err(self, "invalid literal")),
+        }
+    }
+    /// The members of a non-empty object, pushed onto `self.attrs`, through the
+    /// closing brace.
+    fn object_members(&mut self, depth: usize) -> Result<(), String> {
+        loop {
+            self.ws();
+            if self.s.get(self.i) != Some(&b'"') {
+                return Err(err(self, "expected string literal"));
+            }
+            let k = self.string()?;
+            let name = Sym::new(&k);
+            self.ws();
+            if self.s.get(self.i) != Some(&b':') {
+                return Err(err(self, "expected ':'"));
+            }
+            self.i += 1;
+            let value = self.value(depth + 1)?;
+            self.attrs.push(Attr { name, value, pos: Pos::NONE });
+            self.ws();
+            match self.s.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(err(self, "expected '}'")),
+            }
+        }
+    }
+    /// The items of a non-empty array, pushed onto `self.items`, through the
+    /// closing bracket.
+    fn array_items(&mut self, depth: usize) -> Result<(), String> {
+        loop {
+            let item = self.value(depth + 1)?;
+            self.items.push(item);
+            self.ws();
+            match self.s.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(err(self, "expected ']'")),
+            }
         }
     }
     fn number(&mut self) -> Result<Value, String> {
@@ -158,9 +195,26 @@ impl<'a> P<'a> {
         self.i += 4;
         Ok(v)
     }
-    fn string(&mut self) -> Result<Vec<u8>, String> {
+    /// A string literal's bytes, borrowed from the input when it has no escape.
+    fn string(&mut self) -> Result<std::borrow::Cow<'a, [u8]>, String> {
         self.i += 1;
-        let mut out = Vec::new();
+        let start = self.i;
+        while let Some(&c) = self.s.get(self.i) {
+            if c == b'"' {
+                let bytes = &self.s[start..self.i];
+                self.i += 1;
+                // No escape, so no NUL (a raw control character is refused).
+                if std::str::from_utf8(bytes).is_err() {
+                    return Err(err(self, "invalid string: ill-formed UTF-8 byte"));
+                }
+                return Ok(std::borrow::Cow::Borrowed(bytes));
+            }
+            if c == b'\\' || c < 0x20 {
+                break;
+            }
+            self.i += 1;
+        }
+        let mut out = self.s[start..self.i].to_vec();
         loop {
             let Some(&c) = self.s.get(self.i) else { return Err(err(self, "invalid string: missing closing quote")) };
             self.i += 1;
@@ -174,7 +228,7 @@ impl<'a> P<'a> {
                     if out.contains(&0) {
                         return Err(null_byte_error(&String::from_utf8_lossy(&out)));
                     }
-                    return Ok(out);
+                    return Ok(std::borrow::Cow::Owned(out));
                 }
                 b'\\' => {
                     let Some(&e) = self.s.get(self.i) else { return Err(err(self, "invalid string")) };
@@ -222,7 +276,7 @@ fn null_byte_error(s: &str) -> String {
 }
 
 pub fn from_json(s: &[u8]) -> Result<Value, String> {
-    let mut p = P { s, i: 0 };
+    let mut p = P { s, i: 0, attrs: Vec::new(), items: Vec::new() };
     let v = p.value(0)?;
     p.ws();
     if p.i != s.len() {

@@ -96,7 +96,7 @@ fn print_inner(e: &mut Eval, v: &Value, out: &mut Vec<u8>, seen: &mut HashSet<us
         },
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Value::Int(n) => push_int(out, *n),
         Value::Float(f) => out.extend_from_slice(format_float_g(*f).as_bytes()),
         Value::String(s) => write_nix_string(out, s.as_bytes()),
         Value::Path(p) => out.extend_from_slice(p.as_bytes()),
@@ -152,10 +152,57 @@ fn print_inner(e: &mut Eval, v: &Value, out: &mut Vec<u8>, seen: &mut HashSet<us
     }
 }
 
+/// Appends `n` in decimal, as `{n}` formats it, without the formatting
+/// machinery (integers are most of what `toString` and `toJSON` print).
+pub fn push_int(out: &mut Vec<u8>, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Calls `f` with the attributes of `a` in the order users see (by name).
+/// Small sets, most of those printed, are sorted on the stack by insertion.
+fn with_sorted_attrs<R>(a: &Attrs, f: impl FnOnce(&[&Attr]) -> R) -> R {
+    const SMALL: usize = 16;
+    if a.len() > SMALL {
+        return f(&a.sorted_by_name());
+    }
+    let mut named: smallvec::SmallVec<[(&[u8], &Attr); SMALL]> = a.entries.iter().map(|x| (x.name.as_bytes(), x)).collect();
+    for i in 1..named.len() {
+        let mut j = i;
+        while j > 0 && named[j - 1].0 > named[j].0 {
+            named.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    let sorted: smallvec::SmallVec<[&Attr; SMALL]> = named.iter().map(|(_, x)| *x).collect();
+    f(&sorted)
+}
+
 /// A JSON string literal, escaped as CppNix 2.8 escapes it.
 pub fn json_string(s: &[u8], out: &mut Vec<u8>) {
+    out.reserve(s.len() + 2);
     out.push(b'"');
-    for &c in s {
+    // Runs of bytes that need no escape are copied whole.
+    let mut start = 0;
+    for (i, &c) in s.iter().enumerate() {
+        if c >= 0x20 && c != b'"' && c != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&s[start..i]);
+        start = i + 1;
         match c {
             b'"' | b'\\' => {
                 out.push(b'\\');
@@ -164,10 +211,13 @@ pub fn json_string(s: &[u8], out: &mut Vec<u8>) {
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\r' => out.extend_from_slice(b"\\r"),
             b'\t' => out.extend_from_slice(b"\\t"),
-            c if c < 0x20 => out.extend_from_slice(format!("\\u{:04x}", c).as_bytes()),
-            c => out.push(c),
+            c => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
+            }
         }
     }
+    out.extend_from_slice(&s[start..]);
     out.push(b'"');
 }
 
@@ -177,7 +227,7 @@ pub fn to_json(e: &mut Eval, v: &Value, pos: Pos, out: &mut Vec<u8>, ctx: &mut C
     match &v {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Value::Int(n) => push_int(out, *n),
         Value::Float(f) => out.extend_from_slice(format_float_json(*f).as_bytes()),
         Value::String(s) => {
             // Current CppNix serialises through nlohmann::json, which rejects invalid UTF-8.
@@ -212,15 +262,17 @@ pub fn to_json(e: &mut Eval, v: &Value, pos: Pos, out: &mut Vec<u8>, ctx: &mut C
                 return to_json(e, &o, pos, out, ctx);
             }
             out.push(b'{');
-            for (i, attr) in a.sorted_by_name().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
+            with_sorted_attrs(a, |sorted| -> Result<()> {
+                for (i, attr) in sorted.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    json_string(attr.name.as_bytes(), out);
+                    out.push(b':');
+                    to_json(e, &attr.value, attr.pos, out, ctx)?;
                 }
-                json_string(attr.name.as_bytes(), out);
-                out.push(b':');
-                let value = attr.value.clone();
-                to_json(e, &value, attr.pos, out, ctx)?;
-            }
+                Ok(())
+            })?;
             out.push(b'}');
         }
         Value::List(l) => {
