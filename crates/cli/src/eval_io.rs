@@ -428,7 +428,10 @@ pub fn find_along_attr_path(
                 return Err(err(format!("empty attribute name in selection path '{attr_path}'")));
             }
             let Some(item) = a.get(Sym::from_str(&token)).cloned() else {
-                return Err(err(format!("attribute '{token}' in selection path '{attr_path}' not found")));
+                // With CppNix's "Did you mean" among the set's names.
+                let names: Vec<Vec<u8>> = a.entries.iter().map(|x| x.name.as_bytes().to_vec()).collect();
+                return Err(err(format!("attribute '{token}' in selection path '{attr_path}' not found"))
+                    .with_suggestions(token.as_bytes(), names.iter().map(|n| n.as_slice())));
             };
             v = item;
         }

@@ -71,6 +71,91 @@ pub fn print_value_for_trace(e: &mut Eval, v: &Value) -> Vec<u8> {
     out
 }
 
+/// Prints a value for `nix eval`, forcing it as it is printed, as current
+/// CppNix's printer does with `force` and `derivationPaths`: sets in name
+/// order, depth first; a derivation (at any depth) as `«derivation DRVPATH»`,
+/// forcing only its `type` and `drvPath`. No frames are added on the way (an
+/// error reads as the failing value's own), unlike `nix-instantiate
+/// --strict`'s deep forcing. Values are shown as `nix-instantiate --eval`
+/// shows them.
+pub fn print_value_forcing(e: &mut Eval, v: &Value) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let slot = v as *const Value as usize;
+    print_forcing(e, v, &mut out, &mut seen, slot)?;
+    Ok(out)
+}
+
+fn print_forcing(e: &mut Eval, v: &Value, out: &mut Vec<u8>, seen: &mut HashSet<usize>, slot: usize) -> Result<()> {
+    let slot = match v {
+        Value::Thunk(t) => Rc::as_ptr(t) as usize,
+        _ => slot,
+    };
+    let v = e.force(v, Pos::NONE)?;
+    match &v {
+        Value::Attrs(a) => {
+            if !a.is_empty() && !seen.insert(Rc::as_ptr(a) as usize) {
+                out.extend_from_slice("«repeated»".as_bytes());
+                return Ok(());
+            }
+            if e.is_derivation(a)? {
+                out.extend_from_slice("«derivation".as_bytes());
+                if let Some(drv_path) = a.find(e.s.drv_path) {
+                    let (value, pos) = (drv_path.value.clone(), drv_path.pos);
+                    let path = store_path_for_print(e, &value, pos)?;
+                    out.push(b' ');
+                    out.extend_from_slice(&path);
+                }
+                out.extend_from_slice("»".as_bytes());
+                return Ok(());
+            }
+            out.extend_from_slice(b"{ ");
+            for attr in a.sorted_by_name() {
+                write_attr_name(out, attr.name.as_bytes());
+                out.extend_from_slice(b" = ");
+                print_forcing(e, &attr.value, out, seen, &attr.value as *const Value as usize)?;
+                out.extend_from_slice(b"; ");
+            }
+            out.push(b'}');
+        }
+        Value::List(l) => {
+            // The same identities as print_inner's «repeated».
+            let identity = if l.len() <= 2 { slot } else { Rc::as_ptr(l) as usize };
+            if !l.is_empty() && !seen.insert(identity | if l.len() <= 2 { 1 << 63 } else { 0 }) {
+                out.extend_from_slice("«repeated»".as_bytes());
+                return Ok(());
+            }
+            out.extend_from_slice(b"[ ");
+            for item in l.iter() {
+                print_forcing(e, item, out, seen, item as *const Value as usize)?;
+                out.push(b' ');
+            }
+            out.push(b']');
+        }
+        other => print_inner(e, other, out, seen, slot, PrintStyle::Ambiguous),
+    }
+    Ok(())
+}
+
+/// CppNix's `coerceToStorePath(pos, drvPath, context, "while evaluating the
+/// drvPath of a derivation")`: the frame at the attribute's position.
+fn store_path_for_print(e: &mut Eval, v: &Value, pos: Pos) -> Result<Vec<u8>> {
+    const CONTEXT: &str = "while evaluating the drvPath of a derivation";
+    let coerce = Coerce { more: false, copy_to_store: false };
+    let s = e.coerce_to_string(v, Pos::NONE, coerce).map_err(|err| crate::error::add_context(err, pos, || CONTEXT.into()))?;
+    let store_dir = e.io.store_dir();
+    let bytes = s.as_bytes();
+    let in_store = bytes.len() > store_dir.len() + 1
+        && bytes.starts_with(store_dir.as_bytes())
+        && bytes[store_dir.len()] == b'/'
+        && !bytes[store_dir.len() + 1..].contains(&b'/');
+    if !in_store {
+        let err = eval_error(format!("path '{}' is not in the Nix store", s.to_str_lossy()), Pos::NONE);
+        return Err(crate::error::add_context(err, pos, || CONTEXT.into()));
+    }
+    Ok(bytes.to_vec())
+}
+
 /// Which of CppNix's two value printers to follow: `printAmbiguous`
 /// (`nix-instantiate --eval`) or `ValuePrinter` (`trace`).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -223,6 +308,28 @@ pub fn json_string(s: &[u8], out: &mut Vec<u8>) {
 
 /// `builtins.toJSON` / `--json`: forces the value completely.
 pub fn to_json(e: &mut Eval, v: &Value, pos: Pos, out: &mut Vec<u8>, ctx: &mut Context) -> Result<()> {
+    let mut invalid_utf8 = None;
+    to_json_value(e, v, pos, out, ctx, &mut invalid_utf8)?;
+    // Current CppNix builds the whole JSON value first and serialises it
+    // through nlohmann::json, whose dump() rejects invalid UTF-8 only then.
+    if let Some(msg) = invalid_utf8 {
+        return Err(eval_error(format!("JSON serialization error: {msg}"), Pos::NONE));
+    }
+    Ok(())
+}
+
+/// CppNix's `printValueAsJSON`: attributes in name order, each failure framed
+/// with the attribute ("while evaluating attribute 'NAME'", at it) or the list
+/// element ("while evaluating list element at index N").
+fn to_json_value(
+    e: &mut Eval,
+    v: &Value,
+    pos: Pos,
+    out: &mut Vec<u8>,
+    ctx: &mut Context,
+    invalid_utf8: &mut Option<String>,
+) -> Result<()> {
+    use crate::eval::AddTrace;
     let v = e.force(v, pos)?;
     match &v {
         Value::Null => out.extend_from_slice(b"null"),
@@ -230,13 +337,14 @@ pub fn to_json(e: &mut Eval, v: &Value, pos: Pos, out: &mut Vec<u8>, ctx: &mut C
         Value::Int(n) => push_int(out, *n),
         Value::Float(f) => out.extend_from_slice(format_float_json(*f).as_bytes()),
         Value::String(s) => {
-            // Current CppNix serialises through nlohmann::json, which rejects invalid UTF-8.
             if let Err(err) = std::str::from_utf8(s.as_bytes()) {
-                let index = err.valid_up_to();
-                return Err(eval_error(
-                    format!("[json.exception.type_error.316] invalid UTF-8 byte at index {index}: 0x{:02X}", s.as_bytes()[index]),
-                    pos,
-                ));
+                if invalid_utf8.is_none() {
+                    let index = err.valid_up_to();
+                    *invalid_utf8 = Some(format!(
+                        "[json.exception.type_error.316] invalid UTF-8 byte at index {index}: 0x{:02X}",
+                        s.as_bytes()[index]
+                    ));
+                }
             }
             json_string(s.as_bytes(), out);
             if let Some(c) = s.context() {
@@ -250,16 +358,17 @@ pub fn to_json(e: &mut Eval, v: &Value, pos: Pos, out: &mut Vec<u8>, ctx: &mut C
         }
         Value::Attrs(a) => {
             if a.get(e.s.to_string).is_some() {
-                let s = e.coerce_to_string(&v, pos, Coerce { more: false, copy_to_store: true })?;
+                // (tryAttrsToString without copying paths to the store.)
+                let s = e.coerce_to_string(&v, pos, Coerce { more: false, copy_to_store: false })?;
                 json_string(s.as_bytes(), out);
                 if let Some(c) = s.context() {
                     ctx.extend(c.iter().cloned());
                 }
                 return Ok(());
             }
-            if let Some(o) = a.get(e.s.out_path) {
-                let o = o.clone();
-                return to_json(e, &o, pos, out, ctx);
+            if let Some(o) = a.find(e.s.out_path) {
+                let (o, o_pos) = (o.value.clone(), o.pos);
+                return to_json_value(e, &o, o_pos, out, ctx, invalid_utf8);
             }
             out.push(b'{');
             with_sorted_attrs(a, |sorted| -> Result<()> {
@@ -269,7 +378,8 @@ pub fn to_json(e: &mut Eval, v: &Value, pos: Pos, out: &mut Vec<u8>, ctx: &mut C
                     }
                     json_string(attr.name.as_bytes(), out);
                     out.push(b':');
-                    to_json(e, &attr.value, attr.pos, out, ctx)?;
+                    to_json_value(e, &attr.value, attr.pos, out, ctx, invalid_utf8)
+                        .trace(attr.pos, || format!("while evaluating attribute '{}'", attr.name))?;
                 }
                 Ok(())
             })?;
@@ -281,11 +391,23 @@ pub fn to_json(e: &mut Eval, v: &Value, pos: Pos, out: &mut Vec<u8>, ctx: &mut C
                 if i > 0 {
                     out.push(b',');
                 }
-                to_json(e, item, pos, out, ctx)?;
+                to_json_value(e, item, pos, out, ctx, invalid_utf8)
+                    .trace(pos, || format!("while evaluating list element at index {i}"))?;
             }
             out.push(b']');
         }
-        other => return Err(eval_error(format!("cannot convert {} to JSON", other.show_type()), pos)),
+        other => {
+            // At the function's own position, as CppNix's determinePos.
+            let at = match other {
+                Value::Lambda(c) => c.lambda.pos,
+                _ => pos,
+            };
+            return Err(crate::error::EvalError::new(
+                crate::error::ErrorKind::Type,
+                format!("cannot convert {} to JSON", other.show_type()),
+                at,
+            ));
+        }
     }
     Ok(())
 }

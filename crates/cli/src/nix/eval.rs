@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::eval_io::{AutoArg, EVAL_STACK_BYTES, auto_args, find_along_attr_path};
-use nivis_eval::{Pos, Value};
+use nivis_eval::Pos;
 
 #[derive(Default)]
 struct Options {
@@ -126,9 +126,18 @@ fn run_in_thread(mut o: Options) -> u8 {
             let f = ev.eval_expr(f_expr)?;
             v = ev.call(&f, v, Pos::NONE)?;
         }
-        let v = ev.force_deep(&v, Pos::NONE)?;
+        // As current CppNix: nothing is forced beyond what the output needs,
+        // in the order the output needs it, and only the output's own frames
+        // are added (nix-instantiate --strict forces deeply first instead).
         if o.raw {
-            let s = ev.coerce_to_string(&v, Pos::NONE, nivis_eval::eval::Coerce { more: false, copy_to_store: true })?;
+            let coerce = nivis_eval::eval::Coerce { more: false, copy_to_store: true };
+            let v = ev.force(&v, Pos::NONE)?;
+            let s = ev.coerce_to_string(&v, Pos::NONE, coerce).map_err(|mut err| {
+                if err.trace.is_empty() && err.pos.is_none() && matches!(err.kind, nivis_eval::ErrorKind::Type) {
+                    err.trace.push(nivis_eval::error::TraceFrame::new(Pos::NONE, "while generating the eval command output"));
+                }
+                err
+            })?;
             return Ok(s.as_bytes().to_vec());
         }
         if o.json {
@@ -138,19 +147,7 @@ fn run_in_thread(mut o: Options) -> u8 {
             out.push(b'\n');
             return Ok(out);
         }
-        let mut out = match &v {
-            Value::Attrs(a) if ev.is_derivation(a)? => {
-                let drv = match a.get(ev.s.drv_path).cloned() {
-                    Some(d) => ev.force_string(&d, Pos::NONE)?.as_bytes().to_vec(),
-                    None => b"???".to_vec(),
-                };
-                let mut s = "«derivation ".as_bytes().to_vec();
-                s.extend_from_slice(&drv);
-                s.extend_from_slice("»".as_bytes());
-                s
-            }
-            _ => nivis_eval::print::print_value_bytes(&mut ev, &v),
-        };
+        let mut out = nivis_eval::print::print_value_forcing(&mut ev, &v)?;
         out.push(b'\n');
         Ok(out)
     })();
