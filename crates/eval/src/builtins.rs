@@ -441,9 +441,30 @@ fn prim_warn(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 // ----- attribute sets -----
 
+thread_local! {
+    /// Each symbol's name as a string value, made once when first asked for:
+    /// `attrNames` and `mapAttrs` then hand out one shared string per name
+    /// rather than allocating it again for every set (CppNix points such
+    /// strings into its symbol table). Bounded by the symbol table, which is
+    /// never freed either.
+    static SYM_STRINGS: std::cell::RefCell<Vec<Option<Rc<NixString>>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The name `sym` as a string value (see `SYM_STRINGS`).
+fn sym_string(sym: Sym) -> Value {
+    SYM_STRINGS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let i = sym.0 as usize;
+        if cache.len() <= i {
+            cache.resize(i + 1, None);
+        }
+        Value::String(cache[i].get_or_insert_with(|| Rc::new(NixString::plain(sym.as_bytes()))).clone())
+    })
+}
+
 fn prim_attr_names(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let attrs = e.force_attrs(&a[0], p).context("while evaluating the argument passed to builtins.attrNames")?;
-    let names = attrs.sorted_by_name().iter().map(|x| Value::string(x.name.as_bytes())).collect();
+    let names = attrs.sorted_by_name().iter().map(|x| sym_string(x.name)).collect();
     Ok(Value::list(names))
 }
 
@@ -579,7 +600,7 @@ fn prim_map_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let f = a[0].clone();
     let mut out = Attrs::with_capacity(attrs.len());
     for x in &attrs.entries {
-        let partial = Value::apply_thunk(f.clone(), Value::string(x.name.as_bytes()));
+        let partial = Value::apply_thunk(f.clone(), sym_string(x.name));
         // CppNix gives the new attributes no position (unsafeGetAttrPos is null).
         out.entries.push(Attr { name: x.name, value: Value::apply_thunk(partial, x.value.clone()), pos: Pos::NONE });
     }
@@ -996,6 +1017,9 @@ fn prim_to_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     // A string is its own string (context included): shared, not copied.
     if let Value::String(_) = v {
         return Ok(v);
+    }
+    if let Value::Int(n) = v {
+        return Ok(Value::string(crate::print::format_int(n, &mut [0; 20])));
     }
     match e.coerce_to_string(&v, p, Coerce { more: true, copy_to_store: false }) {
         Ok(s) => Ok(Value::String(Rc::new(s))),

@@ -150,12 +150,17 @@ pub struct Eval {
     pub(crate) store_copies: HashMap<Vec<u8>, String>,
     call_depth: usize,
     force_depth: usize,
-    /// A buffer strings are built in before they get their exact-size
+    /// Buffers strings are built in before they get their exact-size
     /// allocation, reused so that building a string costs one allocation rather
-    /// than a series of growing ones (taken while in use: a nested build, such
-    /// as a `__toString` called during an interpolation, starts a fresh one).
-    string_scratch: Vec<u8>,
+    /// than a series of growing ones. A stack, because builds nest: the
+    /// `toString i` inside `"a${toString i}"` runs while the outer one holds
+    /// its buffer.
+    string_scratch: Vec<Vec<u8>>,
 }
+
+/// Scratch buffers larger than this are freed rather than kept for reuse, so
+/// one huge string does not stay resident for the rest of the evaluation.
+const SCRATCH_KEEP_MAX: usize = 1 << 16;
 
 /// How deep thunk forcing may nest before we report a stack overflow rather than
 /// crash (the evaluation thread's stack is sized for this).
@@ -1228,8 +1233,7 @@ impl Eval {
         let mut first_type = First::Str;
         let mut n: i64 = 0;
         let mut nf: f64 = 0.0;
-        let mut buf = std::mem::take(&mut self.string_scratch);
-        buf.clear();
+        let mut buf = self.take_scratch();
         let mut ctx = Context::new();
         for (i, (part_pos, part)) in parts.iter().enumerate() {
             let v = match given.next() {
@@ -1286,7 +1290,7 @@ impl Eval {
             }
             First::Str => Value::string_ctx(&buf[..], ctx),
         };
-        self.string_scratch = buf;
+        self.give_scratch(buf);
         Ok(result)
     }
 
@@ -1496,7 +1500,7 @@ impl Eval {
             Value::String(s) => {
                 buf.extend_from_slice(s.as_bytes());
                 if let Some(c) = s.context() {
-                    ctx.extend(c.iter().cloned());
+                    ctx.union_with(c);
                 }
                 Ok(())
             }
@@ -1575,13 +1579,27 @@ impl Eval {
         if let Value::String(s) = v {
             return Ok((**s).clone());
         }
-        let mut buf = std::mem::take(&mut self.string_scratch);
-        buf.clear();
+        let mut buf = self.take_scratch();
         let mut ctx = Context::new();
         self.coerce_to_string_into(v, pos, opts, &mut buf, &mut ctx)?;
         let result = NixString::with_context(&buf[..], ctx);
-        self.string_scratch = buf;
+        self.give_scratch(buf);
         Ok(result)
+    }
+
+    /// An empty buffer to build a string in; hand it back with `give_scratch`.
+    #[inline]
+    pub(crate) fn take_scratch(&mut self) -> Vec<u8> {
+        let mut buf = self.string_scratch.pop().unwrap_or_default();
+        buf.clear();
+        buf
+    }
+
+    #[inline]
+    pub(crate) fn give_scratch(&mut self, buf: Vec<u8>) {
+        if buf.capacity() <= SCRATCH_KEEP_MAX && self.string_scratch.len() < 16 {
+            self.string_scratch.push(buf);
+        }
     }
 
     /// Coerces to an absolute path (a path value, or a string starting with `/`).

@@ -237,24 +237,30 @@ fn print_inner(e: &mut Eval, v: &Value, out: &mut Vec<u8>, seen: &mut HashSet<us
     }
 }
 
-/// Appends `n` in decimal, as `{n}` formats it, without the formatting
-/// machinery (integers are most of what `toString` and `toJSON` print).
-pub fn push_int(out: &mut Vec<u8>, n: i64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
+/// `n` in decimal, as `{n}` formats it, without the formatting machinery
+/// (integers are most of what `toString` and `toJSON` print), written at the
+/// end of `buf`.
+pub fn format_int(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
     let mut m = n.unsigned_abs();
     loop {
         i -= 1;
-        digits[i] = b'0' + (m % 10) as u8;
+        buf[i] = b'0' + (m % 10) as u8;
         m /= 10;
         if m == 0 {
             break;
         }
     }
     if n < 0 {
-        out.push(b'-');
+        i -= 1;
+        buf[i] = b'-';
     }
-    out.extend_from_slice(&digits[i..]);
+    &buf[i..]
+}
+
+/// Appends `n` in decimal (see [`format_int`]).
+pub fn push_int(out: &mut Vec<u8>, n: i64) {
+    out.extend_from_slice(format_int(n, &mut [0; 20]));
 }
 
 /// Calls `f` with the attributes of `a` in the order users see (by name).
@@ -348,7 +354,7 @@ fn to_json_value(
             }
             json_string(s.as_bytes(), out);
             if let Some(c) = s.context() {
-                ctx.extend(c.iter().cloned());
+                ctx.union_with(c);
             }
         }
         Value::Path(p) => {
@@ -362,7 +368,7 @@ fn to_json_value(
                 let s = e.coerce_to_string(&v, pos, Coerce { more: false, copy_to_store: false })?;
                 json_string(s.as_bytes(), out);
                 if let Some(c) = s.context() {
-                    ctx.extend(c.iter().cloned());
+                    ctx.union_with(c);
                 }
                 return Ok(());
             }
@@ -524,7 +530,7 @@ fn xml_value(e: &mut Eval, v: &Value, pos: Pos, x: &mut Xml, ctx: &mut Context, 
         Value::Bool(b) => x.empty("bool", &[("value", if *b { "true" } else { "false" }.to_string())]),
         Value::String(s) => {
             if let Some(c) = s.context() {
-                ctx.extend(c.iter().cloned());
+                ctx.union_with(c);
             }
             x.empty("string", &[("value", String::from_utf8_lossy(s.as_bytes()).into_owned())])
         }

@@ -116,7 +116,7 @@ pub fn prim_replace_strings(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
                 let t = to_cache[i].as_ref().expect("filled above");
                 out.extend_from_slice(t.as_bytes());
                 if let Some(c) = t.context() {
-                    ctx.extend(c.iter().cloned());
+                    ctx.union_with(c);
                 }
                 if f.is_empty() {
                     if pos < bytes.len() {

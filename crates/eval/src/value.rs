@@ -108,6 +108,10 @@ impl Context {
                 Ok(_) => false,
                 Err(i) => {
                     if v.len() < CONTEXT_VEC_MAX {
+                        // Most contexts keep one element: no room for four.
+                        if v.is_empty() {
+                            v.reserve_exact(1);
+                        }
                         v.insert(i, element);
                     } else {
                         let mut set: std::collections::BTreeSet<ContextElement> = std::mem::take(v).into_iter().collect();
@@ -118,6 +122,24 @@ impl Context {
                 }
             },
             ContextRepr::Large(set) => set.insert(element),
+        }
+    }
+    /// Adds every element of `other` (a string's context joining the one
+    /// being built). Into an empty context, a copy of the same size.
+    pub fn union_with(&mut self, other: &Context) {
+        if self.is_empty() {
+            *self = other.clone();
+            return;
+        }
+        for element in other.iter() {
+            // The element already here (the same derivation interpolated
+            // again) is found by pointer, before comparing bytes.
+            if let ContextRepr::Small(v) = &self.0 {
+                if v.iter().any(|e| Rc::ptr_eq(e, element)) {
+                    continue;
+                }
+            }
+            self.insert(element.clone());
         }
     }
     pub fn contains(&self, element: &[u8]) -> bool {
@@ -283,7 +305,7 @@ impl Attrs {
         // a prefix are then put in order by their bytes.
         let mut keys: Vec<(u64, u32)> =
             self.entries.iter().enumerate().map(|(i, a)| (name_prefix(a.name.as_bytes()), i as u32)).collect();
-        keys.sort_unstable();
+        sort_prefix_keys(&mut keys);
         let mut start = 0;
         while start < keys.len() {
             let mut end = start + 1;
@@ -298,6 +320,41 @@ impl Attrs {
             start = end;
         }
         keys.into_iter().map(|(_, i)| &self.entries[i as usize]).collect()
+    }
+}
+
+/// Sorts (prefix, index) pairs, which arrive in index order. Large sets
+/// (`attrValues` of a package set) go through a least-significant-byte radix
+/// sort, stable and so also by index within a prefix, that skips the bytes all
+/// prefixes share (the leading `p` of `p0`..`p49999`, the zero padding).
+fn sort_prefix_keys(keys: &mut Vec<(u64, u32)>) {
+    if keys.len() < 256 {
+        keys.sort_unstable();
+        return;
+    }
+    let mut counts = vec![[0u32; 256]; 8];
+    for &(k, _) in keys.iter() {
+        for (b, count) in counts.iter_mut().enumerate() {
+            count[((k >> (8 * b)) & 0xff) as usize] += 1;
+        }
+    }
+    let mut sorted = vec![(0u64, 0u32); keys.len()];
+    for (b, count) in counts.iter().enumerate() {
+        if count.iter().any(|&n| n as usize == keys.len()) {
+            continue;
+        }
+        let mut next = [0u32; 256];
+        let mut sum = 0;
+        for (slot, &n) in next.iter_mut().zip(count.iter()) {
+            *slot = sum;
+            sum += n;
+        }
+        for &(k, i) in keys.iter() {
+            let digit = ((k >> (8 * b)) & 0xff) as usize;
+            sorted[next[digit] as usize] = (k, i);
+            next[digit] += 1;
+        }
+        std::mem::swap(keys, &mut sorted);
     }
 }
 
@@ -587,3 +644,26 @@ impl Value {
 
 const _: () = assert!(std::mem::size_of::<Value>() == 16);
 const _: () = assert!(std::mem::size_of::<Attr>() == 24);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_sets_are_sorted_by_name_bytes() {
+        // Past the radix sort's threshold, with names sharing 8-byte prefixes,
+        // shorter than 8 bytes, empty, and created out of name order.
+        let mut names: Vec<Vec<u8>> = (0..3000).rev().map(|i| format!("p{}", i * 7919 % 3001).into_bytes()).collect();
+        names.extend((0..300).map(|i| format!("sharedprefix-{i}").into_bytes()));
+        names.extend([Vec::new(), b"\xff".to_vec(), b"p".to_vec()]);
+        let mut attrs = Attrs::new();
+        for name in &names {
+            attrs.insert(Sym::new(name), Value::Null, Pos::NONE);
+        }
+        let got: Vec<&[u8]> = attrs.sorted_by_name().iter().map(|a| a.name.as_bytes()).collect();
+        let mut want: Vec<&[u8]> = names.iter().map(|n| &n[..]).collect();
+        want.sort();
+        want.dedup();
+        assert_eq!(got, want);
+    }
+}
