@@ -327,7 +327,7 @@ pub enum AutoArg {
     Str(String),
 }
 
-pub fn auto_args(ev: &mut Eval, args: &[(String, AutoArg)]) -> nivis_eval::error::Result<Option<Rc<Attrs>>> {
+pub fn auto_args(ev: &mut Eval, args: &[(String, AutoArg)]) -> nivis_eval::error::Result<Option<nivis_eval::value::Rc<Attrs>>> {
     if args.is_empty() {
         return Ok(None);
     }
@@ -343,12 +343,12 @@ pub fn auto_args(ev: &mut Eval, args: &[(String, AutoArg)]) -> nivis_eval::error
         };
         attrs.insert(Sym::from_str(name), v, Pos::NONE);
     }
-    Ok(Some(Rc::new(attrs)))
+    Ok(Some(nivis_eval::value::Rc::new(attrs)))
 }
 
 /// CppNix's `autoCallFunction`: a function with formals is called with the
 /// `--arg`s it names (all of them if it has `...`).
-pub fn auto_call(ev: &mut Eval, v: &Value, args: &Rc<Attrs>) -> nivis_eval::error::Result<Value> {
+pub fn auto_call(ev: &mut Eval, v: &Value, args: &nivis_eval::value::Rc<Attrs>) -> nivis_eval::error::Result<Value> {
     let f = ev.force(v, Pos::NONE)?;
     if let Value::Attrs(a) = &f {
         if let Some(functor) = a.get(ev.s.functor).cloned() {
@@ -394,14 +394,14 @@ pub fn auto_call(ev: &mut Eval, v: &Value, args: &Rc<Attrs>) -> nivis_eval::erro
 pub fn find_along_attr_path(
     ev: &mut Eval,
     attr_path: &str,
-    args: Option<&Rc<Attrs>>,
+    args: Option<&nivis_eval::value::Rc<Attrs>>,
     root: &Value,
 ) -> nivis_eval::error::Result<Value> {
     let mut v = root.clone();
     if attr_path.is_empty() {
         return Ok(v);
     }
-    let no_args = Rc::new(Attrs::new());
+    let no_args = nivis_eval::value::Rc::new(Attrs::new());
     for token in parse_attr_path(attr_path) {
         // Functions on the way are called, with the `--arg`s or with none.
         v = auto_call(ev, &v, args.unwrap_or(&no_args))?;

@@ -2,7 +2,7 @@
 //! implementation and a short doc. Names listed in [`GLOBALS`] are also visible
 //! without the `builtins.` prefix; every built-in is visible as `__name`.
 
-use std::rc::Rc;
+use crate::value::Rc;
 
 use crate::ast::BinOp;
 use crate::error::{ErrorContext, ErrorKind, EvalError, Result, TraceFrame, add_context};

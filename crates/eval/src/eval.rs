@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use crate::value::Rc;
 
 use crate::ast::*;
 use crate::builtins;
@@ -141,7 +141,7 @@ impl Syms {
 }
 
 pub struct Eval {
-    pub io: Rc<dyn EvalIO>,
+    pub io: std::rc::Rc<dyn EvalIO>,
     pub settings: Settings,
     pub s: Syms,
     pub(crate) base_env: Rc<Env>,
@@ -255,7 +255,7 @@ fn env_at(env: &Rc<Env>, depth: u32) -> &Rc<Env> {
 }
 
 impl Eval {
-    pub fn new(io: Rc<dyn EvalIO>, settings: Settings) -> Eval {
+    pub fn new(io: std::rc::Rc<dyn EvalIO>, settings: Settings) -> Eval {
         let s = Syms::new();
         let (base_env, base_scope, derivation) = builtins::make_base_env(&settings, &*io);
         let mut ev = Eval {
@@ -297,7 +297,7 @@ impl Eval {
         base_dir: &Path,
         extra: Option<&Scope>,
     ) -> Result<&'static Expr> {
-        let file = add_source(origin, Rc::from(src));
+        let file = add_source(origin, std::rc::Rc::from(src));
         let features = crate::parser::Features {
             pipe_operators: self.settings.experimental_features.iter().any(|f| f == "pipe-operators"),
         };

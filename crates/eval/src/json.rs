@@ -74,7 +74,7 @@ impl<'a> P<'a> {
                 result?;
                 Ok(Value::list(self.items.drain(base..).collect()))
             }
-            b'"' => Ok(Value::String(std::rc::Rc::new(NixString::plain(self.string()?)))),
+            b'"' => Ok(Value::String(crate::value::Rc::new(NixString::plain(self.string()?)))),
             b't' if self.s[self.i..].starts_with(b"true") => {
                 self.i += 4;
                 Ok(Value::Bool(true))

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::rc::Rc;
+use crate::value::Rc;
 
 use crate::ast::*;
 use crate::error::ParseError;

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Write;
-use std::rc::Rc;
+use crate::value::Rc;
 
 use crate::ast::*;
 use crate::error::Result;

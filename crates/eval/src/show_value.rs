@@ -8,7 +8,7 @@
 //! bytes; the rest is shown as `«N attributes elided»` and the like.
 
 use std::collections::HashSet;
-use std::rc::Rc;
+use crate::value::Rc;
 
 use crate::support::float_format::format_float_for_print;
 use crate::value::{Attr, Value};

@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use crate::value::Rc;
 
 use crate::error::{ErrorContext, Result};
 use crate::eval::{Coerce, Eval, eval_error};

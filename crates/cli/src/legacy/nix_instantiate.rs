@@ -264,11 +264,11 @@ pub fn lookup_file_arg(ev: &mut nivis_eval::Eval, arg: &str, cwd: &Path) -> nivi
 pub(crate) fn collect_derivations(
     ev: &mut nivis_eval::Eval,
     value: &nivis_eval::Value,
-    auto: Option<&std::rc::Rc<nivis_eval::value::Attrs>>,
+    auto: Option<&nivis_eval::value::Rc<nivis_eval::value::Attrs>>,
     out: &mut Vec<(String, String)>,
 ) -> nivis_eval::error::Result<()> {
     use nivis_eval::{Sym, Value};
-    let no_args = std::rc::Rc::new(nivis_eval::value::Attrs::new());
+    let no_args = nivis_eval::value::Rc::new(nivis_eval::value::Attrs::new());
     let value = auto_call(ev, value, auto.unwrap_or(&no_args))?;
     if take_derivation(ev, &value, out)? {
         return Ok(());

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use nivis_eval::value::Rc;
 
 use anyhow::{anyhow, bail};
 use nivis_eval::eval::Coerce;
