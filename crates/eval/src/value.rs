@@ -143,7 +143,7 @@ impl Context {
             // The element already here (the same derivation interpolated
             // again) is found by pointer, before comparing bytes.
             if let ContextRepr::Small(v) = &self.0 {
-                if v.iter().any(|e| Rc::ptr_eq(e, element)) {
+                if v.iter().any(|e| std::rc::Rc::ptr_eq(e, element)) {
                     continue;
                 }
             }
