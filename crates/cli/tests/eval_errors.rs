@@ -225,3 +225,38 @@ fn errors_look_like_current_cppnix() {
         assert_eq!(String::from_utf8_lossy(&ours.stderr), expected, "{name} {flags:?}");
     }
 }
+
+/// Selecting an attribute that the built-in `derivation` code defines adds no
+/// "while evaluating the attribute" frame (CppNix skips the positions of its
+/// derivation-internal.nix): the trace goes from the call of derivationStrict
+/// straight to the derivation and its failing attribute.
+#[test]
+fn derivation_code_attributes_add_no_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("drv.nix");
+    std::fs::write(&file, "(derivation { name = \"a\"; system = \"x\"; builder = { }; }).drvPath\n").unwrap();
+    let ours = Command::new(env!("CARGO_BIN_EXE_nivis"))
+        .arg0("nix-instantiate")
+        .args(["--eval", "--readonly-mode", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&ours.stderr);
+    assert_eq!(ours.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("while evaluating the attribute 'drvPath'"), "{stderr}");
+    let tail = format!(
+        "       … while evaluating derivation 'a'
+         whose name attribute is located at {file}:1:15
+
+       … while evaluating attribute 'builder' of derivation 'a'
+         at {file}:1:41:
+            1| (derivation {{ name = \"a\"; system = \"x\"; builder = {{ }}; }}).drvPath
+             |                                         ^
+            2|
+
+       error: cannot coerce a set to a string: {{ }}
+",
+        file = file.display()
+    );
+    assert!(stderr.ends_with(&tail), "{stderr}");
+    assert!(!stderr.contains("stack trace truncated"), "{stderr}");
+}

@@ -886,7 +886,9 @@ impl Eval {
                 Ok(None) => return self.eval(default.expect("checked above"), env),
                 Err(e) => {
                     return match found_pos {
-                        Some(apos) => Err(e).trace(apos, || {
+                        // CppNix leaves out the attributes of its own
+                        // `derivation` code (`drvPath`, `outPath`, ...).
+                        Some(apos) if !is_derivation_internal(apos) => Err(e).trace(apos, || {
                             let shown: Vec<String> = path
                                 .iter()
                                 .map(|a| match a {
@@ -896,7 +898,7 @@ impl Eval {
                                 .collect();
                             format!("while evaluating the attribute '{}'", shown.join("."))
                         }),
-                        None => Err(e),
+                        _ => Err(e),
                     };
                 }
             }
@@ -1803,6 +1805,14 @@ fn assert_condition() -> String {
 fn cannot_coerce(v: &Value) -> Box<EvalError> {
     let shown = crate::show_value::show_value(v);
     EvalError::new(ErrorKind::Type, format!("cannot coerce {} to a string: {shown}", v.show_type()), Pos::NONE)
+}
+
+/// Whether `pos` lies in the built-in `derivation` code, whose attribute
+/// selections get no frame (as in CppNix, for `derivation-internal.nix`).
+#[cold]
+fn is_derivation_internal(pos: Pos) -> bool {
+    matches!(pos.resolve(), Some(loc) if matches!(&loc.origin,
+        Origin::File(p) if p.as_os_str() == crate::derivation::DERIVATION_NIX_PATH))
 }
 
 /// The frame CppNix adds when a built-in's call fails: "while calling the
