@@ -247,7 +247,29 @@ fn bit(e: &mut Eval, a: &[Value], p: Pos, name: &str, f: fn(i64, i64) -> i64) ->
 fn round(e: &mut Eval, a: &[Value], p: Pos, name: &str, f: fn(f64) -> f64) -> Result<Value> {
     let arg = e.force(&a[0], p)?;
     match arg {
-        Value::Int(n) => Ok(Value::Int(n)),
+        Value::Int(n) => {
+            // CppNix rounds an integer through a float, and refuses the ones
+            // a float cannot hold (its own words, with their tab).
+            let r = f(n as f64);
+            if !(-9223372036854775808.0..9223372036854775808.0).contains(&r) {
+                return Err(eval_error(
+                    format!(
+                        "Due to a bug (see https://github.com/NixOS/nix/issues/12899) the NixInt argument {n} caused undefined behavior in previous Nix versions.\n\tFuture Nix versions might implement the correct behavior."
+                    ),
+                    p,
+                ));
+            }
+            if r as i64 != n {
+                return Err(eval_error(
+                    format!(
+                        "Due to a bug (see https://github.com/NixOS/nix/issues/12899) a loss of precision occurred in previous Nix versions because the NixInt argument {n} was rounded to {}.\n\tFuture Nix versions might implement the correct behavior.",
+                        r as i64
+                    ),
+                    p,
+                ));
+            }
+            Ok(Value::Int(n))
+        }
         Value::Float(x) => {
             let r = f(x);
             // Current CppNix refuses results outside the integer range.
@@ -1909,7 +1931,7 @@ fn prim_to_xml(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 fn prim_parse_flake_ref(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     use crate::support::flakeref::{FlakeAttr, parse_flake_ref};
-    let s = e.force_string_no_ctx(&a[0], p)?;
+    let s = e.force_string_no_ctx(&a[0], p).context("while evaluating the argument passed to builtins.parseFlakeRef")?;
     let parsed = parse_flake_ref(&s.to_str_lossy()).map_err(|m| eval_error(m, p))?;
     let mut out = Attrs::with_capacity(parsed.len());
     for (name, value) in parsed {
@@ -1925,17 +1947,21 @@ fn prim_parse_flake_ref(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 fn prim_flake_ref_to_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     use crate::support::flakeref::{FlakeAttr, flake_ref_to_string};
-    let attrs = e.force_attrs(&a[0], p)?;
+    let attrs = e.force_attrs(&a[0], p).context("while evaluating the argument passed to builtins.flakeRefToString")?;
     let mut context = Context::new();
     let mut flake_attrs = Vec::new();
-    for attr in attrs.sorted_by_name() {
+    // In the set's own order, as CppNix checks them (then sorted by name).
+    for attr in &attrs.entries {
         let name = attr.name.as_str().into_owned();
-        let value = match e.force(&attr.value, p)? {
+        let value = match e.force(&attr.value, attr.pos)? {
             Value::String(s) => {
                 for c in s.context().into_iter().flatten() {
                     context.insert(c.clone());
                 }
                 FlakeAttr::String(s.to_str_lossy().into_owned())
+            }
+            Value::Int(n) if n < 0 => {
+                return Err(eval_error(format!("negative value given for flake ref attr {name}: {n}"), p));
             }
             Value::Int(n) => FlakeAttr::Int(n as u64),
             Value::Bool(b) => FlakeAttr::Bool(b),
@@ -1951,6 +1977,7 @@ fn prim_flake_ref_to_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
         };
         flake_attrs.push((name, value));
     }
+    flake_attrs.sort_by(|x, y| x.0.cmp(&y.0));
     let url = flake_ref_to_string(&flake_attrs).map_err(|m| eval_error(m, p))?;
     Ok(Value::string_ctx(url.into_bytes(), context))
 }

@@ -1,0 +1,2 @@
+# parseFlakeRef takes a string.
+builtins.parseFlakeRef 1

@@ -1,0 +1,2 @@
+# flakeRefToString refuses negative integers.
+builtins.flakeRefToString { type = "github"; owner = "o"; repo = "r"; lastModified = -1; }
