@@ -1063,17 +1063,29 @@ fn prim_concat_strings_sep(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let list = e
         .force_list(&a[1], p)
         .context("while evaluating the second argument (the list of strings to concat) passed to builtins.concatStringsSep")?;
-    let mut buf = Vec::new();
+    let element_frame = |err| {
+        frame_on_type_error(err, Pos::NONE, || {
+            "while evaluating one element of the list of strings to concat passed to builtins.concatStringsSep".to_string()
+        })
+    };
+    // The result's size, from the leading elements that are strings: the
+    // buffer is then allocated once instead of doubling (and copying) its way
+    // up. Forcing stops at the first element that is not a string, which is
+    // coerced below before any later element is forced, as before.
+    let mut size = sep.as_bytes().len() * list.len().saturating_sub(1);
+    for x in list.iter() {
+        match e.force(x, p).map_err(element_frame)? {
+            Value::String(s) => size += s.as_bytes().len(),
+            _ => break,
+        }
+    }
+    let mut buf = Vec::with_capacity(size);
     let mut ctx = sep.context().cloned().unwrap_or_default();
     for (i, x) in list.iter().enumerate() {
         if i > 0 {
             buf.extend_from_slice(sep.as_bytes());
         }
-        e.coerce_to_string_into(x, p, Coerce { more: false, copy_to_store: true }, &mut buf, &mut ctx).map_err(|err| {
-            frame_on_type_error(err, Pos::NONE, || {
-                "while evaluating one element of the list of strings to concat passed to builtins.concatStringsSep".to_string()
-            })
-        })?;
+        e.coerce_to_string_into(x, p, Coerce { more: false, copy_to_store: true }, &mut buf, &mut ctx).map_err(element_frame)?;
     }
     Ok(Value::string_ctx(buf, ctx))
 }

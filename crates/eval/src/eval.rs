@@ -828,12 +828,41 @@ impl Eval {
     fn attr_name_sym(&mut self, name: &'static AttrName, env: &Rc<Env>) -> Result<Sym> {
         match name {
             AttrName::Static(s) => Ok(*s),
+            AttrName::Dynamic(e @ Expr::ConcatStrings { force_string: true, parts, .. }) => {
+                self.interpolated_name_sym(parts, e, env)
+            }
             AttrName::Dynamic(e) => {
                 let v = self.eval(e, env)?;
                 let s = self.force_string_no_ctx(&v, e.pos()).trace(e.pos(), || "while evaluating an attribute name".into())?;
                 Ok(Sym::new(s.as_bytes()))
             }
         }
+    }
+
+    /// An interpolated attribute name (`set."attr${toString i}"`), built in a
+    /// scratch buffer and interned from there: no string value is made (as
+    /// `eval_concat` would, then dropped at once).
+    fn interpolated_name_sym(&mut self, parts: &'static [(Pos, Expr)], e: &'static Expr, env: &Rc<Env>) -> Result<Sym> {
+        let mut buf = self.take_scratch();
+        let mut ctx = Context::new();
+        for (part_pos, part) in parts {
+            let v = self.eval_operand(part, env)?;
+            let opts = Coerce { more: false, copy_to_store: true };
+            if let Err(mut error) = self.coerce_to_string_into(&v, *part_pos, opts, &mut buf, &mut ctx) {
+                if error.kind == ErrorKind::Type && error.trace.is_empty() {
+                    error.trace.push(TraceFrame::new(*part_pos, "while evaluating a path segment"));
+                }
+                return Err(error);
+            }
+        }
+        if !ctx.is_empty() {
+            // Refused, naming the context, as for any other name.
+            let v = Value::string_ctx(&buf[..], ctx);
+            self.force_string_no_ctx(&v, e.pos()).trace(e.pos(), || "while evaluating an attribute name".into())?;
+        }
+        let sym = Sym::new(&buf);
+        self.give_scratch(buf);
+        Ok(sym)
     }
 
     #[inline(never)]

@@ -14,7 +14,16 @@ struct P<'a> {
     /// end, rather than a vector grown by doubling.
     attrs: Vec<Attr>,
     items: Vec<Value>,
+    /// Short string values already made, by a hash of their bytes: a string
+    /// that recurs (`"x86_64-linux"`, `"a"`) is shared rather than allocated
+    /// again, as strings are immutable.
+    recent: Vec<Option<crate::value::Rc<NixString>>>,
 }
+
+/// Strings up to this length are looked up in `P::recent`.
+const SHARE_MAX: usize = 24;
+/// Entries in `P::recent` (a power of two).
+const RECENT: usize = 256;
 
 fn err(p: &P, what: &str) -> String {
     let line = p.s[..p.i.min(p.s.len())].iter().filter(|c| **c == b'\n').count() + 1;
@@ -74,7 +83,21 @@ impl<'a> P<'a> {
                 result?;
                 Ok(Value::list(self.items.drain(base..).collect()))
             }
-            b'"' => Ok(Value::String(crate::value::Rc::new(NixString::plain(self.string()?)))),
+            b'"' => {
+                let bytes = self.string()?;
+                if bytes.len() > SHARE_MAX {
+                    return Ok(Value::String(crate::value::Rc::new(NixString::plain(bytes))));
+                }
+                let slot = bytes.iter().fold(bytes.len() as u32, |h, &b| h.wrapping_mul(31).wrapping_add(b as u32)) as usize % RECENT;
+                if let Some(s) = &self.recent[slot] {
+                    if s.as_bytes() == &bytes[..] {
+                        return Ok(Value::String(s.clone()));
+                    }
+                }
+                let s = crate::value::Rc::new(NixString::plain(bytes));
+                self.recent[slot] = Some(s.clone());
+                Ok(Value::String(s))
+            }
             b't' if self.s[self.i..].starts_with(b"true") => {
                 self.i += 4;
                 Ok(Value::Bool(true))
@@ -174,6 +197,11 @@ impl<'a> P<'a> {
                 return Err(err(self, "invalid number"));
             }
         }
+        if !is_float && self.i - int_start <= 18 {
+            // At most 18 digits cannot overflow an i64.
+            let n = self.s[int_start..self.i].iter().fold(0i64, |n, &d| n * 10 + (d - b'0') as i64);
+            return Ok(Value::Int(if int_start > start { -n } else { n }));
+        }
         let text = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("0");
         if !is_float {
             if let Ok(n) = text.parse::<i64>() {
@@ -204,7 +232,7 @@ impl<'a> P<'a> {
                 let bytes = &self.s[start..self.i];
                 self.i += 1;
                 // No escape, so no NUL (a raw control character is refused).
-                if std::str::from_utf8(bytes).is_err() {
+                if !bytes.is_ascii() && std::str::from_utf8(bytes).is_err() {
                     return Err(err(self, "invalid string: ill-formed UTF-8 byte"));
                 }
                 return Ok(std::borrow::Cow::Borrowed(bytes));
@@ -276,7 +304,7 @@ fn null_byte_error(s: &str) -> String {
 }
 
 pub fn from_json(s: &[u8]) -> Result<Value, String> {
-    let mut p = P { s, i: 0, attrs: Vec::new(), items: Vec::new() };
+    let mut p = P { s, i: 0, attrs: Vec::new(), items: Vec::new(), recent: vec![None; RECENT] };
     let v = p.value(0)?;
     p.ws();
     if p.i != s.len() {

@@ -343,7 +343,9 @@ fn to_json_value(
         Value::Int(n) => push_int(out, *n),
         Value::Float(f) => out.extend_from_slice(format_float_json(*f).as_bytes()),
         Value::String(s) => {
-            if let Err(err) = std::str::from_utf8(s.as_bytes()) {
+            // ASCII, most strings, is valid UTF-8 without decoding.
+            let valid = if s.as_bytes().is_ascii() { Ok("") } else { std::str::from_utf8(s.as_bytes()) };
+            if let Err(err) = valid {
                 if invalid_utf8.is_none() {
                     let index = err.valid_up_to();
                     *invalid_utf8 = Some(format!(
