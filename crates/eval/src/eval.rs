@@ -410,20 +410,18 @@ impl Eval {
         if t.is_black_hole() {
             return Err(EvalError::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered", pos));
         }
-        // The pending state moves out, leaving a black hole, so no reference into
-        // the thunk lives while its expression is evaluated.
-        let state = t.replace(ThunkState::BlackHole);
-        if let ThunkState::Apply { func, arg } = &state {
+        if let Some((func, arg)) = t.apply_parts() {
             // A lazy application made by a builtin (`map`, `mapAttrs`, `genList`)
             // is CppNix's `tApp`, which is never black-holed: forcing it again
             // while it is under evaluation calls the function again, so an
             // infinite recursion through it is reported where it reaches a real
             // thunk (e.g. an option's `value` in the module system), as CppNix
             // reports it.
-            let (func, arg) = (func.clone(), arg.clone());
-            t.replace(state);
-            return self.force_unblackholed_apply(t, &func, &arg, pos);
+            return self.force_unblackholed_apply(t, func, arg, pos);
         }
+        // The pending state moves out, leaving a black hole, so no reference into
+        // the thunk lives while its expression is evaluated.
+        let state = t.replace(ThunkState::BlackHole);
         self.force_depth += 1;
         if self.force_depth > MAX_FORCE_DEPTH {
             self.force_depth -= 1;
@@ -432,9 +430,8 @@ impl Eval {
         }
         let result = match &state {
             ThunkState::Pending { expr, env } => self.eval(expr, env),
-            ThunkState::Apply { func, arg } => self.force_apply(func, arg, pos),
             ThunkState::Select { from, def } => self.select_attr(from, def.name, def.pos),
-            ThunkState::BlackHole | ThunkState::Done(_) => unreachable!("handled above"),
+            ThunkState::Apply { .. } | ThunkState::BlackHole | ThunkState::Done(_) => unreachable!("handled above"),
         };
         self.force_depth -= 1;
         match result {
@@ -452,25 +449,22 @@ impl Eval {
     }
 
     #[inline(never)]
-    fn force_unblackholed_apply(&mut self, t: &Rc<Thunk>, func: &Value, arg: &Value, pos: Pos) -> Result<Value> {
+    fn force_unblackholed_apply(&mut self, t: &Rc<Thunk>, func: Value, arg: Value, pos: Pos) -> Result<Value> {
         self.force_depth += 1;
         if self.force_depth > MAX_FORCE_DEPTH {
             self.force_depth -= 1;
             return Err(EvalError::new(ErrorKind::StackOverflow, "stack overflow (possible infinite recursion)", pos));
         }
-        let result = self.force_apply(func, arg, pos);
+        let result = match self.force(&func, pos) {
+            Ok(f) => self.call(&f, arg, pos),
+            Err(e) => Err(e),
+        };
         self.force_depth -= 1;
         let v = result?;
         // A re-entrant forcing may have finished the thunk already; the value is
         // the same (same function, same argument), so the old state just drops.
         drop(t.replace(ThunkState::Done(v.clone())));
         Ok(v)
-    }
-
-    #[inline(never)]
-    fn force_apply(&mut self, func: &Value, arg: &Value, pos: Pos) -> Result<Value> {
-        let f = self.force(func, pos)?;
-        self.call(&f, arg.clone(), pos)
     }
 
     fn select_attr(&mut self, from: &Value, name: Sym, pos: Pos) -> Result<Value> {

@@ -512,6 +512,16 @@ impl Thunk {
             _ => None,
         }
     }
+    /// The function and argument of a lazy application (`ThunkState::Apply`),
+    /// copied out: such a thunk is never black-holed, so its state stays put.
+    #[inline]
+    pub fn apply_parts(&self) -> Option<(Value, Value)> {
+        // SAFETY: single-threaded; the reference ends within this call.
+        match unsafe { &*self.0.get() } {
+            ThunkState::Apply { func, arg } => Some((func.clone(), arg.clone())),
+            _ => None,
+        }
+    }
     #[inline]
     pub fn is_done(&self) -> bool {
         matches!(unsafe { &*self.0.get() }, ThunkState::Done(_))
