@@ -33,6 +33,7 @@ pub mod lexer;
 pub mod parser;
 pub mod pos;
 pub mod print;
+pub mod rc;
 pub mod resolve;
 mod show_value;
 mod strings;

@@ -4,19 +4,16 @@
 //! optional string context. Thunks are updated in place once forced.
 //!
 //! The evaluator's shared objects (thunks, environments, sets, lists, strings,
-//! closures) are counted by [`Rc`], `rclite`'s reference count without weak
-//! references: one 4-byte count instead of `std::rc::Rc`'s two 8-byte ones,
-//! which takes 8 bytes off each of the millions of small objects of a large
-//! evaluation (-4% peak memory on the package-set benchmark). Nothing in the
-//! evaluator needs a weak reference. Unsized shared data (context elements,
-//! source texts) stays in `std::rc::Rc`, which rclite does not support.
+//! closures) are counted by [`Rc`] (`crate::rc`): one 4-byte count, first in
+//! every block, no weak count, so a thunk or an environment is 40 bytes and a
+//! value's copy or drop is the same few instructions for every kind of object.
 //!
 //! Environments and thunks use `UnsafeCell` rather than `RefCell`: they are the
 //! evaluator's most frequent objects, and each type's comment states the access
 //! discipline that makes the unchecked cell sound.
 
 use std::cell::UnsafeCell;
-pub use rclite::Rc;
+pub use crate::rc::Rc;
 
 use crate::ast::{AttrDef, Expr, Lambda};
 use crate::builtins::PrimOp;
@@ -548,7 +545,7 @@ impl Thunk {
 
 const _: () = assert!(std::mem::size_of::<ThunkState>() == 32);
 const _: () = assert!(std::mem::size_of::<Env>() == 32);
-// With rclite's count, a thunk or environment is one 40-byte block.
+// With its 4-byte count, a thunk or environment is one 40-byte block.
 const _: () = assert!(std::mem::size_of::<ThunkState>() + 4 <= 40);
 
 pub enum Value {
