@@ -91,6 +91,7 @@ fn derivation_strict_named(e: &mut Eval, attrs: &Attrs, name: &str, p: Pos) -> R
         context: Context::new(),
         json_fields: Vec::new(),
         outputs: vec!["out".to_string()],
+        flag_attrs: [(Sym::from_str("__contentAddressed"), "ca-derivations"), (Sym::from_str("__impure"), "impure-derivations")],
     };
     for attr in attrs.sorted_by_name() {
         if attr.name == e.s.ignore_nulls {
@@ -102,7 +103,7 @@ fn derivation_strict_named(e: &mut Eval, attrs: &Attrs, name: &str, p: Pos) -> R
             format!("while evaluating attribute '{}' of derivation '{name}'", attr.name)
         })?;
     }
-    let DrvBuilder { mut request, context, json_fields, outputs } = d;
+    let DrvBuilder { mut request, context, json_fields, outputs, .. } = d;
     if request.builder.is_empty() {
         return Err(eval_error("required attribute 'builder' missing", p));
     }
@@ -144,6 +145,9 @@ struct DrvBuilder {
     context: Context,
     json_fields: Vec<(String, Vec<u8>)>,
     outputs: Vec<String>,
+    /// `__contentAddressed` and `__impure`: flags, never passed to the
+    /// builder, each needing its experimental feature when true.
+    flag_attrs: [(Sym, &'static str); 2],
 }
 
 impl DrvBuilder {
@@ -151,6 +155,20 @@ impl DrvBuilder {
         let key = attr.name.to_string();
         let v = e.force(&attr.value, p)?;
         if ignore_nulls && matches!(v, Value::Null) {
+            return Ok(());
+        }
+        if let Some(&(_, feature)) = self.flag_attrs.iter().find(|(name, _)| *name == attr.name) {
+            if !e.force_bool(&v, p).map_err(silent)? {
+                return Ok(());
+            }
+            if !e.settings.experimental_features.iter().any(|f| f == feature) {
+                return Err(eval_error(
+                    format!("experimental Nix feature '{feature}' is disabled; add '--extra-experimental-features {feature}' to enable it"),
+                    Pos::NONE,
+                ));
+            }
+            // With the feature on, the store side decides (it refuses both kinds for now).
+            self.request.env.push((key, b"1".to_vec()));
             return Ok(());
         }
         if attr.name == e.s.args {
