@@ -32,6 +32,8 @@ pub struct Rc<T> {
     _owns: PhantomData<RcBox<T>>,
 }
 
+const _: () = assert!(std::mem::size_of::<Rc<u8>>() == std::mem::size_of::<*const u8>());
+
 impl<T> Rc<T> {
     #[inline]
     pub fn new(value: T) -> Rc<T> {
@@ -87,6 +89,24 @@ impl<T> Clone for Rc<T> {
         self.block().count.set(count);
         Rc { ptr: self.ptr, _owns: PhantomData }
     }
+}
+
+/// Takes one more reference to the block at `block` without an `Rc` in hand
+/// (for [`crate::Value`]'s clone, which finds the pointer at a fixed offset
+/// whatever the value's type).
+///
+/// # Safety
+/// `block` must be the pointer inside a live `Rc<T>` of any `T`, and the caller
+/// must hand the new reference to an `Rc` that will drop it.
+#[inline(always)]
+pub(crate) unsafe fn increment_count(block: *const u8) {
+    // SAFETY: every block starts with its count (`RcBox` is `repr(C)`).
+    let count = unsafe { &*(block as *const Cell<u32>) };
+    let n = count.get().wrapping_add(1);
+    if n == 0 {
+        count_overflow();
+    }
+    count.set(n);
 }
 
 #[cold]

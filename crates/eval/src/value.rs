@@ -548,6 +548,10 @@ const _: () = assert!(std::mem::size_of::<Env>() == 32);
 // With its 4-byte count, a thunk or environment is one 40-byte block.
 const _: () = assert!(std::mem::size_of::<ThunkState>() + 4 <= 40);
 
+/// `repr(u8)` fixes the layout: a one-byte tag, then every pointer variant's
+/// `Rc` at offset 8, which lets [`Value::clone`] take a reference without a
+/// branch per variant.
+#[repr(u8)]
 pub enum Value {
     Null,
     Bool(bool),
@@ -571,16 +575,16 @@ pub enum Value {
 /// Taking one more reference for the pointer variants and then copying the 16
 /// bytes whole is the same clone.
 impl Clone for Value {
-    #[inline]
+    #[inline(always)]
     fn clone(&self) -> Value {
-        match self {
-            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::PrimOp(_) => {}
-            Value::String(r) | Value::Path(r) => std::mem::forget(Rc::clone(r)),
-            Value::Attrs(r) => std::mem::forget(Rc::clone(r)),
-            Value::List(r) => std::mem::forget(Rc::clone(r)),
-            Value::Lambda(r) => std::mem::forget(Rc::clone(r)),
-            Value::PrimOpApp(r) => std::mem::forget(Rc::clone(r)),
-            Value::Thunk(r) => std::mem::forget(Rc::clone(r)),
+        if self.is_counted() {
+            // SAFETY: a counted variant holds an `Rc` at offset 8 (`repr(u8)`:
+            // the tag, then the 8-aligned field), whose block starts with its
+            // count; the reference taken here is owned by the copy made below.
+            unsafe {
+                let block = std::ptr::read((self as *const Value as *const u8).add(8) as *const *const u8);
+                crate::rc::increment_count(block);
+            }
         }
         // SAFETY: a pointer variant's reference was taken above and is now owned
         // by the copy; the other variants hold plain data or a `&'static`.
@@ -589,6 +593,12 @@ impl Clone for Value {
 }
 
 impl Value {
+    /// Whether the value holds an [`Rc`] (the variants a copy must count).
+    #[inline(always)]
+    fn is_counted(&self) -> bool {
+        !matches!(self, Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::PrimOp(_))
+    }
+
     pub fn string(bytes: impl Into<Box<[u8]>>) -> Value {
         Value::String(Rc::new(NixString::plain(bytes)))
     }
@@ -682,5 +692,33 @@ mod tests {
         want.sort();
         want.dedup();
         assert_eq!(got, want);
+    }
+}
+
+#[cfg(test)]
+mod clone_tests {
+    use super::*;
+
+    /// `Value::clone` finds each variant's `Rc` at a fixed offset: check that it
+    /// counts exactly the reference it copies, for every counted variant.
+    #[test]
+    fn clone_counts_the_reference_of_every_counted_variant() {
+        fn check<T>(rc: &Rc<T>, make: impl Fn(Rc<T>) -> Value) {
+            let v = make(rc.clone());
+            assert_eq!(Rc::strong_count(rc), 2);
+            let copy = v.clone();
+            assert_eq!(Rc::strong_count(rc), 3);
+            drop(copy);
+            drop(v);
+            assert_eq!(Rc::strong_count(rc), 1);
+        }
+        check(&Rc::new(NixString::plain(&b"s"[..])), Value::String);
+        check(&Rc::new(NixString::plain(&b"/p"[..])), Value::Path);
+        check(&Rc::new(Attrs::new()), Value::Attrs);
+        check(&Rc::new(vec![Value::Int(1)]), Value::List);
+        check(&Rc::new(Thunk::new(ThunkState::Done(Value::Null))), Value::Thunk);
+        let int = Value::Int(7).clone();
+        assert!(matches!(int, Value::Int(7)));
+        assert!(matches!(Value::Bool(true).clone(), Value::Bool(true)));
     }
 }
