@@ -92,6 +92,7 @@ fn derivation_strict_named(e: &mut Eval, attrs: &Attrs, name: &str, p: Pos) -> R
         json_fields: Vec::new(),
         outputs: vec!["out".to_string()],
         flag_attrs: [(Sym::from_str("__contentAddressed"), "ca-derivations"), (Sym::from_str("__impure"), "impure-derivations")],
+        output_hash_mode: Sym::from_str("outputHashMode"),
     };
     for attr in attrs.sorted_by_name() {
         if attr.name == e.s.ignore_nulls {
@@ -148,6 +149,7 @@ struct DrvBuilder {
     /// `__contentAddressed` and `__impure`: flags, never passed to the
     /// builder, each needing its experimental feature when true.
     flag_attrs: [(Sym, &'static str); 2],
+    output_hash_mode: Sym,
 }
 
 impl DrvBuilder {
@@ -202,6 +204,9 @@ impl DrvBuilder {
             } else if attr.name == e.s.system {
                 let s = e.force_string_no_ctx(&v, p).map_err(silent)?;
                 self.request.system = s.as_bytes().to_vec();
+            } else if attr.name == self.output_hash_mode {
+                let s = e.force_string_no_ctx(&v, p).map_err(silent)?;
+                check_output_hash_mode(e, s.as_bytes())?;
             }
             return Ok(());
         }
@@ -212,6 +217,8 @@ impl DrvBuilder {
             self.request.builder = text.clone();
         } else if attr.name == e.s.system {
             self.request.system = text.clone();
+        } else if attr.name == self.output_hash_mode {
+            check_output_hash_mode(e, &text)?;
         } else if attr.name == e.s.outputs {
             // CppNix's tokenizeString: only space, tab, newline and return
             // separate names (not the other Unicode or ASCII whitespace).
@@ -244,6 +251,30 @@ impl DrvBuilder {
         self.outputs = names;
         Ok(())
     }
+}
+
+/// Current CppNix's ingestion methods for `outputHashMode`: `flat`,
+/// `recursive` (or `nar`), and `text` and `git`, which need their
+/// experimental features.
+fn check_output_hash_mode(e: &Eval, mode: &[u8]) -> Result<()> {
+    let feature = match mode {
+        b"flat" | b"recursive" | b"nar" => return Ok(()),
+        b"text" => "dynamic-derivations",
+        b"git" => "git-hashing",
+        other => {
+            return Err(eval_error(
+                format!("invalid value '{}' for 'outputHashMode' attribute", String::from_utf8_lossy(other)),
+                Pos::NONE,
+            ));
+        }
+    };
+    if e.settings.experimental_features.iter().any(|f| f == feature) {
+        return Ok(());
+    }
+    Err(eval_error(
+        format!("experimental Nix feature '{feature}' is disabled; add '--extra-experimental-features {feature}' to enable it"),
+        Pos::NONE,
+    ))
 }
 
 /// CppNix checks derivation attributes with an empty `errorCtx`: a frame

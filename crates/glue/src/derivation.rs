@@ -69,7 +69,9 @@ pub(crate) fn derivation_strict(io: &StoreEvalIO, request: DerivationRequest) ->
         return Err(message("required attribute 'system' missing"));
     }
     if name.ends_with(".drv") {
-        return Err(message("derivation names are not allowed to end in '.drv'"));
+        // (Current CppNix allows it only for a text-hashed derivation
+        // producing one derivation file, which needs dynamic derivations.)
+        return Err(message("derivation names are allowed to end in '.drv' only if they produce a single derivation file"));
     }
     check_name(name, name).map_err(|e| message(e.to_string()))?;
 
@@ -180,7 +182,8 @@ fn declare_outputs(
 ) -> Result<(), IoError> {
     let method = match attribute(env, structured, "outputHashMode").as_deref() {
         None | Some("flat") => FileIngestionMethod::Flat,
-        Some("recursive") => FileIngestionMethod::Recursive,
+        // `nar` is current CppNix's name for it.
+        Some("recursive" | "nar") => FileIngestionMethod::Recursive,
         Some(other) => return Err(message(format!("invalid value '{other}' for 'outputHashMode' attribute"))),
     };
     let algorithm = match attribute(env, structured, "outputHashAlgo").as_deref() {
