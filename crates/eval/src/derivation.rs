@@ -73,6 +73,9 @@ pub fn prim_derivation_strict(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value
 }
 
 fn derivation_strict_named(e: &mut Eval, attrs: &Attrs, name: &str, p: Pos) -> Result<Value> {
+    if let Err(why) = check_store_path_name(name) {
+        return Err(eval_error(format!("invalid derivation name: {why}. Please pass a different 'name'."), Pos::NONE));
+    }
     let name = name.to_string();
     let structured = match attrs.get(e.s.structured_attrs).cloned() {
         Some(v) => e
@@ -250,6 +253,35 @@ impl DrvBuilder {
         }
         self.outputs = names;
         Ok(())
+    }
+}
+
+/// CppNix's `checkName` for store path names, in its words: not empty, at
+/// most 211 bytes, not `.`/`..` (alone or as the first dash-separated
+/// component), only `0-9a-zA-Z+-._?=`.
+fn check_store_path_name(name: &str) -> std::result::Result<(), String> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() {
+        return Err("name must not be empty".into());
+    }
+    if bytes.len() > 211 {
+        return Err(format!("name '{name}' must be no longer than 211 characters"));
+    }
+    if bytes[0] == b'.' {
+        match (bytes.get(1), bytes.get(2)) {
+            (None, _) | (Some(b'.'), None) => return Err(format!("name '{name}' is not valid")),
+            (Some(b'-'), _) => {
+                return Err(format!("name '{name}' is not valid: first dash-separated component must not be '.'"));
+            }
+            (Some(b'.'), Some(b'-')) => {
+                return Err(format!("name '{name}' is not valid: first dash-separated component must not be '..'"));
+            }
+            _ => {}
+        }
+    }
+    match bytes.iter().find(|c| !(c.is_ascii_alphanumeric() || b"+-._?=".contains(c))) {
+        Some(&c) => Err(format!("name '{name}' contains illegal character '{}'", String::from_utf8_lossy(&[c]))),
+        None => Ok(()),
     }
 }
 
