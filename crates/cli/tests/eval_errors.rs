@@ -260,3 +260,37 @@ fn derivation_code_attributes_add_no_frames() {
     assert!(stderr.ends_with(&tail), "{stderr}");
     assert!(!stderr.contains("stack trace truncated"), "{stderr}");
 }
+
+/// What `nix-instantiate` (without `--eval`) asks of a derivation it found,
+/// in current CppNix's words (`getDerivations`, `requireDrvPath`,
+/// `queryOutputName`): the name is checked as derivations are found, then the
+/// `drvPath` (a store path, with a frame at the attribute) and the output name.
+#[test]
+fn instantiated_derivations_are_checked_as_cppnix_checks_them() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "{ type = \"derivation\"; name = 1; }",
+            "error:\n       … while evaluating the 'name' attribute of a derivation\n\n       error: expected a string but found an integer: 1\n",
+        ),
+        ("{ type = \"derivation\"; }", "error: derivation name missing\n"),
+        ("{ type = \"derivation\"; name = \"a\"; }", "error: derivation does not contain a 'drvPath' attribute\n"),
+        (
+            "{ type = \"derivation\"; name = \"a\"; drvPath = \"/tmp/a.drv\"; }",
+            "error:\n       … while evaluating the 'drvPath' attribute of a derivation\n         at «string»:1:36:\n            1| { type = \"derivation\"; name = \"a\"; drvPath = \"/tmp/a.drv\"; }\n             |                                    ^\n\n       error: path '/tmp/a.drv' is not in the Nix store\n",
+        ),
+        (
+            "{ type = \"derivation\"; name = \"a\"; drvPath = \"/nix/store/00000000000000000000000000000000-a.drv\"; }",
+            "error: derivation '/nix/store/00000000000000000000000000000000-a.drv' lacks an 'outputName' attribute\n",
+        ),
+    ];
+    for (expr, expected) in cases {
+        let ours = Command::new(env!("CARGO_BIN_EXE_nivis"))
+            .arg0("nix-instantiate")
+            .args(["--readonly-mode", "-E", expr])
+            .env("NIX_STORE_DIR", "/nix/store")
+            .output()
+            .unwrap();
+        assert_eq!(ours.status.code(), Some(1), "{expr}");
+        assert_eq!(String::from_utf8_lossy(&ours.stderr), *expected, "{expr}");
+    }
+}

@@ -256,35 +256,54 @@ pub fn lookup_file_arg(ev: &mut nivis_eval::Eval, arg: &str, cwd: &Path) -> nivi
     Ok(PathBuf::from(std::ffi::OsStr::from_bytes(&canon)))
 }
 
-/// CppNix's `getDerivations`: the (auto-called) value is a derivation, or a
-/// list whose elements are searched, or an attribute set whose attributes are
-/// taken when they are derivations and searched only when they say
-/// `recurseForDerivations = true`. Anything else is an error. Collects each
-/// derivation's `.drv` path (which writes it) and output name, once each.
+/// CppNix's `getDerivations`, then what `nix-instantiate` asks of each
+/// derivation found: the (auto-called) value is a derivation, or a list whose
+/// elements are searched, or an attribute set whose attributes are taken when
+/// they are derivations and searched only when they say
+/// `recurseForDerivations = true`. Anything else is an error. Each
+/// derivation's name is checked as it is found; then, in order, its `.drv`
+/// path (which writes it) and output name are read, once each.
 pub(crate) fn collect_derivations(
     ev: &mut nivis_eval::Eval,
     value: &nivis_eval::Value,
     auto: Option<&nivis_eval::value::Rc<nivis_eval::value::Attrs>>,
     out: &mut Vec<(String, String)>,
 ) -> nivis_eval::error::Result<()> {
+    let mut found = Vec::new();
+    find_derivations(ev, value, auto, &mut found)?;
+    for attrs in &found {
+        let entry = derivation_paths(ev, attrs)?;
+        if !out.contains(&entry) {
+            out.push(entry);
+        }
+    }
+    Ok(())
+}
+
+fn find_derivations(
+    ev: &mut nivis_eval::Eval,
+    value: &nivis_eval::Value,
+    auto: Option<&nivis_eval::value::Rc<nivis_eval::value::Attrs>>,
+    found: &mut Vec<nivis_eval::value::Rc<nivis_eval::value::Attrs>>,
+) -> nivis_eval::error::Result<()> {
     use nivis_eval::{Sym, Value};
     let no_args = nivis_eval::value::Rc::new(nivis_eval::value::Attrs::new());
     let value = auto_call(ev, value, auto.unwrap_or(&no_args))?;
-    if take_derivation(ev, &value, out)? {
+    if take_derivation(ev, &value, found)? {
         return Ok(());
     }
     match &value {
         Value::Attrs(attrs) => {
             for attr in attrs.sorted_by_name() {
                 let item = ev.force(&attr.value, Pos::NONE)?;
-                if take_derivation(ev, &item, out)? {
+                if take_derivation(ev, &item, found)? {
                     continue;
                 }
                 if let Value::Attrs(inner) = &item
                     && let Some(flag) = inner.get(Sym::from_str("recurseForDerivations")).cloned()
                     && matches!(ev.force(&flag, Pos::NONE)?, Value::Bool(true))
                 {
-                    collect_derivations(ev, &item, auto, out)?;
+                    find_derivations(ev, &item, auto, found)?;
                 }
             }
             Ok(())
@@ -292,8 +311,8 @@ pub(crate) fn collect_derivations(
         Value::List(items) => {
             for item in items.iter() {
                 let item = ev.force(item, Pos::NONE)?;
-                if !take_derivation(ev, &item, out)? {
-                    collect_derivations(ev, &item, auto, out)?;
+                if !take_derivation(ev, &item, found)? {
+                    find_derivations(ev, &item, auto, found)?;
                 }
             }
             Ok(())
@@ -306,11 +325,12 @@ pub(crate) fn collect_derivations(
     }
 }
 
-/// If `value` is a derivation (`type = "derivation"`), records it and says so.
+/// If `value` is a derivation (`type = "derivation"`), checks its name (as
+/// CppNix's `getDerivation` does), records it and says so.
 fn take_derivation(
     ev: &mut nivis_eval::Eval,
     value: &nivis_eval::Value,
-    out: &mut Vec<(String, String)>,
+    found: &mut Vec<nivis_eval::value::Rc<nivis_eval::value::Attrs>>,
 ) -> nivis_eval::error::Result<bool> {
     use nivis_eval::{Sym, Value};
     let Value::Attrs(attrs) = value else { return Ok(false) };
@@ -319,25 +339,62 @@ fn take_derivation(
     if !matches!(&kind, Value::String(s) if s.as_bytes() == b"derivation") {
         return Ok(false);
     }
+    let Some(name) = attrs.get(Sym::from_str("name")).cloned() else {
+        return Err(nivis_eval::EvalError::new(nivis_eval::ErrorKind::Type, "derivation name missing", Pos::NONE));
+    };
+    ev.force_string_no_ctx(&name, Pos::NONE).map_err(|err| {
+        with_context(err, Pos::NONE, "while evaluating the 'name' attribute of a derivation")
+    })?;
+    found.push(attrs.clone());
+    Ok(true)
+}
+
+/// CppNix's `requireDrvPath` and `queryOutputName`, in their words and frames.
+fn derivation_paths(
+    ev: &mut nivis_eval::Eval,
+    attrs: &nivis_eval::value::Attrs,
+) -> nivis_eval::error::Result<(String, String)> {
+    use nivis_eval::Sym;
     let error = |message: String| nivis_eval::EvalError::new(nivis_eval::ErrorKind::Eval, message, Pos::NONE);
-    let drv_path = attrs
-        .get(Sym::from_str("drvPath"))
-        .cloned()
-        .ok_or_else(|| error("derivation lacks a 'drvPath' attribute".to_string()))?;
-    let drv_path = ev.force_string(&drv_path, Pos::NONE)?.to_str_lossy().into_owned();
+    const DRV_PATH: &str = "while evaluating the 'drvPath' attribute of a derivation";
+    let Some(drv_attr) = attrs.find(Sym::from_str("drvPath")) else {
+        return Err(error("derivation does not contain a 'drvPath' attribute".to_string()));
+    };
+    let (drv_value, drv_pos) = (drv_attr.value.clone(), drv_attr.pos);
+    let coerce = nivis_eval::eval::Coerce { more: false, copy_to_store: false };
+    let drv_path = ev
+        .coerce_to_string(&drv_value, Pos::NONE, coerce)
+        .map_err(|err| with_context(err, drv_pos, DRV_PATH))?
+        .to_str_lossy()
+        .into_owned();
+    let store_dir = ev.io.store_dir();
+    let base = match drv_path.strip_prefix(&format!("{store_dir}/")) {
+        Some(base) if !base.is_empty() && !base.contains('/') => base.to_string(),
+        _ => return Err(with_context(error(format!("path '{drv_path}' is not in the Nix store")), drv_pos, DRV_PATH)),
+    };
     // CppNix's `StorePath::requireDerivation`, on the store path's base name.
     if !drv_path.ends_with(".drv") {
-        let base = drv_path.rsplit('/').next().unwrap_or(&drv_path);
-        return Err(error(format!("store path '{base}' is not a valid derivation path")));
+        let err = error(format!("store path '{base}' is not a valid derivation path"));
+        return Err(with_context(err, drv_pos, DRV_PATH));
     }
-    let output_name = attrs
-        .get(Sym::from_str("outputName"))
-        .cloned()
-        .ok_or_else(|| error(format!("derivation '{drv_path}' lacks an 'outputName' attribute")))?;
-    let output_name = ev.force_string(&output_name, Pos::NONE)?.to_str_lossy().into_owned();
-    let entry = (drv_path, output_name);
-    if !out.contains(&entry) {
-        out.push(entry);
+    let output_name = match attrs.get(Sym::from_str("outputName")).cloned() {
+        Some(v) => ev
+            .force_string_no_ctx(&v, Pos::NONE)
+            .map_err(|err| with_context(err, Pos::NONE, "while evaluating the output name of a derivation"))?
+            .to_str_lossy()
+            .into_owned(),
+        None => String::new(),
+    };
+    if output_name.is_empty() {
+        return Err(error(format!("derivation '{drv_path}' lacks an 'outputName' attribute")));
     }
-    Ok(true)
+    Ok((drv_path, output_name))
+}
+
+/// CppNix's `errorCtx` frame, added only to an error the check itself raised.
+fn with_context(mut err: Box<nivis_eval::EvalError>, pos: Pos, msg: &str) -> Box<nivis_eval::EvalError> {
+    if err.trace.is_empty() && err.pos.is_none() {
+        err.trace.push(nivis_eval::error::TraceFrame::new(pos, msg));
+    }
+    err
 }
