@@ -29,6 +29,8 @@ const CASES: &[(&[&str], &str)] = &[
     (&["--eval"], "builtins.functionArgs { __functor = self: { a }: a; }"),
     // genericClosure compares a new key with those it has (new first).
     (&["--eval"], "builtins.genericClosure { startSet = [ { key = 1; } { key = \"1\"; } ]; operator = x: [ ]; }"),
+    // partition forces each element before the predicate sees it.
+    (&["--eval"], "builtins.partition (x: true) [ (1 + 1) ]"),
     // `derivation` is evaluated at start-up: a lambda, not unevaluated code.
     (&["--eval"], "{ inherit (builtins) derivation; }"),
     (&["--eval", "--xml"], "[ builtins.derivation ]"),

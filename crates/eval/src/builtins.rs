@@ -840,6 +840,8 @@ fn prim_partition(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let list = e.force_list(&a[1], p).context("while evaluating the second argument passed to builtins.partition")?;
     let (mut right, mut wrong) = (Vec::new(), Vec::new());
     for x in list.iter() {
+        // Each element is forced before the predicate sees it (CppNix's order).
+        e.force(x, p)?;
         if call_pred(e, &f, x, p, "the partition function passed to builtins.partition")? {
             right.push(x.clone());
         } else {
