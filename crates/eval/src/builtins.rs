@@ -1007,11 +1007,16 @@ fn prim_generic_closure(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         let next = e
             .call(&op, item.clone(), p)
             .and_then(|next| {
-                e.force_list(&next, p).map_err(|err| {
+                let list = e.force_list(&next, p).map_err(|err| {
                     frame_on_type_error(err, Pos::NONE, || {
                         "while evaluating the return value of the `operator` passed to builtins.genericClosure".to_string()
                     })
-                })
+                })?;
+                // Each new element is forced right away, under this frame.
+                for element in list.iter() {
+                    e.force(element, p)?;
+                }
+                Ok(list)
             })
             .map_err(|mut err| {
                 err.trace.push(frame(&format!("while calling operator on genericClosure element {}", show(&item))));
