@@ -548,10 +548,13 @@ const _: () = assert!(std::mem::size_of::<Env>() == 32);
 // With its 4-byte count, a thunk or environment is one 40-byte block.
 const _: () = assert!(std::mem::size_of::<ThunkState>() + 4 <= 40);
 
-/// `repr(u8)` fixes the layout: a one-byte tag, then every pointer variant's
-/// `Rc` at offset 8, which lets [`Value::clone`] take a reference without a
-/// branch per variant.
-#[repr(u8)]
+/// `repr(u64)` fixes the layout: an 8-byte tag, then every variant's field at
+/// offset 8. So a pointer variant's `Rc` is always at offset 8, which lets
+/// [`Value::clone`] take a reference without a branch per variant; and no
+/// field sits among the tag's bytes (a one-byte tag put `Bool`'s field at
+/// offset 1), so moving a value is two 8-byte moves rather than copies of odd
+/// byte ranges that stall store forwarding.
+#[repr(u64)]
 pub enum Value {
     Null,
     Bool(bool),
@@ -578,8 +581,8 @@ impl Clone for Value {
     #[inline(always)]
     fn clone(&self) -> Value {
         if self.is_counted() {
-            // SAFETY: a counted variant holds an `Rc` at offset 8 (`repr(u8)`:
-            // the tag, then the 8-aligned field), whose block starts with its
+            // SAFETY: a counted variant holds an `Rc` at offset 8 (`repr(u64)`:
+            // the tag, then the field), whose block starts with its
             // count; the reference taken here is owned by the copy made below.
             unsafe {
                 let block = std::ptr::read((self as *const Value as *const u8).add(8) as *const *const u8);
