@@ -41,7 +41,11 @@ fn main() -> ExitCode {
                 .chain()
                 .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe));
             if !broken_pipe {
-                eprintln!("error: {error:#}");
+                // A message that starts with its trace (a line break) gets no
+                // space after "error:", as CppNix trims every line's end.
+                let text = format!("{error:#}");
+                let space = if text.starts_with('\n') { "" } else { " " };
+                eprintln!("error:{space}{text}");
             }
             ExitCode::from(1)
         }

@@ -294,3 +294,23 @@ fn instantiated_derivations_are_checked_as_cppnix_checks_them() {
         assert_eq!(String::from_utf8_lossy(&ours.stderr), *expected, "{expr}");
     }
 }
+
+/// nix-env checks a derivation's name as it finds it, with CppNix's frame, and
+/// an error that starts with its trace prints "error:" alone on its line.
+#[test]
+fn nix_env_names_the_derivation_name_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pkgs.nix");
+    std::fs::write(&file, "{ a = { type = \"derivation\"; name = 1; }; }\n").unwrap();
+    let ours = Command::new(env!("CARGO_BIN_EXE_nivis"))
+        .arg0("nix-env")
+        .args(["-f", file.to_str().unwrap(), "-qa"])
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(ours.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stderr),
+        "error:\n       … while evaluating the 'name' attribute of a derivation\n\n       error: expected a string but found an integer: 1\n"
+    );
+}

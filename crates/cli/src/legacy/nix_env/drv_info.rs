@@ -297,7 +297,16 @@ fn get_derivation(
         Some(n) => match ev.force_string_no_ctx(&n, Pos::NONE) {
             Ok(s) => s.to_str_lossy().into_owned(),
             Err(e) if ignore_assertion_failures && is_assertion_failure(&e) => return Ok(false),
-            Err(e) => return Err(super::eval_failure(e)),
+            Err(mut e) => {
+                // CppNix's errorCtx for the name's own check.
+                if e.trace.is_empty() && e.pos.is_none() {
+                    e.trace.push(nivis_eval::error::TraceFrame::new(
+                        Pos::NONE,
+                        "while evaluating the 'name' attribute of a derivation",
+                    ));
+                }
+                return Err(super::eval_failure(e));
+            }
         },
         None => bail!("derivation name missing"),
     };

@@ -106,7 +106,14 @@ thread_local! {
 #[allow(clippy::boxed_local)] // the evaluator hands its errors out boxed
 pub fn eval_failure(e: Box<EvalError>) -> anyhow::Error {
     let rendered = e.render(SHOW_TRACE.with(|s| s.get()));
-    let text = rendered.strip_prefix("error: ").unwrap_or(&rendered).trim_end_matches('\n').to_string();
+    // Without its "error:" (a one-line message follows it after a space, a
+    // trace on the next line); main puts it back.
+    let text = rendered
+        .strip_prefix("error: ")
+        .or_else(|| rendered.strip_prefix("error:"))
+        .unwrap_or(&rendered)
+        .trim_end_matches('\n')
+        .to_string();
     let assertion = matches!(e.kind, nivis_eval::ErrorKind::Assert | nivis_eval::ErrorKind::Throw);
     anyhow::Error::new(EvalFailure(text, assertion))
 }
