@@ -1158,12 +1158,28 @@ fn prim_parse_drv_name(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 fn prim_hash_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let algo = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.hashString")?;
     // The algorithm is checked before the string is forced.
-    if crate::hash::digest(&algo.to_str_lossy(), b"").is_none() {
-        return Err(eval_error(format!("unknown hash algorithm '{}'", algo.to_str_lossy()), p));
-    }
+    check_hash_algorithm(e, &algo.to_str_lossy())?;
     let s = e.force_string(&a[1], p).context("while evaluating the second argument passed to builtins.hashString")?;
     let digest = crate::hash::digest(&algo.to_str_lossy(), s.as_bytes()).unwrap_or_default();
     Ok(Value::string(crate::hash::base16(&digest).into_bytes()))
+}
+
+/// CppNix's `parseHashAlgo`: one of its algorithms, in its words (BLAKE3
+/// needs its experimental feature, and is not implemented here).
+fn check_hash_algorithm(e: &Eval, algo: &str) -> Result<()> {
+    if algo == "blake3" && !e.settings.experimental_features.iter().any(|f| f == "blake3-hashes") {
+        return Err(eval_error(
+            "experimental Nix feature 'blake3-hashes' is disabled; add '--extra-experimental-features blake3-hashes' to enable it",
+            Pos::NONE,
+        ));
+    }
+    if crate::hash::digest(algo, b"").is_none() {
+        return Err(eval_error(
+            format!("unknown hash algorithm '{algo}', expect 'blake3', 'md5', 'sha1', 'sha256', or 'sha512'"),
+            Pos::NONE,
+        ));
+    }
+    Ok(())
 }
 
 /// A file that cannot be read: a missing one in current CppNix's words.
@@ -1177,9 +1193,7 @@ fn read_error(err: crate::io::IoError, path: &std::path::Path) -> Box<EvalError>
 
 fn prim_hash_file(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let algo = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.hashFile")?;
-    if crate::hash::digest(&algo.to_str_lossy(), b"").is_none() {
-        return Err(eval_error(format!("unknown hash algorithm '{}'", algo.to_str_lossy()), p));
-    }
+    check_hash_algorithm(e, &algo.to_str_lossy())?;
     let path = realise_path_arg(e, &a[1], p)?;
     let data = e.io.read_file(&path).map_err(|err| read_error(err, &path))?;
     let digest = crate::hash::digest(&algo.to_str_lossy(), &data).unwrap_or_default();

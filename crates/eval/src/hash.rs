@@ -122,7 +122,7 @@ pub fn parse_any(hash: &str, algo: Option<&str>) -> Result<(String, Vec<u8>), St
     } else {
         return Err(format!("hash '{hash}' does not include a type, nor is the type otherwise known from context"));
     };
-    let Some(len) = digest_len(&algo) else { return Err(format!("unknown hash algorithm '{algo}'")) };
+    let Some(len) = digest_len(&algo) else { return Err(format!("unknown hash algorithm '{algo}', expect 'blake3', 'md5', 'sha1', 'sha256', or 'sha512'")) };
     let decoded = if sri {
         from_base64(rest)
     } else if rest.len() == len * 2 {
