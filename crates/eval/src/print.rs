@@ -241,15 +241,26 @@ fn print_inner(e: &mut Eval, v: &Value, out: &mut Vec<u8>, seen: &mut HashSet<us
 /// (integers are most of what `toString` and `toJSON` print), written at the
 /// end of `buf`.
 pub fn format_int(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    // Two digits per step, from a table of 00..99.
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     let mut i = buf.len();
     let mut m = n.unsigned_abs();
-    loop {
+    while m >= 100 {
+        let pair = (m % 100) as usize * 2;
+        m /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if m >= 10 {
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[m as usize * 2..m as usize * 2 + 2]);
+    } else {
         i -= 1;
-        buf[i] = b'0' + (m % 10) as u8;
-        m /= 10;
-        if m == 0 {
-            break;
-        }
+        buf[i] = b'0' + m as u8;
     }
     if n < 0 {
         i -= 1;
@@ -879,5 +890,24 @@ fn show(e: &Expr, out: &mut String) {
             out.push(')');
         }
         Expr::CurPos(_) => out.push_str("__curPos"),
+    }
+}
+
+#[cfg(test)]
+mod int_tests {
+    #[test]
+    fn integers_print_as_rust_formats_them() {
+        let mut cases = vec![0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 123456, -1, -10, -99, -100, i64::MAX, i64::MIN, i64::MIN + 1];
+        let mut x: i64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..1000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            cases.push(x);
+            cases.push(x >> (x & 63));
+        }
+        for n in cases {
+            assert_eq!(super::format_int(n, &mut [0; 20]), n.to_string().as_bytes(), "{n}");
+        }
     }
 }

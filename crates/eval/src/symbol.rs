@@ -155,6 +155,13 @@ impl Sym {
         INTERNER.with(|i| i.borrow().names[self.0 as usize])
     }
 
+    /// Calls `f` with the names of all symbols, indexed by symbol: one
+    /// look-up of the table for work over many names (sorting a large set).
+    /// `f` must not intern.
+    pub fn with_names<R>(f: impl FnOnce(&[&'static [u8]]) -> R) -> R {
+        INTERNER.with(|i| f(&i.borrow().names))
+    }
+
     /// The name as (lossy) UTF-8, for messages.
     pub fn as_str(self) -> std::borrow::Cow<'static, str> {
         String::from_utf8_lossy(self.as_bytes())

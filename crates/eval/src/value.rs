@@ -303,29 +303,56 @@ impl Attrs {
     }
     /// Entries in lexicographic order of their names (the order users see).
     pub fn sorted_by_name(&self) -> Vec<&Attr> {
+        let n = self.entries.len();
+        if n >= ORDER_MEMO_MIN {
+            let memo = LAST_ORDER.with(|memo| {
+                let memo = memo.borrow();
+                let same = memo.0.len() == n && memo.0.iter().zip(&self.entries).all(|(s, a)| *s == a.name);
+                same.then(|| memo.1.iter().map(|&i| &self.entries[i as usize]).collect())
+            });
+            if let Some(sorted) = memo {
+                return sorted;
+            }
+        }
         // Sorting the names of a large set is most of `attrValues` and
         // `attrNames`. Each name's first eight bytes, zero-padded, compare as one
         // big-endian integer in the order the names do, so the entries are
         // sorted as small (prefix, index) pairs, and only runs of names sharing
         // a prefix are then put in order by their bytes.
-        let mut keys: Vec<(u64, u32)> =
-            self.entries.iter().enumerate().map(|(i, a)| (name_prefix(a.name.as_bytes()), i as u32)).collect();
-        sort_prefix_keys(&mut keys);
-        let mut start = 0;
-        while start < keys.len() {
-            let mut end = start + 1;
-            while end < keys.len() && keys[end].0 == keys[start].0 {
-                end += 1;
+        let order: Vec<u32> = Sym::with_names(|names| {
+            let name = |i: u32| names[self.entries[i as usize].name.0 as usize];
+            let mut keys: Vec<(u64, u32)> = (0..n as u32).map(|i| (name_prefix(name(i)), i)).collect();
+            sort_prefix_keys(&mut keys);
+            let mut start = 0;
+            while start < keys.len() {
+                let mut end = start + 1;
+                while end < keys.len() && keys[end].0 == keys[start].0 {
+                    end += 1;
+                }
+                if end - start > 1 {
+                    keys[start..end].sort_unstable_by(|x, y| name(x.1).cmp(name(y.1)));
+                }
+                start = end;
             }
-            if end - start > 1 {
-                keys[start..end].sort_unstable_by(|x, y| {
-                    self.entries[x.1 as usize].name.as_bytes().cmp(self.entries[y.1 as usize].name.as_bytes())
-                });
-            }
-            start = end;
+            keys.into_iter().map(|(_, i)| i).collect()
+        });
+        let sorted = order.iter().map(|&i| &self.entries[i as usize]).collect();
+        if n >= ORDER_MEMO_MIN {
+            LAST_ORDER.with(|memo| *memo.borrow_mut() = (self.entries.iter().map(|a| a.name).collect(), order));
         }
-        keys.into_iter().map(|(_, i)| &self.entries[i as usize]).collect()
+        sorted
     }
+}
+
+/// Sets at least this large remember their name order in [`LAST_ORDER`].
+const ORDER_MEMO_MIN: usize = 1024;
+
+thread_local! {
+    /// The symbols of the last large set put in name order, and that order: a
+    /// set with the same symbols in the same order (a `mapAttrs` result and
+    /// its input, a set given to `attrNames` and then to `attrValues`, as
+    /// `mapAttrsToList` does) reuses it after one comparison of the symbols.
+    static LAST_ORDER: std::cell::RefCell<(Vec<Sym>, Vec<u32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Sorts (prefix, index) pairs, which arrive in index order. Large sets
@@ -694,6 +721,18 @@ mod tests {
         let mut want: Vec<&[u8]> = names.iter().map(|n| &n[..]).collect();
         want.sort();
         want.dedup();
+        assert_eq!(got, want);
+        // Again (the remembered order), and for a set of the same size with
+        // one name changed, which must not reuse it.
+        let again: Vec<&[u8]> = attrs.sorted_by_name().iter().map(|a| a.name.as_bytes()).collect();
+        assert_eq!(again, want);
+        let mut other = Attrs::new();
+        for name in names.iter().skip(1).chain([&b"zzz-other".to_vec()]) {
+            other.insert(Sym::new(name), Value::Null, Pos::NONE);
+        }
+        let got: Vec<&[u8]> = other.sorted_by_name().iter().map(|a| a.name.as_bytes()).collect();
+        let mut want: Vec<&[u8]> = other.entries.iter().map(|a| a.name.as_bytes()).collect();
+        want.sort();
         assert_eq!(got, want);
     }
 }
