@@ -29,6 +29,15 @@ const CASES: &[(&[&str], &str)] = &[
     (&["--eval"], "builtins.functionArgs { __functor = self: { a }: a; }"),
     // genericClosure compares a new key with those it has (new first).
     (&["--eval"], "builtins.genericClosure { startSet = [ { key = 1; } { key = \"1\"; } ]; operator = x: [ ]; }"),
+    // fromJSON's syntax errors in the words of CppNix's JSON library:
+    // position, context, what was read and what was expected.
+    (&["--eval"], "builtins.fromJSON \"[1, tru]\""),
+    (&["--eval"], "builtins.fromJSON \"{\\\"a\\\" 1}\""),
+    (&["--eval"], "builtins.fromJSON \"[1.5e3, 0x]\""),
+    (&["--eval"], "builtins.fromJSON \"{\\\"a\\\":1,}\""),
+    (&["--eval"], "builtins.fromJSON \"[\\\"\\\\ud800\\\"]\""),
+    (&["--eval"], "builtins.fromJSON \"\\\"a\nb\\\"\""),
+    (&["--eval"], "builtins.fromJSON \"[1e+]\""),
     // partition forces each element before the predicate sees it.
     (&["--eval"], "builtins.partition (x: true) [ (1 + 1) ]"),
     // `derivation` is evaluated at start-up: a lambda, not unevaluated code.

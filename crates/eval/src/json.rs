@@ -304,6 +304,18 @@ fn null_byte_error(s: &str) -> String {
 }
 
 pub fn from_json(s: &[u8]) -> Result<Value, String> {
+    from_json_fast(s).map_err(|message| {
+        // A syntax error is worded by re-reading the input as CppNix's JSON
+        // library does (our parser only knows that it is one).
+        if message.starts_with("[json.exception.parse_error") {
+            crate::support::json_error::syntax_error(s).unwrap_or(message)
+        } else {
+            message
+        }
+    })
+}
+
+fn from_json_fast(s: &[u8]) -> Result<Value, String> {
     let mut p = P { s, i: 0, attrs: Vec::new(), items: Vec::new(), recent: vec![None; RECENT] };
     let v = p.value(0)?;
     p.ws();

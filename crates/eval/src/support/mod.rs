@@ -8,5 +8,6 @@ pub mod posix_regex;
 pub mod versions;
 pub mod float_format;
 pub mod json_string;
+pub mod json_error;
 pub mod toml;
 pub mod flakeref;
