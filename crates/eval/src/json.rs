@@ -18,6 +18,14 @@ struct P<'a> {
     /// that recurs (`"x86_64-linux"`, `"a"`) is shared rather than allocated
     /// again, as strings are immutable.
     recent: Vec<Option<crate::value::Rc<NixString>>>,
+    /// Object keys already interned, by a hash of their bytes (keys recur in
+    /// every object of an array).
+    recent_keys: Vec<Option<(&'a [u8], Sym)>>,
+}
+
+/// A short hash of a string's bytes, to pick a slot in `P`'s tables.
+fn slot_hash(bytes: &[u8]) -> usize {
+    bytes.iter().fold(bytes.len() as u32, |h, &b| h.wrapping_mul(31).wrapping_add(b as u32)) as usize
 }
 
 /// Strings up to this length are looked up in `P::recent`.
@@ -88,7 +96,7 @@ impl<'a> P<'a> {
                 if bytes.len() > SHARE_MAX {
                     return Ok(Value::String(crate::value::Rc::new(NixString::plain(bytes))));
                 }
-                let slot = bytes.iter().fold(bytes.len() as u32, |h, &b| h.wrapping_mul(31).wrapping_add(b as u32)) as usize % RECENT;
+                let slot = slot_hash(&bytes) % RECENT;
                 if let Some(s) = &self.recent[slot] {
                     if s.as_bytes() == &bytes[..] {
                         return Ok(Value::String(s.clone()));
@@ -122,8 +130,20 @@ impl<'a> P<'a> {
             if self.s.get(self.i) != Some(&b'"') {
                 return Err(err(self, "expected string literal"));
             }
-            let k = self.string()?;
-            let name = Sym::new(&k);
+            let name = match self.string()? {
+                std::borrow::Cow::Borrowed(k) => {
+                    let slot = slot_hash(k) % RECENT;
+                    match self.recent_keys[slot] {
+                        Some((seen, sym)) if seen == k => sym,
+                        _ => {
+                            let sym = Sym::new(k);
+                            self.recent_keys[slot] = Some((k, sym));
+                            sym
+                        }
+                    }
+                }
+                std::borrow::Cow::Owned(k) => Sym::new(&k),
+            };
             self.ws();
             if self.s.get(self.i) != Some(&b':') {
                 return Err(err(self, "expected ':'"));
@@ -316,7 +336,7 @@ pub fn from_json(s: &[u8]) -> Result<Value, String> {
 }
 
 fn from_json_fast(s: &[u8]) -> Result<Value, String> {
-    let mut p = P { s, i: 0, attrs: Vec::new(), items: Vec::new(), recent: vec![None; RECENT] };
+    let mut p = P { s, i: 0, attrs: Vec::new(), items: Vec::new(), recent: vec![None; RECENT], recent_keys: vec![None; RECENT] };
     let v = p.value(0)?;
     p.ws();
     if p.i != s.len() {

@@ -92,10 +92,19 @@ pub fn prim_replace_strings(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
             first_bytes[b as usize] = true;
         }
     }
+    // With up to three distinct first bytes, memchr finds the next candidate
+    // a vector at a time.
+    let firsts: Vec<u8> = (0..=255u8).filter(|b| first_bytes[*b as usize]).collect();
+    let find_candidate = |hay: &[u8]| match firsts[..] {
+        [a] => memchr::memchr(a, hay),
+        [a, b] => memchr::memchr2(a, b, hay),
+        [a, b, c] => memchr::memchr3(a, b, c, hay),
+        _ => hay.iter().position(|b| first_bytes[*b as usize]),
+    };
     let mut pos = 0;
     while pos <= bytes.len() {
         if !any_empty {
-            let next = bytes[pos..].iter().position(|b| first_bytes[*b as usize]).map_or(bytes.len(), |i| pos + i);
+            let next = find_candidate(&bytes[pos..]).map_or(bytes.len(), |i| pos + i);
             out.extend_from_slice(&bytes[pos..next]);
             pos = next;
             if pos == bytes.len() {
