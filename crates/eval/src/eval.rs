@@ -823,7 +823,14 @@ impl Eval {
         match name {
             AttrName::Static(s) => Ok(*s),
             AttrName::Dynamic(e @ Expr::ConcatStrings { force_string: true, parts, .. }) => {
-                self.interpolated_name_sym(parts, e, env)
+                match self.interpolated_name_sym(parts, env)? {
+                    Ok(sym) => Ok(sym),
+                    // Refused, naming the context, as for any other name.
+                    Err(v) => {
+                        let s = self.force_string_no_ctx(&v, e.pos()).trace(e.pos(), || "while evaluating an attribute name".into())?;
+                        Ok(Sym::new(s.as_bytes()))
+                    }
+                }
             }
             AttrName::Dynamic(e) => {
                 let v = self.eval(e, env)?;
@@ -833,10 +840,16 @@ impl Eval {
         }
     }
 
-    /// An interpolated attribute name (`set."attr${toString i}"`), built in a
-    /// scratch buffer and interned from there: no string value is made (as
-    /// `eval_concat` would, then dropped at once).
-    fn interpolated_name_sym(&mut self, parts: &'static [(Pos, Expr)], e: &'static Expr, env: &Rc<Env>) -> Result<Sym> {
+    /// An interpolated attribute name (`set."attr${toString i}"`,
+    /// `{ "k${n}" = v; }`), built in a scratch buffer and interned from there:
+    /// no string value is made (as `eval_concat` would, then dropped at once).
+    /// A name with a context comes back as the string, for the caller to
+    /// refuse in its own words.
+    fn interpolated_name_sym(
+        &mut self,
+        parts: &'static [(Pos, Expr)],
+        env: &Rc<Env>,
+    ) -> Result<std::result::Result<Sym, Value>> {
         let mut buf = self.take_scratch();
         let mut ctx = Context::new();
         for (part_pos, part) in parts {
@@ -850,13 +863,11 @@ impl Eval {
             }
         }
         if !ctx.is_empty() {
-            // Refused, naming the context, as for any other name.
-            let v = Value::string_ctx(&buf[..], ctx);
-            self.force_string_no_ctx(&v, e.pos()).trace(e.pos(), || "while evaluating an attribute name".into())?;
+            return Ok(Err(Value::string_ctx(&buf[..], ctx)));
         }
         let sym = Sym::new(&buf);
         self.give_scratch(buf);
-        Ok(sym)
+        Ok(Ok(sym))
     }
 
     #[inline(never)]
@@ -972,7 +983,16 @@ impl Eval {
             scope_env = env.clone();
         }
         for d in &a.dynamic {
-            let name_value = self.eval(&d.name, &scope_env)?;
+            let name_value = match &d.name {
+                Expr::ConcatStrings { force_string: true, parts, .. } => match self.interpolated_name_sym(parts, &scope_env)? {
+                    Ok(sym) => {
+                        self.insert_dynamic_attr(&mut attrs, sym, d, &scope_env)?;
+                        continue;
+                    }
+                    Err(with_context) => with_context,
+                },
+                name => self.eval(name, &scope_env)?,
+            };
             let name = match &name_value {
                 Value::Null => continue,
                 Value::String(_) => self
@@ -983,15 +1003,19 @@ impl Eval {
                         .trace(d.pos, || "while evaluating the name of a dynamic attribute".into());
                 }
             };
-            let sym = Sym::new(name.as_bytes());
-            if let Some(prev) = attrs.find(sym) {
-                let at = prev.pos.resolve().map(|l| l.to_string()).unwrap_or_default();
-                return Err(eval_error(format!("dynamic attribute '{sym}' already defined at {at}"), d.pos));
-            }
-            let value = self.maybe_thunk(&d.value, &scope_env);
-            attrs.insert(sym, value, d.pos);
+            self.insert_dynamic_attr(&mut attrs, Sym::new(name.as_bytes()), d, &scope_env)?;
         }
         Ok(Value::attrs(attrs))
+    }
+
+    fn insert_dynamic_attr(&mut self, attrs: &mut Attrs, sym: Sym, d: &'static DynamicAttr, scope_env: &Rc<Env>) -> Result<()> {
+        if let Some(prev) = attrs.find(sym) {
+            let at = prev.pos.resolve().map(|l| l.to_string()).unwrap_or_default();
+            return Err(eval_error(format!("dynamic attribute '{sym}' already defined at {at}"), d.pos));
+        }
+        let value = self.maybe_thunk(&d.value, scope_env);
+        attrs.insert(sym, value, d.pos);
+        Ok(())
     }
 
     /// `rec { __overrides = { ... }; ... }`: the overriding values replace the
