@@ -120,8 +120,7 @@ fn print_forcing(e: &mut Eval, v: &Value, out: &mut Vec<u8>, seen: &mut HashSet<
         }
         Value::List(l) => {
             // The same identities as print_inner's «repeated».
-            let identity = if l.len() <= 2 { slot } else { Rc::as_ptr(l) as usize };
-            if !l.is_empty() && !seen.insert(identity | if l.len() <= 2 { 1 << 63 } else { 0 }) {
+            if !l.is_empty() && !seen.insert(list_identity(l, slot)) {
                 out.extend_from_slice("«repeated»".as_bytes());
                 return Ok(());
             }
@@ -200,10 +199,7 @@ fn print_inner(e: &mut Eval, v: &Value, out: &mut Vec<u8>, seen: &mut HashSet<us
             out.push(b'}');
         }
         Value::List(l) => {
-            let identity = if l.len() <= 2 { slot } else { Rc::as_ptr(l) as usize };
-            // Tagged so that a small list's slot never collides with a
-            // set's or a long list's contents.
-            if !l.is_empty() && !seen.insert(identity | if l.len() <= 2 { 1 << 63 } else { 0 }) {
+            if !l.is_empty() && !seen.insert(list_identity(l, slot)) {
                 out.extend_from_slice("«repeated»".as_bytes());
                 return;
             }
@@ -909,5 +905,18 @@ mod int_tests {
         for n in cases {
             assert_eq!(super::format_int(n, &mut [0; 20]), n.to_string().as_bytes(), "{n}");
         }
+    }
+}
+
+/// The identity under which a list is remembered for «repeated»: a list of up
+/// to two elements by the slot that holds it (CppNix keeps those inline in the
+/// value, so two slots sharing one are still printed twice), a longer one by
+/// its address. Tagged so that a small list's slot never collides with a set's
+/// or a long list's address.
+fn list_identity(l: &Rc<Vec<Value>>, slot: usize) -> usize {
+    if l.len() <= 2 {
+        slot | 1 << 63
+    } else {
+        Rc::as_ptr(l) as usize
     }
 }
