@@ -622,6 +622,57 @@ impl Clone for Value {
     }
 }
 
+/// Drops the value at `v` in place, with the common case inline: most
+/// references in a dying set are shared with a live one (the sets `//` made
+/// from it), and
+/// releasing such a reference is a decrement at offset 0 of the block that the
+/// value's field (always at offset 8) points to. Only a last reference goes
+/// through the full drop, which frees the object.
+///
+/// # Safety
+/// `v` must point to a valid value that is not used or dropped again.
+#[inline(always)]
+unsafe fn release_in_place(v: *mut Value) {
+    // SAFETY: `v` is valid (the caller's promise); a counted variant holds an
+    // `Rc` at offset 8 whose block starts with its count.
+    unsafe {
+        if !(*v).is_counted() {
+            return;
+        }
+        let block = std::ptr::read((v as *const u8).add(8) as *const *const std::cell::Cell<u32>);
+        let count = (*block).get();
+        if count > 1 {
+            (*block).set(count - 1);
+        } else {
+            std::ptr::drop_in_place(v);
+        }
+    }
+}
+
+/// Releases every value of a vector's elements (`value_of` picks the value
+/// out of an element) and empties it, so the vector's own drop only frees its
+/// buffer. The elements must own nothing but their value.
+#[inline]
+fn release_all<T>(items: &mut Vec<T>, value_of: impl Fn(*mut T) -> *mut Value) {
+    let len = items.len();
+    let base = items.as_mut_ptr();
+    // SAFETY: the length is set to zero first, so each element is released
+    // exactly once, here, even if a drop panicked midway.
+    unsafe {
+        items.set_len(0);
+        for i in 0..len {
+            release_in_place(value_of(base.add(i)));
+        }
+    }
+}
+
+impl Drop for Attrs {
+    fn drop(&mut self) {
+        // An attribute's name and position are plain data.
+        release_all(&mut self.entries, |a: *mut Attr| unsafe { &raw mut (*a).value });
+    }
+}
+
 impl Value {
     /// Whether the value holds an [`Rc`] (the variants a copy must count).
     #[inline(always)]
@@ -761,6 +812,42 @@ mod clone_tests {
         check(&Rc::new(Thunk::new(ThunkState::Done(Value::Null))), Value::Thunk);
         let int = Value::Int(7).clone();
         assert!(matches!(int, Value::Int(7)));
+    }
+
+    /// A dying set or environment releases each value once: shared objects
+    /// lose one reference, objects it held alone are freed.
+    #[test]
+    fn sets_and_environments_release_each_value_once() {
+        let shared = Rc::new(Attrs::new());
+        let alone = Rc::new(vec![Value::Int(1)]);
+        let alone_witness = Rc::new(NixString::plain(&b"w"[..]));
+        let mut attrs = Attrs::new();
+        attrs.entries.push(Attr { name: Sym(1), value: Value::Attrs(shared.clone()), pos: Pos::NONE });
+        attrs.entries.push(Attr { name: Sym(2), value: Value::Int(3), pos: Pos::NONE });
+        attrs.entries.push(Attr { name: Sym(3), value: Value::List(alone), pos: Pos::NONE });
+        let inner = Value::Thunk(Rc::new(Thunk::new(ThunkState::Done(Value::String(alone_witness.clone())))));
+        attrs.entries.push(Attr { name: Sym(4), value: inner, pos: Pos::NONE });
+        assert_eq!(Rc::strong_count(&shared), 2);
+        assert_eq!(Rc::strong_count(&alone_witness), 2);
+        drop(attrs);
+        assert_eq!(Rc::strong_count(&shared), 1);
+        // The thunk was held by the set alone, so it was freed with its value.
+        assert_eq!(Rc::strong_count(&alone_witness), 1);
+
+        let env = Env::new(None, 2);
+        env.push(Value::Attrs(shared.clone()));
+        env.push(Value::String(alone_witness.clone()));
+        let child = Env::with_one(env.clone(), Value::Attrs(shared.clone()));
+        assert_eq!(Rc::strong_count(&shared), 3);
+        drop(env);
+        assert_eq!(Rc::strong_count(&shared), 3, "the child keeps its parent alive");
+        drop(child);
+        assert_eq!(Rc::strong_count(&shared), 1);
+        assert_eq!(Rc::strong_count(&alone_witness), 1);
+    }
+
+    #[test]
+    fn immediates_clone_as_themselves() {
         assert!(matches!(Value::Bool(true).clone(), Value::Bool(true)));
     }
 }
