@@ -923,12 +923,15 @@ fn merge_sort(v: Vec<Value>, less: &mut dyn FnMut(&Value, &Value) -> bool) -> Ve
 fn prim_generic_closure(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let args = e.force_attrs(&a[0], p).context("while evaluating the first argument passed to builtins.genericClosure")?;
     let frame = |msg: &str| TraceFrame::new(Pos::NONE, msg.to_string());
-    let in_args = "in the attrset passed as argument to builtins.genericClosure";
-    let Some(start) = args.get(e.s.start_set).cloned() else {
-        let mut err = eval_error("attribute 'startSet' missing", Pos::NONE);
-        err.trace.push(frame(in_args));
-        return Err(err);
+    // A missing attribute is reported in the argument's frame.
+    let required = |name: Sym| -> Result<Value> {
+        args.get(name).cloned().ok_or_else(|| {
+            let mut err = eval_error(format!("attribute '{name}' missing"), Pos::NONE);
+            err.trace.push(frame("in the attrset passed as argument to builtins.genericClosure"));
+            err
+        })
     };
+    let start = required(e.s.start_set)?;
     let start = e.force_list(&start, p).map_err(|err| {
         frame_on_type_error(err, Pos::NONE, || {
             "while evaluating the 'startSet' attribute passed as argument to builtins.genericClosure".to_string()
@@ -938,11 +941,7 @@ fn prim_generic_closure(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     if start.is_empty() {
         return Ok(Value::List(start));
     }
-    let Some(op) = args.get(e.s.operator).cloned() else {
-        let mut err = eval_error("attribute 'operator' missing", Pos::NONE);
-        err.trace.push(frame(in_args));
-        return Err(err);
-    };
+    let op = required(e.s.operator)?;
     let op = e.force_function(&op, p).map_err(|err| {
         frame_on_type_error(err, Pos::NONE, || {
             "while evaluating the 'operator' attribute passed as argument to builtins.genericClosure".to_string()
