@@ -473,7 +473,7 @@ thread_local! {
 }
 
 /// The name `sym` as a string value (see `SYM_STRINGS`).
-fn sym_string(sym: Sym) -> Value {
+pub(crate) fn sym_string(sym: Sym) -> Value {
     SYM_STRINGS.with(|cache| {
         let mut cache = cache.borrow_mut();
         let i = sym.0 as usize;
@@ -619,12 +619,14 @@ fn prim_cat_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 fn prim_map_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let attrs = e.force_attrs(&a[1], p).context("while evaluating the second argument passed to builtins.mapAttrs")?;
-    let f = a[0].clone();
     let mut out = Attrs::with_capacity(attrs.len());
-    for x in &attrs.entries {
-        let partial = Value::apply_thunk(f.clone(), sym_string(x.name));
+    // Each new attribute is one thunk for `f name value`, sharing the function
+    // and the old set (CppNix's two applications, `f name` then its value).
+    let call = Rc::new(MapAttrsCall { func: a[0].clone(), attrs: attrs.clone() });
+    for (index, x) in attrs.entries.iter().enumerate() {
+        let value = Value::thunk(ThunkState::ApplyToAttr { call: call.clone(), index: index as u32 });
         // CppNix gives the new attributes no position (unsafeGetAttrPos is null).
-        out.entries.push(Attr { name: x.name, value: Value::apply_thunk(partial, x.value.clone()), pos: Pos::NONE });
+        out.entries.push(Attr { name: x.name, value, pos: Pos::NONE });
     }
     Ok(Value::attrs(out))
 }

@@ -12,7 +12,7 @@ use crate::value::Rc;
 use crate::ast::*;
 use crate::builtins;
 use crate::error::{ErrorKind, EvalError, Result, TraceFrame};
-use crate::io::{EvalIO, IoError};
+use crate::io::{EvalIO, FileType, IoError};
 use crate::pos::{Origin, Pos, add_source};
 use crate::resolve::{Scope, resolve};
 use crate::symbol::Sym;
@@ -339,17 +339,27 @@ impl Eval {
     pub fn eval_file(&mut self, path: &Path, pos: Pos) -> Result<Value> {
         use std::os::unix::ffi::OsStrExt;
         let mut path = path.to_path_buf();
-        if let Err(e) = self.io.file_type(&path) {
-            // Current CppNix's words for a missing file.
-            let msg = match &e {
-                IoError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
-                    format!("path '{}' does not exist", path.display())
-                }
-                _ => e.in_context(format_args!("getting status of '{}'", path.display())),
-            };
-            return Err(EvalError::new(ErrorKind::Io, msg, Pos::NONE));
-        }
-        if self.io.is_directory(&path).map_err(|e| io_error(e, pos))? {
+        let file_type = match self.io.file_type(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                // Current CppNix's words for a missing file.
+                let msg = match &e {
+                    IoError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+                        format!("path '{}' does not exist", path.display())
+                    }
+                    _ => e.in_context(format_args!("getting status of '{}'", path.display())),
+                };
+                return Err(EvalError::new(ErrorKind::Io, msg, Pos::NONE));
+            }
+        };
+        // Only a symbolic link needs a second look to know whether it leads
+        // to a directory (one status call fewer per imported file).
+        let is_directory = match file_type {
+            FileType::Directory => true,
+            FileType::Symlink => self.io.is_directory(&path).map_err(|e| io_error(e, pos))?,
+            _ => false,
+        };
+        if is_directory {
             path.push("default.nix");
         }
         let key = path.as_os_str().as_bytes().to_vec();
@@ -410,14 +420,14 @@ impl Eval {
         if t.is_black_hole() {
             return Err(EvalError::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered", pos));
         }
-        if let Some((func, arg)) = t.apply_parts() {
+        if let Some(call) = t.apply_parts() {
             // A lazy application made by a builtin (`map`, `mapAttrs`, `genList`)
             // is CppNix's `tApp`, which is never black-holed: forcing it again
             // while it is under evaluation calls the function again, so an
             // infinite recursion through it is reported where it reaches a real
             // thunk (e.g. an option's `value` in the module system), as CppNix
             // reports it.
-            return self.force_unblackholed_apply(t, func, arg, pos);
+            return self.force_unblackholed_apply(t, call, pos);
         }
         // The pending state moves out, leaving a black hole, so no reference into
         // the thunk lives while its expression is evaluated.
@@ -431,7 +441,9 @@ impl Eval {
         let result = match &state {
             ThunkState::Pending { expr, env } => self.eval(expr, env),
             ThunkState::Select { from, def } => self.select_attr(from, def.name, def.pos),
-            ThunkState::Apply { .. } | ThunkState::BlackHole | ThunkState::Done(_) => unreachable!("handled above"),
+            ThunkState::Apply { .. } | ThunkState::ApplyToAttr { .. } | ThunkState::BlackHole | ThunkState::Done(_) => {
+                unreachable!("handled above")
+            }
         };
         self.force_depth -= 1;
         match result {
@@ -449,13 +461,20 @@ impl Eval {
     }
 
     #[inline(never)]
-    fn force_unblackholed_apply(&mut self, t: &Rc<Thunk>, func: Value, arg: Value, pos: Pos) -> Result<Value> {
+    fn force_unblackholed_apply(&mut self, t: &Rc<Thunk>, call: LazyCall, pos: Pos) -> Result<Value> {
         self.force_depth += 1;
         if self.force_depth > MAX_FORCE_DEPTH {
             self.force_depth -= 1;
             return Err(EvalError::new(ErrorKind::StackOverflow, "stack overflow (possible infinite recursion)", pos));
         }
-        let result = match self.force(&func, pos) {
+        let LazyCall { func, name, arg } = call;
+        let mut result = self.force(&func, pos);
+        if let (Some(name), Ok(f)) = (name, &result) {
+            // `mapAttrs`' attribute: `func name` first, as its own lazy
+            // application would have been called.
+            result = self.call(f, builtins::sym_string(name), pos);
+        }
+        let result = match result {
             Ok(f) => self.call(&f, arg, pos),
             Err(e) => Err(e),
         };

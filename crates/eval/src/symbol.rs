@@ -54,7 +54,9 @@ pub type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
 /// open-addressing index of 8-byte slots, each a 32-bit hash tag and the symbol
 /// (plus one; 0 is empty). A lookup touches one slot and the name it points
 /// at, where a general map touched its control bytes, its bucket and then the
-/// name, three cache misses per interned name in a large set.
+/// name, three cache misses per interned name in a large set. The tag's low
+/// bits are also the slot's home index, so growing the index moves slots
+/// without reading (or hashing) any name again.
 struct Interner {
     slots: Vec<u64>,
     names: Vec<&'static [u8]>,
@@ -77,7 +79,7 @@ impl Interner {
     fn lookup(&self, name: &[u8], hash: u64) -> Result<Sym, usize> {
         let mask = self.slots.len() - 1;
         let tag = hash >> 32;
-        let mut i = hash as usize & mask;
+        let mut i = tag as usize & mask;
         loop {
             let slot = self.slots[i];
             if slot == 0 {
@@ -104,17 +106,17 @@ impl Interner {
         self.free = tail;
         head
     }
-    /// Doubles the index (kept at most three quarters full).
+    /// Doubles the index (kept at most three quarters full). Each slot's tag
+    /// gives its new home, so the names themselves are not touched.
     fn grow(&mut self) {
         let len = (self.slots.len() * 2).max(1024);
         let mut slots = vec![0u64; len];
-        for (sym, name) in self.names.iter().enumerate() {
-            let hash = hash_name(name);
-            let mut i = hash as usize & (len - 1);
+        for &slot in self.slots.iter().filter(|&&s| s != 0) {
+            let mut i = (slot >> 32) as usize & (len - 1);
             while slots[i] != 0 {
                 i = (i + 1) & (len - 1);
             }
-            slots[i] = (hash >> 32) << 32 | (sym as u64 + 1);
+            slots[i] = slot;
         }
         self.slots = slots;
     }

@@ -508,12 +508,33 @@ pub enum ThunkState {
     Pending { expr: &'static Expr, env: Rc<Env> },
     /// `f arg`, created lazily by builtins such as `map`.
     Apply { func: Value, arg: Value },
+    /// `func name value` for the attribute at `index` of `call.attrs`: one
+    /// attribute of a `mapAttrs` result, one thunk where `Apply` needed two
+    /// (the partial application `func name` and its application to the
+    /// value). Forced as `Apply` is, never black-holed.
+    ApplyToAttr { call: Rc<MapAttrsCall>, index: u32 },
     /// `from.name`, for `inherit (from) name;` (`def` names the attribute and
     /// gives the position).
     Select { from: Value, def: &'static AttrDef },
     /// Under evaluation: forcing it again is infinite recursion.
     BlackHole,
     Done(Value),
+}
+
+/// What the attributes of one `mapAttrs` result share (see
+/// [`ThunkState::ApplyToAttr`]): the function and the set it maps.
+pub struct MapAttrsCall {
+    pub func: Value,
+    pub attrs: Rc<Attrs>,
+}
+
+/// A lazy application's parts, copied out of its thunk: the function, its
+/// argument, and for [`ThunkState::ApplyToAttr`] the attribute's name as the
+/// first argument (the value then follows as `arg`).
+pub struct LazyCall {
+    pub func: Value,
+    pub name: Option<Sym>,
+    pub arg: Value,
 }
 
 /// A suspended computation, updated in place once forced. The state is only
@@ -536,13 +557,18 @@ impl Thunk {
             _ => None,
         }
     }
-    /// The function and argument of a lazy application (`ThunkState::Apply`),
-    /// copied out: such a thunk is never black-holed, so its state stays put.
+    /// The parts of a lazy application (`ThunkState::Apply`,
+    /// `ThunkState::ApplyToAttr`), copied out: such a thunk is never
+    /// black-holed, so its state stays put.
     #[inline]
-    pub fn apply_parts(&self) -> Option<(Value, Value)> {
+    pub fn apply_parts(&self) -> Option<LazyCall> {
         // SAFETY: single-threaded; the reference ends within this call.
         match unsafe { &*self.0.get() } {
-            ThunkState::Apply { func, arg } => Some((func.clone(), arg.clone())),
+            ThunkState::Apply { func, arg } => Some(LazyCall { func: func.clone(), name: None, arg: arg.clone() }),
+            ThunkState::ApplyToAttr { call, index } => {
+                let attr = &call.attrs.entries[*index as usize];
+                Some(LazyCall { func: call.func.clone(), name: Some(attr.name), arg: attr.value.clone() })
+            }
             _ => None,
         }
     }
