@@ -17,11 +17,13 @@
 #include <string.h>
 
 #define CLASSES 66 /* 8-byte classes up to 512 bytes, then one for larger */
+#define LARGE 24 /* larger blocks by power of two: (512, 1K], (1K, 2K], ... */
 static void *(*real_malloc)(size_t);
 static void (*real_free)(void *);
 static void *(*real_realloc)(void *, size_t);
 static void *(*real_calloc)(size_t, size_t);
 static long live[CLASSES], at_peak[CLASSES], live_bytes, peak_bytes, live_large, large_at_peak;
+static long live_big[LARGE], big_at_peak[LARGE], big_bytes[LARGE], big_bytes_at_peak[LARGE];
 
 static void init(void) {
     if (real_malloc) return;
@@ -37,11 +39,19 @@ static void count(void *p, int sign) {
     int c = size <= 512 ? (int)((size + 7) / 8) : CLASSES - 1;
     live[c] += sign;
     live_bytes += sign * (long)size;
-    if (size > 512) live_large += sign * (long)size;
+    if (size > 512) {
+        int b = 0;
+        while (b < LARGE - 1 && size > ((size_t)1024 << b)) b++;
+        live_large += sign * (long)size;
+        live_big[b] += sign;
+        big_bytes[b] += sign * (long)size;
+    }
     if (live_bytes > peak_bytes) {
         peak_bytes = live_bytes;
         large_at_peak = live_large;
         memcpy(at_peak, live, sizeof live);
+        memcpy(big_at_peak, live_big, sizeof live_big);
+        memcpy(big_bytes_at_peak, big_bytes, sizeof big_bytes);
     }
 }
 
@@ -63,4 +73,6 @@ __attribute__((destructor)) static void report(void) {
     fprintf(stderr, "heap peak: %ld bytes (%ld in blocks over 512 bytes)\n", peak_bytes, large_at_peak);
     for (int c = 1; c < CLASSES - 1; c++)
         if (at_peak[c] > 0) fprintf(stderr, "  usable <= %3d bytes: %9ld blocks %9ld KiB\n", c * 8, at_peak[c], at_peak[c] * c * 8 / 1024);
+    for (int b = 0; b < LARGE; b++)
+        if (big_at_peak[b] > 0) fprintf(stderr, "  usable <= %4ld KiB: %9ld blocks %9ld KiB\n", 1L << b, big_at_peak[b], big_bytes_at_peak[b] / 1024);
 }

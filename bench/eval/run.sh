@@ -69,3 +69,11 @@ for workload in fib attrset-build merge mapattrs list-fold strings tojson import
 done
 row "pkgset-10k" pkgset.nix --arg n 10000
 row "pkgset-20k" pkgset.nix --arg n 20000
+# A NixOS-like system (lib.evalModules over ~600 service modules) and a
+# nixpkgs-style package set, over the real nixpkgs `lib`, which this repository
+# does not hold: point NIXPKGS_LIB at a nixpkgs checkout's lib/ directory.
+if [ -n "${NIXPKGS_LIB:-}" ]; then
+    row "nixos-like" nixos-like.nix --argstr libPath "$NIXPKGS_LIB"
+else
+    echo "nixos-like: skipped (set NIXPKGS_LIB=/path/to/nixpkgs/lib to run it)"
+fi

@@ -812,8 +812,18 @@ impl Eval {
     fn lookup_with_var(&mut self, var: &'static Var, env: &Rc<Env>) -> Result<Value> {
         match var.loc {
             VarLoc::With { depths } => {
+                // The depths ascend (innermost first): one walk up the chain.
+                let (mut scope, mut at) = (env, 0);
                 for &(depth, with_pos) in depths {
-                    let scope_value = env_at(env, depth).get(0).expect("a `with` environment holds its set");
+                    scope = env_at(scope, depth - at);
+                    at = depth;
+                    // A set forced by an earlier lookup is searched in place.
+                    match scope.lookup_in_forced_set(0, var.name) {
+                        Some(Some(v)) => return Ok(v),
+                        Some(None) => continue,
+                        None => {}
+                    }
+                    let scope_value = scope.get(0).expect("a `with` environment holds its set");
                     // As CppNix's forceAttrs(…, the `with`'s position, errorCtx):
                     // a set that is not one is reported under a frame at `with`.
                     let attrs = match self.force(&scope_value, with_pos)? {

@@ -465,6 +465,24 @@ impl Env {
             _ => None,
         }
     }
+    /// `name` looked up in the set in `slot` when that set is a value already
+    /// (directly or in a forced thunk): `Some(found)`; `None` when the slot holds
+    /// anything else (an unforced thunk, not a set), for the caller to force.
+    /// Only the found value's count is touched: a `with` lookup walks several
+    /// scopes, and most names are found in none but the last.
+    #[inline]
+    pub fn lookup_in_forced_set(&self, slot: usize, name: Sym) -> Option<Option<Value>> {
+        // SAFETY: as in `get`; the borrows end before this returns.
+        let attrs = match unsafe { (&*self.values.get()).get(slot)? } {
+            Value::Attrs(a) => a,
+            Value::Thunk(t) => match unsafe { &*t.0.get() } {
+                ThunkState::Done(Value::Attrs(a)) => a,
+                _ => return None,
+            },
+            _ => return None,
+        };
+        Some(attrs.get(name).cloned())
+    }
     /// Whether `slot` has been filled.
     #[inline]
     pub fn has(&self, slot: usize) -> bool {
