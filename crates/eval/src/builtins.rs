@@ -661,7 +661,7 @@ fn prim_function_args(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let f = e.force(&a[0], p)?;
     match &f {
         Value::Lambda(c) => {
-            let mut out = Attrs::new();
+            let mut out = Attrs::with_capacity(c.lambda.formals.as_ref().map_or(0, |f| f.entries.len()));
             if let Some(formals) = &c.lambda.formals {
                 for formal in &formals.entries {
                     out.insert(formal.name, Value::Bool(formal.default.is_some()), formal.pos);

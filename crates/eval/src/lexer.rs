@@ -8,7 +8,9 @@ use crate::pos::Pos;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Tok {
-    Id(Vec<u8>),
+    /// An identifier; its bytes are the token's span of the source (see
+    /// `Token`), so a token copies without an allocation.
+    Id,
     Int(i64),
     Float(f64),
     /// Opening `"`.
@@ -328,9 +330,9 @@ impl<'a> Lexer<'a> {
             let tok = lx.next()?;
             // Current CppNix reports an unexpected end of file at the very end
             // (2.8: where the last lexeme started).
-            let start = if tok == Tok::Eof { lx.src.len() } else { lx.tok_start };
+            let eof = matches!(tok, Tok::Eof);
+            let start = if eof { lx.src.len() } else { lx.tok_start };
             lx.last_start = start;
-            let eof = tok == Tok::Eof;
             lx.tokens.push(Token { tok, start: start as u32, end: lx.pos as u32 });
             if eof {
                 break;
@@ -417,6 +419,17 @@ impl<'a> Lexer<'a> {
         } else {
             0
         };
+        // Most tokens are decided by their first bytes, without trying every
+        // rule: an identifier not followed by a byte that could continue a
+        // path or URI (`/`, `:`, `.`, `+`) is the longest match (a path or a
+        // URI would have to run past it), and a byte that starts no long
+        // rule (a path, URI, number, `~/`, `<...>` all start with a path
+        // character, `/`, `~` or `<`) is an operator.
+        let fast_id = id_len > 0 && !matches!(s.get(id_len), Some(b'/' | b':' | b'.' | b'+'));
+        let may_be_long = is_path_char(c) || matches!(c, b'/' | b'~' | b'<');
+        if fast_id || !may_be_long {
+            return self.short_token(s, id_len);
+        }
         let int_len = s.iter().take_while(|b| b.is_ascii_digit()).count();
         let float_len = match_float(s);
         let path_dollar = match_path_seg_dollar(s);
@@ -445,21 +458,7 @@ impl<'a> Lexer<'a> {
             let start = self.pos;
             // Rule order among equal lengths: keywords, ID, INT, FLOAT, PATH_SEG${, PATH, HPATH, SPATH, URI.
             if id_len == best {
-                self.pos += best;
-                let word = &s[..best];
-                return Ok(match word {
-                    b"if" => Tok::If,
-                    b"then" => Tok::Then,
-                    b"else" => Tok::Else,
-                    b"assert" => Tok::Assert,
-                    b"with" => Tok::With,
-                    b"let" => Tok::Let,
-                    b"in" => Tok::In,
-                    b"rec" => Tok::Rec,
-                    b"inherit" => Tok::Inherit,
-                    b"or" => Tok::OrKw,
-                    _ => Tok::Id(word.to_vec()),
-                });
+                return self.short_token(s, id_len);
             }
             if int_len == best {
                 self.pos += best;
@@ -514,6 +513,43 @@ impl<'a> Lexer<'a> {
             self.pos += best;
             return Ok(Tok::Uri(s[..best].to_vec()));
         }
+        self.operator(s, op_len)
+    }
+
+    /// An identifier or keyword of `id_len` bytes at the start of `s`, or
+    /// else (`id_len` 0) the operator there.
+    fn short_token(&mut self, s: &'a [u8], id_len: usize) -> Result<Tok, ParseError> {
+        if id_len > 0 {
+            self.pos += id_len;
+            return Ok(match &s[..id_len] {
+                b"if" => Tok::If,
+                b"then" => Tok::Then,
+                b"else" => Tok::Else,
+                b"assert" => Tok::Assert,
+                b"with" => Tok::With,
+                b"let" => Tok::Let,
+                b"in" => Tok::In,
+                b"rec" => Tok::Rec,
+                b"inherit" => Tok::Inherit,
+                b"or" => Tok::OrKw,
+                _ => Tok::Id,
+            });
+        }
+        let op_len = if s.starts_with(b"...") {
+            3
+        } else if [b"==", b"!=", b"<=", b">=", b"&&", b"||", b"->", b"//", b"++", b"${", b"''", b"|>", b"<|"]
+            .iter()
+            .any(|p| s.starts_with(*p))
+        {
+            2
+        } else {
+            1
+        };
+        self.operator(s, op_len)
+    }
+
+    /// The operator of `op_len` bytes at the start of `s`.
+    fn operator(&mut self, s: &'a [u8], op_len: usize) -> Result<Tok, ParseError> {
         self.pos += op_len;
         let t = match &s[..op_len] {
             b"..." => Tok::Ellipsis,

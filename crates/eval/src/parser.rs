@@ -14,7 +14,7 @@ use crate::ast::*;
 use crate::error::ParseError;
 use crate::lexer::{Lexer, Tok, Token};
 use crate::pos::Pos;
-use crate::symbol::Sym;
+use crate::symbol::{FxBuild, Sym};
 use crate::value::{NixString, Value};
 
 pub struct Parser<'a> {
@@ -88,7 +88,7 @@ fn make_call(op_pos: Pos, func: Expr, arg: Expr) -> Expr {
 /// (its token aliases: "identifier", "'if'"; 2.8 printed ID, IF).
 fn tok_name(t: &Tok) -> String {
     match t {
-        Tok::Id(_) => "identifier".into(),
+        Tok::Id => "identifier".into(),
         Tok::Int(_) => "integer".into(),
         Tok::Float(_) => "floating-point literal".into(),
         Tok::StrOpen | Tok::StrClose => "'\"'".into(),
@@ -182,6 +182,11 @@ impl<'a> Parser<'a> {
     fn peek(&self) -> &Tok {
         &self.tokens[self.i].tok
     }
+    /// The bytes of the identifier token at index `j` (its source span).
+    fn id_at(&self, j: usize) -> &'a [u8] {
+        let t = &self.tokens[j];
+        &self.src[t.start as usize..t.end as usize]
+    }
     fn peek_at(&self, n: usize) -> &Tok {
         let j = (self.i + n).min(self.tokens.len() - 1);
         &self.tokens[j].tok
@@ -274,13 +279,15 @@ impl<'a> Parser<'a> {
     pub fn parse_expr(&mut self) -> Result<Expr, ParseError> {
         let pos = self.pos();
         match self.peek().clone() {
-            Tok::Id(name) if matches!(self.peek_at(1), Tok::Colon) => {
+            Tok::Id if matches!(self.peek_at(1), Tok::Colon) => {
+                let name = self.id_at(self.i);
                 self.bump();
                 self.bump();
                 let body = self.parse_expr()?;
-                Ok(Expr::Lambda(Box::new(Lambda { name: None, arg: Some(Sym::new(&name)), formals: None, body, pos })))
+                Ok(Expr::Lambda(Box::new(Lambda { name: None, arg: Some(Sym::new(name)), formals: None, body, pos })))
             }
-            Tok::Id(name) if matches!(self.peek_at(1), Tok::At) => {
+            Tok::Id if matches!(self.peek_at(1), Tok::At) => {
+                let name = self.id_at(self.i);
                 self.bump();
                 self.bump();
                 if *self.peek() != Tok::LBrace {
@@ -290,7 +297,7 @@ impl<'a> Parser<'a> {
                 let formals = self.parse_formals()?;
                 self.expect(Tok::Colon)?;
                 let body = self.parse_expr()?;
-                self.make_lambda(Some(Sym::new(&name)), formals, body, pos)
+                self.make_lambda(Some(Sym::new(name)), formals, body, pos)
             }
             Tok::LBrace if self.looks_like_formals() => {
                 self.bump();
@@ -298,8 +305,9 @@ impl<'a> Parser<'a> {
                 let mut arg = None;
                 if *self.peek() == Tok::At {
                     self.bump();
+                    let j = self.i;
                     match self.bump() {
-                        Tok::Id(n) => arg = Some(Sym::new(&n)),
+                        Tok::Id => arg = Some(Sym::new(self.id_at(j))),
                         _ => {
                             self.unbump();
                             return Err(self.unexpected());
@@ -422,7 +430,7 @@ impl<'a> Parser<'a> {
         match self.peek_at(1) {
             Tok::RBrace => matches!(self.peek_at(2), Tok::Colon | Tok::At),
             Tok::Ellipsis => true,
-            Tok::Id(_) => match self.peek_at(2) {
+            Tok::Id => match self.peek_at(2) {
                 Tok::Comma | Tok::Question => true,
                 Tok::RBrace => matches!(self.peek_at(3), Tok::Colon | Tok::At),
                 _ => false,
@@ -447,7 +455,8 @@ impl<'a> Parser<'a> {
                     self.expect(Tok::RBrace)?;
                     break;
                 }
-                Tok::Id(name) => {
+                Tok::Id => {
+                    let name = self.id_at(self.i);
                     let pos = self.pos();
                     self.bump();
                     let default = if *self.peek() == Tok::Question {
@@ -457,7 +466,7 @@ impl<'a> Parser<'a> {
                         None
                     };
                     let bare = default.is_none();
-                    entries.push(Formal { name: Sym::new(&name), default, pos });
+                    entries.push(Formal { name: Sym::new(name), default, pos });
                     match self.peek() {
                         Tok::Comma => {
                             self.bump();
@@ -558,7 +567,7 @@ impl<'a> Parser<'a> {
 
     fn starts_simple(&self) -> bool {
         match self.peek() {
-            Tok::Id(_)
+            Tok::Id
             | Tok::Int(_)
             | Tok::Float(_)
             | Tok::StrOpen
@@ -635,9 +644,10 @@ impl<'a> Parser<'a> {
 
     fn parse_attr_name(&mut self) -> Result<AttrName, ParseError> {
         match self.peek().clone() {
-            Tok::Id(n) => {
+            Tok::Id => {
+                let n = self.id_at(self.i);
                 self.bump();
-                Ok(AttrName::Static(Sym::new(&n)))
+                Ok(AttrName::Static(Sym::new(n)))
             }
             Tok::OrKw => {
                 self.bump();
@@ -880,13 +890,15 @@ impl<'a> Parser<'a> {
 
     fn parse_simple(&mut self) -> Result<Expr, ParseError> {
         let pos = self.pos();
+        let j = self.i;
         let t = self.bump();
         Ok(match t {
-            Tok::Id(name) => {
+            Tok::Id => {
+                let name = self.id_at(j);
                 if name == b"__curPos" {
                     Expr::CurPos(pos)
                 } else {
-                    Expr::Var(Var { name: Sym::new(&name), pos, loc: VarLoc::Unresolved })
+                    Expr::Var(Var { name: Sym::new(name), pos, loc: VarLoc::Unresolved })
                 }
             }
             Tok::Int(n) => Expr::Const(Value::Int(n)),
@@ -955,7 +967,7 @@ impl<'a> Parser<'a> {
 
     fn parse_binds(&mut self, end: Tok, rec: bool, pos: Pos) -> Result<AttrsExpr, ParseError> {
         let mut attrs = AttrsExpr { rec, attrs: Vec::new(), dynamic: Vec::new(), inherit_from: Vec::new(), pos };
-        let mut index: HashMap<Sym, usize> = HashMap::new();
+        let mut index: HashMap<Sym, usize, FxBuild> = HashMap::default();
         while *self.peek() != end {
             if *self.peek() == Tok::Inherit {
                 let ipos = self.pos();
@@ -971,7 +983,7 @@ impl<'a> Parser<'a> {
                 };
                 while *self.peek() != Tok::Semi {
                     let apos = self.pos();
-                    if !matches!(self.peek(), Tok::Id(_) | Tok::OrKw | Tok::StrOpen | Tok::DollarCurly) {
+                    if !matches!(self.peek(), Tok::Id | Tok::OrKw | Tok::StrOpen | Tok::DollarCurly) {
                         return Err(self.unexpected());
                     }
                     let name = match self.parse_attr_name()? {
@@ -1016,7 +1028,7 @@ impl<'a> Parser<'a> {
     fn add_attr(
         &self,
         mut attrs: &mut AttrsExpr,
-        mut index: Option<&mut HashMap<Sym, usize>>,
+        mut index: Option<&mut HashMap<Sym, usize, FxBuild>>,
         path: Vec<AttrName>,
         value: Expr,
         pos: Pos,

@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use crate::ast::*;
 use crate::error::ParseError;
 use crate::pos::Pos;
-use crate::symbol::Sym;
+use crate::symbol::{FxBuild, Sym};
 
 pub enum Scope {
-    Static { names: Vec<Sym>, map: Option<HashMap<Sym, u32>> },
+    Static { names: Vec<Sym>, map: Option<HashMap<Sym, u32, FxBuild>> },
     /// A `with` scope, and where its `with` keyword is (for its error frame).
     With(Pos),
 }
