@@ -719,16 +719,37 @@ fn prim_filter(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         return Ok(Value::List(list));
     }
     let f = e.force_function(&a[0], p).context("while evaluating the first argument passed to builtins.filter")?;
-    let mut out = Vec::new();
-    for x in list.iter() {
+    // The verdicts first, one bit each, so that the result gets one exact
+    // allocation rather than a vector grown by doubling (and copied on the way).
+    let mut keep = vec![0u64; list.len().div_ceil(64)];
+    let mut kept = 0;
+    for (i, x) in list.iter().enumerate() {
         if call_pred(e, &f, x, p, "the filtering function passed to builtins.filter")? {
-            out.push(x.clone());
+            keep[i / 64] |= 1 << (i % 64);
+            kept += 1;
         }
     }
-    if out.len() == list.len() {
+    if kept == list.len() {
         return Ok(Value::List(list));
     }
+    let mut out = Vec::with_capacity(kept);
+    for (i, x) in list.iter().enumerate() {
+        if keep[i / 64] & (1 << (i % 64)) != 0 {
+            out.push(forced_or_same(x));
+        }
+    }
     Ok(Value::list(out))
+}
+
+/// A copy of a list element, taken out of its thunk if that has been forced
+/// (the same value, one indirection and one shared thunk fewer for whoever
+/// reads the copy).
+#[inline]
+fn forced_or_same(x: &Value) -> Value {
+    match x {
+        Value::Thunk(t) => t.value().unwrap_or_else(|| x.clone()),
+        other => other.clone(),
+    }
 }
 
 fn prim_all(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
@@ -810,7 +831,15 @@ fn prim_concat_map(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
                 "while evaluating the return value of the function passed to builtins.concatMap".to_string()
             })
         })?;
-        out.extend(l.iter().cloned());
+        drop(r);
+        // Each result is dropped as soon as it is copied (keeping them all for one
+        // exact allocation cost more memory than the vector's growth).
+        let mut l = l;
+        match Rc::get_mut(&mut l) {
+            // A list nobody else holds (the usual `x: [ ... ]`) gives up its elements.
+            Some(items) => out.append(items),
+            None => out.extend(l.iter().cloned()),
+        }
     }
     Ok(Value::list(out))
 }
@@ -821,9 +850,9 @@ fn prim_foldl(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let list = e.force_list(&a[2], p).context("while evaluating the third argument passed to builtins.foldlStrict")?;
     let mut acc = a[1].clone();
     for x in list.iter() {
-        acc = e.call_n(&f, &[acc, x.clone()], p)?;
+        acc = e.call2(&f, acc, x.clone(), p)?;
     }
-    e.force(&acc, p)
+    e.force_value(acc, p)
 }
 
 fn prim_gen_list(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {

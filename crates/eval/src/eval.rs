@@ -1438,6 +1438,22 @@ impl Eval {
         Ok(f)
     }
 
+    /// `f a b` for an already forced `f` (`foldl'`'s operator): a curried lambda
+    /// gets both environments chained directly, with the arguments moved in.
+    pub(crate) fn call2(&mut self, f: &Value, a: Value, b: Value, pos: Pos) -> Result<Value> {
+        if let Value::Lambda(c) = f {
+            if let (None, Expr::Lambda(inner)) = (&c.lambda.formals, &c.lambda.body) {
+                let env = Env::with_one(c.env.clone(), a);
+                let env = self.bind_arg(inner, env, b, pos)?;
+                return self.run_body(inner, &env, pos);
+            }
+        }
+        let g = self.call(f, a, pos)?;
+        let g = self.force_value(g, pos)?;
+        let r = self.call(&g, b, pos)?;
+        self.force_value(r, pos)
+    }
+
     fn call_primop(&mut self, op: &'static builtins::PrimOp, args: &[Value], pos: Pos) -> Result<Value> {
         // As in CppNix, a built-in does not see its call's position (errors it
         // raises have none); the call adds a frame at it instead.
