@@ -361,7 +361,7 @@ pub fn auto_call(ev: &mut Eval, v: &Value, args: &nivis_eval::value::Rc<Attrs>) 
     let Some(formals) = &c.lambda.formals else { return Ok(f) };
     let mut call_args = Attrs::new();
     if formals.ellipsis {
-        for a in &args.entries {
+        for a in args.iter() {
             call_args.insert(a.name, a.value.clone(), a.pos);
         }
     } else {
@@ -429,7 +429,7 @@ pub fn find_along_attr_path(
             }
             let Some(item) = a.get(Sym::from_str(&token)).cloned() else {
                 // With CppNix's "Did you mean" among the set's names.
-                let names: Vec<Vec<u8>> = a.entries.iter().map(|x| x.name.as_bytes().to_vec()).collect();
+                let names: Vec<Vec<u8>> = a.iter().map(|x| x.name.as_bytes().to_vec()).collect();
                 return Err(err(format!("attribute '{token}' in selection path '{attr_path}' not found"))
                     .with_suggestions(token.as_bytes(), names.iter().map(|n| n.as_slice())));
             };

@@ -158,7 +158,7 @@ pub fn make_base_env(settings: &Settings, io: &dyn EvalIO) -> (Rc<Env>, Scope, V
     let mut values: Vec<Value> = Vec::new();
     let mut builtins_attrs = Attrs::new();
     let mut add = |name: &str, v: Value, global: bool, names: &mut Vec<Sym>, values: &mut Vec<Value>| {
-        builtins_attrs.entries.push(Attr { name: Sym::from_str(name), value: v.clone(), pos: Pos::NONE });
+        builtins_attrs.push(Attr { name: Sym::from_str(name), value: v.clone(), pos: Pos::NONE });
         if global {
             names.push(Sym::from_str(name));
             values.push(v.clone());
@@ -532,9 +532,9 @@ fn prim_remove_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     // Sorted, so that removing many names from a large set stays n log k.
     remove.sort_unstable();
     let mut out = Attrs::with_capacity(attrs.len());
-    for x in &attrs.entries {
+    for x in attrs.iter() {
         if remove.binary_search(&x.name).is_err() {
-            out.entries.push(Attr { name: x.name, value: x.value.clone(), pos: x.pos });
+            out.push(Attr { name: x.name, value: x.value.clone(), pos: x.pos });
         }
     }
     Ok(Value::attrs(out))
@@ -570,7 +570,7 @@ fn prim_list_to_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         let Some(value) = entry.find(e.s.value) else {
             return Err(missing_attr(e.s.value, PAIR));
         };
-        out.entries.push(Attr { name: *name, value: value.value.clone(), pos: value.pos });
+        out.push(Attr { name: *name, value: value.value.clone(), pos: value.pos });
     }
     Ok(Value::attrs(out))
 }
@@ -584,15 +584,15 @@ fn prim_intersect_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     // so either walk keeps the result sorted.
     let mut out = Attrs::with_capacity(x.len().min(y.len()));
     if x.len() < y.len() {
-        for wanted in &x.entries {
+        for wanted in x.iter() {
             if let Some(attr) = y.find(wanted.name) {
-                out.entries.push(attr.clone());
+                out.push(attr.clone());
             }
         }
     } else {
-        for attr in &y.entries {
+        for attr in y.iter() {
             if x.get(attr.name).is_some() {
-                out.entries.push(attr.clone());
+                out.push(attr.clone());
             }
         }
     }
@@ -621,12 +621,14 @@ fn prim_map_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let attrs = e.force_attrs(&a[1], p).context("while evaluating the second argument passed to builtins.mapAttrs")?;
     let mut out = Attrs::with_capacity(attrs.len());
     // Each new attribute is one thunk for `f name value`, sharing the function
-    // and the old set (CppNix's two applications, `f name` then its value).
+    // and the old set (CppNix's two applications, `f name` then its value);
+    // the thunk names its attribute by index, so a layered set is flattened.
+    let attrs = Attrs::flattened(&attrs);
     let call = Rc::new(MapAttrsCall { func: a[0].clone(), attrs: attrs.clone() });
-    for (index, x) in attrs.entries.iter().enumerate() {
+    for (index, x) in attrs.iter().enumerate() {
         let value = Value::thunk(ThunkState::ApplyToAttr { call: call.clone(), index: index as u32 });
         // CppNix gives the new attributes no position (unsafeGetAttrPos is null).
-        out.entries.push(Attr { name: x.name, value, pos: Pos::NONE });
+        out.push(Attr { name: x.name, value, pos: Pos::NONE });
     }
     Ok(Value::attrs(out))
 }
@@ -640,7 +642,7 @@ fn prim_zip_attrs_with(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         let attrs = e
             .force_attrs(item, p)
             .context("while evaluating a value of the list passed as second argument to builtins.zipAttrsWith")?;
-        for x in &attrs.entries {
+        for x in attrs.iter() {
             let i = *index.entry(x.name).or_insert_with(|| {
                 groups.push((x.name, Vec::new()));
                 groups.len() - 1
@@ -651,7 +653,7 @@ fn prim_zip_attrs_with(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let mut out = Attrs::with_capacity(groups.len());
     for (name, values) in groups {
         let partial = Value::apply_thunk(a[0].clone(), Value::string(name.as_bytes()));
-        out.entries.push(Attr { name, value: Value::apply_thunk(partial, Value::list(values)), pos: Pos::NONE });
+        out.push(Attr { name, value: Value::apply_thunk(partial, Value::list(values)), pos: Pos::NONE });
     }
     out.sort();
     Ok(Value::attrs(out))
@@ -694,7 +696,7 @@ fn prim_group_by(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     }
     let mut out = Attrs::with_capacity(groups.len());
     for (name, values) in groups {
-        out.entries.push(Attr { name, value: Value::list(values), pos: Pos::NONE });
+        out.push(Attr { name, value: Value::list(values), pos: Pos::NONE });
     }
     out.sort();
     Ok(Value::attrs(out))
@@ -1356,7 +1358,7 @@ fn prim_append_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let store_dir = e.io.store_dir();
     // Attribute frames carry the attribute's position (CppNix's forceX(v, attr.pos, errorCtx)).
     let at = |pos: Pos, msg: &'static str| move |err| add_context(err, pos, || msg.to_string());
-    for entry in &attrs.entries {
+    for entry in attrs.iter() {
         let path = entry.name.as_bytes();
         if !path.starts_with(store_dir.as_bytes()) {
             return Err(eval_error(
@@ -1431,12 +1433,12 @@ fn prim_scoped_import(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         path.push("default.nix");
     }
     let src = e.io.read_file(&path).map_err(|err| io_error(err, p))?;
-    let names: Vec<Sym> = scope_attrs.entries.iter().map(|x| x.name).collect();
+    let names: Vec<Sym> = scope_attrs.iter().map(|x| x.name).collect();
     let scope = Scope::new_static(names);
     let base = path.parent().unwrap_or(std::path::Path::new("/")).to_path_buf();
     let expr = e.parse_with_scope(&src, crate::pos::Origin::File(path.clone()), &base, Some(&scope))?;
     let env = Env::new(Some(e.base_env.clone()), scope_attrs.len());
-    for x in &scope_attrs.entries {
+    for x in scope_attrs.iter() {
         env.push(x.value.clone());
     }
     e.eval(expr, &env)
@@ -1482,7 +1484,7 @@ fn prim_read_dir(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     })?;
     let mut out = Attrs::with_capacity(entries.len());
     for (name, ft) in entries {
-        out.entries.push(Attr { name: Sym::new(&name), value: Value::string(ft.nix_name().as_bytes()), pos: Pos::NONE });
+        out.push(Attr { name: Sym::new(&name), value: Value::string(ft.nix_name().as_bytes()), pos: Pos::NONE });
     }
     out.sort();
     Ok(Value::attrs(out))
@@ -1607,7 +1609,7 @@ fn prim_path(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let mut sha256 = None;
     // Attribute by attribute in the set's order, each checked with a frame
     // at its own position, as CppNix does.
-    for attr in &args.entries {
+    for attr in args.iter() {
         let at = |msg: &'static str| move |err| add_context(err, attr.pos, || msg.to_string());
         if attr.name == e.s.path {
             let (raw, _) = e
@@ -1866,7 +1868,7 @@ fn fetch(e: &mut Eval, kind: &str, a: &[Value], p: Pos) -> Result<Value> {
         let allowed: &[&str] = if kind == "hg" { &["url", "rev", "name"] } else { &["url", "sha256", "name"] };
         match &v {
             Value::Attrs(attrs) => {
-                for x in &attrs.entries {
+                for x in attrs.iter() {
                     let name = x.name.to_string();
                     if !allowed.contains(&name.as_str()) {
                         return Err(eval_error(format!("unsupported argument '{name}' to '{who}'"), x.pos));
@@ -1897,7 +1899,7 @@ fn fetch(e: &mut Eval, kind: &str, a: &[Value], p: Pos) -> Result<Value> {
                         args.push(("type".to_string(), FetchValue::String(text.to_str_lossy().into_owned())));
                     }
                 }
-                for x in &attrs.entries {
+                for x in attrs.iter() {
                     let name = x.name.to_string();
                     if name == "type" {
                         continue;
@@ -2014,7 +2016,7 @@ fn prim_flake_ref_to_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
     let mut context = Context::new();
     let mut flake_attrs = Vec::new();
     // In the set's own order, as CppNix checks them (then sorted by name).
-    for attr in &attrs.entries {
+    for attr in attrs.iter() {
         let name = attr.name.as_str().into_owned();
         let value = match e.force(&attr.value, attr.pos)? {
             Value::String(s) => {

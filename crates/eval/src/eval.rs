@@ -507,7 +507,7 @@ impl Eval {
                 if !seen.insert(Rc::as_ptr(a) as usize) {
                     return Ok(v);
                 }
-                for attr in &a.entries {
+                for attr in a.iter() {
                     self.force_deep_inner(&attr.value, attr.pos, seen)
                         .trace(attr.pos, || format!("while evaluating the attribute '{}'", attr.name))?;
                 }
@@ -933,7 +933,7 @@ impl Eval {
                                 return Ok(None);
                             }
                             Err(eval_error(format!("attribute '{sym}' missing"), pos)
-                                .with_suggestions(sym.as_bytes(), a.entries.iter().map(|x| x.name.as_bytes())))
+                                .with_suggestions(sym.as_bytes(), a.iter().map(|x| x.name.as_bytes())))
                         }
                     },
                     other => {
@@ -1007,7 +1007,7 @@ impl Eval {
                         Value::thunk(ThunkState::Select { from: froms[k as usize].clone(), def })
                     }
                 };
-                attrs.entries.push(Attr { name: def.name, value, pos: def.pos });
+                attrs.push(Attr { name: def.name, value, pos: def.pos });
             }
             scope_env = env.clone();
         }
@@ -1054,7 +1054,7 @@ impl Eval {
         let overrides_sym = Sym::from_str("__overrides");
         let Some(overrides) = attrs.get(overrides_sym).cloned() else { return Ok(()) };
         let overrides = self.force_attrs(&overrides, Pos::NONE)?;
-        for o in &overrides.entries {
+        for o in overrides.iter() {
             if let Some(slot) = a.attrs.iter().position(|d| d.name == o.name) {
                 scope_env.set(slot, o.value.clone());
             }
@@ -1084,7 +1084,7 @@ impl Eval {
                 }
             };
             if let Some(o) = out.as_deref_mut() {
-                o.entries.push(Attr { name: def.name, value: value.clone(), pos: def.pos });
+                o.push(Attr { name: def.name, value: value.clone(), pos: def.pos });
             }
             new_env.push(value);
         }
@@ -1533,7 +1533,7 @@ impl Eval {
                     env.push(v);
                 }
                 if !formals.ellipsis && used != attrs.len() {
-                    for a in &attrs.entries {
+                    for a in attrs.iter() {
                         if !formals.entries.iter().any(|f| f.name == a.name) {
                             return Err(eval_error(
                                 format!("function '{}' called with unexpected argument '{}'", lambda_name(lambda), a.name),
@@ -1765,7 +1765,7 @@ impl Eval {
                 if x.len() != y.len() {
                     return Ok(false);
                 }
-                for (i, j) in x.entries.iter().zip(y.entries.iter()) {
+                for (i, j) in x.iter().zip(y.iter()) {
                     if i.name != j.name {
                         return Ok(false);
                     }
@@ -1997,8 +1997,11 @@ pub fn update_attrs(a: &Rc<Attrs>, b: &Rc<Attrs>) -> Rc<Attrs> {
     if a.is_empty() {
         return b.clone();
     }
-    let (a, b) = (&a.entries, &b.entries);
-    let mut out = Attrs::with_capacity(a.len() + b.len());
+    if a.wants_layer(b.len()) {
+        return Rc::new(Attrs::layer(a, b.iter().cloned().collect()));
+    }
+    let (a, b) = (a.to_refs(), b.to_refs());
+    let mut out = Vec::with_capacity(a.len() + b.len());
     let mut i = 0;
     let by_search = b.len() * 8 < a.len();
     for y in b {
@@ -2011,15 +2014,15 @@ pub fn update_attrs(a: &Rc<Attrs>, b: &Rc<Attrs>) -> Rc<Attrs> {
             }
             k
         };
-        out.entries.extend_from_slice(&a[i..k]);
+        out.extend(a[i..k].iter().map(|&x| x.clone()));
         i = k;
         if i < a.len() && a[i].name == y.name {
             i += 1;
         }
-        out.entries.push(y.clone());
+        out.push(y.clone());
     }
-    out.entries.extend_from_slice(&a[i..]);
-    Rc::new(out)
+    out.extend(a[i..].iter().map(|&x| x.clone()));
+    Rc::new(Attrs::from_sorted(out))
 }
 
 #[derive(Clone, Copy)]

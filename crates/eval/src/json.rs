@@ -74,7 +74,7 @@ impl<'a> P<'a> {
                     std::mem::swap(later, earlier);
                     true
                 });
-                Ok(Value::attrs(Attrs { entries }))
+                Ok(Value::attrs(Attrs::from_sorted(entries)))
             }
             b'[' => {
                 self.i += 1;

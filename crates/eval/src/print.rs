@@ -277,7 +277,7 @@ fn with_sorted_attrs<R>(a: &Attrs, f: impl FnOnce(&[&Attr]) -> R) -> R {
     if a.len() > SMALL {
         return f(&a.sorted_by_name());
     }
-    let mut named: smallvec::SmallVec<[(&[u8], &Attr); SMALL]> = a.entries.iter().map(|x| (x.name.as_bytes(), x)).collect();
+    let mut named: smallvec::SmallVec<[(&[u8], &Attr); SMALL]> = a.iter().map(|x| (x.name.as_bytes(), x)).collect();
     for i in 1..named.len() {
         let mut j = i;
         while j > 0 && named[j - 1].0 > named[j].0 {

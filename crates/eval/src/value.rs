@@ -266,36 +266,168 @@ pub struct Attr {
 }
 
 /// An attribute set: entries sorted by symbol id.
+///
+/// A set made by `base // top` with a small `top` is a layer: it keeps `top`'s
+/// entries and shares `base` instead of copying it (nixpkgs-style code adds a
+/// few attributes to large sets all the time: `derivation`'s outputs,
+/// `drv // { meta = ...; }`, `result // { override = ...; }`, overlays). A
+/// look-up searches the layers from the top; iteration merges them in symbol
+/// order, names in a higher layer hiding the same names below. Layers are
+/// at most [`MAX_LAYER_DEPTH`] deep, so a look-up costs a bounded number of
+/// binary searches. Sets are immutable once built: the builder methods
+/// (`push`, `insert`, `sort`) are for a flat set under construction.
 #[derive(Default)]
 pub struct Attrs {
-    pub entries: Vec<Attr>,
+    /// All entries of a flat set; a layer's own (top) entries.
+    entries: Vec<Attr>,
+    /// The set below a layer.
+    base: Option<Rc<Attrs>>,
+    /// The number of visible names of a layer (a flat set's is `entries.len()`).
+    layered_len: u32,
+    /// How many layers lie below this one (0 for a flat set).
+    depth: u32,
+}
+
+/// The deepest a chain of `//` layers may grow before a merge copies it flat.
+pub const MAX_LAYER_DEPTH: u32 = 6;
+
+/// Iterates a set's visible entries in symbol order.
+pub enum AttrsIter<'a> {
+    Flat(std::slice::Iter<'a, Attr>),
+    Merged(std::vec::IntoIter<&'a Attr>),
+}
+
+impl<'a> Iterator for AttrsIter<'a> {
+    type Item = &'a Attr;
+    #[inline]
+    fn next(&mut self) -> Option<&'a Attr> {
+        match self {
+            AttrsIter::Flat(it) => it.next(),
+            AttrsIter::Merged(it) => it.next(),
+        }
+    }
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            AttrsIter::Flat(it) => it.size_hint(),
+            AttrsIter::Merged(it) => it.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for AttrsIter<'_> {}
+
+impl<'a> IntoIterator for &'a Attrs {
+    type Item = &'a Attr;
+    type IntoIter = AttrsIter<'a>;
+    fn into_iter(self) -> AttrsIter<'a> {
+        self.iter()
+    }
 }
 
 impl Attrs {
     pub fn new() -> Attrs {
-        Attrs { entries: Vec::new() }
+        Attrs::default()
     }
     pub fn with_capacity(n: usize) -> Attrs {
-        Attrs { entries: Vec::with_capacity(n) }
+        Attrs { entries: Vec::with_capacity(n), base: None, layered_len: 0, depth: 0 }
     }
+    /// A flat set of entries already sorted by symbol, without duplicates.
+    pub fn from_sorted(entries: Vec<Attr>) -> Attrs {
+        debug_assert!(entries.windows(2).all(|w| w[0].name < w[1].name));
+        Attrs { entries, base: None, layered_len: 0, depth: 0 }
+    }
+    /// `base // top` as a layer over `base`, sharing it. `top` must be sorted
+    /// by symbol, and small: it is what a look-up searches first.
+    pub fn layer(base: &Rc<Attrs>, top: Vec<Attr>) -> Attrs {
+        let hidden = top.iter().filter(|a| base.find(a.name).is_some()).count();
+        let len = base.len() + top.len() - hidden;
+        Attrs { entries: top, layered_len: len as u32, depth: base.depth + 1, base: Some(base.clone()) }
+    }
+    /// Whether a merge `self // top` should make a layer rather than a copy.
+    #[inline]
+    pub fn wants_layer(&self, top_len: usize) -> bool {
+        self.depth < MAX_LAYER_DEPTH && top_len * 2 <= self.len() && self.len() >= 4
+    }
+    #[inline]
     pub fn get(&self, name: Sym) -> Option<&Value> {
         self.find(name).map(|a| &a.value)
     }
+    #[inline]
     pub fn find(&self, name: Sym) -> Option<&Attr> {
-        self.entries.binary_search_by_key(&name, |a| a.name).ok().map(|i| &self.entries[i])
+        let mut set = self;
+        loop {
+            if let Ok(i) = set.entries.binary_search_by_key(&name, |a| a.name) {
+                return Some(&set.entries[i]);
+            }
+            set = set.base.as_deref()?;
+        }
     }
+    #[inline]
     pub fn len(&self) -> usize {
-        self.entries.len()
+        if self.base.is_some() { self.layered_len as usize } else { self.entries.len() }
     }
+    #[inline]
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
-    /// Sorts after pushing in arbitrary order; later duplicates are dropped.
+    /// Whether the set is one flat vector (not a layer).
+    #[inline]
+    pub fn is_flat(&self) -> bool {
+        self.base.is_none()
+    }
+    /// The visible entries in symbol order.
+    #[inline]
+    pub fn iter(&self) -> AttrsIter<'_> {
+        if self.base.is_none() {
+            AttrsIter::Flat(self.entries.iter())
+        } else {
+            AttrsIter::Merged(self.to_refs().into_iter())
+        }
+    }
+    /// The same set as one flat vector (itself if it is flat already).
+    pub fn flattened(set: &Rc<Attrs>) -> Rc<Attrs> {
+        if set.is_flat() { set.clone() } else { Rc::new(Attrs::from_sorted(set.iter().cloned().collect())) }
+    }
+    /// The visible entries in symbol order, as references (merging the layers
+    /// of a layered set).
+    pub fn to_refs(&self) -> Vec<&Attr> {
+        match &self.base {
+            None => self.entries.iter().collect(),
+            Some(base) => {
+                let below = base.to_refs();
+                let mut out = Vec::with_capacity(self.len());
+                let mut i = 0;
+                for top in &self.entries {
+                    while i < below.len() && below[i].name < top.name {
+                        out.push(below[i]);
+                        i += 1;
+                    }
+                    if i < below.len() && below[i].name == top.name {
+                        i += 1;
+                    }
+                    out.push(top);
+                }
+                out.extend_from_slice(&below[i..]);
+                out
+            }
+        }
+    }
+    /// Appends an entry to a flat set under construction (callers keep the
+    /// symbol order, or call [`Attrs::sort`] afterwards).
+    #[inline]
+    pub fn push(&mut self, attr: Attr) {
+        debug_assert!(self.base.is_none());
+        self.entries.push(attr);
+    }
+    /// Sorts a flat set after pushing in arbitrary order.
     pub fn sort(&mut self) {
+        debug_assert!(self.base.is_none());
         self.entries.sort_by_key(|a| a.name);
     }
-    /// Inserts or replaces, keeping the order.
+    /// Inserts or replaces in a flat set, keeping the order.
     pub fn insert(&mut self, name: Sym, value: Value, pos: Pos) {
+        debug_assert!(self.base.is_none());
         match self.entries.binary_search_by_key(&name, |a| a.name) {
             Ok(i) => self.entries[i] = Attr { name, value, pos },
             Err(i) => self.entries.insert(i, Attr { name, value, pos }),
@@ -303,12 +435,13 @@ impl Attrs {
     }
     /// Entries in lexicographic order of their names (the order users see).
     pub fn sorted_by_name(&self) -> Vec<&Attr> {
-        let n = self.entries.len();
+        let all = self.to_refs();
+        let n = all.len();
         if n >= ORDER_MEMO_MIN {
             let memo = LAST_ORDER.with(|memo| {
                 let memo = memo.borrow();
-                let same = memo.0.len() == n && memo.0.iter().zip(&self.entries).all(|(s, a)| *s == a.name);
-                same.then(|| memo.1.iter().map(|&i| &self.entries[i as usize]).collect())
+                let same = memo.0.len() == n && memo.0.iter().zip(all.iter()).all(|(s, a)| *s == a.name);
+                same.then(|| memo.1.iter().map(|&i| all[i as usize]).collect())
             });
             if let Some(sorted) = memo {
                 return sorted;
@@ -320,7 +453,7 @@ impl Attrs {
         // sorted as small (prefix, index) pairs, and only runs of names sharing
         // a prefix are then put in order by their bytes.
         let order: Vec<u32> = Sym::with_names(|names| {
-            let name = |i: u32| names[self.entries[i as usize].name.0 as usize];
+            let name = |i: u32| names[all[i as usize].name.0 as usize];
             let mut keys: Vec<(u64, u32)> = (0..n as u32).map(|i| (name_prefix(name(i)), i)).collect();
             sort_prefix_keys(&mut keys);
             let mut start = 0;
@@ -336,9 +469,9 @@ impl Attrs {
             }
             keys.into_iter().map(|(_, i)| i).collect()
         });
-        let sorted = order.iter().map(|&i| &self.entries[i as usize]).collect();
+        let sorted = order.iter().map(|&i| all[i as usize]).collect();
         if n >= ORDER_MEMO_MIN {
-            LAST_ORDER.with(|memo| *memo.borrow_mut() = (self.entries.iter().map(|a| a.name).collect(), order));
+            LAST_ORDER.with(|memo| *memo.borrow_mut() = (all.iter().map(|a| a.name).collect(), order));
         }
         sorted
     }
@@ -584,6 +717,7 @@ impl Thunk {
         match unsafe { &*self.0.get() } {
             ThunkState::Apply { func, arg } => Some(LazyCall { func: func.clone(), name: None, arg: arg.clone() }),
             ThunkState::ApplyToAttr { call, index } => {
+                // `mapAttrs` flattens the set it shares here.
                 let attr = &call.attrs.entries[*index as usize];
                 Some(LazyCall { func: call.func.clone(), name: Some(attr.name), arg: attr.value.clone() })
             }
@@ -712,7 +846,8 @@ fn release_all<T>(items: &mut Vec<T>, value_of: impl Fn(*mut T) -> *mut Value) {
 
 impl Drop for Attrs {
     fn drop(&mut self) {
-        // An attribute's name and position are plain data.
+        // An attribute's name and position are plain data; a layer's base is
+        // released by the field's own drop afterwards.
         release_all(&mut self.entries, |a: *mut Attr| unsafe { &raw mut (*a).value });
     }
 }
@@ -826,9 +961,57 @@ mod tests {
             other.insert(Sym::new(name), Value::Null, Pos::NONE);
         }
         let got: Vec<&[u8]> = other.sorted_by_name().iter().map(|a| a.name.as_bytes()).collect();
-        let mut want: Vec<&[u8]> = other.entries.iter().map(|a| a.name.as_bytes()).collect();
+        let mut want: Vec<&[u8]> = other.iter().map(|a| a.name.as_bytes()).collect();
         want.sort();
         assert_eq!(got, want);
+    }
+}
+
+#[cfg(test)]
+mod layer_tests {
+    use super::*;
+
+    fn flat(pairs: &[(u32, i64)]) -> Rc<Attrs> {
+        Rc::new(Attrs::from_sorted(pairs.iter().map(|&(n, v)| Attr { name: Sym(n), value: Value::Int(v), pos: Pos::NONE }).collect()))
+    }
+    fn ints(set: &Attrs) -> Vec<(u32, i64)> {
+        set.iter().map(|a| (a.name.0, if let Value::Int(n) = a.value { n } else { -1 })).collect()
+    }
+
+    /// A layer answers look-ups, length and iteration as the flat merge would:
+    /// its own names hide the base's, the rest of the base shows through.
+    #[test]
+    fn a_layer_reads_as_the_merged_set() {
+        let base = flat(&[(1, 10), (3, 30), (5, 50), (7, 70)]);
+        let layer = Rc::new(Attrs::layer(&base, vec![Attr { name: Sym(3), value: Value::Int(33), pos: Pos::NONE }, Attr { name: Sym(8), value: Value::Int(80), pos: Pos::NONE }]));
+        assert_eq!(ints(&layer), vec![(1, 10), (3, 33), (5, 50), (7, 70), (8, 80)]);
+        assert_eq!(layer.len(), 5);
+        assert!(!layer.is_flat());
+        assert!(matches!(layer.get(Sym(3)), Some(Value::Int(33))));
+        assert!(matches!(layer.get(Sym(7)), Some(Value::Int(70))));
+        assert!(layer.get(Sym(2)).is_none());
+        // A layer over a layer.
+        let top = Attrs::layer(&layer, vec![Attr { name: Sym(1), value: Value::Int(11), pos: Pos::NONE }]);
+        assert_eq!(ints(&top), vec![(1, 11), (3, 33), (5, 50), (7, 70), (8, 80)]);
+        assert_eq!(top.len(), 5);
+        assert_eq!(top.iter().len(), 5);
+    }
+
+    /// Chains of small merges stop layering at the depth bound.
+    #[test]
+    fn layers_are_bounded_in_depth() {
+        let mut set = flat(&[(1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 6), (7, 7), (8, 8)]);
+        for round in 0..3 * MAX_LAYER_DEPTH {
+            let top = vec![Attr { name: Sym(1), value: Value::Int(100 + round as i64), pos: Pos::NONE }];
+            set = if set.wants_layer(top.len()) { Rc::new(Attrs::layer(&set, top)) } else {
+                let mut all: Vec<Attr> = set.iter().cloned().collect();
+                all[0] = top.into_iter().next().unwrap();
+                Rc::new(Attrs::from_sorted(all))
+            };
+            assert!(set.depth <= MAX_LAYER_DEPTH);
+        }
+        assert!(matches!(set.get(Sym(1)), Some(Value::Int(n)) if *n == 100 + 3 * MAX_LAYER_DEPTH as i64 - 1));
+        assert_eq!(set.len(), 8);
     }
 }
 
@@ -866,11 +1049,11 @@ mod clone_tests {
         let alone = Rc::new(vec![Value::Int(1)]);
         let alone_witness = Rc::new(NixString::plain(&b"w"[..]));
         let mut attrs = Attrs::new();
-        attrs.entries.push(Attr { name: Sym(1), value: Value::Attrs(shared.clone()), pos: Pos::NONE });
-        attrs.entries.push(Attr { name: Sym(2), value: Value::Int(3), pos: Pos::NONE });
-        attrs.entries.push(Attr { name: Sym(3), value: Value::List(alone), pos: Pos::NONE });
+        attrs.push(Attr { name: Sym(1), value: Value::Attrs(shared.clone()), pos: Pos::NONE });
+        attrs.push(Attr { name: Sym(2), value: Value::Int(3), pos: Pos::NONE });
+        attrs.push(Attr { name: Sym(3), value: Value::List(alone), pos: Pos::NONE });
         let inner = Value::Thunk(Rc::new(Thunk::new(ThunkState::Done(Value::String(alone_witness.clone())))));
-        attrs.entries.push(Attr { name: Sym(4), value: inner, pos: Pos::NONE });
+        attrs.push(Attr { name: Sym(4), value: inner, pos: Pos::NONE });
         assert_eq!(Rc::strong_count(&shared), 2);
         assert_eq!(Rc::strong_count(&alone_witness), 2);
         drop(attrs);

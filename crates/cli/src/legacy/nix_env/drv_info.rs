@@ -165,7 +165,7 @@ impl DrvInfo {
 
     pub fn meta_names(&self, ev: &mut Eval) -> anyhow::Result<BTreeSet<String>> {
         Ok(match self.meta_attrs(ev)? {
-            Some(meta) => meta.entries.iter().map(|a| a.name.as_str().into_owned()).collect(),
+            Some(meta) => meta.iter().map(|a| a.name.as_str().into_owned()).collect(),
             None => BTreeSet::new(),
         })
     }
@@ -208,7 +208,7 @@ impl DrvInfo {
     pub fn set_meta_flag(&mut self, ev: &mut Eval, name: &str, value: &str) -> anyhow::Result<()> {
         let mut meta = Attrs::new();
         if let Some(old) = self.meta_attrs(ev)? {
-            for a in &old.entries {
+            for a in old.iter() {
                 if a.name.as_bytes() != name.as_bytes() {
                     meta.insert(a.name, a.value.clone(), a.pos);
                 }
@@ -235,7 +235,7 @@ fn check_meta(ev: &mut Eval, v: &Value) -> anyhow::Result<bool> {
             if attrs.get(ev.s.out_path).is_some() {
                 return Ok(false);
             }
-            for a in &attrs.entries {
+            for a in attrs.iter() {
                 if !check_meta(ev, &a.value)? {
                     return Ok(false);
                 }

@@ -223,7 +223,7 @@ fn xml_meta(ev: &mut Eval, out: &mut Vec<u8>, name: &str, value: &Value) -> anyh
         Value::Attrs(attrs) => strings(
             ev,
             out,
-            attrs.entries.iter().map(|a| (Some(a.name.as_str().into_owned()), a.value.clone())).collect(),
+            attrs.iter().map(|a| (Some(a.name.as_str().into_owned()), a.value.clone())).collect(),
         )?,
         _ => {}
     }
