@@ -67,6 +67,10 @@ pub fn prim_split(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     Ok(Value::list(out))
 }
 
+/// Up to this many patterns, `replaceStrings` searches for each pattern's
+/// next occurrence; beyond, for positions holding some pattern's first byte.
+const FINDER_MAX: usize = 8;
+
 pub fn prim_replace_strings(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let from_list = e.force_list(&a[0], p).context("while evaluating the first argument passed to builtins.replaceStrings")?;
     let to_list = e.force_list(&a[1], p).context("while evaluating the second argument passed to builtins.replaceStrings")?;
@@ -83,9 +87,46 @@ pub fn prim_replace_strings(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
     let mut ctx = s.context().cloned().unwrap_or_default();
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
+    let any_empty = from.iter().any(|f| f.as_bytes().is_empty());
+    if !any_empty && from.len() <= FINDER_MAX {
+        // Each pattern's next occurrence, found with a substring searcher: the
+        // earliest of them is the next match, and of patterns occurring there
+        // the first in the list wins, which is what trying every pattern at
+        // every position in list order (CppNix's loop) finds. After a match,
+        // only patterns whose next occurrence it overlapped search again.
+        let finders: Vec<memchr::memmem::Finder> = from.iter().map(|f| memchr::memmem::Finder::new(f.as_bytes())).collect();
+        let find_from = |j: usize, at: usize| finders[j].find(&bytes[at..]).map_or(usize::MAX, |k| at + k);
+        let mut next: Vec<usize> = (0..finders.len()).map(|j| find_from(j, 0)).collect();
+        let mut pos = 0;
+        loop {
+            let (i, at) = next.iter().copied().enumerate().min_by_key(|&(j, at)| (at, j)).unwrap_or((0, usize::MAX));
+            if at == usize::MAX {
+                break;
+            }
+            out.extend_from_slice(&bytes[pos..at]);
+            if to_cache[i].is_none() {
+                let t = e
+                    .force_string(&to_list[i], p)
+                    .context("while evaluating one of the replacement strings passed to builtins.replaceStrings")?;
+                to_cache[i] = Some(t);
+            }
+            let t = to_cache[i].as_ref().expect("filled above");
+            out.extend_from_slice(t.as_bytes());
+            if let Some(c) = t.context() {
+                ctx.union_with(c);
+            }
+            pos = at + from[i].as_bytes().len();
+            for (j, n) in next.iter_mut().enumerate() {
+                if *n < pos {
+                    *n = find_from(j, pos);
+                }
+            }
+        }
+        out.extend_from_slice(&bytes[pos..]);
+        return Ok(Value::string_ctx(out, ctx));
+    }
     // Without an empty pattern, only positions holding some pattern's first
     // byte can match: the bytes in between are copied in one go.
-    let any_empty = from.iter().any(|f| f.as_bytes().is_empty());
     let mut first_bytes = [false; 256];
     for f in &from {
         if let Some(&b) = f.as_bytes().first() {
