@@ -15,8 +15,52 @@ pub enum VarLoc {
     Local { depth: u32, slot: u32 },
     /// Looked up at run time in the enclosing `with` scopes: `depths` lists how
     /// many environments up each one is, innermost first (a static chain, so a
-    /// `with` environment needs no link to the next one).
-    With { depths: &'static [(u32, Pos)] },
+    /// `with` environment needs no link to the next one). `cache` remembers
+    /// the last lookup's result (see [`WithCache`]).
+    With { depths: &'static [(u32, Pos)], cache: &'static WithCache },
+}
+
+/// The last result of one `with`-bound variable's lookup, with the innermost
+/// `with` environment it was found under. Environments never change their
+/// parent, and a `with` environment's set, once forced, never changes: the same
+/// innermost environment means the same chain of sets and so the same result.
+/// The environment is held (a strong reference) so that its address cannot be
+/// reused by another while it is remembered; that keeps at most one chain alive
+/// per variable of the program. Code under `with lib;`-style scopes (nixpkgs'
+/// `lib/modules.nix` has seven nested ones) otherwise searches every enclosing
+/// set on every use of a name.
+#[derive(Default)]
+pub struct WithCache(std::cell::UnsafeCell<Option<(crate::value::Rc<crate::value::Env>, Value)>>);
+
+impl WithCache {
+    /// The remembered value, if `scope` is the environment it was found under.
+    #[inline]
+    pub fn get(&self, scope: &crate::value::Rc<crate::value::Env>) -> Option<Value> {
+        // SAFETY: single-threaded (values are `Rc`); the borrow ends here.
+        match unsafe { &*self.0.get() } {
+            Some((env, v)) if crate::value::Rc::ptr_eq(env, scope) => Some(v.clone()),
+            _ => None,
+        }
+    }
+    #[inline]
+    pub fn set(&self, scope: &crate::value::Rc<crate::value::Env>, value: &Value) {
+        // SAFETY: as in `get`; the old entry is dropped after the write, and
+        // dropping it runs no evaluation that could reach this cache.
+        let old = unsafe { std::mem::replace(&mut *self.0.get(), Some((scope.clone(), value.clone()))) };
+        drop(old);
+    }
+}
+
+impl std::fmt::Debug for WithCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WithCache")
+    }
+}
+
+impl PartialEq for WithCache {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
 }
 
 pub struct Var {

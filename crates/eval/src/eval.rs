@@ -811,15 +811,22 @@ impl Eval {
     #[inline(never)]
     fn lookup_with_var(&mut self, var: &'static Var, env: &Rc<Env>) -> Result<Value> {
         match var.loc {
-            VarLoc::With { depths } => {
+            VarLoc::With { depths, cache } => {
                 // The depths ascend (innermost first): one walk up the chain.
+                let innermost = env_at(env, depths.first().map_or(0, |d| d.0));
+                if let Some(v) = cache.get(innermost) {
+                    return Ok(v);
+                }
                 let (mut scope, mut at) = (env, 0);
                 for &(depth, with_pos) in depths {
                     scope = env_at(scope, depth - at);
                     at = depth;
                     // A set forced by an earlier lookup is searched in place.
                     match scope.lookup_in_forced_set(0, var.name) {
-                        Some(Some(v)) => return Ok(v),
+                        Some(Some(v)) => {
+                            cache.set(innermost, &v);
+                            return Ok(v);
+                        }
                         Some(None) => continue,
                         None => {}
                     }
@@ -838,6 +845,7 @@ impl Eval {
                         }
                     };
                     if let Some(v) = attrs.get(var.name) {
+                        cache.set(innermost, v);
                         return Ok(v.clone());
                     }
                 }

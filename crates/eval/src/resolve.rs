@@ -70,7 +70,10 @@ impl<'a> Resolver<'a> {
         match with_depths.is_empty() {
             false => {
                 // Leaked like the tree that holds it.
-                v.loc = VarLoc::With { depths: Box::leak(with_depths.into_boxed_slice()) };
+                v.loc = VarLoc::With {
+                    depths: Box::leak(with_depths.into_boxed_slice()),
+                    cache: Box::leak(Box::default()),
+                };
                 Ok(())
             }
             true => Err(undefined(v)),
