@@ -383,7 +383,11 @@ impl Eval {
     #[inline]
     pub fn force_value(&mut self, v: Value, pos: Pos) -> Result<Value> {
         match v {
-            Value::Thunk(t) => self.force_thunk(&t, pos),
+            // A forced thunk's value is read here, not behind a call.
+            Value::Thunk(t) => match t.value() {
+                Some(v) => Ok(v),
+                None => self.force_thunk(&t, pos),
+            },
             other => Ok(other),
         }
     }
@@ -391,7 +395,10 @@ impl Eval {
     #[inline]
     pub fn force(&mut self, v: &Value, pos: Pos) -> Result<Value> {
         match v {
-            Value::Thunk(t) => self.force_thunk(t, pos),
+            Value::Thunk(t) => match t.value() {
+                Some(v) => Ok(v),
+                None => self.force_thunk(t, pos),
+            },
             other => Ok(other.clone()),
         }
     }
@@ -927,14 +934,16 @@ impl Eval {
                 match &v {
                     Value::Attrs(a) => match a.find(sym) {
                         Some(attr) => {
-                            let (value, apos) = (attr.value.clone(), attr.pos);
+                            let apos = attr.pos;
                             found_pos = Some(apos);
                             // CppNix forces the selected value at the position of
                             // the attribute's definition (the intermediate sets of
                             // `a.b.c` at the selection's): that is where "infinite
                             // recursion encountered" points for `s = { a = s.a; }`.
                             let force_pos = if i == last && apos != Pos::NONE { apos } else { pos };
-                            Ok(Some(self.force_value(value, force_pos)?))
+                            // Forced in place: `v` holds the set (and so the
+                            // attribute) until the step ends.
+                            Ok(Some(self.force(&attr.value, force_pos)?))
                         }
                         None => {
                             if default.is_some() {
