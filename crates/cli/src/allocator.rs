@@ -25,7 +25,28 @@ unsafe extern "C" {
     fn mi_malloc(size: usize) -> *mut std::ffi::c_void;
     fn mi_zalloc(size: usize) -> *mut std::ffi::c_void;
     fn mi_realloc(ptr: *mut std::ffi::c_void, new_size: usize) -> *mut std::ffi::c_void;
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
 }
+
+/// mimalloc's `mi_option_purge_delay` (its `mi_option_t` index in mimalloc 3).
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+/// Freed memory is never handed back to the kernel (`purge_delay` -1): by
+/// default mimalloc purges (`madvise`s) everything the process committed
+/// when it exits, 4-6% of a short evaluation's time spent on memory that is
+/// about to go anyway (`toJSON` of 60000 sets: 76 MiB in 27 calls), and a
+/// purged page freed during a long evaluation is only faulted in again when
+/// reused. The peak resident size, what a large evaluation needs, is the
+/// same. Set before `main` runs, so the first allocations already see it.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static SET_MIMALLOC_OPTIONS: extern "C" fn() = {
+    extern "C" fn set_options() {
+        // SAFETY: sets one of mimalloc's integer options, valid at any time.
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
+    }
+    set_options
+};
 
 /// Every mimalloc block is aligned to at least a machine word.
 const MALLOC_ALIGN: usize = std::mem::size_of::<usize>();
