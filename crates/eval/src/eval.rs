@@ -403,6 +403,15 @@ impl Eval {
         }
     }
 
+    /// Forces the thunk `t` found in `slot` of `scope`, and puts its value in
+    /// the slot in its place.
+    #[inline]
+    fn force_slot(&mut self, scope: &Rc<Env>, slot: u32, t: Rc<Thunk>, pos: Pos) -> Result<Value> {
+        let v = self.force_thunk(&t, pos)?;
+        scope.collapse(slot as usize, &t, &v);
+        Ok(v)
+    }
+
     /// `eval`, with constants and bound variables (most operands and called
     /// functions) handled in the caller's frame rather than by a recursive call.
     #[inline(always)]
@@ -411,7 +420,7 @@ impl Eval {
             Expr::Const(v) => Ok(v.clone()),
             Expr::Var(var @ Var { loc: VarLoc::Local { depth, slot }, .. }) => {
                 match env_at(env, *depth).get_forced(*slot as usize) {
-                    Some(Value::Thunk(t)) => self.force_thunk(&t, var.pos),
+                    Some(Value::Thunk(t)) => self.force_slot(env_at(env, *depth), *slot, t, var.pos),
                     Some(v) => Ok(v),
                     None => self.eval(e, env),
                 }
@@ -649,6 +658,14 @@ impl Eval {
         loop {
             return match e {
                 Expr::Const(v) => Ok(v.clone()),
+                Expr::Var(var @ Var { loc: VarLoc::Local { depth, slot }, .. }) => {
+                    match env_at(env, *depth).get_forced(*slot as usize) {
+                        Some(Value::Thunk(t)) => self.force_slot(env_at(env, *depth), *slot, t, var.pos),
+                        Some(v) => Ok(v),
+                        // Only reachable while a recursive scope is being built.
+                        None => Err(EvalError::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered", var.pos)),
+                    }
+                }
                 Expr::Var(var) => {
                     let v = self.lookup_var(var, env)?;
                     self.force_value(v, var.pos)

@@ -576,13 +576,40 @@ impl Env {
     }
     /// `get`, looking through a thunk that has been forced already (one
     /// reference-count increment instead of three on the most common read).
+    /// A forced thunk found in the slot is replaced there by its value, so the
+    /// thunk's block is freed once nothing else holds it (CppNix overwrites a
+    /// forced thunk in place; this is the nearest we get with shared thunks).
     #[inline(always)]
     pub fn get_forced(&self, slot: usize) -> Option<Value> {
-        // SAFETY: as in `get`; the borrow of the slot ends before this returns.
-        match unsafe { (&*self.values.get()).get(slot)? } {
-            Value::Thunk(t) => Some(t.value().unwrap_or_else(|| Value::Thunk(t.clone()))),
-            v => Some(v.clone()),
-        }
+        // SAFETY: as in `get`; the borrow of the slot ends before the old
+        // value is dropped.
+        let old = {
+            let cell = unsafe { (&mut *self.values.get()).get_mut(slot)? };
+            match cell {
+                Value::Thunk(t) => match t.value() {
+                    Some(v) => std::mem::replace(cell, v),
+                    None => return Some(cell.clone()),
+                },
+                v => return Some(v.clone()),
+            }
+        };
+        let Value::Thunk(t) = old else { unreachable!() };
+        let value = t.value();
+        drop(t);
+        value
+    }
+    /// Replaces `slot`'s thunk `t`, just forced to `value`, by the value.
+    #[inline]
+    pub fn collapse(&self, slot: usize, t: &Rc<Thunk>, value: &Value) {
+        // SAFETY: as in `get_forced`.
+        let old = {
+            let Some(cell) = (unsafe { (&mut *self.values.get()).get_mut(slot) }) else { return };
+            match cell {
+                Value::Thunk(u) if Rc::ptr_eq(u, t) => std::mem::replace(cell, value.clone()),
+                _ => return,
+            }
+        };
+        drop(old);
     }
     /// The integer in `slot` (directly or in a forced thunk), without touching
     /// any reference count; `None` for anything else.
