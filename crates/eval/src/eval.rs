@@ -1587,6 +1587,7 @@ impl Eval {
     }
 
     /// Evaluates `lambda`'s body in its bound environment `env`.
+    #[inline(always)]
     fn run_body(&mut self, lambda: &'static Lambda, env: &Rc<Env>, pos: Pos) -> Result<Value> {
         self.call_depth += 1;
         // CppNix checks the depth before counting the call, so a call at
@@ -1597,18 +1598,10 @@ impl Eval {
         }
         let result = self.eval(&lambda.body, env);
         self.call_depth -= 1;
-        if self.settings.show_trace && result.is_err() {
-            let name = match lambda.name {
-                Some(n) => format!("'{n}'"),
-                None => "anonymous lambda".to_string(),
-            };
-            let result = result.trace(lambda.pos, || format!("while calling {name}"));
-            if pos.is_none() {
-                return result;
-            }
-            return result.trace(pos, || "from call site".to_string());
+        match result {
+            Err(e) if self.settings.show_trace => Err(call_frames(e, lambda, pos)),
+            result => result,
         }
-        result
     }
 
     // ----- coercion -----
@@ -1843,6 +1836,21 @@ impl Eval {
             _ => Err(cannot_compare(&a, &b)),
         }
     }
+}
+
+/// `--show-trace`'s frames for an error raised in a call of `lambda` at `pos`.
+#[cold]
+#[inline(never)]
+fn call_frames(e: Box<EvalError>, lambda: &'static Lambda, pos: Pos) -> Box<EvalError> {
+    let name = match lambda.name {
+        Some(n) => format!("'{n}'"),
+        None => "anonymous lambda".to_string(),
+    };
+    let mut result: Result<()> = Err(e).trace(lambda.pos, || format!("while calling {name}"));
+    if !pos.is_none() {
+        result = result.trace(pos, || "from call site".to_string());
+    }
+    result.expect_err("adding frames keeps the error")
 }
 
 /// Current CppNix's words for values `<` cannot order, with the values.
