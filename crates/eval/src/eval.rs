@@ -484,15 +484,13 @@ impl Eval {
             return Err(EvalError::new(ErrorKind::StackOverflow, "stack overflow (possible infinite recursion)", pos));
         }
         let LazyCall { func, name, arg } = call;
-        let mut result = self.force(&func, pos);
-        if let (Some(name), Ok(f)) = (name, &result) {
-            // `mapAttrs`' attribute: `func name` first, as its own lazy
-            // application would have been called.
-            result = self.call(f, builtins::sym_string(name), pos);
-        }
-        let result = match result {
-            Ok(f) => self.call(&f, arg, pos),
-            Err(e) => Err(e),
+        let result = match (self.force(&func, pos), name) {
+            // `mapAttrs`' attribute: `func name value`, with the environments of
+            // a curried `name: value: …` chained directly (no closure for
+            // `func name`).
+            (Ok(f), Some(name)) => self.call2(&f, builtins::sym_string(name), arg, pos),
+            (Ok(f), None) => self.call(&f, arg, pos),
+            (Err(e), _) => Err(e),
         };
         self.force_depth -= 1;
         let v = result?;
