@@ -1495,6 +1495,7 @@ impl Eval {
         }
     }
 
+    #[inline(always)]
     fn call_lambda(&mut self, c: &Rc<Closure>, arg: Value, pos: Pos) -> Result<Value> {
         let env = self.bind_arg(c.lambda, c.env.clone(), arg, pos)?;
         self.run_body(c.lambda, &env, pos)
