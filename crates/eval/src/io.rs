@@ -220,9 +220,46 @@ fn file_type_of(ft: std::fs::FileType) -> FileType {
     }
 }
 
+/// Bytes read before asking a file for its size.
+const FIRST_READ: usize = 16 * 1024;
+
+thread_local! {
+    /// The buffer of [`read_small_first`]'s first read, zeroed once per thread.
+    static FIRST_READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A file's contents. Most Nix files are small: one read into a buffer gets
+/// all of one, and a second read that returns nothing confirms its end,
+/// without the status call `std::fs::read` makes first for the size (one
+/// system call fewer per imported file). A larger file is read on from there.
+fn read_small_first(path: &Path) -> Result<Vec<u8>, IoError> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut out = FIRST_READ_BUF.with(|buf| -> std::io::Result<Vec<u8>> {
+        let mut buf = buf.borrow_mut();
+        if buf.len() < FIRST_READ {
+            buf.resize(FIRST_READ, 0);
+        }
+        let mut filled = 0;
+        while filled < FIRST_READ {
+            match file.read(&mut buf[filled..]) {
+                Ok(0) => return Ok(buf[..filled].to_vec()),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(buf[..filled].to_vec())
+    })?;
+    if out.len() == FIRST_READ {
+        file.read_to_end(&mut out)?;
+    }
+    Ok(out)
+}
+
 impl EvalIO for FsIO {
     fn read_file(&self, path: &Path) -> Result<Vec<u8>, IoError> {
-        Ok(std::fs::read(path)?)
+        read_small_first(path)
     }
     fn read_dir(&self, path: &Path) -> Result<Vec<(Vec<u8>, FileType)>, IoError> {
         use std::os::unix::ffi::OsStrExt;
@@ -242,5 +279,27 @@ impl EvalIO for FsIO {
     }
     fn is_directory(&self, path: &Path) -> Result<bool, IoError> {
         Ok(std::fs::metadata(path).map(|m| m.is_dir()).unwrap_or(false))
+    }
+}
+
+#[cfg(test)]
+mod read_tests {
+    /// `read_small_first` gives a file's bytes whatever its size relative to
+    /// the first read (below, exactly, above, several times above), and the
+    /// same errors as `std::fs::read`.
+    #[test]
+    fn reads_files_of_every_size_as_std_does() {
+        let dir = std::env::temp_dir().join(format!("nivis-read-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for size in [0, 1, 55, super::FIRST_READ - 1, super::FIRST_READ, super::FIRST_READ + 1, 5 * super::FIRST_READ + 7] {
+            let path = dir.join(format!("f{size}"));
+            let bytes: Vec<u8> = (0..size).map(|i| (i * 7 + i / 251) as u8).collect();
+            std::fs::write(&path, &bytes).unwrap();
+            assert_eq!(super::read_small_first(&path).unwrap(), bytes, "size {size}");
+        }
+        let missing = super::read_small_first(&dir.join("missing")).unwrap_err();
+        assert!(matches!(missing, super::IoError::Io(e) if e.kind() == std::io::ErrorKind::NotFound));
+        assert!(super::read_small_first(&dir).is_err(), "a directory is not a file");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
