@@ -45,9 +45,17 @@ const _: () = assert!(std::mem::size_of::<Rc<u8>>() == std::mem::size_of::<*cons
 const POOLED_MAX: usize = 64;
 const WORD: usize = std::mem::size_of::<usize>();
 
+/// The most blocks one free list keeps; beyond, freed blocks go back to the
+/// allocator. The lists serve the churn of calls (an environment freed as the
+/// next is made); a mass release (a large value dying) would otherwise park
+/// memory that no other size can reuse, and cost a walk over every block when
+/// the thread ends.
+const POOL_CAP: u32 = 4096;
+
 /// Per-thread free lists of blocks, one for each size in words up to
-/// [`POOLED_MAX`]; each free block holds the next one's address in its first word.
-struct Pools([Cell<*mut u8>; POOLED_MAX / WORD + 1]);
+/// [`POOLED_MAX`]; each free block holds the next one's address in its first
+/// word. The second array counts each list's blocks.
+struct Pools([Cell<*mut u8>; POOLED_MAX / WORD + 1], [Cell<u32>; POOLED_MAX / WORD + 1]);
 
 impl Drop for Pools {
     fn drop(&mut self) {
@@ -67,7 +75,9 @@ impl Drop for Pools {
 }
 
 thread_local! {
-    static POOLS: Pools = const { Pools([const { Cell::new(std::ptr::null_mut()) }; POOLED_MAX / WORD + 1]) };
+    static POOLS: Pools = const {
+        Pools([const { Cell::new(std::ptr::null_mut()) }; POOLED_MAX / WORD + 1], [const { Cell::new(0) }; POOLED_MAX / WORD + 1])
+    };
 }
 
 /// Whether blocks of `RcBox<T>` go through the free lists (decided at compile time).
@@ -89,6 +99,8 @@ fn alloc_block<T>() -> *mut RcBox<T> {
                 if !p.is_null() {
                     // SAFETY: a block on the list holds the next one's address.
                     head.set(unsafe { *(p as *const *mut u8) });
+                    let count = &pools.1[layout.size() / WORD];
+                    count.set(count.get() - 1);
                 }
                 p
             })
@@ -114,13 +126,19 @@ unsafe fn dealloc_block<T>(p: *mut RcBox<T>) {
     let layout = std::alloc::Layout::new::<RcBox<T>>();
     if pooled::<T>() {
         let kept = POOLS.try_with(|pools| {
+            let count = &pools.1[layout.size() / WORD];
+            if count.get() >= POOL_CAP {
+                return false;
+            }
+            count.set(count.get() + 1);
             let head = &pools.0[layout.size() / WORD];
             // SAFETY: the block is at least a word long and word-aligned, and
             // now belongs to the list.
             unsafe { *(p as *mut *mut u8) = head.get() };
             head.set(p as *mut u8);
+            true
         });
-        if kept.is_ok() {
+        if kept == Ok(true) {
             return;
         }
     }
