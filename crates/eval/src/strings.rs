@@ -71,6 +71,28 @@ pub fn prim_split(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 /// next occurrence; beyond, for positions holding some pattern's first byte.
 const FINDER_MAX: usize = 8;
 
+/// Appends replacement `to` (forced on its first use only, as current CppNix
+/// does, and kept in `cache`) to the result and its context to `ctx`.
+fn append_replacement(
+    e: &mut Eval,
+    to: &Value,
+    cache: &mut Option<Rc<NixString>>,
+    p: Pos,
+    out: &mut Vec<u8>,
+    ctx: &mut Context,
+) -> Result<()> {
+    if cache.is_none() {
+        let t = e.force_string(to, p).context("while evaluating one of the replacement strings passed to builtins.replaceStrings")?;
+        *cache = Some(t);
+    }
+    let t = cache.as_ref().expect("filled above");
+    out.extend_from_slice(t.as_bytes());
+    if let Some(c) = t.context() {
+        ctx.union_with(c);
+    }
+    Ok(())
+}
+
 pub fn prim_replace_strings(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let from_list = e.force_list(&a[0], p).context("while evaluating the first argument passed to builtins.replaceStrings")?;
     let to_list = e.force_list(&a[1], p).context("while evaluating the second argument passed to builtins.replaceStrings")?;
@@ -104,17 +126,7 @@ pub fn prim_replace_strings(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
                 break;
             }
             out.extend_from_slice(&bytes[pos..at]);
-            if to_cache[i].is_none() {
-                let t = e
-                    .force_string(&to_list[i], p)
-                    .context("while evaluating one of the replacement strings passed to builtins.replaceStrings")?;
-                to_cache[i] = Some(t);
-            }
-            let t = to_cache[i].as_ref().expect("filled above");
-            out.extend_from_slice(t.as_bytes());
-            if let Some(c) = t.context() {
-                ctx.union_with(c);
-            }
+            append_replacement(e, &to_list[i], &mut to_cache[i], p, &mut out, &mut ctx)?;
             pos = at + from[i].as_bytes().len();
             for (j, n) in next.iter_mut().enumerate() {
                 if *n < pos {
@@ -157,17 +169,7 @@ pub fn prim_replace_strings(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
             let f = f.as_bytes();
             if bytes[pos..].starts_with(f) {
                 found = true;
-                if to_cache[i].is_none() {
-                    let t = e
-                        .force_string(&to_list[i], p)
-                        .context("while evaluating one of the replacement strings passed to builtins.replaceStrings")?;
-                    to_cache[i] = Some(t);
-                }
-                let t = to_cache[i].as_ref().expect("filled above");
-                out.extend_from_slice(t.as_bytes());
-                if let Some(c) = t.context() {
-                    ctx.union_with(c);
-                }
+                append_replacement(e, &to_list[i], &mut to_cache[i], p, &mut out, &mut ctx)?;
                 if f.is_empty() {
                     if pos < bytes.len() {
                         out.push(bytes[pos]);
