@@ -99,3 +99,17 @@ fn raw_output_and_attribute_paths() {
     assert_eq!(status, Some(1));
     assert_eq!(stderr, "error: attribute 'alpah' in selection path 'alpah' not found\n       Did you mean alpha?\n");
 }
+
+/// Functions print as current CppNix's `ValuePrinter` shows them (a lambda
+/// with the name it was bound to and its position), not as `<LAMBDA>`.
+#[test]
+fn functions_print_with_their_names_and_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, stdout, stderr) =
+        nix_eval(dir.path(), &["--expr", "{ f = x: x; g = builtins.map; h = builtins.map (x: x); }"]);
+    assert_eq!(status, Some(0), "{stderr}");
+    assert_eq!(stdout, "{ f = «lambda f @ «string»:1:7»; g = «primop map»; h = «partially applied primop map»; }\n");
+    let (status, stdout, _) = nix_eval(dir.path(), &["--expr", "x: x"]);
+    assert_eq!(status, Some(0));
+    assert_eq!(stdout, "«lambda @ «string»:1:1»\n");
+}

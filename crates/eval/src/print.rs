@@ -77,7 +77,7 @@ pub fn print_value_for_trace(e: &mut Eval, v: &Value) -> Vec<u8> {
 /// forcing only its `type` and `drvPath`. No frames are added on the way (an
 /// error reads as the failing value's own), unlike `nix-instantiate
 /// --strict`'s deep forcing. Values are shown as `nix-instantiate --eval`
-/// shows them.
+/// shows them, except functions, which are shown as `trace` shows them.
 pub fn print_value_forcing(e: &mut Eval, v: &Value) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
@@ -130,6 +130,11 @@ fn print_forcing(e: &mut Eval, v: &Value, out: &mut Vec<u8>, seen: &mut HashSet<
                 out.push(b' ');
             }
             out.push(b']');
+        }
+        // Current CppNix's `nix eval` prints through `ValuePrinter`: functions
+        // as `«lambda NAME @ POS»` and `«primop NAME»`, not `<LAMBDA>`.
+        other @ (Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_)) => {
+            print_inner(e, other, out, seen, slot, PrintStyle::Trace)
         }
         other => print_inner(e, other, out, seen, slot, PrintStyle::Ambiguous),
     }
