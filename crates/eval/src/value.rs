@@ -619,21 +619,19 @@ impl Env {
     #[inline(always)]
     pub fn get_forced(&self, slot: usize) -> Option<Value> {
         // SAFETY: as in `get`; the borrow of the slot ends before the old
-        // value is dropped.
-        let old = {
+        // value (the thunk) is dropped.
+        let (old, value) = {
             let cell = unsafe { (&mut *self.values.get()).get_mut(slot)? };
             match cell {
                 Value::Thunk(t) => match t.value() {
-                    Some(v) => std::mem::replace(cell, v),
+                    Some(v) => (std::mem::replace(cell, v.clone()), v),
                     None => return Some(cell.clone()),
                 },
                 v => return Some(v.clone()),
             }
         };
-        let Value::Thunk(t) = old else { unreachable!() };
-        let value = t.value();
-        drop(t);
-        value
+        drop(old);
+        Some(value)
     }
     /// Replaces `slot`'s thunk `t`, just forced to `value`, by the value.
     #[inline]
