@@ -543,13 +543,27 @@ fn prim_remove_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 fn prim_list_to_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     const PAIR: &str = "in a {name=...; value=...;} pair";
     let list = e.force_list(&a[0], p).context("while evaluating the argument passed to builtins.listToAttrs")?;
+    // A list only this call holds (`listToAttrs (map f xs)`) gives up its
+    // elements, each dropped once its name and value are taken: the element
+    // sets and their name strings die as they are read, not all at the end.
+    let mut owned = take_unshared_list(&a[0], list);
+    let len = match &owned {
+        Ok(items) => items.len(),
+        Err(list) => list.len(),
+    };
     // As CppNix: every element's name first, then, in name order, the value
     // of the first element of each name (a later duplicate's value is never
-    // looked at).
-    let mut named: Vec<(Sym, Rc<Attrs>)> = Vec::with_capacity(list.len());
-    for item in list.iter() {
+    // looked at). Each element's `value` attribute (found, not forced) is
+    // kept with its name and list index; `missing` marks an element without one.
+    let mut named: Vec<(Attr, u32, bool)> = Vec::with_capacity(len);
+    for index in 0..len {
+        let item = match &mut owned {
+            Ok(items) => std::mem::replace(&mut items[index], Value::Null),
+            Err(list) => list[index].clone(),
+        };
         let entry =
-            e.force_attrs(item, p).context("while evaluating an element of the list passed to builtins.listToAttrs")?;
+            e.force_attrs(&item, p).context("while evaluating an element of the list passed to builtins.listToAttrs")?;
+        drop(item);
         let Some(name_attr) = entry.find(e.s.name) else {
             return Err(missing_attr(e.s.name, PAIR));
         };
@@ -559,20 +573,44 @@ fn prim_list_to_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
                 "while evaluating the `name` attribute of an element of the list passed to builtins.listToAttrs".to_string()
             })
         })?;
-        named.push((Sym::new(name.as_bytes()), entry));
+        let name = Sym::new(name.as_bytes());
+        named.push(match entry.find(e.s.value) {
+            Some(value) => (Attr { name, value: value.value.clone(), pos: value.pos }, index as u32, false),
+            None => (Attr { name, value: Value::Null, pos: Pos::NONE }, index as u32, true),
+        });
     }
-    // One stable sort, then the first definition of each name wins (sorted
-    // insertion would move O(n) entries per name arriving out of order).
-    named.sort_by_key(|(name, _)| *name);
-    named.dedup_by_key(|(name, _)| *name);
-    let mut out = Attrs::with_capacity(named.len());
-    for (name, entry) in &named {
-        let Some(value) = entry.find(e.s.value) else {
-            return Err(missing_attr(e.s.value, PAIR));
-        };
-        out.push(Attr { name: *name, value: value.value.clone(), pos: value.pos });
+    drop(owned);
+    // One sort by (name, index), then the first definition of each name wins
+    // (sorted insertion would move O(n) entries per name arriving out of order).
+    named.sort_unstable_by_key(|(attr, index, _)| (attr.name, *index));
+    named.dedup_by_key(|(attr, _, _)| attr.name);
+    if named.iter().any(|(_, _, missing)| *missing) {
+        return Err(missing_attr(e.s.value, PAIR));
     }
-    Ok(Value::attrs(out))
+    Ok(Value::attrs(Attrs::from_sorted(named.into_iter().map(|(attr, _, _)| attr).collect())))
+}
+
+/// The elements of `list`, just forced from `arg`, as a vector this call owns
+/// when nothing else can see them: `arg` is a thunk only the call holds (an
+/// argument expression), and the list has no holder but that thunk. A builtin
+/// walking such a list may then drop each element as soon as it is done with
+/// it. Otherwise the shared list back.
+fn take_unshared_list(arg: &Value, list: Rc<Vec<Value>>) -> std::result::Result<Vec<Value>, Rc<Vec<Value>>> {
+    let Value::Thunk(t) = arg else { return Err(list) };
+    if Rc::strong_count(&list) != 2 {
+        return Err(list);
+    }
+    match Thunk::take_unshared(t) {
+        Some(taken) => {
+            drop(taken);
+            let mut list = list;
+            match Rc::get_mut(&mut list) {
+                Some(items) => Ok(std::mem::take(items)),
+                None => Err(list),
+            }
+        }
+        None => Err(list),
+    }
 }
 
 fn prim_intersect_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {

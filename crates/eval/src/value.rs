@@ -802,6 +802,19 @@ impl Thunk {
         // SAFETY: single-threaded; the old state is a black hole, which owns nothing.
         unsafe { std::ptr::write(self.0.get(), ThunkState::Done(value)) }
     }
+    /// The value of a forced thunk that no one else refers to, moved out (the
+    /// thunk keeps `null`): a builtin may consume an argument only its own
+    /// call holds (`listToAttrs (map f xs)`), which nobody can observe.
+    pub fn take_unshared(this: &Rc<Thunk>) -> Option<Value> {
+        if Rc::strong_count(this) != 1 {
+            return None;
+        }
+        // SAFETY: single-threaded; the reference ends within this call.
+        match unsafe { &mut *this.0.get() } {
+            ThunkState::Done(v) => Some(std::mem::replace(v, Value::Null)),
+            _ => None,
+        }
+    }
     /// Replaces the state, returning the old one (the caller drops it once the
     /// thunk is consistent).
     #[inline]
