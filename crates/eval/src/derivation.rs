@@ -128,7 +128,15 @@ fn derivation_strict_named(e: &mut Eval, attrs: &Attrs, name: &str, p: Pos) -> R
         request.structured_attrs = Some(json);
     }
     request.outputs = outputs;
-    request.context = context.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+    // Store paths are ASCII: the lossy conversion is only for the odd element
+    // `appendContext` made up.
+    request.context = context
+        .iter()
+        .map(|c| match std::str::from_utf8(c) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(c).into_owned(),
+        })
+        .collect();
     let io = e.io.clone();
     let result = io.derivation_strict(request).map_err(|err| io_error(err, p))?;
     let mut out = Attrs::new();
@@ -157,7 +165,7 @@ struct DrvBuilder {
 
 impl DrvBuilder {
     fn add_attr(&mut self, e: &mut Eval, attr: &Attr, structured: bool, ignore_nulls: bool, p: Pos) -> Result<()> {
-        let key = attr.name.to_string();
+        let key = attr.name.as_str().into_owned();
         let v = e.force(&attr.value, p)?;
         if ignore_nulls && matches!(v, Value::Null) {
             return Ok(());
@@ -179,11 +187,11 @@ impl DrvBuilder {
         if attr.name == e.s.args {
             let list = e.force_list(&v, p).map_err(silent)?;
             for item in list.iter() {
-                let s = e
-                    .coerce_to_string(item, p, Coerce { more: true, copy_to_store: true })
+                // Straight into the argument's bytes and the derivation's context.
+                let mut text = Vec::new();
+                e.coerce_to_string_into(item, p, Coerce { more: true, copy_to_store: true }, &mut text, &mut self.context)
                     .context("while evaluating an element of the argument list")?;
-                self.context.extend(s.context().into_iter().flatten().cloned());
-                self.request.args.push(s.as_bytes().to_vec());
+                self.request.args.push(text);
             }
             return Ok(());
         }
@@ -213,9 +221,9 @@ impl DrvBuilder {
             }
             return Ok(());
         }
-        let s = e.coerce_to_string(&v, p, Coerce { more: true, copy_to_store: true }).map_err(silent)?;
-        self.context.extend(s.context().into_iter().flatten().cloned());
-        let text = s.as_bytes().to_vec();
+        let mut text = Vec::new();
+        e.coerce_to_string_into(&v, p, Coerce { more: true, copy_to_store: true }, &mut text, &mut self.context)
+            .map_err(silent)?;
         if attr.name == e.s.builder {
             self.request.builder = text.clone();
         } else if attr.name == e.s.system {

@@ -29,8 +29,14 @@ use crate::symbol::Sym;
 /// cost ~200 bytes each); a context that grows past [`CONTEXT_VEC_MAX`] elements
 /// (`concatStringsSep` over thousands of derivation paths) moves to a B-tree set,
 /// so that building it stays O(n log n) rather than O(n²) sorted insertions.
+///
+/// The elements are shared behind one counted pointer (copy on write), and the
+/// empty context is no allocation at all: a string built from one string with a
+/// context plus plain text (`"${drv}/bin/sh"`, `"${d.dev}"`, the paths of
+/// `derivation`'s outputs) shares that string's context instead of copying it,
+/// and a string's context costs one pointer.
 #[derive(Clone, Debug)]
-pub struct Context(ContextRepr);
+pub struct Context(Option<Rc<ContextRepr>>);
 
 /// One element of a [`Context`]. Shared rather than owned: a context is copied
 /// into every string built from one (interpolation, `+`, `concatStringsSep`),
@@ -102,44 +108,73 @@ impl Iterator for ContextIntoIter {
 }
 
 impl Context {
-    pub fn new() -> Context {
-        Context(ContextRepr::Small(Vec::new()))
+    #[inline]
+    pub const fn new() -> Context {
+        Context(None)
+    }
+    /// The elements to change: this context's own, copied first if another
+    /// string shares them.
+    fn repr_mut(&mut self) -> &mut ContextRepr {
+        let shared = match &mut self.0 {
+            None => {
+                self.0 = Some(Rc::new(ContextRepr::Small(Vec::new())));
+                false
+            }
+            Some(rc) => Rc::get_mut(rc).is_none(),
+        };
+        if shared {
+            let copy = ContextRepr::clone(self.0.as_deref().expect("checked above"));
+            self.0 = Some(Rc::new(copy));
+        }
+        Rc::get_mut(self.0.as_mut().expect("set above")).expect("unshared above")
     }
     /// Adds an element; false if it was there already.
     pub fn insert(&mut self, element: impl Into<ContextElement>) -> bool {
         let element: ContextElement = element.into();
-        match &mut self.0 {
-            ContextRepr::Small(v) => match v.binary_search(&element) {
-                Ok(_) => false,
-                Err(i) => {
-                    if v.len() < CONTEXT_VEC_MAX {
-                        // Most contexts keep one element: no room for four.
-                        if v.is_empty() {
-                            v.reserve_exact(1);
-                        }
-                        v.insert(i, element);
-                    } else {
-                        let mut set: std::collections::BTreeSet<ContextElement> = std::mem::take(v).into_iter().collect();
-                        set.insert(element);
-                        self.0 = ContextRepr::Large(set);
+        if self.contains(&element) {
+            return false;
+        }
+        let repr = self.repr_mut();
+        match repr {
+            ContextRepr::Small(v) => {
+                if v.len() < CONTEXT_VEC_MAX {
+                    let i = v.binary_search(&element).unwrap_or_else(|i| i);
+                    // Most contexts keep one element: no room for four.
+                    if v.is_empty() {
+                        v.reserve_exact(1);
                     }
-                    true
+                    v.insert(i, element);
+                } else {
+                    let mut set: std::collections::BTreeSet<ContextElement> = std::mem::take(v).into_iter().collect();
+                    set.insert(element);
+                    *repr = ContextRepr::Large(set);
                 }
-            },
+                true
+            }
             ContextRepr::Large(set) => set.insert(element),
         }
     }
     /// Adds every element of `other` (a string's context joining the one
-    /// being built). Into an empty context, a copy of the same size.
+    /// being built). Into an empty context, or from the same shared elements,
+    /// nothing is copied.
     pub fn union_with(&mut self, other: &Context) {
-        if self.is_empty() {
-            *self = other.clone();
-            return;
+        let Some(theirs) = &other.0 else { return };
+        match &self.0 {
+            None => {
+                self.0 = Some(theirs.clone());
+                return;
+            }
+            Some(ours) if Rc::ptr_eq(ours, theirs) => return,
+            Some(_) if self.is_empty() => {
+                self.0 = Some(theirs.clone());
+                return;
+            }
+            Some(_) => {}
         }
         for element in other.iter() {
             // The element already here (the same derivation interpolated
             // again) is found by pointer, before comparing bytes.
-            if let ContextRepr::Small(v) = &self.0 {
+            if let Some(ContextRepr::Small(v)) = self.0.as_deref() {
                 if v.iter().any(|e| std::rc::Rc::ptr_eq(e, element)) {
                     continue;
                 }
@@ -148,13 +183,17 @@ impl Context {
         }
     }
     pub fn contains(&self, element: &[u8]) -> bool {
-        match &self.0 {
-            ContextRepr::Small(v) => v.binary_search_by(|e| (**e).cmp(element)).is_ok(),
-            ContextRepr::Large(set) => set.contains(element),
+        match self.0.as_deref() {
+            None => false,
+            Some(ContextRepr::Small(v)) => v.binary_search_by(|e| (**e).cmp(element)).is_ok(),
+            Some(ContextRepr::Large(set)) => set.contains(element),
         }
     }
     pub fn remove(&mut self, element: &[u8]) -> bool {
-        match &mut self.0 {
+        if !self.contains(element) {
+            return false;
+        }
+        match self.repr_mut() {
             ContextRepr::Small(v) => match v.binary_search_by(|e| (**e).cmp(element)) {
                 Ok(i) => {
                     v.remove(i);
@@ -166,19 +205,22 @@ impl Context {
         }
     }
     pub fn iter(&self) -> ContextIter<'_> {
-        match &self.0 {
-            ContextRepr::Small(v) => ContextIter::Small(v.iter()),
-            ContextRepr::Large(set) => ContextIter::Large(set.iter()),
+        match self.0.as_deref() {
+            None => ContextIter::Small([].iter()),
+            Some(ContextRepr::Small(v)) => ContextIter::Small(v.iter()),
+            Some(ContextRepr::Large(set)) => ContextIter::Large(set.iter()),
         }
     }
     pub fn len(&self) -> usize {
-        match &self.0 {
-            ContextRepr::Small(v) => v.len(),
-            ContextRepr::Large(set) => set.len(),
+        match self.0.as_deref() {
+            None => 0,
+            Some(ContextRepr::Small(v)) => v.len(),
+            Some(ContextRepr::Large(set)) => set.len(),
         }
     }
+    #[inline]
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.0.is_none() || self.len() == 0
     }
     pub fn first(&self) -> Option<&ContextElement> {
         self.iter().next()
@@ -196,12 +238,15 @@ impl Extend<ContextElement> for Context {
 impl FromIterator<ContextElement> for Context {
     fn from_iter<I: IntoIterator<Item = ContextElement>>(iter: I) -> Context {
         let mut elements: Vec<ContextElement> = iter.into_iter().collect();
+        if elements.is_empty() {
+            return Context::new();
+        }
         elements.sort_unstable();
         elements.dedup();
         if elements.len() > CONTEXT_VEC_MAX {
-            return Context(ContextRepr::Large(elements.into_iter().collect()));
+            return Context(Some(Rc::new(ContextRepr::Large(elements.into_iter().collect()))));
         }
-        Context(ContextRepr::Small(elements))
+        Context(Some(Rc::new(ContextRepr::Small(elements))))
     }
 }
 
@@ -214,8 +259,17 @@ impl<const N: usize> From<[ContextElement; N]> for Context {
 impl IntoIterator for Context {
     type Item = ContextElement;
     type IntoIter = ContextIntoIter;
-    fn into_iter(self) -> ContextIntoIter {
-        match self.0 {
+    fn into_iter(mut self) -> ContextIntoIter {
+        // The elements are taken when this context was their only holder,
+        // copied (a count each) when they are shared.
+        let repr = match self.0.take() {
+            None => return ContextIntoIter::Small(Vec::new().into_iter()),
+            Some(mut rc) => match Rc::get_mut(&mut rc) {
+                Some(repr) => std::mem::replace(repr, ContextRepr::Small(Vec::new())),
+                None => ContextRepr::clone(&rc),
+            },
+        };
+        match repr {
             ContextRepr::Small(v) => ContextIntoIter::Small(v.into_iter()),
             ContextRepr::Large(set) => ContextIntoIter::Large(set.into_iter()),
         }
@@ -233,25 +287,29 @@ impl<'a> IntoIterator for &'a Context {
 #[derive(Clone, Debug, PartialEq)]
 pub struct NixString {
     bytes: Box<[u8]>,
-    context: Option<Box<Context>>,
+    /// Never an allocated empty context (`with_context` drops it), so
+    /// `has_context` is one pointer test.
+    context: Context,
 }
 
 impl NixString {
     pub fn plain(bytes: impl Into<Box<[u8]>>) -> NixString {
-        NixString { bytes: bytes.into(), context: None }
+        NixString { bytes: bytes.into(), context: Context::new() }
     }
     pub fn with_context(bytes: impl Into<Box<[u8]>>, context: Context) -> NixString {
-        let context = if context.is_empty() { None } else { Some(Box::new(context)) };
+        let context = if context.is_empty() { Context::new() } else { context };
         NixString { bytes: bytes.into(), context }
     }
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
     }
+    #[inline]
     pub fn context(&self) -> Option<&Context> {
-        self.context.as_deref()
+        if self.context.0.is_some() { Some(&self.context) } else { None }
     }
+    #[inline]
     pub fn has_context(&self) -> bool {
-        self.context.is_some()
+        self.context.0.is_some()
     }
     pub fn to_str_lossy(&self) -> std::borrow::Cow<'_, str> {
         String::from_utf8_lossy(&self.bytes)
