@@ -156,7 +156,13 @@ pub struct Eval {
     /// `toString i` inside `"a${toString i}"` runs while the outer one holds
     /// its buffer.
     string_scratch: Vec<Vec<u8>>,
+    /// The symbols of strings used lately as attribute names (`x.${name}`,
+    /// `x ? ${k}`), by the string's address (`name_sym`).
+    name_syms: Box<[(Option<Rc<NixString>>, Sym)]>,
 }
+
+/// Entries of [`Eval::name_syms`] (a power of two).
+const NAME_SYMS: usize = 256;
 
 /// Scratch buffers larger than this are freed rather than kept for reuse, so
 /// one huge string does not stay resident for the rest of the evaluation.
@@ -191,16 +197,26 @@ pub trait AddTrace<T> {
 }
 
 impl<T> AddTrace<T> for Result<T> {
+    /// Inlined: on the way through (no error) this is a test of the tag; the
+    /// frame is built out of line.
+    #[inline(always)]
     fn trace(self, pos: Pos, msg: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|mut e| {
-            // CppNix keeps every frame (repeats are elided when shown); the
-            // bound only keeps a runaway recursion from exhausting memory.
-            if e.trace.len() < 100_000 {
-                e.trace.push(TraceFrame::new(pos, msg()));
-            }
-            e
-        })
+        match self {
+            Ok(v) => Ok(v),
+            Err(e) => Err(push_frame(e, pos, msg)),
+        }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn push_frame(mut e: Box<EvalError>, pos: Pos, msg: impl FnOnce() -> String) -> Box<EvalError> {
+    // CppNix keeps every frame (repeats are elided when shown); the bound
+    // only keeps a runaway recursion from exhausting memory.
+    if e.trace.len() < 100_000 {
+        e.trace.push(TraceFrame::new(pos, msg()));
+    }
+    e
 }
 
 /// The value of an integer operand that needs no evaluation: a constant, or a
@@ -269,6 +285,7 @@ impl Eval {
             call_depth: 0,
             force_depth: 0,
             string_scratch: Vec::new(),
+            name_syms: (0..NAME_SYMS).map(|_| (None, Sym(0))).collect(),
         };
         let expr = ev
             .parse_with_scope(
@@ -878,7 +895,18 @@ impl Eval {
         }
     }
 
+    /// An attribute name's symbol: a static name's right here (most names in
+    /// selections and `?`), an interpolated one's out of line.
+    #[inline(always)]
     fn attr_name_sym(&mut self, name: &'static AttrName, env: &Rc<Env>) -> Result<Sym> {
+        match name {
+            AttrName::Static(s) => Ok(*s),
+            AttrName::Dynamic(_) => self.dynamic_attr_name_sym(name, env),
+        }
+    }
+
+    #[inline(never)]
+    fn dynamic_attr_name_sym(&mut self, name: &'static AttrName, env: &Rc<Env>) -> Result<Sym> {
         match name {
             AttrName::Static(s) => Ok(*s),
             AttrName::Dynamic(e @ Expr::ConcatStrings { force_string: true, parts, .. }) => {
@@ -894,9 +922,30 @@ impl Eval {
             AttrName::Dynamic(e) => {
                 let v = self.eval(e, env)?;
                 let s = self.force_string_no_ctx(&v, e.pos()).trace(e.pos(), || "while evaluating an attribute name".into())?;
-                Ok(Sym::new(s.as_bytes()))
+                Ok(self.name_sym(&s))
             }
         }
+    }
+
+    /// The symbol of a string (without a context) used as an attribute name.
+    /// The names a program looks up by value are mostly the same few string
+    /// values over and over (`bothHave = k: opt.options ? ${k}` called with
+    /// constants, the strings `attrNames` shares per symbol): a small table
+    /// by the string's address remembers their symbols, so those skip
+    /// hashing and probing the symbol table. An entry holds its string, so
+    /// the address cannot be reused by another while it is there.
+    #[inline]
+    fn name_sym(&mut self, s: &Rc<NixString>) -> Sym {
+        let addr = Rc::as_ptr(s) as usize;
+        let slot = &mut self.name_syms[(addr >> 4 ^ addr >> 12) & (NAME_SYMS - 1)];
+        if let (Some(known), sym) = slot {
+            if Rc::ptr_eq(known, s) {
+                return *sym;
+            }
+        }
+        let sym = Sym::new(s.as_bytes());
+        *slot = (Some(s.clone()), sym);
+        sym
     }
 
     /// An interpolated attribute name (`set."attr${toString i}"`,
@@ -909,10 +958,25 @@ impl Eval {
         parts: &'static [(Pos, Expr)],
         env: &Rc<Env>,
     ) -> Result<std::result::Result<Sym, Value>> {
+        let mut first = None;
+        if let [(_, part)] = parts {
+            // `${name}` on its own (as `"${name}"`), a string: its symbol
+            // without a copy.
+            let v = self.eval_operand(part, env)?;
+            if let Value::String(s) = &v {
+                if s.context().is_none() {
+                    return Ok(Ok(self.name_sym(s)));
+                }
+            }
+            first = Some(v);
+        }
         let mut buf = self.take_scratch();
         let mut ctx = Context::new();
         for (part_pos, part) in parts {
-            let v = self.eval_operand(part, env)?;
+            let v = match first.take() {
+                Some(v) => v,
+                None => self.eval_operand(part, env)?,
+            };
             let opts = Coerce { more: false, copy_to_store: true };
             if let Err(mut error) = self.coerce_to_string_into(&v, *part_pos, opts, &mut buf, &mut ctx) {
                 if error.kind == ErrorKind::Type && error.trace.is_empty() {
@@ -940,63 +1004,45 @@ impl Eval {
     ) -> Result<Value> {
         let mut v = self.eval_operand(expr, env)?;
         // Once an attribute has been found, errors get a frame naming the path,
-        // as CppNix's ExprSelect does.
+        // as CppNix's ExprSelect does (`select_failed`).
         let mut found_pos: Option<Pos> = None;
         let last = path.len().saturating_sub(1);
         for (i, name) in path.iter().enumerate() {
-            let step = (|| -> Result<Option<Value>> {
-                let sym = self.attr_name_sym(name, env)?;
-                match &v {
-                    Value::Attrs(a) => match a.find(sym) {
-                        Some(attr) => {
-                            let apos = attr.pos;
-                            found_pos = Some(apos);
-                            // CppNix forces the selected value at the position of
-                            // the attribute's definition (the intermediate sets of
-                            // `a.b.c` at the selection's): that is where "infinite
-                            // recursion encountered" points for `s = { a = s.a; }`.
-                            let force_pos = if i == last && apos != Pos::NONE { apos } else { pos };
-                            // Forced in place: `v` holds the set (and so the
-                            // attribute) until the step ends.
-                            Ok(Some(self.force(&attr.value, force_pos)?))
+            let sym = match self.attr_name_sym(name, env) {
+                Ok(sym) => sym,
+                Err(e) => return Err(select_failed(e, found_pos, path)),
+            };
+            let next = match &v {
+                Value::Attrs(a) => match a.find(sym) {
+                    Some(attr) => {
+                        let apos = attr.pos;
+                        found_pos = Some(apos);
+                        // CppNix forces the selected value at the position of
+                        // the attribute's definition (the intermediate sets of
+                        // `a.b.c` at the selection's): that is where "infinite
+                        // recursion encountered" points for `s = { a = s.a; }`.
+                        let force_pos = if i == last && apos != Pos::NONE { apos } else { pos };
+                        // Forced in place: `v` holds the set (and so the
+                        // attribute) until the step ends.
+                        match self.force(&attr.value, force_pos) {
+                            Ok(next) => next,
+                            Err(e) => return Err(select_failed(e, found_pos, path)),
                         }
-                        None => {
-                            if default.is_some() {
-                                return Ok(None);
-                            }
-                            Err(eval_error(format!("attribute '{sym}' missing"), pos)
-                                .with_suggestions(sym.as_bytes(), a.iter().map(|x| x.name.as_bytes())))
-                        }
-                    },
-                    other => {
-                        if default.is_some() {
-                            return Ok(None);
-                        }
-                        Err(type_error(other, "a set", Pos::NONE)).trace(pos, || "while selecting an attribute".into())
                     }
-                }
-            })();
-            match step {
-                Ok(Some(next)) => v = next,
-                Ok(None) => return self.eval(default.expect("checked above"), env),
-                Err(e) => {
-                    return match found_pos {
-                        // CppNix leaves out the attributes of its own
-                        // `derivation` code (`drvPath`, `outPath`, ...).
-                        Some(apos) if !is_derivation_internal(apos) => Err(e).trace(apos, || {
-                            let shown: Vec<String> = path
-                                .iter()
-                                .map(|a| match a {
-                                    AttrName::Static(s) => s.to_string(),
-                                    AttrName::Dynamic(e) => format!("\"${{{}}}\"", crate::print::show_expr(e)),
-                                })
-                                .collect();
-                            format!("while evaluating the attribute '{}'", shown.join("."))
-                        }),
-                        _ => Err(e),
-                    };
-                }
-            }
+                    None => match default {
+                        Some(d) => return self.eval(d, env),
+                        None => return Err(select_failed(missing_attr(sym, a, pos), found_pos, path)),
+                    },
+                },
+                other => match default {
+                    Some(d) => return self.eval(d, env),
+                    None => {
+                        let e = push_frame(type_error(other, "a set", Pos::NONE), pos, || "while selecting an attribute".into());
+                        return Err(select_failed(e, found_pos, path));
+                    }
+                },
+            };
+            v = next;
         }
         Ok(v)
     }
@@ -1012,8 +1058,9 @@ impl Eval {
                         if i + 1 == path.len() {
                             return Ok(Value::Bool(true));
                         }
-                        let x = x.clone();
-                        v = self.force(&x, Pos::NONE)?;
+                        // Forced in place: `v` holds the set until the step ends.
+                        let next = self.force(x, Pos::NONE)?;
+                        v = next;
                     }
                     None => return Ok(Value::Bool(false)),
                 },
@@ -1850,6 +1897,35 @@ fn call_frames(e: Box<EvalError>, lambda: &'static Lambda, pos: Pos) -> Box<Eval
         result = result.trace(pos, || "from call site".to_string());
     }
     result.expect_err("adding frames keeps the error")
+}
+
+/// An error in a selection `e.a.b.c`, once an attribute of the path has been
+/// found (at `found`), gets a frame there naming the path, as CppNix's
+/// ExprSelect adds; CppNix leaves out the attributes of its own `derivation`
+/// code (`drvPath`, `outPath`, ...).
+#[cold]
+#[inline(never)]
+fn select_failed(e: Box<EvalError>, found: Option<Pos>, path: &'static [AttrName]) -> Box<EvalError> {
+    match found {
+        Some(apos) if !is_derivation_internal(apos) => push_frame(e, apos, || {
+            let shown: Vec<String> = path
+                .iter()
+                .map(|a| match a {
+                    AttrName::Static(s) => s.to_string(),
+                    AttrName::Dynamic(e) => format!("\"${{{}}}\"", crate::print::show_expr(e)),
+                })
+                .collect();
+            format!("while evaluating the attribute '{}'", shown.join("."))
+        }),
+        _ => e,
+    }
+}
+
+/// "attribute 'x' missing", with suggestions from the set's names.
+#[cold]
+#[inline(never)]
+fn missing_attr(sym: Sym, a: &Attrs, pos: Pos) -> Box<EvalError> {
+    eval_error(format!("attribute '{sym}' missing"), pos).with_suggestions(sym.as_bytes(), a.iter().map(|x| x.name.as_bytes()))
 }
 
 /// Current CppNix's words for values `<` cannot order, with the values.
