@@ -469,7 +469,7 @@ thread_local! {
     /// rather than allocating it again for every set (CppNix points such
     /// strings into its symbol table). Bounded by the symbol table, which is
     /// never freed either.
-    static SYM_STRINGS: std::cell::RefCell<Vec<Option<Rc<NixString>>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SYM_STRINGS: std::cell::RefCell<Vec<Option<NixString>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The name `sym` as a string value (see `SYM_STRINGS`).
@@ -480,7 +480,7 @@ pub(crate) fn sym_string(sym: Sym) -> Value {
         if cache.len() <= i {
             cache.resize(i + 1, None);
         }
-        Value::String(cache[i].get_or_insert_with(|| Rc::new(NixString::plain(sym.as_bytes()))).clone())
+        Value::String(cache[i].get_or_insert_with(|| NixString::plain(sym.as_bytes())).clone())
     })
 }
 
@@ -1121,7 +1121,7 @@ fn prim_to_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         return Ok(Value::string(crate::print::format_int(n, &mut [0; 20])));
     }
     match e.coerce_to_string(&v, p, Coerce { more: true, copy_to_store: false }) {
-        Ok(s) => Ok(Value::String(Rc::new(s))),
+        Ok(s) => Ok(Value::String(s)),
         Err(mut error) => {
             // CppNix names the argument for a failed coercion, and for any
             // failure inside a list's elements.
@@ -2021,7 +2021,8 @@ fn prim_to_json(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let mut ctx = Context::new();
     let mut out = Vec::new();
     crate::print::to_json(e, &a[0], p, &mut out, &mut ctx)?;
-    Ok(Value::string_ctx(out, ctx))
+    // The output is kept where it was written, not copied.
+    Ok(Value::String(NixString::from_vec(out, ctx)))
 }
 
 fn prim_to_xml(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {

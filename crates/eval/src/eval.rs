@@ -158,7 +158,7 @@ pub struct Eval {
     string_scratch: Vec<Vec<u8>>,
     /// The symbols of strings used lately as attribute names (`x.${name}`,
     /// `x ? ${k}`), by the string's address (`name_sym`).
-    name_syms: Box<[(Option<Rc<NixString>>, Sym)]>,
+    name_syms: Box<[(Option<NixString>, Sym)]>,
 }
 
 /// Entries of [`Eval::name_syms`] (a power of two).
@@ -633,14 +633,14 @@ impl Eval {
         }
     }
     /// A string value as is (no coercion), with its context.
-    pub fn force_string(&mut self, v: &Value, pos: Pos) -> Result<Rc<NixString>> {
+    pub fn force_string(&mut self, v: &Value, pos: Pos) -> Result<NixString> {
         match self.force(v, pos)? {
             Value::String(s) => Ok(s),
             other => Err(type_error(&other, "a string", pos)),
         }
     }
     /// A string that must not have a context.
-    pub fn force_string_no_ctx(&mut self, v: &Value, pos: Pos) -> Result<Rc<NixString>> {
+    pub fn force_string_no_ctx(&mut self, v: &Value, pos: Pos) -> Result<NixString> {
         let s = self.force_string(v, pos)?;
         if let Some(ctx) = s.context() {
             let first = ctx.iter().next().map(|c| String::from_utf8_lossy(c).into_owned()).unwrap_or_default();
@@ -935,11 +935,11 @@ impl Eval {
     /// hashing and probing the symbol table. An entry holds its string, so
     /// the address cannot be reused by another while it is there.
     #[inline]
-    fn name_sym(&mut self, s: &Rc<NixString>) -> Sym {
-        let addr = Rc::as_ptr(s) as usize;
+    fn name_sym(&mut self, s: &NixString) -> Sym {
+        let addr = NixString::as_ptr(s) as usize;
         let slot = &mut self.name_syms[(addr >> 4 ^ addr >> 12) & (NAME_SYMS - 1)];
         if let (Some(known), sym) = slot {
-            if Rc::ptr_eq(known, s) {
+            if NixString::ptr_eq(known, s) {
                 return *sym;
             }
         }
@@ -1744,7 +1744,7 @@ impl Eval {
             v
         };
         if let Value::String(s) = v {
-            return Ok((**s).clone());
+            return Ok(s.clone());
         }
         let mut buf = self.take_scratch();
         let mut ctx = Context::new();

@@ -17,10 +17,41 @@ struct P<'a> {
     /// Short string values already made, by a hash of their bytes: a string
     /// that recurs (`"x86_64-linux"`, `"a"`) is shared rather than allocated
     /// again, as strings are immutable.
-    recent: Vec<Option<crate::value::Rc<NixString>>>,
+    recent: Vec<Option<NixString>>,
     /// Object keys already interned, by a hash of their bytes (keys recur in
     /// every object of an array).
     recent_keys: Vec<Option<(&'a [u8], Sym)>>,
+}
+
+/// The index of the first byte of `s` that a JSON string cannot hold as it is
+/// (`"`, `\\` or a control character below 0x20), or `s.len()`: both the
+/// writer (which escapes it) and the parser (which stops at it) skip the
+/// runs of plain bytes, most of every string, eight bytes at a time.
+#[inline]
+pub fn plain_json_prefix(s: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i + 8 <= s.len() {
+        let word = u64::from_le_bytes(s[i..i + 8].try_into().expect("eight bytes"));
+        // A byte is zero in `x` exactly where `(x - ONES) & !x` has its high
+        // bit (the classic zero-byte test); below 0x20 likewise, for bytes
+        // without the high bit (`!word` masks the rest out).
+        let quote = word ^ (ONES * b'"' as u64);
+        let backslash = word ^ (ONES * b'\\' as u64);
+        let special = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (word.wrapping_sub(ONES * 0x20) & !word);
+        let special = special & HIGH;
+        if special != 0 {
+            return i + (special.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < s.len() && s[i] >= 0x20 && s[i] != b'"' && s[i] != b'\\' {
+        i += 1;
+    }
+    i
 }
 
 /// A short hash of a string's bytes, to pick a slot in `P`'s tables.
@@ -94,7 +125,7 @@ impl<'a> P<'a> {
             b'"' => {
                 let bytes = self.string()?;
                 if bytes.len() > SHARE_MAX {
-                    return Ok(Value::String(crate::value::Rc::new(NixString::plain(bytes))));
+                    return Ok(Value::String(NixString::plain(bytes)));
                 }
                 let slot = slot_hash(&bytes) % RECENT;
                 if let Some(s) = &self.recent[slot] {
@@ -102,7 +133,7 @@ impl<'a> P<'a> {
                         return Ok(Value::String(s.clone()));
                     }
                 }
-                let s = crate::value::Rc::new(NixString::plain(bytes));
+                let s = NixString::plain(bytes);
                 self.recent[slot] = Some(s.clone());
                 Ok(Value::String(s))
             }
@@ -247,20 +278,15 @@ impl<'a> P<'a> {
     fn string(&mut self) -> Result<std::borrow::Cow<'a, [u8]>, String> {
         self.i += 1;
         let start = self.i;
-        while let Some(&c) = self.s.get(self.i) {
-            if c == b'"' {
-                let bytes = &self.s[start..self.i];
-                self.i += 1;
-                // No escape, so no NUL (a raw control character is refused).
-                if !bytes.is_ascii() && std::str::from_utf8(bytes).is_err() {
-                    return Err(err(self, "invalid string: ill-formed UTF-8 byte"));
-                }
-                return Ok(std::borrow::Cow::Borrowed(bytes));
-            }
-            if c == b'\\' || c < 0x20 {
-                break;
-            }
+        self.i += plain_json_prefix(&self.s[start..]);
+        if self.s.get(self.i) == Some(&b'"') {
+            let bytes = &self.s[start..self.i];
             self.i += 1;
+            // No escape, so no NUL (a raw control character is refused).
+            if !bytes.is_ascii() && std::str::from_utf8(bytes).is_err() {
+                return Err(err(self, "invalid string: ill-formed UTF-8 byte"));
+            }
+            return Ok(std::borrow::Cow::Borrowed(bytes));
         }
         let mut out = self.s[start..self.i].to_vec();
         loop {

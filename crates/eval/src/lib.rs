@@ -30,6 +30,7 @@ mod hash;
 pub mod io;
 mod json;
 pub mod lexer;
+pub mod nix_string;
 pub mod parser;
 pub mod pos;
 pub mod print;

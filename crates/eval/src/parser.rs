@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use crate::value::Rc;
 
 use crate::ast::*;
 use crate::error::ParseError;
@@ -175,7 +174,7 @@ pub fn canon_path(path: &[u8]) -> Vec<u8> {
 }
 
 fn const_str(s: Vec<u8>) -> Expr {
-    Expr::Const(Value::String(Rc::new(NixString::plain(s))))
+    Expr::Const(Value::String(NixString::plain(s)))
 }
 
 impl<'a> Parser<'a> {
@@ -881,9 +880,9 @@ impl<'a> Parser<'a> {
             if home {
                 path = canon_path(&path);
             }
-            return Ok(Expr::Const(Value::Path(Rc::new(NixString::plain(path)))));
+            return Ok(Expr::Const(Value::Path(NixString::plain(path))));
         }
-        let mut all = vec![(pos, Expr::Const(Value::Path(Rc::new(NixString::plain(path)))))];
+        let mut all = vec![(pos, Expr::Const(Value::Path(NixString::plain(path))))];
         all.extend(parts);
         Ok(Expr::ConcatStrings { force_string: false, parts: all, pos })
     }

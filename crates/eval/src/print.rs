@@ -275,22 +275,36 @@ pub fn push_int(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(format_int(n, &mut [0; 20]));
 }
 
-/// Calls `f` with the attributes of `a` in the order users see (by name).
-/// Small sets, most of those printed, are sorted on the stack by insertion.
-fn with_sorted_attrs<R>(a: &Attrs, f: impl FnOnce(&[&Attr]) -> R) -> R {
+/// Calls `f` with the attributes of `a` and their names, in the order users
+/// see (by name). Small sets, most of those printed, are sorted on the stack
+/// by insertion, comparing the names' first eight bytes as one integer before
+/// their bytes; the names are read from the symbol table in one visit.
+fn with_sorted_attrs<R>(a: &Attrs, f: impl FnOnce(&[(&'static [u8], &Attr)]) -> R) -> R {
     const SMALL: usize = 16;
     if a.len() > SMALL {
-        return f(&a.sorted_by_name());
+        let sorted: Vec<(&'static [u8], &Attr)> = a.sorted_by_name().into_iter().map(|x| (x.name.as_bytes(), x)).collect();
+        return f(&sorted);
     }
-    let mut named: smallvec::SmallVec<[(&[u8], &Attr); SMALL]> = a.iter().map(|x| (x.name.as_bytes(), x)).collect();
+    let mut named: smallvec::SmallVec<[(u64, &'static [u8], &Attr); SMALL]> = crate::symbol::Sym::with_names(|names| {
+        a.iter()
+            .map(|x| {
+                let name = names[x.name.0 as usize];
+                let mut prefix = [0u8; 8];
+                let n = name.len().min(8);
+                prefix[..n].copy_from_slice(&name[..n]);
+                (u64::from_be_bytes(prefix), name, x)
+            })
+            .collect()
+    });
+    let before = |x: &(u64, &[u8], &Attr), y: &(u64, &[u8], &Attr)| x.0 < y.0 || (x.0 == y.0 && x.1 < y.1);
     for i in 1..named.len() {
         let mut j = i;
-        while j > 0 && named[j - 1].0 > named[j].0 {
+        while j > 0 && before(&named[j], &named[j - 1]) {
             named.swap(j - 1, j);
             j -= 1;
         }
     }
-    let sorted: smallvec::SmallVec<[&Attr; SMALL]> = named.iter().map(|(_, x)| *x).collect();
+    let sorted: smallvec::SmallVec<[(&'static [u8], &Attr); SMALL]> = named.iter().map(|(_, name, x)| (*name, *x)).collect();
     f(&sorted)
 }
 
@@ -298,14 +312,13 @@ fn with_sorted_attrs<R>(a: &Attrs, f: impl FnOnce(&[&Attr]) -> R) -> R {
 pub fn json_string(s: &[u8], out: &mut Vec<u8>) {
     out.reserve(s.len() + 2);
     out.push(b'"');
-    // Runs of bytes that need no escape are copied whole.
-    let mut start = 0;
-    for (i, &c) in s.iter().enumerate() {
-        if c >= 0x20 && c != b'"' && c != b'\\' {
-            continue;
-        }
-        out.extend_from_slice(&s[start..i]);
-        start = i + 1;
+    // Runs of bytes that need no escape are found eight at a time and copied whole.
+    let mut rest = s;
+    loop {
+        let plain = crate::json::plain_json_prefix(rest);
+        out.extend_from_slice(&rest[..plain]);
+        let Some(&c) = rest.get(plain) else { break };
+        rest = &rest[plain + 1..];
         match c {
             b'"' | b'\\' => {
                 out.push(b'\\');
@@ -320,7 +333,6 @@ pub fn json_string(s: &[u8], out: &mut Vec<u8>) {
             }
         }
     }
-    out.extend_from_slice(&s[start..]);
     out.push(b'"');
 }
 
@@ -392,11 +404,11 @@ fn to_json_value(
             }
             out.push(b'{');
             with_sorted_attrs(a, |sorted| -> Result<()> {
-                for (i, attr) in sorted.iter().enumerate() {
+                for (i, (name, attr)) in sorted.iter().enumerate() {
                     if i > 0 {
                         out.push(b',');
                     }
-                    json_string(attr.name.as_bytes(), out);
+                    json_string(name, out);
                     out.push(b':');
                     to_json_value(e, &attr.value, attr.pos, out, ctx, invalid_utf8)
                         .trace(attr.pos, || format!("while evaluating attribute '{}'", attr.name))?;

@@ -146,6 +146,67 @@ unsafe fn dealloc_block<T>(p: *mut RcBox<T>) {
     unsafe { std::alloc::dealloc(p as *mut u8, layout) }
 }
 
+/// A word-aligned block of `size` bytes (a multiple of the word size) for an
+/// object whose size is known only at run time (a string with its bytes
+/// inline), recycled through the same free lists as `Rc` blocks.
+#[inline]
+pub(crate) fn alloc_raw(size: usize) -> *mut u8 {
+    debug_assert!(size >= WORD && size % WORD == 0);
+    if size <= POOLED_MAX {
+        let recycled = POOLS
+            .try_with(|pools| {
+                let head = &pools.0[size / WORD];
+                let p = head.get();
+                if !p.is_null() {
+                    // SAFETY: a block on the list holds the next one's address.
+                    head.set(unsafe { *(p as *const *mut u8) });
+                    let count = &pools.1[size / WORD];
+                    count.set(count.get() - 1);
+                }
+                p
+            })
+            .unwrap_or(std::ptr::null_mut());
+        if !recycled.is_null() {
+            return recycled;
+        }
+    }
+    let Ok(layout) = std::alloc::Layout::from_size_align(size, WORD) else { count_overflow() };
+    // SAFETY: the size is at least one word.
+    let p = unsafe { std::alloc::alloc(layout) };
+    if p.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    p
+}
+
+/// Gives back a block from [`alloc_raw`].
+///
+/// # Safety
+/// `p` came from `alloc_raw(size)` with this `size`, and is not used again.
+#[inline]
+pub(crate) unsafe fn dealloc_raw(p: *mut u8, size: usize) {
+    if size <= POOLED_MAX {
+        let kept = POOLS.try_with(|pools| {
+            let count = &pools.1[size / WORD];
+            if count.get() >= POOL_CAP {
+                return false;
+            }
+            count.set(count.get() + 1);
+            let head = &pools.0[size / WORD];
+            // SAFETY: the block is at least a word long and word-aligned, and
+            // now belongs to the list.
+            unsafe { *(p as *mut *mut u8) = head.get() };
+            head.set(p);
+            true
+        });
+        if kept == Ok(true) {
+            return;
+        }
+    }
+    // SAFETY: allocated by the global allocator with this layout.
+    unsafe { std::alloc::dealloc(p, std::alloc::Layout::from_size_align_unchecked(size, WORD)) }
+}
+
 impl<T> Rc<T> {
     #[inline]
     pub fn new(value: T) -> Rc<T> {

@@ -76,7 +76,7 @@ const FINDER_MAX: usize = 8;
 fn append_replacement(
     e: &mut Eval,
     to: &Value,
-    cache: &mut Option<Rc<NixString>>,
+    cache: &mut Option<NixString>,
     p: Pos,
     out: &mut Vec<u8>,
     ctx: &mut Context,
@@ -105,7 +105,7 @@ pub fn prim_replace_strings(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
     }
     // Strings only, never coerced (a path is an error, as in CppNix).
     let s = e.force_string(&a[2], p).context("while evaluating the third argument passed to builtins.replaceStrings")?;
-    let mut to_cache: Vec<Option<Rc<NixString>>> = vec![None; to_list.len()];
+    let mut to_cache: Vec<Option<NixString>> = vec![None; to_list.len()];
     let mut ctx = s.context().cloned().unwrap_or_default();
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

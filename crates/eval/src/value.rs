@@ -284,37 +284,7 @@ impl<'a> IntoIterator for &'a Context {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct NixString {
-    bytes: Box<[u8]>,
-    /// Never an allocated empty context (`with_context` drops it), so
-    /// `has_context` is one pointer test.
-    context: Context,
-}
-
-impl NixString {
-    pub fn plain(bytes: impl Into<Box<[u8]>>) -> NixString {
-        NixString { bytes: bytes.into(), context: Context::new() }
-    }
-    pub fn with_context(bytes: impl Into<Box<[u8]>>, context: Context) -> NixString {
-        let context = if context.is_empty() { Context::new() } else { context };
-        NixString { bytes: bytes.into(), context }
-    }
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-    #[inline]
-    pub fn context(&self) -> Option<&Context> {
-        if self.context.0.is_some() { Some(&self.context) } else { None }
-    }
-    #[inline]
-    pub fn has_context(&self) -> bool {
-        self.context.0.is_some()
-    }
-    pub fn to_str_lossy(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(&self.bytes)
-    }
-}
+pub use crate::nix_string::NixString;
 
 #[derive(Clone)]
 pub struct Attr {
@@ -898,9 +868,9 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     Float(f64),
-    String(Rc<NixString>),
+    String(NixString),
     /// An absolute, canonical path (bytes, never a context).
-    Path(Rc<NixString>),
+    Path(NixString),
     Attrs(Rc<Attrs>),
     List(Rc<Vec<Value>>),
     Lambda(Rc<Closure>),
@@ -992,14 +962,14 @@ impl Value {
         !matches!(self, Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::PrimOp(_))
     }
 
-    pub fn string(bytes: impl Into<Box<[u8]>>) -> Value {
-        Value::String(Rc::new(NixString::plain(bytes)))
+    pub fn string(bytes: impl AsRef<[u8]>) -> Value {
+        Value::String(NixString::plain(bytes))
     }
-    pub fn string_ctx(bytes: impl Into<Box<[u8]>>, context: Context) -> Value {
-        Value::String(Rc::new(NixString::with_context(bytes, context)))
+    pub fn string_ctx(bytes: impl AsRef<[u8]>, context: Context) -> Value {
+        Value::String(NixString::with_context(bytes, context))
     }
-    pub fn path(bytes: impl Into<Box<[u8]>>) -> Value {
-        Value::Path(Rc::new(NixString::plain(bytes)))
+    pub fn path(bytes: impl AsRef<[u8]>) -> Value {
+        Value::Path(NixString::plain(bytes))
     }
     pub fn list(items: Vec<Value>) -> Value {
         Value::List(Rc::new(items))
@@ -1200,8 +1170,17 @@ mod clone_tests {
             drop(v);
             assert_eq!(Rc::strong_count(rc), 1);
         }
-        check(&Rc::new(NixString::plain(&b"s"[..])), Value::String);
-        check(&Rc::new(NixString::plain(&b"/p"[..])), Value::Path);
+        for make in [Value::String, Value::Path] {
+            // A string's block is counted as an `Rc`'s is.
+            let s = NixString::plain(b"s");
+            let v = make(s.clone());
+            assert_eq!(NixString::strong_count(&s), 2);
+            let copy = v.clone();
+            assert_eq!(NixString::strong_count(&s), 3);
+            drop(copy);
+            drop(v);
+            assert_eq!(NixString::strong_count(&s), 1);
+        }
         check(&Rc::new(Attrs::new()), Value::Attrs);
         check(&Rc::new(vec![Value::Int(1)]), Value::List);
         check(&Rc::new(Thunk::new(ThunkState::Done(Value::Null))), Value::Thunk);
@@ -1215,7 +1194,7 @@ mod clone_tests {
     fn sets_and_environments_release_each_value_once() {
         let shared = Rc::new(Attrs::new());
         let alone = Rc::new(vec![Value::Int(1)]);
-        let alone_witness = Rc::new(NixString::plain(&b"w"[..]));
+        let alone_witness = NixString::plain(b"w");
         let mut attrs = Attrs::new();
         attrs.push(Attr { name: Sym(1), value: Value::Attrs(shared.clone()), pos: Pos::NONE });
         attrs.push(Attr { name: Sym(2), value: Value::Int(3), pos: Pos::NONE });
@@ -1223,11 +1202,11 @@ mod clone_tests {
         let inner = Value::Thunk(Rc::new(Thunk::new(ThunkState::Done(Value::String(alone_witness.clone())))));
         attrs.push(Attr { name: Sym(4), value: inner, pos: Pos::NONE });
         assert_eq!(Rc::strong_count(&shared), 2);
-        assert_eq!(Rc::strong_count(&alone_witness), 2);
+        assert_eq!(NixString::strong_count(&alone_witness), 2);
         drop(attrs);
         assert_eq!(Rc::strong_count(&shared), 1);
         // The thunk was held by the set alone, so it was freed with its value.
-        assert_eq!(Rc::strong_count(&alone_witness), 1);
+        assert_eq!(NixString::strong_count(&alone_witness), 1);
 
         let env = Env::new(None, 2);
         env.push(Value::Attrs(shared.clone()));
@@ -1238,7 +1217,7 @@ mod clone_tests {
         assert_eq!(Rc::strong_count(&shared), 3, "the child keeps its parent alive");
         drop(child);
         assert_eq!(Rc::strong_count(&shared), 1);
-        assert_eq!(Rc::strong_count(&alone_witness), 1);
+        assert_eq!(NixString::strong_count(&alone_witness), 1);
     }
 
     #[test]
