@@ -276,36 +276,49 @@ pub fn push_int(out: &mut Vec<u8>, n: i64) {
 }
 
 /// Calls `f` with the attributes of `a` and their names, in the order users
-/// see (by name). Small sets, most of those printed, are sorted on the stack
-/// by insertion, comparing the names' first eight bytes as one integer before
-/// their bytes; the names are read from the symbol table in one visit.
+/// see (by name). A small set, most of those printed, is sorted on the stack
+/// by insertion as its entries are read, comparing the names' first eight
+/// bytes as one integer before their bytes, with the names read from the
+/// symbol table in one visit.
 fn with_sorted_attrs<R>(a: &Attrs, f: impl FnOnce(&[(&'static [u8], &Attr)]) -> R) -> R {
     const SMALL: usize = 16;
-    if a.len() > SMALL {
+    let n = a.len();
+    let Some(first) = a.iter().next() else { return f(&[]) };
+    if n > SMALL {
         let sorted: Vec<(&'static [u8], &Attr)> = a.sorted_by_name().into_iter().map(|x| (x.name.as_bytes(), x)).collect();
         return f(&sorted);
     }
-    let mut named: smallvec::SmallVec<[(u64, &'static [u8], &Attr); SMALL]> = crate::symbol::Sym::with_names(|names| {
-        a.iter()
-            .map(|x| {
-                let name = names[x.name.0 as usize];
-                let mut prefix = [0u8; 8];
-                let n = name.len().min(8);
-                prefix[..n].copy_from_slice(&name[..n]);
-                (u64::from_be_bytes(prefix), name, x)
-            })
-            .collect()
-    });
-    let before = |x: &(u64, &[u8], &Attr), y: &(u64, &[u8], &Attr)| x.0 < y.0 || (x.0 == y.0 && x.1 < y.1);
-    for i in 1..named.len() {
-        let mut j = i;
-        while j > 0 && before(&named[j], &named[j - 1]) {
-            named.swap(j - 1, j);
-            j -= 1;
+    let mut sorted: [(&'static [u8], &Attr); SMALL] = [(&[], first); SMALL];
+    let mut keys = [0u64; SMALL];
+    crate::symbol::Sym::with_names(|names| {
+        for (i, attr) in a.iter().enumerate() {
+            let name = names[attr.name.0 as usize];
+            let key = name_prefix(name);
+            let mut j = i;
+            while j > 0 && (keys[j - 1] > key || (keys[j - 1] == key && sorted[j - 1].0 > name)) {
+                keys[j] = keys[j - 1];
+                sorted[j] = sorted[j - 1];
+                j -= 1;
+            }
+            keys[j] = key;
+            sorted[j] = (name, attr);
         }
+    });
+    f(&sorted[..n])
+}
+
+/// The first eight bytes of `name`, zero-padded, as a big-endian integer: for
+/// two names whose prefixes differ, the integers compare as the names do.
+#[inline]
+fn name_prefix(name: &[u8]) -> u64 {
+    if let Some(head) = name.first_chunk::<8>() {
+        return u64::from_be_bytes(*head);
     }
-    let sorted: smallvec::SmallVec<[(&'static [u8], &Attr); SMALL]> = named.iter().map(|(_, name, x)| (*name, *x)).collect();
-    f(&sorted)
+    let mut key = 0u64;
+    for &b in name {
+        key = key << 8 | b as u64;
+    }
+    key.checked_shl(8 * (8 - name.len() as u32)).unwrap_or(0)
 }
 
 /// A JSON string literal, escaped as CppNix 2.8 escapes it.
