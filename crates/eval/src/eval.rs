@@ -1049,7 +1049,7 @@ impl Eval {
 
     #[inline(never)]
     fn eval_has_attr(&mut self, expr: &'static Expr, path: &'static [AttrName], env: &Rc<Env>) -> Result<Value> {
-        let mut v = self.eval(expr, env)?;
+        let mut v = self.eval_operand(expr, env)?;
         for (i, name) in path.iter().enumerate() {
             let sym = self.attr_name_sym(name, env)?;
             match &v {
@@ -1111,7 +1111,8 @@ impl Eval {
                         .trace(d.pos, || "while evaluating the name of a dynamic attribute".into());
                 }
             };
-            self.insert_dynamic_attr(&mut attrs, Sym::new(name.as_bytes()), d, &scope_env)?;
+            let sym = self.name_sym(&name);
+            self.insert_dynamic_attr(&mut attrs, sym, d, &scope_env)?;
         }
         Ok(Value::attrs(attrs))
     }
@@ -1194,8 +1195,13 @@ impl Eval {
             BinOp::Eq | BinOp::Neq => {
                 let l = self.eval_operand(lhs, env)?;
                 let r = self.eval_operand(rhs, env)?;
+                // Both are values (never thunks) here: the common comparisons
+                // (`x == null`, with a string, of integers) need no call.
                 let eq = match (&l, &r) {
                     (Value::Int(a), Value::Int(b)) => a == b,
+                    (Value::Null, other) | (other, Value::Null) => matches!(other, Value::Null),
+                    (Value::String(a), Value::String(b)) => a.as_bytes() == b.as_bytes(),
+                    (Value::Bool(a), Value::Bool(b)) => a == b,
                     _ => self.equal(&l, &r, pos)?,
                 };
                 Ok(Value::Bool(eq == (op == BinOp::Eq)))
@@ -2117,29 +2123,58 @@ pub fn update_attrs(a: &Rc<Attrs>, b: &Rc<Attrs>) -> Rc<Attrs> {
     if a.wants_layer(b.len()) {
         return Rc::new(Attrs::layer(a, b.iter().cloned().collect()));
     }
-    let (a, b) = (a.to_refs(), b.to_refs());
+    // Flat sets (most) are merged straight from their entries; a layered one
+    // is listed first.
+    let out = match (a.iter(), b.iter()) {
+        (AttrsIter::Flat(x), AttrsIter::Flat(y)) => merge_update(x.as_slice(), y.as_slice()),
+        _ => merge_update(&a.to_refs(), &b.to_refs()),
+    };
+    Rc::new(Attrs::from_sorted(out))
+}
+
+/// An attribute, or a reference to one (the entries `update_attrs` merges).
+trait AttrRef {
+    fn attr(&self) -> &Attr;
+}
+impl AttrRef for Attr {
+    #[inline(always)]
+    fn attr(&self) -> &Attr {
+        self
+    }
+}
+impl AttrRef for &Attr {
+    #[inline(always)]
+    fn attr(&self) -> &Attr {
+        self
+    }
+}
+
+/// The entries of `a // b`, both sorted by symbol: `b`'s, and `a`'s that `b`
+/// does not override. A small `b` finds its places in a large `a` by search.
+fn merge_update<A: AttrRef, B: AttrRef>(a: &[A], b: &[B]) -> Vec<Attr> {
     let mut out = Vec::with_capacity(a.len() + b.len());
     let mut i = 0;
     let by_search = b.len() * 8 < a.len();
     for y in b {
+        let y = y.attr();
         let k = if by_search {
-            i + a[i..].partition_point(|x| x.name < y.name)
+            i + a[i..].partition_point(|x| x.attr().name < y.name)
         } else {
             let mut k = i;
-            while k < a.len() && a[k].name < y.name {
+            while k < a.len() && a[k].attr().name < y.name {
                 k += 1;
             }
             k
         };
-        out.extend(a[i..k].iter().map(|&x| x.clone()));
+        out.extend(a[i..k].iter().map(|x| x.attr().clone()));
         i = k;
-        if i < a.len() && a[i].name == y.name {
+        if i < a.len() && a[i].attr().name == y.name {
             i += 1;
         }
         out.push(y.clone());
     }
-    out.extend(a[i..].iter().map(|&x| x.clone()));
-    Rc::new(Attrs::from_sorted(out))
+    out.extend(a[i..].iter().map(|x| x.attr().clone()));
+    out
 }
 
 #[derive(Clone, Copy)]
