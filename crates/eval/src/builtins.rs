@@ -937,58 +937,18 @@ fn prim_sort(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     }
     // `lessThan` itself is compared directly, with CppNix's frame for it.
     let is_less_than = matches!(&f, Value::PrimOp(op) if op.name == "lessThan");
-    // A merge sort that can stop on the first error from the comparator.
-    let mut error = None;
-    let mut less = |x: &Value, y: &Value, e: &mut Eval| -> bool {
-        if error.is_some() {
-            return false;
-        }
-        let r = if is_less_than {
+    // References are sorted (copying one costs nothing); the comparisons are
+    // current CppNix's PeekSort's, in its order (see `support::sort`).
+    let mut order: Vec<&Value> = items.iter().collect();
+    crate::support::sort::peek_sort(&mut order, |x: &Value, y: &Value| {
+        if is_less_than {
             e.less_than(x, y, p).trace(Pos::NONE, || "while evaluating the ordering function passed to builtins.sort".into())
         } else {
-            e.call(&f, x.clone(), p).and_then(|g| e.call(&g, y.clone(), p)).and_then(|r| {
-                e.force_bool(&r, p)
-                    .context("while evaluating the return value of the sorting function passed to builtins.sort")
-            })
-        };
-        match r {
-            Ok(b) => b,
-            Err(err) => {
-                error = Some(err);
-                false
-            }
+            let r = e.call2(&f, x.clone(), y.clone(), p)?;
+            e.force_bool(&r, p).context("while evaluating the return value of the sorting function passed to builtins.sort")
         }
-    };
-    let sorted = merge_sort(items, &mut |x, y| less(x, y, e));
-    if let Some(err) = error {
-        return Err(err);
-    }
-    Ok(Value::list(sorted))
-}
-
-fn merge_sort(v: Vec<Value>, less: &mut dyn FnMut(&Value, &Value) -> bool) -> Vec<Value> {
-    if v.len() <= 1 {
-        return v;
-    }
-    let mut v = v;
-    let right = v.split_off(v.len() / 2);
-    let left = merge_sort(v, less);
-    let right = merge_sort(right, less);
-    let mut out = Vec::with_capacity(left.len() + right.len());
-    let (mut i, mut j) = (0, 0);
-    while i < left.len() && j < right.len() {
-        // Stable: take from the right only when it is strictly less.
-        if less(&right[j], &left[i]) {
-            out.push(right[j].clone());
-            j += 1;
-        } else {
-            out.push(left[i].clone());
-            i += 1;
-        }
-    }
-    out.extend_from_slice(&left[i..]);
-    out.extend_from_slice(&right[j..]);
-    out
+    })?;
+    Ok(Value::list(order.into_iter().cloned().collect()))
 }
 
 fn prim_generic_closure(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
