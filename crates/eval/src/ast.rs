@@ -86,6 +86,26 @@ pub enum BinOp {
     Div,
 }
 
+/// Where a selection `e.name` last found its first attribute: the index in the
+/// set's (top) entries. Sets met at one selection mostly share their layout
+/// (`builtins.x` and `lib.x` are the same set each time; `attrs.pname` meets
+/// sets built by the same code), so checking the entry at that index first
+/// replaces most searches by one comparison. Only a hint: it is checked
+/// against the name, so any value is safe.
+#[derive(Default)]
+pub struct SelectHint(std::cell::Cell<u32>);
+
+impl SelectHint {
+    #[inline]
+    pub fn get(&self) -> usize {
+        self.0.get() as usize
+    }
+    #[inline]
+    pub fn set(&self, index: usize) {
+        self.0.set(index as u32)
+    }
+}
+
 pub enum AttrName {
     Static(Sym),
     Dynamic(Expr),
@@ -95,7 +115,7 @@ pub enum Expr {
     /// A literal (int, float, string without context, path).
     Const(Value),
     Var(Var),
-    Select { expr: Box<Expr>, path: Vec<AttrName>, default: Option<Box<Expr>>, pos: Pos },
+    Select { expr: Box<Expr>, path: Vec<AttrName>, default: Option<Box<Expr>>, pos: Pos, hint: SelectHint },
     HasAttr { expr: Box<Expr>, path: Vec<AttrName>, pos: Pos },
     Attrs(Box<AttrsExpr>),
     List(Vec<Expr>),
@@ -151,6 +171,9 @@ pub struct Formal {
     pub name: Sym,
     pub default: Option<Expr>,
     pub pos: Pos,
+    /// Where the argument set of the last call had this attribute: a
+    /// function is mostly called with sets of one layout.
+    pub hint: SelectHint,
 }
 
 pub struct Formals {

@@ -702,8 +702,8 @@ impl Eval {
                     Some(v) => Ok(v),
                     None => self.eval_binop(*op, lhs, rhs, *pos, env),
                 },
-                Expr::Select { expr, path, default, pos } => {
-                    self.eval_select(expr, path, default.as_deref(), *pos, env)
+                Expr::Select { expr, path, default, pos, hint } => {
+                    self.eval_select(expr, path, default.as_deref(), *pos, hint, env)
                 }
                 Expr::HasAttr { expr, path, .. } => self.eval_has_attr(expr, path, env),
                 Expr::Attrs(a) => self.eval_attrs(a, env),
@@ -1000,6 +1000,7 @@ impl Eval {
         path: &'static [AttrName],
         default: Option<&'static Expr>,
         pos: Pos,
+        hint: &'static SelectHint,
         env: &Rc<Env>,
     ) -> Result<Value> {
         let mut v = self.eval_operand(expr, env)?;
@@ -1013,7 +1014,7 @@ impl Eval {
                 Err(e) => return Err(select_failed(e, found_pos, path)),
             };
             let next = match &v {
-                Value::Attrs(a) => match a.find(sym) {
+                Value::Attrs(a) => match if i == 0 { a.find_hinted(sym, hint) } else { a.find(sym) } {
                     Some(attr) => {
                         let apos = attr.pos;
                         found_pos = Some(apos);
@@ -1596,10 +1597,10 @@ impl Eval {
                 let attrs = self.force_attrs(&arg, pos)?;
                 let mut used = 0;
                 for formal in &formals.entries {
-                    let v = match attrs.get(formal.name) {
-                        Some(v) => {
+                    let v = match attrs.find_hinted(formal.name, &formal.hint) {
+                        Some(attr) => {
                             used += 1;
-                            v.clone()
+                            attr.value.clone()
                         }
                         None => match &formal.default {
                             Some(d) => self.maybe_thunk(d, &env),

@@ -465,7 +465,7 @@ impl<'a> Parser<'a> {
                         None
                     };
                     let bare = default.is_none();
-                    entries.push(Formal { name: Sym::new(name), default, pos });
+                    entries.push(Formal { name: Sym::new(name), default, pos, hint: SelectHint::default() });
                     match self.peek() {
                         Tok::Comma => {
                             self.bump();
@@ -616,7 +616,7 @@ impl<'a> Parser<'a> {
                 } else {
                     None
                 };
-                Ok(Expr::Select { expr: Box::new(e), path, default, pos })
+                Ok(Expr::Select { expr: Box::new(e), path, default, pos, hint: SelectHint::default() })
             }
             Tok::OrKw => {
                 // `f or`: CppNix applies `f` to a variable named `or` (nixpkgs once
@@ -940,6 +940,7 @@ impl<'a> Parser<'a> {
                     path: vec![AttrName::Static(Sym::from_str("body"))],
                     default: None,
                     pos,
+                    hint: SelectHint::default(),
                 }
             }
             Tok::LBrack => {

@@ -171,15 +171,36 @@ impl Context {
             }
             Some(_) => {}
         }
-        for element in other.iter() {
-            // The element already here (the same derivation interpolated
-            // again) is found by pointer, before comparing bytes.
-            if let Some(ContextRepr::Small(v)) = self.0.as_deref() {
-                if v.iter().any(|e| std::rc::Rc::ptr_eq(e, element)) {
-                    continue;
+        let mut elements = other.iter();
+        // Up to the first element missing here, nothing changes (and shared
+        // elements are not copied); the element already here (the same
+        // derivation interpolated again) is found by pointer first.
+        let first_missing = elements.find(|element| match self.0.as_deref() {
+            Some(ContextRepr::Small(v)) if v.iter().any(|e| std::rc::Rc::ptr_eq(e, element)) => false,
+            _ => !self.contains(element),
+        });
+        let Some(first_missing) = first_missing else { return };
+        let repr = self.repr_mut();
+        for element in std::iter::once(first_missing).chain(elements) {
+            match repr {
+                ContextRepr::Small(v) => {
+                    if v.iter().any(|e| std::rc::Rc::ptr_eq(e, element)) {
+                        continue;
+                    }
+                    let Err(i) = v.binary_search(element) else { continue };
+                    if v.len() < CONTEXT_VEC_MAX {
+                        v.insert(i, element.clone());
+                    } else {
+                        let mut set: std::collections::BTreeSet<ContextElement> = std::mem::take(v).into_iter().collect();
+                        set.insert(element.clone());
+                        *repr = ContextRepr::Large(set);
+                    }
+                }
+                // One search: `insert` finds the element or its place.
+                ContextRepr::Large(set) => {
+                    set.insert(element.clone());
                 }
             }
-            self.insert(element.clone());
         }
     }
     pub fn contains(&self, element: &[u8]) -> bool {
@@ -390,6 +411,21 @@ impl Attrs {
             }
             set = set.base.as_deref()?;
         }
+    }
+    /// `find`, trying the top entry at `hint` first and remembering where a
+    /// top entry was found (see [`SelectHint`](crate::ast::SelectHint)).
+    #[inline]
+    pub fn find_hinted(&self, name: Sym, hint: &crate::ast::SelectHint) -> Option<&Attr> {
+        if let Some(attr) = self.entries.get(hint.get()) {
+            if attr.name == name {
+                return Some(attr);
+            }
+        }
+        if let Some(i) = search_entries(&self.entries, name) {
+            hint.set(i);
+            return Some(&self.entries[i]);
+        }
+        self.base.as_deref()?.find(name)
     }
     #[inline]
     pub fn len(&self) -> usize {

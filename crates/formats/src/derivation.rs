@@ -27,7 +27,8 @@ use thiserror::Error;
 use crate::hash::{Hash, HashAlgorithm, HashError, Sha256Writer, base16_into};
 use crate::nixbase32;
 use crate::store_path::{
-    FileIngestionMethod, StoreDir, StorePath, StorePathBuildHasher, StorePathError, StorePathSet, output_path_name,
+    FileIngestionMethod, STORE_PATH_HASH_LEN, StoreDir, StorePath, StorePathBuildHasher, StorePathError, StorePathSet,
+    output_path_name,
 };
 
 /// One output of a derivation.
@@ -998,11 +999,69 @@ fn set_env(env: &mut BTreeMap<Vec<u8>, Vec<u8>>, output_name: &str, value: Vec<u
 
 /// A memo table of hash modulo values of derivations in a store, filled by
 /// reading them on demand (CppNix's `drvHashes`). Keep one per evaluation.
+///
+/// It holds an entry for every derivation of an evaluation (a nixpkgs-sized
+/// one has tens of thousands), so entries are compact: keyed by the path's
+/// hash part alone (it determines the path: the name is hashed into it), with
+/// a derivation's one SHA-256 inline and only the rare per-output hashes of
+/// fixed-output and impure derivations boxed. 72 bytes an entry, no
+/// allocation of its own, where a `StorePath` key and a `DrvHashModulo` value
+/// took 96 bytes plus the key's text.
 #[derive(Debug, Default, Clone)]
 pub struct DrvHashCache {
     /// Hashed, not ordered: nothing iterates it, and a large evaluation does a
     /// lookup per input of every derivation.
-    hashes: HashMap<StorePath, DrvHashModulo, StorePathBuildHasher>,
+    hashes: HashMap<HashPart, CachedHashModulo, StorePathBuildHasher>,
+}
+
+/// The 32 nix32 characters of a store path's hash part, as a map key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashPart([u8; STORE_PATH_HASH_LEN]);
+
+impl HashPart {
+    pub fn of(path: &StorePath) -> HashPart {
+        let mut bytes = [0u8; STORE_PATH_HASH_LEN];
+        bytes.copy_from_slice(path.hash_part().as_bytes());
+        HashPart(bytes)
+    }
+}
+
+/// One write of the characters, which [`StorePathHasher`](crate::StorePathHasher)
+/// mixes (the derived hash would write the length first).
+impl std::hash::Hash for HashPart {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(&self.0);
+    }
+}
+
+/// [`DrvHashModulo`] as the cache keeps it.
+#[derive(Debug, Clone)]
+enum CachedHashModulo {
+    Sha256 { digest: [u8; 32], deferred: bool },
+    Other(Box<DrvHashModulo>),
+}
+
+impl CachedHashModulo {
+    fn new(hash: DrvHashModulo) -> CachedHashModulo {
+        match hash {
+            DrvHashModulo::Drv { hash, deferred } if hash.algorithm() == HashAlgorithm::Sha256 => {
+                let mut digest = [0u8; 32];
+                digest.copy_from_slice(hash.digest());
+                CachedHashModulo::Sha256 { digest, deferred }
+            }
+            other => CachedHashModulo::Other(Box::new(other)),
+        }
+    }
+
+    fn get(&self) -> DrvHashModulo {
+        match self {
+            CachedHashModulo::Sha256 { digest, deferred } => DrvHashModulo::Drv {
+                hash: Hash::from_digest(HashAlgorithm::Sha256, digest).expect("a SHA-256 digest is 32 bytes"),
+                deferred: *deferred,
+            },
+            CachedHashModulo::Other(hash) => (**hash).clone(),
+        }
+    }
 }
 
 impl DrvHashCache {
@@ -1012,7 +1071,11 @@ impl DrvHashCache {
 
     /// Records a hash computed elsewhere (e.g. right after writing a derivation).
     pub fn insert(&mut self, drv_path: StorePath, hash: DrvHashModulo) {
-        self.hashes.insert(drv_path, hash);
+        self.hashes.insert(HashPart::of(&drv_path), CachedHashModulo::new(hash));
+    }
+
+    fn contains(&self, drv_path: &StorePath) -> bool {
+        self.hashes.contains_key(&HashPart::of(drv_path))
     }
 
     /// Records the hash of a derivation just written at `drv_path`, from the
@@ -1025,17 +1088,14 @@ impl DrvHashCache {
         drv: &Derivation,
     ) -> Result<DrvHashModulo, DerivationError> {
         let hash = drv.hash_modulo(store_dir, false, |input| {
-            self.hashes
-                .get(input)
-                .cloned()
-                .ok_or_else(|| DerivationError::MissingInputHash(store_dir.print_path(input)))
+            self.get(input).ok_or_else(|| DerivationError::MissingInputHash(store_dir.print_path(input)))
         })?;
-        self.hashes.insert(drv_path.clone(), hash.clone());
+        self.insert(drv_path.clone(), hash.clone());
         Ok(hash)
     }
 
-    pub fn get(&self, drv_path: &StorePath) -> Option<&DrvHashModulo> {
-        self.hashes.get(drv_path)
+    pub fn get(&self, drv_path: &StorePath) -> Option<DrvHashModulo> {
+        self.hashes.get(&HashPart::of(drv_path)).map(CachedHashModulo::get)
     }
 
     /// The hash modulo of the derivation at `drv_path`, reading it and its
@@ -1052,12 +1112,12 @@ impl DrvHashCache {
     {
         // Depth-first: a derivation is hashed once all its inputs are.
         let mut stack: Vec<(StorePath, Derivation)> = Vec::new();
-        if let Some(hash) = self.hashes.get(drv_path) {
-            return Ok(hash.clone());
+        if let Some(hash) = self.get(drv_path) {
+            return Ok(hash);
         }
         stack.push((drv_path.clone(), read(drv_path)?));
         while let Some((path, drv)) = stack.last() {
-            let missing = drv.input_derivations.keys().find(|input| !self.hashes.contains_key(*input)).cloned();
+            let missing = drv.input_derivations.keys().find(|input| !self.contains(input)).cloned();
             match missing {
                 Some(input) => {
                     if stack.iter().any(|(p, _)| *p == input) {
@@ -1069,17 +1129,14 @@ impl DrvHashCache {
                 }
                 None => {
                     let hash = drv.hash_modulo(store_dir, false, |input| {
-                        self.hashes
-                            .get(input)
-                            .cloned()
-                            .ok_or_else(|| DerivationError::MissingInputHash(store_dir.print_path(input)))
+                        self.get(input).ok_or_else(|| DerivationError::MissingInputHash(store_dir.print_path(input)))
                     })?;
                     let path = path.clone();
                     stack.pop();
-                    self.hashes.insert(path, hash);
+                    self.insert(path, hash);
                 }
             }
         }
-        Ok(self.hashes[drv_path].clone())
+        Ok(self.get(drv_path).expect("hashed above"))
     }
 }

@@ -18,6 +18,6 @@ pub use store_path::{
     FileIngestionMethod, StoreDir, StorePath, StorePathBuildHasher, StorePathError, StorePathSet, check_name,
     output_path_name,
 };
-pub use derivation::{Derivation, DerivationError, DerivationOutput, DrvHashCache, DrvHashModulo};
+pub use derivation::{Derivation, DerivationError, DerivationOutput, DrvHashCache, DrvHashModulo, HashPart};
 pub use narinfo::{ContentAddress, ContentAddressError, NarInfo, NarInfoError};
 pub use signature::{Keyring, PublicKey, SecretKey, Signature, SignatureError};

@@ -365,7 +365,7 @@ fn hash_modulo_of_a_deep_chain_reads_each_derivation_once() {
         }
         let name = format!("chain-{i}");
         drv.fill_output_paths::<DerivationError>(&store_dir, &name, |input| {
-            Ok(building_cache.get(input).expect("inputs are hashed before use").clone())
+            Ok(building_cache.get(input).expect("inputs are hashed before use"))
         })
         .unwrap();
         let path = drv.drv_path(&store_dir, &name).unwrap();
@@ -383,7 +383,7 @@ fn hash_modulo_of_a_deep_chain_reads_each_derivation_once() {
         })
         .unwrap();
     assert_eq!(reads, drvs.len(), "each derivation read exactly once");
-    assert_eq!(Some(&hash), building_cache.get(&top));
+    assert_eq!(Some(hash), building_cache.get(&top));
 }
 
 // ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ use nivis_eval::io::{DerivationRequest, DerivationResult};
 use nivis_eval::IoError;
 use nivis_formats::derivation::downstream_placeholder;
 use nivis_formats::{
-    Derivation, DerivationError, DerivationOutput, FileIngestionMethod, Hash, HashAlgorithm, StorePath,
+    Derivation, DerivationError, DerivationOutput, FileIngestionMethod, Hash, HashAlgorithm, HashPart, StorePath,
     StorePathError, StorePathSet, check_name,
 };
 use nivis_store::{ClosureOptions, compute_closure};
@@ -135,7 +135,19 @@ pub(crate) fn derivation_strict(io: &StoreEvalIO, request: DerivationRequest) ->
     // Only the output names are kept: the hash of this derivation is in the
     // cache already, and `=drv` contexts need nothing else (a large evaluation
     // would otherwise hold every derivation's environment until it ends).
-    io.computed_outputs.borrow_mut().insert(drv_path.clone(), drv.outputs.keys().cloned().collect());
+    let names = {
+        let mut lists = io.output_name_lists.borrow_mut();
+        let names: Vec<String> = drv.outputs.keys().cloned().collect();
+        match lists.get(names.as_slice()) {
+            Some(shared) => shared.clone(),
+            None => {
+                let list: std::sync::Arc<[String]> = names.into();
+                lists.insert(list.clone());
+                list
+            }
+        }
+    };
+    io.computed_outputs.borrow_mut().insert(HashPart::of(&drv_path), names);
     Ok(DerivationResult { drv_path: store_dir.print_path(&drv_path), outputs })
 }
 
@@ -150,7 +162,7 @@ fn add_context_inputs(io: &StoreEvalIO, context: &[String], drv: &mut Derivation
                 .map_err(store_error)?;
             for path in closure {
                 if path.is_derivation() {
-                    let outputs: BTreeSet<String> = match io.computed_outputs.borrow().get(&path) {
+                    let outputs: BTreeSet<String> = match io.computed_outputs.borrow().get(&HashPart::of(&path)) {
                         Some(names) => names.iter().cloned().collect(),
                         None => read_derivation(io, &path)?.outputs.keys().cloned().collect(),
                     };

@@ -30,12 +30,13 @@ pub use restrict::EvalRestrictions;
 pub type IfdBuilder = Box<dyn Fn(&dyn Store, &StorePath, &str) -> Result<(), IoError>>;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::path::{Path, PathBuf};
 
 use nivis_eval::io::{DerivationRequest, DerivationResult, FetchValue, FileType, PathFilter};
 use nivis_eval::{EvalIO, FsIO, IoError};
-use nivis_formats::{DrvHashCache, StoreDir, StorePath, StorePathBuildHasher, StorePathSet};
+use nivis_formats::{DrvHashCache, HashPart, StoreDir, StorePath, StorePathBuildHasher, StorePathSet};
 use nivis_store::Store;
 
 /// An [`EvalIO`] over a store: the real file system for reading, the store for
@@ -47,8 +48,11 @@ pub struct StoreEvalIO {
     /// Hash modulo of every derivation met so far (CppNix's `drvHashes`).
     drv_hashes: RefCell<DrvHashCache>,
     /// Output names of the derivations computed in this evaluation, by path,
-    /// for `=drv` contexts in read-only mode.
-    computed_outputs: RefCell<HashMap<StorePath, Vec<String>, StorePathBuildHasher>>,
+    /// for `=drv` contexts in read-only mode. One entry per derivation, so
+    /// keyed by hash part (no text of its own) and with the few distinct lists
+    /// of names shared (`output_name_lists`).
+    computed_outputs: RefCell<HashMap<HashPart, Arc<[String]>, StorePathBuildHasher>>,
+    output_name_lists: RefCell<HashSet<Arc<[String]>>>,
     /// Reused for the `.drv` text of each derivation (see `derivation_strict`).
     aterm_buffer: RefCell<Vec<u8>>,
     restrictions: RefCell<EvalRestrictions>,
@@ -66,6 +70,7 @@ impl StoreEvalIO {
             fs: FsIO,
             drv_hashes: RefCell::new(DrvHashCache::new()),
             computed_outputs: RefCell::new(HashMap::default()),
+            output_name_lists: RefCell::new(HashSet::new()),
             aterm_buffer: RefCell::new(Vec::new()),
             restrictions: RefCell::new(EvalRestrictions::default()),
             ifd_builder: RefCell::new(None),
