@@ -313,7 +313,6 @@ pub struct Lexer<'a> {
     pos: usize,
     file: u32,
     states: Vec<State>,
-    pub tokens: Vec<Token>,
     /// Where the token being lexed starts (after skipped whitespace).
     tok_start: usize,
     /// Where the last lexeme (token, whitespace run or comment) started: the end
@@ -322,23 +321,42 @@ pub struct Lexer<'a> {
 }
 
 impl<'a> Lexer<'a> {
+    /// A lexer at the start of `src` (registered as file `file`).
+    pub fn new(src: &'a [u8], file: u32) -> Lexer<'a> {
+        Lexer { src, pos: 0, file, states: vec![State::Default], tok_start: 0, last_start: 0 }
+    }
+
+    /// Every token of `src`, through the end of file.
     pub fn tokenize(src: &'a [u8], file: u32) -> Result<Vec<Token>, ParseError> {
-        let mut lx =
-            Lexer { src, pos: 0, file, states: vec![State::Default], tokens: Vec::new(), tok_start: 0, last_start: 0 };
+        let mut lx = Lexer::new(src, file);
+        let mut tokens = Vec::new();
         loop {
-            lx.tok_start = lx.pos;
-            let tok = lx.next()?;
-            // Current CppNix reports an unexpected end of file at the very end
-            // (2.8: where the last lexeme started).
-            let eof = matches!(tok, Tok::Eof);
-            let start = if eof { lx.src.len() } else { lx.tok_start };
-            lx.last_start = start;
-            lx.tokens.push(Token { tok, start: start as u32, end: lx.pos as u32 });
+            let token = lx.next_token()?;
+            let eof = matches!(token.tok, Tok::Eof);
+            tokens.push(token);
             if eof {
-                break;
+                return Ok(tokens);
             }
         }
-        Ok(lx.tokens)
+    }
+
+    /// The next token (after the end of file, the end of file again). The
+    /// parser asks for tokens as it goes, as CppNix's parser asks its lexer,
+    /// so a file is never held as tokens in full.
+    #[inline]
+    pub fn next_token(&mut self) -> Result<Token, ParseError> {
+        self.tok_start = self.pos;
+        let tok = self.next()?;
+        // Current CppNix reports an unexpected end of file at the very end
+        // (2.8: where the last lexeme started).
+        let start = if matches!(tok, Tok::Eof) { self.src.len() } else { self.tok_start };
+        self.last_start = start;
+        Ok(Token { tok, start: start as u32, end: self.pos as u32 })
+    }
+
+    /// Where the token being lexed (or the last one) starts.
+    pub fn token_start(&self) -> usize {
+        self.tok_start
     }
 
     fn err(&self, at: usize, msg: impl Into<String>) -> ParseError {

@@ -16,8 +16,30 @@ use crate::pos::Pos;
 use crate::symbol::{FxBuild, Sym};
 use crate::value::{NixString, Value};
 
+/// How many tokens past the current one the parser looks at (deciding
+/// whether `{` opens formals takes three).
+const LOOKAHEAD: usize = 3;
+
+/// The ring of tokens the parser sees: a power of two of at least the current
+/// token, the two before it and the [`LOOKAHEAD`] after it.
+const RING: usize = 8;
+const _: () = assert!(RING.is_power_of_two() && RING >= LOOKAHEAD + 3);
+
 pub struct Parser<'a> {
-    tokens: Vec<Token>,
+    lexer: Lexer<'a>,
+    /// Token `j` is in `ring[j % RING]` while `i - 2 <= j <= i + LOOKAHEAD`
+    /// (the two before the current one `i` are kept for `unbump` and the
+    /// previous token's position). A file's tokens take several times its
+    /// size, so they are lexed as the parser advances, as CppNix's parser asks
+    /// its lexer, rather than all at once.
+    ring: [Token; RING],
+    /// How many tokens have been lexed.
+    lexed: usize,
+    /// The index of the last token (the end of file), once lexed.
+    last: Option<usize>,
+    /// A lexical error and where its token starts: the tokens end there with
+    /// an end-of-file token, and a parse that reaches it reports this error.
+    lex_error: Option<(ParseError, u32)>,
     i: usize,
     file: u32,
     base_dir: &'a Path,
@@ -47,13 +69,16 @@ pub fn parse(src: &[u8], file: u32, base_dir: &Path) -> Result<Expr, ParseError>
 
 /// [`parse`], with the experimental syntax in `features` accepted.
 pub fn parse_with_features(src: &[u8], file: u32, base_dir: &Path, features: Features) -> Result<Expr, ParseError> {
-    let tokens = Lexer::tokenize(src, file)?;
     let home = std::env::var_os("HOME").map(|h| {
         use std::os::unix::ffi::OsStrExt;
         h.as_bytes().to_vec()
     });
     let mut p = Parser {
-        tokens,
+        lexer: Lexer::new(src, file),
+        ring: std::array::from_fn(|_| Token { tok: Tok::Eof, start: 0, end: 0 }),
+        lexed: 0,
+        last: None,
+        lex_error: None,
         i: 0,
         file,
         base_dir,
@@ -63,11 +88,22 @@ pub fn parse_with_features(src: &[u8], file: u32, base_dir: &Path, features: Fea
         cursed_or: None,
         pipe_operators: features.pipe_operators,
     };
-    let e = p.parse_expr()?;
-    if p.peek() != &Tok::Eof {
-        return Err(p.unexpected_expecting("end of file"));
+    p.fill();
+    let result = p.parse_expr().and_then(|e| {
+        if p.peek() != &Tok::Eof {
+            return Err(p.unexpected_expecting("end of file"));
+        }
+        Ok(e)
+    });
+    match p.lex_error.take() {
+        None => result,
+        // A parse that got as far as the bad token stopped there: the lexical
+        // error is the one to report (an error found earlier stands).
+        Some((lex_error, start)) => match result {
+            Err(parse_error) if parse_error.pos < Pos::new(file, start) => Err(parse_error),
+            _ => Err(lex_error),
+        },
     }
-    Ok(e)
 }
 
 /// CppNix's `makeCall` for the pipe operators: an argument piped into a call
@@ -178,17 +214,52 @@ fn const_str(s: Vec<u8>) -> Expr {
 }
 
 impl<'a> Parser<'a> {
+    /// Lexes up to [`LOOKAHEAD`] tokens past the current one.
+    #[inline]
+    fn fill(&mut self) {
+        if self.last.is_none() && self.lexed <= self.i + LOOKAHEAD {
+            self.lex_ahead();
+        }
+    }
+    #[inline(never)]
+    fn lex_ahead(&mut self) {
+        while self.last.is_none() && self.lexed <= self.i + LOOKAHEAD {
+            let token = match self.lexer.next_token() {
+                Ok(token) => token,
+                Err(error) => {
+                    let start = self.lexer.token_start() as u32;
+                    self.lex_error = Some((error, start));
+                    Token { tok: Tok::Eof, start, end: start }
+                }
+            };
+            if matches!(token.tok, Tok::Eof) {
+                self.last = Some(self.lexed);
+            }
+            self.ring[self.lexed % RING] = token;
+            self.lexed += 1;
+        }
+    }
+    /// The token at index `j`, which must be in the ring.
+    #[inline]
+    fn token(&self, j: usize) -> &Token {
+        debug_assert!(j < self.lexed && j + 2 >= self.i && j <= self.i + LOOKAHEAD);
+        &self.ring[j % RING]
+    }
     fn peek(&self) -> &Tok {
-        &self.tokens[self.i].tok
+        &self.token(self.i).tok
     }
     /// The bytes of the identifier token at index `j` (its source span).
     fn id_at(&self, j: usize) -> &'a [u8] {
-        let t = &self.tokens[j];
+        let t = self.token(j);
         &self.src[t.start as usize..t.end as usize]
     }
     fn peek_at(&self, n: usize) -> &Tok {
-        let j = (self.i + n).min(self.tokens.len() - 1);
-        &self.tokens[j].tok
+        debug_assert!(n <= LOOKAHEAD);
+        let j = match self.last {
+            Some(last) => (self.i + n).min(last),
+            None => self.i + n,
+        };
+        &self.token(j).tok
     }
     /// Current CppNix's deprecation warning (NixOS/nix#11121) for an `f or`
     /// just parsed as an argument, a list element or an `or` default, where
@@ -211,13 +282,14 @@ impl<'a> Parser<'a> {
     }
 
     fn pos(&self) -> Pos {
-        Pos::new(self.file, self.tokens[self.i].start)
+        Pos::new(self.file, self.token(self.i).start)
     }
     fn bump(&mut self) -> Tok {
-        let t = self.tokens[self.i].tok.clone();
-        self.advanced = self.i + 1 < self.tokens.len();
+        let t = self.token(self.i).tok.clone();
+        self.advanced = self.last != Some(self.i);
         if self.advanced {
             self.i += 1;
+            self.fill();
         }
         t
     }
@@ -621,7 +693,7 @@ impl<'a> Parser<'a> {
             Tok::OrKw => {
                 // `f or`: CppNix applies `f` to a variable named `or` (nixpkgs once
                 // had a function of that name).
-                let or_end = self.tokens[self.i].end;
+                let or_end = self.token(self.i).end;
                 self.bump();
                 self.cursed_or = Some((pos, pos.file_and_offset().map_or(0, |(_, o)| o), or_end));
                 // CppNix gives the variable the position of the whole rule.
@@ -675,7 +747,7 @@ impl<'a> Parser<'a> {
 
     /// After `"`: string parts through the closing `"`.
     fn parse_string_body(&mut self) -> Result<Expr, ParseError> {
-        let pos = Pos::new(self.file, self.tokens[self.i.saturating_sub(1)].start);
+        let pos = Pos::new(self.file, self.token(self.i.saturating_sub(1)).start);
         let mut parts: Vec<(Pos, Expr)> = Vec::new();
         let mut literal_only = true;
         loop {

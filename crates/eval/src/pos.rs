@@ -32,7 +32,7 @@ thread_local! {
 }
 
 /// A position in a registered source.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Hash)]
 pub struct Pos(u32);
 
 /// A position resolved to line and column (both 1-based).
