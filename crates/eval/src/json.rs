@@ -48,10 +48,39 @@ pub fn plain_json_prefix(s: &[u8]) -> usize {
         }
         i += 8;
     }
-    while i < s.len() && s[i] >= 0x20 && s[i] != b'"' && s[i] != b'\\' {
+    while i < s.len() && PLAIN_JSON_BYTE[s[i] as usize] {
         i += 1;
     }
     i
+}
+
+/// Whether a JSON string holds the byte as it is (see [`plain_json_prefix`]).
+static PLAIN_JSON_BYTE: [bool; 256] = {
+    let mut table = [true; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = false;
+        b += 1;
+    }
+    table[b'"' as usize] = false;
+    table[b'\\' as usize] = false;
+    table
+};
+
+/// The elements of `stack` above `base`, moved into a vector of their exact
+/// size in one copy (`split_off` hands over the whole buffer when `base` is
+/// 0, and collecting a `drain` moved them one by one).
+fn take_above<T>(stack: &mut Vec<T>, base: usize) -> Vec<T> {
+    let n = stack.len() - base;
+    let mut out = Vec::with_capacity(n);
+    // SAFETY: the `n` elements are moved (bitwise) from the stack's tail to
+    // the new vector, then the stack forgets them: each is owned once.
+    unsafe {
+        std::ptr::copy_nonoverlapping(stack.as_ptr().add(base), out.as_mut_ptr(), n);
+        stack.set_len(base);
+        out.set_len(n);
+    }
+    out
 }
 
 /// A short hash of a string's bytes, to pick a slot in `P`'s tables.
@@ -95,7 +124,7 @@ impl<'a> P<'a> {
                     self.attrs.truncate(base);
                 }
                 result?;
-                let mut entries: Vec<Attr> = self.attrs.drain(base..).collect();
+                let mut entries = take_above(&mut self.attrs, base);
                 // Sorted by symbol; of a repeated key the last value wins.
                 entries.sort_by_key(|a| a.name);
                 entries.dedup_by(|later, earlier| {
@@ -120,7 +149,7 @@ impl<'a> P<'a> {
                     self.items.truncate(base);
                 }
                 result?;
-                Ok(Value::list(self.items.drain(base..).collect()))
+                Ok(Value::list(take_above(&mut self.items, base)))
             }
             b'"' => {
                 let bytes = self.string()?;

@@ -324,6 +324,22 @@ fn name_prefix(name: &[u8]) -> u64 {
 /// A JSON string literal, escaped as CppNix 2.8 escapes it.
 pub fn json_string(s: &[u8], out: &mut Vec<u8>) {
     out.reserve(s.len() + 2);
+    let plain = crate::json::plain_json_prefix(s);
+    if plain == s.len() {
+        // Most strings need no escape: the quotes and the bytes, written
+        // into the room just reserved.
+        let len = out.len();
+        // SAFETY: `reserve` made room for `s.len() + 2` more bytes, all of
+        // which are written before the length is set.
+        unsafe {
+            let at = out.as_mut_ptr().add(len);
+            *at = b'"';
+            std::ptr::copy_nonoverlapping(s.as_ptr(), at.add(1), s.len());
+            *at.add(1 + s.len()) = b'"';
+            out.set_len(len + s.len() + 2);
+        }
+        return;
+    }
     out.push(b'"');
     // Runs of bytes that need no escape are found eight at a time and copied whole.
     let mut rest = s;
