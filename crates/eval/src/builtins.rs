@@ -554,8 +554,10 @@ fn prim_list_to_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     // As CppNix: every element's name first, then, in name order, the value
     // of the first element of each name (a later duplicate's value is never
     // looked at). Each element's `value` attribute (found, not forced) is
-    // kept with its name and list index; `missing` marks an element without one.
-    let mut named: Vec<(Attr, u32, bool)> = Vec::with_capacity(len);
+    // kept with its name, in list order; `missing` lists the indices of the
+    // elements without one.
+    let mut named: Vec<Attr> = Vec::with_capacity(len);
+    let mut missing: Vec<u32> = Vec::new();
     for index in 0..len {
         let item = match &mut owned {
             Ok(items) => std::mem::replace(&mut items[index], Value::Null),
@@ -574,20 +576,35 @@ fn prim_list_to_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
             })
         })?;
         let name = Sym::new(name.as_bytes());
-        named.push(match entry.find(e.s.value) {
-            Some(value) => (Attr { name, value: value.value.clone(), pos: value.pos }, index as u32, false),
-            None => (Attr { name, value: Value::Null, pos: Pos::NONE }, index as u32, true),
-        });
+        match entry.find(e.s.value) {
+            Some(value) => named.push(Attr { name, value: value.value.clone(), pos: value.pos }),
+            None => {
+                missing.push(index as u32);
+                named.push(Attr { name, value: Value::Null, pos: Pos::NONE });
+            }
+        }
     }
     drop(owned);
-    // One sort by (name, index), then the first definition of each name wins
-    // (sorted insertion would move O(n) entries per name arriving out of order).
-    named.sort_unstable_by_key(|(attr, index, _)| (attr.name, *index));
-    named.dedup_by_key(|(attr, _, _)| attr.name);
-    if named.iter().any(|(_, _, missing)| *missing) {
+    // Fresh names (`listToAttrs (genList ...)`, a package set) arrive in
+    // symbol order, as they were interned: then the entries are the set as
+    // they are. Otherwise one sort of (name, index) pairs, the first
+    // definition of each name winning (sorted insertion would move O(n)
+    // entries per name arriving out of order). An element without a value
+    // is an error only as the first of its name.
+    if named.windows(2).all(|w| w[0].name < w[1].name) {
+        if !missing.is_empty() {
+            return Err(missing_attr(e.s.value, PAIR));
+        }
+        return Ok(Value::attrs(Attrs::from_sorted(named)));
+    }
+    let mut order: Vec<(Sym, u32)> = named.iter().enumerate().map(|(index, attr)| (attr.name, index as u32)).collect();
+    order.sort_unstable();
+    order.dedup_by_key(|(name, _)| *name);
+    if !missing.is_empty() && order.iter().any(|(_, index)| missing.binary_search(index).is_ok()) {
         return Err(missing_attr(e.s.value, PAIR));
     }
-    Ok(Value::attrs(Attrs::from_sorted(named.into_iter().map(|(attr, _, _)| attr).collect())))
+    let attrs = order.iter().map(|&(_, index)| named[index as usize].clone()).collect();
+    Ok(Value::attrs(Attrs::from_sorted(attrs)))
 }
 
 /// The elements of `list`, just forced from `arg`, as a vector this call owns
@@ -1091,6 +1108,23 @@ fn prim_to_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
             Err(error)
         }
     }
+}
+
+/// `toString v` appended to a string being built, as `prim_to_string` and
+/// then the append would, without a string value of its own in between
+/// (`"attr${toString i}"`): the same coercion and the same error frames; the
+/// caller adds the call's frame, as `call_primop` does.
+pub(crate) fn to_string_into(e: &mut Eval, v: &Value, buf: &mut Vec<u8>, ctx: &mut Context) -> Result<()> {
+    let v = e.force(v, Pos::NONE)?;
+    e.coerce_to_string_into(&v, Pos::NONE, Coerce { more: true, copy_to_store: false }, buf, ctx).map_err(|mut error| {
+        // As `prim_to_string` (whose coercion names the argument).
+        if !matches!(v, Value::String(_) | Value::Int(_))
+            && (matches!(v, Value::List(_)) || (error.kind == ErrorKind::Type && error.trace.is_empty()))
+        {
+            error.trace.push(TraceFrame::new(Pos::NONE, "while evaluating the first argument passed to builtins.toString"));
+        }
+        error
+    })
 }
 
 fn prim_concat_strings_sep(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {

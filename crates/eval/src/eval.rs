@@ -948,6 +948,27 @@ impl Eval {
         sym
     }
 
+    /// A part `${toString x}` of an interpolation, `toString` being the
+    /// built-in: `x`'s string appended straight to `buf` (what the built-in
+    /// would return, then be appended), with no string value in between.
+    /// False, with nothing evaluated but a variable, for any other part.
+    #[inline]
+    fn append_to_string_call(&mut self, part: &'static Expr, env: &Rc<Env>, buf: &mut Vec<u8>, ctx: &mut Context) -> Result<bool> {
+        let Expr::Call { func, args, pos } = part else { return Ok(false) };
+        let ([arg], Expr::Var(_)) = (&args[..], &**func) else { return Ok(false) };
+        // A variable: looking it up again on the general path costs no effect.
+        let Value::PrimOp(op) = self.eval_operand(func, env)? else { return Ok(false) };
+        if op.name != "toString" {
+            return Ok(false);
+        }
+        // The argument as the call would pass it (a thunk unless it is a
+        // constant or a variable), forced by the built-in's code, whose
+        // failures get the call's frame.
+        let arg = self.maybe_thunk_arg(arg, env);
+        builtins::to_string_into(self, &arg, buf, ctx).map_err(|e| primop_call_failed(op, e, *pos))?;
+        Ok(true)
+    }
+
     /// An interpolated attribute name (`set."attr${toString i}"`,
     /// `{ "k${n}" = v; }`), built in a scratch buffer and interned from there:
     /// no string value is made (as `eval_concat` would, then dropped at once).
@@ -975,6 +996,7 @@ impl Eval {
         for (part_pos, part) in parts {
             let v = match first.take() {
                 Some(v) => v,
+                None if self.append_to_string_call(part, env, &mut buf, &mut ctx)? => continue,
                 None => self.eval_operand(part, env)?,
             };
             let opts = Coerce { more: false, copy_to_store: true };
@@ -1402,6 +1424,7 @@ impl Eval {
         for (i, (part_pos, part)) in parts.iter().enumerate() {
             let v = match given.next() {
                 Some(v) => v,
+                None if force_string && self.append_to_string_call(part, env, &mut buf, &mut ctx)? => continue,
                 None => self.eval_operand(part, env)?,
             };
             if i == 0 && !force_string {
