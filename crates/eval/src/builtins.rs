@@ -691,26 +691,36 @@ fn prim_map_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 fn prim_zip_attrs_with(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     e.force_function(&a[0], p).context("while evaluating the first argument passed to builtins.zipAttrsWith")?;
     let list = e.force_list(&a[1], p).context("while evaluating the second argument passed to builtins.zipAttrsWith")?;
-    let mut groups: Vec<(Sym, Vec<Value>)> = Vec::new();
-    let mut index: std::collections::HashMap<Sym, usize> = std::collections::HashMap::new();
+    // Every set's attributes in list order, then a stable sort by name: each
+    // name's values stay in the order of the sets (the sets are sorted by
+    // name already, so this is a merge of runs, with no hashing).
+    let mut entries: Vec<(Sym, Value)> = Vec::new();
     for item in list.iter() {
         let attrs = e
             .force_attrs(item, p)
             .context("while evaluating a value of the list passed as second argument to builtins.zipAttrsWith")?;
-        for x in attrs.iter() {
-            let i = *index.entry(x.name).or_insert_with(|| {
-                groups.push((x.name, Vec::new()));
-                groups.len() - 1
-            });
-            groups[i].1.push(x.value.clone());
+        entries.extend(attrs.iter().map(|x| (x.name, x.value.clone())));
+    }
+    entries.sort_by_key(|(name, _)| *name);
+    let mut lists = Vec::new();
+    let mut entries = entries.into_iter().peekable();
+    while let Some((name, first)) = entries.next() {
+        let mut values = vec![first];
+        while let Some((_, v)) = entries.next_if(|(n, _)| *n == name) {
+            values.push(v);
         }
+        lists.push(Attr { name, value: Value::list(values), pos: Pos::NONE });
     }
-    let mut out = Attrs::with_capacity(groups.len());
-    for (name, values) in groups {
-        let partial = Value::apply_thunk(a[0].clone(), Value::string(name.as_bytes()));
-        out.push(Attr { name, value: Value::apply_thunk(partial, Value::list(values)), pos: Pos::NONE });
+    // Each attribute is `f name values`, one lazy application sharing the
+    // function and the set of lists, as `mapAttrs` makes its attributes
+    // (CppNix's two applications, `f name` then its list).
+    let lists = Rc::new(Attrs::from_sorted(lists));
+    let call = Rc::new(MapAttrsCall { func: a[0].clone(), attrs: lists.clone() });
+    let mut out = Attrs::with_capacity(lists.len());
+    for (index, x) in lists.iter().enumerate() {
+        let value = Value::thunk(ThunkState::ApplyToAttr { call: call.clone(), index: index as u32 });
+        out.push(Attr { name: x.name, value, pos: Pos::NONE });
     }
-    out.sort();
     Ok(Value::attrs(out))
 }
 

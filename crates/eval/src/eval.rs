@@ -809,9 +809,23 @@ impl Eval {
     }
 
     /// A built-in applied to argument expressions, with the arguments on the stack.
+    /// Two or three arguments (nearly every built-in of more than one) go in
+    /// a fixed array: no length to keep, and no loop to drop them.
     fn call_primop_exprs(&mut self, op: &'static builtins::PrimOp, args: &'static [Expr], pos: Pos, env: &Rc<Env>) -> Result<Value> {
-        let argv: smallvec::SmallVec<[Value; 4]> = args.iter().map(|a| self.maybe_thunk_arg(a, env)).collect();
-        self.call_primop(op, &argv, pos)
+        match args {
+            [a, b] => {
+                let argv = [self.maybe_thunk_arg(a, env), self.maybe_thunk_arg(b, env)];
+                self.call_primop(op, &argv, pos)
+            }
+            [a, b, c] => {
+                let argv = [self.maybe_thunk_arg(a, env), self.maybe_thunk_arg(b, env), self.maybe_thunk_arg(c, env)];
+                self.call_primop(op, &argv, pos)
+            }
+            _ => {
+                let argv: smallvec::SmallVec<[Value; 4]> = args.iter().map(|a| self.maybe_thunk_arg(a, env)).collect();
+                self.call_primop(op, &argv, pos)
+            }
+        }
     }
 
     #[inline(never)]
