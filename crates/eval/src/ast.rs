@@ -179,6 +179,11 @@ pub struct Formal {
 pub struct Formals {
     pub entries: Vec<Formal>,
     pub ellipsis: bool,
+    /// The attributes of `builtins.functionArgs` of this function in name
+    /// order, made on its first call: always the same, and asked for once per
+    /// package by `callPackage`. Each call still gets a set of its own (a
+    /// shared one would print as «repeated» where CppNix prints it again).
+    pub function_args: std::cell::OnceCell<Vec<crate::value::Attr>>,
 }
 
 pub struct Lambda {

@@ -727,15 +727,21 @@ fn prim_zip_attrs_with(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 fn prim_function_args(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let f = e.force(&a[0], p)?;
     match &f {
-        Value::Lambda(c) => {
-            let mut out = Attrs::with_capacity(c.lambda.formals.as_ref().map_or(0, |f| f.entries.len()));
-            if let Some(formals) = &c.lambda.formals {
-                for formal in &formals.entries {
-                    out.insert(formal.name, Value::Bool(formal.default.is_some()), formal.pos);
-                }
+        Value::Lambda(c) => match &c.lambda.formals {
+            Some(formals) => {
+                let sorted = formals.function_args.get_or_init(|| {
+                    let mut out: Vec<Attr> = formals
+                        .entries
+                        .iter()
+                        .map(|formal| Attr { name: formal.name, value: Value::Bool(formal.default.is_some()), pos: formal.pos })
+                        .collect();
+                    out.sort_by_key(|attr| attr.name);
+                    out
+                });
+                Ok(Value::attrs(Attrs::from_sorted(sorted.clone())))
             }
-            Ok(Value::attrs(out))
-        }
+            None => Ok(Value::attrs(Attrs::new())),
+        },
         Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(Value::attrs(Attrs::new())),
         // CppNix's own wording (a functor set is not a function here).
         _ => Err(crate::error::EvalError::new(crate::error::ErrorKind::Type, "'functionArgs' requires a function", p)),

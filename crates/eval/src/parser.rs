@@ -551,7 +551,7 @@ impl<'a> Parser<'a> {
                 _ => return Err(self.unexpected()),
             }
         }
-        Ok(Formals { entries, ellipsis })
+        Ok(Formals { entries, ellipsis, function_args: Default::default() })
     }
 
     fn infix(&self) -> Option<(u8, u8)> {
