@@ -137,6 +137,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn expr(&mut self, e: &mut Expr) -> Result<(), ParseError> {
+        fit(e);
         if matches!(e, Expr::Neg { .. } | Expr::BinOp { op: BinOp::Lt | BinOp::Sub | BinOp::Mul | BinOp::Div, .. }) {
             self.desugar_shadowed(e);
         }
@@ -269,5 +270,28 @@ impl<'a> Resolver<'a> {
             }
             Ok(())
         })
+    }
+}
+
+/// Gives back the spare capacity of `e`'s own vectors: the parser grows them
+/// by doubling (a call's arguments start with room for four), and the tree is
+/// kept for the whole evaluation, so the slack of a large file's syntax tree
+/// would otherwise be a good part of its memory.
+fn fit(e: &mut Expr) {
+    match e {
+        Expr::Select { path, .. } | Expr::HasAttr { path, .. } => path.shrink_to_fit(),
+        Expr::Attrs(a) | Expr::Let { attrs: a, .. } => {
+            a.attrs.shrink_to_fit();
+            a.dynamic.shrink_to_fit();
+            a.inherit_from.shrink_to_fit();
+        }
+        Expr::List(items) | Expr::Call { args: items, .. } => items.shrink_to_fit(),
+        Expr::Lambda(l) => {
+            if let Some(f) = &mut l.formals {
+                f.entries.shrink_to_fit();
+            }
+        }
+        Expr::ConcatStrings { parts, .. } => parts.shrink_to_fit(),
+        _ => {}
     }
 }
