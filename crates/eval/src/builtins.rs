@@ -499,21 +499,21 @@ fn prim_attr_values(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 fn prim_get_attr(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let name = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.getAttr")?;
     let attrs = e.force_attrs(&a[1], p).context("while evaluating the second argument passed to builtins.getAttr")?;
-    let v = required_attr(&attrs, Sym::new(name.as_bytes()), "in the attribute set under consideration")?;
+    let v = required_attr(&attrs, e.name_sym(&name), "in the attribute set under consideration")?;
     e.force(&v, p)
 }
 
 fn prim_has_attr(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let name = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.hasAttr")?;
     let attrs = e.force_attrs(&a[1], p).context("while evaluating the second argument passed to builtins.hasAttr")?;
-    Ok(bool_v(attrs.get(Sym::new(name.as_bytes())).is_some()))
+    Ok(bool_v(attrs.get(e.name_sym(&name)).is_some()))
 }
 
 fn prim_unsafe_get_attr_pos(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let name =
         e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.unsafeGetAttrPos")?;
     let attrs = e.force_attrs(&a[1], p).context("while evaluating the second argument passed to builtins.unsafeGetAttrPos")?;
-    match attrs.find(Sym::new(name.as_bytes())) {
+    match attrs.find(e.name_sym(&name)) {
         Some(attr) => Ok(e.pos_to_value(attr.pos)),
         None => Ok(Value::Null),
     }
@@ -527,7 +527,7 @@ fn prim_remove_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         let s = e
             .force_string_no_ctx(item, p)
             .context("while evaluating the values of the second argument passed to builtins.removeAttrs")?;
-        remove.push(Sym::new(s.as_bytes()));
+        remove.push(e.name_sym(&s));
     }
     // Sorted, so that removing many names from a large set stays n log k.
     remove.sort_unstable();
@@ -656,7 +656,7 @@ fn prim_intersect_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 fn prim_cat_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let name = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.catAttrs")?;
-    let sym = Sym::new(name.as_bytes());
+    let sym = e.name_sym(&name);
     let list = e.force_list(&a[1], p).context("while evaluating the second argument passed to builtins.catAttrs")?;
     let mut out = Vec::new();
     for item in list.iter() {

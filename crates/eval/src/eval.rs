@@ -944,12 +944,13 @@ impl Eval {
     /// The symbol of a string (without a context) used as an attribute name.
     /// The names a program looks up by value are mostly the same few string
     /// values over and over (`bothHave = k: opt.options ? ${k}` called with
-    /// constants, the strings `attrNames` shares per symbol): a small table
+    /// constants, the strings `attrNames` shares per symbol, the constant
+    /// names given to `removeAttrs`, `catAttrs`, `getAttr`, `hasAttr`): a small table
     /// by the string's address remembers their symbols, so those skip
     /// hashing and probing the symbol table. An entry holds its string, so
     /// the address cannot be reused by another while it is there.
     #[inline]
-    fn name_sym(&mut self, s: &NixString) -> Sym {
+    pub(crate) fn name_sym(&mut self, s: &NixString) -> Sym {
         let addr = NixString::as_ptr(s) as usize;
         let slot = &mut self.name_syms[(addr >> 4 ^ addr >> 12) & (NAME_SYMS - 1)];
         if let (Some(known), sym) = slot {
