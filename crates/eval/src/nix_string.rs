@@ -185,14 +185,18 @@ impl NixString {
     }
 
     /// Frees the block and what it owns: out of line, so that a drop
-    /// stays a decrement and a compare where it is inlined.
+    /// stays a decrement and a compare where it is inlined. It takes the
+    /// block's address, not the handle: a handle passed by reference would
+    /// have to sit in memory, and so would every [`crate::Value`] dropped
+    /// (their drop otherwise keeps tag and pointer in registers).
     #[inline(never)]
-    unsafe fn free(&mut self) {
-        let meta = self.meta();
+    unsafe fn free(block: NonNull<u8>) {
+        let p = block.as_ptr();
+        // SAFETY: the block is live until it is given back below.
+        let meta = unsafe { (p.add(4) as *const u32).read() };
         let len = meta & !CONTEXT_FLAG;
         let has_context = meta & CONTEXT_FLAG != 0;
         let start = payload_start(has_context);
-        let p = self.block.as_ptr();
         // SAFETY: the last reference; each owned part is released once.
         unsafe {
             if has_context {
@@ -227,7 +231,7 @@ impl Drop for NixString {
         let count = self.count().get();
         if count == 1 {
             // SAFETY: this was the last reference.
-            unsafe { self.free() }
+            unsafe { NixString::free(self.block) }
         } else {
             self.count().set(count - 1);
         }
