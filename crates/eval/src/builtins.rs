@@ -2098,7 +2098,18 @@ fn prim_flake_ref_to_string(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
 
 fn prim_from_json(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let s = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.fromJSON")?;
-    crate::json::from_json(s.as_bytes()).map_err(|m| eval_error(m, p)).trace(Pos::NONE, || "while decoding a JSON string".into())
+    crate::json::from_json(s.as_bytes()).map_err(|message| {
+        // CppNix adds this frame to its JSON library's errors (its
+        // `JSONParseError`) only: a number out of Nix's integer range and a
+        // string with a NUL byte are refused by its own value builder,
+        // without it.
+        let library_error = message.starts_with("[json.exception");
+        let mut error = eval_error(message, p);
+        if library_error {
+            error.trace.push(TraceFrame::new(Pos::NONE, "while decoding a JSON string"));
+        }
+        error
+    })
 }
 
 fn prim_from_toml(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
