@@ -106,6 +106,21 @@ pub fn parse_with_features(src: &[u8], file: u32, base_dir: &Path, features: Fea
     }
 }
 
+/// What current CppNix's parser says it expected where a binding of a plain
+/// set (`{ ... }`) or of `let ... in` cannot start. Its LALR tables reduce
+/// the bindings so far (or none) to `binds` by default before looking at a
+/// token no binding starts with, and in that state only `inherit` (and for
+/// `let`, `in`) can follow: `{ 1.5 = x; }` is "unexpected floating-point
+/// literal, expecting 'inherit'". `None` for `rec { ... }` and `let { ... }`,
+/// whose attribute-name list stands.
+fn binding_start_expected(end: &Tok, rec: bool) -> Option<&'static str> {
+    match (end, rec) {
+        (Tok::RBrace, false) => Some("'inherit'"),
+        (Tok::In, _) => Some("'in' or 'inherit'"),
+        _ => None,
+    }
+}
+
 /// CppNix's `makeCall` for the pipe operators: an argument piped into a call
 /// joins that call's arguments (`x |> f a` is `f a x`, at `f a`'s position);
 /// anything else is called at the operator.
@@ -1077,6 +1092,11 @@ impl<'a> Parser<'a> {
                 let _ = ipos;
                 self.bump();
                 continue;
+            }
+            if !matches!(self.peek(), Tok::Id | Tok::OrKw | Tok::StrOpen | Tok::DollarCurly) {
+                if let Some(expected) = binding_start_expected(&end, rec) {
+                    return Err(self.unexpected_expecting(expected));
+                }
             }
             let apos = self.pos();
             let path = self.parse_attrpath()?;
