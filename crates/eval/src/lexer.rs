@@ -326,20 +326,6 @@ impl<'a> Lexer<'a> {
         Lexer { src, pos: 0, file, states: vec![State::Default], tok_start: 0, last_start: 0 }
     }
 
-    /// Every token of `src`, through the end of file.
-    pub fn tokenize(src: &'a [u8], file: u32) -> Result<Vec<Token>, ParseError> {
-        let mut lx = Lexer::new(src, file);
-        let mut tokens = Vec::new();
-        loop {
-            let token = lx.next_token()?;
-            let eof = matches!(token.tok, Tok::Eof);
-            tokens.push(token);
-            if eof {
-                return Ok(tokens);
-            }
-        }
-    }
-
     /// The next token (after the end of file, the end of file again). The
     /// parser asks for tokens as it goes, as CppNix's parser asks its lexer,
     /// so a file is never held as tokens in full.
