@@ -528,18 +528,19 @@ impl Eval {
     /// Forces `v` and everything inside it (`deepSeq`, `--strict`).
     pub fn force_deep(&mut self, v: &Value, pos: Pos) -> Result<Value> {
         let mut seen = std::collections::HashSet::new();
+        let v = self.force(v, pos)?;
         self.force_deep_inner(v, pos, &mut seen)
     }
 
-    fn force_deep_inner(&mut self, v: &Value, pos: Pos, seen: &mut std::collections::HashSet<usize>) -> Result<Value> {
-        let v = self.force(v, pos)?;
+    fn force_deep_inner(&mut self, v: Value, pos: Pos, seen: &mut std::collections::HashSet<usize>) -> Result<Value> {
         match &v {
             Value::Attrs(a) => {
                 if !seen.insert(Rc::as_ptr(a) as usize) {
                     return Ok(v);
                 }
                 for attr in a.iter() {
-                    self.force_deep_inner(&attr.value, attr.pos, seen)
+                    self.force_attr_slot(a, attr)
+                        .and_then(|item| self.force_deep_inner(item, attr.pos, seen))
                         .trace(attr.pos, || format!("while evaluating the attribute '{}'", attr.name))?;
                 }
             }
@@ -547,14 +548,48 @@ impl Eval {
                 if !seen.insert(Rc::as_ptr(l) as usize) {
                     return Ok(v);
                 }
-                for (index, item) in l.iter().enumerate() {
-                    self.force_deep_inner(item, pos, seen)
+                for index in 0..l.len() {
+                    self.force_list_slot(l, index, pos)
+                        .and_then(|item| self.force_deep_inner(item, pos, seen))
                         .trace(Pos::NONE, || format!("while evaluating list element at index {index}"))?;
                 }
             }
             _ => {}
         }
         Ok(v)
+    }
+
+    /// Forces the value of `attr`, an entry of `attrs`, and when the entry
+    /// held a thunk, puts the value in its place ([`Attrs::collapse`]): for
+    /// walkers over a whole value (`deepSeq`, `toJSON`), after which the
+    /// thunks would only hold memory. The thunk is copied out of the slot
+    /// before it is forced, as the collapse requires.
+    /// `attr` is a raw pointer: see [`Attrs::collapse`].
+    pub fn force_attr_slot(&mut self, attrs: &Attrs, attr: *const Attr) -> Result<Value> {
+        // SAFETY: `attr` is an entry of `attrs`, which the caller keeps alive;
+        // the reference ends before anything is evaluated.
+        let (thunk, pos) = match unsafe { &*attr } {
+            Attr { value: Value::Thunk(t), pos, .. } => (t.clone(), *pos),
+            Attr { value, .. } => return Ok(value.clone()),
+        };
+        let v = self.force_thunk(&thunk, pos)?;
+        attrs.collapse(attr, &thunk, &v);
+        Ok(v)
+    }
+
+    /// [`Eval::force_attr_slot`] for item `index` of a list (passed as its
+    /// vector: see [`crate::value::collapse_item`]).
+    #[allow(clippy::ptr_arg)]
+    pub fn force_list_slot(&mut self, items: &Vec<Value>, index: usize, pos: Pos) -> Result<Value> {
+        match &items[index] {
+            Value::Thunk(t) => {
+                let t = t.clone();
+                let v = self.force_thunk(&t, pos)?;
+                crate::value::collapse_item(items, index, &t, &v);
+                Ok(v)
+            }
+            v => Ok(v.clone()),
+        }
     }
 
     /// A value for `e` in `env` without evaluating it: constants and already

@@ -368,6 +368,7 @@ pub fn json_string(s: &[u8], out: &mut Vec<u8>) {
 /// `builtins.toJSON` / `--json`: forces the value completely.
 pub fn to_json(e: &mut Eval, v: &Value, pos: Pos, out: &mut Vec<u8>, ctx: &mut Context) -> Result<()> {
     let mut invalid_utf8 = None;
+    let v = e.force(v, pos)?;
     to_json_value(e, v, pos, out, ctx, &mut invalid_utf8)?;
     // Current CppNix builds the whole JSON value first and serialises it
     // through nlohmann::json, whose dump() rejects invalid UTF-8 only then.
@@ -379,17 +380,19 @@ pub fn to_json(e: &mut Eval, v: &Value, pos: Pos, out: &mut Vec<u8>, ctx: &mut C
 
 /// CppNix's `printValueAsJSON`: attributes in name order, each failure framed
 /// with the attribute ("while evaluating attribute 'NAME'", at it) or the list
-/// element ("while evaluating list element at index N").
+/// element ("while evaluating list element at index N"). `v` is forced; the
+/// attributes and items inside are forced here, each slot's thunk replaced by
+/// its value as it is (`Eval::force_attr_slot`): the value converted is
+/// usually kept, and its thunks would only hold memory.
 fn to_json_value(
     e: &mut Eval,
-    v: &Value,
+    v: Value,
     pos: Pos,
     out: &mut Vec<u8>,
     ctx: &mut Context,
     invalid_utf8: &mut Option<String>,
 ) -> Result<()> {
     use crate::eval::AddTrace;
-    let v = e.force(v, pos)?;
     match &v {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
@@ -428,8 +431,9 @@ fn to_json_value(
                 return Ok(());
             }
             if let Some(o) = a.find(e.s.out_path) {
-                let (o, o_pos) = (o.value.clone(), o.pos);
-                return to_json_value(e, &o, o_pos, out, ctx, invalid_utf8);
+                let o_pos = o.pos;
+                let o = e.force_attr_slot(a, o)?;
+                return to_json_value(e, o, o_pos, out, ctx, invalid_utf8);
             }
             out.push(b'{');
             with_sorted_attrs(a, |sorted| -> Result<()> {
@@ -439,7 +443,8 @@ fn to_json_value(
                     }
                     json_string(name, out);
                     out.push(b':');
-                    to_json_value(e, &attr.value, attr.pos, out, ctx, invalid_utf8)
+                    e.force_attr_slot(a, *attr)
+                        .and_then(|item| to_json_value(e, item, attr.pos, out, ctx, invalid_utf8))
                         .trace(attr.pos, || format!("while evaluating attribute '{}'", attr.name))?;
                 }
                 Ok(())
@@ -448,11 +453,12 @@ fn to_json_value(
         }
         Value::List(l) => {
             out.push(b'[');
-            for (i, item) in l.iter().enumerate() {
+            for i in 0..l.len() {
                 if i > 0 {
                     out.push(b',');
                 }
-                to_json_value(e, item, pos, out, ctx, invalid_utf8)
+                e.force_list_slot(l, i, pos)
+                    .and_then(|item| to_json_value(e, item, pos, out, ctx, invalid_utf8))
                     .trace(pos, || format!("while evaluating list element at index {i}"))?;
             }
             out.push(b']');
@@ -964,5 +970,49 @@ fn list_identity(l: &Rc<Vec<Value>>, slot: usize) -> usize {
         slot | 1 << 63
     } else {
         Rc::as_ptr(l) as usize
+    }
+}
+
+#[cfg(test)]
+mod collapse_tests {
+    use crate::value::{Attrs, Value};
+    use crate::{Eval, FsIO, Pos, Settings};
+    use std::rc::Rc as StdRc;
+
+    fn eval(ev: &mut Eval, src: &str) -> Value {
+        let e = ev.parse_string(src, std::path::Path::new("/")).unwrap();
+        ev.eval_expr(e).unwrap()
+    }
+
+    fn set_slots(a: &Attrs) -> Vec<bool> {
+        a.iter().map(|attr| matches!(attr.value, Value::Thunk(_))).collect()
+    }
+
+    /// `deepSeq` and `toJSON` leave values, not forced thunks, in the slots
+    /// they walk, and a thunk shared with another slot or scope still gives
+    /// its value there.
+    #[test]
+    fn walkers_put_values_in_place_of_forced_thunks() {
+        crate::run_with_big_stack(64 << 20, || {
+            let mut ev = Eval::new(StdRc::new(FsIO), Settings::default());
+            let v = eval(&mut ev, "let x = 1 + 1; in { a = x; b = [ x (x + 1) { c = x * 2; } ]; d = x; }");
+            let Value::Attrs(set) = ev.force(&v, Pos::NONE).unwrap() else { panic!("a set") };
+            // `a` and `d` share the let's thunk, `b` is the list's own.
+            assert_eq!(set_slots(&set), vec![true, true, true]);
+            ev.force_deep(&v, Pos::NONE).unwrap();
+            assert_eq!(set_slots(&set), vec![false, false, false]);
+            let Some(Value::List(items)) = set.iter().nth(1).map(|a| a.value.clone()) else { panic!("a list") };
+            assert!(items.iter().all(|item| !matches!(item, Value::Thunk(_))));
+            assert_eq!(crate::print::print_value(&mut ev, &v, true).unwrap(), "{ a = 2; b = [ 2 3 { c = 4; } ]; d = 2; }");
+
+            let v = eval(&mut ev, "let s = { a = 1 + 1; b = [ (2 + 1) ]; }; in [ s s.a (builtins.toJSON s) s ]");
+            let Value::List(outer) = ev.force(&v, Pos::NONE).unwrap() else { panic!("a list") };
+            let json = ev.force(&outer[2], Pos::NONE).unwrap();
+            let Value::String(json) = json else { panic!("a string") };
+            assert_eq!(json.as_bytes(), br#"{"a":2,"b":[3]}"#);
+            let Value::Attrs(s) = ev.force(&outer[0], Pos::NONE).unwrap() else { panic!("a set") };
+            assert_eq!(set_slots(&s), vec![false, false]);
+            let Value::Int(2) = ev.force(&outer[1], Pos::NONE).unwrap() else { panic!("2") };
+        });
     }
 }

@@ -477,6 +477,52 @@ impl Attrs {
             }
         }
     }
+    /// Puts `value` in place of the thunk `t` in the slot of the entry at
+    /// `attr` (an entry of this set, of any of its layers), once `t` has been
+    /// forced to `value`: the thunk's block is then freed unless something
+    /// else holds it (CppNix overwrites a forced thunk in place). Nothing
+    /// changes when the slot no longer holds `t`.
+    ///
+    /// Sets are shared and immutable to everyone else, so this is only for
+    /// walkers over a whole value (`toJSON`, `deepSeq`), under the rule that
+    /// makes it sound: whoever forces a slot copies its thunk out first and
+    /// holds no reference into the slot while evaluating (a reference held
+    /// across evaluation would see the slot change under it; the one case where
+    /// that could matter, a thunk forced while another forcing of it is under
+    /// way, is a black hole or, for builtins' lazy applications, an infinite
+    /// recursion). `attr` is a raw pointer, and the slot is written through the
+    /// entries' buffer pointer: a shared reference to the entry, passed to a
+    /// function, is read-only to the compiler (a first version that wrote
+    /// through one had its store dropped). The old thunk is dropped after the
+    /// slot holds the value.
+    pub fn collapse(&self, attr: *const Attr, t: &Rc<Thunk>, value: &Value) {
+        let mut set = self;
+        let (slot, index) = loop {
+            let start = set.entries.as_ptr();
+            let offset = (attr as usize).wrapping_sub(start as usize);
+            let index = offset / std::mem::size_of::<Attr>();
+            if index < set.entries.len() && offset % std::mem::size_of::<Attr>() == 0 {
+                break (start as *mut Attr, index);
+            }
+            match set.base.as_deref() {
+                Some(base) => set = base,
+                None => return,
+            }
+        };
+        if keeps_thunk(t, value) {
+            return;
+        }
+        // SAFETY: `index` is in bounds of `set`'s buffer (checked above); see
+        // the comment above for why no reference into the slot is alive.
+        let old = unsafe {
+            let slot = &raw mut (*slot.add(index)).value;
+            match &*slot {
+                Value::Thunk(u) if Rc::ptr_eq(u, t) => std::ptr::replace(slot, value.clone()),
+                _ => return,
+            }
+        };
+        drop(old);
+    }
     /// Appends an entry to a flat set under construction (callers keep the
     /// symbol order, or call [`Attrs::sort`] afterwards).
     #[inline]
@@ -539,6 +585,40 @@ impl Attrs {
         }
         sorted
     }
+}
+
+/// Puts `value` in place of the thunk `t` in item `i` of a list, once `t` has
+/// been forced to `value` (as [`Attrs::collapse`] does for a set's entry, under
+/// the same rule).
+/// The list is passed as its vector, whose buffer pointer the slot is written
+/// through (never as a slice reference, which the compiler takes as read-only).
+#[allow(clippy::ptr_arg)]
+pub fn collapse_item(items: &Vec<Value>, i: usize, t: &Rc<Thunk>, value: &Value) {
+    if i >= items.len() || keeps_thunk(t, value) {
+        return;
+    }
+    // SAFETY: as in `Attrs::collapse`: the item is in bounds, written through
+    // the buffer pointer, and the old thunk dropped once the slot is consistent.
+    let old = unsafe {
+        let slot = (items.as_ptr() as *mut Value).add(i);
+        match &*slot {
+            Value::Thunk(u) if Rc::ptr_eq(u, t) => std::ptr::replace(slot, value.clone()),
+            _ => return,
+        }
+    };
+    drop(old);
+}
+
+/// Whether a slot must keep the forced thunk `t` (held by the slot and by its
+/// forcer) rather than take its value: a list of one or two elements that
+/// another holder shares through the thunk. CppNix stores such a list inside
+/// the value that the thunk was, and prints it as «repeated» when it meets that
+/// same value again (see `list_identity` in `print.rs`, which takes the
+/// thunk's address as the list's identity); a slot of its own would print the
+/// list again. An unshared thunk has no other holder to meet.
+#[inline]
+fn keeps_thunk(t: &Rc<Thunk>, value: &Value) -> bool {
+    matches!(value, Value::List(l) if (1..=2).contains(&l.len())) && Rc::strong_count(t) > 2
 }
 
 /// Sets at least this large are searched by interpolation first.
