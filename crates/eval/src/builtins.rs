@@ -1174,7 +1174,8 @@ fn prim_concat_strings_sep(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         }
         e.coerce_to_string_into(x, p, Coerce { more: false, copy_to_store: true }, &mut buf, &mut ctx).map_err(element_frame)?;
     }
-    Ok(Value::string_ctx(buf, ctx))
+    // A large result is adopted where it was built, not copied.
+    Ok(Value::String(NixString::from_vec(buf, ctx)))
 }
 
 fn prim_base_name_of(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {

@@ -135,7 +135,8 @@ pub fn prim_replace_strings(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
             }
         }
         out.extend_from_slice(&bytes[pos..]);
-        return Ok(Value::string_ctx(out, ctx));
+        // A large result is adopted where it was built, not copied.
+        return Ok(Value::String(NixString::from_vec(out, ctx)));
     }
     // Without an empty pattern, only positions holding some pattern's first
     // byte can match: the bytes in between are copied in one go.
@@ -188,7 +189,8 @@ pub fn prim_replace_strings(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
             pos += 1;
         }
     }
-    Ok(Value::string_ctx(out, ctx))
+    // A large result is adopted where it was built, not copied.
+    Ok(Value::String(NixString::from_vec(out, ctx)))
 }
 
 pub fn prim_substring(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
