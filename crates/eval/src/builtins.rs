@@ -598,7 +598,12 @@ fn prim_list_to_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         return Ok(Value::attrs(Attrs::from_sorted(named)));
     }
     let mut order: Vec<(Sym, u32)> = named.iter().enumerate().map(|(index, attr)| (attr.name, index as u32)).collect();
-    order.sort_unstable();
+    // The stable sort (the pairs are distinct, so it orders them as any
+    // sort would) because it merges runs: names mostly fresh but for a few
+    // interned earlier (`p1` in a package set whose functions take `p1`)
+    // are one long run and a few strays, merged in about one pass where the
+    // unstable sort partitioned the whole vector.
+    order.sort();
     order.dedup_by_key(|(name, _)| *name);
     if !missing.is_empty() && order.iter().any(|(_, index)| missing.binary_search(index).is_ok()) {
         return Err(missing_attr(e.s.value, PAIR));
