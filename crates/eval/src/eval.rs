@@ -596,7 +596,7 @@ impl Eval {
     /// bound variables directly, everything else as a thunk (what a set's
     /// attribute or a list's element holds, where CppNix's printing shows an
     /// unevaluated expression as `<CODE>` or «thunk»).
-    #[inline]
+    #[inline(always)]
     pub fn maybe_thunk(&self, e: &'static Expr, env: &Rc<Env>) -> Value {
         match e {
             Expr::Const(v) => v.clone(),
@@ -615,7 +615,7 @@ impl Eval {
     /// than suspended, which saves a thunk per call of a recursive function.
     /// Only arguments get this: a set's or list's element that is computed
     /// early would print as its value where CppNix prints `<CODE>`.
-    #[inline]
+    #[inline(always)]
     fn maybe_thunk_arg(&self, e: &'static Expr, env: &Rc<Env>) -> Value {
         match e {
             Expr::BinOp { .. } | Expr::ConcatStrings { force_string: false, .. } => match eager_int_arith(e, env) {

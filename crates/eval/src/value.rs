@@ -1341,3 +1341,6 @@ mod clone_tests {
         assert!(matches!(Value::Bool(true).clone(), Value::Bool(true)));
     }
 }
+/// An evaluation's result is returned in two registers: the error shares the
+/// value's tag byte (its niche), so `Result<Value>` is no larger than a value.
+const _: () = assert!(std::mem::size_of::<crate::error::Result<Value>>() == 16);
