@@ -83,6 +83,11 @@ fn take_above<T>(stack: &mut Vec<T>, base: usize) -> Vec<T> {
     out
 }
 
+/// The parser's result: its error (a message, rare) is boxed so that a result
+/// holding a value is 16 bytes, returned in registers, where a `String` error
+/// made every `value` call return 32 bytes through memory.
+type PResult<T> = std::result::Result<T, Box<String>>;
+
 /// A short hash of a string's bytes, to pick a slot in `P`'s tables.
 fn slot_hash(bytes: &[u8]) -> usize {
     bytes.iter().fold(bytes.len() as u32, |h, &b| h.wrapping_mul(31).wrapping_add(b as u32)) as usize
@@ -93,9 +98,9 @@ const SHARE_MAX: usize = 24;
 /// Entries in `P::recent` (a power of two).
 const RECENT: usize = 256;
 
-fn err(p: &P, what: &str) -> String {
+fn err(p: &P, what: &str) -> Box<String> {
     let line = p.s[..p.i.min(p.s.len())].iter().filter(|c| **c == b'\n').count() + 1;
-    format!("[json.exception.parse_error.101] parse error at line {line}, column {}: syntax error while parsing value - {what}", p.i + 1)
+    Box::new(format!("[json.exception.parse_error.101] parse error at line {line}, column {}: syntax error while parsing value - {what}", p.i + 1))
 }
 
 impl<'a> P<'a> {
@@ -114,7 +119,7 @@ impl<'a> P<'a> {
             self.i += 1;
         }
     }
-    fn value(&mut self, depth: usize) -> Result<Value, String> {
+    fn value(&mut self, depth: usize) -> PResult<Value> {
         if depth > 10000 {
             return Err(err(self, "nesting too deep"));
         }
@@ -194,7 +199,7 @@ impl<'a> P<'a> {
     }
     /// The members of a non-empty object, pushed onto `self.attrs`, through the
     /// closing brace.
-    fn object_members(&mut self, depth: usize) -> Result<(), String> {
+    fn object_members(&mut self, depth: usize) -> PResult<()> {
         loop {
             self.ws();
             if self.s.get(self.i) != Some(&b'"') {
@@ -234,7 +239,7 @@ impl<'a> P<'a> {
     }
     /// The items of a non-empty array, pushed onto `self.items`, through the
     /// closing bracket.
-    fn array_items(&mut self, depth: usize) -> Result<(), String> {
+    fn array_items(&mut self, depth: usize) -> PResult<()> {
         loop {
             let item = self.value(depth + 1)?;
             self.items.push(item);
@@ -249,7 +254,7 @@ impl<'a> P<'a> {
             }
         }
     }
-    fn number(&mut self) -> Result<Value, String> {
+    fn number(&mut self) -> PResult<Value> {
         let start = self.i;
         if self.s.get(self.i) == Some(&b'-') {
             self.i += 1;
@@ -299,22 +304,22 @@ impl<'a> P<'a> {
             }
             // Current CppNix refuses what 2.8 wrapped around.
             if let Ok(n) = text.parse::<u64>() {
-                return Err(format!("unsigned json number {n} outside of Nix integer range"));
+                return Err(format!("unsigned json number {n} outside of Nix integer range").into());
             }
         }
         match text.parse::<f64>() {
             Ok(f) if f.is_finite() => Ok(Value::Float(f)),
-            _ => Err(format!("[json.exception.out_of_range.406] number overflow parsing '{text}'")),
+            _ => Err(format!("[json.exception.out_of_range.406] number overflow parsing '{text}'").into()),
         }
     }
-    fn hex4(&mut self) -> Result<u32, String> {
+    fn hex4(&mut self) -> PResult<u32> {
         let h = self.s.get(self.i..self.i + 4).ok_or_else(|| err(self, "invalid string"))?;
         let v = u32::from_str_radix(std::str::from_utf8(h).unwrap_or("x"), 16).map_err(|_| err(self, "invalid string: '\\u' must be followed by 4 hex digits"))?;
         self.i += 4;
         Ok(v)
     }
     /// A string literal's bytes, borrowed from the input when it has no escape.
-    fn string(&mut self) -> Result<std::borrow::Cow<'a, [u8]>, String> {
+    fn string(&mut self) -> PResult<std::borrow::Cow<'a, [u8]>> {
         self.i += 1;
         let start = self.i;
         self.i += plain_json_prefix(&self.s[start..]);
@@ -339,7 +344,7 @@ impl<'a> P<'a> {
                     // Current CppNix (forceNoNullByte) refuses a NUL, shown as
                     // U+2400, in a value or a key; 2.8 cut the string there.
                     if out.contains(&0) {
-                        return Err(null_byte_error(&String::from_utf8_lossy(&out)));
+                        return Err(null_byte_error(&String::from_utf8_lossy(&out)).into());
                     }
                     return Ok(std::borrow::Cow::Owned(out));
                 }
@@ -402,7 +407,7 @@ pub fn from_json(s: &[u8]) -> Result<Value, String> {
 
 fn from_json_fast(s: &[u8]) -> Result<Value, String> {
     let mut p = P { s, i: 0, attrs: Vec::new(), items: Vec::new(), recent: vec![None; RECENT], recent_keys: vec![None; RECENT] };
-    let v = p.value(0)?;
+    let v = p.value(0).map_err(|message| *message)?;
     p.ws();
     if p.i != s.len() {
         return Err(format!(
