@@ -15,10 +15,12 @@ const CASES: &[(&[&str], &str)] = &[
     (&["--eval", "--strict"], "builtins.derivationStrict { name = \"x\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; outputs = \"out${builtins.fromJSON \"\\\"\\\\u000c\\\"\"}dev  bin\"; }"),
     (&["--eval", "--strict"], "builtins.derivationStrict { name = \"x\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; outputs = \"out\\tdev \\n bin\"; }"),
     // Without --strict, an attribute or list element not evaluated yet prints
-    // as <CODE>, arithmetic included (nivis computes some arithmetic early,
-    // but only in a function's arguments).
+    // as <CODE>, arithmetic included (nivis computes some integer arithmetic
+    // early, but a list's or set's element computed so still prints as
+    // unevaluated until something forces it).
     (&["--eval"], "{ a = 1 + 1; b = [ (2 * 3) (4 - 1) ]; c = let x = 1 + 1; in x; d = \"${toString 1}\"; }"),
     (&["--eval"], "let f = n: { half = n / 2; next = f (n - 1); }; in f 10"),
+    (&["--eval"], "let y = 3; f = x: [ x (x + 1) (x - 1) (x * 2) ]; p = f y; q = f 5; r = f 7; in builtins.seq (builtins.foldl' (a: b: a + b * 2) 0 p) (builtins.seq (builtins.elemAt q 2) (builtins.seq (map (x: x) r) { inherit p q r; s = { a = y + 1; b = y + 2; }; }))"),
     // Built-in functions are named in type errors, as CppNix's showType does.
     (&["--eval"], "builtins.add.x"),
     (&["--eval"], "(builtins.add 1).x"),

@@ -220,12 +220,13 @@ fn push_frame(mut e: Box<EvalError>, pos: Pos, msg: impl FnOnce() -> String) -> 
 }
 
 /// The value of an integer operand that needs no evaluation: a constant, or a
-/// variable whose thunk has been forced already.
+/// variable whose thunk has been forced already (with `FORCE`, where the
+/// operand is being forced anyway, or precomputed, see [`Env::peek_int`]).
 #[inline]
-fn ready_int(e: &'static Expr, env: &Rc<Env>) -> Option<i64> {
+fn ready_int<const FORCE: bool>(e: &'static Expr, env: &Rc<Env>) -> Option<i64> {
     match e {
         Expr::Const(Value::Int(n)) => Some(*n),
-        Expr::Var(Var { loc: VarLoc::Local { depth, slot }, .. }) => env_at(env, *depth).peek_int(*slot as usize),
+        Expr::Var(Var { loc: VarLoc::Local { depth, slot }, .. }) => env_at(env, *depth).peek_int::<FORCE>(*slot as usize),
         _ => None,
     }
 }
@@ -235,15 +236,16 @@ fn ready_int(e: &'static Expr, env: &Rc<Env>) -> Option<i64> {
 /// a list element). Only when the result is certain and the operation cannot
 /// fail (overflow and division by zero fall back to a thunk, which reports the
 /// error if it is ever forced), so laziness is unobservable: the operands are
-/// values and the operation has no effects.
+/// values and the operation has no effects. `FORCE` where the expression is
+/// being evaluated (its operands forced, left to right), not suspended.
 #[inline(never)]
-fn eager_int_arith(e: &'static Expr, env: &Rc<Env>) -> Option<Value> {
+fn eager_int_arith<const FORCE: bool>(e: &'static Expr, env: &Rc<Env>) -> Option<Value> {
     match e {
         Expr::BinOp { op, lhs, rhs, .. } => {
             if !matches!(op, BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Lt | BinOp::Eq | BinOp::Neq) {
                 return None;
             }
-            let (a, b) = (ready_int(lhs, env)?, ready_int(rhs, env)?);
+            let (a, b) = (ready_int::<FORCE>(lhs, env)?, ready_int::<FORCE>(rhs, env)?);
             Some(match op {
                 BinOp::Sub => Value::Int(a.checked_sub(b)?),
                 BinOp::Mul => Value::Int(a.checked_mul(b)?),
@@ -255,7 +257,7 @@ fn eager_int_arith(e: &'static Expr, env: &Rc<Env>) -> Option<Value> {
             })
         }
         Expr::ConcatStrings { force_string: false, parts, .. } if parts.len() == 2 => {
-            let (a, b) = (ready_int(&parts[0].1, env)?, ready_int(&parts[1].1, env)?);
+            let (a, b) = (ready_int::<FORCE>(&parts[0].1, env)?, ready_int::<FORCE>(&parts[1].1, env)?);
             Some(Value::Int(a.checked_add(b)?))
         }
         _ => None,
@@ -453,6 +455,9 @@ impl Eval {
         if t.is_black_hole() {
             return Err(EvalError::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered", pos));
         }
+        if let Some(v) = t.take_precomputed() {
+            return Ok(v);
+        }
         if let Some(call) = t.apply_parts() {
             // A lazy application made by a builtin (`map`, `mapAttrs`, `genList`)
             // is CppNix's `tApp`, which is never black-holed: forcing it again
@@ -474,7 +479,11 @@ impl Eval {
         let result = match &state {
             ThunkState::Pending { expr, env } => self.eval(expr, env),
             ThunkState::Select { from, def } => self.select_attr(from, def.name, def.pos),
-            ThunkState::Apply { .. } | ThunkState::ApplyToAttr { .. } | ThunkState::BlackHole | ThunkState::Done(_) => {
+            ThunkState::Apply { .. }
+            | ThunkState::ApplyToAttr { .. }
+            | ThunkState::Precomputed(_)
+            | ThunkState::BlackHole
+            | ThunkState::Done(_) => {
                 unreachable!("handled above")
             }
         };
@@ -596,6 +605,11 @@ impl Eval {
     /// bound variables directly, everything else as a thunk (what a set's
     /// attribute or a list's element holds, where CppNix's printing shows an
     /// unevaluated expression as `<CODE>` or «thunk»).
+    ///
+    /// Integer arithmetic on operands that are values already (the `x + 1` of
+    /// `[ x (x + 1) ]`) is computed right away into a
+    /// [`ThunkState::Precomputed`] thunk: it still reads as unevaluated, but
+    /// keeps no environment alive and costs no evaluation when forced.
     #[inline(always)]
     pub fn maybe_thunk(&self, e: &'static Expr, env: &Rc<Env>) -> Value {
         match e {
@@ -606,6 +620,10 @@ impl Eval {
                     None => Value::thunk(ThunkState::Pending { expr: e, env: env.clone() }),
                 }
             }
+            Expr::BinOp { .. } | Expr::ConcatStrings { force_string: false, .. } => match eager_int_arith::<false>(e, env) {
+                Some(v) => Value::thunk(ThunkState::Precomputed(v)),
+                None => Value::thunk(ThunkState::Pending { expr: e, env: env.clone() }),
+            },
             _ => Value::thunk(ThunkState::Pending { expr: e, env: env.clone() }),
         }
     }
@@ -613,12 +631,13 @@ impl Eval {
     /// `maybe_thunk` for a function's argument: integer arithmetic on operands
     /// that are values already (`fib (n - 1)`) is computed right away rather
     /// than suspended, which saves a thunk per call of a recursive function.
-    /// Only arguments get this: a set's or list's element that is computed
-    /// early would print as its value where CppNix prints `<CODE>`.
+    /// Only arguments get a plain value: a set's or list's element computed
+    /// early is a `Precomputed` thunk (see `maybe_thunk`), which prints as
+    /// `<CODE>` until forced, as CppNix's thunk does.
     #[inline(always)]
     fn maybe_thunk_arg(&self, e: &'static Expr, env: &Rc<Env>) -> Value {
         match e {
-            Expr::BinOp { .. } | Expr::ConcatStrings { force_string: false, .. } => match eager_int_arith(e, env) {
+            Expr::BinOp { .. } | Expr::ConcatStrings { force_string: false, .. } => match eager_int_arith::<false>(e, env) {
                 Some(v) => v,
                 None => Value::thunk(ThunkState::Pending { expr: e, env: env.clone() }),
             },
@@ -733,7 +752,7 @@ impl Eval {
                     Ok(other) => Err(type_error(&other, "a Boolean", *pos)).trace(*pos, branch_condition),
                     Err(error) => Err(error).trace(*pos, branch_condition),
                 },
-                Expr::BinOp { op, lhs, rhs, pos } => match eager_int_arith(e, env) {
+                Expr::BinOp { op, lhs, rhs, pos } => match eager_int_arith::<true>(e, env) {
                     Some(v) => Ok(v),
                     None => self.eval_binop(*op, lhs, rhs, *pos, env),
                 },
@@ -783,7 +802,7 @@ impl Eval {
     #[inline(always)]
     fn eval_condition(&mut self, cond: &'static Expr, env: &Rc<Env>) -> Result<Value> {
         if let Expr::BinOp { .. } = cond {
-            if let Some(v) = eager_int_arith(cond, env) {
+            if let Some(v) = eager_int_arith::<true>(cond, env) {
                 return Ok(v);
             }
         }

@@ -791,14 +791,22 @@ impl Env {
         drop(old);
     }
     /// The integer in `slot` (directly or in a forced thunk), without touching
-    /// any reference count; `None` for anything else.
+    /// any reference count; `None` for anything else. With `FORCE` (the
+    /// operand of an operator being evaluated, which forces it), a
+    /// [`ThunkState::Precomputed`] integer counts too, and its thunk is
+    /// marked forced.
     #[inline(always)]
-    pub fn peek_int(&self, slot: usize) -> Option<i64> {
-        // SAFETY: as in `get`; the borrows end before this returns.
+    pub fn peek_int<const FORCE: bool>(&self, slot: usize) -> Option<i64> {
+        // SAFETY: as in `get`; the borrows end before this returns, and the
+        // state rewritten holds an integer, which needs no drop.
         match unsafe { (&*self.values.get()).get(slot)? } {
             Value::Int(n) => Some(*n),
             Value::Thunk(t) => match unsafe { &*t.0.get() } {
                 ThunkState::Done(Value::Int(n)) => Some(*n),
+                &ThunkState::Precomputed(Value::Int(n)) if FORCE => {
+                    unsafe { std::ptr::write(t.0.get(), ThunkState::Done(Value::Int(n))) };
+                    Some(n)
+                }
                 _ => None,
             },
             _ => None,
@@ -873,6 +881,13 @@ pub enum ThunkState {
     /// `from.name`, for `inherit (from) name;` (`def` names the attribute and
     /// gives the position).
     Select { from: Value, def: &'static AttrDef },
+    /// The value of an expression computed ahead of demand, because
+    /// computing it could neither fail nor have an effect (integer arithmetic
+    /// on operands that were values already, see `eager_int_arith`): it holds
+    /// no environment and costs no evaluation when forced, yet until forced it
+    /// reads as unevaluated (`<CODE>`, «thunk»), as CppNix's thunk would.
+    /// Forcing turns it into `Done`.
+    Precomputed(Value),
     /// Under evaluation: forcing it again is infinite recursion.
     BlackHole,
     Done(Value),
@@ -928,6 +943,19 @@ impl Thunk {
                 Some(LazyCall { func: call.func.clone(), name: Some(attr.name), arg: attr.value.clone() })
             }
             _ => None,
+        }
+    }
+    /// Forces a [`ThunkState::Precomputed`] thunk: its value, the thunk now
+    /// `Done`; `None` for any other state.
+    #[inline]
+    pub fn take_precomputed(&self) -> Option<Value> {
+        // SAFETY: single-threaded; the reference ends before the state is
+        // rewritten, and the value moves from the old state to the new one.
+        unsafe {
+            let ThunkState::Precomputed(v) = &*self.0.get() else { return None };
+            let v = std::ptr::read(v);
+            std::ptr::write(self.0.get(), ThunkState::Done(v.clone()));
+            Some(v)
         }
     }
     #[inline]
