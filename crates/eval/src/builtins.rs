@@ -292,7 +292,13 @@ fn round(e: &mut Eval, a: &[Value], p: Pos, name: &str, f: fn(f64) -> f64) -> Re
 /// naming what returned it (`what`: "the function passed to builtins.all").
 fn call_pred(e: &mut Eval, f: &Value, x: &Value, p: Pos, what: &str) -> Result<bool> {
     let r = e.call(f, x.clone(), p)?;
-    e.force_bool(&r, p).map_err(|err| frame_on_type_error(err, Pos::NONE, || format!("while evaluating the return value of {what}")))
+    // The result moves through forcing (no copy to count and drop).
+    match e.force_value(r, p) {
+        Ok(Value::Bool(b)) => Ok(b),
+        Ok(other) => Err(type_error(&other, "a Boolean", p)),
+        Err(err) => Err(err),
+    }
+    .map_err(|err| frame_on_type_error(err, Pos::NONE, || format!("while evaluating the return value of {what}")))
 }
 
 /// Adds a frame to a type error raised right where a value was checked

@@ -399,7 +399,7 @@ impl Eval {
     // ----- forcing -----
 
     /// Forces an owned value (no extra reference-count traffic).
-    #[inline]
+    #[inline(always)]
     pub fn force_value(&mut self, v: Value, pos: Pos) -> Result<Value> {
         match v {
             // A forced thunk's value is read here, not behind a call.
@@ -510,7 +510,7 @@ impl Eval {
             return Err(EvalError::new(ErrorKind::StackOverflow, "stack overflow (possible infinite recursion)", pos));
         }
         let LazyCall { func, name, arg } = call;
-        let result = match (self.force(&func, pos), name) {
+        let result = match (self.force_value(func, pos), name) {
             // `mapAttrs`' attribute: `func name value`, with the environments of
             // a curried `name: value: …` chained directly (no closure for
             // `func name`).
