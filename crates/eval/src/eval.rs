@@ -1493,6 +1493,17 @@ impl Eval {
         for (i, (part_pos, part)) in parts.iter().enumerate() {
             let v = match given.next() {
                 Some(v) => v,
+                // A literal piece of a string (or of a path, whose result is
+                // checked below): its bytes, with no value copied and coerced.
+                None if matches!(first_type, First::Str | First::Path) && matches!(part, Expr::Const(Value::String(_))) => {
+                    if let Expr::Const(Value::String(s)) = part {
+                        buf.extend_from_slice(s.as_bytes());
+                        if let Some(c) = s.context() {
+                            ctx.union_with(c);
+                        }
+                    }
+                    continue;
+                }
                 None if force_string && self.append_to_string_call(part, env, &mut buf, &mut ctx)? => continue,
                 None => self.eval_operand(part, env)?,
             };
