@@ -792,8 +792,10 @@ fn prim_map(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     if list.is_empty() {
         return Ok(Value::List(list));
     }
-    e.force_function(&a[0], p).context("while evaluating the first argument passed to builtins.map")?;
-    let out = list.iter().map(|x| Value::apply_thunk(a[0].clone(), x.clone())).collect();
+    // Each element applies the function's value, not the thunk it came in
+    // (forcing an element then needs no look through that thunk).
+    let f = e.force_function(&a[0], p).context("while evaluating the first argument passed to builtins.map")?;
+    let out = list.iter().map(|x| Value::apply_thunk(f.clone(), x.clone())).collect();
     Ok(Value::list(out))
 }
 
@@ -945,8 +947,9 @@ fn prim_gen_list(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         return Err(eval_error(format!("cannot create list of size {n}"), p));
     }
     // Checked even for an empty list, as CppNix does.
-    e.force_function(&a[0], Pos::NONE).context("while evaluating the first argument passed to builtins.genList")?;
-    let out = (0..n).map(|i| Value::apply_thunk(a[0].clone(), Value::Int(i))).collect();
+    let f = e.force_function(&a[0], Pos::NONE).context("while evaluating the first argument passed to builtins.genList")?;
+    // As in `map`: the function's value, not its thunk.
+    let out = (0..n).map(|i| Value::apply_thunk(f.clone(), Value::Int(i))).collect();
     Ok(Value::list(out))
 }
 
