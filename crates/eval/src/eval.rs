@@ -452,6 +452,11 @@ impl Eval {
         if let Some(v) = t.value() {
             return Ok(v);
         }
+        // The most common lazy application, a lambda's (see below for why it
+        // is not black-holed), without the general path's dispatch.
+        if let Some((c, arg)) = t.lambda_apply_parts() {
+            return self.force_lambda_apply(t, &c, arg, pos);
+        }
         if t.is_black_hole() {
             return Err(EvalError::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered", pos));
         }
@@ -500,6 +505,21 @@ impl Eval {
                 Err(e)
             }
         }
+    }
+
+    /// `force_unblackholed_apply` for a lambda applied to `arg`.
+    #[inline(never)]
+    fn force_lambda_apply(&mut self, t: &Rc<Thunk>, c: &Rc<Closure>, arg: Value, pos: Pos) -> Result<Value> {
+        self.force_depth += 1;
+        if self.force_depth > MAX_FORCE_DEPTH {
+            self.force_depth -= 1;
+            return Err(EvalError::new(ErrorKind::StackOverflow, "stack overflow (possible infinite recursion)", pos));
+        }
+        let result = self.call_lambda(c, arg, pos);
+        self.force_depth -= 1;
+        let v = result?;
+        t.finish_apply(v.clone());
+        Ok(v)
     }
 
     #[inline(never)]

@@ -929,6 +929,34 @@ impl Thunk {
             _ => None,
         }
     }
+    /// The closure and argument of a lazy application of a lambda (what
+    /// `map`, `genList` and `filter`'s callers mostly force), copied out as
+    /// [`Thunk::apply_parts`] copies them.
+    #[inline(always)]
+    pub fn lambda_apply_parts(&self) -> Option<(Rc<Closure>, Value)> {
+        // SAFETY: single-threaded; the reference ends within this call.
+        match unsafe { &*self.0.get() } {
+            ThunkState::Apply { func: Value::Lambda(c), arg } => Some((c.clone(), arg.clone())),
+            _ => None,
+        }
+    }
+    /// Stores the value of a forced lazy application, releasing its function
+    /// and argument (inline: their references are mostly shared, so that is a
+    /// decrement each). A re-entrant forcing may have finished the thunk
+    /// already; its old value is then just replaced by the same one.
+    #[inline(always)]
+    pub fn finish_apply(&self, value: Value) {
+        // SAFETY: single-threaded; the old state is moved out before the new
+        // one is written, and dropped only once the thunk is consistent.
+        let old = unsafe { std::ptr::replace(self.0.get(), ThunkState::Done(value)) };
+        match old {
+            ThunkState::Apply { func, arg } => {
+                drop(func);
+                drop(arg);
+            }
+            other => drop(other),
+        }
+    }
     /// The parts of a lazy application (`ThunkState::Apply`,
     /// `ThunkState::ApplyToAttr`), copied out: such a thunk is never
     /// black-holed, so its state stays put.
