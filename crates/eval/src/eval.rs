@@ -1085,6 +1085,16 @@ impl Eval {
         for (part_pos, part) in parts {
             let v = match first.take() {
                 Some(v) => v,
+                // A literal piece: its bytes (as in `eval_concat_values`).
+                None if matches!(part, Expr::Const(Value::String(_))) => {
+                    if let Expr::Const(Value::String(s)) = part {
+                        buf.extend_from_slice(s.as_bytes());
+                        if let Some(c) = s.context() {
+                            ctx.union_with(c);
+                        }
+                    }
+                    continue;
+                }
                 None if self.append_to_string_call(part, env, &mut buf, &mut ctx)? => continue,
                 None => self.eval_operand(part, env)?,
             };
