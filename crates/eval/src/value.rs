@@ -730,7 +730,8 @@ fn name_prefix(name: &[u8]) -> u64 {
 /// the slots, so the `UnsafeCell` is never aliased by a live borrow.
 pub struct Env {
     pub parent: Option<Rc<Env>>,
-    values: UnsafeCell<EnvValues>,
+    /// Dropped by hand (see the `Drop` impl).
+    values: UnsafeCell<std::mem::ManuallyDrop<EnvValues>>,
 }
 
 pub type EnvValues = smallvec::SmallVec<[Value; 1]>;
@@ -738,15 +739,15 @@ pub type EnvValues = smallvec::SmallVec<[Value; 1]>;
 impl Env {
     #[inline]
     pub fn new(parent: Option<Rc<Env>>, capacity: usize) -> Rc<Env> {
-        Rc::new(Env { parent, values: UnsafeCell::new(EnvValues::with_capacity(capacity)) })
+        Rc::new(Env { parent, values: UnsafeCell::new(std::mem::ManuallyDrop::new(EnvValues::with_capacity(capacity))) })
     }
     /// An environment with exactly one value (a lambda's plain argument).
     #[inline]
     pub fn with_one(parent: Rc<Env>, value: Value) -> Rc<Env> {
-        Rc::new(Env { parent: Some(parent), values: UnsafeCell::new(EnvValues::from_buf([value])) })
+        Rc::new(Env { parent: Some(parent), values: UnsafeCell::new(std::mem::ManuallyDrop::new(EnvValues::from_buf([value]))) })
     }
     pub fn from_values(parent: Option<Rc<Env>>, values: Vec<Value>) -> Rc<Env> {
-        Rc::new(Env { parent, values: UnsafeCell::new(EnvValues::from_vec(values)) })
+        Rc::new(Env { parent, values: UnsafeCell::new(std::mem::ManuallyDrop::new(EnvValues::from_vec(values))) })
     }
     /// The value in `slot`, or `None` while a recursive scope is still being built.
     #[inline]
@@ -1115,6 +1116,29 @@ fn release_all<T>(items: &mut Vec<T>, value_of: impl Fn(*mut T) -> *mut Value) {
         items.set_len(0);
         for i in 0..len {
             release_in_place(value_of(base.add(i)));
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let values = self.values.get_mut();
+        if values.spilled() {
+            // SAFETY: the vector is dropped here once and never used again.
+            unsafe { std::mem::ManuallyDrop::drop(values) }
+            return;
+        }
+        // Most environments hold their one argument inline (often an integer
+        // or a value shared with the caller): it is released right here,
+        // without the vector's out-of-line drop, which then has nothing left
+        // to do.
+        if !values.is_empty() {
+            // SAFETY: inline capacity is one, so this is the only value; the
+            // length is cleared first so it is released exactly once.
+            unsafe {
+                values.set_len(0);
+                release_in_place(values.as_mut_ptr());
+            }
         }
     }
 }
