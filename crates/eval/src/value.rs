@@ -621,6 +621,9 @@ fn keeps_thunk(t: &Rc<Thunk>, value: &Value) -> bool {
     matches!(value, Value::List(l) if (1..=2).contains(&l.len())) && Rc::strong_count(t) > 2
 }
 
+/// Sets at most this large are searched entry by entry.
+const LINEAR_MAX: usize = 8;
+
 /// Sets at least this large are searched by interpolation first.
 const INTERPOLATE_MIN: usize = 64;
 
@@ -634,6 +637,12 @@ const INTERPOLATE_MIN: usize = 64;
 #[inline]
 fn search_entries(entries: &[Attr], name: Sym) -> Option<usize> {
     let (mut lo, mut hi) = (0, entries.len());
+    if hi <= LINEAR_MAX {
+        // A small set (most: `{ name = ...; value = ...; }`, a package's
+        // arguments) is scanned: a few predictable comparisons where the
+        // halving's branches were taken at random.
+        return entries.iter().position(|a| a.name == name);
+    }
     if hi >= INTERPOLATE_MIN {
         let key = name.0 as u64;
         for _ in 0..4 {
