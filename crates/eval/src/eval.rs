@@ -1320,7 +1320,11 @@ impl Eval {
                 // Both are values (never thunks) here: the common comparisons
                 // (`x == null`, with a string, of integers) need no call.
                 let eq = match (&l, &r) {
-                    (Value::Int(a), Value::Int(b)) => a == b,
+                    (&Value::Int(a), &Value::Int(b)) => {
+                        // Integers own nothing: no (out-of-line) drop to call.
+                        std::mem::forget((l, r));
+                        return Ok(Value::Bool((a == b) == (op == BinOp::Eq)));
+                    }
                     (Value::Null, other) | (other, Value::Null) => matches!(other, Value::Null),
                     (Value::String(a), Value::String(b)) => a.as_bytes() == b.as_bytes(),
                     (Value::Bool(a), Value::Bool(b)) => a == b,
@@ -1373,15 +1377,17 @@ impl Eval {
                     Ok(v) => v,
                     Err(e) => return Err(e).trace(pos, || format!("while calling the '{}' builtin", arith_builtin(op))),
                 };
-                if let (Value::Int(a), Value::Int(b)) = (&l, &r) {
+                if let (&Value::Int(a), &Value::Int(b)) = (&l, &r) {
                     let fast = match op {
-                        BinOp::Add => a.checked_add(*b),
-                        BinOp::Sub => a.checked_sub(*b),
-                        BinOp::Mul => a.checked_mul(*b),
-                        BinOp::Div if *b != 0 => a.checked_div(*b),
+                        BinOp::Add => a.checked_add(b),
+                        BinOp::Sub => a.checked_sub(b),
+                        BinOp::Mul => a.checked_mul(b),
+                        BinOp::Div if b != 0 => a.checked_div(b),
                         _ => None,
                     };
                     if let Some(n) = fast {
+                        // Integers own nothing: no (out-of-line) drop to call.
+                        std::mem::forget((l, r));
                         return Ok(Value::Int(n));
                     }
                 }
@@ -1478,6 +1484,8 @@ impl Eval {
             let second = self.eval_operand(&parts[1].1, env)?;
             if let Value::Int(b) = second {
                 if let Some(n) = a.checked_add(b) {
+                    // Integers own nothing: no (out-of-line) drop to call.
+                    std::mem::forget((first, second));
                     return Ok(Value::Int(n));
                 }
             }
