@@ -772,6 +772,11 @@ impl Eval {
                     Ok(other) => Err(type_error(&other, "a Boolean", *pos)).trace(*pos, branch_condition),
                     Err(error) => Err(error).trace(*pos, branch_condition),
                 },
+                // An operation on an operation (`x / 2 * 2 == x`) is never
+                // ready: straight to the general path.
+                Expr::BinOp { op, lhs, rhs, pos } if matches!(**lhs, Expr::BinOp { .. }) => {
+                    self.eval_binop(*op, lhs, rhs, *pos, env)
+                }
                 Expr::BinOp { op, lhs, rhs, pos } => match eager_int_arith::<true>(e, env) {
                     Some(v) => Ok(v),
                     None => self.eval_binop(*op, lhs, rhs, *pos, env),
