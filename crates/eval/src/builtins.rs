@@ -203,7 +203,6 @@ pub fn make_base_env(settings: &Settings, io: &dyn EvalIO) -> (Rc<Env>, Scope, V
         })
         .collect();
     add("nixPath", Value::list(nix_path), false, &mut names, &mut values);
-    let base_env = Env::new(None, names.len() + 2);
     // `derivation` is written in Nix over `derivationStrict`; it is a thunk in the
     // base environment, evaluated on first use.
     let derivation = Value::thunk(ThunkState::Done(Value::Null));
@@ -214,6 +213,7 @@ pub fn make_base_env(settings: &Settings, io: &dyn EvalIO) -> (Rc<Env>, Scope, V
     values.push(builtins_value);
     // `builtins` contains itself.
     let slot = values.len() - 1;
+    let base_env = Env::new(None, values.len());
     for v in values {
         base_env.push(v);
     }

@@ -31,15 +31,38 @@ struct RcBox<T> {
     value: T,
 }
 
+/// What a type kept in an [`Rc`] may store after itself, in the same block: an
+/// environment keeps its slots there (one allocation, the slots at a fixed
+/// offset). Every other type keeps nothing there; the defaults say so, and
+/// compile away.
+pub trait Block {
+    /// Whether blocks of this type may have a tail (decides, at compile time,
+    /// which way `free` gives the block back).
+    const HAS_TAIL: bool = false;
+    /// Bytes after the value (a multiple of the word size).
+    #[inline(always)]
+    fn tail_bytes(&self) -> usize {
+        0
+    }
+    /// Drops what lives in the tail, just before the value itself drops.
+    ///
+    /// # Safety
+    /// `tail` is [`Rc::tail`] of the block being freed, and this is called once.
+    #[inline(always)]
+    unsafe fn drop_tail(&mut self, tail: *mut u8) {
+        let _ = tail;
+    }
+}
+
 /// A shared, immutable (except through `Cell`s and `UnsafeCell`s inside) value
 /// freed when its last reference drops.
-pub struct Rc<T> {
+pub struct Rc<T: Block> {
     ptr: NonNull<RcBox<T>>,
     /// Owns an `RcBox<T>` for the drop checker.
     _owns: PhantomData<RcBox<T>>,
 }
 
-const _: () = assert!(std::mem::size_of::<Rc<u8>>() == std::mem::size_of::<*const u8>());
+const _: () = assert!(std::mem::size_of::<Rc<crate::value::Thunk>>() == std::mem::size_of::<*const u8>());
 
 /// The largest block the free lists recycle.
 const POOLED_MAX: usize = 64;
@@ -207,7 +230,7 @@ pub(crate) unsafe fn dealloc_raw(p: *mut u8, size: usize) {
     unsafe { std::alloc::dealloc(p, std::alloc::Layout::from_size_align_unchecked(size, WORD)) }
 }
 
-impl<T> Rc<T> {
+impl<T: Block> Rc<T> {
     #[inline]
     pub fn new(value: T) -> Rc<T> {
         let p = alloc_block::<T>();
@@ -215,6 +238,28 @@ impl<T> Rc<T> {
         unsafe { p.write(RcBox { count: Cell::new(1), value }) };
         // SAFETY: `alloc_block` never returns null.
         Rc { ptr: unsafe { NonNull::new_unchecked(p) }, _owns: PhantomData }
+    }
+
+    /// `new`, in a block with `value.tail_bytes()` more bytes after the value,
+    /// left uninitialised for the caller to fill through [`Rc::tail`].
+    #[inline(always)]
+    pub(crate) fn new_with_tail(value: T) -> Rc<T> {
+        const { assert!(T::HAS_TAIL && std::mem::align_of::<RcBox<T>>() <= WORD && std::mem::size_of::<RcBox<T>>() % WORD == 0) };
+        let size = std::mem::size_of::<RcBox<T>>() + value.tail_bytes();
+        let p = alloc_raw(size) as *mut RcBox<T>;
+        // SAFETY: `p` is a fresh, word-aligned block of at least an `RcBox<T>`.
+        unsafe { p.write(RcBox { count: Cell::new(1), value }) };
+        // SAFETY: `alloc_raw` never returns null.
+        Rc { ptr: unsafe { NonNull::new_unchecked(p) }, _owns: PhantomData }
+    }
+
+    /// The address just past the value in its block, where its tail lives
+    /// (with the block's provenance, so the tail may be read and written
+    /// through it while the block lives).
+    #[inline(always)]
+    pub(crate) fn tail(this: &Rc<T>) -> *mut u8 {
+        // SAFETY: one past the `RcBox`, within (or at the end of) the block.
+        unsafe { (this.ptr.as_ptr() as *mut u8).add(std::mem::size_of::<RcBox<T>>()) }
     }
 
     #[inline(always)]
@@ -253,7 +298,7 @@ impl<T> Rc<T> {
     }
 }
 
-impl<T> Clone for Rc<T> {
+impl<T: Block> Clone for Rc<T> {
     #[inline(always)]
     fn clone(&self) -> Rc<T> {
         let count = self.block().count.get().wrapping_add(1);
@@ -291,7 +336,7 @@ fn count_overflow() -> ! {
     std::process::abort()
 }
 
-impl<T> Drop for Rc<T> {
+impl<T: Block> Drop for Rc<T> {
     #[inline(always)]
     fn drop(&mut self) {
         let count = self.block().count.get();
@@ -307,16 +352,27 @@ impl<T> Drop for Rc<T> {
 /// Drops the value and frees its block: out of line, so that a reference's drop
 /// stays a decrement and a compare where it is inlined.
 #[inline(never)]
-unsafe fn free<T>(ptr: NonNull<RcBox<T>>) {
-    // SAFETY: the caller held the last reference to a block made by `Rc::new`;
-    // the value is dropped once, then its block given back.
+unsafe fn free<T: Block>(ptr: NonNull<RcBox<T>>) {
+    // SAFETY: the caller held the last reference to a block made by `Rc::new`
+    // or `Rc::new_with_tail`; the tail and the value are dropped once, then
+    // the block is given back with the size it was made with.
     unsafe {
-        std::ptr::drop_in_place(&raw mut (*ptr.as_ptr()).value);
-        dealloc_block(ptr.as_ptr());
+        let value = &raw mut (*ptr.as_ptr()).value;
+        if T::HAS_TAIL {
+            // Made by `new_with_tail`, from `alloc_raw`.
+            let tail_bytes = (*value).tail_bytes();
+            let tail = (ptr.as_ptr() as *mut u8).add(std::mem::size_of::<RcBox<T>>());
+            (*value).drop_tail(tail);
+            std::ptr::drop_in_place(value);
+            dealloc_raw(ptr.as_ptr() as *mut u8, std::mem::size_of::<RcBox<T>>() + tail_bytes);
+        } else {
+            std::ptr::drop_in_place(value);
+            dealloc_block(ptr.as_ptr());
+        }
     }
 }
 
-impl<T> std::ops::Deref for Rc<T> {
+impl<T: Block> std::ops::Deref for Rc<T> {
     type Target = T;
     #[inline(always)]
     fn deref(&self) -> &T {
@@ -324,19 +380,19 @@ impl<T> std::ops::Deref for Rc<T> {
     }
 }
 
-impl<T> AsRef<T> for Rc<T> {
+impl<T: Block> AsRef<T> for Rc<T> {
     fn as_ref(&self) -> &T {
         self
     }
 }
 
-impl<T: std::fmt::Debug> std::fmt::Debug for Rc<T> {
+impl<T: Block + std::fmt::Debug> std::fmt::Debug for Rc<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         (**self).fmt(f)
     }
 }
 
-impl<T: PartialEq> PartialEq for Rc<T> {
+impl<T: Block + PartialEq> PartialEq for Rc<T> {
     fn eq(&self, other: &Rc<T>) -> bool {
         **self == **other
     }
@@ -344,8 +400,11 @@ impl<T: PartialEq> PartialEq for Rc<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::Rc;
+    use super::{Block, Rc};
     use std::cell::Cell;
+
+    impl Block for Tracked<'_> {}
+    impl Block for i32 {}
 
     /// Counts its drops, to check that the value is dropped exactly once, when
     /// the last reference goes.

@@ -724,46 +724,91 @@ fn name_prefix(name: &[u8]) -> u64 {
 }
 
 /// An evaluation environment: the values of one scope and a link to the
-/// enclosing one. `with` environments hold the (unforced) set in slot 0 and the
-/// distance to the next enclosing `with` environment in slot 1 (an `Int`, 0 for
-/// none).
+/// enclosing one. `with` environments hold the (unforced) set in slot 0.
 ///
-/// 40 bytes with its reference count: most environments belong to a
-/// one-argument lambda and keep their one value inline; larger ones (formals,
-/// `let`, `rec`) spill to one heap vector.
+/// One block: the reference count, the parent, the length and capacity, then
+/// the slots themselves (16 bytes each) in the block's tail (see
+/// [`crate::rc::Block`]), so a variable's value is at a fixed offset from the
+/// environment's address and an environment of any size is one allocation (a
+/// one-argument lambda's is 40 bytes, as before; a `let` of four bindings 88
+/// bytes where it took two blocks, 40 and 64).
 ///
-/// Slots are only ever appended while the environment is built (a `rec` scope's
-/// thunks may refer to slots not filled yet, see [`Env::get`]), and replaced only
-/// by `__overrides`, before anything else can see the scope. All access goes
-/// through methods that copy values in and out, never handing out a reference into
-/// the slots, so the `UnsafeCell` is never aliased by a live borrow.
+/// The slots are reached through the `Rc<Env>` (its methods below), whose
+/// pointer covers the whole block. Slots are only ever appended while the
+/// environment is built, up to the capacity it was made with (a `rec` scope's
+/// thunks may refer to slots not filled yet, see `get`), and replaced only by
+/// `__overrides`, before anything else can see the scope, or by a forced
+/// thunk's value. All access copies values in and out, never handing out a
+/// reference into the slots, so no borrow of a slot is ever alive while one
+/// is written.
 pub struct Env {
     pub parent: Option<Rc<Env>>,
-    /// Dropped by hand (see the `Drop` impl).
-    values: UnsafeCell<std::mem::ManuallyDrop<EnvValues>>,
+    len: std::cell::Cell<u32>,
+    capacity: u32,
 }
 
-pub type EnvValues = smallvec::SmallVec<[Value; 1]>;
+const _: () = assert!(std::mem::size_of::<Env>() == 16);
+
+impl crate::rc::Block for Env {
+    const HAS_TAIL: bool = true;
+    #[inline(always)]
+    fn tail_bytes(&self) -> usize {
+        self.capacity as usize * std::mem::size_of::<Value>()
+    }
+    #[inline]
+    unsafe fn drop_tail(&mut self, tail: *mut u8) {
+        let values = tail as *mut Value;
+        for i in 0..self.len.get() as usize {
+            // SAFETY: the first `len` slots are initialised, and each is
+            // released once, here, as the block is freed (most hold a value
+            // shared with the caller: a decrement, inline).
+            unsafe { release_in_place(values.add(i)) };
+        }
+    }
+}
 
 impl Env {
+    /// An environment with room for `capacity` values, none filled yet.
     #[inline]
     pub fn new(parent: Option<Rc<Env>>, capacity: usize) -> Rc<Env> {
-        Rc::new(Env { parent, values: UnsafeCell::new(std::mem::ManuallyDrop::new(EnvValues::with_capacity(capacity))) })
+        let capacity = u32::try_from(capacity).expect("an environment of fewer than 2^32 slots");
+        Rc::new_with_tail(Env { parent, len: std::cell::Cell::new(0), capacity })
     }
     /// An environment with exactly one value (a lambda's plain argument).
     #[inline]
     pub fn with_one(parent: Rc<Env>, value: Value) -> Rc<Env> {
-        Rc::new(Env { parent: Some(parent), values: UnsafeCell::new(std::mem::ManuallyDrop::new(EnvValues::from_buf([value]))) })
+        let env = Rc::new_with_tail(Env { parent: Some(parent), len: std::cell::Cell::new(1), capacity: 1 });
+        // SAFETY: the block has room for one slot, which is filled here.
+        unsafe { (Rc::tail(&env) as *mut Value).write(value) };
+        env
     }
     pub fn from_values(parent: Option<Rc<Env>>, values: Vec<Value>) -> Rc<Env> {
-        Rc::new(Env { parent, values: UnsafeCell::new(std::mem::ManuallyDrop::new(EnvValues::from_vec(values))) })
+        let env = Env::new(parent, values.len());
+        for v in values {
+            env.push(v);
+        }
+        env
+    }
+}
+
+/// The slots, through the reference: see [`Env`].
+impl Rc<Env> {
+    /// The slot `slot`, if filled.
+    #[inline(always)]
+    fn slot(&self, slot: usize) -> Option<*mut Value> {
+        if slot < self.len.get() as usize {
+            // SAFETY: within the filled slots of this block's tail.
+            Some(unsafe { (Rc::tail(self) as *mut Value).add(slot) })
+        } else {
+            None
+        }
     }
     /// The value in `slot`, or `None` while a recursive scope is still being built.
     #[inline]
     pub fn get(&self, slot: usize) -> Option<Value> {
         // SAFETY: single-threaded (`Rc`), and no reference into the slots outlives
         // this call (see the type's comment).
-        unsafe { (&*self.values.get()).get(slot).cloned() }
+        self.slot(slot).map(|p| unsafe { (*p).clone() })
     }
     /// `get`, looking through a thunk that has been forced already (one
     /// reference-count increment instead of three on the most common read).
@@ -772,14 +817,14 @@ impl Env {
     /// forced thunk in place; this is the nearest we get with shared thunks).
     #[inline(always)]
     pub fn get_forced(&self, slot: usize) -> Option<Value> {
+        let p = self.slot(slot)?;
         // SAFETY: as in `get`; the borrow of the slot ends before the old
         // value (the thunk) is dropped.
-        let (old, value) = {
-            let cell = unsafe { (&mut *self.values.get()).get_mut(slot)? };
-            match cell {
+        let (old, value) = unsafe {
+            match &*p {
                 Value::Thunk(t) => match t.value() {
-                    Some(v) => (std::mem::replace(cell, v.clone()), v),
-                    None => return Some(cell.clone()),
+                    Some(v) => (std::ptr::replace(p, v.clone()), v),
+                    None => return Some((*p).clone()),
                 },
                 v => return Some(v.clone()),
             }
@@ -790,11 +835,11 @@ impl Env {
     /// Replaces `slot`'s thunk `t`, just forced to `value`, by the value.
     #[inline]
     pub fn collapse(&self, slot: usize, t: &Rc<Thunk>, value: &Value) {
+        let Some(p) = self.slot(slot) else { return };
         // SAFETY: as in `get_forced`.
-        let old = {
-            let Some(cell) = (unsafe { (&mut *self.values.get()).get_mut(slot) }) else { return };
-            match cell {
-                Value::Thunk(u) if Rc::ptr_eq(u, t) => std::mem::replace(cell, value.clone()),
+        let old = unsafe {
+            match &*p {
+                Value::Thunk(u) if Rc::ptr_eq(u, t) => std::ptr::replace(p, value.clone()),
                 _ => return,
             }
         };
@@ -809,7 +854,7 @@ impl Env {
     pub fn peek_int<const FORCE: bool>(&self, slot: usize) -> Option<i64> {
         // SAFETY: as in `get`; the borrows end before this returns, and the
         // state rewritten holds an integer, which needs no drop.
-        match unsafe { (&*self.values.get()).get(slot)? } {
+        match unsafe { &*self.slot(slot)? } {
             Value::Int(n) => Some(*n),
             Value::Thunk(t) => match unsafe { &*t.0.get() } {
                 ThunkState::Done(Value::Int(n)) => Some(*n),
@@ -830,7 +875,7 @@ impl Env {
     #[inline]
     pub fn lookup_in_forced_set(&self, slot: usize, name: Sym) -> Option<Option<Value>> {
         // SAFETY: as in `get`; the borrows end before this returns.
-        let attrs = match unsafe { (&*self.values.get()).get(slot)? } {
+        let attrs = match unsafe { &*self.slot(slot)? } {
             Value::Attrs(a) => a,
             Value::Thunk(t) => match unsafe { &*t.0.get() } {
                 ThunkState::Done(Value::Attrs(a)) => a,
@@ -843,23 +888,29 @@ impl Env {
     /// Whether `slot` has been filled.
     #[inline]
     pub fn has(&self, slot: usize) -> bool {
-        unsafe { slot < (&*self.values.get()).len() }
+        slot < self.len.get() as usize
     }
+    /// Fills the next slot. Panics past the capacity the environment was made
+    /// with (the resolver sizes every scope; more would be a bug, never input).
     #[inline]
     pub fn push(&self, value: Value) {
-        // SAFETY: as in `get`; the vector may reallocate, but nobody holds a
-        // reference into it.
-        unsafe { (&mut *self.values.get()).push(value) }
+        let len = self.len.get();
+        assert!(len < self.capacity, "environment slot {len} beyond its capacity {}", self.capacity);
+        // SAFETY: slot `len` is within the tail and not yet filled; nobody holds
+        // a reference into the slots.
+        unsafe { (Rc::tail(self) as *mut Value).add(len as usize).write(value) };
+        self.len.set(len + 1);
     }
     /// Replaces the value of a filled slot (`__overrides`, the base environment).
     pub fn set(&self, slot: usize, value: Value) {
-        let old = unsafe { std::mem::replace(&mut (&mut *self.values.get())[slot], value) };
-        // Dropped after the slot is consistent again: dropping may run arbitrary
-        // destructors, never evaluation.
+        let p = self.slot(slot).expect("a filled slot");
+        // SAFETY: as in `get`. Dropped after the slot is consistent again:
+        // dropping may run arbitrary destructors, never evaluation.
+        let old = unsafe { std::ptr::replace(p, value) };
         drop(old);
     }
     pub fn len(&self) -> usize {
-        unsafe { (&*self.values.get()).len() }
+        self.len.get() as usize
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -1033,9 +1084,18 @@ impl Thunk {
     }
 }
 
+// Everything else kept in an `Rc` has nothing after it in its block.
+impl crate::rc::Block for Thunk {}
+impl crate::rc::Block for Attrs {}
+impl crate::rc::Block for Vec<Value> {}
+impl crate::rc::Block for Closure {}
+impl crate::rc::Block for PrimOpApp {}
+impl crate::rc::Block for MapAttrsCall {}
+impl crate::rc::Block for ContextRepr {}
+impl crate::rc::Block for crate::support::posix_regex::CompiledRegex {}
+
 const _: () = assert!(std::mem::size_of::<ThunkState>() == 32);
-const _: () = assert!(std::mem::size_of::<Env>() == 32);
-// With its 4-byte count, a thunk or environment is one 40-byte block.
+// With its 4-byte count, a thunk or one-slot environment is one 40-byte block.
 const _: () = assert!(std::mem::size_of::<ThunkState>() + 4 <= 40);
 
 /// `repr(u64)` fixes the layout: an 8-byte tag, then every variant's field at
@@ -1125,29 +1185,6 @@ fn release_all<T>(items: &mut Vec<T>, value_of: impl Fn(*mut T) -> *mut Value) {
         items.set_len(0);
         for i in 0..len {
             release_in_place(value_of(base.add(i)));
-        }
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let values = self.values.get_mut();
-        if values.spilled() {
-            // SAFETY: the vector is dropped here once and never used again.
-            unsafe { std::mem::ManuallyDrop::drop(values) }
-            return;
-        }
-        // Most environments hold their one argument inline (often an integer
-        // or a value shared with the caller): it is released right here,
-        // without the vector's out-of-line drop, which then has nothing left
-        // to do.
-        if !values.is_empty() {
-            // SAFETY: inline capacity is one, so this is the only value; the
-            // length is cleared first so it is released exactly once.
-            unsafe {
-                values.set_len(0);
-                release_in_place(values.as_mut_ptr());
-            }
         }
     }
 }
@@ -1366,7 +1403,7 @@ mod clone_tests {
     /// counts exactly the reference it copies, for every counted variant.
     #[test]
     fn clone_counts_the_reference_of_every_counted_variant() {
-        fn check<T>(rc: &Rc<T>, make: impl Fn(Rc<T>) -> Value) {
+        fn check<T: crate::rc::Block>(rc: &Rc<T>, make: impl Fn(Rc<T>) -> Value) {
             let v = make(rc.clone());
             assert_eq!(Rc::strong_count(rc), 2);
             let copy = v.clone();
