@@ -264,6 +264,18 @@ fn eager_int_arith<const FORCE: bool>(e: &'static Expr, env: &Rc<Env>) -> Option
     }
 }
 
+/// Appends `part` to a string being built if it is a literal piece (its bytes
+/// and context, no value copied and coerced); false for anything else.
+#[inline]
+fn append_literal(part: &Expr, buf: &mut Vec<u8>, ctx: &mut Context) -> bool {
+    let Expr::Const(Value::String(s)) = part else { return false };
+    buf.extend_from_slice(s.as_bytes());
+    if let Some(c) = s.context() {
+        ctx.union_with(c);
+    }
+    true
+}
+
 fn env_at(env: &Rc<Env>, depth: u32) -> &Rc<Env> {
     let mut e = env;
     for _ in 0..depth {
@@ -1091,15 +1103,7 @@ impl Eval {
             let v = match first.take() {
                 Some(v) => v,
                 // A literal piece: its bytes (as in `eval_concat_values`).
-                None if matches!(part, Expr::Const(Value::String(_))) => {
-                    if let Expr::Const(Value::String(s)) = part {
-                        buf.extend_from_slice(s.as_bytes());
-                        if let Some(c) = s.context() {
-                            ctx.union_with(c);
-                        }
-                    }
-                    continue;
-                }
+                None if append_literal(part, &mut buf, &mut ctx) => continue,
                 None if self.append_to_string_call(part, env, &mut buf, &mut ctx)? => continue,
                 None => self.eval_operand(part, env)?,
             };
@@ -1538,15 +1542,7 @@ impl Eval {
                 Some(v) => v,
                 // A literal piece of a string (or of a path, whose result is
                 // checked below): its bytes, with no value copied and coerced.
-                None if matches!(first_type, First::Str | First::Path) && matches!(part, Expr::Const(Value::String(_))) => {
-                    if let Expr::Const(Value::String(s)) = part {
-                        buf.extend_from_slice(s.as_bytes());
-                        if let Some(c) = s.context() {
-                            ctx.union_with(c);
-                        }
-                    }
-                    continue;
-                }
+                None if matches!(first_type, First::Str | First::Path) && append_literal(part, &mut buf, &mut ctx) => continue,
                 None if force_string && self.append_to_string_call(part, env, &mut buf, &mut ctx)? => continue,
                 None => self.eval_operand(part, env)?,
             };

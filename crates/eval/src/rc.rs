@@ -233,6 +233,9 @@ pub(crate) unsafe fn dealloc_raw(p: *mut u8, size: usize) {
 impl<T: Block> Rc<T> {
     #[inline]
     pub fn new(value: T) -> Rc<T> {
+        // A type with a tail is freed by the size of its tail: it must come
+        // from `new_with_tail`.
+        const { assert!(!T::HAS_TAIL) };
         let p = alloc_block::<T>();
         // SAFETY: `p` is a fresh block for an `RcBox<T>`.
         unsafe { p.write(RcBox { count: Cell::new(1), value }) };

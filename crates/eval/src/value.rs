@@ -1470,3 +1470,49 @@ mod clone_tests {
 /// An evaluation's result is returned in two registers: the error shares the
 /// value's tag byte (its niche), so `Result<Value>` is no larger than a value.
 const _: () = assert!(std::mem::size_of::<crate::error::Result<Value>>() == 16);
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    /// An environment's slots live in its block's tail: each value put there
+    /// is read back, replaced and released exactly once, whatever the size.
+    #[test]
+    fn slots_hold_their_values_and_release_them_once() {
+        let shared = Rc::new(vec![Value::Int(7)]);
+        for capacity in [0usize, 1, 2, 5, 9] {
+            let parent = Env::new(None, 0);
+            let env = Env::new(Some(parent.clone()), capacity);
+            for i in 0..capacity {
+                assert!(!env.has(i));
+                env.push(Value::List(shared.clone()));
+            }
+            assert_eq!(env.len(), capacity);
+            assert_eq!(Rc::strong_count(&shared), 1 + capacity);
+            if capacity > 0 {
+                assert!(matches!(env.get(capacity - 1), Some(Value::List(l)) if Rc::ptr_eq(&l, &shared)));
+                env.set(0, Value::Int(1));
+                assert!(matches!(env.get(0), Some(Value::Int(1))));
+                assert_eq!(Rc::strong_count(&shared), capacity);
+            }
+            assert!(env.get(capacity).is_none());
+            assert_eq!(Rc::strong_count(&parent), 2);
+            drop(env);
+            assert_eq!(Rc::strong_count(&shared), 1);
+            assert_eq!(Rc::strong_count(&parent), 1);
+        }
+        let one = Env::with_one(Env::new(None, 0), Value::List(shared.clone()));
+        assert_eq!(one.len(), 1);
+        assert_eq!(Rc::strong_count(&shared), 2);
+        drop(one);
+        assert_eq!(Rc::strong_count(&shared), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "beyond its capacity")]
+    fn a_slot_past_the_capacity_is_refused() {
+        let env = Env::new(None, 1);
+        env.push(Value::Null);
+        env.push(Value::Null);
+    }
+}
