@@ -1712,12 +1712,24 @@ impl Eval {
         self.run_body(lambda, &env, pos)
     }
 
-    /// `call_lambda_multi` on argument expressions, kept out of `eval` so that its
-    /// argument buffer does not enlarge `eval`'s (recursive) stack frame.
+    /// `call_lambda_multi` on argument expressions: each argument goes straight
+    /// into its environment as it is made, with no buffer of values between
+    /// (building and dropping one cost more than the environments). Making an
+    /// argument (a thunk, or a ready value) has no effect, so binding the first
+    /// (which forces it where the lambda has formals) before making the next is
+    /// unobservable. Kept out of `eval`, whose stack frame is recursive.
     #[inline(never)]
     fn call_lambda_exprs(&mut self, c: &Rc<Closure>, args: &'static [Expr], pos: Pos, env: &Rc<Env>) -> Result<Value> {
-        let argv: smallvec::SmallVec<[Value; 4]> = args.iter().map(|a| self.maybe_thunk_arg(a, env)).collect();
-        self.call_lambda_multi(c, &argv, pos)
+        let mut lambda = c.lambda;
+        let arg = self.maybe_thunk_arg(&args[0], env);
+        let mut inner_env = self.bind_arg(lambda, c.env.clone(), arg, pos)?;
+        for a in &args[1..] {
+            let Expr::Lambda(inner) = &lambda.body else { unreachable!("checked by curry_depth") };
+            lambda = inner;
+            let arg = self.maybe_thunk_arg(a, env);
+            inner_env = self.bind_arg(lambda, inner_env, arg, pos)?;
+        }
+        self.run_body(lambda, &inner_env, pos)
     }
 
     /// Binds `arg` to `lambda`'s argument (or formals) in a new environment below `parent`.
