@@ -369,6 +369,30 @@ impl Eval {
     /// `import path`: evaluates a file (a directory means its `default.nix`), cached.
     pub fn eval_file(&mut self, path: &Path, pos: Pos) -> Result<Value> {
         use std::os::unix::ffi::OsStrExt;
+        // Most imports name a regular file: it is looked up in the cache by
+        // the name as given and, when new, opened and read in one go. Anything
+        // else (a directory, a symlink, an error) takes the general way below.
+        let given_key = path.as_os_str().as_bytes();
+        if let Some(v) = self.import_cache.get(given_key) {
+            return Ok(v.clone());
+        }
+        let src = self.io.read_source_file(path).map_err(|e| {
+            EvalError::new(ErrorKind::Io, e.in_context(format_args!("opening file '{}'", path.display())), Pos::NONE)
+        })?;
+        if let Some(src) = src {
+            let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+            let e = self.parse_with_scope(&src, Origin::File(path.to_path_buf()), &base, None).map_err(|mut e| {
+                if e.pos.is_none() {
+                    e.pos = pos;
+                }
+                e
+            })?;
+            drop(src);
+            let v = self.eval_expr(e).trace(pos, || format!("while evaluating the file '{}':", path.display()))?;
+            self.import_cache.insert(given_key.to_vec(), v.clone());
+            return Ok(v);
+        }
+        let given_key = given_key.to_vec();
         let mut path = path.to_path_buf();
         let file_type = match self.io.file_type(&path) {
             Ok(t) => t,
@@ -405,6 +429,8 @@ impl Eval {
         })?;
         let v = self.eval_expr(e).trace(pos, || format!("while evaluating the file '{}':", path.display()))?;
         self.import_cache.insert(key, v.clone());
+        // The name as given finds it next time (`import ./dir` again).
+        self.import_cache.insert(given_key, v.clone());
         Ok(v)
     }
 

@@ -209,6 +209,9 @@ impl EvalIO for StoreEvalIO {
     fn is_directory(&self, path: &Path) -> Result<bool, IoError> {
         self.fs.is_directory(&self.physical_path(path)?)
     }
+    fn read_source_file(&self, path: &Path) -> Result<Option<Vec<u8>>, IoError> {
+        self.fs.read_source_file(&self.physical_path(path)?)
+    }
     fn store_dir(&self) -> String {
         self.store_dir().as_str().to_string()
     }
