@@ -34,7 +34,9 @@ for file in $pattern.nix; do
     fi
     case "$name" in
         eval-okay-*)
-            if "$nix_instantiate" --readonly-mode --eval --strict "$file" > "$name.exp.tmp" 2> "$name.err.tmp"; then
+            # eval-okay-whnf-*: printed without --strict (only the result is forced).
+            case "$name" in eval-okay-whnf-*) strict= ;; *) strict=--strict ;; esac
+            if "$nix_instantiate" --readonly-mode --eval $strict "$file" > "$name.exp.tmp" 2> "$name.err.tmp"; then
                 mv "$name.exp.tmp" "$name.exp"
             else
                 echo "FAIL (expected success): $name"; sed 's/^/    /' "$name.err.tmp" | head -8

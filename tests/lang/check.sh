@@ -22,7 +22,9 @@ for file in $pattern.nix; do
     flags=$(cat "$name.flags" 2>/dev/null)
     case "$name" in
         eval-okay-*)
-            if actual=$("$binary" --readonly-mode $flags --eval --strict "$file" 2>/dev/null) &&
+            # eval-okay-whnf-*: printed without --strict (only the result is forced).
+            case "$name" in eval-okay-whnf-*) strict= ;; *) strict=--strict ;; esac
+            if actual=$("$binary" --readonly-mode $flags --eval $strict "$file" 2>/dev/null) &&
                 [ "$actual" = "$(cat "$name.exp")" ]; then
                 ok=1
             else

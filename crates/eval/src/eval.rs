@@ -673,7 +673,7 @@ impl Eval {
         match e {
             Expr::Const(v) => v.clone(),
             Expr::Var(Var { loc: VarLoc::Local { depth, slot }, .. }) => {
-                match env_at(env, *depth).get_forced(*slot as usize) {
+                match env_at(env, *depth).get_captured(*slot as usize) {
                     Some(v) => v,
                     None => Value::thunk(ThunkState::Pending { expr: e, env: env.clone() }),
                 }
@@ -686,20 +686,21 @@ impl Eval {
         }
     }
 
-    /// `maybe_thunk` for a function's argument: integer arithmetic on operands
+    /// `maybe_thunk` for a lambda's argument: integer arithmetic on operands
     /// that are values already (`fib (n - 1)`) is computed right away rather
     /// than suspended, which saves a thunk per call of a recursive function.
-    /// Only arguments get a plain value: a set's or list's element computed
-    /// early is a `Precomputed` thunk (see `maybe_thunk`), which prints as
-    /// `<CODE>` until forced, as CppNix's thunk does.
+    /// Such a value comes back with `true`, for the lambda's environment to
+    /// mark it as computed ahead of demand (see [`Env`]): CppNix's argument
+    /// would be an unforced thunk, which `[ x ]` would print as `<CODE>`.
+    /// Built-ins and other functions get `maybe_thunk`'s `Precomputed` thunk.
     #[inline(always)]
-    fn maybe_thunk_arg(&self, e: &'static Expr, env: &Rc<Env>) -> Value {
+    fn maybe_thunk_arg(&self, e: &'static Expr, env: &Rc<Env>) -> (Value, bool) {
         match e {
             Expr::BinOp { .. } | Expr::ConcatStrings { force_string: false, .. } => match eager_int_arith::<false>(e, env) {
-                Some(v) => v,
-                None => Value::thunk(ThunkState::Pending { expr: e, env: env.clone() }),
+                Some(v) => (v, true),
+                None => (Value::thunk(ThunkState::Pending { expr: e, env: env.clone() }), false),
             },
-            _ => self.maybe_thunk(e, env),
+            _ => (self.maybe_thunk(e, env), false),
         }
     }
 
@@ -905,8 +906,8 @@ impl Eval {
                         i += k;
                         continue;
                     }
-                    let arg = self.maybe_thunk_arg(&args[i], env);
-                    f = self.call_lambda(c, arg, pos)?;
+                    let (arg, precomputed) = self.maybe_thunk_arg(&args[i], env);
+                    f = self.call_lambda_arg(c, arg, precomputed, pos)?;
                 }
                 // A built-in given all its remaining arguments at once is called directly.
                 Value::PrimOp(op) if op.arity > 1 && args.len() - i >= op.arity => {
@@ -916,7 +917,7 @@ impl Eval {
                     continue;
                 }
                 _ => {
-                    let arg = self.maybe_thunk_arg(&args[i], env);
+                    let arg = self.maybe_thunk(&args[i], env);
                     f = self.call(&f, arg, pos)?;
                 }
             }
@@ -931,15 +932,15 @@ impl Eval {
     fn call_primop_exprs(&mut self, op: &'static builtins::PrimOp, args: &'static [Expr], pos: Pos, env: &Rc<Env>) -> Result<Value> {
         match args {
             [a, b] => {
-                let argv = [self.maybe_thunk_arg(a, env), self.maybe_thunk_arg(b, env)];
+                let argv = [self.maybe_thunk(a, env), self.maybe_thunk(b, env)];
                 self.call_primop(op, &argv, pos)
             }
             [a, b, c] => {
-                let argv = [self.maybe_thunk_arg(a, env), self.maybe_thunk_arg(b, env), self.maybe_thunk_arg(c, env)];
+                let argv = [self.maybe_thunk(a, env), self.maybe_thunk(b, env), self.maybe_thunk(c, env)];
                 self.call_primop(op, &argv, pos)
             }
             _ => {
-                let argv: smallvec::SmallVec<[Value; 4]> = args.iter().map(|a| self.maybe_thunk_arg(a, env)).collect();
+                let argv: smallvec::SmallVec<[Value; 4]> = args.iter().map(|a| self.maybe_thunk(a, env)).collect();
                 self.call_primop(op, &argv, pos)
             }
         }
@@ -1096,7 +1097,7 @@ impl Eval {
         // The argument as the call would pass it (a thunk unless it is a
         // constant or a variable), forced by the built-in's code, whose
         // failures get the call's frame.
-        let arg = self.maybe_thunk_arg(arg, env);
+        let (arg, _) = self.maybe_thunk_arg(arg, env);
         builtins::to_string_into(self, &arg, buf, ctx).map_err(|e| primop_call_failed(op, e, *pos))?;
         Ok(true)
     }
@@ -1698,7 +1699,7 @@ impl Eval {
         if let Value::Lambda(c) = f {
             if let (None, Expr::Lambda(inner)) = (&c.lambda.formals, &c.lambda.body) {
                 let env = Env::with_one(c.env.clone(), a);
-                let env = self.bind_arg(inner, env, b, pos)?;
+                let env = self.bind_arg(inner, env, b, false, pos)?;
                 return self.run_body(inner, &env, pos);
             }
         }
@@ -1719,7 +1720,14 @@ impl Eval {
 
     #[inline(always)]
     fn call_lambda(&mut self, c: &Rc<Closure>, arg: Value, pos: Pos) -> Result<Value> {
-        let env = self.bind_arg(c.lambda, c.env.clone(), arg, pos)?;
+        self.call_lambda_arg(c, arg, false, pos)
+    }
+
+    /// `call_lambda`, `arg` marked as computed ahead of demand when
+    /// `precomputed` (see `maybe_thunk_arg`).
+    #[inline(always)]
+    fn call_lambda_arg(&mut self, c: &Rc<Closure>, arg: Value, precomputed: bool, pos: Pos) -> Result<Value> {
+        let env = self.bind_arg(c.lambda, c.env.clone(), arg, precomputed, pos)?;
         self.run_body(c.lambda, &env, pos)
     }
 
@@ -1729,11 +1737,11 @@ impl Eval {
     /// intermediate lambdas (what `f a b` and `foldl'` would otherwise do).
     fn call_lambda_multi(&mut self, c: &Rc<Closure>, args: &[Value], pos: Pos) -> Result<Value> {
         let mut lambda = c.lambda;
-        let mut env = self.bind_arg(lambda, c.env.clone(), args[0].clone(), pos)?;
+        let mut env = self.bind_arg(lambda, c.env.clone(), args[0].clone(), false, pos)?;
         for arg in &args[1..] {
             let Expr::Lambda(inner) = &lambda.body else { unreachable!("checked by curry_depth") };
             lambda = inner;
-            env = self.bind_arg(lambda, env, arg.clone(), pos)?;
+            env = self.bind_arg(lambda, env, arg.clone(), false, pos)?;
         }
         self.run_body(lambda, &env, pos)
     }
@@ -1747,22 +1755,24 @@ impl Eval {
     #[inline(never)]
     fn call_lambda_exprs(&mut self, c: &Rc<Closure>, args: &'static [Expr], pos: Pos, env: &Rc<Env>) -> Result<Value> {
         let mut lambda = c.lambda;
-        let arg = self.maybe_thunk_arg(&args[0], env);
-        let mut inner_env = self.bind_arg(lambda, c.env.clone(), arg, pos)?;
+        let (arg, precomputed) = self.maybe_thunk_arg(&args[0], env);
+        let mut inner_env = self.bind_arg(lambda, c.env.clone(), arg, precomputed, pos)?;
         for a in &args[1..] {
             let Expr::Lambda(inner) = &lambda.body else { unreachable!("checked by curry_depth") };
             lambda = inner;
-            let arg = self.maybe_thunk_arg(a, env);
-            inner_env = self.bind_arg(lambda, inner_env, arg, pos)?;
+            let (arg, precomputed) = self.maybe_thunk_arg(a, env);
+            inner_env = self.bind_arg(lambda, inner_env, arg, precomputed, pos)?;
         }
         self.run_body(lambda, &inner_env, pos)
     }
 
-    /// Binds `arg` to `lambda`'s argument (or formals) in a new environment below `parent`.
+    /// Binds `arg` to `lambda`'s argument (or formals) in a new environment
+    /// below `parent`; a plain argument is marked as computed ahead of demand
+    /// when `precomputed` (see [`Env`]).
     #[inline]
-    fn bind_arg(&mut self, lambda: &'static Lambda, parent: Rc<Env>, arg: Value, pos: Pos) -> Result<Rc<Env>> {
+    fn bind_arg(&mut self, lambda: &'static Lambda, parent: Rc<Env>, arg: Value, precomputed: bool, pos: Pos) -> Result<Rc<Env>> {
         match &lambda.formals {
-            None => Ok(Env::with_one(parent, arg)),
+            None => Ok(Env::with_arg(parent, arg, precomputed)),
             Some(_) => self.bind_formals(lambda, parent, arg, pos),
         }
     }

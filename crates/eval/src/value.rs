@@ -741,11 +741,27 @@ fn name_prefix(name: &[u8]) -> u64 {
 /// thunk's value. All access copies values in and out, never handing out a
 /// reference into the slots, so no borrow of a slot is ever alive while one
 /// is written.
+///
+/// A lambda's plain argument computed ahead of demand (integer arithmetic on
+/// operands that were values already, `fib (n - 1)`: see `maybe_thunk_arg`)
+/// is stored as its value, with [`PRECOMPUTED_ARG`] set in the capacity
+/// word: CppNix would hold an unforced thunk there, which `[ x ]` or
+/// `{ inherit x; }` would share and print as `<CODE>`. Reading the variable
+/// where it is forced clears the mark (one instruction); capturing it unforced
+/// (`get_captured`) turns the slot into a
+/// [`ThunkState::Precomputed`] thunk that the capture shares, so forcing
+/// either later shows in both, as CppNix's shared thunk would. Only
+/// one-slot environments are ever marked, so the mark needs no slot number.
 pub struct Env {
     pub parent: Option<Rc<Env>>,
     len: std::cell::Cell<u32>,
-    capacity: u32,
+    /// The number of slots, and [`PRECOMPUTED_ARG`] in the top bit.
+    capacity: std::cell::Cell<u32>,
 }
+
+/// The mark, in [`Env`]'s capacity word, of a one-slot environment whose value
+/// was computed ahead of demand and has not been demanded yet.
+const PRECOMPUTED_ARG: u32 = 1 << 31;
 
 const _: () = assert!(std::mem::size_of::<Env>() == 16);
 
@@ -753,7 +769,7 @@ impl crate::rc::Block for Env {
     const HAS_TAIL: bool = true;
     #[inline(always)]
     fn tail_bytes(&self) -> usize {
-        self.capacity as usize * std::mem::size_of::<Value>()
+        (self.capacity.get() & !PRECOMPUTED_ARG) as usize * std::mem::size_of::<Value>()
     }
     #[inline]
     unsafe fn drop_tail(&mut self, tail: *mut u8) {
@@ -771,13 +787,27 @@ impl Env {
     /// An environment with room for `capacity` values, none filled yet.
     #[inline]
     pub fn new(parent: Option<Rc<Env>>, capacity: usize) -> Rc<Env> {
-        let capacity = u32::try_from(capacity).expect("an environment of fewer than 2^32 slots");
-        Rc::new_with_tail(Env { parent, len: std::cell::Cell::new(0), capacity })
+        let capacity = u32::try_from(capacity)
+            .ok()
+            .filter(|&c| c < PRECOMPUTED_ARG)
+            .expect("an environment of fewer than 2^31 slots");
+        Rc::new_with_tail(Env { parent, len: std::cell::Cell::new(0), capacity: std::cell::Cell::new(capacity) })
     }
     /// An environment with exactly one value (a lambda's plain argument).
     #[inline]
     pub fn with_one(parent: Rc<Env>, value: Value) -> Rc<Env> {
-        let env = Rc::new_with_tail(Env { parent: Some(parent), len: std::cell::Cell::new(1), capacity: 1 });
+        Env::with_arg(parent, value, false)
+    }
+    /// `with_one` for a lambda's argument, marked as computed ahead of demand
+    /// when `precomputed` (see [`Env`]).
+    #[inline(always)]
+    pub fn with_arg(parent: Rc<Env>, value: Value, precomputed: bool) -> Rc<Env> {
+        let capacity = 1 | (precomputed as u32) << 31;
+        let env = Rc::new_with_tail(Env {
+            parent: Some(parent),
+            len: std::cell::Cell::new(1),
+            capacity: std::cell::Cell::new(capacity),
+        });
         // SAFETY: the block has room for one slot, which is filled here.
         unsafe { (Rc::tail(&env) as *mut Value).write(value) };
         env
@@ -815,6 +845,9 @@ impl Rc<Env> {
     /// A forced thunk found in the slot is replaced there by its value, so the
     /// thunk's block is freed once nothing else holds it (CppNix overwrites a
     /// forced thunk in place; this is the nearest we get with shared thunks).
+    ///
+    /// For a variable being forced: a value computed ahead of demand (see
+    /// [`Env`]) is now demanded, and loses its mark.
     #[inline(always)]
     pub fn get_forced(&self, slot: usize) -> Option<Value> {
         let p = self.slot(slot)?;
@@ -826,11 +859,57 @@ impl Rc<Env> {
                     Some(v) => (std::ptr::replace(p, v.clone()), v),
                     None => return Some((*p).clone()),
                 },
+                v => {
+                    self.demand();
+                    return Some(v.clone());
+                }
+            }
+        };
+        drop(old);
+        Some(value)
+    }
+    /// `get_forced` for a variable captured unforced (a list's element, an
+    /// attribute, an argument passed on: [`crate::Eval::maybe_thunk`]): a
+    /// value computed ahead of demand becomes the
+    /// [`ThunkState::Precomputed`] thunk that CppNix's slot would hold, shared
+    /// by the slot and the capture.
+    #[inline(always)]
+    pub fn get_captured(&self, slot: usize) -> Option<Value> {
+        let p = self.slot(slot)?;
+        if self.capacity.get() & PRECOMPUTED_ARG != 0 {
+            return Some(self.capture_precomputed(p));
+        }
+        // SAFETY: as in `get_forced`.
+        let (old, value) = unsafe {
+            match &*p {
+                Value::Thunk(t) => match t.value() {
+                    Some(v) => (std::ptr::replace(p, v.clone()), v),
+                    None => return Some((*p).clone()),
+                },
                 v => return Some(v.clone()),
             }
         };
         drop(old);
         Some(value)
+    }
+    #[cold]
+    #[inline(never)]
+    fn capture_precomputed(&self, p: *mut Value) -> Value {
+        self.demand();
+        // SAFETY: `p` is this environment's filled slot (see `get`); its value
+        // moves into the thunk, and the slot is rewritten before anything else
+        // can read it.
+        unsafe {
+            let thunk = Value::thunk(ThunkState::Precomputed(std::ptr::read(p)));
+            std::ptr::write(p, thunk.clone());
+            thunk
+        }
+    }
+    /// Clears the mark of a value computed ahead of demand: it has been
+    /// demanded, or given to a thunk (see [`Env`]).
+    #[inline(always)]
+    fn demand(&self) {
+        self.capacity.set(self.capacity.get() & !PRECOMPUTED_ARG);
     }
     /// Replaces `slot`'s thunk `t`, just forced to `value`, by the value.
     #[inline]
@@ -846,7 +925,8 @@ impl Rc<Env> {
         drop(old);
     }
     /// The integer in `slot` (directly or in a forced thunk), without touching
-    /// any reference count; `None` for anything else. With `FORCE` (the
+    /// any reference count; `None` for anything else (a value computed ahead
+    /// of demand included, unless forced). With `FORCE` (the
     /// operand of an operator being evaluated, which forces it), a
     /// [`ThunkState::Precomputed`] integer counts too, and its thunk is
     /// marked forced.
@@ -855,6 +935,14 @@ impl Rc<Env> {
         // SAFETY: as in `get`; the borrows end before this returns, and the
         // state rewritten holds an integer, which needs no drop.
         match unsafe { &*self.slot(slot)? } {
+            // A value computed ahead of demand (see [`Env`]) counts when
+            // forced (and is demanded now); unforced it stays unready, as
+            // CppNix's thunk would stay unforced.
+            Value::Int(n) if FORCE => {
+                self.demand();
+                Some(*n)
+            }
+            Value::Int(_) if self.capacity.get() & PRECOMPUTED_ARG != 0 => None,
             Value::Int(n) => Some(*n),
             Value::Thunk(t) => match unsafe { &*t.0.get() } {
                 ThunkState::Done(Value::Int(n)) => Some(*n),
@@ -895,7 +983,8 @@ impl Rc<Env> {
     #[inline]
     pub fn push(&self, value: Value) {
         let len = self.len.get();
-        assert!(len < self.capacity, "environment slot {len} beyond its capacity {}", self.capacity);
+        let capacity = self.capacity.get() & !PRECOMPUTED_ARG;
+        assert!(len < capacity, "environment slot {len} beyond its capacity {capacity}");
         // SAFETY: slot `len` is within the tail and not yet filled; nobody holds
         // a reference into the slots.
         unsafe { (Rc::tail(self) as *mut Value).add(len as usize).write(value) };
@@ -1514,5 +1603,36 @@ mod env_tests {
         let env = Env::new(None, 1);
         env.push(Value::Null);
         env.push(Value::Null);
+    }
+
+    #[test]
+    fn a_precomputed_argument_reads_as_unforced_until_demanded() {
+        let parent = Env::new(None, 0);
+        // Unforced, it is not ready for early arithmetic; forced, it is, and
+        // stays so.
+        let env = Env::with_arg(parent.clone(), Value::Int(2), true);
+        assert_eq!(env.peek_int::<false>(0), None);
+        assert_eq!(env.peek_int::<true>(0), Some(2));
+        assert_eq!(env.peek_int::<false>(0), Some(2));
+        assert!(matches!(env.get_captured(0), Some(Value::Int(2))));
+        // A variable read clears the mark too.
+        let env = Env::with_arg(parent.clone(), Value::Int(3), true);
+        assert!(matches!(env.get_forced(0), Some(Value::Int(3))));
+        assert_eq!(env.peek_int::<false>(0), Some(3));
+        // Captured unforced: one Precomputed thunk, shared by the capture and
+        // the slot, which now holds no mark; forcing it shows in both.
+        let env = Env::with_arg(parent.clone(), Value::Int(4), true);
+        let Some(Value::Thunk(captured)) = env.get_captured(0) else { panic!("a thunk") };
+        assert!(matches!(unsafe { &*captured.0.get() }, ThunkState::Precomputed(Value::Int(4))));
+        assert!(matches!(env.get_captured(0), Some(Value::Thunk(t)) if Rc::ptr_eq(&t, &captured)));
+        assert_eq!(env.peek_int::<false>(0), None);
+        assert_eq!(env.peek_int::<true>(0), Some(4));
+        assert!(captured.is_done());
+        // Unmarked, a plain argument is a value like any other; the mark does
+        // not change the block's size when it is freed.
+        let env = Env::with_arg(parent, Value::Int(5), false);
+        assert_eq!(env.peek_int::<false>(0), Some(5));
+        assert!(matches!(env.get_captured(0), Some(Value::Int(5))));
+        let _marked_and_dropped = Env::with_arg(env, Value::Int(6), true);
     }
 }
