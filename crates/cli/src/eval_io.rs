@@ -17,7 +17,7 @@ pub fn open_eval_io(store_flag: Option<&str>, read_only: bool) -> anyhow::Result
 
 use std::rc::Rc;
 
-use nivis_eval::value::{Attrs, Value};
+use nivis_eval::value::{Attrs, AttrsBuilder, Value};
 use nivis_eval::{Eval, EvalError, Pos, Settings, Sym};
 
 /// The evaluator thread's stack: deep but finite recursion must not crash.
@@ -332,7 +332,7 @@ pub fn auto_args(ev: &mut Eval, args: &[(String, AutoArg)]) -> nivis_eval::error
         return Ok(None);
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
-    let mut attrs = Attrs::new();
+    let mut attrs = AttrsBuilder::new();
     for (name, arg) in args {
         let v = match arg {
             AutoArg::Str(s) => Value::string(s.clone().into_bytes()),
@@ -343,7 +343,7 @@ pub fn auto_args(ev: &mut Eval, args: &[(String, AutoArg)]) -> nivis_eval::error
         };
         attrs.insert(Sym::from_str(name), v, Pos::NONE);
     }
-    Ok(Some(nivis_eval::value::Rc::new(attrs)))
+    Ok(Some(attrs.finish()))
 }
 
 /// CppNix's `autoCallFunction`: a function with formals is called with the
@@ -359,7 +359,7 @@ pub fn auto_call(ev: &mut Eval, v: &Value, args: &nivis_eval::value::Rc<Attrs>) 
     }
     let Value::Lambda(c) = &f else { return Ok(f) };
     let Some(formals) = &c.lambda.formals else { return Ok(f) };
-    let mut call_args = Attrs::new();
+    let mut call_args = AttrsBuilder::new();
     if formals.ellipsis {
         for a in args.iter() {
             call_args.insert(a.name, a.value.clone(), a.pos);
@@ -401,7 +401,7 @@ pub fn find_along_attr_path(
     if attr_path.is_empty() {
         return Ok(v);
     }
-    let no_args = nivis_eval::value::Rc::new(Attrs::new());
+    let no_args = nivis_eval::value::Attrs::empty();
     for token in parse_attr_path(attr_path) {
         // Functions on the way are called, with the `--arg`s or with none.
         v = auto_call(ev, &v, args.unwrap_or(&no_args))?;

@@ -156,7 +156,7 @@ pub static PRIMOPS: &[PrimOp] = &[
 pub fn make_base_env(settings: &Settings, io: &dyn EvalIO) -> (Rc<Env>, Scope, Value) {
     let mut names: Vec<Sym> = Vec::new();
     let mut values: Vec<Value> = Vec::new();
-    let mut builtins_attrs = Attrs::new();
+    let mut builtins_attrs = AttrsBuilder::new();
     let mut add = |name: &str, v: Value, global: bool, names: &mut Vec<Sym>, values: &mut Vec<Value>| {
         builtins_attrs.push(Attr { name: Sym::from_str(name), value: v.clone(), pos: Pos::NONE });
         if global {
@@ -196,7 +196,7 @@ pub fn make_base_env(settings: &Settings, io: &dyn EvalIO) -> (Rc<Env>, Scope, V
                 Some((p, rest)) => (p.to_string(), rest.to_string()),
                 None => (String::new(), entry.clone()),
             };
-            let mut a = Attrs::new();
+            let mut a = AttrsBuilder::new();
             a.insert(Sym::from_str("path"), Value::string(path.into_bytes()), Pos::NONE);
             a.insert(Sym::from_str("prefix"), Value::string(prefix.into_bytes()), Pos::NONE);
             Value::attrs(a)
@@ -208,7 +208,7 @@ pub fn make_base_env(settings: &Settings, io: &dyn EvalIO) -> (Rc<Env>, Scope, V
     let derivation = Value::thunk(ThunkState::Done(Value::Null));
     add("derivation", derivation.clone(), true, &mut names, &mut values);
     builtins_attrs.sort();
-    let builtins_value = Value::attrs(Attrs::new());
+    let builtins_value = Value::attrs(AttrsBuilder::new());
     names.push(Sym::from_str("builtins"));
     values.push(builtins_value);
     // `builtins` contains itself.
@@ -414,7 +414,7 @@ fn prim_add_error_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn prim_try_eval(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let mut out = Attrs::with_capacity(2);
+    let mut out = AttrsBuilder::with_capacity(2);
     match e.force(&a[0], p) {
         Ok(v) => {
             out.insert(e.s.success, Value::Bool(true), Pos::NONE);
@@ -537,7 +537,7 @@ fn prim_remove_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     }
     // Sorted, so that removing many names from a large set stays n log k.
     remove.sort_unstable();
-    let mut out = Attrs::with_capacity(attrs.len());
+    let mut out = AttrsBuilder::with_capacity(attrs.len());
     for x in attrs.iter() {
         if remove.binary_search(&x.name).is_err() {
             out.push(Attr { name: x.name, value: x.value.clone(), pos: x.pos });
@@ -648,7 +648,7 @@ fn prim_intersect_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     // side: nixpkgs' `callPackage` intersects a function's few arguments with
     // the whole package set, once per package. Both sides are sorted by symbol,
     // so either walk keeps the result sorted.
-    let mut out = Attrs::with_capacity(x.len().min(y.len()));
+    let mut out = AttrsBuilder::with_capacity(x.len().min(y.len()));
     if x.len() < y.len() {
         for wanted in x.iter() {
             if let Some(attr) = y.find(wanted.name) {
@@ -685,18 +685,25 @@ fn prim_cat_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 fn prim_map_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let attrs = e.force_attrs(&a[1], p).context("while evaluating the second argument passed to builtins.mapAttrs")?;
-    let mut out = Attrs::with_capacity(attrs.len());
     // Each new attribute is one thunk for `f name value`, sharing the function
     // and the old set (CppNix's two applications, `f name` then its value);
     // the thunk names its attribute by index, so a layered set is flattened.
     let attrs = Attrs::flattened(&attrs);
-    let call = Rc::new(MapAttrsCall { func: a[0].clone(), attrs: attrs.clone() });
-    for (index, x) in attrs.iter().enumerate() {
-        let value = Value::thunk(ThunkState::ApplyToAttr { call: call.clone(), index: index as u32 });
-        // CppNix gives the new attributes no position (unsafeGetAttrPos is null).
-        out.push(Attr { name: x.name, value, pos: Pos::NONE });
-    }
-    Ok(Value::attrs(out))
+    Ok(Value::Attrs(apply_to_attrs(a[0].clone(), attrs)))
+}
+
+/// The set of `func name value` for each attribute of the flat set `attrs`
+/// (`mapAttrs`, `zipAttrsWith`): one lazy application per attribute,
+/// written straight into the new set's block.
+fn apply_to_attrs(func: Value, attrs: Rc<Attrs>) -> Rc<Attrs> {
+    let call = Rc::new(MapAttrsCall { func, attrs: attrs.clone() });
+    Attrs::from_exact(attrs.len(), |out| {
+        for (index, x) in attrs.iter().enumerate() {
+            let value = Value::thunk(ThunkState::ApplyToAttr { call: call.clone(), index: index as u32 });
+            // CppNix gives the new attributes no position (unsafeGetAttrPos is null).
+            out.push(Attr { name: x.name, value, pos: Pos::NONE });
+        }
+    })
 }
 
 fn prim_zip_attrs_with(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
@@ -725,14 +732,7 @@ fn prim_zip_attrs_with(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     // Each attribute is `f name values`, one lazy application sharing the
     // function and the set of lists, as `mapAttrs` makes its attributes
     // (CppNix's two applications, `f name` then its list).
-    let lists = Rc::new(Attrs::from_sorted(lists));
-    let call = Rc::new(MapAttrsCall { func: a[0].clone(), attrs: lists.clone() });
-    let mut out = Attrs::with_capacity(lists.len());
-    for (index, x) in lists.iter().enumerate() {
-        let value = Value::thunk(ThunkState::ApplyToAttr { call: call.clone(), index: index as u32 });
-        out.push(Attr { name: x.name, value, pos: Pos::NONE });
-    }
-    Ok(Value::attrs(out))
+    Ok(Value::Attrs(apply_to_attrs(a[0].clone(), Attrs::from_sorted(lists))))
 }
 
 fn prim_function_args(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
@@ -751,9 +751,9 @@ fn prim_function_args(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
                 });
                 Ok(Value::attrs(Attrs::from_sorted(sorted.clone())))
             }
-            None => Ok(Value::attrs(Attrs::new())),
+            None => Ok(Value::attrs(AttrsBuilder::new())),
         },
-        Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(Value::attrs(Attrs::new())),
+        Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(Value::attrs(AttrsBuilder::new())),
         // CppNix's own wording (a functor set is not a function here).
         _ => Err(crate::error::EvalError::new(crate::error::ErrorKind::Type, "'functionArgs' requires a function", p)),
     }
@@ -776,7 +776,7 @@ fn prim_group_by(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         });
         groups[i].1.push(item.clone());
     }
-    let mut out = Attrs::with_capacity(groups.len());
+    let mut out = AttrsBuilder::with_capacity(groups.len());
     for (name, values) in groups {
         out.push(Attr { name, value: Value::list(values), pos: Pos::NONE });
     }
@@ -966,7 +966,7 @@ fn prim_partition(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
             wrong.push(x.clone());
         }
     }
-    let mut out = Attrs::new();
+    let mut out = AttrsBuilder::new();
     out.insert(e.s.right, Value::list(right), Pos::NONE);
     out.insert(e.s.wrong, Value::list(wrong), Pos::NONE);
     Ok(Value::attrs(out))
@@ -1244,7 +1244,7 @@ fn prim_split_version(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 fn prim_parse_drv_name(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let s = e.force_string_no_ctx(&a[0], p).context("while evaluating the first argument passed to builtins.parseDrvName")?;
     let (name, version) = crate::strings::parse_drv_name(s.as_bytes());
-    let mut out = Attrs::new();
+    let mut out = AttrsBuilder::new();
     out.insert(e.s.name, Value::string(name), Pos::NONE);
     out.insert(e.s.version, Value::string(version), Pos::NONE);
     Ok(Value::attrs(out))
@@ -1395,9 +1395,9 @@ fn prim_get_context(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
             info.entry(c.to_vec()).or_default().0 = true;
         }
     }
-    let mut out = Attrs::new();
+    let mut out = AttrsBuilder::new();
     for (path, (is_path, all, outputs)) in info {
-        let mut entry = Attrs::new();
+        let mut entry = AttrsBuilder::new();
         if is_path {
             entry.insert(e.s.path, Value::Bool(true), Pos::NONE);
         }
@@ -1545,7 +1545,7 @@ fn prim_read_dir(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         }
         eval_error(err.in_context(format_args!("opening directory '{}'", path.display())), Pos::NONE)
     })?;
-    let mut out = Attrs::with_capacity(entries.len());
+    let mut out = AttrsBuilder::with_capacity(entries.len());
     for (name, ft) in entries {
         out.push(Attr { name: Sym::new(&name), value: Value::string(ft.nix_name().as_bytes()), pos: Pos::NONE });
     }
@@ -2016,7 +2016,7 @@ fn fetch(e: &mut Eval, kind: &str, a: &[Value], p: Pos) -> Result<Value> {
         }
     }
     let result = e.io.fetch(kind, &args).map_err(|err| io_error(err, p))?;
-    let mut out = Attrs::new();
+    let mut out = AttrsBuilder::new();
     let mut out_path = None;
     for (name, value) in result {
         let v = match value {
@@ -2062,7 +2062,7 @@ fn prim_parse_flake_ref(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     use crate::support::flakeref::{FlakeAttr, parse_flake_ref};
     let s = e.force_string_no_ctx(&a[0], p).context("while evaluating the argument passed to builtins.parseFlakeRef")?;
     let parsed = parse_flake_ref(&s.to_str_lossy()).map_err(|m| eval_error(m, p))?;
-    let mut out = Attrs::with_capacity(parsed.len());
+    let mut out = AttrsBuilder::with_capacity(parsed.len());
     for (name, value) in parsed {
         let value = match value {
             FlakeAttr::String(s) => Value::string(s.into_bytes()),

@@ -139,7 +139,7 @@ fn derivation_strict_named(e: &mut Eval, attrs: &Attrs, name: &str, p: Pos) -> R
         .collect();
     let io = e.io.clone();
     let result = io.derivation_strict(request).map_err(|err| io_error(err, p))?;
-    let mut out = Attrs::new();
+    let mut out = AttrsBuilder::new();
     let mut drv_ctx = Context::new();
     drv_ctx.insert(format!("={}", result.drv_path).into_bytes());
     out.insert(e.s.drv_path, Value::string_ctx(result.drv_path.clone().into_bytes(), drv_ctx), Pos::NONE);

@@ -951,7 +951,7 @@ impl Eval {
         match pos.resolve() {
             None => Value::Null,
             Some(loc) => {
-                let mut a = Attrs::with_capacity(3);
+                let mut a = AttrsBuilder::with_capacity(3);
                 let file = match &loc.origin {
                     Origin::File(p) => {
                         use std::os::unix::ffi::OsStrExt;
@@ -1230,7 +1230,16 @@ impl Eval {
 
     #[inline(never)]
     fn eval_attrs(&mut self, a: &'static AttrsExpr, env: &Rc<Env>) -> Result<Value> {
-        let mut attrs = Attrs::with_capacity(a.attrs.len() + a.dynamic.len());
+        if !a.rec && a.dynamic.is_empty() && a.inherit_from.is_empty() {
+            // Most sets: their names known, the values written straight into
+            // the set's block (the definitions are sorted by symbol).
+            return Ok(Value::Attrs(Attrs::from_exact(a.attrs.len(), |out| {
+                for def in &a.attrs {
+                    out.push(Attr { name: def.name, value: self.maybe_thunk(&def.value, env), pos: def.pos });
+                }
+            })));
+        }
+        let mut attrs = AttrsBuilder::with_capacity(a.attrs.len() + a.dynamic.len());
         let scope_env;
         if a.rec {
             scope_env = self.rec_env(a, env, Some(&mut attrs));
@@ -1275,7 +1284,7 @@ impl Eval {
         Ok(Value::attrs(attrs))
     }
 
-    fn insert_dynamic_attr(&mut self, attrs: &mut Attrs, sym: Sym, d: &'static DynamicAttr, scope_env: &Rc<Env>) -> Result<()> {
+    fn insert_dynamic_attr(&mut self, attrs: &mut AttrsBuilder, sym: Sym, d: &'static DynamicAttr, scope_env: &Rc<Env>) -> Result<()> {
         if let Some(prev) = attrs.find(sym) {
             let at = prev.pos.resolve().map(|l| l.to_string()).unwrap_or_default();
             return Err(eval_error(format!("dynamic attribute '{sym}' already defined at {at}"), d.pos));
@@ -1288,7 +1297,7 @@ impl Eval {
     /// `rec { __overrides = { ... }; ... }`: the overriding values replace the
     /// set's own in the result and in the recursive scope (so other attributes
     /// see them), as CppNix does.
-    fn apply_overrides(&mut self, a: &'static AttrsExpr, scope_env: &Rc<Env>, attrs: &mut Attrs) -> Result<()> {
+    fn apply_overrides(&mut self, a: &'static AttrsExpr, scope_env: &Rc<Env>, attrs: &mut AttrsBuilder) -> Result<()> {
         let overrides_sym = Sym::from_str("__overrides");
         let Some(overrides) = attrs.get(overrides_sym).cloned() else { return Ok(()) };
         let overrides = self.force_attrs(&overrides, Pos::NONE)?;
@@ -1303,7 +1312,7 @@ impl Eval {
 
     /// Builds the environment of a `rec` set or `let`; also fills `out` with the
     /// set's static attributes (the definitions are sorted by symbol already).
-    fn rec_env(&mut self, a: &'static AttrsExpr, env: &Rc<Env>, mut out: Option<&mut Attrs>) -> Rc<Env> {
+    fn rec_env(&mut self, a: &'static AttrsExpr, env: &Rc<Env>, mut out: Option<&mut AttrsBuilder>) -> Rc<Env> {
         let new_env = Env::new(Some(env.clone()), a.attrs.len());
         let froms: Vec<Value> = a.inherit_from.iter().map(|f| self.maybe_thunk(f, &new_env)).collect();
         // With `__overrides`, CppNix gives every plain attribute a thunk of its
@@ -2312,15 +2321,14 @@ pub fn update_attrs(a: &Rc<Attrs>, b: &Rc<Attrs>) -> Rc<Attrs> {
         return b.clone();
     }
     if a.wants_layer(b.len()) {
-        return Rc::new(Attrs::layer(a, b.iter().cloned().collect()));
+        return Attrs::layer(a, b.iter().cloned().collect());
     }
     // Flat sets (most) are merged straight from their entries; a layered one
     // is listed first.
-    let out = match (a.iter(), b.iter()) {
+    match (a.iter(), b.iter()) {
         (AttrsIter::Flat(x), AttrsIter::Flat(y)) => merge_update(x.as_slice(), y.as_slice()),
         _ => merge_update(&a.to_refs(), &b.to_refs()),
-    };
-    Rc::new(Attrs::from_sorted(out))
+    }
 }
 
 /// An attribute, or a reference to one (the entries `update_attrs` merges).
@@ -2340,32 +2348,48 @@ impl AttrRef for &Attr {
     }
 }
 
-/// The entries of `a // b`, both sorted by symbol: `b`'s, and `a`'s that `b`
-/// does not override. A small `b` finds its places in a large `a` by search.
-fn merge_update<A: AttrRef, B: AttrRef>(a: &[A], b: &[B]) -> Vec<Attr> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let mut i = 0;
+/// `a // b`, both sorted by symbol: `b`'s entries, and `a`'s that `b` does
+/// not override. A small `b` finds its places in a large `a` by search. The
+/// places are found first, to count the entries, then the entries are copied
+/// straight into the new set's block.
+fn merge_update<A: AttrRef + std::borrow::Borrow<Attr>, B: AttrRef>(a: &[A], b: &[B]) -> Rc<Attrs> {
     let by_search = b.len() * 8 < a.len();
-    for y in b {
-        let y = y.attr();
-        let k = if by_search {
-            i + a[i..].partition_point(|x| x.attr().name < y.name)
+    // Where each of `b`'s names goes in `a`, and whether it replaces an entry.
+    let place = |i: usize, name: Sym| -> usize {
+        if by_search {
+            i + a[i..].partition_point(|x| x.attr().name < name)
         } else {
             let mut k = i;
-            while k < a.len() && a[k].attr().name < y.name {
+            while k < a.len() && a[k].attr().name < name {
                 k += 1;
             }
             k
-        };
-        out.extend(a[i..k].iter().map(|x| x.attr().clone()));
-        i = k;
-        if i < a.len() && a[i].attr().name == y.name {
+        }
+    };
+    let mut hidden = 0;
+    let mut i = 0;
+    for y in b {
+        let name = y.attr().name;
+        i = place(i, name);
+        if i < a.len() && a[i].attr().name == name {
+            hidden += 1;
             i += 1;
         }
-        out.push(y.clone());
     }
-    out.extend(a[i..].iter().map(|x| x.attr().clone()));
-    out
+    Attrs::from_exact(a.len() + b.len() - hidden, |out| {
+        let mut i = 0;
+        for y in b {
+            let y = y.attr();
+            let k = place(i, y.name);
+            out.extend_cloned(&a[i..k]);
+            i = k;
+            if i < a.len() && a[i].attr().name == y.name {
+                i += 1;
+            }
+            out.push(y.clone());
+        }
+        out.extend_cloned(&a[i..]);
+    })
 }
 
 #[derive(Clone, Copy)]

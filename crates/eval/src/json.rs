@@ -131,7 +131,7 @@ impl<'a> P<'a> {
                 self.ws();
                 if self.s.get(self.i) == Some(&b'}') {
                     self.i += 1;
-                    return Ok(Value::attrs(Attrs::new()));
+                    return Ok(Value::attrs(AttrsBuilder::new()));
                 }
                 let base = self.attrs.len();
                 let result = self.object_members(depth);
@@ -139,17 +139,25 @@ impl<'a> P<'a> {
                     self.attrs.truncate(base);
                 }
                 result?;
-                let mut entries = take_above(&mut self.attrs, base);
-                // Sorted by symbol; of a repeated key the last value wins.
-                entries.sort_by_key(|a| a.name);
-                entries.dedup_by(|later, earlier| {
-                    if later.name != earlier.name {
-                        return false;
+                // Sorted by symbol (mostly already: keys recur in the same
+                // order in every object); of a repeated key the last value
+                // wins. Then moved from the stack into the set's block.
+                let members = &mut self.attrs[base..];
+                if !members.is_sorted_by(|a, b| a.name < b.name) {
+                    members.sort_by_key(|a| a.name);
+                    if members.windows(2).any(|w| w[0].name == w[1].name) {
+                        let mut kept = take_above(&mut self.attrs, base);
+                        kept.dedup_by(|later, earlier| {
+                            if later.name != earlier.name {
+                                return false;
+                            }
+                            std::mem::swap(later, earlier);
+                            true
+                        });
+                        self.attrs.append(&mut kept);
                     }
-                    std::mem::swap(later, earlier);
-                    true
-                });
-                Ok(Value::attrs(Attrs::from_sorted(entries)))
+                }
+                Ok(Value::Attrs(Attrs::from_sorted_tail(&mut self.attrs, base)))
             }
             b'[' => {
                 self.i += 1;
@@ -430,7 +438,7 @@ fn toml_to_value(v: crate::support::toml::TomlValue, timestamps: bool) -> Result
         TomlValue::Bool(b) => Value::Bool(b),
         // Current CppNix's `parse-toml-timestamps`: `{ _type = "timestamp"; value = TEXT; }`.
         TomlValue::Datetime(text) if timestamps => {
-            let mut attrs = Attrs::with_capacity(2);
+            let mut attrs = AttrsBuilder::with_capacity(2);
             attrs.insert(Sym::new(b"_type"), Value::string(b"timestamp".to_vec()), Pos::NONE);
             attrs.insert(Sym::new(b"value"), Value::string(text.into_bytes()), Pos::NONE);
             Value::attrs(attrs)
@@ -442,7 +450,7 @@ fn toml_to_value(v: crate::support::toml::TomlValue, timestamps: bool) -> Result
             Value::list(items.into_iter().map(|item| toml_to_value(item, timestamps)).collect::<Result<_, _>>()?)
         }
         TomlValue::Table(t) => {
-            let mut attrs = Attrs::with_capacity(t.len());
+            let mut attrs = AttrsBuilder::with_capacity(t.len());
             for (k, v) in t {
                 if k.contains('\0') {
                     return Err(format!("while parsing TOML: {}", null_byte_error(&k)));

@@ -314,7 +314,19 @@ pub struct Attr {
     pub pos: Pos,
 }
 
-/// An attribute set: entries sorted by symbol id.
+/// An attribute set: entries sorted by symbol id, in one block.
+///
+/// A set lives only behind an [`Rc`], in one allocation: the count, this
+/// header (the entry count and a pointer to the entries, 12 bytes), then the
+/// entries themselves in the block's tail (see [`crate::rc::Block`]). A set of
+/// four attributes takes 112 bytes where a header block and a separate vector
+/// took 48 + 96, and a set of one 40 where it took 48 + 24: `toJSON`/`fromJSON`
+/// and any program holding many small records keep a set per record. The
+/// pointer is the entries' address, kept with the whole block's provenance,
+/// so a set reached through a plain `&Attrs` (most readers) can read them.
+/// Sets are built with an [`AttrsBuilder`] (or [`Attrs::from_sorted`] when the
+/// entries are ready) and immutable afterwards, except for a forced thunk
+/// replaced by its value in a slot (`Attrs::collapse`).
 ///
 /// A set made by `base // top` with a small `top` is a layer: it keeps `top`'s
 /// entries and shares `base` instead of copying it (nixpkgs-style code adds a
@@ -323,18 +335,56 @@ pub struct Attr {
 /// look-up searches the layers from the top; iteration merges them in symbol
 /// order, names in a higher layer hiding the same names below. Layers are
 /// at most [`MAX_LAYER_DEPTH`] deep, so a look-up costs a bounded number of
-/// binary searches. Sets are immutable once built: the builder methods
-/// (`push`, `insert`, `sort`) are for a flat set under construction.
-#[derive(Default)]
+/// binary searches. A layer's base, visible length and depth ([`Layer`]) sit
+/// in the tail before its entries, so a flat set pays nothing for them.
+///
+/// `packed(4)`: the header follows the 4-byte count with no hole, so the
+/// block's fixed part is 16 bytes, not 24. Its fields are only ever read by
+/// value.
+#[repr(C, packed(4))]
 pub struct Attrs {
-    /// All entries of a flat set; a layer's own (top) entries.
-    entries: Vec<Attr>,
-    /// The set below a layer.
-    base: Option<Rc<Attrs>>,
-    /// The number of visible names of a layer (a flat set's is `entries.len()`).
-    layered_len: u32,
-    /// How many layers lie below this one (0 for a flat set).
+    /// The number of own entries, plus [`LAYERED`] for a layer.
+    meta: u32,
+    /// The first own entry, in this block's tail.
+    entries: *mut Attr,
+}
+
+/// Set in [`Attrs::meta`] when the tail starts with a [`Layer`].
+const LAYERED: u32 = 1 << 31;
+
+/// What a layer keeps about the set below it (at the start of its tail).
+struct Layer {
+    base: Rc<Attrs>,
+    /// The number of visible names.
+    len: u32,
+    /// How many layers lie below this one.
     depth: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<Layer>() % std::mem::size_of::<usize>() == 0);
+const _: () = assert!(std::mem::size_of::<Attr>() % std::mem::size_of::<usize>() == 0);
+
+impl crate::rc::Block for Attrs {
+    const HAS_TAIL: bool = true;
+    #[inline(always)]
+    fn tail_bytes(&self) -> usize {
+        let meta = self.meta;
+        (meta & !LAYERED) as usize * std::mem::size_of::<Attr>() + if meta & LAYERED != 0 { std::mem::size_of::<Layer>() } else { 0 }
+    }
+    #[inline]
+    unsafe fn drop_tail(&mut self, tail: *mut u8) {
+        let (entries, n) = (self.entries, self.own_len());
+        for i in 0..n {
+            // SAFETY: the `n` entries are initialised; each value is released
+            // once, here, as the block is freed (an attribute's name and
+            // position are plain data).
+            unsafe { release_in_place(&raw mut (*entries.add(i)).value) };
+        }
+        if self.meta & LAYERED != 0 {
+            // SAFETY: a layer's tail starts with its `Layer`, dropped once.
+            unsafe { std::ptr::drop_in_place(tail as *mut Layer) };
+        }
+    }
 }
 
 /// The deepest a chain of `//` layers may grow before a merge copies it flat.
@@ -374,29 +424,212 @@ impl<'a> IntoIterator for &'a Attrs {
     }
 }
 
-impl Attrs {
-    pub fn new() -> Attrs {
-        Attrs::default()
+/// A set under construction: entries pushed (in symbol order, or sorted
+/// afterwards) or inserted, then made into an [`Attrs`] block by
+/// [`AttrsBuilder::finish`] or [`Value::attrs`].
+#[derive(Default)]
+pub struct AttrsBuilder {
+    entries: Vec<Attr>,
+}
+
+impl AttrsBuilder {
+    pub fn new() -> AttrsBuilder {
+        AttrsBuilder::default()
     }
-    pub fn with_capacity(n: usize) -> Attrs {
-        Attrs { entries: Vec::with_capacity(n), base: None, layered_len: 0, depth: 0 }
+    pub fn with_capacity(n: usize) -> AttrsBuilder {
+        AttrsBuilder { entries: Vec::with_capacity(n) }
+    }
+    /// Appends an entry (callers keep the symbol order, or call
+    /// [`AttrsBuilder::sort`] afterwards).
+    #[inline]
+    pub fn push(&mut self, attr: Attr) {
+        self.entries.push(attr);
+    }
+    /// Sorts after pushing in arbitrary order.
+    pub fn sort(&mut self) {
+        self.entries.sort_by_key(|a| a.name);
+    }
+    /// Inserts or replaces, keeping the order.
+    pub fn insert(&mut self, name: Sym, value: Value, pos: Pos) {
+        match self.entries.binary_search_by_key(&name, |a| a.name) {
+            Ok(i) => self.entries[i] = Attr { name, value, pos },
+            Err(i) => self.entries.insert(i, Attr { name, value, pos }),
+        }
+    }
+    /// The entry named `name` (the entries must be in symbol order).
+    pub fn find(&self, name: Sym) -> Option<&Attr> {
+        search_entries(&self.entries, name).map(|i| &self.entries[i])
+    }
+    pub fn get(&self, name: Sym) -> Option<&Value> {
+        self.find(name).map(|a| &a.value)
+    }
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+    pub fn iter(&self) -> std::slice::Iter<'_, Attr> {
+        self.entries.iter()
+    }
+    /// The set, in one block.
+    pub fn finish(self) -> Rc<Attrs> {
+        Attrs::from_sorted(self.entries)
+    }
+}
+
+/// Writes the entries of a set made by [`Attrs::from_exact`] into its block.
+pub struct AttrsWriter<'a> {
+    next: *mut Attr,
+    /// Slots not written yet.
+    left: usize,
+    _set: std::marker::PhantomData<&'a mut Attr>,
+}
+
+impl AttrsWriter<'_> {
+    /// Writes the next entry. Panics past the set's size (a bug).
+    #[inline(always)]
+    pub fn push(&mut self, attr: Attr) {
+        assert!(self.left > 0, "more attributes than the set was made for");
+        // SAFETY: a slot of the block not written yet.
+        unsafe {
+            self.next.write(attr);
+            self.next = self.next.add(1);
+        }
+        self.left -= 1;
+    }
+    /// Writes copies of `attrs` as the next entries (one size check for all).
+    #[inline]
+    pub fn extend_cloned<T: std::borrow::Borrow<Attr>>(&mut self, attrs: &[T]) {
+        let n = attrs.len();
+        assert!(n <= self.left, "more attributes than the set was made for");
+        for (i, attr) in attrs.iter().enumerate() {
+            // SAFETY: slot `i` of the `left` not written yet. (Should
+            // `borrow` panic midway, `drop` overwrites, leaking, the copies
+            // made so far: never a slot past the block.)
+            unsafe { self.next.add(i).write(attr.borrow().clone()) };
+        }
+        // SAFETY: `n` slots were written, within the block.
+        self.next = unsafe { self.next.add(n) };
+        self.left -= n;
+    }
+}
+
+/// Slots left unwritten (a bug, or a panic while filling) get a plain entry,
+/// so that the set's block always holds `n` initialised entries when it dies.
+impl Drop for AttrsWriter<'_> {
+    fn drop(&mut self) {
+        while self.left > 0 {
+            self.push(Attr { name: Sym(0), value: Value::Null, pos: Pos::NONE });
+        }
+    }
+}
+
+impl From<AttrsBuilder> for Rc<Attrs> {
+    fn from(builder: AttrsBuilder) -> Rc<Attrs> {
+        builder.finish()
+    }
+}
+
+impl Attrs {
+    /// The empty set.
+    pub fn empty() -> Rc<Attrs> {
+        Attrs::from_sorted(Vec::new())
     }
     /// A flat set of entries already sorted by symbol, without duplicates.
-    pub fn from_sorted(entries: Vec<Attr>) -> Attrs {
-        debug_assert!(entries.windows(2).all(|w| w[0].name < w[1].name));
-        Attrs { entries, base: None, layered_len: 0, depth: 0 }
+    pub fn from_sorted(mut entries: Vec<Attr>) -> Rc<Attrs> {
+        Attrs::from_sorted_tail(&mut entries, 0)
+    }
+    /// A flat set of the entries of `stack` from `start` on (sorted by symbol,
+    /// without duplicates), moved out of the stack, which keeps the rest: a
+    /// parser collects the members of nested objects on one stack.
+    pub fn from_sorted_tail(stack: &mut Vec<Attr>, start: usize) -> Rc<Attrs> {
+        debug_assert!(stack[start..].windows(2).all(|w| w[0].name < w[1].name));
+        Attrs::build(stack, start, None)
     }
     /// `base // top` as a layer over `base`, sharing it. `top` must be sorted
     /// by symbol, and small: it is what a look-up searches first.
-    pub fn layer(base: &Rc<Attrs>, top: Vec<Attr>) -> Attrs {
+    pub fn layer(base: &Rc<Attrs>, mut top: Vec<Attr>) -> Rc<Attrs> {
         let hidden = top.iter().filter(|a| base.find(a.name).is_some()).count();
         let len = base.len() + top.len() - hidden;
-        Attrs { entries: top, layered_len: len as u32, depth: base.depth + 1, base: Some(base.clone()) }
+        let layer = Layer { base: base.clone(), len: len as u32, depth: base.depth() + 1 };
+        Attrs::build(&mut top, 0, Some(layer))
+    }
+    /// A flat set of exactly `n` entries, which `fill` writes straight into
+    /// its block (in symbol order, without duplicates): no vector to build
+    /// and copy when the size is known beforehand (a set literal, a merge).
+    /// Panics if `fill` writes another number of entries (a bug).
+    pub fn from_exact(n: usize, fill: impl FnOnce(&mut AttrsWriter<'_>)) -> Rc<Attrs> {
+        let count = u32::try_from(n).ok().filter(|&n| n < LAYERED).expect("a set of fewer than 2^31 attributes");
+        let mut set = Rc::new_with_tail(Attrs { meta: count, entries: std::ptr::null_mut() });
+        let entries = Rc::tail(&set) as *mut Attr;
+        Rc::get_mut(&mut set).expect("a new block").entries = entries;
+        let mut writer = AttrsWriter { next: entries, left: n, _set: std::marker::PhantomData };
+        fill(&mut writer);
+        let left = writer.left;
+        drop(writer);
+        assert_eq!(left, 0, "a set of {n} attributes filled with {}", n - left);
+        debug_assert!(set.entries().windows(2).all(|w| w[0].name < w[1].name));
+        set
+    }
+    /// Moves `stack[start..]` into a new block (after `layer`, if any).
+    fn build(stack: &mut Vec<Attr>, start: usize, layer: Option<Layer>) -> Rc<Attrs> {
+        let n = stack.len() - start;
+        let count = u32::try_from(n).ok().filter(|&n| n < LAYERED).expect("a set of fewer than 2^31 attributes");
+        let meta = count | if layer.is_some() { LAYERED } else { 0 };
+        let mut set = Rc::new_with_tail(Attrs { meta, entries: std::ptr::null_mut() });
+        let tail = Rc::tail(&set);
+        // SAFETY: the tail has room for the layer (when there is one) and the
+        // `n` entries (`tail_bytes`), both word-aligned; the entries are
+        // moved bitwise and the stack forgets them, so each is owned once.
+        unsafe {
+            let entries = match layer {
+                Some(layer) => {
+                    (tail as *mut Layer).write(layer);
+                    tail.add(std::mem::size_of::<Layer>()) as *mut Attr
+                }
+                None => tail as *mut Attr,
+            };
+            std::ptr::copy_nonoverlapping(stack.as_ptr().add(start), entries, n);
+            stack.set_len(start);
+            // The only reference: the header is written before anyone reads it.
+            let header = Rc::get_mut(&mut set).expect("a new block");
+            header.entries = entries;
+        }
+        set
+    }
+    /// The own entries (a layer's top ones).
+    #[inline(always)]
+    fn own_len(&self) -> usize {
+        (self.meta & !LAYERED) as usize
+    }
+    #[inline(always)]
+    pub(crate) fn entries(&self) -> &[Attr] {
+        // SAFETY: `entries` points at the block's `own_len` initialised
+        // entries, with the block's provenance; the block outlives `self`.
+        unsafe { std::slice::from_raw_parts(self.entries, self.own_len()) }
+    }
+    #[inline(always)]
+    fn layer_info(&self) -> Option<&Layer> {
+        if self.meta & LAYERED == 0 {
+            return None;
+        }
+        // SAFETY: a layer's `Layer` sits right before its entries.
+        Some(unsafe { &*((self.entries as *const u8).sub(std::mem::size_of::<Layer>()) as *const Layer) })
+    }
+    #[inline(always)]
+    fn base(&self) -> Option<&Rc<Attrs>> {
+        self.layer_info().map(|l| &l.base)
+    }
+    /// How many layers lie below this one (0 for a flat set).
+    #[inline]
+    pub fn depth(&self) -> u32 {
+        self.layer_info().map_or(0, |l| l.depth)
     }
     /// Whether a merge `self // top` should make a layer rather than a copy.
     #[inline]
     pub fn wants_layer(&self, top_len: usize) -> bool {
-        self.depth < MAX_LAYER_DEPTH && top_len * 2 <= self.len() && self.len() >= 4
+        self.depth() < MAX_LAYER_DEPTH && top_len * 2 <= self.len() && self.len() >= 4
     }
     #[inline]
     pub fn get(&self, name: Sym) -> Option<&Value> {
@@ -406,30 +639,35 @@ impl Attrs {
     pub fn find(&self, name: Sym) -> Option<&Attr> {
         let mut set = self;
         loop {
-            if let Some(i) = search_entries(&set.entries, name) {
-                return Some(&set.entries[i]);
+            let entries = set.entries();
+            if let Some(i) = search_entries(entries, name) {
+                return Some(&entries[i]);
             }
-            set = set.base.as_deref()?;
+            set = set.base()?;
         }
     }
     /// `find`, trying the top entry at `hint` first and remembering where a
     /// top entry was found (see [`SelectHint`](crate::ast::SelectHint)).
     #[inline]
     pub fn find_hinted(&self, name: Sym, hint: &crate::ast::SelectHint) -> Option<&Attr> {
-        if let Some(attr) = self.entries.get(hint.get()) {
+        let entries = self.entries();
+        if let Some(attr) = entries.get(hint.get()) {
             if attr.name == name {
                 return Some(attr);
             }
         }
-        if let Some(i) = search_entries(&self.entries, name) {
+        if let Some(i) = search_entries(entries, name) {
             hint.set(i);
-            return Some(&self.entries[i]);
+            return Some(&entries[i]);
         }
-        self.base.as_deref()?.find(name)
+        self.base()?.find(name)
     }
     #[inline]
     pub fn len(&self) -> usize {
-        if self.base.is_some() { self.layered_len as usize } else { self.entries.len() }
+        match self.layer_info() {
+            Some(l) => l.len as usize,
+            None => self.own_len(),
+        }
     }
     #[inline]
     pub fn is_empty(&self) -> bool {
@@ -438,31 +676,31 @@ impl Attrs {
     /// Whether the set is one flat vector (not a layer).
     #[inline]
     pub fn is_flat(&self) -> bool {
-        self.base.is_none()
+        self.meta & LAYERED == 0
     }
     /// The visible entries in symbol order.
     #[inline]
     pub fn iter(&self) -> AttrsIter<'_> {
-        if self.base.is_none() {
-            AttrsIter::Flat(self.entries.iter())
+        if self.is_flat() {
+            AttrsIter::Flat(self.entries().iter())
         } else {
             AttrsIter::Merged(self.to_refs().into_iter())
         }
     }
     /// The same set as one flat vector (itself if it is flat already).
     pub fn flattened(set: &Rc<Attrs>) -> Rc<Attrs> {
-        if set.is_flat() { set.clone() } else { Rc::new(Attrs::from_sorted(set.iter().cloned().collect())) }
+        if set.is_flat() { set.clone() } else { Attrs::from_sorted(set.iter().cloned().collect()) }
     }
     /// The visible entries in symbol order, as references (merging the layers
     /// of a layered set).
     pub fn to_refs(&self) -> Vec<&Attr> {
-        match &self.base {
-            None => self.entries.iter().collect(),
+        match self.base() {
+            None => self.entries().iter().collect(),
             Some(base) => {
                 let below = base.to_refs();
                 let mut out = Vec::with_capacity(self.len());
                 let mut i = 0;
-                for top in &self.entries {
+                for top in self.entries() {
                     while i < below.len() && below[i].name < top.name {
                         out.push(below[i]);
                         i += 1;
@@ -491,20 +729,20 @@ impl Attrs {
     /// that could matter, a thunk forced while another forcing of it is under
     /// way, is a black hole or, for builtins' lazy applications, an infinite
     /// recursion). `attr` is a raw pointer, and the slot is written through the
-    /// entries' buffer pointer: a shared reference to the entry, passed to a
+    /// entries' pointer, which has the block's provenance: a shared reference to the entry, passed to a
     /// function, is read-only to the compiler (a first version that wrote
     /// through one had its store dropped). The old thunk is dropped after the
     /// slot holds the value.
     pub fn collapse(&self, attr: *const Attr, t: &Rc<Thunk>, value: &Value) {
         let mut set = self;
         let (slot, index) = loop {
-            let start = set.entries.as_ptr();
+            let start = set.entries;
             let offset = (attr as usize).wrapping_sub(start as usize);
             let index = offset / std::mem::size_of::<Attr>();
-            if index < set.entries.len() && offset % std::mem::size_of::<Attr>() == 0 {
-                break (start as *mut Attr, index);
+            if index < set.own_len() && offset % std::mem::size_of::<Attr>() == 0 {
+                break (start, index);
             }
-            match set.base.as_deref() {
+            match set.base() {
                 Some(base) => set = base,
                 None => return,
             }
@@ -512,7 +750,7 @@ impl Attrs {
         if keeps_thunk(t, value) {
             return;
         }
-        // SAFETY: `index` is in bounds of `set`'s buffer (checked above); see
+        // SAFETY: `index` is in bounds of `set`'s entries (checked above); see
         // the comment above for why no reference into the slot is alive.
         let old = unsafe {
             let slot = &raw mut (*slot.add(index)).value;
@@ -522,26 +760,6 @@ impl Attrs {
             }
         };
         drop(old);
-    }
-    /// Appends an entry to a flat set under construction (callers keep the
-    /// symbol order, or call [`Attrs::sort`] afterwards).
-    #[inline]
-    pub fn push(&mut self, attr: Attr) {
-        debug_assert!(self.base.is_none());
-        self.entries.push(attr);
-    }
-    /// Sorts a flat set after pushing in arbitrary order.
-    pub fn sort(&mut self) {
-        debug_assert!(self.base.is_none());
-        self.entries.sort_by_key(|a| a.name);
-    }
-    /// Inserts or replaces in a flat set, keeping the order.
-    pub fn insert(&mut self, name: Sym, value: Value, pos: Pos) {
-        debug_assert!(self.base.is_none());
-        match self.entries.binary_search_by_key(&name, |a| a.name) {
-            Ok(i) => self.entries[i] = Attr { name, value, pos },
-            Err(i) => self.entries.insert(i, Attr { name, value, pos }),
-        }
     }
     /// Entries in lexicographic order of their names (the order users see).
     pub fn sorted_by_name(&self) -> Vec<&Attr> {
@@ -1117,7 +1335,7 @@ impl Thunk {
             ThunkState::Apply { func, arg } => Some(LazyCall { func: func.clone(), name: None, arg: arg.clone() }),
             ThunkState::ApplyToAttr { call, index } => {
                 // `mapAttrs` flattens the set it shares here.
-                let attr = &call.attrs.entries[*index as usize];
+                let attr = &call.attrs.entries()[*index as usize];
                 Some(LazyCall { func: call.func.clone(), name: Some(attr.name), arg: attr.value.clone() })
             }
             _ => None,
@@ -1175,7 +1393,6 @@ impl Thunk {
 
 // Everything else kept in an `Rc` has nothing after it in its block.
 impl crate::rc::Block for Thunk {}
-impl crate::rc::Block for Attrs {}
 impl crate::rc::Block for Vec<Value> {}
 impl crate::rc::Block for Closure {}
 impl crate::rc::Block for PrimOpApp {}
@@ -1261,31 +1478,6 @@ unsafe fn release_in_place(v: *mut Value) {
     }
 }
 
-/// Releases every value of a vector's elements (`value_of` picks the value
-/// out of an element) and empties it, so the vector's own drop only frees its
-/// buffer. The elements must own nothing but their value.
-#[inline]
-fn release_all<T>(items: &mut Vec<T>, value_of: impl Fn(*mut T) -> *mut Value) {
-    let len = items.len();
-    let base = items.as_mut_ptr();
-    // SAFETY: the length is set to zero first, so each element is released
-    // exactly once, here, even if a drop panicked midway.
-    unsafe {
-        items.set_len(0);
-        for i in 0..len {
-            release_in_place(value_of(base.add(i)));
-        }
-    }
-}
-
-impl Drop for Attrs {
-    fn drop(&mut self) {
-        // An attribute's name and position are plain data; a layer's base is
-        // released by the field's own drop afterwards.
-        release_all(&mut self.entries, |a: *mut Attr| unsafe { &raw mut (*a).value });
-    }
-}
-
 impl Value {
     /// Whether the value holds an [`Rc`] (the variants a copy must count).
     #[inline(always)]
@@ -1305,8 +1497,8 @@ impl Value {
     pub fn list(items: Vec<Value>) -> Value {
         Value::List(Rc::new(items))
     }
-    pub fn attrs(attrs: Attrs) -> Value {
-        Value::Attrs(Rc::new(attrs))
+    pub fn attrs(attrs: impl Into<Rc<Attrs>>) -> Value {
+        Value::Attrs(attrs.into())
     }
     pub fn thunk(state: ThunkState) -> Value {
         Value::Thunk(Rc::new(Thunk::new(state)))
@@ -1377,10 +1569,11 @@ mod tests {
         let mut names: Vec<Vec<u8>> = (0..3000).rev().map(|i| format!("p{}", i * 7919 % 3001).into_bytes()).collect();
         names.extend((0..300).map(|i| format!("sharedprefix-{i}").into_bytes()));
         names.extend([Vec::new(), b"\xff".to_vec(), b"p".to_vec()]);
-        let mut attrs = Attrs::new();
+        let mut attrs = AttrsBuilder::new();
         for name in &names {
             attrs.insert(Sym::new(name), Value::Null, Pos::NONE);
         }
+        let attrs = attrs.finish();
         let got: Vec<&[u8]> = attrs.sorted_by_name().iter().map(|a| a.name.as_bytes()).collect();
         let mut want: Vec<&[u8]> = names.iter().map(|n| &n[..]).collect();
         want.sort();
@@ -1390,10 +1583,11 @@ mod tests {
         // one name changed, which must not reuse it.
         let again: Vec<&[u8]> = attrs.sorted_by_name().iter().map(|a| a.name.as_bytes()).collect();
         assert_eq!(again, want);
-        let mut other = Attrs::new();
+        let mut other = AttrsBuilder::new();
         for name in names.iter().skip(1).chain([&b"zzz-other".to_vec()]) {
             other.insert(Sym::new(name), Value::Null, Pos::NONE);
         }
+        let other = other.finish();
         let got: Vec<&[u8]> = other.sorted_by_name().iter().map(|a| a.name.as_bytes()).collect();
         let mut want: Vec<&[u8]> = other.iter().map(|a| a.name.as_bytes()).collect();
         want.sort();
@@ -1406,7 +1600,7 @@ mod layer_tests {
     use super::*;
 
     fn flat(pairs: &[(u32, i64)]) -> Rc<Attrs> {
-        Rc::new(Attrs::from_sorted(pairs.iter().map(|&(n, v)| Attr { name: Sym(n), value: Value::Int(v), pos: Pos::NONE }).collect()))
+        Attrs::from_sorted(pairs.iter().map(|&(n, v)| Attr { name: Sym(n), value: Value::Int(v), pos: Pos::NONE }).collect())
     }
     fn ints(set: &Attrs) -> Vec<(u32, i64)> {
         set.iter().map(|a| (a.name.0, if let Value::Int(n) = a.value { n } else { -1 })).collect()
@@ -1417,7 +1611,7 @@ mod layer_tests {
     #[test]
     fn a_layer_reads_as_the_merged_set() {
         let base = flat(&[(1, 10), (3, 30), (5, 50), (7, 70)]);
-        let layer = Rc::new(Attrs::layer(&base, vec![Attr { name: Sym(3), value: Value::Int(33), pos: Pos::NONE }, Attr { name: Sym(8), value: Value::Int(80), pos: Pos::NONE }]));
+        let layer = Attrs::layer(&base, vec![Attr { name: Sym(3), value: Value::Int(33), pos: Pos::NONE }, Attr { name: Sym(8), value: Value::Int(80), pos: Pos::NONE }]);
         assert_eq!(ints(&layer), vec![(1, 10), (3, 33), (5, 50), (7, 70), (8, 80)]);
         assert_eq!(layer.len(), 5);
         assert!(!layer.is_flat());
@@ -1437,12 +1631,12 @@ mod layer_tests {
         let mut set = flat(&[(1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 6), (7, 7), (8, 8)]);
         for round in 0..3 * MAX_LAYER_DEPTH {
             let top = vec![Attr { name: Sym(1), value: Value::Int(100 + round as i64), pos: Pos::NONE }];
-            set = if set.wants_layer(top.len()) { Rc::new(Attrs::layer(&set, top)) } else {
+            set = if set.wants_layer(top.len()) { Attrs::layer(&set, top) } else {
                 let mut all: Vec<Attr> = set.iter().cloned().collect();
                 all[0] = top.into_iter().next().unwrap();
-                Rc::new(Attrs::from_sorted(all))
+                Attrs::from_sorted(all)
             };
-            assert!(set.depth <= MAX_LAYER_DEPTH);
+            assert!(set.depth() <= MAX_LAYER_DEPTH);
         }
         assert!(matches!(set.get(Sym(1)), Some(Value::Int(n)) if *n == 100 + 3 * MAX_LAYER_DEPTH as i64 - 1));
         assert_eq!(set.len(), 8);
@@ -1512,7 +1706,7 @@ mod clone_tests {
             drop(v);
             assert_eq!(NixString::strong_count(&s), 1);
         }
-        check(&Rc::new(Attrs::new()), Value::Attrs);
+        check(&Attrs::empty(), Value::Attrs);
         check(&Rc::new(vec![Value::Int(1)]), Value::List);
         check(&Rc::new(Thunk::new(ThunkState::Done(Value::Null))), Value::Thunk);
         let int = Value::Int(7).clone();
@@ -1523,18 +1717,26 @@ mod clone_tests {
     /// lose one reference, objects it held alone are freed.
     #[test]
     fn sets_and_environments_release_each_value_once() {
-        let shared = Rc::new(Attrs::new());
+        let shared = Attrs::empty();
         let alone = Rc::new(vec![Value::Int(1)]);
         let alone_witness = NixString::plain(b"w");
-        let mut attrs = Attrs::new();
+        let mut attrs = AttrsBuilder::new();
         attrs.push(Attr { name: Sym(1), value: Value::Attrs(shared.clone()), pos: Pos::NONE });
         attrs.push(Attr { name: Sym(2), value: Value::Int(3), pos: Pos::NONE });
         attrs.push(Attr { name: Sym(3), value: Value::List(alone), pos: Pos::NONE });
         let inner = Value::Thunk(Rc::new(Thunk::new(ThunkState::Done(Value::String(alone_witness.clone())))));
         attrs.push(Attr { name: Sym(4), value: inner, pos: Pos::NONE });
+        let attrs = attrs.finish();
         assert_eq!(Rc::strong_count(&shared), 2);
         assert_eq!(NixString::strong_count(&alone_witness), 2);
+        // A layer over it holds its own values and its base.
+        let layer = Attrs::layer(&attrs, vec![Attr { name: Sym(2), value: Value::Attrs(shared.clone()), pos: Pos::NONE }]);
+        assert_eq!(Rc::strong_count(&shared), 3);
+        assert_eq!(Rc::strong_count(&attrs), 2);
         drop(attrs);
+        assert!(matches!(layer.get(Sym(4)), Some(Value::Thunk(_))));
+        assert_eq!(NixString::strong_count(&alone_witness), 2);
+        drop(layer);
         assert_eq!(Rc::strong_count(&shared), 1);
         // The thunk was held by the set alone, so it was freed with its value.
         assert_eq!(NixString::strong_count(&alone_witness), 1);

@@ -287,7 +287,7 @@ fn find_derivations(
     found: &mut Vec<nivis_eval::value::Rc<nivis_eval::value::Attrs>>,
 ) -> nivis_eval::error::Result<()> {
     use nivis_eval::{Sym, Value};
-    let no_args = nivis_eval::value::Rc::new(nivis_eval::value::Attrs::new());
+    let no_args = nivis_eval::value::Attrs::empty();
     let value = auto_call(ev, value, auto.unwrap_or(&no_args))?;
     if take_derivation(ev, &value, found)? {
         return Ok(());

@@ -10,7 +10,7 @@ use nivis_eval::value::Rc;
 use anyhow::{anyhow, bail};
 use nivis_eval::eval::Coerce;
 use nivis_eval::support::versions::parse_drv_name;
-use nivis_eval::value::Attrs;
+use nivis_eval::value::{Attrs, AttrsBuilder};
 use nivis_eval::{Eval, Pos, Sym, Value};
 use nivis_store::Store;
 
@@ -206,7 +206,7 @@ impl DrvInfo {
 
     /// `--set-flag NAME VALUE`: a new `meta` with the flag as a string.
     pub fn set_meta_flag(&mut self, ev: &mut Eval, name: &str, value: &str) -> anyhow::Result<()> {
-        let mut meta = Attrs::new();
+        let mut meta = AttrsBuilder::new();
         if let Some(old) = self.meta_attrs(ev)? {
             for a in old.iter() {
                 if a.name.as_bytes() != name.as_bytes() {
@@ -215,7 +215,7 @@ impl DrvInfo {
             }
         }
         meta.insert(Sym::from_str(name), Value::string(value.as_bytes().to_vec()), Pos::NONE);
-        self.meta_override = Some(Rc::new(meta));
+        self.meta_override = Some(meta.finish());
         Ok(())
     }
 }
@@ -401,7 +401,7 @@ pub fn load_source_expr(ev: &mut Eval, path: &Path) -> anyhow::Result<Value> {
         return ev.eval_file(path, Pos::NONE).ev();
     }
     if metadata.is_dir() {
-        let mut attrs = Attrs::new();
+        let mut attrs = AttrsBuilder::new();
         attrs.insert(Sym::from_str("_combineChannels"), Value::list(Vec::new()), Pos::NONE);
         let import = {
             let e = ev.parse_string("import", Path::new("/")).ev()?;
@@ -414,7 +414,7 @@ pub fn load_source_expr(ev: &mut Eval, path: &Path) -> anyhow::Result<Value> {
     bail!("path '{}' is not a directory or a Nix expression", path.display())
 }
 
-fn get_all_exprs(dir: &Path, seen: &mut BTreeSet<String>, attrs: &mut Attrs, import: &Value) -> anyhow::Result<()> {
+fn get_all_exprs(dir: &Path, seen: &mut BTreeSet<String>, attrs: &mut AttrsBuilder, import: &Value) -> anyhow::Result<()> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| anyhow!("reading directory '{}': {}", dir.display(), nivis_eval::io::strerror(&e)))?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
@@ -501,7 +501,7 @@ pub fn query_installed(g: &mut Globals, profile: &Path) -> anyhow::Result<Vec<Dr
     }
     let v = g.ev.eval_file(&manifest, Pos::NONE).ev()?;
     let mut elems = Vec::new();
-    let no_args = Rc::new(Attrs::new());
+    let no_args = Attrs::empty();
     get_derivations(&mut g.ev, &v, "", &no_args, &mut elems, false)?;
     Ok(elems)
 }

@@ -301,7 +301,7 @@ fn run_parsed(p: Parsed) -> anyhow::Result<()> {
     let io = crate::eval_io::open_eval_io(p.build.store.as_deref(), name == "query" || p.read_only)?;
     let eval_config = crate::eval_io::load_config(&p.build.options)?;
     let mut ev = crate::eval_io::configured_eval(&p.include, p.show_trace, io.clone(), &eval_config)?;
-    let auto_args = crate::eval_io::auto_args(&mut ev, &p.auto_args).ev()?.unwrap_or_else(|| nivis_eval::value::Rc::new(Attrs::new()));
+    let auto_args = crate::eval_io::auto_args(&mut ev, &p.auto_args).ev()?.unwrap_or_else(|| nivis_eval::value::Attrs::empty());
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
     // Made on every run, `-f` or not, as CppNix does.
     let defexpr = home.join(".nix-defexpr");

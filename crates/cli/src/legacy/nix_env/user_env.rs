@@ -11,7 +11,7 @@ use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
 use nivis_build::DerivedPath;
-use nivis_eval::value::Attrs;
+use nivis_eval::value::AttrsBuilder;
 use nivis_eval::{Eval, Pos, Sym, Value};
 use nivis_formats::StorePath;
 
@@ -149,7 +149,7 @@ pub fn create_user_env(g: &mut Globals, elems: &[DrvInfo], profile: &Path, token
         let drv_path = if keep_derivations { elem.drv_path(&mut g.ev)? } else { None };
         let outputs = elem.outputs(&mut g.ev, true)?;
         let meta_names = elem.meta_names(&mut g.ev)?;
-        let mut attrs = Attrs::new();
+        let mut attrs = AttrsBuilder::new();
         attrs.insert(g.ev.s.type_, string("derivation"), Pos::NONE);
         attrs.insert(g.ev.s.name, string(&elem.name), Pos::NONE);
         let system = elem.system(&mut g.ev)?;
@@ -164,7 +164,7 @@ pub fn create_user_env(g: &mut Globals, elems: &[DrvInfo], profile: &Path, token
         let mut output_names = Vec::new();
         for (name, path) in &outputs {
             output_names.push(string(name));
-            let mut output = Attrs::new();
+            let mut output = AttrsBuilder::new();
             output.insert(g.ev.s.out_path, string(path), Pos::NONE);
             attrs.insert(Sym::from_str(name), Value::attrs(output), Pos::NONE);
             // Store paths given directly must exist (CppNix's ensurePath).
@@ -178,7 +178,7 @@ pub fn create_user_env(g: &mut Globals, elems: &[DrvInfo], profile: &Path, token
             references.insert(path.clone());
         }
         attrs.insert(g.ev.s.outputs, Value::list(output_names), Pos::NONE);
-        let mut meta = Attrs::new();
+        let mut meta = AttrsBuilder::new();
         for name in meta_names {
             if let Some(v) = elem.meta(&mut g.ev, &name)? {
                 meta.insert(Sym::from_str(&name), v, Pos::NONE);
@@ -209,7 +209,7 @@ pub fn create_user_env(g: &mut Globals, elems: &[DrvInfo], profile: &Path, token
         let e = g.ev.parse_string(BUILDENV_NIX, Path::new("/")).ev()?;
         g.ev.eval_expr(e).ev()?
     };
-    let mut args = Attrs::new();
+    let mut args = AttrsBuilder::new();
     let context: nivis_eval::value::Context = [nivis_eval::value::ContextElement::from(manifest_printed.as_bytes())].into();
     args.insert(Sym::from_str("manifest"), Value::string_ctx(manifest_printed.as_bytes().to_vec(), context), Pos::NONE);
     args.insert(Sym::from_str("derivations"), manifest, Pos::NONE);
