@@ -1097,7 +1097,15 @@ impl Eval {
         // The argument as the call would pass it (a thunk unless it is a
         // constant or a variable), forced by the built-in's code, whose
         // failures get the call's frame.
-        let (arg, _) = self.maybe_thunk_arg(arg, env);
+        let arg = match arg {
+            // Forced by the built-in right away: a variable's value computed
+            // ahead of demand is demanded (see `Env`), not made a thunk first.
+            Expr::Var(Var { loc: VarLoc::Local { depth, slot }, .. }) => match env_at(env, *depth).get_forced(*slot as usize) {
+                Some(v) => v,
+                None => self.maybe_thunk(arg, env),
+            },
+            _ => self.maybe_thunk_arg(arg, env).0,
+        };
         builtins::to_string_into(self, &arg, buf, ctx).map_err(|e| primop_call_failed(op, e, *pos))?;
         Ok(true)
     }
