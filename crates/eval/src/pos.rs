@@ -24,7 +24,27 @@ struct Source {
     base: u32,
     origin: Origin,
     text: Rc<[u8]>,
-    line_starts: Vec<u32>,
+    /// Where each line starts, found the first time a position in this source
+    /// is shown: most sources (every imported file) never have one shown.
+    line_starts: std::cell::OnceCell<Vec<u32>>,
+}
+
+impl Source {
+    fn line_starts(&self) -> &[u32] {
+        self.line_starts.get_or_init(|| line_starts_of(&self.text))
+    }
+}
+
+/// The offsets where lines start. A line ends at `\n`, `\r\n` or a lone `\r`,
+/// as CppNix's lexer counts lines.
+fn line_starts_of(text: &[u8]) -> Vec<u32> {
+    let mut line_starts = vec![0u32];
+    for i in memchr::memchr2_iter(b'\n', b'\r', text) {
+        if text[i] == b'\n' || text.get(i + 1) != Some(&b'\n') {
+            line_starts.push(i as u32 + 1);
+        }
+    }
+    line_starts
 }
 
 thread_local! {
@@ -84,11 +104,12 @@ impl Pos {
         SOURCES.with(|s| {
             let s = s.borrow();
             let src = s.get(file as usize)?;
-            let line_index = match src.line_starts.binary_search(&offset) {
+            let line_starts = src.line_starts();
+            let line_index = match line_starts.binary_search(&offset) {
                 Ok(i) => i,
                 Err(i) => i - 1,
             };
-            let line_start = src.line_starts[line_index] as usize;
+            let line_start = line_starts[line_index] as usize;
             let upto = (offset as usize).min(src.text.len());
             // CppNix counts columns in bytes, starting at 1.
             let column = (upto - line_start) as u32 + 1;
@@ -99,15 +120,7 @@ impl Pos {
 
 /// Registers a source text and returns its file id.
 pub fn add_source(origin: Origin, text: Rc<[u8]>) -> u32 {
-    // A line ends at `\n`, `\r\n` or a lone `\r`, as CppNix's lexer counts lines.
-    let mut line_starts = vec![0u32];
-    for (i, b) in text.iter().enumerate() {
-        match *b {
-            b'\n' => line_starts.push(i as u32 + 1),
-            b'\r' if text.get(i + 1) != Some(&b'\n') => line_starts.push(i as u32 + 1),
-            _ => {}
-        }
-    }
+    let line_starts = std::cell::OnceCell::new();
     SOURCES.with(|s| {
         let mut s = s.borrow_mut();
         // One past the end of the previous source, so that its end-of-file
@@ -129,8 +142,9 @@ pub fn source_line(file: u32, line: u32) -> Option<Vec<u8>> {
     SOURCES.with(|s| {
         let s = s.borrow();
         let src = s.get(file as usize)?;
-        let start = *src.line_starts.get(line.checked_sub(1)? as usize)? as usize;
-        let end = src.line_starts.get(line as usize).map(|e| *e as usize - 1).unwrap_or(src.text.len());
+        let line_starts = src.line_starts();
+        let start = *line_starts.get(line.checked_sub(1)? as usize)? as usize;
+        let end = line_starts.get(line as usize).map(|e| *e as usize - 1).unwrap_or(src.text.len());
         // The empty line after a final newline counts (current CppNix shows
         // it in excerpts); only lines past the end do not.
         if start > src.text.len() {
@@ -158,5 +172,19 @@ impl std::fmt::Display for Origin {
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}:{}", self.origin, self.line, self.column)
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    /// Lines end at `\n`, `\r\n` and a lone `\r`; a final line break starts
+    /// an (empty) last line.
+    #[test]
+    fn line_starts_follow_cppnix_line_breaks() {
+        assert_eq!(super::line_starts_of(b""), vec![0]);
+        assert_eq!(super::line_starts_of(b"a"), vec![0]);
+        assert_eq!(super::line_starts_of(b"a\nb\n"), vec![0, 2, 4]);
+        assert_eq!(super::line_starts_of(b"a\r\nb\rc"), vec![0, 3, 5]);
+        assert_eq!(super::line_starts_of(b"\r\r\n\n\r"), vec![0, 1, 3, 4, 5]);
     }
 }
