@@ -301,12 +301,17 @@ impl<'a> Parser<'a> {
     }
     fn bump(&mut self) -> Tok {
         let t = self.token(self.i).tok.clone();
+        self.skip();
+        t
+    }
+    /// `bump` without a copy of the token (a string's text would be copied).
+    #[inline]
+    fn skip(&mut self) {
         self.advanced = self.last != Some(self.i);
         if self.advanced {
             self.i += 1;
             self.fill();
         }
-        t
     }
     /// Steps back over a token taken by `bump` (the end of file is never consumed).
     fn unbump(&mut self) {
@@ -346,7 +351,7 @@ impl<'a> Parser<'a> {
 
     fn expect(&mut self, t: Tok) -> Result<(), ParseError> {
         if *self.peek() == t {
-            self.bump();
+            self.skip();
             Ok(())
         } else {
             if let Some(e) = self.pipe_disabled() {
@@ -367,30 +372,30 @@ impl<'a> Parser<'a> {
         match self.peek().clone() {
             Tok::Id if matches!(self.peek_at(1), Tok::Colon) => {
                 let name = self.id_at(self.i);
-                self.bump();
-                self.bump();
+                self.skip();
+                self.skip();
                 let body = self.parse_expr()?;
                 Ok(Expr::Lambda(Box::new(Lambda { name: None, arg: Some(Sym::new(name)), formals: None, body, pos })))
             }
             Tok::Id if matches!(self.peek_at(1), Tok::At) => {
                 let name = self.id_at(self.i);
-                self.bump();
-                self.bump();
+                self.skip();
+                self.skip();
                 if *self.peek() != Tok::LBrace {
                     return Err(self.unexpected());
                 }
-                self.bump();
+                self.skip();
                 let formals = self.parse_formals()?;
                 self.expect(Tok::Colon)?;
                 let body = self.parse_expr()?;
                 self.make_lambda(Some(Sym::new(name)), formals, body, pos)
             }
             Tok::LBrace if self.looks_like_formals() => {
-                self.bump();
+                self.skip();
                 let formals = self.parse_formals()?;
                 let mut arg = None;
                 if *self.peek() == Tok::At {
-                    self.bump();
+                    self.skip();
                     let j = self.i;
                     match self.bump() {
                         Tok::Id => arg = Some(Sym::new(self.id_at(j))),
@@ -405,21 +410,21 @@ impl<'a> Parser<'a> {
                 self.make_lambda(arg, formals, body, pos)
             }
             Tok::Assert => {
-                self.bump();
+                self.skip();
                 let cond = self.parse_expr()?;
                 self.expect(Tok::Semi)?;
                 let body = self.parse_expr()?;
                 Ok(Expr::Assert { cond: Box::new(cond), body: Box::new(body), pos })
             }
             Tok::With => {
-                self.bump();
+                self.skip();
                 let attrs = self.parse_expr()?;
                 self.expect(Tok::Semi)?;
                 let body = self.parse_expr()?;
                 Ok(Expr::With { attrs: Box::new(attrs), body: Box::new(body), pos })
             }
             Tok::Let if *self.peek_at(1) != Tok::LBrace => {
-                self.bump();
+                self.skip();
                 let attrs = self.parse_binds(Tok::In, false, pos)?;
                 self.expect(Tok::In)?;
                 let body = self.parse_expr()?;
@@ -431,7 +436,7 @@ impl<'a> Parser<'a> {
                 Ok(Expr::Let { attrs: Box::new(attrs), body: Box::new(body) })
             }
             Tok::If => {
-                self.bump();
+                self.skip();
                 let cond = self.parse_expr()?;
                 self.expect(Tok::Then)?;
                 let then = self.parse_expr()?;
@@ -455,7 +460,7 @@ impl<'a> Parser<'a> {
                 if let Some(e) = self.pipe_disabled() {
                     return Err(e);
                 }
-                self.bump();
+                self.skip();
                 let rhs = self.parse_pipe_from_rhs()?;
                 Ok(make_call(op_pos, first, rhs))
             }
@@ -466,7 +471,7 @@ impl<'a> Parser<'a> {
                     if let Some(e) = self.pipe_disabled() {
                         return Err(e);
                     }
-                    self.bump();
+                    self.skip();
                     let func = self.parse_op(1)?;
                     lhs = make_call(op_pos, func, lhs);
                 }
@@ -486,7 +491,7 @@ impl<'a> Parser<'a> {
         match self.peek() {
             Tok::PipeFrom => {
                 let op_pos = self.pos();
-                self.bump();
+                self.skip();
                 let rhs = self.parse_pipe_from_rhs()?;
                 Ok(make_call(op_pos, operand, rhs))
             }
@@ -532,11 +537,11 @@ impl<'a> Parser<'a> {
         loop {
             match self.peek().clone() {
                 Tok::RBrace => {
-                    self.bump();
+                    self.skip();
                     break;
                 }
                 Tok::Ellipsis => {
-                    self.bump();
+                    self.skip();
                     ellipsis = true;
                     self.expect(Tok::RBrace)?;
                     break;
@@ -544,9 +549,9 @@ impl<'a> Parser<'a> {
                 Tok::Id => {
                     let name = self.id_at(self.i);
                     let pos = self.pos();
-                    self.bump();
+                    self.skip();
                     let default = if *self.peek() == Tok::Question {
-                        self.bump();
+                        self.skip();
                         Some(self.parse_expr()?)
                     } else {
                         None
@@ -555,7 +560,7 @@ impl<'a> Parser<'a> {
                     entries.push(Formal { name: Sym::new(name), default, pos, hint: SelectHint::default() });
                     match self.peek() {
                         Tok::Comma => {
-                            self.bump();
+                            self.skip();
                         }
                         Tok::RBrace => {}
                         // Current CppNix's grammar names the one token it expects here.
@@ -592,12 +597,12 @@ impl<'a> Parser<'a> {
         let start = self.pos();
         let mut lhs = match self.peek() {
             Tok::Not => {
-                self.bump();
+                self.skip();
                 let e = self.parse_op(8)?;
                 Expr::Not { expr: Box::new(e), pos: start }
             }
             Tok::Minus => {
-                self.bump();
+                self.skip();
                 let e = self.parse_op(12)?;
                 Expr::Neg { expr: Box::new(e), pos: start }
             }
@@ -693,10 +698,10 @@ impl<'a> Parser<'a> {
         let e = self.parse_simple()?;
         match self.peek() {
             Tok::Dot => {
-                self.bump();
+                self.skip();
                 let path = self.parse_attrpath()?;
                 let default = if *self.peek() == Tok::OrKw {
-                    self.bump();
+                    self.skip();
                     let default = self.parse_select()?;
                     self.warn_cursed_or();
                     Some(Box::new(default))
@@ -709,7 +714,7 @@ impl<'a> Parser<'a> {
                 // `f or`: CppNix applies `f` to a variable named `or` (nixpkgs once
                 // had a function of that name).
                 let or_end = self.token(self.i).end;
-                self.bump();
+                self.skip();
                 self.cursed_or = Some((pos, pos.file_and_offset().map_or(0, |(_, o)| o), or_end));
                 // CppNix gives the variable the position of the whole rule.
                 let arg = Expr::Var(Var { name: Sym::from_str("or"), pos, loc: VarLoc::Unresolved });
@@ -722,7 +727,7 @@ impl<'a> Parser<'a> {
     fn parse_attrpath(&mut self) -> Result<Vec<AttrName>, ParseError> {
         let mut path = vec![self.parse_attr_name()?];
         while *self.peek() == Tok::Dot {
-            self.bump();
+            self.skip();
             path.push(self.parse_attr_name()?);
         }
         Ok(path)
@@ -732,15 +737,15 @@ impl<'a> Parser<'a> {
         match self.peek().clone() {
             Tok::Id => {
                 let n = self.id_at(self.i);
-                self.bump();
+                self.skip();
                 Ok(AttrName::Static(Sym::new(n)))
             }
             Tok::OrKw => {
-                self.bump();
+                self.skip();
                 Ok(AttrName::Static(Sym::from_str("or")))
             }
             Tok::StrOpen => {
-                self.bump();
+                self.skip();
                 let e = self.parse_string_body()?;
                 Ok(match e {
                     Expr::Const(Value::String(s)) => AttrName::Static(Sym::new(s.as_bytes())),
@@ -748,7 +753,7 @@ impl<'a> Parser<'a> {
                 })
             }
             Tok::DollarCurly => {
-                self.bump();
+                self.skip();
                 let e = self.parse_expr()?;
                 self.expect(Tok::RBrace)?;
                 Ok(match e {
@@ -1039,7 +1044,7 @@ impl<'a> Parser<'a> {
                     items.push(self.parse_select()?);
                     self.warn_cursed_or();
                 }
-                self.bump();
+                self.skip();
                 Expr::List(items)
             }
             _ => {
@@ -1058,9 +1063,9 @@ impl<'a> Parser<'a> {
         while *self.peek() != end {
             if *self.peek() == Tok::Inherit {
                 let ipos = self.pos();
-                self.bump();
+                self.skip();
                 let from = if *self.peek() == Tok::LParen {
-                    self.bump();
+                    self.skip();
                     let e = self.parse_expr()?;
                     self.expect(Tok::RParen)?;
                     attrs.inherit_from.push(e);
@@ -1090,7 +1095,7 @@ impl<'a> Parser<'a> {
                     attrs.attrs.push(AttrDef { name, value, kind, pos: apos });
                 }
                 let _ = ipos;
-                self.bump();
+                self.skip();
                 continue;
             }
             if !matches!(self.peek(), Tok::Id | Tok::OrKw | Tok::StrOpen | Tok::DollarCurly) {
@@ -1103,7 +1108,7 @@ impl<'a> Parser<'a> {
             if *self.peek() != Tok::Assign {
                 return Err(self.unexpected_expecting("'.' or '='"));
             }
-            self.bump();
+            self.skip();
             let value = self.parse_expr()?;
             self.expect(Tok::Semi)?;
             self.add_attr(&mut attrs, Some(&mut index), path, value, apos)?;
