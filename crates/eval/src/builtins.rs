@@ -492,14 +492,14 @@ pub(crate) fn sym_string(sym: Sym) -> Value {
 
 fn prim_attr_names(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let attrs = e.force_attrs(&a[0], p).context("while evaluating the argument passed to builtins.attrNames")?;
-    let names = attrs.sorted_by_name().iter().map(|x| sym_string(x.name)).collect();
-    Ok(Value::list(names))
+    let sorted = attrs.sorted_by_name();
+    Ok(Value::List(List::from_fn(sorted.len(), |i| sym_string(sorted[i].name))))
 }
 
 fn prim_attr_values(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let attrs = e.force_attrs(&a[0], p).context("while evaluating the argument passed to builtins.attrValues")?;
-    let values = attrs.sorted_by_name().iter().map(|x| x.value.clone()).collect();
-    Ok(Value::list(values))
+    let sorted = attrs.sorted_by_name();
+    Ok(Value::List(List::from_fn(sorted.len(), |i| sorted[i].value.clone())))
 }
 
 fn prim_get_attr(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
@@ -623,7 +623,7 @@ fn prim_list_to_attrs(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 /// argument expression), and the list has no holder but that thunk. A builtin
 /// walking such a list may then drop each element as soon as it is done with
 /// it. Otherwise the shared list back.
-fn take_unshared_list(arg: &Value, list: Rc<Vec<Value>>) -> std::result::Result<Vec<Value>, Rc<Vec<Value>>> {
+fn take_unshared_list(arg: &Value, list: Rc<List>) -> std::result::Result<Vec<Value>, Rc<List>> {
     let Value::Thunk(t) = arg else { return Err(list) };
     if Rc::strong_count(&list) != 2 {
         return Err(list);
@@ -632,10 +632,8 @@ fn take_unshared_list(arg: &Value, list: Rc<Vec<Value>>) -> std::result::Result<
         Some(taken) => {
             drop(taken);
             let mut list = list;
-            match Rc::get_mut(&mut list) {
-                Some(items) => Ok(std::mem::take(items)),
-                None => Err(list),
-            }
+            let mut items = Vec::new();
+            if List::take_items_into(&mut list, &mut items) { Ok(items) } else { Err(list) }
         }
         None => Err(list),
     }
@@ -795,8 +793,7 @@ fn prim_map(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     // Each element applies the function's value, not the thunk it came in
     // (forcing an element then needs no look through that thunk).
     let f = e.force_function(&a[0], p).context("while evaluating the first argument passed to builtins.map")?;
-    let out = list.iter().map(|x| Value::apply_thunk(f.clone(), x.clone())).collect();
-    Ok(Value::list(out))
+    Ok(Value::List(List::from_fn(list.len(), |i| Value::apply_thunk(f.clone(), list[i].clone()))))
 }
 
 fn prim_filter(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
@@ -818,13 +815,14 @@ fn prim_filter(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     if kept == list.len() {
         return Ok(Value::List(list));
     }
-    let mut out = Vec::with_capacity(kept);
-    for (i, x) in list.iter().enumerate() {
-        if keep[i / 64] & (1 << (i % 64)) != 0 {
-            out.push(forced_or_same(x));
+    let mut next = 0;
+    Ok(Value::List(List::from_fn(kept, |_| {
+        while keep[next / 64] & (1 << (next % 64)) == 0 {
+            next += 1;
         }
-    }
-    Ok(Value::list(out))
+        next += 1;
+        forced_or_same(&list[next - 1])
+    })))
 }
 
 /// A copy of a list element, taken out of its thunk if that has been forced
@@ -921,10 +919,9 @@ fn prim_concat_map(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         // Each result is dropped as soon as it is copied (keeping them all for one
         // exact allocation cost more memory than the vector's growth).
         let mut l = l;
-        match Rc::get_mut(&mut l) {
-            // A list nobody else holds (the usual `x: [ ... ]`) gives up its elements.
-            Some(items) => out.append(items),
-            None => out.extend(l.iter().cloned()),
+        // A list nobody else holds (the usual `x: [ ... ]`) gives up its elements.
+        if !List::take_items_into(&mut l, &mut out) {
+            out.extend(l.iter().cloned());
         }
     }
     Ok(Value::list(out))
@@ -949,8 +946,9 @@ fn prim_gen_list(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     // Checked even for an empty list, as CppNix does.
     let f = e.force_function(&a[0], Pos::NONE).context("while evaluating the first argument passed to builtins.genList")?;
     // As in `map`: the function's value, not its thunk.
-    let out = (0..n).map(|i| Value::apply_thunk(f.clone(), Value::Int(i))).collect();
-    Ok(Value::list(out))
+    // A list's length is 32 bits (more items would need 64 GiB).
+    let n = u32::try_from(n).map_err(|_| eval_error(format!("cannot create list of size {n}"), p))? as usize;
+    Ok(Value::List(List::from_fn(n, |i| Value::apply_thunk(f.clone(), Value::Int(i as i64)))))
 }
 
 fn prim_partition(e: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {

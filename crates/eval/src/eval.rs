@@ -644,10 +644,9 @@ impl Eval {
         Ok(v)
     }
 
-    /// [`Eval::force_attr_slot`] for item `index` of a list (passed as its
-    /// vector: see [`crate::value::collapse_item`]).
-    #[allow(clippy::ptr_arg)]
-    pub fn force_list_slot(&mut self, items: &Vec<Value>, index: usize, pos: Pos) -> Result<Value> {
+    /// [`Eval::force_attr_slot`] for item `index` of a list (see
+    /// [`crate::value::collapse_item`]).
+    pub fn force_list_slot(&mut self, items: &List, index: usize, pos: Pos) -> Result<Value> {
         match &items[index] {
             Value::Thunk(t) => {
                 let t = t.clone();
@@ -731,7 +730,7 @@ impl Eval {
             other => Err(type_error(&other, "a set", pos)),
         }
     }
-    pub fn force_list(&mut self, v: &Value, pos: Pos) -> Result<Rc<Vec<Value>>> {
+    pub fn force_list(&mut self, v: &Value, pos: Pos) -> Result<Rc<List>> {
         match self.force(v, pos)? {
             Value::List(l) => Ok(l),
             other => Err(type_error(&other, "a list", pos)),
@@ -875,8 +874,7 @@ impl Eval {
 
     #[inline(never)]
     fn eval_list(&mut self, items: &'static [Expr], env: &Rc<Env>) -> Value {
-        let values: Vec<Value> = items.iter().map(|i| self.maybe_thunk(i, env)).collect();
-        Value::list(values)
+        Value::List(List::from_fn(items.len(), |i| self.maybe_thunk(&items[i], env)))
     }
 
     #[inline(never)]
@@ -1414,10 +1412,8 @@ impl Eval {
                 let rl = self.concat_operand(&r, pos)?;
                 // Always a new list, even with an empty side (CppNix prints the
                 // result as a distinct value, never «repeated»).
-                let mut v = Vec::with_capacity(ll.len() + rl.len());
-                v.extend(ll.iter().cloned());
-                v.extend(rl.iter().cloned());
-                Ok(Value::list(v))
+                let n = ll.len();
+                Ok(Value::List(List::from_fn(n + rl.len(), |i| if i < n { ll[i].clone() } else { rl[i - n].clone() })))
             }
             BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => {
                 // CppNix parses `a - b` as a call of builtins.sub (and so on),
@@ -1460,7 +1456,7 @@ impl Eval {
 
     /// An operand of `++` (already evaluated): a list, else a type error with
     /// a frame at the operator.
-    fn concat_operand(&mut self, v: &Value, pos: Pos) -> Result<Rc<Vec<Value>>> {
+    fn concat_operand(&mut self, v: &Value, pos: Pos) -> Result<Rc<List>> {
         match v {
             Value::List(l) => Ok(l.clone()),
             other => Err(type_error(other, "a list", Pos::NONE))

@@ -172,7 +172,7 @@ impl<'a> P<'a> {
                     self.items.truncate(base);
                 }
                 result?;
-                Ok(Value::list(take_above(&mut self.items, base)))
+                Ok(Value::List(List::from_stack_tail(&mut self.items, base)))
             }
             b'"' => {
                 let bytes = self.string()?;

@@ -965,7 +965,7 @@ mod int_tests {
 /// value, so two slots sharing one are still printed twice), a longer one by
 /// its address. Tagged so that a small list's slot never collides with a set's
 /// or a long list's address.
-fn list_identity(l: &Rc<Vec<Value>>, slot: usize) -> usize {
+fn list_identity(l: &Rc<List>, slot: usize) -> usize {
     if l.len() <= 2 {
         slot | 1 << 63
     } else {

@@ -805,20 +805,143 @@ impl Attrs {
     }
 }
 
+/// A list value: its items in one block with the count, as a set's entries
+/// are (see [`Attrs`]): the count, a 12-byte header (the length and a pointer
+/// to the items, kept with the block's provenance), then the items. A list of
+/// three takes 64 bytes where an `Rc<Vec<Value>>` took 32 plus a 48-byte
+/// buffer, in two allocations. Immutable once made, except for a forced
+/// thunk replaced by its value in a slot ([`collapse_item`]) and the items
+/// moved out of a list nobody else holds ([`List::take_items_into`]). Reads go
+/// through `Deref` to the items' slice.
+#[repr(C, packed(4))]
+pub struct List {
+    len: u32,
+    items: *mut Value,
+}
+
+impl crate::rc::Block for List {
+    const HAS_TAIL: bool = true;
+    #[inline(always)]
+    fn tail_bytes(&self) -> usize {
+        self.len as usize * std::mem::size_of::<Value>()
+    }
+    #[inline]
+    unsafe fn drop_tail(&mut self, _tail: *mut u8) {
+        let (items, n) = (self.items, self.len as usize);
+        for i in 0..n {
+            // SAFETY: the `n` items are initialised; each is released once,
+            // here, as the block is freed.
+            unsafe { release_in_place(items.add(i)) };
+        }
+    }
+}
+
+impl std::ops::Deref for List {
+    type Target = [Value];
+    #[inline(always)]
+    fn deref(&self) -> &[Value] {
+        // SAFETY: `items` points at the block's `len` initialised items, with
+        // the block's provenance; the block outlives `self`.
+        unsafe { std::slice::from_raw_parts(self.items, self.len as usize) }
+    }
+}
+
+impl List {
+    /// A block for `n` items, not written yet.
+    fn alloc(n: usize) -> (Rc<List>, *mut Value) {
+        let len = u32::try_from(n).expect("a list of fewer than 2^32 items");
+        let mut list = Rc::new_with_tail(List { len, items: std::ptr::null_mut() });
+        let tail = Rc::tail(&list) as *mut Value;
+        Rc::get_mut(&mut list).expect("a new block").items = tail;
+        (list, tail)
+    }
+    /// A list of the vector's items (moved into the block).
+    pub fn from_vec(mut items: Vec<Value>) -> Rc<List> {
+        List::from_stack_tail(&mut items, 0)
+    }
+    /// A list of the items of `stack` from `start` on, moved out of the
+    /// stack, which keeps the rest (a parser's stack of nested arrays' items).
+    pub fn from_stack_tail(stack: &mut Vec<Value>, start: usize) -> Rc<List> {
+        let n = stack.len() - start;
+        let (list, tail) = List::alloc(n);
+        // SAFETY: the tail has room for the `n` items; they are moved bitwise
+        // and the stack forgets them, so each is owned once.
+        unsafe {
+            std::ptr::copy_nonoverlapping(stack.as_ptr().add(start), tail, n);
+            stack.set_len(start);
+        }
+        list
+    }
+    /// A list of `n` items, `item(i)` written straight into the block (no
+    /// vector to fill and copy: list literals, `map`, `genList`).
+    #[inline]
+    pub fn from_fn(n: usize, mut item: impl FnMut(usize) -> Value) -> Rc<List> {
+        /// Slots not reached (`item` panicked) get a null, so the block
+        /// always holds `n` initialised items when it dies.
+        struct Fill {
+            next: *mut Value,
+            left: usize,
+        }
+        impl Drop for Fill {
+            fn drop(&mut self) {
+                while self.left > 0 {
+                    // SAFETY: one of the slots not written yet.
+                    unsafe {
+                        self.next.write(Value::Null);
+                        self.next = self.next.add(1);
+                    }
+                    self.left -= 1;
+                }
+            }
+        }
+        let (list, tail) = List::alloc(n);
+        let mut fill = Fill { next: tail, left: n };
+        for i in 0..n {
+            let value = item(i);
+            // SAFETY: slot `i`, the next of the `left` not written yet.
+            unsafe {
+                fill.next.write(value);
+                fill.next = fill.next.add(1);
+            }
+            fill.left -= 1;
+        }
+        list
+    }
+    /// The items of a list that `this` alone holds, moved out to the end of
+    /// `out` (the block keeps nulls, which own nothing); `false`, and nothing
+    /// moved, when the list is shared.
+    pub fn take_items_into(this: &mut Rc<List>, out: &mut Vec<Value>) -> bool {
+        let Some(list) = Rc::get_mut(this) else { return false };
+        let (items, n) = (list.items, list.len as usize);
+        out.reserve(n);
+        // SAFETY: the `n` items are moved bitwise into `out`'s reserved room,
+        // then each slot of the block, which nobody else sees, is overwritten
+        // with a null (no drop: its value now belongs to `out`).
+        unsafe {
+            let start = out.len();
+            std::ptr::copy_nonoverlapping(items, out.as_mut_ptr().add(start), n);
+            out.set_len(start + n);
+            for i in 0..n {
+                items.add(i).write(Value::Null);
+            }
+        }
+        true
+    }
+}
+
 /// Puts `value` in place of the thunk `t` in item `i` of a list, once `t` has
 /// been forced to `value` (as [`Attrs::collapse`] does for a set's entry, under
-/// the same rule).
-/// The list is passed as its vector, whose buffer pointer the slot is written
-/// through (never as a slice reference, which the compiler takes as read-only).
-#[allow(clippy::ptr_arg)]
-pub fn collapse_item(items: &Vec<Value>, i: usize, t: &Rc<Thunk>, value: &Value) {
-    if i >= items.len() || keeps_thunk(t, value) {
+/// the same rule). The slot is written through the list's item pointer (never
+/// through a slice reference, which the compiler takes as read-only).
+pub fn collapse_item(list: &List, i: usize, t: &Rc<Thunk>, value: &Value) {
+    if i >= list.len() || keeps_thunk(t, value) {
         return;
     }
     // SAFETY: as in `Attrs::collapse`: the item is in bounds, written through
-    // the buffer pointer, and the old thunk dropped once the slot is consistent.
+    // the block's item pointer, and the old thunk dropped once the slot is
+    // consistent.
     let old = unsafe {
-        let slot = (items.as_ptr() as *mut Value).add(i);
+        let slot = list.items.add(i);
         match &*slot {
             Value::Thunk(u) if Rc::ptr_eq(u, t) => std::ptr::replace(slot, value.clone()),
             _ => return,
@@ -1393,7 +1516,6 @@ impl Thunk {
 
 // Everything else kept in an `Rc` has nothing after it in its block.
 impl crate::rc::Block for Thunk {}
-impl crate::rc::Block for Vec<Value> {}
 impl crate::rc::Block for Closure {}
 impl crate::rc::Block for PrimOpApp {}
 impl crate::rc::Block for MapAttrsCall {}
@@ -1420,7 +1542,7 @@ pub enum Value {
     /// An absolute, canonical path (bytes, never a context).
     Path(NixString),
     Attrs(Rc<Attrs>),
-    List(Rc<Vec<Value>>),
+    List(Rc<List>),
     Lambda(Rc<Closure>),
     PrimOp(&'static PrimOp),
     PrimOpApp(Rc<PrimOpApp>),
@@ -1495,7 +1617,7 @@ impl Value {
         Value::Path(NixString::plain(bytes))
     }
     pub fn list(items: Vec<Value>) -> Value {
-        Value::List(Rc::new(items))
+        Value::List(List::from_vec(items))
     }
     pub fn attrs(attrs: impl Into<Rc<Attrs>>) -> Value {
         Value::Attrs(attrs.into())
@@ -1707,10 +1829,39 @@ mod clone_tests {
             assert_eq!(NixString::strong_count(&s), 1);
         }
         check(&Attrs::empty(), Value::Attrs);
-        check(&Rc::new(vec![Value::Int(1)]), Value::List);
+        check(&List::from_vec(vec![Value::Int(1)]), Value::List);
         check(&Rc::new(Thunk::new(ThunkState::Done(Value::Null))), Value::Thunk);
         let int = Value::Int(7).clone();
         assert!(matches!(int, Value::Int(7)));
+    }
+
+    /// A list's block holds its items: built from a vector or item by item,
+    /// read through the slice, its items moved out only when unshared, and
+    /// each item released once when it dies.
+    #[test]
+    fn lists_hold_and_release_their_items() {
+        let witness = NixString::plain(b"w");
+        let list = List::from_fn(3, |i| if i == 1 { Value::String(witness.clone()) } else { Value::Int(i as i64) });
+        assert_eq!(list.len(), 3);
+        assert!(matches!(list[2], Value::Int(2)));
+        assert_eq!(NixString::strong_count(&witness), 2);
+        let mut shared = list.clone();
+        let mut items = Vec::new();
+        assert!(!List::take_items_into(&mut shared, &mut items), "a shared list keeps its items");
+        assert!(items.is_empty());
+        drop(list);
+        assert!(List::take_items_into(&mut shared, &mut items), "now unshared");
+        assert!(matches!(items[..], [Value::Int(0), Value::String(_), Value::Int(2)]));
+        assert!(matches!(shared[1], Value::Null));
+        drop(shared);
+        assert_eq!(NixString::strong_count(&witness), 2, "the moved item lives on");
+        drop(items);
+        assert_eq!(NixString::strong_count(&witness), 1);
+        let from_vec = List::from_vec(vec![Value::String(witness.clone()), Value::Null]);
+        assert_eq!(from_vec.len(), 2);
+        assert!(List::from_vec(Vec::new()).is_empty());
+        drop(from_vec);
+        assert_eq!(NixString::strong_count(&witness), 1);
     }
 
     /// A dying set or environment releases each value once: shared objects
@@ -1718,7 +1869,7 @@ mod clone_tests {
     #[test]
     fn sets_and_environments_release_each_value_once() {
         let shared = Attrs::empty();
-        let alone = Rc::new(vec![Value::Int(1)]);
+        let alone = List::from_vec(vec![Value::Int(1)]);
         let alone_witness = NixString::plain(b"w");
         let mut attrs = AttrsBuilder::new();
         attrs.push(Attr { name: Sym(1), value: Value::Attrs(shared.clone()), pos: Pos::NONE });
@@ -1770,7 +1921,7 @@ mod env_tests {
     /// is read back, replaced and released exactly once, whatever the size.
     #[test]
     fn slots_hold_their_values_and_release_them_once() {
-        let shared = Rc::new(vec![Value::Int(7)]);
+        let shared = List::from_vec(vec![Value::Int(7)]);
         for capacity in [0usize, 1, 2, 5, 9] {
             let parent = Env::new(None, 0);
             let env = Env::new(Some(parent.clone()), capacity);
