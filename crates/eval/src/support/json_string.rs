@@ -58,18 +58,44 @@ pub fn write_json_string(out: &mut Vec<u8>, text: &[u8], flavor: JsonFlavor) -> 
 /// prints it: `\"`, `\\`, `\n`, `\r`, `\t`, and `\$` before `{`; every other
 /// byte verbatim.
 pub fn write_nix_string(out: &mut Vec<u8>, text: &[u8]) {
+    /// The bytes a Nix string literal may have to escape (`$` only before `{`).
+    const SPECIAL: [bool; 256] = {
+        let mut table = [false; 256];
+        table[b'"' as usize] = true;
+        table[b'\\' as usize] = true;
+        table[b'\n' as usize] = true;
+        table[b'\r' as usize] = true;
+        table[b'\t' as usize] = true;
+        table[b'$' as usize] = true;
+        table
+    };
+    out.reserve(text.len() + 2);
     out.push(b'"');
-    for (index, &byte) in text.iter().enumerate() {
-        match byte {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'$' if text.get(index + 1) == Some(&b'{') => out.extend_from_slice(b"\\$"),
-            _ => out.push(byte),
+    // Runs of bytes that stand for themselves are copied whole.
+    let (mut run_start, mut index) = (0, 0);
+    while index < text.len() {
+        if !SPECIAL[text[index] as usize] {
+            index += 1;
+            continue;
         }
+        let escape: &[u8] = match text[index] {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            _ if text.get(index + 1) == Some(&b'{') => b"\\$",
+            _ => {
+                index += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&text[run_start..index]);
+        out.extend_from_slice(escape);
+        index += 1;
+        run_start = index;
     }
+    out.extend_from_slice(&text[run_start..]);
     out.push(b'"');
 }
 
