@@ -825,3 +825,20 @@ impl<'a> Lexer<'a> {
         Ok(Tok::PathEnd)
     }
 }
+
+#[cfg(test)]
+mod byte_class_tests {
+    /// The table of byte classes holds exactly CppNix's character sets
+    /// (`lexer.l`'s `[a-zA-Z0-9\.\_\-\+]`, `[a-zA-Z\_]`, `[a-zA-Z0-9\_\'\-]` and
+    /// the URI characters), checked for every byte against their definitions.
+    #[test]
+    fn byte_classes_match_the_character_sets() {
+        for b in 0..=255u8 {
+            let alnum = b.is_ascii_alphanumeric();
+            assert_eq!(super::is_path_char(b), alnum || b".-_+".contains(&b), "path char {b}");
+            assert_eq!(super::is_id_start(b), b.is_ascii_alphabetic() || b == b'_', "id start {b}");
+            assert_eq!(super::is_id_char(b), alnum || b"_'-".contains(&b), "id char {b}");
+            assert_eq!(super::is_uri_char(b), alnum || b"%/?:@&=+$,-_.!~*'".contains(&b), "uri char {b}");
+        }
+    }
+}
