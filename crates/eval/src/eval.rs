@@ -182,6 +182,11 @@ pub fn eval_error(msg: impl Into<String>, pos: Pos) -> Box<EvalError> {
     EvalError::new(ErrorKind::Eval, msg, pos)
 }
 
+/// A file that could not be read for parsing (`import`, the command's file).
+fn opening_file_error(e: IoError, path: &Path) -> Box<EvalError> {
+    EvalError::new(ErrorKind::Io, e.in_context(format_args!("opening file '{}'", path.display())), Pos::NONE)
+}
+
 pub fn io_error(e: IoError, pos: Pos) -> Box<EvalError> {
     let kind = match e {
         IoError::Unsupported(_) => ErrorKind::Unsupported,
@@ -353,11 +358,30 @@ impl Eval {
 
     /// Reads and parses a file.
     pub fn parse_file(&mut self, path: &Path) -> Result<&'static Expr> {
-        let src = self.io.read_file(path).map_err(|e| {
-            EvalError::new(ErrorKind::Io, e.in_context(format_args!("opening file '{}'", path.display())), Pos::NONE)
-        })?;
+        let src = self.io.read_file(path).map_err(|e| opening_file_error(e, path))?;
+        self.parse_file_source(path, &src)
+    }
+
+    /// Parses `src`, the contents of the file `path`.
+    fn parse_file_source(&mut self, path: &Path, src: &[u8]) -> Result<&'static Expr> {
         let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
-        self.parse_with_scope(&src, Origin::File(path.to_path_buf()), &base, None)
+        self.parse_with_scope(src, Origin::File(path.to_path_buf()), &base, None)
+    }
+
+    /// Parses (from `src` when it has been read already) and evaluates the
+    /// file `path` for an `import` at `pos`.
+    fn eval_imported(&mut self, path: &Path, src: Option<Vec<u8>>, pos: Pos) -> Result<Value> {
+        let parsed = match src {
+            Some(src) => self.parse_file_source(path, &src),
+            None => self.parse_file(path),
+        };
+        let e = parsed.map_err(|mut e| {
+            if e.pos.is_none() {
+                e.pos = pos;
+            }
+            e
+        })?;
+        self.eval_expr(e).trace(pos, || format!("while evaluating the file '{}':", path.display()))
     }
 
     /// Evaluates a resolved top-level expression in the base environment.
@@ -376,19 +400,9 @@ impl Eval {
         if let Some(v) = self.import_cache.get(given_key) {
             return Ok(v.clone());
         }
-        let src = self.io.read_source_file(path).map_err(|e| {
-            EvalError::new(ErrorKind::Io, e.in_context(format_args!("opening file '{}'", path.display())), Pos::NONE)
-        })?;
-        if let Some(src) = src {
-            let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
-            let e = self.parse_with_scope(&src, Origin::File(path.to_path_buf()), &base, None).map_err(|mut e| {
-                if e.pos.is_none() {
-                    e.pos = pos;
-                }
-                e
-            })?;
-            drop(src);
-            let v = self.eval_expr(e).trace(pos, || format!("while evaluating the file '{}':", path.display()))?;
+        let src = self.io.read_source_file(path).map_err(|e| opening_file_error(e, path))?;
+        if src.is_some() {
+            let v = self.eval_imported(path, src, pos)?;
             self.import_cache.insert(given_key.to_vec(), v.clone());
             return Ok(v);
         }
@@ -421,13 +435,7 @@ impl Eval {
         if let Some(v) = self.import_cache.get(&key) {
             return Ok(v.clone());
         }
-        let e = self.parse_file(&path).map_err(|mut e| {
-            if e.pos.is_none() {
-                e.pos = pos;
-            }
-            e
-        })?;
-        let v = self.eval_expr(e).trace(pos, || format!("while evaluating the file '{}':", path.display()))?;
+        let v = self.eval_imported(&path, None, pos)?;
         self.import_cache.insert(key, v.clone());
         // The name as given finds it next time (`import ./dir` again).
         self.import_cache.insert(given_key, v.clone());

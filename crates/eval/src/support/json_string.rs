@@ -1,58 +1,7 @@
-//! Quoting strings the way CppNix writes them: inside `builtins.toJSON`
-//! output, and when printing a value (`nix-instantiate --eval`).
+//! Quoting strings and attribute names the way CppNix prints a value
+//! (`nix-instantiate --eval`). JSON strings are written by `print::json_string`.
 //!
 //! Strings are bytes; the output is bytes too (non-ASCII passes through).
-
-/// Which CppNix's `builtins.toJSON` to imitate for string escapes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JsonFlavor {
-    /// CppNix 2.8's own JSON writer: `\"`, `\\`, `\n`, `\r`, `\t`, every other
-    /// byte below 0x20 as `\u00xx`; any other byte verbatim (even invalid
-    /// UTF-8).
-    CppNix2_8,
-    /// Current CppNix (nlohmann::json): additionally `\b` and `\f` short forms;
-    /// invalid UTF-8 is an error.
-    Current,
-}
-
-/// The string is not valid UTF-8, which current CppNix's JSON writer rejects.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid UTF-8 byte at index {index}: 0x{byte:02X}")]
-pub struct InvalidUtf8 {
-    pub index: usize,
-    pub byte: u8,
-}
-
-/// Appends `text` as a JSON string literal (with quotes) to `out`.
-pub fn write_json_string(out: &mut Vec<u8>, text: &[u8], flavor: JsonFlavor) -> Result<(), InvalidUtf8> {
-    if flavor == JsonFlavor::Current
-        && let Err(error) = std::str::from_utf8(text)
-    {
-        let index = error.valid_up_to();
-        return Err(InvalidUtf8 { index, byte: text[index] });
-    }
-    out.push(b'"');
-    for &byte in text {
-        match byte {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 if flavor == JsonFlavor::Current => out.extend_from_slice(b"\\b"),
-            0x0c if flavor == JsonFlavor::Current => out.extend_from_slice(b"\\f"),
-            0..0x20 => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(byte >> 4)]);
-                out.push(HEX[usize::from(byte & 15)]);
-            }
-            _ => out.push(byte),
-        }
-    }
-    out.push(b'"');
-    Ok(())
-}
 
 /// Appends `text` as a Nix string literal, as `nix-instantiate --eval`
 /// prints it: `\"`, `\\`, `\n`, `\r`, `\t`, and `\$` before `{`; every other
@@ -130,37 +79,6 @@ pub fn write_attr_name(out: &mut Vec<u8>, name: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn json(text: &[u8], flavor: JsonFlavor) -> String {
-        let mut out = Vec::new();
-        write_json_string(&mut out, text, flavor).unwrap();
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn json_escapes_match_cppnix_2_8() {
-        // Recorded from CppNix 2.8: toJSON of "\u0008\u000c\u0001\u001f\u007f\u00ff\u2028😀".
-        let input = "\u{8}\u{c}\u{1}\u{1f}\u{7f}\u{ff}\u{2028}😀";
-        assert_eq!(json(input.as_bytes(), JsonFlavor::CppNix2_8), "\"\\u0008\\u000c\\u0001\\u001f\u{7f}\u{ff}\u{2028}😀\"");
-        // From tests/lang/eval-okay-builtin-tojson-escapes.
-        assert_eq!(
-            json(b"quote\"back\\slash\nnl\ttab\rcr${x}/", JsonFlavor::CppNix2_8),
-            r#""quote\"back\\slash\nnl\ttab\rcr${x}/""#
-        );
-    }
-
-    #[test]
-    fn json_current_uses_short_forms_and_rejects_invalid_utf8() {
-        assert_eq!(json(b"\x08\x0c\x01", JsonFlavor::Current), r#""\b\f\u0001""#);
-        let mut out = Vec::new();
-        assert_eq!(
-            write_json_string(&mut out, b"ab\xff", JsonFlavor::Current),
-            Err(InvalidUtf8 { index: 2, byte: 0xff })
-        );
-        let mut out = Vec::new();
-        write_json_string(&mut out, b"ab\xff", JsonFlavor::CppNix2_8).unwrap();
-        assert_eq!(out, b"\"ab\xff\"");
-    }
 
     #[test]
     fn nix_string_printing_matches_cppnix() {
